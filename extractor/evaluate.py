@@ -1,0 +1,168 @@
+"""``extractor eval``: detection recall/precision and landmark NME on annotated sets.
+
+Reads the ``annotations.json`` format of ../shared/data. Rules:
+- a detection matches a ground-truth face at IoU >= 0.3 (greedy, best IoU first);
+- false positives count only on sets marked ``exhaustive`` and on images with ``"faces": []``;
+- NME = mean point error / distance between the outer eye corners (points 36 and 45), on faces
+  whose set's ``landmarks_kind`` is human; faces under 40 px wide are reported separately.
+Images whose ``faces`` is null (not box-annotated) only report their face count.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from extractor.geometry import iou
+from extractor.sources import InputError, read_image
+from extractor.stages import AlignStage, DetectStage, StageConfig
+
+IOU_MATCH = 0.3
+SMALL_FACE = 40
+
+
+@dataclass
+class FaceResult:
+    set_name: str
+    file: str
+    box_width: float
+    nme: float | None  # None when the face was not detected
+
+
+@dataclass
+class EvalReport:
+    detector: str
+    aligner: str
+    ground_truth: int = 0
+    matched: int = 0
+    false_positives: int = 0
+    counted_detections: int = 0
+    fp_files: list[str] = field(default_factory=list)
+    human_faces: list[FaceResult] = field(default_factory=list)
+    counts: list[tuple[str, int, int]] = field(default_factory=list)  # file, expected, found
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def recall(self) -> float:
+        return self.matched / self.ground_truth if self.ground_truth else float("nan")
+
+    @property
+    def precision(self) -> float:
+        return 1.0 - self.false_positives / self.counted_detections if self.counted_detections else 1.0
+
+    def nme_values(self, min_width: float = 0, max_width: float = float("inf")) -> np.ndarray:
+        return np.array([f.nme for f in self.human_faces
+                         if f.nme is not None and min_width <= f.box_width < max_width])
+
+    def summary(self) -> dict:
+        every = self.nme_values()
+        large = self.nme_values(SMALL_FACE)
+        small = self.nme_values(0, SMALL_FACE)
+        return {
+            "detector": self.detector, "aligner": self.aligner,
+            "recall": round(self.recall, 4), "matched": self.matched, "ground_truth": self.ground_truth,
+            "precision": round(self.precision, 4), "false_positives": self.false_positives,
+            "nme_median_all": round(float(np.median(every)), 4) if len(every) else None,
+            "nme_mean_ge40": round(float(large.mean()), 4) if len(large) else None,
+            "nme_mean_lt40": round(float(small.mean()), 4) if len(small) else None,
+            "human_faces": len(self.human_faces), "human_faces_missed": sum(f.nme is None for f in self.human_faces),
+        }
+
+    def format(self) -> str:
+        s = self.summary()
+        lines = [f"detector {self.detector}, aligner {self.aligner}",
+                 f"  detection recall    {s['recall']:.3f} ({self.matched}/{self.ground_truth} faces, IoU >= {IOU_MATCH})",
+                 f"  detection precision {s['precision']:.3f} ({self.false_positives} false positives on "
+                 f"exhaustive sets and no-face images)"]
+        for name in self.fp_files:
+            lines.append(f"    false positive in {name}")
+        lines.append(f"  landmark NME (human-annotated, {len(self.human_faces)} faces, "
+                     f"{s['human_faces_missed']} not detected):")
+        lines.append(f"    median, all faces       {_fmt(s['nme_median_all'])}")
+        lines.append(f"    mean, box >= {SMALL_FACE} px wide  {_fmt(s['nme_mean_ge40'])}")
+        lines.append(f"    mean, box <  {SMALL_FACE} px wide  {_fmt(s['nme_mean_lt40'])}")
+        for face in self.human_faces:
+            lines.append(f"      {face.set_name}/{face.file} (box {face.box_width:.0f} px): {_fmt(face.nme)}")
+        for name, expected, found in self.counts:
+            lines.append(f"  {name}: expected {expected} faces, found {found}")
+        lines.extend(f"  error: {e}" for e in self.errors)
+        return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def nme(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Mean point error over the outer-eye-corner distance (points 36 and 45)."""
+    truth = np.asarray(truth, dtype=np.float64)
+    norm = np.linalg.norm(truth[36] - truth[45])
+    return float(np.linalg.norm(np.asarray(predicted) - truth, axis=1).mean() / norm)
+
+
+def match(detections: list, truths: list) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching (detection index, truth index) at IoU >= 0.3."""
+    pairs = sorted(((iou(d.box_ltrb, t), di, ti) for di, d in enumerate(detections)
+                    for ti, t in enumerate(truths)), reverse=True)
+    used_d, used_t, out = set(), set(), []
+    for value, di, ti in pairs:
+        if value >= IOU_MATCH and di not in used_d and ti not in used_t:
+            used_d.add(di)
+            used_t.add(ti)
+            out.append((di, ti))
+    return out
+
+
+def find_annotation_files(root: Path) -> list[Path]:
+    root = Path(root)
+    if (root / "annotations.json").exists():
+        return [root / "annotations.json"]
+    return sorted(root.glob("*/annotations.json"))
+
+
+def evaluate(root: Path, config: StageConfig) -> EvalReport:
+    """Run detection and alignment over every annotated image below ``root``."""
+    detect, align = DetectStage(config), AlignStage(config)
+    report = EvalReport(config.detector, config.aligner)
+    files = find_annotation_files(root)
+    if not files:
+        raise FileNotFoundError(f"{root}: no annotations.json found (in it or its sub-folders)")
+    for ann_path in files:
+        annotations = json.loads(ann_path.read_text())
+        human = str(annotations.get("landmarks_kind", "")).startswith("human")
+        exhaustive = bool(annotations.get("exhaustive"))
+        set_name = ann_path.parent.name
+        for entry in annotations["images"]:
+            truths = entry.get("faces")
+            expected = entry.get("expected_face_count")
+            if truths is None and expected is None:
+                continue  # broken on purpose: nothing to measure
+            try:
+                image, _ = read_image(ann_path.parent / entry["file"])
+            except InputError as exc:
+                report.errors.append(str(exc))
+                continue
+            found = detect.run([image])[0]
+            if truths is None:
+                report.counts.append((f"{set_name}/{entry['file']}", expected, len(found)))
+                continue
+            pairs = match(found, [f["box"] for f in truths])
+            report.ground_truth += len(truths)
+            report.matched += len(pairs)
+            if exhaustive or not truths:
+                report.counted_detections += len(found)
+                report.false_positives += len(found) - len(pairs)
+                if len(found) > len(pairs):
+                    report.fp_files.append(f"{set_name}/{entry['file']}")
+            if not human:
+                continue
+            align.run([image] * len(pairs), [found[di] for di, _ in pairs])
+            by_truth = {ti: found[di] for di, ti in pairs}
+            for ti, truth in enumerate(truths):
+                width = truth["box"][2] - truth["box"][0]
+                face = by_truth.get(ti)
+                value = nme(face.landmarks, truth["landmarks68"]) if face is not None else None
+                report.human_faces.append(FaceResult(set_name, entry["file"], width, value))
+    return report

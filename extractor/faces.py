@@ -1,0 +1,132 @@
+"""A detected face: box, 68 landmarks, named masks, and the aligned crop made from them.
+
+Everything here is plain data that converts to and from JSON-safe dicts, so that a face can
+travel between processes as a small message and be written to the alignments file and into the
+PNG of its aligned crop without pickle.
+"""
+from __future__ import annotations
+
+import base64
+import zlib
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from extractor.geometry import aligned_face_matrix, transform_points
+
+# Masks are stored small, in aligned-face space, as faceswap stores them.
+MASK_STORED_SIZE = 128
+MASK_STORED_COVERAGE = 0.6
+
+
+@dataclass
+class Mask:
+    """A face mask stored at ``stored_size`` in aligned-face space.
+
+    ``affine`` maps frame pixels to mask pixels, so the mask can be put back on the frame
+    (``to_frame``) or onto any other aligned crop.
+    """
+
+    data: np.ndarray  # uint8 (stored_size, stored_size), 0..255
+    affine: np.ndarray  # 2x3 float, frame -> mask pixels
+
+    @property
+    def stored_size(self) -> int:
+        return int(self.data.shape[0])
+
+    @classmethod
+    def from_aligned(cls, mask: np.ndarray, landmarks: np.ndarray,
+                     coverage: float = MASK_STORED_COVERAGE) -> "Mask":
+        """Store a mask computed on an aligned crop of any size made with ``coverage``."""
+        if mask.dtype != np.uint8:
+            mask = np.clip(mask * 255.0, 0, 255).astype(np.uint8)
+        if mask.shape[0] != MASK_STORED_SIZE:
+            mask = cv2.resize(mask, (MASK_STORED_SIZE, MASK_STORED_SIZE), interpolation=cv2.INTER_AREA)
+        return cls(mask, aligned_face_matrix(landmarks, MASK_STORED_SIZE, coverage))
+
+    def to_frame(self, frame_shape) -> np.ndarray:
+        """The mask warped back onto a frame of ``frame_shape`` (uint8)."""
+        height, width = frame_shape[:2]
+        return cv2.warpAffine(self.data, self.affine, (width, height),
+                              flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def to_dict(self) -> dict:
+        packed = zlib.compress(np.ascontiguousarray(self.data).tobytes(), 6)
+        return {"stored_size": self.stored_size,
+                "affine": np.round(self.affine, 6).tolist(),
+                "data": base64.b64encode(packed).decode("ascii")}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Mask":
+        size = int(data["stored_size"])
+        raw = zlib.decompress(base64.b64decode(data["data"]))
+        return cls(np.frombuffer(raw, dtype=np.uint8).reshape(size, size).copy(),
+                   np.array(data["affine"], dtype=np.float64))
+
+
+@dataclass
+class DetectedFace:
+    """One face of one frame. Box is ``left, top, width, height`` in frame pixels."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    score: float = 1.0
+    landmarks: np.ndarray | None = None  # (68, 2) float, frame pixels
+    masks: dict[str, Mask] = field(default_factory=dict)
+    # Extra points from the detector (e.g. MTCNN's 5 points) that help an aligner place its crop.
+    detector_points: np.ndarray | None = None
+
+    @property
+    def right(self) -> float:
+        return self.left + self.width
+
+    @property
+    def bottom(self) -> float:
+        return self.top + self.height
+
+    @property
+    def box_ltrb(self) -> list[float]:
+        return [self.left, self.top, self.right, self.bottom]
+
+    def aligned_matrix(self, size: int, coverage: float) -> np.ndarray:
+        """2x3 matrix from frame pixels to this face's aligned crop."""
+        if self.landmarks is None:
+            raise ValueError("face has no landmarks yet: align it before asking for its crop")
+        return aligned_face_matrix(self.landmarks, size, coverage)
+
+    def aligned_face(self, image: np.ndarray, size: int, coverage: float) -> np.ndarray:
+        """The face warped to the mean face at ``size`` pixels (similarity transform)."""
+        matrix = self.aligned_matrix(size, coverage)
+        return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA
+                              if matrix[0, 0] ** 2 + matrix[0, 1] ** 2 < 1 else cv2.INTER_CUBIC,
+                              borderMode=cv2.BORDER_CONSTANT)
+
+    def aligned_landmarks(self, size: int, coverage: float) -> np.ndarray:
+        return transform_points(self.landmarks, self.aligned_matrix(size, coverage))
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict: what the alignments file and the PNG metadata hold."""
+        out = {"box": [round(float(v), 3) for v in (self.left, self.top, self.width, self.height)],
+               "score": round(float(self.score), 5)}
+        if self.landmarks is not None:
+            out["landmarks"] = np.round(np.asarray(self.landmarks, dtype=np.float64), 3).tolist()
+        if self.detector_points is not None:
+            out["detector_points"] = np.round(self.detector_points, 3).tolist()
+        if self.masks:
+            out["masks"] = {name: mask.to_dict() for name, mask in self.masks.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DetectedFace":
+        left, top, width, height = data["box"]
+        face = cls(left, top, width, height, data.get("score", 1.0))
+        if data.get("landmarks") is not None:
+            face.landmarks = np.array(data["landmarks"], dtype=np.float64)
+        if data.get("detector_points") is not None:
+            face.detector_points = np.array(data["detector_points"], dtype=np.float64)
+        face.masks = {name: Mask.from_dict(mask) for name, mask in data.get("masks", {}).items()}
+        return face

@@ -1,0 +1,114 @@
+"""Pure geometry shared by plugins and outputs: boxes, similarity transforms, the aligned-face matrix.
+
+Kept free of models and I/O so that every stage (and the tests) can use it cheaply.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from extractor.mean_face import MEAN_FACE_68
+
+# Points used to fit the aligned-face transform: brows, nose, eyes and mouth (as faceswap does).
+# The jaw line is left out because it moves with pose much more than the inner face.
+ALIGN_POINTS = slice(17, 68)
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray, estimate_scale: bool = True) -> np.ndarray:
+    """Least-squares similarity transform (3x3) mapping ``src`` points onto ``dst`` points.
+
+    Umeyama, "Least-squares estimation of transformation parameters between two point
+    patterns", PAMI 1991: the closed form used by faceswap and insightface for face alignment.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    num, dim = src.shape
+    src_mean = src.mean(axis=0)
+    dst_mean = dst.mean(axis=0)
+    src_demean = src - src_mean
+    dst_demean = dst - dst_mean
+    covariance = dst_demean.T @ src_demean / num
+    sign = np.ones((dim,), dtype=np.float64)
+    if np.linalg.det(covariance) < 0:
+        sign[dim - 1] = -1
+    transform = np.eye(dim + 1, dtype=np.float64)
+    u_mat, singular, v_t = np.linalg.svd(covariance)
+    rank = np.linalg.matrix_rank(covariance)
+    if rank == 0:
+        return np.full_like(transform, np.nan)
+    if rank == dim - 1:
+        if np.linalg.det(u_mat) * np.linalg.det(v_t) > 0:
+            transform[:dim, :dim] = u_mat @ v_t
+        else:
+            saved = sign[dim - 1]
+            sign[dim - 1] = -1
+            transform[:dim, :dim] = u_mat @ np.diag(sign) @ v_t
+            sign[dim - 1] = saved
+    else:
+        transform[:dim, :dim] = u_mat @ np.diag(sign) @ v_t
+    scale = 1.0
+    if estimate_scale:
+        scale = 1.0 / src_demean.var(axis=0).sum() * (singular @ sign)
+    transform[:dim, dim] = dst_mean - scale * (transform[:dim, :dim] @ src_mean.T)
+    transform[:dim, :dim] *= scale
+    return transform
+
+
+def aligned_face_matrix(landmarks: np.ndarray, size: int, coverage: float) -> np.ndarray:
+    """2x3 affine matrix from frame pixels to an aligned face of ``size`` pixels.
+
+    The inner-face points of the mean face span the unit square; ``coverage`` is the fraction of
+    the output that this square takes, so lower coverage shows more of the head around the face.
+    """
+    unit = umeyama(np.asarray(landmarks)[ALIGN_POINTS], MEAN_FACE_68[ALIGN_POINTS], True)[:2]
+    padding = size * (1.0 - coverage) / 2.0
+    scale = size * coverage
+    out = unit * scale
+    out[:, 2] += padding
+    return out
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine matrix to an (N, 2) array of points."""
+    points = np.asarray(points, dtype=np.float64)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def invert_affine(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine matrix."""
+    full = np.vstack([matrix, [0.0, 0.0, 1.0]])
+    return np.linalg.inv(full)[:2]
+
+
+def iou(box_a, box_b) -> float:
+    """Intersection over union of two ``[left, top, right, bottom]`` boxes."""
+    left = max(box_a[0], box_b[0])
+    top = max(box_a[1], box_b[1])
+    right = min(box_a[2], box_b[2])
+    bottom = min(box_a[3], box_b[3])
+    inter = max(0.0, right - left) * max(0.0, bottom - top)
+    area_a = (box_a[2] - box_a[0]) * (box_a[3] - box_a[1])
+    area_b = (box_b[2] - box_b[0]) * (box_b[3] - box_b[1])
+    union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
+
+
+def rotate_image(image: np.ndarray, angle: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate by a multiple of 90 degrees clockwise; returns the image and the 2x3 matrix
+    that maps rotated-image points back to the original image."""
+    import cv2
+
+    height, width = image.shape[:2]
+    angle %= 360
+    if angle == 0:
+        return image, np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    codes = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    if angle not in codes:
+        raise ValueError(f"rotation must be a multiple of 90 degrees, got {angle}")
+    rotated = cv2.rotate(image, codes[angle])
+    # Maps from rotated coordinates (x', y') back to original (x, y).
+    back = {
+        90: np.array([[0.0, 1, 0], [-1, 0, height - 1]]),
+        180: np.array([[-1.0, 0, width - 1], [0, -1, height - 1]]),
+        270: np.array([[0.0, -1, width - 1], [1, 0, 0]]),
+    }[angle]
+    return rotated, back

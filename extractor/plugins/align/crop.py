@@ -1,0 +1,112 @@
+"""Face crops for landmark models, placed through the mean face, and their refinement.
+
+Landmark models are trained on crops framed a particular way (dlib on its HOG detector's boxes,
+the face mesh on 1.5x BlazeFace boxes). Feeding them another detector's box costs accuracy, so
+every aligner here frames its crop in *mean-face space*: a similarity transform from the mean
+face to the frame (the "pose") places the crop, upright, at the framing the model expects.
+
+The first pose comes from the detector's key points (calibrated per detector in
+``calibration.py``) or, without points, from its box; after one prediction the pose is re-fitted
+on the 68 predicted points and the model runs again ("refinement"), which removes most of the
+dependence on the detector.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from extractor.calibration import DETECTOR_POINTS, DETECTOR_BOXES
+from extractor.faces import DetectedFace
+from extractor.geometry import ALIGN_POINTS, invert_affine, transform_points, umeyama
+from extractor.mean_face import MEAN_FACE_68
+from extractor.plugins.base import Aligner, Batch
+
+
+def pose_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """2x3 similarity from mean-face units to frame pixels, fitted on the inner-face points."""
+    return umeyama(MEAN_FACE_68[ALIGN_POINTS], np.asarray(landmarks)[ALIGN_POINTS])[:2]
+
+
+def pose_from_detection(face: DetectedFace, detector: str | None) -> np.ndarray:
+    """First pose estimate from a detection: its key points if calibrated, else its box."""
+    points = DETECTOR_POINTS.get(detector or "")
+    if points is not None and face.detector_points is not None:
+        found = np.asarray(face.detector_points, dtype=np.float64)[:len(points)]
+        return umeyama(np.array(points), found)[:2]
+    centre_x, centre_y, side = DETECTOR_BOXES.get(detector or "", DETECTOR_BOXES["default"])
+    scale = max(face.width, face.height) / side
+    # Upright: mean-face point (cx, cy) lands on the box centre.
+    return np.array([[scale, 0.0, face.left + face.width / 2 - scale * centre_x],
+                     [0.0, scale, face.top + face.height / 2 - scale * centre_y]])
+
+
+def crop_matrix(pose: np.ndarray, crop_box: tuple[float, float, float], crop_size: int) -> np.ndarray:
+    """2x3 matrix from frame pixels to an upright ``crop_size`` crop of the mean-face square
+    ``crop_box`` = (centre x, centre y, side) in mean-face units."""
+    centre_x, centre_y, side = crop_box
+    # crop pixels -> mean-face units -> frame pixels, then invert.
+    unit = side / crop_size
+    crop_to_mean = np.array([[unit, 0.0, centre_x - side / 2], [0.0, unit, centre_y - side / 2]])
+    crop_to_frame = np.vstack([pose, [0, 0, 1]]) @ np.vstack([crop_to_mean, [0, 0, 1]])
+    return invert_affine(crop_to_frame[:2])
+
+
+def warp_crop(image: np.ndarray, matrix: np.ndarray, crop_size: int) -> np.ndarray:
+    """Cut the crop out of the frame (replicated borders for faces cut by the frame edge)."""
+    shrink = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    flags = cv2.INTER_AREA if shrink < 1 else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, matrix, (crop_size, crop_size), flags=flags,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def landmarks_to_frame(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Crop-pixel points back to frame pixels."""
+    return transform_points(points, invert_affine(matrix))
+
+
+class CropAligner(Aligner):
+    """An aligner whose model sees an upright crop framed in mean-face space.
+
+    Subclasses set ``crop_box`` (the framing their model was trained on, in mean-face units) and
+    implement ``predict`` (crops -> points in crop pixels) and ``to_68`` (model points -> iBUG 68).
+    ``refine`` extra passes re-frame the crop on the previous pass's landmarks.
+    """
+
+    crop_box: tuple[float, float, float] = (0.5, 0.5, 1.5)
+
+    def __init__(self, batch_size=None, normalization="none", detector: str | None = None,
+                 refine: int = 1, **options):
+        super().__init__(batch_size, normalization, **options)
+        self.detector = detector
+        self.refine = refine
+
+    def process(self, batch: Batch) -> Batch:
+        if not self.loaded:
+            self.load()
+        poses = [pose_from_detection(face, self.detector) for face in batch.faces]
+        for _ in range(1 + self.refine):
+            batch.feed = poses
+            self.pre_process(batch)
+            self.predict(batch)
+            self.post_process(batch)
+            poses = [pose_from_landmarks(face.landmarks) for face in batch.faces]
+        batch.feed = batch.prediction = None
+        return batch
+
+    def pre_process(self, batch: Batch) -> None:
+        """``batch.feed`` holds the poses; replace it with (crops, crop matrices)."""
+        crops, matrices = [], []
+        for image, pose in zip(batch.images, batch.feed):
+            matrix = crop_matrix(pose, self.crop_box, self.input_size)
+            crop = self.normalize(warp_crop(image, matrix, self.input_size))
+            crops.append(self.to_model_colour(crop))
+            matrices.append(matrix)
+        batch.feed = (crops, matrices)
+
+    def post_process(self, batch: Batch) -> None:
+        """``batch.prediction`` holds model points in crop pixels, one array per face."""
+        for face, points, matrix in zip(batch.faces, batch.prediction, batch.feed[1]):
+            face.landmarks = landmarks_to_frame(self.to_68(points), matrix)
+
+    def to_68(self, points: np.ndarray) -> np.ndarray:
+        return points

@@ -1,0 +1,157 @@
+"""The plugin contract: what every detector, aligner and masker declares and implements.
+
+A plugin is pure computation on a batch: ``load`` once, then for each batch ``pre_process`` ->
+``predict`` -> ``post_process``. It owns no thread, queue or process, so the same object runs in
+a unit test, in the single-process engine and inside a pool worker. Its resource needs are data
+on the class (as NeMo Curator's stages declare theirs) so the device planner can read them
+without loading the model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from extractor.faces import DetectedFace
+from extractor.media import convert_colour
+
+
+@dataclass(frozen=True)
+class DeviceNeed:
+    """What a plugin needs from a device: ``gpu`` is False for CPU-only runtimes (dlib)."""
+
+    gpu: bool
+    base_mb: int = 0
+    per_item_mb: int = 0
+
+    def vram_mb(self, batch_size: int) -> int:
+        return self.base_mb + self.per_item_mb * batch_size
+
+
+@dataclass
+class Batch:
+    """A batch moving through one plugin.
+
+    ``images`` are BGR frames, one per item (several items may share one frame). Detect batches
+    have no ``faces`` in; align and mask batches carry one face per item. ``feed`` and
+    ``prediction`` are the plugin's own intermediate data.
+    """
+
+    images: list[np.ndarray]
+    faces: list[DetectedFace] = field(default_factory=list)
+    feed: Any = None
+    prediction: Any = None
+    # Detect output: the faces found in each image.
+    detections: list[list[DetectedFace]] = field(default_factory=list)
+
+
+class Plugin:
+    """Base of every plugin. Subclasses set the class attributes and implement the four steps."""
+
+    name: ClassVar[str] = ""
+    stage: ClassVar[str] = ""  # "detect", "align" or "mask"
+    input_size: ClassVar[int] = 0  # side of the square the model sees (0: whole frame)
+    colour_format: ClassVar[str] = "BGR"  # what pre_process hands the model
+    batch_size: ClassVar[int] = 1  # default; the CLI may override per run
+    device_need: ClassVar[DeviceNeed] = DeviceNeed(gpu=False)
+    description: ClassVar[str] = ""
+
+    def __init__(self, batch_size: int | None = None, **options):
+        self.batch_size = batch_size or type(self).batch_size
+        self.options = options
+        self.loaded = False
+
+    # --- the contract -------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the model (once per process)."""
+        self.loaded = True
+
+    def pre_process(self, batch: Batch) -> None:
+        raise NotImplementedError
+
+    def predict(self, batch: Batch) -> None:
+        raise NotImplementedError
+
+    def post_process(self, batch: Batch) -> None:
+        raise NotImplementedError
+
+    # --- helpers ------------------------------------------------------------------------
+    def process(self, batch: Batch) -> Batch:
+        """Run the three batch steps; loads the model on first use."""
+        if not self.loaded:
+            self.load()
+        self.pre_process(batch)
+        self.predict(batch)
+        self.post_process(batch)
+        batch.feed = batch.prediction = None
+        return batch
+
+    def to_model_colour(self, image: np.ndarray) -> np.ndarray:
+        return convert_colour(image, self.colour_format)
+
+    @classmethod
+    def info(cls) -> dict:
+        need = cls.device_need
+        return {"name": cls.name, "stage": cls.stage, "input_size": cls.input_size,
+                "colour_format": cls.colour_format, "batch_size": cls.batch_size,
+                "gpu": need.gpu, "vram_mb": need.vram_mb(cls.batch_size),
+                "description": cls.description}
+
+
+class Detector(Plugin):
+    """Finds faces in whole frames: fills ``batch.detections`` (one list per image)."""
+
+    stage = "detect"
+
+
+class Aligner(Plugin):
+    """Places 68 iBUG landmarks (frame pixels) on each face of the batch.
+
+    ``normalization`` ("none", "clahe", "hist", "mean") is applied to the face crop the model
+    sees, as faceswap's aligner normalisation does; it helps on dark or low-contrast faces.
+    """
+
+    stage = "align"
+    NORMALIZATIONS = ("none", "clahe", "hist", "mean")
+
+    def __init__(self, batch_size: int | None = None, normalization: str = "none", **options):
+        super().__init__(batch_size, **options)
+        if normalization not in self.NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {self.NORMALIZATIONS}, got {normalization!r}")
+        self.normalization = normalization
+
+    def normalize(self, crop: np.ndarray) -> np.ndarray:
+        """Apply the chosen normalisation to a BGR crop."""
+        if self.normalization == "none":
+            return crop
+        if self.normalization == "mean":
+            out = crop.astype(np.float32)
+            out = (out - out.mean(axis=(0, 1))) / (out.std(axis=(0, 1)) + 1e-6) * 64.0 + 127.5
+            return np.clip(out, 0, 255).astype(np.uint8)
+        lab = cv2.cvtColor(crop, cv2.COLOR_BGR2LAB)
+        if self.normalization == "hist":
+            lab[..., 0] = cv2.equalizeHist(lab[..., 0])
+        else:
+            lab[..., 0] = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(lab[..., 0])
+        return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+
+
+class Masker(Plugin):
+    """Computes one named mask per face; stores it on ``face.masks[self.name]``.
+
+    Maskers work on the aligned face at ``input_size`` made with ``coverage``; the base class
+    builds those crops so each masker only has to turn crops into masks.
+    """
+
+    stage = "mask"
+    coverage: ClassVar[float] = 0.6
+
+    def aligned_inputs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """(N, size, size, C) aligned crops in the model's colour and (N, 68, 2) aligned landmarks."""
+        crops, points = [], []
+        for image, face in zip(batch.images, batch.faces):
+            crops.append(self.to_model_colour(face.aligned_face(image, self.input_size, self.coverage)))
+            points.append(face.aligned_landmarks(self.input_size, self.coverage))
+        return np.stack(crops), np.stack(points)

@@ -1,0 +1,179 @@
+"""Input: an image folder or a video file, decoded to 8-bit BGR frames in a fixed order.
+
+Decoding problems never stop the run: each bad input becomes a ``SkippedInput`` that names the
+file and the problem, and the caller reports it and moves on.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+DEFAULT_MAX_PIXELS = 20000 * 20000
+
+
+class InputError(Exception):
+    """An input that cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class Frame:
+    """A decoded frame: its output name, its position in the input and its BGR pixels."""
+
+    name: str
+    index: int
+    image: np.ndarray
+    source: str
+    warning: str | None = None
+
+
+@dataclass
+class SkippedInput:
+    """An input that produced no frame, and why."""
+
+    source: str
+    reason: str
+
+
+def to_bgr8(pil_image: Image.Image) -> np.ndarray:
+    """Any Pillow image (gray, RGBA, palette, CMYK, 16-bit, float) as an 8-bit BGR array."""
+    mode = pil_image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(pil_image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or array.max() > 255 else 255.0
+        if mode == "F":
+            top = max(float(array.max()), 1.0)
+        gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    if mode in ("L", "1"):
+        gray = np.asarray(pil_image.convert("L"))
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    if mode != "RGB":
+        pil_image = pil_image.convert("RGB")  # RGBA/LA/P drop alpha; CMYK/YCbCr/LAB convert
+    return cv2.cvtColor(np.asarray(pil_image), cv2.COLOR_RGB2BGR)
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str | None]:
+    """Decode an image file to 8-bit BGR with its EXIF orientation applied.
+
+    Returns the image and a warning (or None). A truncated file that still decodes in part is
+    returned with a warning; anything unusable raises ``InputError`` naming the file.
+    """
+    path = str(path)
+    if os.path.getsize(path) == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+    try:
+        with Image.open(path) as pil_image:
+            width, height = pil_image.size
+            if width * height > max_pixels:
+                raise InputError(f"{path}: header says {width}x{height} = {width * height} pixels, "
+                                 f"over the --max-pixels limit of {max_pixels}")
+            warning = None
+            try:
+                pil_image.load()
+            except OSError as exc:
+                if "truncated" not in str(exc):
+                    raise
+                warning = f"{path}: truncated file ({exc}); using the part that decodes"
+                ImageFile.LOAD_TRUNCATED_IMAGES = True
+                try:
+                    with Image.open(path) as retry:
+                        retry.load()
+                        pil_image = retry.copy()
+                finally:
+                    ImageFile.LOAD_TRUNCATED_IMAGES = False
+            pil_image = ImageOps.exif_transpose(pil_image)
+            return to_bgr8(pil_image), warning
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not an image Pillow can read (unknown or corrupt format)") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"{path}: cannot decode image ({exc})") from None
+
+
+def list_images(folder: Path) -> tuple[list[Path], list[SkippedInput]]:
+    """Image files of ``folder`` in name order, and the other files (skipped, with a reason)."""
+    images, skipped = [], []
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            images.append(path)
+        elif not path.name.startswith("."):
+            skipped.append(SkippedInput(str(path), "not an image file (unknown extension)"))
+    return images, skipped
+
+
+class InputSource:
+    """Frames of an image folder or a video file, in order, every ``every_n``-th frame."""
+
+    def __init__(self, path: str | os.PathLike, every_n: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.path = Path(path)
+        if every_n < 1:
+            raise ValueError("--extract-every-n must be 1 or more")
+        self.every_n = every_n
+        self.max_pixels = max_pixels
+        if not self.path.exists():
+            raise InputError(f"{self.path}: input does not exist")
+        self.is_video = self.path.is_file() and self.path.suffix.lower() in VIDEO_EXTENSIONS
+        if self.path.is_file() and not self.is_video and self.path.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise InputError(f"{self.path}: not a folder, a video or an image")
+
+    def __iter__(self) -> Iterator[Frame | SkippedInput]:
+        if self.is_video:
+            yield from self._video_frames()
+        else:
+            yield from self._image_frames()
+
+    def _image_frames(self) -> Iterator[Frame | SkippedInput]:
+        if self.path.is_file():
+            paths, skipped = [self.path], []
+        else:
+            paths, skipped = list_images(self.path)
+        yield from skipped
+        for index, path in enumerate(paths):
+            if index % self.every_n:
+                continue
+            try:
+                image, warning = read_image(path, self.max_pixels)
+            except InputError as exc:
+                yield SkippedInput(str(path), str(exc))
+                continue
+            yield Frame(path.stem, index, image, str(path), warning)
+
+    def _video_frames(self) -> Iterator[Frame | SkippedInput]:
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            yield SkippedInput(str(self.path), f"{self.path}: cannot open video")
+            return
+        expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        index = -1
+        try:
+            while True:
+                if (index + 1) % self.every_n:
+                    ok = capture.grab()  # skip without decoding the pixels
+                    index += 1
+                    if not ok:
+                        break
+                    continue
+                ok, image = capture.read()
+                index += 1
+                if not ok:
+                    break
+                yield Frame(f"{self.path.stem}_{index + 1:06d}", index, image, str(self.path))
+        finally:
+            capture.release()
+        if expected and index < expected - 1:
+            yield SkippedInput(str(self.path), f"{self.path}: video ended after {index} frames of the {expected} "
+                               "its header announces (file cut off?)")

@@ -1,0 +1,117 @@
+"""Stage logic around plugins: the options users set that are not a model's business.
+
+- detect: minimum face size (filtered after detection, see the MTCNN bug in MODELS.md) and
+  rotation retries for frames where nothing is found;
+- align: hands the aligner its options (normalisation, which detector made the boxes);
+- mask: runs each chosen masker.
+
+Each stage takes and returns plain lists, with no queue or process, so the single-process engine
+and the pool workers run exactly the same code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from extractor.faces import DetectedFace
+from extractor.geometry import rotate_image, transform_points
+from extractor.plugins import registry
+from extractor.plugins.base import Batch, Plugin
+
+
+@dataclass
+class StageConfig:
+    """Everything needed to build the stages in any process (picklable, small)."""
+
+    detector: str = registry.DEFAULTS["detect"]
+    aligner: str = registry.DEFAULTS["align"]
+    maskers: tuple[str, ...] = (registry.DEFAULTS["mask"],)
+    batch_sizes: dict[str, int] = field(default_factory=dict)  # plugin stage -> batch size
+    min_size: int = 0
+    rotations: tuple[int, ...] = ()
+    normalization: str = "none"
+
+
+def _rotate_face_back(face: DetectedFace, back: np.ndarray) -> DetectedFace:
+    """A face found on a rotated frame, expressed in the original frame."""
+    corners = transform_points([[face.left, face.top], [face.right, face.bottom]], back)
+    left, top = corners.min(0)
+    right, bottom = corners.max(0)
+    out = DetectedFace(left, top, right - left, bottom - top, face.score)
+    if face.detector_points is not None:
+        out.detector_points = transform_points(face.detector_points, back)
+    return out
+
+
+class DetectStage:
+    def __init__(self, config: StageConfig):
+        self.config = config
+        self.plugin: Plugin = registry.create("detect", config.detector,
+                                              batch_size=config.batch_sizes.get("detect"))
+
+    @property
+    def batch_size(self) -> int:
+        return self.plugin.batch_size
+
+    def load(self) -> None:
+        self.plugin.load()
+
+    def run(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
+        """Faces found in each image, big enough, retried on rotated copies if none."""
+        found = self._detect(images)
+        for angle in self.config.rotations:
+            empty = [i for i, faces in enumerate(found) if not faces]
+            if not empty:
+                break
+            rotated = [rotate_image(images[i], angle) for i in empty]
+            retry = self._detect([image for image, _ in rotated])
+            for i, faces, (_, back) in zip(empty, retry, rotated):
+                found[i] = [_rotate_face_back(face, back) for face in faces]
+        return found
+
+    def _detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
+        faces = self.plugin.process(Batch(list(images))).detections
+        minimum = self.config.min_size
+        return [[f for f in frame if max(f.width, f.height) >= minimum] for frame in faces]
+
+
+class AlignStage:
+    def __init__(self, config: StageConfig):
+        self.plugin: Plugin = registry.create(
+            "align", config.aligner, batch_size=config.batch_sizes.get("align"),
+            normalization=config.normalization, detector=config.detector)
+
+    @property
+    def batch_size(self) -> int:
+        return self.plugin.batch_size
+
+    def load(self) -> None:
+        self.plugin.load()
+
+    def run(self, images: list[np.ndarray], faces: list[DetectedFace]) -> list[DetectedFace]:
+        """Fills ``landmarks`` of each face (one frame per face, frames may repeat)."""
+        if faces:
+            self.plugin.process(Batch(list(images), list(faces)))
+        return faces
+
+
+class MaskStage:
+    def __init__(self, config: StageConfig):
+        self.plugins: list[Plugin] = [registry.create("mask", name, batch_size=config.batch_sizes.get("mask"))
+                                      for name in config.maskers]
+
+    @property
+    def batch_size(self) -> int:
+        return min((p.batch_size for p in self.plugins), default=64)
+
+    def load(self) -> None:
+        for plugin in self.plugins:
+            plugin.load()
+
+    def run(self, images: list[np.ndarray], faces: list[DetectedFace]) -> list[DetectedFace]:
+        """Adds every chosen mask to each face."""
+        if faces:
+            for plugin in self.plugins:
+                plugin.process(Batch(list(images), list(faces)))
+        return faces
