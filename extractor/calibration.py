@@ -3,7 +3,7 @@
 All positions are in mean-face units (see mean_face.py); boxes are (centre x, centre y, side).
 Regenerate with: .venv/bin/python tools/fit_calibration.py
 """
-DLIB_BOX = (0.5333, 0.537, 1.4279)
+DLIB_BOX = (0.5112, 0.4759, 1.4052)
 DETECTOR_BOXES = {'blazeface': [0.5114, 0.4843, 1.4787],
  'default': [0.5333, 0.537, 1.4279],
  'dlib-hog': [0.5112, 0.4759, 1.4052],

