@@ -73,7 +73,8 @@ class EvalReport:
     def format(self) -> str:
         s = self.summary()
         lines = [f"detector {self.detector}, aligner {self.aligner}",
-                 f"  detection recall    {s['recall']:.3f} ({self.matched}/{self.ground_truth} faces, IoU >= {IOU_MATCH})",
+                 f"  detection recall    {s['recall']:.3f} ({self.matched}/{self.ground_truth} faces, "
+                 f"IoU >= {IOU_MATCH})",
                  f"  detection precision {s['precision']:.3f} ({self.false_positives} false positives on "
                  f"exhaustive sets and no-face images)"]
         for name in self.fp_files:
@@ -122,9 +123,14 @@ def find_annotation_files(root: Path) -> list[Path]:
     return sorted(root.glob("*/annotations.json"))
 
 
-def evaluate(root: Path, config: StageConfig) -> EvalReport:
-    """Run detection and alignment over every annotated image below ``root``."""
-    detect, align = DetectStage(config), AlignStage(config)
+def evaluate(root: Path, config: StageConfig, detect: DetectStage | None = None,
+             align: AlignStage | None = None) -> EvalReport:
+    """Run detection and alignment over every annotated image below ``root``.
+
+    Already loaded stages may be passed in (tests load each model once per session).
+    """
+    detect = detect or DetectStage(config)
+    align = align or AlignStage(config)
     report = EvalReport(config.detector, config.aligner)
     files = find_annotation_files(root)
     if not files:

@@ -13,7 +13,8 @@ mean-face units, where faces of any size and position agree:
   on a 3x crop around each face, upscaled, so that small faces are found by every detector;
 - MESH_CROP_BOX: MediaPipe's framing for the mesh, its detector's box scaled by 1.5;
 - MESH_TO_68: each iBUG point as the best point on a segment between two of its 8 nearest mesh
-  vertices (a convex mix, least mean error over all faces) (the mesh is run on the crop framed by the face's own landmarks).
+  vertices (a convex mix, least mean error over all faces); the mesh runs on the crop framed
+  by the face's own landmarks.
 Run: .venv/bin/python tools/fit_calibration.py  (takes about a minute; needs the models).
 """
 import json

@@ -1,0 +1,145 @@
+"""``extractor`` command line: run, plugins, eval."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+# Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from extractor.output import OutputSettings  # noqa: E402
+from extractor.plugins import registry  # noqa: E402
+from extractor.plugins.base import Aligner  # noqa: E402
+from extractor.sources import DEFAULT_MAX_PIXELS, InputError  # noqa: E402
+from extractor.stages import StageConfig  # noqa: E402
+
+STAGES = ("detect", "align", "mask")
+
+
+def _names(stage: str) -> list[str]:
+    return [cls.name for cls in registry.available(stage)]
+
+
+def _parse_batch_sizes(values: tuple[str, ...]) -> dict[str, int]:
+    sizes = {}
+    for value in values:
+        stage, _, number = value.partition("=")
+        if stage not in STAGES or not number.isdigit() or int(number) < 1:
+            raise click.BadParameter(f"{value!r}: use STAGE=N with STAGE one of {', '.join(STAGES)}",
+                                     param_hint="--batch-size")
+        sizes[stage] = int(number)
+    return sizes
+
+
+def _parse_rotations(value: str) -> tuple[int, ...]:
+    if not value or value == "off":
+        return ()
+    if value == "on":
+        return (90, 270, 180)
+    try:
+        angles = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use on, off or angles like 90,270", param_hint="--rotate") from None
+    if any(a % 90 or not 0 < a < 360 for a in angles):
+        raise click.BadParameter("rotation angles must be 90, 180 or 270", param_hint="--rotate")
+    return angles
+
+
+@click.group()
+@click.option("--loglevel", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def main(loglevel: str) -> None:
+    """Face extraction: detect, align and mask every face of an image folder or a video."""
+    logging.basicConfig(level=loglevel.upper(), format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("tensorflow", "absl", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@main.command()
+@click.option("-i", "--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="Image folder, image file or video file.")
+@click.option("-o", "--output", "output_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the aligned face PNGs.")
+@click.option("--alignments", type=click.Path(path_type=Path), default=None,
+              help="Alignments file (default: OUTPUT/alignments.jsonl).")
+@click.option("--detector", default=registry.DEFAULTS["detect"], show_default=True,
+              type=click.Choice(_names("detect")))
+@click.option("--aligner", default=registry.DEFAULTS["align"], show_default=True,
+              type=click.Choice(_names("align")))
+@click.option("--masker", "maskers", multiple=True, type=click.Choice(_names("mask")),
+              help="Mask to compute; repeat for several (default: components).")
+@click.option("--size", default=256, show_default=True, type=click.IntRange(32, 4096),
+              help="Side of the aligned face PNGs in pixels.")
+@click.option("--coverage", default=0.6, show_default=True, type=click.FloatRange(0.2, 1.0),
+              help="Share of the face PNG that the inner face (brows to mouth) covers.")
+@click.option("--min-size", default=0, show_default=True, type=click.IntRange(0),
+              help="Drop faces whose box is smaller than this many pixels (after detection).")
+@click.option("--extract-every-n", "every_n", default=1, show_default=True, type=click.IntRange(1),
+              help="Use every n-th frame or image.")
+@click.option("--batch-size", "batch_sizes", multiple=True, metavar="STAGE=N",
+              help="Batch size of a stage, e.g. --batch-size align=32 (default: the plugin's).")
+@click.option("--normalization", default="none", show_default=True, type=click.Choice(Aligner.NORMALIZATIONS),
+              help="Normalise the face crop the aligner sees.")
+@click.option("--rotate", default="off", show_default=True,
+              help="Retry frames with no face rotated: on (90,270,180), off, or angles like 90,270.")
+@click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
+              help="Refuse images whose header claims more pixels than this.")
+@click.option("--single-process", is_flag=True,
+              help="Run every stage in this process (the baseline engine, easiest to debug).")
+def run(input_path, output_dir, alignments, detector, aligner, maskers, size, coverage, min_size,
+        every_n, batch_sizes, normalization, rotate, max_pixels, single_process):
+    """Extract faces from INPUT into OUTPUT."""
+    from extractor.single import RunSettings, run_single_process
+
+    settings = RunSettings(
+        input_path=input_path,
+        output=OutputSettings(output_dir=output_dir, alignments_path=alignments or output_dir / "alignments.jsonl",
+                              size=size, coverage=coverage),
+        stages=StageConfig(detector=detector, aligner=aligner,
+                           maskers=tuple(maskers) or (registry.DEFAULTS["mask"],),
+                           batch_sizes=_parse_batch_sizes(batch_sizes), min_size=min_size,
+                           rotations=_parse_rotations(rotate), normalization=normalization),
+        every_n=every_n, max_pixels=max_pixels)
+    try:
+        summary = run_single_process(settings)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(summary.format())
+
+
+@main.command()
+def plugins() -> None:
+    """List the plugins with what they need."""
+    click.echo(f"{'stage':7} {'name':11} {'input':>5} {'colour':6} {'batch':>5} {'device':10} description")
+    for cls in registry.available():
+        info = cls.info()
+        device = f"GPU {info['vram_mb']} MB" if info["gpu"] else "CPU"
+        default = " (default)" if registry.DEFAULTS.get(info["stage"]) == info["name"] else ""
+        click.echo(f"{info['stage']:7} {info['name']:11} {info['input_size'] or 'frame':>5} "
+                   f"{info['colour_format']:6} {info['batch_size']:>5} {device:10} {info['description']}{default}")
+
+
+@main.command(name="eval")
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--detector", default=registry.DEFAULTS["detect"], show_default=True,
+              type=click.Choice(_names("detect")))
+@click.option("--aligner", default=registry.DEFAULTS["align"], show_default=True,
+              type=click.Choice(_names("align")))
+@click.option("--normalization", default="none", show_default=True, type=click.Choice(Aligner.NORMALIZATIONS))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def eval_command(dataset_dir, detector, aligner, normalization, as_json) -> None:
+    """Detection recall/precision and landmark NME on DATASET_DIR (annotations.json format)."""
+    import json
+
+    from extractor.evaluate import evaluate
+
+    report = evaluate(dataset_dir, StageConfig(detector=detector, aligner=aligner, normalization=normalization))
+    click.echo(json.dumps(report.summary()) if as_json else report.format())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

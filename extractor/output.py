@@ -1,0 +1,120 @@
+"""What a finished frame leaves on disk: aligned face PNGs (metadata inside) and its record.
+
+The PNG carries its face's data in an iTXt chunk (keyword ``extractor``, JSON text), the same
+dict the alignments file holds for that face, so a folder of faces can be re-associated with
+its frames without the alignments file, as faceswap's PNG header allows.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from extractor.alignments import AlignmentsWriter, frame_record
+from extractor.faces import DetectedFace
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_KEYWORD = "extractor"
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_with_text(png: bytes, keyword: str, text: str) -> bytes:
+    """Insert an uncompressed iTXt chunk (UTF-8 text) just before the PNG's IEND chunk."""
+    data = keyword.encode("latin-1") + b"\0\0\0\0\0" + text.encode("utf-8")
+    end = png.rindex(b"IEND") - 4
+    return png[:end] + _chunk(b"iTXt", data) + png[end:]
+
+
+def png_text_chunks(data: bytes) -> dict[str, str]:
+    """All iTXt chunks of a PNG file's bytes, keyword -> text."""
+    if not data.startswith(PNG_SIGNATURE):
+        raise ValueError("not a PNG file")
+    out, pos = {}, len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"iTXt":
+            keyword, _, rest = body.partition(b"\0")
+            compressed, _method = rest[0], rest[1]
+            _lang, _, rest = rest[2:].partition(b"\0")
+            _translated, _, text = rest.partition(b"\0")
+            out[keyword.decode("latin-1")] = (zlib.decompress(text) if compressed else text).decode("utf-8")
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return out
+
+
+def read_face_metadata(path: str | os.PathLike) -> dict:
+    """The extractor metadata embedded in an aligned face PNG."""
+    chunks = png_text_chunks(Path(path).read_bytes())
+    if PNG_KEYWORD not in chunks:
+        raise ValueError(f"{path}: no '{PNG_KEYWORD}' metadata in this PNG")
+    return json.loads(chunks[PNG_KEYWORD])
+
+
+@dataclass
+class OutputSettings:
+    output_dir: Path
+    alignments_path: Path
+    size: int = 256
+    coverage: float = 0.6
+    save_faces: bool = True
+
+
+@dataclass
+class OutputCounts:
+    frames: int = 0
+    faces: int = 0
+    frames_without_face: int = 0
+    face_files: list[str] = field(default_factory=list)
+
+
+class FrameWriter:
+    """Writes each finished frame: its face PNGs first, then its alignments record.
+
+    The record goes last so that a record on disk always means its faces are on disk too.
+    """
+
+    def __init__(self, settings: OutputSettings):
+        self.settings = settings
+        settings.output_dir.mkdir(parents=True, exist_ok=True)
+        self.alignments = AlignmentsWriter(settings.alignments_path)
+        self.counts = OutputCounts()
+
+    def write(self, name: str, index: int, source: str, image: np.ndarray, faces: list[DetectedFace]) -> dict:
+        record = frame_record(name, index, source, image.shape, faces)
+        if self.settings.save_faces:
+            for face_index, (face, face_dict) in enumerate(zip(faces, record["faces"])):
+                self._write_face(name, face_index, source, image, face, face_dict)
+        self.alignments.append(record)
+        self.counts.frames += 1
+        self.counts.faces += len(faces)
+        self.counts.frames_without_face += not faces
+        return record
+
+    def _write_face(self, name, face_index, source, image, face, face_dict) -> None:
+        size, coverage = self.settings.size, self.settings.coverage
+        crop = face.aligned_face(image, size, coverage)
+        ok, encoded = cv2.imencode(".png", crop)
+        if not ok:
+            raise OSError(f"{name}: PNG encoding of face {face_index} failed")
+        meta = {"frame": name, "face_index": face_index, "source": source,
+                "aligned": {"size": size, "coverage": coverage}, "face": face_dict}
+        path = self.settings.output_dir / f"{name}_{face_index}.png"
+        tmp = path.with_suffix(".png.tmp")
+        tmp.write_bytes(png_with_text(encoded.tobytes(), PNG_KEYWORD, json.dumps(meta)))
+        os.replace(tmp, path)  # never a half-written face under its final name
+        self.counts.face_files.append(path.name)
+
+    def close(self) -> None:
+        self.alignments.close()

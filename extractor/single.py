@@ -1,0 +1,118 @@
+"""The single-process engine: every stage in this process, one batch after another.
+
+It is the baseline the worker pool is measured against and the easiest path to debug; it runs
+the very same stage code (``stages.py``) and writes through the same ``FrameWriter``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from extractor.output import FrameWriter, OutputSettings
+from extractor.sources import Frame, InputSource, SkippedInput
+from extractor.stages import AlignStage, DetectStage, MaskStage, StageConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSettings:
+    """Everything a run needs, whatever the engine."""
+
+    input_path: Path
+    output: OutputSettings
+    stages: StageConfig = field(default_factory=StageConfig)
+    every_n: int = 1
+    max_pixels: int = 20000 * 20000
+
+
+@dataclass
+class RunSummary:
+    frames: int = 0
+    faces: int = 0
+    frames_without_face: int = 0
+    skipped: list[SkippedInput] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def format(self) -> str:
+        lines = [f"frames: {self.frames}", f"faces: {self.faces}",
+                 f"frames without a face: {self.frames_without_face}",
+                 f"skipped inputs: {len(self.skipped)}"]
+        lines += [f"  - {s.reason}" for s in self.skipped]
+        lines.append(f"time: {self.seconds:.1f} s ({self.frames_per_second:.2f} frames/s)")
+        loads = {k: v for k, v in self.stage_seconds.items() if k.startswith("load ")}
+        if loads:
+            lines.append("model load: " + ", ".join(f"{k[5:]} {v:.1f} s" for k, v in loads.items()))
+        if self.frames:
+            per = ", ".join(f"{k} {1000 * v / self.frames:.1f}" for k, v in self.stage_seconds.items()
+                            if k not in loads)
+            lines.append(f"ms per frame by stage: {per}")
+        return "\n".join(lines)
+
+
+def _timed(summary: RunSummary, stage: str, func, *args):
+    start = time.perf_counter()
+    result = func(*args)
+    summary.stage_seconds[stage] = summary.stage_seconds.get(stage, 0.0) + time.perf_counter() - start
+    return result
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def run_single_process(settings: RunSettings) -> RunSummary:
+    """Extract every frame of the input in this process; returns the run's summary."""
+    summary = RunSummary()
+    start = time.perf_counter()
+    detect, align, mask = DetectStage(settings.stages), AlignStage(settings.stages), MaskStage(settings.stages)
+    for stage, name in ((detect, "detect"), (align, "align"), (mask, "mask")):
+        _timed(summary, f"load {name}", stage.load)
+    writer = FrameWriter(settings.output)
+    source = InputSource(settings.input_path, settings.every_n, settings.max_pixels)
+    try:
+        pending: list[Frame] = []
+        for item in source:
+            if isinstance(item, SkippedInput):
+                logger.warning("skipped %s", item.reason)
+                summary.skipped.append(item)
+                continue
+            if item.warning:
+                logger.warning(item.warning)
+                summary.warnings.append(item.warning)
+            pending.append(item)
+            if len(pending) >= detect.batch_size:
+                _process_batch(pending, detect, align, mask, writer, summary)
+                pending = []
+        if pending:
+            _process_batch(pending, detect, align, mask, writer, summary)
+    finally:
+        writer.close()
+    summary.frames = writer.counts.frames
+    summary.faces = writer.counts.faces
+    summary.frames_without_face = writer.counts.frames_without_face
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _process_batch(frames: list[Frame], detect, align, mask, writer, summary) -> None:
+    found = _timed(summary, "detect", detect.run, [f.image for f in frames])
+    images, faces = [], []
+    for frame, frame_faces in zip(frames, found):
+        images += [frame.image] * len(frame_faces)
+        faces += frame_faces
+    for batch in _chunks(list(range(len(faces))), align.batch_size):
+        _timed(summary, "align", align.run, [images[i] for i in batch], [faces[i] for i in batch])
+    for batch in _chunks(list(range(len(faces))), mask.batch_size):
+        _timed(summary, "mask", mask.run, [images[i] for i in batch], [faces[i] for i in batch])
+    for frame, frame_faces in zip(frames, found):
+        _timed(summary, "write", writer.write, frame.name, frame.index, frame.source, frame.image, frame_faces)

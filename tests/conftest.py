@@ -1,0 +1,67 @@
+"""Shared fixtures: the real data of ../shared/data and each real model loaded once per session."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from extractor.output import OutputSettings  # noqa: E402
+from extractor.single import RunSettings, run_single_process  # noqa: E402
+from extractor.stages import AlignStage, DetectStage, MaskStage, StageConfig  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("EXTRACTOR_TEST_DATA", REPO.parent / "shared" / "data"))
+VIDEO = DATA / "video" / "short_hamilton_clip.mp4"
+
+
+def annotations(set_name: str) -> dict:
+    return json.loads((DATA / set_name / "annotations.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA.is_dir():
+        pytest.fail(f"test data not found at {DATA} (set EXTRACTOR_TEST_DATA)")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def default_config() -> StageConfig:
+    return StageConfig(maskers=("components", "extended", "mesh-hull"))
+
+
+@pytest.fixture(scope="session")
+def detect_stage(default_config) -> DetectStage:
+    stage = DetectStage(default_config)
+    stage.load()
+    return stage
+
+
+@pytest.fixture(scope="session")
+def align_stage(default_config) -> AlignStage:
+    stage = AlignStage(default_config)
+    stage.load()
+    return stage
+
+
+@pytest.fixture(scope="session")
+def mask_stage(default_config) -> MaskStage:
+    stage = MaskStage(default_config)
+    stage.load()
+    return stage
+
+
+@pytest.fixture(scope="session")
+def video_run(tmp_path_factory, data_dir):
+    """The whole sample video through the single-process engine, default plugins, once."""
+    out = tmp_path_factory.mktemp("video_run")
+    settings = RunSettings(
+        input_path=VIDEO,
+        output=OutputSettings(output_dir=out / "faces", alignments_path=out / "alignments.jsonl", size=128),
+        stages=StageConfig(maskers=("components", "extended")))
+    summary = run_single_process(settings)
+    return settings, summary

