@@ -130,6 +130,28 @@ class InputSource:
         if self.path.is_file() and not self.is_video and self.path.suffix.lower() not in IMAGE_EXTENSIONS:
             raise InputError(f"{self.path}: not a folder, a video or an image")
 
+    def max_frame_bytes(self) -> int:
+        """Bytes of the largest decoded frame, read from headers only (sizes the frame pool)."""
+        if self.is_video:
+            capture = cv2.VideoCapture(str(self.path))
+            try:
+                width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+                height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            finally:
+                capture.release()
+            return max(width * height * 3, 1)
+        paths = [self.path] if self.path.is_file() else list_images(self.path)[0]
+        largest = 1
+        for path in paths[::self.every_n]:
+            try:
+                with Image.open(path) as pil_image:
+                    width, height = pil_image.size
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+                continue  # reported when the frame is decoded
+            if width * height <= self.max_pixels:
+                largest = max(largest, width * height * 3)
+        return largest
+
     def __iter__(self) -> Iterator[Frame | SkippedInput]:
         if self.is_video:
             yield from self._video_frames()

@@ -56,6 +56,7 @@ class Plugin:
     colour_format: ClassVar[str] = "BGR"  # what pre_process hands the model
     batch_size: ClassVar[int] = 1  # default; the CLI may override per run
     device_need: ClassVar[DeviceNeed] = DeviceNeed(gpu=False)
+    runtime: ClassVar[str] = "numpy"  # "tensorflow", "tflite", "dlib" or "numpy": what a worker sets up
     description: ClassVar[str] = ""
 
     def __init__(self, batch_size: int | None = None, **options):
@@ -96,7 +97,7 @@ class Plugin:
         need = cls.device_need
         return {"name": cls.name, "stage": cls.stage, "input_size": cls.input_size,
                 "colour_format": cls.colour_format, "batch_size": cls.batch_size,
-                "gpu": need.gpu, "vram_mb": need.vram_mb(cls.batch_size),
+                "gpu": need.gpu, "vram_mb": need.vram_mb(cls.batch_size), "runtime": cls.runtime,
                 "description": cls.description}
 
 

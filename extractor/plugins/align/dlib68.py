@@ -24,6 +24,7 @@ class Dlib68Aligner(CropAligner):
     colour_format = "RGB"
     batch_size = 16
     device_need = DeviceNeed(gpu=False)
+    runtime = "dlib"
     description = "dlib 68-point ERT predictor (CPU), dlib-style box placement + 1 refinement"
     crop_box = (DLIB_BOX[0], DLIB_BOX[1], DLIB_BOX[2] * CONTEXT)
 

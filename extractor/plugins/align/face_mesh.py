@@ -30,6 +30,7 @@ class FaceMeshAligner(CropAligner):
     colour_format = "RGB"
     batch_size = 16
     device_need = DeviceNeed(gpu=False)  # TFLite on the CPU
+    runtime = "tflite"
     description = "MediaPipe 468-point face mesh (TFLite) mapped to the 68 iBUG points"
     crop_box = calibration.MESH_CROP_BOX
     MODEL_FILE = "face_landmark.tflite"

@@ -48,6 +48,7 @@ class BlazeFaceDetector(Detector):
     colour_format = "RGB"
     batch_size = 8
     device_need = DeviceNeed(gpu=False)  # TFLite on the CPU
+    runtime = "tflite"
     description = "MediaPipe BlazeFace full-range (TFLite); very fast; weak on small faces"
     MODEL_FILE = "face_detection_full_range.tflite"
 

@@ -17,6 +17,7 @@ class DlibHogDetector(Detector):
     colour_format = "RGB"
     batch_size = 1
     device_need = DeviceNeed(gpu=False)
+    runtime = "dlib"
     description = "dlib HOG frontal detector (CPU); frontal faces only"
 
     def __init__(self, batch_size=None, upsample: int = 1, threshold: float = 0.0, **options):

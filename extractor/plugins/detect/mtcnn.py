@@ -20,6 +20,7 @@ class MTCNNDetector(Detector):
     colour_format = "RGB"
     batch_size = 4
     device_need = DeviceNeed(gpu=True, base_mb=350, per_item_mb=120)
+    runtime = "tensorflow"
     description = "MTCNN cascade (TensorFlow); finds small faces; 5 points per face"
 
     def __init__(self, batch_size=None, thresholds=(0.6, 0.7, 0.8), **options):

@@ -27,6 +27,7 @@ class MeshHullMasker(Masker):
     colour_format = "RGB"
     batch_size = 16
     device_need = DeviceNeed(gpu=False)
+    runtime = "tflite"
     description = "filled face oval of the MediaPipe face mesh (TFLite)"
 
     def load(self):

@@ -1,0 +1,136 @@
+"""The device plan: which worker runs on which device, with what GPU-memory budget.
+
+Pure planning over a GPU inventory (read from ``nvidia-smi`` when present), so it is unit-tested
+on simulated inventories. Workers apply their line of the plan before TensorFlow starts
+(``apply_device_plan``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+
+class PlanError(Exception):
+    """The requested workers and budgets cannot be placed on the available devices."""
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    index: int
+    name: str
+    total_mb: int
+    free_mb: int
+
+
+@dataclass(frozen=True)
+class StageDemand:
+    """What one stage asks for: worker count, and MB per worker if its plugin uses a GPU."""
+
+    stage: str
+    workers: int
+    vram_mb: int | None  # None: the plugin runs on the CPU whatever the machine has
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    stage: str
+    index: int
+    gpu: int | None  # physical GPU index, None for the CPU
+    memory_mb: int | None
+    cpu_threads: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.stage}-{self.index}"
+
+    def describe(self) -> str:
+        if self.gpu is None:
+            return f"{self.label:10} -> CPU ({self.cpu_threads} thread{'s' * (self.cpu_threads > 1)})"
+        return f"{self.label:10} -> GPU {self.gpu} with a {self.memory_mb} MB budget"
+
+
+def detect_gpus() -> list[GpuInfo]:
+    """GPUs as nvidia-smi reports them; empty when there is no NVIDIA driver."""
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index,name,memory.total,memory.free",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                             timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        logger.warning("nvidia-smi failed (%s): planning for the CPU only", exc)
+        return []
+    gpus = []
+    for line in out.strip().splitlines():
+        index, name, total, free = (part.strip() for part in line.split(","))
+        gpus.append(GpuInfo(int(index), name, int(float(total)), int(float(free))))
+    return gpus
+
+
+def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list[int] | None = None,
+                 cpu_count: int | None = None) -> tuple[list[WorkerPlan], list[str]]:
+    """Place every worker; returns the plan and notes to print (fall-backs said out loud).
+
+    GPU workers go one at a time to the selected GPU with the most memory left (so they spread);
+    a stage whose workers do not all fit runs fewer workers; one that cannot place a single
+    worker is an error that says what would fit.
+    """
+    notes: list[str] = []
+    if selected is not None:
+        known = {g.index for g in gpus}
+        missing = [i for i in selected if i not in known]
+        if missing:
+            raise PlanError(f"--gpus names GPU {missing} but the machine has {sorted(known) or 'none'}")
+        gpus = [g for g in gpus if g.index in selected]
+    free = {g.index: g.free_mb for g in gpus}
+    cpu_workers = sum(d.workers for d in demands if d.vram_mb is None or not gpus)
+    cpu_count = cpu_count or os.cpu_count() or 1
+    threads = max(1, cpu_count // max(1, cpu_workers))
+    plans: list[WorkerPlan] = []
+    if not gpus and any(d.vram_mb is not None for d in demands):
+        notes.append("no GPU found: every worker runs on the CPU")
+    for demand in demands:
+        if demand.vram_mb is None or not gpus:
+            plans += [WorkerPlan(demand.stage, i, None, None, threads) for i in range(demand.workers)]
+            continue
+        placed = 0
+        for i in range(demand.workers):
+            best = max(free, key=lambda g: free[g])
+            if free[best] < demand.vram_mb:
+                break
+            free[best] -= demand.vram_mb
+            plans.append(WorkerPlan(demand.stage, i, best, demand.vram_mb, 1))
+            placed += 1
+        if placed == 0:
+            largest = max(g.free_mb for g in gpus)
+            raise PlanError(f"{demand.stage}: one worker needs {demand.vram_mb} MB of GPU memory but the most "
+                            f"left on any selected GPU is {max(free.values())} MB (largest free: {largest} MB); "
+                            f"lower --{demand.stage}-vram or the batch size, or free a GPU")
+        if placed < demand.workers:
+            notes.append(f"{demand.stage}: only {placed} of {demand.workers} workers fit in GPU memory "
+                         f"at {demand.vram_mb} MB each; running {placed}")
+    return plans, notes
+
+
+def apply_device_plan(plan: WorkerPlan) -> None:
+    """In a fresh worker, before TensorFlow is imported: pin the device and its memory budget."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = "" if plan.gpu is None else str(plan.gpu)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["OMP_NUM_THREADS"] = str(plan.cpu_threads)
+
+
+def configure_tensorflow(plan: WorkerPlan) -> None:
+    """Memory limit on the one visible GPU, thread counts on the CPU (TF must not be running yet)."""
+    import tensorflow as tf
+
+    if plan.gpu is not None:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.set_logical_device_configuration(
+                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=plan.memory_mb)])
+    tf.config.threading.set_intra_op_parallelism_threads(plan.cpu_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(plan.cpu_threads)

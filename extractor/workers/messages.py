@@ -1,0 +1,64 @@
+"""Small messages between pool processes: frame handles and compact faces, never pixels.
+
+A face crosses a queue as a tuple of raw bytes (float32 box and points, zlib-packed masks),
+about 1 KB, instead of its dict form: the coordinator turns it back into a ``DetectedFace``.
+"""
+from __future__ import annotations
+
+import pickle
+import zlib
+from typing import NamedTuple
+
+import numpy as np
+
+from extractor.faces import DetectedFace, Mask
+
+
+class FrameRef(NamedTuple):
+    """A frame in the pool: run sequence number, slot id and pixel shape."""
+
+    seq: int
+    slot: int
+    shape: tuple[int, ...]
+
+
+class FaceTask(NamedTuple):
+    """One face on its way through align and mask: where its frame is, which face, the face."""
+
+    frame: FrameRef
+    face_index: int
+    face: tuple
+
+
+def _pack(array) -> bytes | None:
+    return None if array is None else np.asarray(array, dtype=np.float32).tobytes()
+
+
+def _unpack(data: bytes | None, shape) -> np.ndarray | None:
+    return None if data is None else np.frombuffer(data, dtype=np.float32).reshape(shape).astype(np.float64)
+
+
+def encode_face(face: DetectedFace) -> tuple:
+    masks = {name: (zlib.compress(mask.data.tobytes(), 6), mask.stored_size, _pack(mask.affine))
+             for name, mask in face.masks.items()}
+    points = None if face.detector_points is None else (_pack(face.detector_points), len(face.detector_points))
+    return (_pack([face.left, face.top, face.width, face.height]), float(face.score),
+            _pack(face.landmarks), points, masks)
+
+
+def decode_face(data: tuple) -> DetectedFace:
+    box, score, landmarks, points, masks = data
+    left, top, width, height = _unpack(box, (4,))
+    face = DetectedFace(float(left), float(top), float(width), float(height), score)
+    face.landmarks = _unpack(landmarks, (68, 2))
+    if points is not None:
+        face.detector_points = _unpack(points[0], (points[1], 2))
+    for name, (packed, size, affine) in masks.items():
+        mask_data = np.frombuffer(zlib.decompress(packed), dtype=np.uint8).reshape(size, size).copy()
+        face.masks[name] = Mask(mask_data, _unpack(affine, (2, 3)))
+    return face
+
+
+def pickled_size(message) -> int:
+    """Bytes a queue sends for ``message`` (what multiprocessing pickles)."""
+    return len(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))

@@ -1,0 +1,292 @@
+"""The worker-pool engine: a loader, stage worker processes, and the coordinator.
+
+    loader thread ──FrameRef──► detect workers ──FaceTask──► align workers ──FaceTask──► mask workers
+         │ (pixels into the frame pool)   │ ("detected", n)                                 │ ("face", ...)
+         └────────────────────────────────┴──────────────► coordinator (this process) ◄───┘
+                                                            writes frames in input order,
+                                                            releases each frame's slot
+
+The coordinator is the only writer: it completes a frame when its last face returns, writes it
+(faces, then its alignments record) and gives its slot back to the loader. Any failure (a worker
+exception, a worker killed, Ctrl-C) ends every process, unlinks the frame pool and keeps every
+frame already written.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+from extractor.output import FrameWriter
+from extractor.plugins import registry
+from extractor.single import RunSettings, RunSummary
+from extractor.sources import InputSource, SkippedInput
+from extractor.workers.assembler import FrameAssembler
+from extractor.workers.devices import StageDemand, WorkerPlan, detect_gpus, plan_devices
+from extractor.workers.frame_pool import FramePool, default_slot_count
+from extractor.workers.messages import FrameRef, decode_face, pickled_size
+from extractor.workers.stage_worker import WorkerSpec, worker_main
+
+logger = logging.getLogger(__name__)
+STAGES = ("detect", "align", "mask")
+JOIN_SECONDS = 5.0
+
+
+class PipelineError(Exception):
+    """The run stopped because a stage failed; the message names the stage and the frames."""
+
+
+@dataclass
+class PoolOptions:
+    workers: dict[str, int] = field(default_factory=lambda: {"detect": 1, "align": 1, "mask": 1})
+    frame_buffer: int | None = None  # slots; None: chosen from free RAM
+    gpus: list[int] | None = None  # which GPUs may be used; None: all
+    vram_mb: dict[str, int] = field(default_factory=dict)  # per-stage budget overrides
+    count_bytes: bool = False  # tally pickled bytes on every queue (benchmark, tests)
+    gpu_inventory: list | None = None  # for tests: a simulated inventory instead of nvidia-smi
+
+
+@dataclass
+class FrameMeta:
+    name: str
+    index: int
+    source: str
+    slot: int
+    shape: tuple[int, ...]
+
+
+@dataclass
+class PoolSummary(RunSummary):
+    plan: list[str] = field(default_factory=list)
+    bytes_pickled: int = 0
+    messages: int = 0
+    worker_busy_seconds: dict[str, float] = field(default_factory=dict)
+    slots: int = 0
+    slot_bytes: int = 0
+
+    @property
+    def bytes_per_frame(self) -> float:
+        return self.bytes_pickled / self.frames if self.frames else 0.0
+
+
+def stage_demands(settings: RunSettings, options: PoolOptions) -> list[StageDemand]:
+    """Worker count and GPU need of each stage, read from its plugins' declared needs."""
+    config = settings.stages
+    names = {"detect": [config.detector], "align": [config.aligner], "mask": list(config.maskers)}
+    demands = []
+    for stage in STAGES:
+        classes = [registry.get_plugin_class(stage, name) for name in names[stage]]
+        gpu = [cls for cls in classes if cls.device_need.gpu]
+        need = None
+        if gpu:
+            batch = config.batch_sizes.get(stage)
+            need = options.vram_mb.get(stage) or sum(cls.device_need.vram_mb(batch or cls.batch_size) for cls in gpu)
+        demands.append(StageDemand(stage, options.workers.get(stage, 1), need))
+    return demands
+
+
+class PoolEngine:
+    def __init__(self, settings: RunSettings, options: PoolOptions):
+        self.settings = settings
+        self.options = options
+        self.summary = PoolSummary()
+        self._stop = threading.Event()
+        self._frames: dict[int, FrameMeta] = {}
+        self._loaded = 0
+        self._loading_done = False
+        self._loader_error: BaseException | None = None
+        self._busy: dict[str, list[int]] = {}
+        self._loader_bytes = 0
+        self._shutting_down = False
+
+    # --- planning --------------------------------------------------------------------------
+    def plan(self) -> list[WorkerPlan]:
+        inventory = self.options.gpu_inventory
+        gpus = detect_gpus() if inventory is None else inventory
+        plans, notes = plan_devices(stage_demands(self.settings, self.options), gpus, self.options.gpus)
+        self.summary.plan = notes + [p.describe() for p in plans]
+        logger.info("device plan:\n  %s", "\n  ".join(self.summary.plan))
+        return plans
+
+    # --- the run ---------------------------------------------------------------------------
+    def run(self) -> PoolSummary:
+        start = time.perf_counter()
+        plans = self.plan()
+        source = InputSource(self.settings.input_path, self.settings.every_n, self.settings.max_pixels)
+        slot_bytes = source.max_frame_bytes()
+        total_workers = len(plans)
+        slots = self.options.frame_buffer or default_slot_count(slot_bytes, minimum=2 * total_workers + 2)
+        self.summary.slots, self.summary.slot_bytes = slots, slot_bytes
+        logger.info("frame pool: %d slots of %.1f MB", slots, slot_bytes / 1e6)
+        ctx = multiprocessing.get_context("spawn")
+        queues = {stage: ctx.Queue() for stage in STAGES}
+        results = ctx.Queue()
+        downstream = {"detect": queues["align"], "align": queues["mask"], "mask": results}
+        writer = FrameWriter(self.settings.output)
+        processes: dict[str, multiprocessing.process.BaseProcess] = {}
+        previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+        pool = FramePool(slot_bytes, slots)
+        try:
+            for plan in plans:
+                spec = WorkerSpec(plan, self.settings.stages, pool.name, slot_bytes,
+                                  count_bytes=self.options.count_bytes)
+                proc = ctx.Process(target=worker_main, name=f"extractor-{plan.label}",
+                                   args=(spec, queues[plan.stage], downstream[plan.stage], results), daemon=True)
+                proc.start()
+                processes[plan.label] = proc
+            loader = threading.Thread(target=self._load, args=(source, pool, queues["detect"]),
+                                      name="extractor-loader", daemon=True)
+            loader.start()
+            self._coordinate(pool, results, writer, processes)
+            self._finish(queues, results, processes, plans)
+        except KeyboardInterrupt:
+            self._abort(queues, results, processes)
+            raise
+        except BaseException:
+            self._abort(queues, results, processes)
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous_term)
+            self._stop.set()
+            writer.close()
+            pool.close()
+            self._fill_summary(writer, start)
+        return self.summary
+
+    def _fill_summary(self, writer: FrameWriter, start: float) -> None:
+        counts = writer.counts
+        self.summary.frames, self.summary.faces = counts.frames, counts.faces
+        self.summary.frames_without_face = counts.frames_without_face
+        self.summary.bytes_pickled += self._loader_bytes
+        self.summary.seconds = time.perf_counter() - start
+
+    # --- loader thread ---------------------------------------------------------------------
+    def _load(self, source: InputSource, pool: FramePool, detect_queue) -> None:
+        try:
+            for item in source:
+                if self._stop.is_set():
+                    return
+                if isinstance(item, SkippedInput):
+                    logger.warning("skipped %s", item.reason)
+                    self.summary.skipped.append(item)
+                    continue
+                if item.warning:
+                    logger.warning(item.warning)
+                    self.summary.warnings.append(item.warning)
+                slot = self._acquire(pool)
+                if slot is None:
+                    return
+                shape = pool.store(slot, item.image)
+                seq = self._loaded
+                self._frames[seq] = FrameMeta(item.name, item.index, item.source, slot, shape)
+                ref = FrameRef(seq, slot, shape)
+                if self.options.count_bytes:
+                    self._loader_bytes += pickled_size(ref)
+                detect_queue.put(ref)
+                self._loaded += 1
+        except BaseException as exc:  # noqa: BLE001 - handed to the coordinator
+            self._loader_error = exc
+        finally:
+            self._loading_done = True
+
+    def _acquire(self, pool: FramePool) -> int | None:
+        while not self._stop.is_set():
+            try:
+                return pool.acquire(timeout=0.2)
+            except queue.Empty:
+                continue
+        return None
+
+    # --- coordinator -----------------------------------------------------------------------
+    def _coordinate(self, pool: FramePool, results, writer: FrameWriter, processes) -> None:
+        assembler = FrameAssembler()
+        while not (self._loading_done and assembler.next_seq >= self._loaded):
+            try:
+                message = results.get(timeout=0.2)
+            except queue.Empty:
+                self._check_health(processes)
+                continue
+            kind = message[0]
+            if kind == "detected":
+                assembler.expect(message[1], message[2])
+            elif kind == "face":
+                assembler.add(message[1], message[2], decode_face(message[3]))
+            elif kind == "busy":
+                self._busy[message[1]] = message[2]
+            elif kind == "error":
+                raise PipelineError(f"{message[1]} worker failed on {self._names(message[2])}:\n{message[3]}")
+            elif kind == "stats":
+                self._record_stats(message)
+            for seq, faces in assembler.pop_ready():
+                meta = self._frames.pop(seq)
+                writer.write(meta.name, meta.index, meta.source, pool.view(meta.slot, meta.shape), faces)
+                pool.release(meta.slot)
+        if self._loader_error is not None:
+            raise PipelineError(f"loader failed: {self._loader_error!r}") from self._loader_error
+
+    def _check_health(self, processes) -> None:
+        if self._loader_error is not None:
+            raise PipelineError(f"loader failed: {self._loader_error!r}") from self._loader_error
+        for label, proc in processes.items():
+            if proc.exitcode is not None:
+                frames = self._names(self._busy.get(label, []))
+                raise PipelineError(f"{label} worker died (exit code {proc.exitcode}) while working on {frames}")
+
+    def _names(self, seqs: list[int]) -> str:
+        names = [self._frames[s].name for s in seqs if s in self._frames]
+        return "frame(s) " + ", ".join(names) if names else "no frame (idle or starting)"
+
+    def _record_stats(self, message) -> None:
+        _, label, sent, count, busy, _pid = message
+        self.summary.bytes_pickled += sent
+        self.summary.messages += count
+        self.summary.worker_busy_seconds[label] = busy
+
+    # --- endings ---------------------------------------------------------------------------
+    def _finish(self, queues, results, processes, plans) -> None:
+        """Normal end: a stop marker per worker, collect their stats, join them."""
+        for plan in plans:
+            queues[plan.stage].put(None)
+        waiting = set(processes)
+        deadline = time.monotonic() + JOIN_SECONDS * 4
+        while waiting and time.monotonic() < deadline:
+            try:
+                message = results.get(timeout=0.2)
+            except queue.Empty:
+                waiting = {label for label in waiting if processes[label].exitcode is None}
+                continue
+            if message[0] == "stats":
+                self._record_stats(message)
+                waiting.discard(message[1])
+            elif message[0] == "error":
+                raise PipelineError(f"{message[1]} worker failed while stopping:\n{message[3]}")
+        for proc in processes.values():
+            proc.join(JOIN_SECONDS)
+        self._abort(queues, results, processes)  # anything still alive is ended
+
+    def _abort(self, queues, results, processes) -> None:
+        """End every worker now (terminate, then kill) and let go of the queues without waiting."""
+        self._stop.set()
+        for proc in processes.values():
+            if proc.exitcode is None:
+                proc.terminate()
+        for proc in processes.values():
+            proc.join(JOIN_SECONDS)
+            if proc.exitcode is None:
+                proc.kill()
+                proc.join(JOIN_SECONDS)
+        for q in list(queues.values()) + [results]:
+            q.cancel_join_thread()
+            q.close()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_pool(settings: RunSettings, options: PoolOptions) -> PoolSummary:
+    return PoolEngine(settings, options).run()

@@ -1,0 +1,137 @@
+"""A stage worker process: take handles from its queue, batch them, run the stage, pass results on.
+
+Started with ``spawn``: the worker applies its device plan (visible GPU, memory budget, threads)
+before anything imports TensorFlow, then loads its stage's model once. It ignores SIGINT (the
+coordinator decides how the run ends) and exits by itself if the coordinator disappears.
+
+Messages it sends to the coordinator's result queue:
+``("ready", label)``, ``("busy", label, seqs)`` before each batch, ``("detected", seq, n)`` (detect),
+``("face", seq, index, face)`` (mask), ``("error", label, seqs, text)``, ``("stats", label, ...)``.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+
+from extractor.workers.devices import WorkerPlan, apply_device_plan, configure_tensorflow
+from extractor.workers.messages import FaceTask, FrameRef, decode_face, encode_face, pickled_size
+
+POLL_SECONDS = 0.5
+
+
+@dataclass
+class WorkerSpec:
+    plan: WorkerPlan
+    stage_config: object  # StageConfig (imported lazily so spawn stays cheap)
+    pool_name: str
+    slot_bytes: int
+    linger: float = 0.005
+    count_bytes: bool = False
+
+
+class _Sender:
+    """Puts messages on queues, counting pickled bytes when asked (for the benchmark and tests)."""
+
+    def __init__(self, count: bool):
+        self.count = count
+        self.bytes = 0
+        self.messages = 0
+
+    def put(self, target, message) -> None:
+        if self.count:
+            self.bytes += pickled_size(message)
+            self.messages += 1
+        target.put(message)
+
+
+def _collect(in_queue, batch_size: int, linger: float) -> tuple[list, bool]:
+    """Up to ``batch_size`` items (waiting ``linger`` s for stragglers); True when told to stop."""
+    first = in_queue.get(timeout=POLL_SECONDS)
+    if first is None:
+        return [], True
+    batch, deadline = [first], time.monotonic() + linger
+    while len(batch) < batch_size:
+        try:
+            item = in_queue.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if item is None:
+            return batch, True
+        batch.append(item)
+    return batch, False
+
+
+def _build_stage(stage: str, config):
+    from extractor.stages import AlignStage, DetectStage, MaskStage
+
+    return {"detect": DetectStage, "align": AlignStage, "mask": MaskStage}[stage](config)
+
+
+def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
+    """Process entry point (must stay importable at module level for spawn)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    apply_device_plan(spec.plan)
+    label, stage_name = spec.plan.label, spec.plan.stage
+    sender = _Sender(spec.count_bytes)
+    seqs: list[int] = []
+    try:
+        from extractor.workers.frame_pool import SlotViewer
+
+        stage = _build_stage(stage_name, spec.stage_config)
+        runtimes = {p.runtime for p in getattr(stage, "plugins", [getattr(stage, "plugin", None)]) if p}
+        if "tensorflow" in runtimes:
+            configure_tensorflow(spec.plan)
+        stage.load()
+        viewer = SlotViewer(spec.pool_name, spec.slot_bytes)
+        handle = {"detect": _detect, "align": _align, "mask": _mask}[stage_name]
+        sender.put(result_queue, ("ready", label))
+        parent = multiprocessing.parent_process()
+        busy = 0.0
+        while True:
+            try:
+                batch, stop = _collect(in_queue, stage.batch_size, spec.linger)
+            except queue.Empty:
+                if parent is not None and not parent.is_alive():
+                    return  # the coordinator is gone: nobody to report to
+                continue
+            if batch:
+                seqs = sorted({item.seq if isinstance(item, FrameRef) else item.frame.seq for item in batch})
+                sender.put(result_queue, ("busy", label, seqs))
+                start = time.perf_counter()
+                handle(stage, viewer, batch, out_queue, result_queue, sender)
+                busy += time.perf_counter() - start
+                seqs = []
+            if stop:
+                break
+        sender.put(result_queue, ("stats", label, sender.bytes, sender.messages, busy, os.getpid()))
+    except BaseException:  # noqa: BLE001 - report every failure, then exit non-zero
+        result_queue.put(("error", label, seqs, traceback.format_exc()))
+        raise SystemExit(1) from None
+
+
+def _detect(stage, viewer, batch: list[FrameRef], out_queue, result_queue, sender) -> None:
+    found = stage.run([viewer.view(ref.slot, ref.shape) for ref in batch])
+    for ref, faces in zip(batch, found):
+        sender.put(result_queue, ("detected", ref.seq, len(faces)))
+        for index, face in enumerate(faces):
+            sender.put(out_queue, FaceTask(ref, index, encode_face(face)))
+
+
+def _run_on_faces(stage, viewer, batch: list[FaceTask]):
+    images = [viewer.view(task.frame.slot, task.frame.shape) for task in batch]
+    return stage.run(images, [decode_face(task.face) for task in batch])
+
+
+def _align(stage, viewer, batch: list[FaceTask], out_queue, result_queue, sender) -> None:
+    for task, face in zip(batch, _run_on_faces(stage, viewer, batch)):
+        sender.put(out_queue, FaceTask(task.frame, task.face_index, encode_face(face)))
+
+
+def _mask(stage, viewer, batch: list[FaceTask], out_queue, result_queue, sender) -> None:
+    for task, face in zip(batch, _run_on_faces(stage, viewer, batch)):
+        sender.put(result_queue, ("face", task.frame.seq, task.face_index, encode_face(face)))
