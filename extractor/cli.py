@@ -24,15 +24,17 @@ def _names(stage: str) -> list[str]:
     return [cls.name for cls in registry.available(stage)]
 
 
-def _parse_batch_sizes(values: tuple[str, ...]) -> dict[str, int]:
-    sizes = {}
-    for value in values:
-        stage, _, number = value.partition("=")
+def _parse_stage_numbers(values, option: str) -> dict[str, int]:
+    """``detect=4`` items (repeated, or comma-separated) as {stage: number}."""
+    items = [item for value in ([values] if isinstance(values, str) else values) for item in value.split(",")]
+    numbers = {}
+    for item in items:
+        stage, _, number = item.partition("=")
         if stage not in STAGES or not number.isdigit() or int(number) < 1:
-            raise click.BadParameter(f"{value!r}: use STAGE=N with STAGE one of {', '.join(STAGES)}",
-                                     param_hint="--batch-size")
-        sizes[stage] = int(number)
-    return sizes
+            raise click.BadParameter(f"{item!r}: use STAGE=N with STAGE one of {', '.join(STAGES)}",
+                                     param_hint=option)
+        numbers[stage] = int(number)
+    return numbers
 
 
 def _parse_rotations(value: str) -> tuple[int, ...]:
@@ -90,10 +92,24 @@ def main(loglevel: str) -> None:
               help="Refuse images whose header claims more pixels than this.")
 @click.option("--single-process", is_flag=True,
               help="Run every stage in this process (the baseline engine, easiest to debug).")
+@click.option("--detect-workers", default=1, show_default=True, type=click.IntRange(1), help="Detect processes.")
+@click.option("--align-workers", default=1, show_default=True, type=click.IntRange(1), help="Align processes.")
+@click.option("--mask-workers", default=1, show_default=True, type=click.IntRange(1), help="Mask processes.")
+@click.option("--frame-buffer", default=None, type=click.IntRange(2),
+              help="Frames held in shared memory at once (default: from free RAM, at most 64).")
+@click.option("--gpus", default=None, help="GPUs the workers may use, e.g. 0,1 (default: all).")
+@click.option("--vram", default=None, metavar="STAGE=MB,...",
+              help="GPU-memory budget per worker of each stage, e.g. detect=2048,align=512.")
+@click.option("--detect-vram", type=click.IntRange(64), default=None, help="Same as --vram detect=MB.")
+@click.option("--align-vram", type=click.IntRange(64), default=None, help="Same as --vram align=MB.")
+@click.option("--mask-vram", type=click.IntRange(64), default=None, help="Same as --vram mask=MB.")
 def run(input_path, output_dir, alignments, detector, aligner, maskers, size, coverage, min_size,
-        every_n, batch_sizes, normalization, rotate, max_pixels, single_process):
-    """Extract faces from INPUT into OUTPUT."""
+        every_n, batch_sizes, normalization, rotate, max_pixels, single_process, detect_workers,
+        align_workers, mask_workers, frame_buffer, gpus, vram, detect_vram, align_vram, mask_vram):
+    """Extract faces from INPUT into OUTPUT (worker pool, or --single-process)."""
     from extractor.single import RunSettings, run_single_process
+    from extractor.workers.devices import PlanError
+    from extractor.workers.pool import PipelineError, PoolOptions, run_pool
 
     settings = RunSettings(
         input_path=input_path,
@@ -101,13 +117,24 @@ def run(input_path, output_dir, alignments, detector, aligner, maskers, size, co
                               size=size, coverage=coverage),
         stages=StageConfig(detector=detector, aligner=aligner,
                            maskers=tuple(maskers) or (registry.DEFAULTS["mask"],),
-                           batch_sizes=_parse_batch_sizes(batch_sizes), min_size=min_size,
+                           batch_sizes=_parse_stage_numbers(batch_sizes, "--batch-size"), min_size=min_size,
                            rotations=_parse_rotations(rotate), normalization=normalization),
         every_n=every_n, max_pixels=max_pixels)
+    budgets = _parse_stage_numbers(vram, "--vram") if vram else {}
+    budgets.update({stage: mb for stage, mb in zip(STAGES, (detect_vram, align_vram, mask_vram)) if mb})
+    options = PoolOptions(workers={"detect": detect_workers, "align": align_workers, "mask": mask_workers},
+                          frame_buffer=frame_buffer, vram_mb=budgets,
+                          gpus=[int(g) for g in gpus.split(",")] if gpus else None)
     try:
-        summary = run_single_process(settings)
-    except InputError as exc:
+        summary = run_single_process(settings) if single_process else run_pool(settings, options)
+    except (InputError, PlanError) as exc:
         raise click.ClickException(str(exc)) from None
+    except PipelineError as exc:
+        raise click.ClickException(f"run stopped: {exc}\nframes finished before the fault are in "
+                                   f"{settings.output.alignments_path}") from None
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: frames finished so far are in {settings.output.alignments_path}", err=True)
+        sys.exit(130)
     click.echo(summary.format())
 
 

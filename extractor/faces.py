@@ -77,7 +77,8 @@ class DetectedFace:
     score: float = 1.0
     landmarks: np.ndarray | None = None  # (68, 2) float, frame pixels
     masks: dict[str, Mask] = field(default_factory=dict)
-    # Extra points from the detector (e.g. MTCNN's 5 points) that help an aligner place its crop.
+    # Key points from the detector (e.g. MTCNN's 5) that help the aligner place its crop. A hint
+    # between two stages, not an output: not written to the alignments file.
     detector_points: np.ndarray | None = None
 
     @property
@@ -114,8 +115,6 @@ class DetectedFace:
                "score": round(float(self.score), 5)}
         if self.landmarks is not None:
             out["landmarks"] = np.round(np.asarray(self.landmarks, dtype=np.float64), 3).tolist()
-        if self.detector_points is not None:
-            out["detector_points"] = np.round(self.detector_points, 3).tolist()
         if self.masks:
             out["masks"] = {name: mask.to_dict() for name, mask in self.masks.items()}
         return out
@@ -126,7 +125,5 @@ class DetectedFace:
         face = cls(left, top, width, height, data.get("score", 1.0))
         if data.get("landmarks") is not None:
             face.landmarks = np.array(data["landmarks"], dtype=np.float64)
-        if data.get("detector_points") is not None:
-            face.detector_points = np.array(data["detector_points"], dtype=np.float64)
         face.masks = {name: Mask.from_dict(mask) for name, mask in data.get("masks", {}).items()}
         return face

@@ -51,7 +51,7 @@ class RunSummary:
         loads = {k: v for k, v in self.stage_seconds.items() if k.startswith("load ")}
         if loads:
             lines.append("model load: " + ", ".join(f"{k[5:]} {v:.1f} s" for k, v in loads.items()))
-        if self.frames:
+        if self.frames and len(self.stage_seconds) > len(loads):
             per = ", ".join(f"{k} {1000 * v / self.frames:.1f}" for k, v in self.stage_seconds.items()
                             if k not in loads)
             lines.append(f"ms per frame by stage: {per}")

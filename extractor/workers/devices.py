@@ -76,7 +76,8 @@ def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list
                  cpu_count: int | None = None) -> tuple[list[WorkerPlan], list[str]]:
     """Place every worker; returns the plan and notes to print (fall-backs said out loud).
 
-    GPU workers go one at a time to the selected GPU with the most memory left (so they spread);
+    GPU workers go one at a time to the selected GPU with the fewest workers so far (then the
+    most memory left), among those where the budget still fits, so they spread;
     a stage whose workers do not all fit runs fewer workers; one that cannot place a single
     worker is an error that says what would fit.
     """
@@ -88,6 +89,7 @@ def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list
             raise PlanError(f"--gpus names GPU {missing} but the machine has {sorted(known) or 'none'}")
         gpus = [g for g in gpus if g.index in selected]
     free = {g.index: g.free_mb for g in gpus}
+    load = {g.index: 0 for g in gpus}
     cpu_workers = sum(d.workers for d in demands if d.vram_mb is None or not gpus)
     cpu_count = cpu_count or os.cpu_count() or 1
     threads = max(1, cpu_count // max(1, cpu_workers))
@@ -100,10 +102,13 @@ def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list
             continue
         placed = 0
         for i in range(demand.workers):
-            best = max(free, key=lambda g: free[g])
-            if free[best] < demand.vram_mb:
+            fitting = [g for g in free if free[g] >= demand.vram_mb]
+            if not fitting:
                 break
+            # Spread: the GPU with the fewest workers so far, then the most memory left.
+            best = min(fitting, key=lambda g: (load[g], -free[g]))
             free[best] -= demand.vram_mb
+            load[best] += 1
             plans.append(WorkerPlan(demand.stage, i, best, demand.vram_mb, 1))
             placed += 1
         if placed == 0:

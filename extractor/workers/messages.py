@@ -1,7 +1,9 @@
 """Small messages between pool processes: frame handles and compact faces, never pixels.
 
 A face crosses a queue as a tuple of raw bytes (float32 box and points, zlib-packed masks),
-about 1 KB, instead of its dict form: the coordinator turns it back into a ``DetectedFace``.
+under 1 KB, instead of its dict form: the coordinator turns it back into a ``DetectedFace``.
+``FrameRef`` and ``FaceTask`` go on the queues as plain tuples (``to_wire``): a named tuple
+would pickle its class path in every message.
 """
 from __future__ import annotations
 
@@ -28,6 +30,13 @@ class FaceTask(NamedTuple):
     frame: FrameRef
     face_index: int
     face: tuple
+
+    def to_wire(self) -> tuple:
+        return (tuple(self.frame), self.face_index, self.face)
+
+    @classmethod
+    def from_wire(cls, data: tuple) -> "FaceTask":
+        return cls(FrameRef(*data[0]), data[1], data[2])
 
 
 def _pack(array) -> bytes | None:

