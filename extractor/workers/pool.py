@@ -20,6 +20,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from extractor.output import FrameWriter
 from extractor.plugins import registry
@@ -48,6 +49,7 @@ class PoolOptions:
     vram_mb: dict[str, int] = field(default_factory=dict)  # per-stage budget overrides
     count_bytes: bool = False  # tally pickled bytes on every queue (benchmark, tests)
     gpu_inventory: list | None = None  # for tests: a simulated inventory instead of nvidia-smi
+    progress: Callable[[int], None] | None = None  # called with the frame count after each write
 
 
 @dataclass
@@ -234,6 +236,8 @@ class PoolEngine:
                 meta = self._frames.pop(seq)
                 writer.write(meta.name, meta.index, meta.source, pool.view(meta.slot, meta.shape), faces)
                 pool.release(meta.slot)
+                if self.options.progress:
+                    self.options.progress(writer.counts.frames)
         if self._loader_error is not None:
             raise PipelineError(f"loader failed: {self._loader_error!r}") from self._loader_error
 

@@ -1,0 +1,195 @@
+"""``make bench``: the pool against the single-process engine, side by side in one run.
+
+Prints, for the same input and plugins: frames/s of --single-process and of the pool and their
+ratio; the bottleneck stage's frames/s running alone; bytes pickled per frame on the queues;
+peak and final total RSS and PSS of all processes. ``--soak N`` then repeats the sample video to
+at least N frames and samples total memory and shared-memory use over the run.
+
+Ratios are what to compare: the machine is shared and noisy, so absolute figures move.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+import psutil  # noqa: E402
+
+from extractor.output import OutputSettings  # noqa: E402
+from extractor.single import RunSettings, run_single_process  # noqa: E402
+from extractor.sources import Frame, InputSource  # noqa: E402
+from extractor.stages import AlignStage, DetectStage, MaskStage, StageConfig  # noqa: E402
+from extractor.workers.pool import PoolOptions, run_pool  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "short_hamilton_clip.mp4"
+FALLBACK_VIDEO = REPO / "samples" / "hamilton_clip_60frames.mp4"
+
+
+class MemorySampler:
+    """Samples total RSS and PSS of this process and all its children, and /dev/shm use."""
+
+    def __init__(self, interval: float = 0.5):
+        self.interval = interval
+        self.samples: list[tuple[float, int, int, int]] = []  # time, rss, pss, shm bytes
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            rss = pss = 0
+            for proc in [me] + me.children(recursive=True):
+                try:
+                    info = proc.memory_full_info()
+                    rss += info.rss
+                    pss += getattr(info, "pss", info.rss)
+                except psutil.Error:
+                    continue
+            shm = psutil.disk_usage("/dev/shm").used if os.path.isdir("/dev/shm") else 0
+            self.samples.append((time.monotonic(), rss, pss, shm))
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def peak(self, column: int) -> int:
+        return max((s[column] for s in self.samples), default=0)
+
+    def final(self, column: int) -> int:
+        return self.samples[-1][column] if self.samples else 0
+
+
+def _settings(video: Path, out: Path, config: StageConfig) -> RunSettings:
+    return RunSettings(input_path=video, output=OutputSettings(out, out / "alignments.jsonl", size=128),
+                       stages=config)
+
+
+def stage_alone(video: Path, config: StageConfig) -> dict[str, float]:
+    """Frames/s of each stage alone in one process, on frames decoded beforehand."""
+    frames: list[Frame] = list(InputSource(video))
+    images = [f.image for f in frames]
+    detect, align, mask = DetectStage(config), AlignStage(config), MaskStage(config)
+    for stage in (detect, align, mask):
+        stage.load()
+    rates, faces = {}, []
+    start = time.perf_counter()
+    for i in range(0, len(images), detect.batch_size):
+        batch = images[i:i + detect.batch_size]
+        for image, found in zip(batch, detect.run(batch)):
+            faces += [(image, face) for face in found]
+    rates["detect"] = len(images) / (time.perf_counter() - start)
+    for name, stage in (("align", align), ("mask", mask)):
+        start = time.perf_counter()
+        for i in range(0, len(faces), stage.batch_size):
+            chunk = faces[i:i + stage.batch_size]
+            stage.run([image for image, _ in chunk], [face for _, face in chunk])
+        rates[name] = len(images) / (time.perf_counter() - start)
+    return rates
+
+
+def compare(video: Path, config: StageConfig, detect_workers: int) -> None:
+    print(f"input: {video} ({int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))} frames), "
+          f"{psutil.cpu_count()} CPUs; detector {config.detector}, aligner {config.aligner}, "
+          f"maskers {', '.join(config.maskers)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        with MemorySampler() as single_mem:
+            single = run_single_process(_settings(video, Path(tmp) / "single", config))
+        options = PoolOptions(workers={"detect": detect_workers, "align": 1, "mask": 1}, count_bytes=True)
+        with MemorySampler() as pool_mem:
+            pool = run_pool(_settings(video, Path(tmp) / "pool", config), options)
+    alone = stage_alone(video, config)
+    bottleneck = min(alone, key=alone.get)
+    single_fps, pool_fps = single.frames_per_second, pool.frames_per_second
+    print("\n| measure | value |\n| --- | --- |")
+    print(f"| single-process frames/s (end to end, model loads included) | {single_fps:.2f} |")
+    print(f"| pool frames/s ({detect_workers} detect, 1 align, 1 mask worker) | {pool_fps:.2f} |")
+    print(f"| **pool / single-process** | **{pool_fps / single_fps:.2f}** |")
+    print("| stages alone, frames/s | " + ", ".join(f"{k} {v:.1f}" for k, v in alone.items()) + " |")
+    print(f"| **pool / bottleneck stage alone ({bottleneck})** | **{pool_fps / alone[bottleneck]:.2f}** |")
+    print(f"| bytes pickled per frame (all queues) | {pool.bytes_per_frame:.0f} |")
+    print(f"| bytes pickled per face | {pool.bytes_pickled / max(pool.faces, 1):.0f} |")
+    mb = 1024 * 1024
+    for name, mem in (("single-process", single_mem), ("pool", pool_mem)):
+        print(f"| {name} total RSS peak / final (MB) | {mem.peak(1) / mb:.0f} / {mem.final(1) / mb:.0f} |")
+        print(f"| {name} total PSS peak / final (MB) | {mem.peak(2) / mb:.0f} / {mem.final(2) / mb:.0f} |")
+    print(f"| pool frame buffer | {pool.slots} slots x {pool.slot_bytes / mb:.1f} MB |")
+    print(f"| frames, faces (single / pool) | {single.frames}, {single.faces} / {pool.frames}, {pool.faces} |")
+
+
+def long_video(video: Path, target_frames: int, folder: Path) -> Path:
+    """The sample video repeated until it has at least ``target_frames`` frames."""
+    path = folder / "soak.mp4"
+    capture = cv2.VideoCapture(str(video))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    written = 0
+    while written < target_frames:
+        for frame in frames:
+            writer.write(frame)
+            written += 1
+    writer.release()
+    return path
+
+
+def soak(video: Path, config: StageConfig, target_frames: int, detect_workers: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        long = long_video(video, target_frames, Path(tmp))
+        total = int(cv2.VideoCapture(str(long)).get(cv2.CAP_PROP_FRAME_COUNT))
+        progress: list[tuple[float, int]] = []
+        options = PoolOptions(workers={"detect": detect_workers, "align": 1, "mask": 1},
+                              progress=lambda n: progress.append((time.monotonic(), n)))
+        with MemorySampler(interval=1.0) as mem:
+            summary = run_pool(_settings(long, Path(tmp) / "soak", config), options)
+    print(f"\nsoak: {summary.frames} frames ({total} in the video), {summary.faces} faces, "
+          f"{summary.frames_per_second:.2f} frames/s")
+
+    def at(fraction: float) -> tuple[int, int, int]:
+        """Memory sampled when ``fraction`` of the frames were written."""
+        when = next(t for t, n in progress if n >= fraction * summary.frames)
+        sample = min(mem.samples, key=lambda s: abs(s[0] - when))
+        return sample[1], sample[2], sample[3]
+
+    mb = 1024 * 1024
+    print("| progress | total RSS (MB) | total PSS (MB) | /dev/shm used (MB) |\n| --- | --- | --- | --- |")
+    for fraction in (0.1, 0.25, 0.5, 0.75, 1.0):
+        rss, pss, shm = at(fraction)
+        print(f"| {fraction:.0%} | {rss / mb:.0f} | {pss / mb:.0f} | {shm / mb:.0f} |")
+    rss10, pss10, _ = at(0.1)
+    rss100, pss100, _ = at(1.0)
+    print(f"| **growth 10% -> 100%** | **{100 * (rss100 - rss10) / rss10:+.1f} %** | "
+          f"**{100 * (pss100 - pss10) / pss10:+.1f} %** | |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO if DEFAULT_VIDEO.exists() else FALLBACK_VIDEO)
+    parser.add_argument("--detect-workers", type=int, default=2)
+    parser.add_argument("--soak", type=int, default=2000, help="frames for the soak run (0: skip it)")
+    args = parser.parse_args()
+    config = StageConfig(maskers=("components",))
+    compare(args.video, config, args.detect_workers)
+    if args.soak:
+        soak(args.video, config, args.soak, args.detect_workers)
+
+
+if __name__ == "__main__":
+    main()
