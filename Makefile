@@ -34,7 +34,7 @@ eval: install
 	$(BIN)/extractor eval ../shared/data
 
 lint: install
-	$(BIN)/ruff check extractor tests tools
+	$(BIN)/ruff check extractor tests tools benchmarks
 
 calibrate: install
 	$(BIN)/python tools/fit_calibration.py

@@ -34,25 +34,24 @@ def default_config() -> StageConfig:
     return StageConfig(maskers=("components", "extended", "mesh-hull"))
 
 
-@pytest.fixture(scope="session")
-def detect_stage(default_config) -> DetectStage:
-    stage = DetectStage(default_config)
+def _loaded(stage):
     stage.load()
     return stage
+
+
+@pytest.fixture(scope="session")
+def detect_stage(default_config) -> DetectStage:
+    return _loaded(DetectStage(default_config))
 
 
 @pytest.fixture(scope="session")
 def align_stage(default_config) -> AlignStage:
-    stage = AlignStage(default_config)
-    stage.load()
-    return stage
+    return _loaded(AlignStage(default_config))
 
 
 @pytest.fixture(scope="session")
 def mask_stage(default_config) -> MaskStage:
-    stage = MaskStage(default_config)
-    stage.load()
-    return stage
+    return _loaded(MaskStage(default_config))
 
 
 @pytest.fixture(scope="session")
