@@ -90,6 +90,9 @@ def main(loglevel: str) -> None:
               help="Retry frames with no face rotated: on (90,270,180), off, or angles like 90,270.")
 @click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
               help="Refuse images whose header claims more pixels than this.")
+@click.option("--skip-existing", is_flag=True,
+              help="Resume: keep the frames already in the alignments file and do the others.")
+@click.option("--overwrite", is_flag=True, help="Start again even if the alignments file has frames.")
 @click.option("--single-process", is_flag=True,
               help="Run every stage in this process (the baseline engine, easiest to debug).")
 @click.option("--detect-workers", default=1, show_default=True, type=click.IntRange(1), help="Detect processes.")
@@ -104,9 +107,11 @@ def main(loglevel: str) -> None:
 @click.option("--align-vram", type=click.IntRange(64), default=None, help="Same as --vram align=MB.")
 @click.option("--mask-vram", type=click.IntRange(64), default=None, help="Same as --vram mask=MB.")
 def run(input_path, output_dir, alignments, detector, aligner, maskers, size, coverage, min_size,
-        every_n, batch_sizes, normalization, rotate, max_pixels, single_process, detect_workers,
+        every_n, batch_sizes, normalization, rotate, max_pixels, skip_existing, overwrite, single_process,
+        detect_workers,
         align_workers, mask_workers, frame_buffer, gpus, vram, detect_vram, align_vram, mask_vram):
     """Extract faces from INPUT into OUTPUT (worker pool, or --single-process)."""
+    from extractor.alignments import OutputError
     from extractor.single import RunSettings, run_single_process
     from extractor.workers.devices import PlanError
     from extractor.workers.pool import PipelineError, PoolOptions, run_pool
@@ -114,7 +119,7 @@ def run(input_path, output_dir, alignments, detector, aligner, maskers, size, co
     settings = RunSettings(
         input_path=input_path,
         output=OutputSettings(output_dir=output_dir, alignments_path=alignments or output_dir / "alignments.jsonl",
-                              size=size, coverage=coverage),
+                              size=size, coverage=coverage, skip_existing=skip_existing, overwrite=overwrite),
         stages=StageConfig(detector=detector, aligner=aligner,
                            maskers=tuple(maskers) or (registry.DEFAULTS["mask"],),
                            batch_sizes=_parse_stage_numbers(batch_sizes, "--batch-size"), min_size=min_size,
@@ -127,7 +132,7 @@ def run(input_path, output_dir, alignments, detector, aligner, maskers, size, co
                           gpus=[int(g) for g in gpus.split(",")] if gpus else None)
     try:
         summary = run_single_process(settings) if single_process else run_pool(settings, options)
-    except (InputError, PlanError) as exc:
+    except (InputError, PlanError, OutputError) as exc:
         raise click.ClickException(str(exc)) from None
     except PipelineError as exc:
         raise click.ClickException(f"run stopped: {exc}\nframes finished before the fault are in "

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from extractor.alignments import AlignmentsWriter, frame_record
+from extractor.alignments import AlignmentsWriter, OutputError, frame_record, read_records
 from extractor.faces import DetectedFace
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -69,6 +69,8 @@ class OutputSettings:
     size: int = 256
     coverage: float = 0.6
     save_faces: bool = True
+    skip_existing: bool = False  # resume: keep the frames an earlier run finished, do the rest
+    overwrite: bool = False  # start again: drop an existing alignments file
 
 
 @dataclass
@@ -79,6 +81,21 @@ class OutputCounts:
     face_files: list[str] = field(default_factory=list)
 
 
+def check_writable(settings: OutputSettings) -> None:
+    """Refuse an output that cannot be written before any work starts (probe file per folder)."""
+    for folder in {settings.output_dir, settings.alignments_path.parent}:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".extractor-write-test-{os.getpid()}"
+            with open(probe, "wb") as handle:
+                handle.write(b"probe")
+                handle.flush()
+                os.fsync(handle.fileno())
+            probe.unlink()
+        except OSError as exc:
+            raise OutputError(f"{folder}: output folder cannot be written ({exc.strerror or exc})") from None
+
+
 class FrameWriter:
     """Writes each finished frame: its face PNGs first, then its alignments record.
 
@@ -87,16 +104,37 @@ class FrameWriter:
 
     def __init__(self, settings: OutputSettings):
         self.settings = settings
-        settings.output_dir.mkdir(parents=True, exist_ok=True)
+        check_writable(settings)
+        self.done = self._earlier_frames()
         self.alignments = AlignmentsWriter(settings.alignments_path)
+        if settings.skip_existing and self.alignments.dropped:
+            self.done = {r["frame"] for r in read_records(settings.alignments_path)}
         self.counts = OutputCounts()
+
+    def _earlier_frames(self) -> set[str]:
+        """Frames an earlier run wrote to this alignments file, per --skip-existing/--overwrite."""
+        path = self.settings.alignments_path
+        if not path.exists() or path.stat().st_size == 0:
+            return set()
+        if self.settings.overwrite:
+            path.unlink()
+            return set()
+        frames = {record["frame"] for record in read_records(path)}
+        if frames and not self.settings.skip_existing:
+            raise OutputError(f"{path} already holds {len(frames)} frames: add --skip-existing to resume "
+                              "that run, or --overwrite to start again")
+        return frames
 
     def write(self, name: str, index: int, source: str, image: np.ndarray, faces: list[DetectedFace]) -> dict:
         record = frame_record(name, index, source, image.shape, faces)
-        if self.settings.save_faces:
-            for face_index, (face, face_dict) in enumerate(zip(faces, record["faces"])):
-                self._write_face(name, face_index, source, image, face, face_dict)
-        self.alignments.append(record)
+        try:
+            if self.settings.save_faces:
+                for face_index, (face, face_dict) in enumerate(zip(faces, record["faces"])):
+                    self._write_face(name, face_index, source, image, face, face_dict)
+            self.alignments.append(record)
+        except OutputError as exc:
+            raise OutputError(f"{exc}; the run stopped at frame {name}, and the {self.counts.frames} frames "
+                              f"finished before it are intact in {self.settings.alignments_path}") from exc
         self.counts.frames += 1
         self.counts.faces += len(faces)
         self.counts.frames_without_face += not faces
@@ -112,8 +150,12 @@ class FrameWriter:
                 "aligned": {"size": size, "coverage": coverage}, "face": face_dict}
         path = self.settings.output_dir / f"{name}_{face_index}.png"
         tmp = path.with_suffix(".png.tmp")
-        tmp.write_bytes(png_with_text(encoded.tobytes(), PNG_KEYWORD, json.dumps(meta)))
-        os.replace(tmp, path)  # never a half-written face under its final name
+        try:
+            tmp.write_bytes(png_with_text(encoded.tobytes(), PNG_KEYWORD, json.dumps(meta)))
+            os.replace(tmp, path)  # never a half-written face under its final name
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
         self.counts.face_files.append(path.name)
 
     def close(self) -> None:

@@ -33,17 +33,30 @@ class RunSummary:
     frames: int = 0
     faces: int = 0
     frames_without_face: int = 0
+    already_done: int = 0  # frames an earlier run finished (--skip-existing)
     skipped: list[SkippedInput] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def admit(self, item: Frame | SkippedInput) -> Frame | None:
+        """Report a skipped input or a decode warning; returns the frame to process, if any."""
+        if isinstance(item, SkippedInput):
+            logger.warning("skipped %s", item.reason)
+            self.skipped.append(item)
+            return None
+        if item.warning:
+            logger.warning(item.warning)
+            self.warnings.append(item.warning)
+        return item
 
     @property
     def frames_per_second(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
 
     def format(self) -> str:
-        lines = [f"frames: {self.frames}", f"faces: {self.faces}",
+        lines = [f"frames: {self.frames}" + (f" (+{self.already_done} done by an earlier run)"
+                                             if self.already_done else ""), f"faces: {self.faces}",
                  f"frames without a face: {self.frames_without_face}",
                  f"skipped inputs: {len(self.skipped)}"]
         lines += [f"  - {s.reason}" for s in self.skipped]
@@ -74,22 +87,20 @@ def run_single_process(settings: RunSettings) -> RunSummary:
     """Extract every frame of the input in this process; returns the run's summary."""
     summary = RunSummary()
     start = time.perf_counter()
-    detect, align, mask = DetectStage(settings.stages), AlignStage(settings.stages), MaskStage(settings.stages)
-    for stage, name in ((detect, "detect"), (align, "align"), (mask, "mask")):
-        _timed(summary, f"load {name}", stage.load)
-    writer = FrameWriter(settings.output)
     source = InputSource(settings.input_path, settings.every_n, settings.max_pixels)
+    writer = FrameWriter(settings.output)  # refuses an unwritable output before any model loads
+    source.done = writer.done
+    summary.already_done = len(writer.done)
+    detect, align, mask = DetectStage(settings.stages), AlignStage(settings.stages), MaskStage(settings.stages)
     try:
+        for stage, name in ((detect, "detect"), (align, "align"), (mask, "mask")):
+            _timed(summary, f"load {name}", stage.load)
         pending: list[Frame] = []
         for item in source:
-            if isinstance(item, SkippedInput):
-                logger.warning("skipped %s", item.reason)
-                summary.skipped.append(item)
+            frame = summary.admit(item)
+            if frame is None:
                 continue
-            if item.warning:
-                logger.warning(item.warning)
-                summary.warnings.append(item.warning)
-            pending.append(item)
+            pending.append(frame)
             if len(pending) >= detect.batch_size:
                 _process_batch(pending, detect, align, mask, writer, summary)
                 pending = []

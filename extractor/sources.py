@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 DEFAULT_MAX_PIXELS = 20000 * 20000
+# Our own --max-pixels guard runs on the header before any decoding, so Pillow's lower built-in
+# bomb limit (which would refuse large but legitimate scans) is switched off.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class InputError(Exception):
@@ -70,8 +73,11 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     returned with a warning; anything unusable raises ``InputError`` naming the file.
     """
     path = str(path)
-    if os.path.getsize(path) == 0:
-        raise InputError(f"{path}: empty file (0 bytes)")
+    try:
+        if os.path.getsize(path) == 0:
+            raise InputError(f"{path}: empty file (0 bytes)")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     try:
         with Image.open(path) as pil_image:
             width, height = pil_image.size
@@ -100,6 +106,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise InputError(f"{path}: not an image Pillow can read (unknown or corrupt format)") from None
     except Image.DecompressionBombError as exc:
         raise InputError(f"{path}: {exc}") from None
+    except PermissionError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"{path}: cannot decode image ({exc})") from None
 
@@ -107,19 +115,27 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
 def list_images(folder: Path) -> tuple[list[Path], list[SkippedInput]]:
     """Image files of ``folder`` in name order, and the other files (skipped, with a reason)."""
     images, skipped = [], []
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.is_dir():
+            continue  # hidden files and sub-folders are not inputs
+        if path.is_symlink() and not path.exists():
+            skipped.append(SkippedInput(str(path), f"{path}: broken symbolic link"))
+        elif not path.is_file():
+            skipped.append(SkippedInput(str(path), f"{path}: not a regular file"))
+        elif path.suffix.lower() in IMAGE_EXTENSIONS:
             images.append(path)
-        elif not path.name.startswith("."):
-            skipped.append(SkippedInput(str(path), "not an image file (unknown extension)"))
+        else:
+            skipped.append(SkippedInput(str(path), f"{path}: not an image file (unknown extension)"))
     return images, skipped
 
 
 class InputSource:
     """Frames of an image folder or a video file, in order, every ``every_n``-th frame."""
 
-    def __init__(self, path: str | os.PathLike, every_n: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, path: str | os.PathLike, every_n: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 done: set[str] | frozenset[str] = frozenset()):
         self.path = Path(path)
+        self.done = done  # frame names finished by an earlier run (--skip-existing): not decoded
         if every_n < 1:
             raise ValueError("--extract-every-n must be 1 or more")
         self.every_n = every_n
@@ -165,7 +181,7 @@ class InputSource:
             paths, skipped = list_images(self.path)
         yield from skipped
         for index, path in enumerate(paths):
-            if index % self.every_n:
+            if index % self.every_n or path.stem in self.done:
                 continue
             try:
                 image, warning = read_image(path, self.max_pixels)
@@ -177,25 +193,25 @@ class InputSource:
     def _video_frames(self) -> Iterator[Frame | SkippedInput]:
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
-            yield SkippedInput(str(self.path), f"{self.path}: cannot open video")
+            yield SkippedInput(str(self.path), f"{self.path}: cannot open video (not a video, or cut off "
+                               "before its index)")
             return
         expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         index = -1
         try:
             while True:
-                if (index + 1) % self.every_n:
-                    ok = capture.grab()  # skip without decoding the pixels
-                    index += 1
-                    if not ok:
+                index += 1
+                name = f"{self.path.stem}_{index + 1:06d}"
+                if index % self.every_n or name in self.done:
+                    if not capture.grab():  # move on without decoding the pixels
                         break
                     continue
                 ok, image = capture.read()
-                index += 1
                 if not ok:
                     break
-                yield Frame(f"{self.path.stem}_{index + 1:06d}", index, image, str(self.path))
+                yield Frame(name, index, image, str(self.path))
         finally:
             capture.release()
-        if expected and index < expected - 1:
+        if expected and index < expected:
             yield SkippedInput(str(self.path), f"{self.path}: video ended after {index} frames of the {expected} "
                                "its header announces (file cut off?)")

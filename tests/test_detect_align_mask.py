@@ -99,3 +99,17 @@ def test_detected_face_round_trip():
     face = DetectedFace(1.5, 2.25, 30, 40, 0.9, landmarks=np.arange(136, dtype=float).reshape(68, 2))
     again = DetectedFace.from_dict(face.to_dict())
     assert again.to_dict() == face.to_dict()
+
+
+def test_detection_does_not_depend_on_batch_neighbours(detect_stage):
+    """A frame's faces must not change with the other frames of its batch (resume, pool)."""
+    from conftest import VIDEO
+    from extractor.sources import InputSource
+
+    frames = [f.image for f in InputSource(VIDEO, every_n=23)]
+    aligned = [faces for i in range(0, len(frames), 4) for faces in detect_stage.run(frames[i:i + 4])]
+    shifted = detect_stage.run(frames[:1]) + [faces for i in range(1, len(frames), 4)
+                                              for faces in detect_stage.run(frames[i:i + 4])]
+    assert sum(map(len, aligned)) > 10
+    for a, b in zip(aligned, shifted):
+        assert [f.box_ltrb for f in a] == [f.box_ltrb for f in b]

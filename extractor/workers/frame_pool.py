@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import queue
+import secrets
 import threading
 from multiprocessing import shared_memory
+from pathlib import Path
 
 import numpy as np
 import psutil
 
 logger = logging.getLogger(__name__)
 
+SEGMENT_PREFIX = "extractor_"  # extractor_<owner pid>_<random>: lets a later run spot orphans
+SHM_FOLDER = Path("/dev/shm")
 MIN_SLOTS = 4
 MAX_DEFAULT_SLOTS = 64
 DEFAULT_RAM_SHARE = 0.10  # of the RAM available at start
@@ -40,7 +45,8 @@ class FramePool:
             raise ValueError("frame pool needs a positive slot size and count")
         self.slot_bytes = int(slot_bytes)
         self.slots = int(slots)
-        self._shm = shared_memory.SharedMemory(create=True, size=self.slot_bytes * self.slots)
+        name = f"{SEGMENT_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
+        self._shm = shared_memory.SharedMemory(name=name, create=True, size=self.slot_bytes * self.slots)
         self.name = self._shm.name
         self._free: queue.Queue[int] = queue.Queue()
         for slot in range(self.slots):
@@ -92,6 +98,57 @@ class FramePool:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _mapped_shm_files() -> set[str] | None:
+    """Names of /dev/shm files that some process has mapped (None if /proc cannot tell)."""
+    mapped = set()
+    try:
+        for maps in Path("/proc").glob("[0-9]*/maps"):
+            try:
+                for line in maps.read_text().splitlines():
+                    if "/dev/shm/" in line:
+                        mapped.add(line.rsplit("/dev/shm/", 1)[1].split(" ")[0])
+            except OSError:
+                continue  # process gone, or not ours to read
+    except OSError:
+        return None
+    return mapped
+
+
+def sweep_orphan_segments() -> list[str]:
+    """Remove what a run killed outright (kill -9 of its whole process group) left in /dev/shm.
+
+    - our frame pools (``extractor_<pid>_*``) whose owner process no longer exists;
+    - multiprocessing's named semaphores (``sem.mp-*``, the queues' locks under spawn) that no
+      living process has mapped: only a dead run's can be in that state.
+    Normally each run removes its own (and Python's resource tracker backs that up); this covers
+    the case where the tracker was killed too. Returns the names removed.
+    """
+    if not SHM_FOLDER.is_dir():
+        return []
+    orphans = []
+    for path in SHM_FOLDER.glob(f"{SEGMENT_PREFIX}*"):
+        try:
+            owner = int(path.name[len(SEGMENT_PREFIX):].split("_")[0])
+        except ValueError:
+            continue
+        if not psutil.pid_exists(owner):
+            orphans.append(path)
+    semaphores = list(SHM_FOLDER.glob("sem.mp-*"))
+    mapped = _mapped_shm_files() if semaphores else set()
+    if mapped is not None:
+        orphans += [path for path in semaphores if path.name not in mapped]
+    removed = []
+    for path in orphans:
+        try:
+            path.unlink()
+            removed.append(path.name)
+        except OSError as exc:
+            logger.debug("cannot remove %s: %s", path, exc)
+    if removed:
+        logger.warning("removed %d shared-memory file(s) left in /dev/shm by a killed run", len(removed))
+    return removed
 
 
 def slot_view(shm: shared_memory.SharedMemory, slot_bytes: int, slot: int, shape) -> np.ndarray:

@@ -25,10 +25,10 @@ from typing import Callable
 from extractor.output import FrameWriter
 from extractor.plugins import registry
 from extractor.single import RunSettings, RunSummary
-from extractor.sources import InputSource, SkippedInput
+from extractor.sources import InputSource
 from extractor.workers.assembler import FrameAssembler
 from extractor.workers.devices import StageDemand, WorkerPlan, detect_gpus, plan_devices
-from extractor.workers.frame_pool import FramePool, default_slot_count
+from extractor.workers.frame_pool import FramePool, default_slot_count, sweep_orphan_segments
 from extractor.workers.messages import FrameRef, decode_face, pickled_size
 from extractor.workers.stage_worker import WorkerSpec, worker_main
 
@@ -124,22 +124,29 @@ class PoolEngine:
     # --- the run ---------------------------------------------------------------------------
     def run(self) -> PoolSummary:
         start = time.perf_counter()
-        plans = self.plan()
         source = InputSource(self.settings.input_path, self.settings.every_n, self.settings.max_pixels)
+        writer = FrameWriter(self.settings.output)  # refuses an unwritable output before any work
+        source.done = writer.done
+        self.summary.already_done = len(writer.done)
+        try:
+            plans = self.plan()
+        except BaseException:
+            writer.close()
+            raise
+        sweep_orphan_segments()
         slot_bytes = source.max_frame_bytes()
-        total_workers = len(plans)
-        slots = self.options.frame_buffer or default_slot_count(slot_bytes, minimum=2 * total_workers + 2)
+        slots = self.options.frame_buffer or default_slot_count(slot_bytes, minimum=2 * len(plans) + 2)
         self.summary.slots, self.summary.slot_bytes = slots, slot_bytes
         logger.info("frame pool: %d slots of %.1f MB", slots, slot_bytes / 1e6)
         ctx = multiprocessing.get_context("spawn")
         queues = {stage: ctx.Queue() for stage in STAGES}
         results = ctx.Queue()
         downstream = {"detect": queues["align"], "align": queues["mask"], "mask": results}
-        writer = FrameWriter(self.settings.output)
         processes: dict[str, multiprocessing.process.BaseProcess] = {}
         previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-        pool = FramePool(slot_bytes, slots)
+        pool = None
         try:
+            pool = FramePool(slot_bytes, slots)
             for plan in plans:
                 spec = WorkerSpec(plan, self.settings.stages, pool.name, slot_bytes,
                                   count_bytes=self.options.count_bytes)
@@ -162,7 +169,8 @@ class PoolEngine:
             signal.signal(signal.SIGTERM, previous_term)
             self._stop.set()
             writer.close()
-            pool.close()
+            if pool is not None:
+                pool.close()
             self._fill_summary(writer, start)
         return self.summary
 
@@ -179,13 +187,9 @@ class PoolEngine:
             for item in source:
                 if self._stop.is_set():
                     return
-                if isinstance(item, SkippedInput):
-                    logger.warning("skipped %s", item.reason)
-                    self.summary.skipped.append(item)
+                item = self.summary.admit(item)
+                if item is None:
                     continue
-                if item.warning:
-                    logger.warning(item.warning)
-                    self.summary.warnings.append(item.warning)
                 slot = self._acquire(pool)
                 if slot is None:
                     return

@@ -3,6 +3,12 @@
 It finds small faces well (every annotated face in ../shared/data). Its ``min_face_size`` is
 left at the package default on purpose: raising it loses large faces (the pyramid ignores it),
 so the detect stage filters small faces after detection instead.
+
+Package bug worked around: ``mtcnn.utils.bboxes.sort_by_scores`` sorts the boxes of the whole
+batch with an unstable sort, so boxes of equal score (saturated near 1.0) are ordered by chance
+and NMS may keep a box a few pixels off depending on which *other* frames share the batch. A
+resumed or pooled run then differs from an uninterrupted one. A stable sort makes each frame's
+result independent of its batch (measured: 0 px difference over the sample video).
 """
 from __future__ import annotations
 
@@ -11,6 +17,12 @@ import numpy as np
 from extractor.faces import DetectedFace
 from extractor.plugins.base import Batch, DeviceNeed, Detector
 from extractor.plugins.registry import register
+
+
+def _stable_sort_by_scores(tensor, scores, ascending=True):
+    """``mtcnn.utils.bboxes.sort_by_scores`` with a stable sort (see the module docstring)."""
+    order = np.argsort(scores, kind="stable")
+    return tensor[order if ascending else order[::-1]]
 
 
 @register
@@ -29,8 +41,11 @@ class MTCNNDetector(Detector):
         self.model = None
 
     def load(self):
+        import mtcnn.utils.bboxes
         import tensorflow as tf
         from mtcnn import MTCNN
+
+        mtcnn.utils.bboxes.sort_by_scores = _stable_sort_by_scores
 
         device = "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
         self.model = MTCNN(device=device)

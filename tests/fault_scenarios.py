@@ -1,0 +1,414 @@
+"""Fault injection against real runs: bad inputs, full disks, kills, torn records, bad pickles.
+
+Each scenario runs the real ``extractor run`` (worker pool, real models) in its own process
+group, injects real faults, and returns what it saw: inputs tried, faults injected, frames lost
+(finished frames missing or damaged, or, after a resume, frames differing from an uninterrupted
+run), hangs (a run that outlived its time limit) and shared-memory segments left behind.
+
+Used by tests/test_faults.py (asserts the zeros) and by ``make faults`` (prints the table):
+    .venv/bin/python tests/fault_scenarios.py
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DATA = Path(os.environ.get("EXTRACTOR_TEST_DATA", REPO.parent / "shared" / "data"))
+VIDEO = DATA / "video" / "short_hamilton_clip.mp4"
+SHM = Path("/dev/shm")
+RUN_LIMIT = 240  # seconds a run may take before it counts as a hang
+
+from extractor.alignments import read_records  # noqa: E402
+from extractor.output import read_face_metadata  # noqa: E402
+
+
+@dataclass
+class FaultResult:
+    scenario: str
+    inputs: int
+    faults: int
+    frames_lost: int
+    hangs: int
+    segments_left: int
+    detail: str = ""
+
+
+@dataclass
+class RunResult:
+    returncode: int | None
+    output: str
+    hung: bool
+    seconds: float
+
+
+def _segments() -> set[str]:
+    return {p.name for p in SHM.iterdir()} if SHM.is_dir() else set()
+
+
+def _group_gone(pgid: int, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def start(args: list[str], prefix: list[str] | None = None, preexec=None) -> subprocess.Popen:
+    cmd = (prefix or []) + [sys.executable, "-m", "extractor.cli", "--loglevel", "INFO", "run", *args]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                            start_new_session=True, env=env, preexec_fn=preexec)
+
+
+def finish(proc: subprocess.Popen, limit: float = RUN_LIMIT) -> RunResult:
+    begin = time.monotonic()
+    try:
+        output, _ = proc.communicate(timeout=limit)
+        hung = False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        hung = True
+    _group_gone(proc.pid)
+    return RunResult(proc.returncode, output, hung, time.monotonic() - begin)
+
+
+def run(args: list[str], **kwargs) -> RunResult:
+    return finish(start(args, **kwargs))
+
+
+def wait_for_records(alignments: Path, count: int, proc: subprocess.Popen, limit: float = RUN_LIMIT) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None:
+        if alignments.exists() and len(list(read_records(alignments))) >= count:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def damaged_frames(out: Path, alignments: Path) -> int:
+    """Finished frames (records) whose face PNGs are missing or disagree with the record."""
+    damaged = 0
+    for record in read_records(alignments):
+        for index, face in enumerate(record["faces"]):
+            png = out / f"{record['frame']}_{index}.png"
+            if not png.exists() or read_face_metadata(png)["face"] != face:
+                damaged += 1
+                break
+    return damaged
+
+
+def differing_frames(result: Path, reference: Path) -> int:
+    """Frames of the reference run missing from ``result`` or with other faces (0.5 px tolerance)."""
+    got = {r["frame"]: r for r in read_records(result)}
+    lost = 0
+    for ref in read_records(reference):
+        mine = got.get(ref["frame"])
+        if mine is None or len(mine["faces"]) != len(ref["faces"]):
+            lost += 1
+            continue
+        for a, b in zip(mine["faces"], ref["faces"]):
+            if (np.abs(np.subtract(a["box"], b["box"])).max() > 0.5
+                    or np.abs(np.subtract(a["landmarks"], b["landmarks"])).max() > 0.5):
+                lost += 1
+                break
+    indices = [r["index"] for r in read_records(result)]
+    return lost + (indices != sorted(indices))  # frames must stay in input order
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+def huge_header_png(path: Path) -> None:
+    """A real PNG whose header is rewritten to claim 100000 x 100000 pixels."""
+    ok, data = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
+    data = bytearray(data.tobytes())
+    ihdr = data[12:29]  # "IHDR" + 13 bytes
+    ihdr[4:12] = struct.pack(">II", 100000, 100000)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    path.write_bytes(bytes(data))
+
+
+def cut_video(path: Path, frames: int = 100, keep: float = 0.6) -> int:
+    """An MJPG AVI of the sample's first ``frames`` frames, cut to ``keep`` of its bytes.
+
+    Returns how many frames still decode. (The sample MP4 keeps its index at the end, so a cut
+    copy of it does not open at all; that case is covered too, as "cannot open video".)
+    """
+    capture = cv2.VideoCapture(str(VIDEO))
+    full = path.with_suffix(".full.avi")
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 29.97, (640, 360))
+    for _ in range(frames):
+        ok, frame = capture.read()
+        writer.write(frame)
+    writer.release()
+    data = full.read_bytes()
+    full.unlink()
+    path.write_bytes(data[:int(len(data) * keep)])
+    check, decodable = cv2.VideoCapture(str(path)), 0
+    while check.read()[0]:
+        decodable += 1
+    return decodable
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+def bad_inputs(work: Path) -> FaultResult:
+    """Every edge case, non-images, an unreadable file, a dangling link, a FIFO, a huge header."""
+    folder = work / "bad_inputs"
+    folder.mkdir()
+    for path in sorted((DATA / "edge_cases").iterdir()):
+        if path.suffix != ".json":
+            shutil.copy(path, folder / path.name)
+    for path in (folder / "made_by_us_empty.jpg", folder / "made_by_us_truncated_2008_001322.jpg"):
+        path.chmod(0o644)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "annotations.json").write_text("{}")
+    shutil.copy(DATA / "dlib_faces" / "2008_001009.jpg", folder / "unreadable.jpg")
+    (folder / "unreadable.jpg").chmod(0)
+    (folder / "dangling.jpg").symlink_to(folder / "does-not-exist.jpg")
+    os.mkfifo(folder / "pipe.jpg")
+    huge_header_png(folder / "huge_header.png")
+    bad = {"made_by_us_empty.jpg": "empty file", "notes.txt": "not an image file",
+           "annotations.json": "not an image file", "unreadable.jpg": "Permission denied",
+           "dangling.jpg": "broken symbolic link", "pipe.jpg": "not a regular file",
+           "huge_header.png": "--max-pixels"}
+    warned = {"made_by_us_truncated_2008_001322.jpg": "truncated", "truncated_jpeg.jpg": "truncated"}
+    inputs = len(list(folder.iterdir()))
+    good = inputs - len(bad)
+    # As root, file permissions do not stop reads: drop the capabilities that bypass them.
+    prefix = (["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+              if os.geteuid() == 0 and shutil.which("setpriv") else None)
+    out = work / "bad_out"
+    before = _segments()
+    result = run(["-i", str(folder), "-o", str(out), "--masker", "components", "--size", "64"], prefix=prefix)
+    problems = []
+    for name, words in {**bad, **warned}.items():
+        lines = [line for line in result.output.splitlines() if name in line and words in line]
+        if not lines:
+            problems.append(f"no clear line for {name}")
+    if result.returncode != 0:
+        problems.append(f"exit code {result.returncode}")
+    if f"skipped inputs: {len(bad)}" not in result.output:
+        problems.append("summary does not list every skipped input")
+    records = list(read_records(out / "alignments.jsonl")) if (out / "alignments.jsonl").exists() else []
+    lost = good - len(records) + damaged_frames(out, out / "alignments.jsonl")
+    return FaultResult("bad inputs", inputs, len(bad) + len(warned), lost, int(result.hung),
+                       len(_segments() - before), "; ".join(problems) or
+                       f"{len(bad)} skipped with a reason, {len(warned)} truncated decoded in part, "
+                       f"{len(records)} frames done")
+
+
+def truncated_video(work: Path) -> FaultResult:
+    video = work / "cut.avi"
+    decodable = cut_video(video)
+    mp4 = work / "cut.mp4"
+    data = VIDEO.read_bytes()
+    mp4.write_bytes(data[:int(len(data) * 0.6)])
+    before = _segments()
+    out = work / "cut_out"
+    result = run(["-i", str(video), "-o", str(out), "--masker", "components", "--size", "64"])
+    result_mp4 = run(["-i", str(mp4), "-o", str(work / "cut_mp4_out"), "--masker", "components"])
+    problems = []
+    if f"video ended after {decodable} frames of the 100" not in result.output:
+        problems.append("no clear line for the cut AVI")
+    if "cannot open video" not in result_mp4.output:
+        problems.append("no clear line for the cut MP4")
+    records = len(list(read_records(out / "alignments.jsonl")))
+    lost = decodable - records + damaged_frames(out, out / "alignments.jsonl")
+    return FaultResult("truncated video", 2, 2, lost, int(result.hung or result_mp4.hung),
+                       len(_segments() - before), "; ".join(problems) or
+                       f"AVI: {records} of {decodable} decodable frames done; MP4 without index refused")
+
+
+def unwritable_output(work: Path) -> FaultResult:
+    blocker = work / "a_file"
+    blocker.write_text("x")
+    cases = [str(blocker / "out")]  # a folder under a regular file cannot exist
+    prefix = None
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    readonly = work / "readonly"
+    readonly.mkdir()
+    readonly.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    cases.append(str(readonly / "out"))
+    problems, hangs = [], 0
+    for target in cases:
+        result = run(["-i", str(DATA / "menpo"), "-o", target], prefix=prefix)
+        hangs += result.hung
+        if result.returncode == 0 or "cannot be written" not in result.output:
+            problems.append(f"{target} not refused")
+        if "device plan" in result.output or "ready (pid" in result.output:
+            problems.append(f"{target}: work started before the refusal")
+    return FaultResult("unwritable output", len(cases), len(cases), 0, hangs, 0,
+                       "; ".join(problems) or "refused before any worker started")
+
+
+def disk_full(work: Path) -> FaultResult:
+    """A 1 MB filesystem filled mid-run (ENOSPC), and a per-file size limit (EFBIG)."""
+    results, problems, lost, hangs = [], [], 0, 0
+    mount = work / "small_fs"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                             capture_output=True).returncode == 0
+    try:
+        targets = []
+        if mounted:
+            targets.append(("ENOSPC", mount / "out", None))
+        import resource
+
+        def limit_file_size():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+        targets.append(("EFBIG", work / "fsize_out", limit_file_size))
+        before = _segments()
+        for label, out, preexec in targets:
+            proc = start(["-i", str(VIDEO), "-o", str(out), "--masker", "components", "--size", "96"],
+                         preexec=preexec)
+            result = finish(proc)
+            hangs += result.hung
+            results.append(label)
+            if result.returncode != 1 or "cannot write" not in result.output or "intact" not in result.output:
+                problems.append(f"{label}: no clean stop ({result.returncode}): {result.output[-300:]}")
+            alignments = out / "alignments.jsonl"
+            torn: list = []
+            from extractor.alignments import read_records as read
+
+            done = list(read(alignments, torn)) if alignments.exists() else []
+            if not done:
+                problems.append(f"{label}: no frame finished before the fault")
+            lost += len(torn) + damaged_frames(out, alignments)
+        segments = len(_segments() - before)
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(mount)], capture_output=True)
+    note = "" if mounted else " (tmpfs mount not permitted here: ENOSPC not injected)"
+    return FaultResult("disk full", len(results), len(results), lost, hangs, segments,
+                       ("; ".join(problems) or f"{' and '.join(results)} stopped cleanly, records intact") + note)
+
+
+def _reference(work: Path, video: Path) -> Path:
+    out = work / "reference"
+    if not (out / "alignments.jsonl").exists():
+        run(["-i", str(video), "-o", str(out), "--masker", "components", "--size", "64", "--extract-every-n", "3"])
+    return out / "alignments.jsonl"
+
+
+def _interrupt_then_resume(work: Path, name: str, inject) -> FaultResult:
+    """Start a run, inject a fault once some frames are done, then resume with --skip-existing."""
+    reference = _reference(work, VIDEO)
+    out = work / name
+    args = ["-i", str(VIDEO), "-o", str(out), "--masker", "components", "--size", "64", "--extract-every-n", "3"]
+    before = _segments()
+    proc = start(args)
+    problems = []
+    if not wait_for_records(out / "alignments.jsonl", 15, proc):
+        problems.append("the run never got going")
+    detail = inject(proc, out)
+    first = finish(proc, limit=60)
+    damaged = damaged_frames(out, out / "alignments.jsonl")
+    resumed = run(args + ["--skip-existing"])
+    if resumed.returncode != 0:
+        problems.append(f"resume failed: {resumed.output[-300:]}")
+    lost = damaged + differing_frames(out / "alignments.jsonl", reference)
+    return FaultResult(name.replace("_", " "), 1, 1, lost, int(first.hung or resumed.hung),
+                       len(_segments() - before), "; ".join(problems) or detail(first, resumed))
+
+
+def worker_killed(work: Path) -> FaultResult:
+    def inject(proc, out):
+        import psutil
+
+        children = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                    if "resource_tracker" not in " ".join(c.cmdline())]
+        os.kill(sorted(c.pid for c in children)[1], signal.SIGKILL)
+        return lambda first, resumed: (f"stopped in {first.seconds:.1f} s: "
+                                       f"{first.output.strip().splitlines()[-2][:110]}; resumed to equal")
+    return _interrupt_then_resume(work, "worker_killed", inject)
+
+
+def interrupted(work: Path) -> FaultResult:
+    def inject(proc, out):
+        os.killpg(proc.pid, signal.SIGINT)
+        return lambda first, resumed: (f"Ctrl-C ended it in {first.seconds:.1f} s (exit {first.returncode}); "
+                                       "resumed to equal")
+    return _interrupt_then_resume(work, "interrupted_by_ctrl_c", inject)
+
+
+def torn_record(work: Path) -> FaultResult:
+    def inject(proc, out):
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole run dies at once, mid-whatever
+        _group_gone(proc.pid)
+        path = out / "alignments.jsonl"
+        data = path.read_bytes()
+        last = data.rstrip(b"\n").rfind(b"\n") + 1
+        path.write_bytes(data[:last + (len(data) - last) // 2])  # the kill caught the last write halfway
+        return lambda first, resumed: ("torn record reported and dropped on resume; resumed to equal"
+                                       if "torn record" in resumed.output else "torn record NOT reported")
+    result = _interrupt_then_resume(work, "killed_mid_write", inject)
+    if "NOT" in result.detail:
+        result.frames_lost += 1
+    return result
+
+
+def malicious_fsa(work: Path) -> FaultResult:
+    marker = work / "pwned"
+    payload = (b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+    path = work / "evil.fsa"
+    path.write_bytes(zlib.compress(payload))
+    code = ("import sys\nfrom extractor.fsa import read_fsa, UnsafeFileError\n"
+            f"try:\n    read_fsa({str(path)!r})\nexcept UnsafeFileError as e:\n    print(e); sys.exit(3)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    ok = result.returncode == 3 and "refused to load 'os.system'" in result.stdout and not marker.exists()
+    return FaultResult("malicious .fsa", 1, 1, 0, 0, 0,
+                       result.stdout.strip()[:120] if ok else f"NOT refused: {result.stdout}{result.stderr}")
+
+
+SCENARIOS = [bad_inputs, truncated_video, unwritable_output, disk_full, worker_killed, interrupted, torn_record,
+             malicious_fsa]
+
+
+def table(results: list[FaultResult]) -> str:
+    lines = ["| scenario | inputs tried | faults injected | frames lost | hangs | shared segments left | what happened |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        lines.append(f"| {r.scenario} | {r.inputs} | {r.faults} | {r.frames_lost} | {r.hangs} | {r.segments_left} "
+                     f"| {r.detail} |")
+    total = FaultResult("**total**", *(sum(getattr(r, f) for r in results)
+                                       for f in ("inputs", "faults", "frames_lost", "hangs", "segments_left")))
+    lines.append(f"| {total.scenario} | {total.inputs} | {total.faults} | {total.frames_lost} | {total.hangs} "
+                 f"| {total.segments_left} | |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for scenario in SCENARIOS:
+            start_time = time.monotonic()
+            results.append(scenario(Path(tmp)))
+            print(f"{scenario.__name__}: {time.monotonic() - start_time:.0f} s", file=sys.stderr)
+    print(table(results))
+    return int(any(r.frames_lost or r.hangs or r.segments_left for r in results))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
