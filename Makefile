@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench lint eval calibrate clean
+.PHONY: install demo test bench faults lint eval calibrate clean
 
 install: $(STAMP)
 
@@ -29,6 +29,9 @@ test: install
 
 bench: install
 	$(BIN)/python -m benchmarks.bench
+
+faults: install
+	$(BIN)/python tests/fault_scenarios.py
 
 eval: install
 	$(BIN)/extractor eval ../shared/data

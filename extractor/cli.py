@@ -114,6 +114,7 @@ def run(input_path, output_dir, alignments, detector, aligner, maskers, size, co
     from extractor.alignments import OutputError
     from extractor.single import RunSettings, run_single_process
     from extractor.workers.devices import PlanError
+    from extractor.workers.frame_pool import FramePoolError
     from extractor.workers.pool import PipelineError, PoolOptions, run_pool
 
     settings = RunSettings(
@@ -132,7 +133,7 @@ def run(input_path, output_dir, alignments, detector, aligner, maskers, size, co
                           gpus=[int(g) for g in gpus.split(",")] if gpus else None)
     try:
         summary = run_single_process(settings) if single_process else run_pool(settings, options)
-    except (InputError, PlanError, OutputError) as exc:
+    except (InputError, PlanError, OutputError, FramePoolError) as exc:
         raise click.ClickException(str(exc)) from None
     except PipelineError as exc:
         raise click.ClickException(f"run stopped: {exc}\nframes finished before the fault are in "

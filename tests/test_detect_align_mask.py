@@ -106,10 +106,11 @@ def test_detection_does_not_depend_on_batch_neighbours(detect_stage):
     from conftest import VIDEO
     from extractor.sources import InputSource
 
-    frames = [f.image for f in InputSource(VIDEO, every_n=23)]
-    aligned = [faces for i in range(0, len(frames), 4) for faces in detect_stage.run(frames[i:i + 4])]
-    shifted = detect_stage.run(frames[:1]) + [faces for i in range(1, len(frames), 4)
-                                              for faces in detect_stage.run(frames[i:i + 4])]
-    assert sum(map(len, aligned)) > 10
+    # Video frames 88..96 (every 2nd): with mtcnn's own unstable sort, frame 90's face moved by
+    # 2 px between the batches [88, 90, 92, 94] and [90, 92, 94, 96].
+    frames = [f.image for f in InputSource(VIDEO, every_n=2)][44:49]
+    aligned = detect_stage.run(frames[:4]) + detect_stage.run(frames[4:])
+    shifted = detect_stage.run(frames[:1]) + detect_stage.run(frames[1:])
+    assert sum(map(len, aligned)) >= 5
     for a, b in zip(aligned, shifted):
         assert [f.box_ltrb for f in a] == [f.box_ltrb for f in b]

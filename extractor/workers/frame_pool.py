@@ -37,6 +37,10 @@ def default_slot_count(slot_bytes: int, minimum: int = MIN_SLOTS) -> int:
     return int(max(minimum, min(MAX_DEFAULT_SLOTS, available * DEFAULT_RAM_SHARE // max(slot_bytes, 1))))
 
 
+class FramePoolError(Exception):
+    """The shared-memory block could not be created (too little /dev/shm, a file-size limit)."""
+
+
 class FramePool:
     """Owner side (the main process): creates the block, hands out and takes back slots."""
 
@@ -46,7 +50,12 @@ class FramePool:
         self.slot_bytes = int(slot_bytes)
         self.slots = int(slots)
         name = f"{SEGMENT_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
-        self._shm = shared_memory.SharedMemory(name=name, create=True, size=self.slot_bytes * self.slots)
+        size = self.slot_bytes * self.slots
+        try:
+            self._shm = shared_memory.SharedMemory(name=name, create=True, size=size)
+        except OSError as exc:
+            raise FramePoolError(f"cannot create the frame pool ({self.slots} frames, {size / 1e6:.0f} MB) in "
+                                 f"shared memory: {exc.strerror or exc}; try a smaller --frame-buffer") from None
         self.name = self._shm.name
         self._free: queue.Queue[int] = queue.Queue()
         for slot in range(self.slots):
