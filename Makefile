@@ -19,10 +19,11 @@ $(STAMP): requirements.txt pyproject.toml
 
 demo: install
 	rm -rf demo_output
-	$(BIN)/extractor run -i samples/images -o demo_output/images --masker components --masker extended
+	$(BIN)/extractor run -i samples/images -o demo_output/images --masker components --masker extended --preview
 	$(BIN)/extractor run -i samples/hamilton_clip_60frames.mp4 -o demo_output/video \
-		--masker components --masker mesh-hull
-	@echo "faces and alignments.jsonl are in demo_output/"
+		--masker components --masker mesh-hull --preview
+	$(BIN)/extractor export demo_output/video/alignments.jsonl --format fsa -o demo_output/video/alignments.fsa
+	@echo "faces, alignments.jsonl, alignments.fsa and preview.png are in demo_output/images and demo_output/video"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -156,7 +156,7 @@ def soak(video: Path, config: StageConfig, target_frames: int, detect_workers: i
         total = int(cv2.VideoCapture(str(long)).get(cv2.CAP_PROP_FRAME_COUNT))
         progress: list[tuple[float, int]] = []
         options = PoolOptions(workers={"detect": detect_workers, "align": 1, "mask": 1},
-                              progress=lambda n: progress.append((time.monotonic(), n)))
+                              on_frame_written=lambda n: progress.append((time.monotonic(), n)))
         with MemorySampler(interval=1.0) as mem:
             summary = run_pool(_settings(long, Path(tmp) / "soak", config), options)
     print(f"\nsoak: {summary.frames} frames ({total} in the video), {summary.faces} faces, "

@@ -37,6 +37,15 @@ def _parse_stage_numbers(values, option: str) -> dict[str, int]:
     return numbers
 
 
+def _plugin_options(config: dict | None) -> dict[str, dict]:
+    from extractor.config import ConfigError, plugin_options
+
+    try:
+        return plugin_options(config or {})
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _parse_rotations(value: str) -> tuple[int, ...]:
     if not value or value == "off":
         return ()
@@ -54,11 +63,36 @@ def _parse_rotations(value: str) -> tuple[int, ...]:
 @click.group()
 @click.option("--loglevel", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def main(loglevel: str) -> None:
+@click.option("--logfile", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the log to this file (always at DEBUG level).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="TOML file of defaults and plugin options (see extractor/default_config.toml).")
+@click.pass_context
+def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: Path | None) -> None:
     """Face extraction: detect, align and mask every face of an image folder or a video."""
-    logging.basicConfig(level=loglevel.upper(), format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("tensorflow", "absl", "h5py"):
+    from extractor.config import ConfigError, load_config
+
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    handlers[0].setLevel(loglevel.upper())
+    if logfile:
+        handlers.append(logging.FileHandler(logfile))
+        handlers[-1].setLevel(logging.DEBUG)
+    logging.basicConfig(level=logging.DEBUG if logfile else loglevel.upper(), handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if logfile
+                        else "%(levelname)s %(name)s: %(message)s")
+    for noisy in ("tensorflow", "absl", "h5py", "PIL"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    ctx.obj = config
+    run_defaults = dict(config["run"])
+    if "masker" in run_defaults:
+        run_defaults["maskers"] = run_defaults.pop("masker")
+    if "extract_every_n" in run_defaults:
+        run_defaults["every_n"] = run_defaults.pop("extract_every_n")
+    ctx.default_map = {"run": run_defaults}
 
 
 @main.command()
@@ -90,6 +124,13 @@ def main(loglevel: str) -> None:
               help="Retry frames with no face rotated: on (90,270,180), off, or angles like 90,270.")
 @click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
               help="Refuse images whose header claims more pixels than this.")
+@click.option("--preview", is_flag=True, help="Write OUTPUT/preview.png: a contact sheet of the faces found.")
+@click.option("--debug-landmarks", is_flag=True, help="Draw the landmarks on the saved face PNGs.")
+@click.option("--import-alignments", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="faceswap .fsa: take boxes and landmarks from it instead of detecting (only re-mask).")
+@click.option("--realign", is_flag=True, help="With --import-alignments: re-align the imported boxes.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars on stderr (default: only when stderr is a terminal).")
 @click.option("--skip-existing", is_flag=True,
               help="Resume: keep the frames already in the alignments file and do the others.")
 @click.option("--overwrite", is_flag=True, help="Start again even if the alignments file has frames.")
@@ -106,34 +147,44 @@ def main(loglevel: str) -> None:
 @click.option("--detect-vram", type=click.IntRange(64), default=None, help="Same as --vram detect=MB.")
 @click.option("--align-vram", type=click.IntRange(64), default=None, help="Same as --vram align=MB.")
 @click.option("--mask-vram", type=click.IntRange(64), default=None, help="Same as --vram mask=MB.")
-def run(input_path, output_dir, alignments, detector, aligner, maskers, size, coverage, min_size,
-        every_n, batch_sizes, normalization, rotate, max_pixels, skip_existing, overwrite, single_process,
-        detect_workers,
+@click.pass_obj
+def run(config, input_path, output_dir, alignments, detector, aligner, maskers, size, coverage, min_size,
+        every_n, batch_sizes, normalization, rotate, max_pixels, preview, debug_landmarks, import_alignments,
+        realign, progress, skip_existing, overwrite, single_process, detect_workers,
         align_workers, mask_workers, frame_buffer, gpus, vram, detect_vram, align_vram, mask_vram):
     """Extract faces from INPUT into OUTPUT (worker pool, or --single-process)."""
     from extractor.alignments import OutputError
     from extractor.single import RunSettings, run_single_process
     from extractor.workers.devices import PlanError
+    from extractor.fsa import UnsafeFileError
     from extractor.workers.frame_pool import FramePoolError
     from extractor.workers.pool import PipelineError, PoolOptions, run_pool
 
     settings = RunSettings(
         input_path=input_path,
         output=OutputSettings(output_dir=output_dir, alignments_path=alignments or output_dir / "alignments.jsonl",
-                              size=size, coverage=coverage, skip_existing=skip_existing, overwrite=overwrite),
+                              size=size, coverage=coverage, skip_existing=skip_existing, overwrite=overwrite,
+                              debug_landmarks=debug_landmarks,
+                              preview_path=output_dir / "preview.png" if preview else None),
         stages=StageConfig(detector=detector, aligner=aligner,
                            maskers=tuple(maskers) or (registry.DEFAULTS["mask"],),
                            batch_sizes=_parse_stage_numbers(batch_sizes, "--batch-size"), min_size=min_size,
-                           rotations=_parse_rotations(rotate), normalization=normalization),
-        every_n=every_n, max_pixels=max_pixels)
+                           rotations=_parse_rotations(rotate), normalization=normalization,
+                           plugin_options=_plugin_options(config)),
+        every_n=every_n, max_pixels=max_pixels, show_progress=progress, import_alignments=import_alignments,
+        realign=realign)
     budgets = _parse_stage_numbers(vram, "--vram") if vram else {}
     budgets.update({stage: mb for stage, mb in zip(STAGES, (detect_vram, align_vram, mask_vram)) if mb})
     options = PoolOptions(workers={"detect": detect_workers, "align": align_workers, "mask": mask_workers},
                           frame_buffer=frame_buffer, vram_mb=budgets,
                           gpus=[int(g) for g in gpus.split(",")] if gpus else None)
+    logging.getLogger("extractor").info(
+        "run: %s -> %s (alignments %s); %s; detector %s, aligner %s, maskers %s", input_path, output_dir,
+        settings.output.alignments_path, "single process" if single_process else "worker pool",
+        detector, aligner, ", ".join(settings.stages.maskers))
     try:
         summary = run_single_process(settings) if single_process else run_pool(settings, options)
-    except (InputError, PlanError, OutputError, FramePoolError) as exc:
+    except (InputError, PlanError, OutputError, FramePoolError, UnsafeFileError) as exc:
         raise click.ClickException(str(exc)) from None
     except PipelineError as exc:
         raise click.ClickException(f"run stopped: {exc}\nframes finished before the fault are in "
@@ -141,7 +192,10 @@ def run(input_path, output_dir, alignments, detector, aligner, maskers, size, co
     except KeyboardInterrupt:
         click.echo(f"interrupted: frames finished so far are in {settings.output.alignments_path}", err=True)
         sys.exit(130)
+    logging.getLogger("extractor").debug("summary:\n%s", summary.format())
     click.echo(summary.format())
+    if preview:
+        click.echo(f"preview: {settings.output.preview_path}")
 
 
 @main.command()
@@ -154,6 +208,20 @@ def plugins() -> None:
         default = " (default)" if registry.DEFAULTS.get(info["stage"]) == info["name"] else ""
         click.echo(f"{info['stage']:7} {info['name']:11} {info['input_size'] or 'frame':>5} "
                    f"{info['colour_format']:6} {info['batch_size']:>5} {device:10} {info['description']}{default}")
+
+
+@main.command()
+@click.argument("alignments", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["fsa"]), default="fsa", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="File to write, e.g. video_alignments.fsa.")
+def export(alignments: Path, fmt: str, output: Path) -> None:
+    """Write ALIGNMENTS (extractor's .jsonl) in faceswap's .fsa format (version 2.x)."""
+    from extractor.alignments import read_records
+    from extractor.fsa import write_fsa
+
+    frames = write_fsa(read_records(alignments), output)
+    click.echo(f"wrote {frames} frames to {output}")
 
 
 @main.command(name="eval")

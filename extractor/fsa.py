@@ -63,3 +63,89 @@ def read_fsa(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise UnsafeFileError(f"{path}: not a faceswap alignments file (top level is {type(data).__name__})")
     return data
+
+
+# --- writing (export) and converting ----------------------------------------------------------
+
+FSA_VERSION = 2.4
+FACESWAP_MASK_INTERPOLATOR = 3  # cv2.INTER_AREA, what faceswap records for stored masks
+
+
+def frame_key(record: dict) -> str:
+    """faceswap's frame key: the image's file name, or ``<video>_<000001>.png`` for video frames."""
+    source = Path(record["source"])
+    if source.stem == record["frame"]:
+        return source.name
+    return f"{record['frame']}.png"
+
+
+def is_video_record(record: dict) -> bool:
+    return Path(record["source"]).stem != record["frame"]
+
+
+def faceswap_face(face: dict, arrays: bool = True) -> dict:
+    """One face of an alignments record in faceswap's alignments layout.
+
+    ``arrays``: numpy arrays as in an ``.fsa`` file; lists as in faceswap's PNG header.
+    """
+    import numpy as np
+
+    from extractor.faces import DetectedFace
+
+    detected = DetectedFace.from_dict(face)
+    def as_out(values, dtype):
+        array = np.asarray(values, dtype=dtype)
+        return array if arrays else array.tolist()
+
+    masks = {name: {"mask": zlib.compress(mask.data.tobytes()),
+                    "affine_matrix": as_out(mask.affine, np.float64),
+                    "interpolator": FACESWAP_MASK_INTERPOLATOR,
+                    "stored_size": mask.stored_size,
+                    "stored_centering": "face"}
+             for name, mask in detected.masks.items()}
+    return {"x": int(round(detected.left)), "y": int(round(detected.top)),
+            "w": int(round(detected.width)), "h": int(round(detected.height)),
+            "landmarks_xy": as_out(detected.landmarks, np.float32),
+            "mask": masks,
+            "identity": {name: as_out(vector, np.float32) for name, vector in face.get("identity", {}).items()},
+            "thumb": None}
+
+
+def records_to_fsa(records) -> dict:
+    """faceswap's alignments data (``__meta__`` + ``__data__``) from extractor records."""
+    data = {frame_key(r): {"faces": [faceswap_face(f) for f in r["faces"]], "video_meta": {}} for r in records}
+    return {"__meta__": {"version": FSA_VERSION}, "__data__": data}
+
+
+def write_fsa(records, path: str | Path) -> int:
+    """Write records as a faceswap ``.fsa`` (zlib-compressed pickle); returns the frame count."""
+    content = records_to_fsa(records)
+    Path(path).write_bytes(zlib.compress(pickle.dumps(content, protocol=4)))
+    return len(content["__data__"])
+
+
+def fsa_frames(content: dict) -> dict:
+    """The frame dict of an ``.fsa``, whether it wraps frames in ``__data__`` (faceswap 2.x
+    files) or keeps them at the top level next to ``__meta__`` (older writers)."""
+    if "__data__" in content:
+        return content["__data__"]
+    return {key: value for key, value in content.items() if key != "__meta__"}
+
+
+def imported_faces(path: str | Path) -> dict[str, list]:
+    """Faces of an ``.fsa`` by frame name (the key's stem), as ``DetectedFace`` with box and
+    landmarks (masks are recomputed by the run)."""
+    import numpy as np
+
+    from extractor.faces import DetectedFace
+
+    out = {}
+    for key, frame in fsa_frames(read_fsa(path)).items():
+        faces = []
+        for face in frame.get("faces", []):
+            detected = DetectedFace(float(face["x"]), float(face["y"]), float(face["w"]), float(face["h"]))
+            if face.get("landmarks_xy") is not None and len(face["landmarks_xy"]) == 68:
+                detected.landmarks = np.asarray(face["landmarks_xy"], dtype=np.float64)
+            faces.append(detected)
+        out[Path(key).stem] = faces
+    return out

@@ -18,9 +18,33 @@ import numpy as np
 
 from extractor.alignments import AlignmentsWriter, OutputError, frame_record, read_records
 from extractor.faces import DetectedFace
+from extractor.fsa import FSA_VERSION, faceswap_face, frame_key, is_video_record
+from extractor.preview import ContactSheet
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_KEYWORD = "extractor"
+FACESWAP_KEYWORD = "faceswap"  # faceswap reads its face PNGs' alignment data from this iTXt chunk
+
+
+def faceswap_png_header(record: dict, face_index: int, filename: str) -> dict:
+    """faceswap's PNG header dict for one face: its alignments (lists, not arrays) and source.
+
+    faceswap writes ``str(dict)`` into the iTXt chunk and reads it with ``ast.literal_eval``.
+    """
+    alignments = faceswap_face(record["faces"][face_index], arrays=False)
+    del alignments["thumb"]
+    height, width = record["image_shape"][:2]
+    return {"alignments": alignments,
+            "source": {"alignments_version": FSA_VERSION, "original_filename": filename,
+                       "face_index": face_index, "source_filename": frame_key(record),
+                       "source_is_video": is_video_record(record), "source_frame_dims": (height, width)}}
+
+
+def draw_landmarks(image: np.ndarray, points: np.ndarray, colour=(0, 255, 0)) -> None:
+    """Dots on the 68 landmarks (faceswap's --debug-landmarks look), in place."""
+    radius = max(1, image.shape[0] // 128)
+    for x, y in np.round(points).astype(int):
+        cv2.circle(image, (int(x), int(y)), radius, colour, -1, cv2.LINE_AA)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -69,6 +93,8 @@ class OutputSettings:
     size: int = 256
     coverage: float = 0.6
     save_faces: bool = True
+    debug_landmarks: bool = False  # draw the landmarks on the saved faces
+    preview_path: Path | None = None  # write a contact sheet of the run's faces here
     skip_existing: bool = False  # resume: keep the frames an earlier run finished, do the rest
     overwrite: bool = False  # start again: drop an existing alignments file
 
@@ -110,6 +136,7 @@ class FrameWriter:
         if settings.skip_existing and self.alignments.dropped:
             self.done = {r["frame"] for r in read_records(settings.alignments_path)}
         self.counts = OutputCounts()
+        self.preview = ContactSheet() if settings.preview_path else None
 
     def _earlier_frames(self) -> set[str]:
         """Frames an earlier run wrote to this alignments file, per --skip-existing/--overwrite."""
@@ -129,8 +156,8 @@ class FrameWriter:
         record = frame_record(name, index, source, image.shape, faces)
         try:
             if self.settings.save_faces:
-                for face_index, (face, face_dict) in enumerate(zip(faces, record["faces"])):
-                    self._write_face(name, face_index, source, image, face, face_dict)
+                for face_index, face in enumerate(faces):
+                    self._write_face(record, face_index, image, face)
             self.alignments.append(record)
         except OutputError as exc:
             raise OutputError(f"{exc}; the run stopped at frame {name}, and the {self.counts.frames} frames "
@@ -140,18 +167,25 @@ class FrameWriter:
         self.counts.frames_without_face += not faces
         return record
 
-    def _write_face(self, name, face_index, source, image, face, face_dict) -> None:
-        size, coverage = self.settings.size, self.settings.coverage
+    def _write_face(self, record: dict, face_index: int, image: np.ndarray, face: DetectedFace) -> None:
+        name, size, coverage = record["frame"], self.settings.size, self.settings.coverage
         crop = face.aligned_face(image, size, coverage)
+        if self.preview is not None:
+            self.preview.add(crop, face.aligned_landmarks(size, coverage), face, size, coverage)
+        if self.settings.debug_landmarks:
+            draw_landmarks(crop, face.aligned_landmarks(size, coverage))
         ok, encoded = cv2.imencode(".png", crop)
         if not ok:
             raise OSError(f"{name}: PNG encoding of face {face_index} failed")
-        meta = {"frame": name, "face_index": face_index, "source": source,
-                "aligned": {"size": size, "coverage": coverage}, "face": face_dict}
         path = self.settings.output_dir / f"{name}_{face_index}.png"
+        face_dict = record["faces"][face_index]
+        meta = {"frame": name, "face_index": face_index, "source": record["source"],
+                "aligned": {"size": size, "coverage": coverage}, "face": face_dict}
+        png = png_with_text(encoded.tobytes(), PNG_KEYWORD, json.dumps(meta))
+        png = png_with_text(png, FACESWAP_KEYWORD, str(faceswap_png_header(record, face_index, path.name)))
         tmp = path.with_suffix(".png.tmp")
         try:
-            tmp.write_bytes(png_with_text(encoded.tobytes(), PNG_KEYWORD, json.dumps(meta)))
+            tmp.write_bytes(png)
             os.replace(tmp, path)  # never a half-written face under its final name
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -160,3 +194,5 @@ class FrameWriter:
 
     def close(self) -> None:
         self.alignments.close()
+        if self.preview is not None and self.preview.count:
+            self.preview.save(self.settings.preview_path)

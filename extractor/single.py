@@ -5,12 +5,14 @@ the very same stage code (``stages.py``) and writes through the same ``FrameWrit
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from extractor.output import FrameWriter, OutputSettings
+from extractor.progress import Progress
 from extractor.sources import Frame, InputSource, SkippedInput
 from extractor.stages import AlignStage, DetectStage, MaskStage, StageConfig
 
@@ -26,6 +28,17 @@ class RunSettings:
     stages: StageConfig = field(default_factory=StageConfig)
     every_n: int = 1
     max_pixels: int = 20000 * 20000
+    show_progress: bool | None = None  # None: only when stderr is a terminal
+    import_alignments: Path | None = None  # faceswap .fsa: boxes (and landmarks) instead of detection
+    realign: bool = False  # with import_alignments: run the aligner on the imported boxes
+
+    def imported(self) -> dict[str, list] | None:
+        """Faces of the imported .fsa by frame name, or None when nothing is imported."""
+        if self.import_alignments is None:
+            return None
+        from extractor.fsa import imported_faces
+
+        return imported_faces(self.import_alignments)
 
 
 @dataclass
@@ -38,6 +51,7 @@ class RunSummary:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss: int = 0  # bytes, this process and its children together
 
     def admit(self, item: Frame | SkippedInput) -> Frame | None:
         """Report a skipped input or a decode warning; returns the frame to process, if any."""
@@ -61,6 +75,8 @@ class RunSummary:
                  f"skipped inputs: {len(self.skipped)}"]
         lines += [f"  - {s.reason}" for s in self.skipped]
         lines.append(f"time: {self.seconds:.1f} s ({self.frames_per_second:.2f} frames/s)")
+        if self.peak_rss:
+            lines.append(f"peak memory: {self.peak_rss / 2**20:.0f} MB (all processes)")
         loads = {k: v for k, v in self.stage_seconds.items() if k.startswith("load ")}
         if loads:
             lines.append("model load: " + ", ".join(f"{k[5:]} {v:.1f} s" for k, v in loads.items()))
@@ -91,39 +107,66 @@ def run_single_process(settings: RunSettings) -> RunSummary:
     writer = FrameWriter(settings.output)  # refuses an unwritable output before any model loads
     source.done = writer.done
     summary.already_done = len(writer.done)
-    detect, align, mask = DetectStage(settings.stages), AlignStage(settings.stages), MaskStage(settings.stages)
+    imported = settings.imported()
+    progress = Progress(source.estimate_frames(), enabled=settings.show_progress)
+    detect = DetectStage(settings.stages) if imported is None else None
+    align = AlignStage(settings.stages) if imported is None or settings.realign else None
+    mask = MaskStage(settings.stages)
     try:
         for stage, name in ((detect, "detect"), (align, "align"), (mask, "mask")):
-            _timed(summary, f"load {name}", stage.load)
+            if stage is not None:
+                _timed(summary, f"load {name}", stage.load)
+        engine = _Batches(detect, align, mask, writer, summary, progress, imported)
         pending: list[Frame] = []
         for item in source:
             frame = summary.admit(item)
             if frame is None:
                 continue
             pending.append(frame)
-            if len(pending) >= detect.batch_size:
-                _process_batch(pending, detect, align, mask, writer, summary)
+            if len(pending) >= engine.frame_batch:
+                engine.process(pending)
                 pending = []
         if pending:
-            _process_batch(pending, detect, align, mask, writer, summary)
+            engine.process(pending)
     finally:
         writer.close()
+        progress.close()
     summary.frames = writer.counts.frames
     summary.faces = writer.counts.faces
     summary.frames_without_face = writer.counts.frames_without_face
+    summary.peak_rss = progress.peak_rss
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _process_batch(frames: list[Frame], detect, align, mask, writer, summary) -> None:
-    found = _timed(summary, "detect", detect.run, [f.image for f in frames])
-    images, faces = [], []
-    for frame, frame_faces in zip(frames, found):
-        images += [frame.image] * len(frame_faces)
-        faces += frame_faces
-    for batch in _chunks(list(range(len(faces))), align.batch_size):
-        _timed(summary, "align", align.run, [images[i] for i in batch], [faces[i] for i in batch])
-    for batch in _chunks(list(range(len(faces))), mask.batch_size):
-        _timed(summary, "mask", mask.run, [images[i] for i in batch], [faces[i] for i in batch])
-    for frame, frame_faces in zip(frames, found):
-        _timed(summary, "write", writer.write, frame.name, frame.index, frame.source, frame.image, frame_faces)
+class _Batches:
+    """One batch of frames through detect (or the imported faces), align, mask and write."""
+
+    def __init__(self, detect, align, mask, writer, summary, progress, imported):
+        self.detect, self.align, self.mask = detect, align, mask
+        self.writer, self.summary, self.progress, self.imported = writer, summary, progress, imported
+        self.frame_batch = detect.batch_size if detect is not None else 16
+
+    def process(self, frames: list[Frame]) -> None:
+        if self.imported is None:
+            found = _timed(self.summary, "detect", self.detect.run, [f.image for f in frames])
+        else:
+            found = [[copy.deepcopy(face) for face in self.imported.get(f.name, [])] for f in frames]
+        self.progress.add(detected=len(frames), faces=sum(map(len, found)))
+        images, faces = [], []
+        for frame, frame_faces in zip(frames, found):
+            images += [frame.image] * len(frame_faces)
+            faces += frame_faces
+        if self.align is not None:
+            for batch in _chunks(list(range(len(faces))), self.align.batch_size):
+                _timed(self.summary, "align", self.align.run, [images[i] for i in batch], [faces[i] for i in batch])
+                self.progress.add(aligned=len(batch))
+        else:
+            self.progress.add(aligned=len(faces))
+        for batch in _chunks(list(range(len(faces))), self.mask.batch_size):
+            _timed(self.summary, "mask", self.mask.run, [images[i] for i in batch], [faces[i] for i in batch])
+            self.progress.add(masked=len(batch))
+        for frame, frame_faces in zip(frames, found):
+            _timed(self.summary, "write", self.writer.write, frame.name, frame.index, frame.source, frame.image,
+                   frame_faces)
+            self.progress.add(written=1)

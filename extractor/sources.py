@@ -146,6 +146,16 @@ class InputSource:
         if self.path.is_file() and not self.is_video and self.path.suffix.lower() not in IMAGE_EXTENSIONS:
             raise InputError(f"{self.path}: not a folder, a video or an image")
 
+    def estimate_frames(self) -> int | None:
+        """Frames this source will yield (for progress and ETA), from headers and listings."""
+        if self.is_video:
+            capture = cv2.VideoCapture(str(self.path))
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            capture.release()
+            return max(0, -(-count // self.every_n) - len(self.done)) if count > 0 else None
+        paths = [self.path] if self.path.is_file() else list_images(self.path)[0]
+        return sum(1 for p in paths[::self.every_n] if p.stem not in self.done)
+
     def max_frame_bytes(self) -> int:
         """Bytes of the largest decoded frame, read from headers only (sizes the frame pool)."""
         if self.is_video:

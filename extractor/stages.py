@@ -31,6 +31,15 @@ class StageConfig:
     min_size: int = 0
     rotations: tuple[int, ...] = ()
     normalization: str = "none"
+    plugin_options: dict[str, dict] = field(default_factory=dict)  # "stage.name" -> constructor options
+
+    def create(self, stage: str, name: str, **options) -> Plugin:
+        """The plugin with its configured options; explicit ``options`` and --batch-size win."""
+        merged = dict(self.plugin_options.get(f"{stage}.{name}", {}))
+        merged.update({k: v for k, v in options.items() if v is not None})
+        if self.batch_sizes.get(stage):
+            merged["batch_size"] = self.batch_sizes[stage]
+        return registry.create(stage, name, **merged)
 
 
 def _rotate_face_back(face: DetectedFace, back: np.ndarray) -> DetectedFace:
@@ -47,8 +56,7 @@ def _rotate_face_back(face: DetectedFace, back: np.ndarray) -> DetectedFace:
 class DetectStage:
     def __init__(self, config: StageConfig):
         self.config = config
-        self.plugin: Plugin = registry.create("detect", config.detector,
-                                              batch_size=config.batch_sizes.get("detect"))
+        self.plugin: Plugin = config.create("detect", config.detector)
 
     @property
     def batch_size(self) -> int:
@@ -78,9 +86,8 @@ class DetectStage:
 
 class AlignStage:
     def __init__(self, config: StageConfig):
-        self.plugin: Plugin = registry.create(
-            "align", config.aligner, batch_size=config.batch_sizes.get("align"),
-            normalization=config.normalization, detector=config.detector)
+        self.plugin: Plugin = config.create("align", config.aligner, normalization=config.normalization,
+                                            detector=config.detector)
 
     @property
     def batch_size(self) -> int:
@@ -98,8 +105,7 @@ class AlignStage:
 
 class MaskStage:
     def __init__(self, config: StageConfig):
-        self.plugins: list[Plugin] = [registry.create("mask", name, batch_size=config.batch_sizes.get("mask"))
-                                      for name in config.maskers]
+        self.plugins: list[Plugin] = [config.create("mask", name) for name in config.maskers]
 
     @property
     def batch_size(self) -> int:

@@ -29,7 +29,8 @@ from extractor.sources import InputSource
 from extractor.workers.assembler import FrameAssembler
 from extractor.workers.devices import StageDemand, WorkerPlan, detect_gpus, plan_devices
 from extractor.workers.frame_pool import FramePool, default_slot_count, sweep_orphan_segments
-from extractor.workers.messages import FrameRef, decode_face, pickled_size
+from extractor.progress import Progress
+from extractor.workers.messages import FaceTask, FrameRef, decode_face, encode_face, pickled_size
 from extractor.workers.stage_worker import WorkerSpec, worker_main
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class PoolOptions:
     vram_mb: dict[str, int] = field(default_factory=dict)  # per-stage budget overrides
     count_bytes: bool = False  # tally pickled bytes on every queue (benchmark, tests)
     gpu_inventory: list | None = None  # for tests: a simulated inventory instead of nvidia-smi
-    progress: Callable[[int], None] | None = None  # called with the frame count after each write
+    on_frame_written: Callable[[int], None] | None = None  # called with the frame count after each write
 
 
 @dataclass
@@ -82,12 +83,20 @@ class PoolSummary(RunSummary):
         return "\n".join(lines)
 
 
+def active_stages(settings: RunSettings) -> tuple[str, ...]:
+    """Stages that need workers: an imported .fsa replaces detection, and alignment too unless
+    --realign."""
+    if settings.import_alignments is None:
+        return STAGES
+    return ("align", "mask") if settings.realign else ("mask",)
+
+
 def stage_demands(settings: RunSettings, options: PoolOptions) -> list[StageDemand]:
     """Worker count and GPU need of each stage, read from its plugins' declared needs."""
     config = settings.stages
     names = {"detect": [config.detector], "align": [config.aligner], "mask": list(config.maskers)}
     demands = []
-    for stage in STAGES:
+    for stage in active_stages(settings):
         classes = [registry.get_plugin_class(stage, name) for name in names[stage]]
         gpu = [cls for cls in classes if cls.device_need.gpu]
         need = None
@@ -111,6 +120,8 @@ class PoolEngine:
         self._busy: dict[str, str] = {}  # worker -> names of the frames of its last batch
         self._loader_bytes = 0
         self._shutting_down = False
+        self.imported: dict[str, list] | None = None
+        self.progress = Progress(None, enabled=False)
 
     # --- planning --------------------------------------------------------------------------
     def plan(self) -> list[WorkerPlan]:
@@ -128,7 +139,9 @@ class PoolEngine:
         writer = FrameWriter(self.settings.output)  # refuses an unwritable output before any work
         source.done = writer.done
         self.summary.already_done = len(writer.done)
+        self.progress = Progress(source.estimate_frames(), enabled=self.settings.show_progress)
         try:
+            self.imported = self.settings.imported()
             plans = self.plan()
         except BaseException:
             writer.close()
@@ -154,7 +167,8 @@ class PoolEngine:
                                    args=(spec, queues[plan.stage], downstream[plan.stage], results), daemon=True)
                 proc.start()
                 processes[plan.label] = proc
-            loader = threading.Thread(target=self._load, args=(source, pool, queues["detect"]),
+            first_stage = active_stages(self.settings)[0]
+            loader = threading.Thread(target=self._load, args=(source, pool, queues[first_stage], results),
                                       name="extractor-loader", daemon=True)
             loader.start()
             self._coordinate(pool, results, writer, processes)
@@ -169,6 +183,8 @@ class PoolEngine:
             signal.signal(signal.SIGTERM, previous_term)
             self._stop.set()
             writer.close()
+            self.progress.close()
+            self.summary.peak_rss = self.progress.peak_rss
             if pool is not None:
                 pool.close()
             self._fill_summary(writer, start)
@@ -182,7 +198,7 @@ class PoolEngine:
         self.summary.seconds = time.perf_counter() - start
 
     # --- loader thread ---------------------------------------------------------------------
-    def _load(self, source: InputSource, pool: FramePool, detect_queue) -> None:
+    def _load(self, source: InputSource, pool: FramePool, first_queue, results) -> None:
         try:
             for item in source:
                 if self._stop.is_set():
@@ -196,10 +212,16 @@ class PoolEngine:
                 shape = pool.store(slot, item.image)
                 seq = self._loaded
                 self._frames[seq] = FrameMeta(item.name, item.index, item.source, slot, shape)
-                ref = tuple(FrameRef(seq, slot, shape))
-                if self.options.count_bytes:
-                    self._loader_bytes += pickled_size(ref)
-                detect_queue.put(ref)
+                ref = FrameRef(seq, slot, shape)
+                messages = [(first_queue, tuple(ref))]
+                if self.imported is not None:  # faces from the .fsa: straight to align or mask
+                    faces = self.imported.get(item.name, [])
+                    messages = [(results, ("detected", seq, len(faces)))] + [
+                        (first_queue, FaceTask(ref, i, encode_face(face)).to_wire()) for i, face in enumerate(faces)]
+                for target, message in messages:
+                    if self.options.count_bytes:
+                        self._loader_bytes += pickled_size(message)
+                    target.put(message)
                 self._loaded += 1
         except BaseException as exc:  # noqa: BLE001 - handed to the coordinator
             self._loader_error = exc
@@ -222,16 +244,23 @@ class PoolEngine:
                 message = results.get(timeout=0.2)
             except queue.Empty:
                 self._check_health(processes)
+                self.progress.tick()
                 continue
             kind = message[0]
             if kind == "detected":
                 assembler.expect(message[1], message[2])
+                self.progress.add(detected=1, faces=message[2])
+                if self.imported is not None and "align" not in active_stages(self.settings):
+                    self.progress.add(aligned=message[2])
             elif kind == "face":
                 assembler.add(message[1], message[2], decode_face(message[3]))
+                self.progress.add(masked=1)
             elif kind == "ready":
                 logger.info("worker %s ready (pid %d)", message[1], message[2])
             elif kind == "busy":
                 self._busy[message[1]] = self._names(message[2])
+                if message[1].startswith("align"):
+                    self.progress.add(aligned=message[3])
             elif kind == "error":
                 raise PipelineError(f"{message[1]} worker failed on {self._names(message[2])}:\n{message[3]}")
             elif kind == "stats":
@@ -240,8 +269,9 @@ class PoolEngine:
                 meta = self._frames.pop(seq)
                 writer.write(meta.name, meta.index, meta.source, pool.view(meta.slot, meta.shape), faces)
                 pool.release(meta.slot)
-                if self.options.progress:
-                    self.options.progress(writer.counts.frames)
+                self.progress.add(written=1)
+                if self.options.on_frame_written:
+                    self.options.on_frame_written(writer.counts.frames)
         if self._loader_error is not None:
             raise PipelineError(f"loader failed: {self._loader_error!r}") from self._loader_error
 

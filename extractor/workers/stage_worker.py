@@ -5,7 +5,7 @@ before anything imports TensorFlow, then loads its stage's model once. It ignore
 coordinator decides how the run ends) and exits by itself if the coordinator disappears.
 
 Messages it sends to the coordinator's result queue:
-``("ready", label, pid)``, ``("busy", label, seqs)`` before each batch, ``("detected", seq, n)`` (detect),
+``("ready", label, pid)``, ``("busy", label, seqs, items)`` before each batch, ``("detected", seq, n)`` (detect),
 ``("face", seq, index, face)`` (mask), ``("error", label, seqs, text)``, ``("stats", label, ...)``.
 """
 from __future__ import annotations
@@ -102,7 +102,7 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
             if batch:
                 batch = [FrameRef(*item) if stage_name == "detect" else FaceTask.from_wire(item) for item in batch]
                 seqs = sorted({item.seq if stage_name == "detect" else item.frame.seq for item in batch})
-                sender.put(result_queue, ("busy", label, seqs))
+                sender.put(result_queue, ("busy", label, seqs, len(batch)))
                 start = time.perf_counter()
                 handle(stage, viewer, batch, out_queue, result_queue, sender)
                 busy += time.perf_counter() - start

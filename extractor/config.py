@@ -1,0 +1,49 @@
+"""The TOML configuration file: defaults for `extractor run` flags and per-plugin options.
+
+``extractor/default_config.toml`` documents every key and holds the built-in values; a user's
+file passed with ``--config`` overrides it, and command-line flags override both.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+DEFAULT_CONFIG = Path(__file__).with_name("default_config.toml")
+
+
+class ConfigError(Exception):
+    """The configuration file is unreadable or names unknown plugins or keys."""
+
+
+def load_config(path: str | Path | None) -> dict:
+    """The default configuration merged with ``path`` (if any): {"run": {...}, "plugins": {...}}."""
+    config = tomllib.loads(DEFAULT_CONFIG.read_text())
+    if path is None:
+        return config
+    try:
+        user = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration ({exc})") from None
+    unknown = set(user) - {"run", "plugins"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; use [run] and [plugins.STAGE.NAME]")
+    config["run"].update(user.get("run", {}))
+    for stage, plugins in user.get("plugins", {}).items():
+        for name, options in plugins.items():
+            config["plugins"].setdefault(stage, {}).setdefault(name, {}).update(options)
+    return config
+
+
+def plugin_options(config: dict) -> dict[str, dict]:
+    """{"stage.name": options} for StageConfig, checked against the registry."""
+    from extractor.plugins import registry
+
+    out = {}
+    for stage, plugins in config.get("plugins", {}).items():
+        for name, options in plugins.items():
+            try:
+                registry.get_plugin_class(stage, name)
+            except ValueError as exc:
+                raise ConfigError(f"configuration [plugins.{stage}.{name}]: {exc}") from None
+            out[f"{stage}.{name}"] = dict(options)
+    return out

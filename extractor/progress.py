@@ -1,0 +1,88 @@
+"""Progress of a run: per-stage counters, a live display on a terminal, and peak memory.
+
+The display redraws one bar per stage in place (frames detected, faces aligned and masked,
+frames written, frames/s, ETA) and stays silent when stderr is not a terminal (logs, CI, pipes).
+Memory of this process and its children is sampled at the same pace for the final summary.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import psutil
+
+BAR = 24
+
+
+def total_rss() -> int:
+    """Resident memory of this process and all its children, in bytes."""
+    me = psutil.Process()
+    total = 0
+    for proc in [me] + me.children(recursive=True):
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def _bar(done: int, total: int | None) -> str:
+    if not total:
+        return " " * (BAR + 2)
+    filled = min(BAR, int(BAR * done / total))
+    return "[" + "#" * filled + "-" * (BAR - filled) + "]"
+
+
+class Progress:
+    def __init__(self, total_frames: int | None, stream=None, enabled: bool | None = None,
+                 interval: float = 0.5):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.total = total_frames
+        self.interval = interval
+        self.start = time.monotonic()
+        self.counts = {"detected": 0, "faces": 0, "aligned": 0, "masked": 0, "written": 0}
+        self.peak_rss = 0
+        self._last = 0.0
+        self._drawn_lines = 0
+
+    def add(self, **deltas: int) -> None:
+        for key, value in deltas.items():
+            self.counts[key] += value
+        self.tick()
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        self.peak_rss = max(self.peak_rss, total_rss())
+        if self.enabled:
+            self._draw(now)
+
+    def lines(self, now: float | None = None) -> list[str]:
+        """The display's lines (also what tests read)."""
+        c = self.counts
+        elapsed = max((now or time.monotonic()) - self.start, 1e-6)
+        rate = c["written"] / elapsed
+        eta = "?"
+        if self.total and rate > 0:
+            eta = time.strftime("%H:%M:%S", time.gmtime(max(0, self.total - c["written"]) / rate))
+        total = self.total or "?"
+        return [
+            f"detect  {_bar(c['detected'], self.total)} {c['detected']}/{total} frames, {c['faces']} faces found",
+            f"align   {_bar(c['aligned'], c['faces'])} {c['aligned']}/{c['faces']} faces",
+            f"mask    {_bar(c['masked'], c['faces'])} {c['masked']}/{c['faces']} faces",
+            f"written {_bar(c['written'], self.total)} {c['written']}/{total} frames, {rate:.1f} frames/s, "
+            f"ETA {eta}",
+        ]
+
+    def _draw(self, now: float) -> None:
+        out = "".join("\x1b[1F" for _ in range(self._drawn_lines))
+        out += "".join(f"\x1b[2K{line}\n" for line in self.lines(now))
+        self.stream.write(out)
+        self.stream.flush()
+        self._drawn_lines = 4
+
+    def close(self) -> None:
+        self.tick(force=True)

@@ -1,0 +1,198 @@
+"""Summary, contact sheet, debug landmarks, faceswap interop (.fsa both ways, PNG header),
+configuration and logging, on real runs over ../shared/data."""
+from __future__ import annotations
+
+import ast
+import pickle
+import shutil
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import DATA
+from extractor.alignments import read_records
+from extractor.cli import main
+from extractor.output import OutputSettings
+from extractor.preview import LANDMARK_COLOUR, MASK_COLOUR
+from extractor.progress import Progress
+from extractor.single import RunSettings, run_single_process
+from extractor.stages import StageConfig
+
+
+def _itxt(path) -> dict[str, str]:
+    """iTXt chunks of a PNG, parsed here from the PNG spec (not with extractor's reader)."""
+    data, pos, out = path.read_bytes(), 8, {}
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"iTXt":
+            keyword, rest = body.split(b"\0", 1)
+            flag, rest = rest[0], rest[2:]
+            _, _, rest = rest.partition(b"\0")
+            _, _, text = rest.partition(b"\0")
+            out[keyword.decode()] = (zlib.decompress(text) if flag else text).decode()
+        pos += 12 + length
+    return out
+
+
+def _faceswap_fsa(path) -> dict:
+    """faceswap's own loading of an .fsa: zlib, then pickle, then __data__ (format facts)."""
+    content = pickle.loads(zlib.decompress(path.read_bytes()))
+    assert 2.0 <= content["__meta__"]["version"] < 3.0
+    return content["__data__"]
+
+
+@pytest.fixture(scope="module")
+def mixed_run(tmp_path_factory):
+    """dlib_faces, two no-face images and a broken file, with a preview, in one process."""
+    folder = tmp_path_factory.mktemp("in")
+    for path in sorted((DATA / "dlib_faces").glob("*.jpg")):
+        shutil.copy(path, folder / path.name)
+    for name in ("dogs.jpg", "no-faces.jpg", "made_by_us_empty.jpg"):
+        shutil.copy(DATA / "edge_cases" / name, folder / name)
+    out = tmp_path_factory.mktemp("out")
+    settings = RunSettings(
+        input_path=folder, stages=StageConfig(maskers=("components", "extended")),
+        output=OutputSettings(out, out / "alignments.jsonl", size=128, preview_path=out / "preview.png"))
+    return settings, run_single_process(settings)
+
+
+def test_summary_counts(mixed_run):
+    settings, summary = mixed_run
+    records = list(read_records(settings.output.alignments_path))
+    assert summary.frames == len(records) == 8
+    assert summary.faces == sum(len(r["faces"]) for r in records) == 28
+    assert summary.frames_without_face == 2  # dogs and cartoon creatures
+    assert [s.source.split("/")[-1] for s in summary.skipped] == ["made_by_us_empty.jpg"]
+    assert summary.peak_rss > 100 * 2**20
+    text = summary.format()
+    for line in ("frames: 8", "faces: 28", "frames without a face: 2", "skipped inputs: 1", "frames/s",
+                 "peak memory:"):
+        assert line in text
+
+
+def test_contact_sheet_shows_every_face_with_landmarks_and_mask(mixed_run):
+    settings, summary = mixed_run
+    sheet = cv2.imread(str(settings.output.preview_path))
+    cell = 128
+    rows, cols = sheet.shape[0] // cell, sheet.shape[1] // cell
+    assert cols == 8 and rows == -(-summary.faces // 8)
+    filled = 0
+    for r in range(rows):
+        for c in range(cols):
+            tile = sheet[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell]
+            if tile.any():
+                filled += 1
+                assert (tile == LANDMARK_COLOUR).all(axis=2).sum() >= 20  # dots of the landmarks
+                assert (np.abs(tile.astype(int) - MASK_COLOUR).sum(axis=2) < 60).sum() >= 20  # mask outline
+    assert filled == summary.faces
+
+
+def test_faceswap_png_header(mixed_run):
+    settings, _ = mixed_run
+    records = {r["frame"]: r for r in read_records(settings.output.alignments_path)}
+    png = settings.output.output_dir / "2008_001009_1.png"
+    header = ast.literal_eval(_itxt(png)["faceswap"])
+    face = records["2008_001009"]["faces"][1]
+    assert header["source"]["source_filename"] == "2008_001009.jpg"
+    assert header["source"]["face_index"] == 1 and header["source"]["source_is_video"] is False
+    assert header["source"]["source_frame_dims"] == (480, 360)
+    assert header["source"]["original_filename"] == "2008_001009_1.png"
+    alignments = header["alignments"]
+    assert (alignments["x"], alignments["y"]) == (round(face["box"][0]), round(face["box"][1]))
+    assert np.allclose(alignments["landmarks_xy"], face["landmarks"], atol=1e-3)
+    stored = alignments["mask"]["components"]
+    mask = np.frombuffer(zlib.decompress(stored["mask"]), np.uint8).reshape(stored["stored_size"], -1)
+    assert mask.mean() > 20 and np.array(stored["affine_matrix"]).shape == (2, 3)
+
+
+def test_fsa_export_then_import_both_ways(mixed_run, tmp_path):
+    settings, _ = mixed_run
+    fsa = tmp_path / "alignments.fsa"
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", str(settings.output.alignments_path), "--format", "fsa", "-o", str(fsa)])
+    assert result.exit_code == 0 and "wrote 8 frames" in result.output, result.output
+    frames = _faceswap_fsa(fsa)
+    records = {r["frame"]: r for r in read_records(settings.output.alignments_path)}
+    assert set(frames) == {f"{name}.jpg" for name in records}
+    for name, record in records.items():
+        faces = frames[f"{name}.jpg"]["faces"]
+        assert len(faces) == len(record["faces"])
+        for mine, theirs in zip(record["faces"], faces):
+            assert isinstance(theirs["x"], int) and theirs["landmarks_xy"].shape == (68, 2)
+            assert np.allclose(theirs["landmarks_xy"], mine["landmarks"], atol=1e-3)
+            assert set(theirs["mask"]) == {"components", "extended"}
+    # ...and back: boxes and landmarks from the .fsa, masks recomputed, no detection at all.
+    out = tmp_path / "imported"
+    result = runner.invoke(main, ["run", "-i", str(settings.input_path), "-o", str(out), "--import-alignments",
+                                  str(fsa), "--masker", "components", "--single-process"])
+    assert result.exit_code == 0, result.output
+    back = {r["frame"]: r for r in read_records(out / "alignments.jsonl")}
+    assert set(back) == set(records)
+    for name, record in records.items():
+        for mine, imported in zip(record["faces"], back[name]["faces"]):
+            assert np.allclose(imported["landmarks"], mine["landmarks"], atol=1e-3)
+            assert set(imported["masks"]) == {"components"}
+
+
+def test_import_with_realign_uses_the_aligner(mixed_run, tmp_path):
+    settings, _ = mixed_run
+    fsa = tmp_path / "a.fsa"
+    CliRunner().invoke(main, ["export", str(settings.output.alignments_path), "-o", str(fsa)])
+    out = tmp_path / "realigned"
+    result = CliRunner().invoke(main, ["run", "-i", str(settings.input_path), "-o", str(out), "--import-alignments",
+                                       str(fsa), "--realign"])  # the worker pool this time
+    assert result.exit_code == 0, result.output
+    before = {r["frame"]: r for r in read_records(settings.output.alignments_path)}
+    after = {r["frame"]: r for r in read_records(out / "alignments.jsonl")}
+    moved = []
+    for name, record in before.items():
+        for a, b in zip(record["faces"], after[name]["faces"]):
+            moved.append(np.abs(np.subtract(a["landmarks"], b["landmarks"])).max())
+    assert len(moved) == 28 and max(moved) > 0  # really re-aligned (boxes rounded to whole pixels)...
+    assert np.median(moved) < 3  # ...to about the same points
+
+
+def test_debug_landmarks_config_and_logfile(tmp_path):
+    config = tmp_path / "my.toml"
+    config.write_text('[run]\nsize = 64\nmasker = ["extended"]\n'
+                      '[plugins.detect.mtcnn]\nthresholds = [0.6, 0.7, 0.999]\n')
+    log = tmp_path / "run.log"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["--config", str(config), "--logfile", str(log), "run", "-i",
+                                       str(DATA / "ibug_300vw" / "001" / "imgs"), "-o", str(out),
+                                       "--debug-landmarks", "--single-process"])
+    assert result.exit_code == 0, result.output
+    pngs = sorted(out.glob("*.png"))
+    image = cv2.imread(str(pngs[0]))
+    assert image.shape == (64, 64, 3)  # size from the config file
+    assert (image == (0, 255, 0)).all(axis=2).sum() > 30  # landmarks drawn
+    record = next(r for r in read_records(out / "alignments.jsonl") if r["faces"])
+    assert set(record["faces"][0]["masks"]) == {"extended"}
+    assert all(face["score"] >= 0.999 for r in read_records(out / "alignments.jsonl") for face in r["faces"])
+    logged = log.read_text()
+    assert "INFO extractor: run:" in logged and "summary:" in logged
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[plugins.detect.nope]\nx = 1\n")
+    result = CliRunner().invoke(main, ["--config", str(bad), "run", "-i", str(out), "-o", str(tmp_path / "o2")])
+    assert result.exit_code != 0 and "no detect plugin named 'nope'" in result.output
+
+
+def test_progress_lines_and_quiet_when_not_a_terminal(tmp_path):
+    import io
+
+    stream = io.StringIO()
+    progress = Progress(10, stream=stream, interval=0)
+    progress.add(detected=4, faces=6)
+    progress.add(aligned=6, masked=3, written=2)
+    assert stream.getvalue() == ""  # StringIO is not a terminal: no bars
+    lines = progress.lines()
+    assert lines[0].startswith("detect  [#########") and "4/10 frames, 6 faces found" in lines[0]
+    assert "3/6 faces" in lines[2] and "2/10 frames" in lines[3] and "ETA" in lines[3]
+    shown = io.StringIO()
+    Progress(10, stream=shown, enabled=True, interval=0).add(written=1)
+    assert "written [" in shown.getvalue() and "\x1b[2K" in shown.getvalue()
