@@ -131,6 +131,14 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--realign", is_flag=True, help="With --import-alignments: re-align the imported boxes.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr (default: only when stderr is a terminal).")
+@click.option("--identity", "with_identity", is_flag=True,
+              help="Store a 128-d identity embedding (dlib ResNet) with every face.")
+@click.option("--filter", "filter_refs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Keep only faces of the person in this reference image (repeat for several).")
+@click.option("--nfilter", "nfilter_refs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Drop faces of the person in this reference image (repeat for several).")
+@click.option("--filter-threshold", default=0.6, show_default=True, type=click.FloatRange(0.0, 2.0),
+              help="Largest embedding distance counted as the same person (dlib's own 0.6; lower is stricter).")
 @click.option("--skip-existing", is_flag=True,
               help="Resume: keep the frames already in the alignments file and do the others.")
 @click.option("--overwrite", is_flag=True, help="Start again even if the alignments file has frames.")
@@ -150,7 +158,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.pass_obj
 def run(config, input_path, output_dir, alignments, detector, aligner, maskers, size, coverage, min_size,
         every_n, batch_sizes, normalization, rotate, max_pixels, preview, debug_landmarks, import_alignments,
-        realign, progress, skip_existing, overwrite, single_process, detect_workers,
+        realign, progress, with_identity, filter_refs, nfilter_refs, filter_threshold, skip_existing, overwrite,
+        single_process, detect_workers,
         align_workers, mask_workers, frame_buffer, gpus, vram, detect_vram, align_vram, mask_vram):
     """Extract faces from INPUT into OUTPUT (worker pool, or --single-process)."""
     from extractor.alignments import OutputError
@@ -170,7 +179,9 @@ def run(config, input_path, output_dir, alignments, detector, aligner, maskers, 
                            maskers=tuple(maskers) or (registry.DEFAULTS["mask"],),
                            batch_sizes=_parse_stage_numbers(batch_sizes, "--batch-size"), min_size=min_size,
                            rotations=_parse_rotations(rotate), normalization=normalization,
-                           plugin_options=_plugin_options(config)),
+                           plugin_options=_plugin_options(config),
+                           identity=registry.DEFAULTS["identity"] if with_identity or filter_refs or nfilter_refs
+                           else None),
         every_n=every_n, max_pixels=max_pixels, show_progress=progress, import_alignments=import_alignments,
         realign=realign)
     budgets = _parse_stage_numbers(vram, "--vram") if vram else {}
@@ -178,6 +189,16 @@ def run(config, input_path, output_dir, alignments, detector, aligner, maskers, 
     options = PoolOptions(workers={"detect": detect_workers, "align": align_workers, "mask": mask_workers},
                           frame_buffer=frame_buffer, vram_mb=budgets,
                           gpus=[int(g) for g in gpus.split(",")] if gpus else None)
+    if filter_refs or nfilter_refs:
+        from extractor.identity_filter import FaceFilter, ReferenceError, reference_embeddings
+
+        try:
+            settings.face_filter = FaceFilter(settings.stages.identity,
+                                              reference_embeddings(list(filter_refs), settings.stages),
+                                              reference_embeddings(list(nfilter_refs), settings.stages),
+                                              filter_threshold)
+        except (ReferenceError, InputError) as exc:
+            raise click.ClickException(str(exc)) from None
     logging.getLogger("extractor").info(
         "run: %s -> %s (alignments %s); %s; detector %s, aligner %s, maskers %s", input_path, output_dir,
         settings.output.alignments_path, "single process" if single_process else "worker pool",

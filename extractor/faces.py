@@ -77,6 +77,7 @@ class DetectedFace:
     score: float = 1.0
     landmarks: np.ndarray | None = None  # (68, 2) float, frame pixels
     masks: dict[str, Mask] = field(default_factory=dict)
+    identity: dict[str, np.ndarray] = field(default_factory=dict)  # model name -> embedding
     # Key points from the detector (e.g. MTCNN's 5) that help the aligner place its crop. A hint
     # between two stages, not an output: not written to the alignments file.
     detector_points: np.ndarray | None = None
@@ -117,6 +118,10 @@ class DetectedFace:
             out["landmarks"] = np.round(np.asarray(self.landmarks, dtype=np.float64), 3).tolist()
         if self.masks:
             out["masks"] = {name: mask.to_dict() for name, mask in self.masks.items()}
+        if self.identity:
+            # float32 precision, written as shortest round-trip decimals: reads back equal.
+            out["identity"] = {name: [float(v) for v in np.asarray(vector, dtype=np.float32)]
+                               for name, vector in self.identity.items()}
         return out
 
     @classmethod
@@ -126,4 +131,5 @@ class DetectedFace:
         if data.get("landmarks") is not None:
             face.landmarks = np.array(data["landmarks"], dtype=np.float64)
         face.masks = {name: Mask.from_dict(mask) for name, mask in data.get("masks", {}).items()}
+        face.identity = {name: np.array(vector, dtype=np.float32) for name, vector in data.get("identity", {}).items()}
         return face

@@ -104,6 +104,7 @@ class OutputCounts:
     frames: int = 0
     faces: int = 0
     frames_without_face: int = 0
+    filtered_out: int = 0  # faces dropped by the identity filter (not saved, still counted)
     face_files: list[str] = field(default_factory=list)
 
 
@@ -128,8 +129,9 @@ class FrameWriter:
     The record goes last so that a record on disk always means its faces are on disk too.
     """
 
-    def __init__(self, settings: OutputSettings):
+    def __init__(self, settings: OutputSettings, face_filter=None):
         self.settings = settings
+        self.face_filter = face_filter
         check_writable(settings)
         self.done = self._earlier_frames()
         self.alignments = AlignmentsWriter(settings.alignments_path)
@@ -153,6 +155,10 @@ class FrameWriter:
         return frames
 
     def write(self, name: str, index: int, source: str, image: np.ndarray, faces: list[DetectedFace]) -> dict:
+        if self.face_filter is not None:
+            kept = [face for face in faces if self.face_filter.accepts(face)]
+            self.counts.filtered_out += len(faces) - len(kept)
+            faces = kept
         record = frame_record(name, index, source, image.shape, faces)
         try:
             if self.settings.save_faces:

@@ -14,7 +14,7 @@ from pathlib import Path
 from extractor.output import FrameWriter, OutputSettings
 from extractor.progress import Progress
 from extractor.sources import Frame, InputSource, SkippedInput
-from extractor.stages import AlignStage, DetectStage, MaskStage, StageConfig
+from extractor.stages import AlignStage, DetectStage, IdentityStage, MaskStage, StageConfig
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class RunSettings:
     show_progress: bool | None = None  # None: only when stderr is a terminal
     import_alignments: Path | None = None  # faceswap .fsa: boxes (and landmarks) instead of detection
     realign: bool = False  # with import_alignments: run the aligner on the imported boxes
+    face_filter: object | None = None  # identity_filter.FaceFilter: keep only wanted people
 
     def imported(self) -> dict[str, list] | None:
         """Faces of the imported .fsa by frame name, or None when nothing is imported."""
@@ -46,6 +47,7 @@ class RunSummary:
     frames: int = 0
     faces: int = 0
     frames_without_face: int = 0
+    filtered_out: int = 0  # faces dropped by --filter/--nfilter
     already_done: int = 0  # frames an earlier run finished (--skip-existing)
     skipped: list[SkippedInput] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -69,8 +71,9 @@ class RunSummary:
         return self.frames / self.seconds if self.seconds else 0.0
 
     def format(self) -> str:
-        lines = [f"frames: {self.frames}" + (f" (+{self.already_done} done by an earlier run)"
-                                             if self.already_done else ""), f"faces: {self.faces}",
+        done = f" (+{self.already_done} done by an earlier run)" if self.already_done else ""
+        filtered = f" kept, {self.filtered_out} filtered out by identity" if self.filtered_out else ""
+        lines = [f"frames: {self.frames}{done}", f"faces: {self.faces}{filtered}",
                  f"frames without a face: {self.frames_without_face}",
                  f"skipped inputs: {len(self.skipped)}"]
         lines += [f"  - {s.reason}" for s in self.skipped]
@@ -104,7 +107,7 @@ def run_single_process(settings: RunSettings) -> RunSummary:
     summary = RunSummary()
     start = time.perf_counter()
     source = InputSource(settings.input_path, settings.every_n, settings.max_pixels)
-    writer = FrameWriter(settings.output)  # refuses an unwritable output before any model loads
+    writer = FrameWriter(settings.output, settings.face_filter)  # refuses an unwritable output first
     source.done = writer.done
     summary.already_done = len(writer.done)
     imported = settings.imported()
@@ -112,11 +115,12 @@ def run_single_process(settings: RunSettings) -> RunSummary:
     detect = DetectStage(settings.stages) if imported is None else None
     align = AlignStage(settings.stages) if imported is None or settings.realign else None
     mask = MaskStage(settings.stages)
+    identity = IdentityStage(settings.stages) if settings.stages.identity else None
     try:
-        for stage, name in ((detect, "detect"), (align, "align"), (mask, "mask")):
+        for stage, name in ((detect, "detect"), (align, "align"), (mask, "mask"), (identity, "identity")):
             if stage is not None:
                 _timed(summary, f"load {name}", stage.load)
-        engine = _Batches(detect, align, mask, writer, summary, progress, imported)
+        engine = _Batches(detect, align, mask, identity, writer, summary, progress, imported)
         pending: list[Frame] = []
         for item in source:
             frame = summary.admit(item)
@@ -134,6 +138,7 @@ def run_single_process(settings: RunSettings) -> RunSummary:
     summary.frames = writer.counts.frames
     summary.faces = writer.counts.faces
     summary.frames_without_face = writer.counts.frames_without_face
+    summary.filtered_out = writer.counts.filtered_out
     summary.peak_rss = progress.peak_rss
     summary.seconds = time.perf_counter() - start
     return summary
@@ -142,10 +147,18 @@ def run_single_process(settings: RunSettings) -> RunSummary:
 class _Batches:
     """One batch of frames through detect (or the imported faces), align, mask and write."""
 
-    def __init__(self, detect, align, mask, writer, summary, progress, imported):
-        self.detect, self.align, self.mask = detect, align, mask
+    def __init__(self, detect, align, mask, identity, writer, summary, progress, imported):
+        self.detect, self.align, self.mask, self.identity = detect, align, mask, identity
         self.writer, self.summary, self.progress, self.imported = writer, summary, progress, imported
         self.frame_batch = detect.batch_size if detect is not None else 16
+
+    def _in_batches(self, stage, name: str, images: list, faces: list, counter: str | None) -> None:
+        """Run a face stage over all faces in its batch size (a missing stage passes them on)."""
+        for batch in _chunks(list(range(len(faces))), stage.batch_size if stage else max(1, len(faces))):
+            if stage is not None:
+                _timed(self.summary, name, stage.run, [images[i] for i in batch], [faces[i] for i in batch])
+            if counter:
+                self.progress.add(**{counter: len(batch)})
 
     def process(self, frames: list[Frame]) -> None:
         if self.imported is None:
@@ -157,15 +170,9 @@ class _Batches:
         for frame, frame_faces in zip(frames, found):
             images += [frame.image] * len(frame_faces)
             faces += frame_faces
-        if self.align is not None:
-            for batch in _chunks(list(range(len(faces))), self.align.batch_size):
-                _timed(self.summary, "align", self.align.run, [images[i] for i in batch], [faces[i] for i in batch])
-                self.progress.add(aligned=len(batch))
-        else:
-            self.progress.add(aligned=len(faces))
-        for batch in _chunks(list(range(len(faces))), self.mask.batch_size):
-            _timed(self.summary, "mask", self.mask.run, [images[i] for i in batch], [faces[i] for i in batch])
-            self.progress.add(masked=len(batch))
+        self._in_batches(self.align, "align", images, faces, "aligned")
+        self._in_batches(self.mask, "mask", images, faces, "masked")
+        self._in_batches(self.identity, "identity", images, faces, None)
         for frame, frame_faces in zip(frames, found):
             _timed(self.summary, "write", self.writer.write, frame.name, frame.index, frame.source, frame.image,
                    frame_faces)

@@ -31,6 +31,7 @@ class StageConfig:
     min_size: int = 0
     rotations: tuple[int, ...] = ()
     normalization: str = "none"
+    identity: str | None = None  # identity plugin name, or None for no embeddings
     plugin_options: dict[str, dict] = field(default_factory=dict)  # "stage.name" -> constructor options
 
     def create(self, stage: str, name: str, **options) -> Plugin:
@@ -104,6 +105,8 @@ class AlignStage:
 
 
 class MaskStage:
+    """Runs every chosen masker; also the base of the identity stage (one plugin, same shape)."""
+
     def __init__(self, config: StageConfig):
         self.plugins: list[Plugin] = [config.create("mask", name) for name in config.maskers]
 
@@ -116,8 +119,13 @@ class MaskStage:
             plugin.load()
 
     def run(self, images: list[np.ndarray], faces: list[DetectedFace]) -> list[DetectedFace]:
-        """Adds every chosen mask to each face."""
+        """Adds every chosen mask (or the identity embedding) to each face."""
         if faces:
             for plugin in self.plugins:
                 plugin.process(Batch(list(images), list(faces)))
         return faces
+
+
+class IdentityStage(MaskStage):
+    def __init__(self, config: StageConfig):
+        self.plugins = [config.create("identity", config.identity or registry.DEFAULTS["identity"])]

@@ -51,7 +51,7 @@ class Plugin:
     """Base of every plugin. Subclasses set the class attributes and implement the four steps."""
 
     name: ClassVar[str] = ""
-    stage: ClassVar[str] = ""  # "detect", "align" or "mask"
+    stage: ClassVar[str] = ""  # "detect", "align", "mask" or "identity"
     input_size: ClassVar[int] = 0  # side of the square the model sees (0: whole frame)
     colour_format: ClassVar[str] = "BGR"  # what pre_process hands the model
     batch_size: ClassVar[int] = 1  # default; the CLI may override per run

@@ -17,10 +17,11 @@ _MODULES = (
     "extractor.plugins.align.face_mesh",
     "extractor.plugins.mask.landmarks",
     "extractor.plugins.mask.mesh_hull",
+    "extractor.plugins.identity.dlib_resnet",
 )
 _REGISTRY: dict[tuple[str, str], type[Plugin]] = {}
 
-DEFAULTS = {"detect": "mtcnn", "align": "dlib68", "mask": "components"}
+DEFAULTS = {"detect": "mtcnn", "align": "dlib68", "mask": "components", "identity": "dlib-resnet"}
 
 
 def register(cls: type[Plugin]) -> type[Plugin]:

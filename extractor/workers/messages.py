@@ -51,12 +51,13 @@ def encode_face(face: DetectedFace) -> tuple:
     masks = {name: (zlib.compress(mask.data.tobytes(), 6), mask.stored_size, _pack(mask.affine))
              for name, mask in face.masks.items()}
     points = None if face.detector_points is None else (_pack(face.detector_points), len(face.detector_points))
+    identity = {name: _pack(vector) for name, vector in face.identity.items()}
     return (_pack([face.left, face.top, face.width, face.height]), float(face.score),
-            _pack(face.landmarks), points, masks)
+            _pack(face.landmarks), points, masks, identity)
 
 
 def decode_face(data: tuple) -> DetectedFace:
-    box, score, landmarks, points, masks = data
+    box, score, landmarks, points, masks, identity = data
     left, top, width, height = _unpack(box, (4,))
     face = DetectedFace(float(left), float(top), float(width), float(height), score)
     face.landmarks = _unpack(landmarks, (68, 2))
@@ -65,6 +66,7 @@ def decode_face(data: tuple) -> DetectedFace:
     for name, (packed, size, affine) in masks.items():
         mask_data = np.frombuffer(zlib.decompress(packed), dtype=np.uint8).reshape(size, size).copy()
         face.masks[name] = Mask(mask_data, _unpack(affine, (2, 3)))
+    face.identity = {name: np.frombuffer(vector, dtype=np.float32).copy() for name, vector in identity.items()}
     return face
 
 

@@ -34,7 +34,7 @@ from extractor.workers.messages import FaceTask, FrameRef, decode_face, encode_f
 from extractor.workers.stage_worker import WorkerSpec, worker_main
 
 logger = logging.getLogger(__name__)
-STAGES = ("detect", "align", "mask")
+STAGES = ("detect", "align", "mask", "identity")
 JOIN_SECONDS = 5.0
 
 
@@ -86,15 +86,17 @@ class PoolSummary(RunSummary):
 def active_stages(settings: RunSettings) -> tuple[str, ...]:
     """Stages that need workers: an imported .fsa replaces detection, and alignment too unless
     --realign."""
-    if settings.import_alignments is None:
-        return STAGES
-    return ("align", "mask") if settings.realign else ("mask",)
+    stages = ("detect", "align", "mask")
+    if settings.import_alignments is not None:
+        stages = ("align", "mask") if settings.realign else ("mask",)
+    return stages + (("identity",) if settings.stages.identity else ())
 
 
 def stage_demands(settings: RunSettings, options: PoolOptions) -> list[StageDemand]:
     """Worker count and GPU need of each stage, read from its plugins' declared needs."""
     config = settings.stages
-    names = {"detect": [config.detector], "align": [config.aligner], "mask": list(config.maskers)}
+    names = {"detect": [config.detector], "align": [config.aligner], "mask": list(config.maskers),
+             "identity": [config.identity]}
     demands = []
     for stage in active_stages(settings):
         classes = [registry.get_plugin_class(stage, name) for name in names[stage]]
@@ -136,7 +138,7 @@ class PoolEngine:
     def run(self) -> PoolSummary:
         start = time.perf_counter()
         source = InputSource(self.settings.input_path, self.settings.every_n, self.settings.max_pixels)
-        writer = FrameWriter(self.settings.output)  # refuses an unwritable output before any work
+        writer = FrameWriter(self.settings.output, self.settings.face_filter)  # refuses an unwritable output first
         source.done = writer.done
         self.summary.already_done = len(writer.done)
         self.progress = Progress(source.estimate_frames(), enabled=self.settings.show_progress)
@@ -152,9 +154,11 @@ class PoolEngine:
         self.summary.slots, self.summary.slot_bytes = slots, slot_bytes
         logger.info("frame pool: %d slots of %.1f MB", slots, slot_bytes / 1e6)
         ctx = multiprocessing.get_context("spawn")
-        queues = {stage: ctx.Queue() for stage in STAGES}
+        stages = active_stages(self.settings)
+        queues = {stage: ctx.Queue() for stage in stages}
         results = ctx.Queue()
-        downstream = {"detect": queues["align"], "align": queues["mask"], "mask": results}
+        downstream = {stage: queues[after] for stage, after in zip(stages, stages[1:])}
+        downstream[stages[-1]] = results
         processes: dict[str, multiprocessing.process.BaseProcess] = {}
         previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
         pool = None
@@ -162,13 +166,12 @@ class PoolEngine:
             pool = FramePool(slot_bytes, slots)
             for plan in plans:
                 spec = WorkerSpec(plan, self.settings.stages, pool.name, slot_bytes,
-                                  count_bytes=self.options.count_bytes)
+                                  count_bytes=self.options.count_bytes, last=plan.stage == stages[-1])
                 proc = ctx.Process(target=worker_main, name=f"extractor-{plan.label}",
                                    args=(spec, queues[plan.stage], downstream[plan.stage], results), daemon=True)
                 proc.start()
                 processes[plan.label] = proc
-            first_stage = active_stages(self.settings)[0]
-            loader = threading.Thread(target=self._load, args=(source, pool, queues[first_stage], results),
+            loader = threading.Thread(target=self._load, args=(source, pool, queues[stages[0]], results),
                                       name="extractor-loader", daemon=True)
             loader.start()
             self._coordinate(pool, results, writer, processes)
@@ -194,6 +197,7 @@ class PoolEngine:
         counts = writer.counts
         self.summary.frames, self.summary.faces = counts.frames, counts.faces
         self.summary.frames_without_face = counts.frames_without_face
+        self.summary.filtered_out = counts.filtered_out
         self.summary.bytes_pickled += self._loader_bytes
         self.summary.seconds = time.perf_counter() - start
 

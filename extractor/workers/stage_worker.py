@@ -32,6 +32,7 @@ class WorkerSpec:
     slot_bytes: int
     linger: float = 0.005
     count_bytes: bool = False
+    last: bool = False  # the last stage sends finished faces to the coordinator
 
 
 class _Sender:
@@ -67,9 +68,9 @@ def _collect(in_queue, batch_size: int, linger: float) -> tuple[list, bool]:
 
 
 def _build_stage(stage: str, config):
-    from extractor.stages import AlignStage, DetectStage, MaskStage
+    from extractor.stages import AlignStage, DetectStage, IdentityStage, MaskStage
 
-    return {"detect": DetectStage, "align": AlignStage, "mask": MaskStage}[stage](config)
+    return {"detect": DetectStage, "align": AlignStage, "mask": MaskStage, "identity": IdentityStage}[stage](config)
 
 
 def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
@@ -88,7 +89,7 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
             configure_tensorflow(spec.plan)
         stage.load()
         viewer = SlotViewer(spec.pool_name, spec.slot_bytes)
-        handle = {"detect": _detect, "align": _align, "mask": _mask}[stage_name]
+        handle = _detect if stage_name == "detect" else _faces
         result_queue.put(("ready", label, os.getpid()))  # control messages are not counted per frame
         parent = multiprocessing.parent_process()
         busy = 0.0
@@ -104,7 +105,7 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
                 seqs = sorted({item.seq if stage_name == "detect" else item.frame.seq for item in batch})
                 sender.put(result_queue, ("busy", label, seqs, len(batch)))
                 start = time.perf_counter()
-                handle(stage, viewer, batch, out_queue, result_queue, sender)
+                handle(stage, viewer, batch, out_queue, result_queue, sender, spec.last)
                 busy += time.perf_counter() - start
                 seqs = []
             if stop:
@@ -115,7 +116,7 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
         raise SystemExit(1) from None
 
 
-def _detect(stage, viewer, batch: list[FrameRef], out_queue, result_queue, sender) -> None:
+def _detect(stage, viewer, batch: list[FrameRef], out_queue, result_queue, sender, last: bool) -> None:
     found = stage.run([viewer.view(ref.slot, ref.shape) for ref in batch])
     for ref, faces in zip(batch, found):
         sender.put(result_queue, ("detected", ref.seq, len(faces)))
@@ -123,17 +124,13 @@ def _detect(stage, viewer, batch: list[FrameRef], out_queue, result_queue, sende
             sender.put(out_queue, FaceTask(ref, index, encode_face(face)).to_wire())
 
 
-def _run_on_faces(stage, viewer, batch: list[FaceTask]):
+def _faces(stage, viewer, batch: list[FaceTask], out_queue, result_queue, sender, last: bool) -> None:
+    """A face stage (align, mask, identity): run it, then pass each face on, or home if last."""
     images = [viewer.view(task.frame.slot, task.frame.shape) for task in batch]
-    return stage.run(images, [decode_face(task.face) for task in batch])
-
-
-def _align(stage, viewer, batch: list[FaceTask], out_queue, result_queue, sender) -> None:
-    for task, face in zip(batch, _run_on_faces(stage, viewer, batch)):
-        face.detector_points = None  # consumed by the aligner; not sent further
-        sender.put(out_queue, FaceTask(task.frame, task.face_index, encode_face(face)).to_wire())
-
-
-def _mask(stage, viewer, batch: list[FaceTask], out_queue, result_queue, sender) -> None:
-    for task, face in zip(batch, _run_on_faces(stage, viewer, batch)):
-        sender.put(result_queue, ("face", task.frame.seq, task.face_index, encode_face(face)))
+    faces = stage.run(images, [decode_face(task.face) for task in batch])
+    for task, face in zip(batch, faces):
+        face.detector_points = None  # a hint for the aligner only: not sent further
+        if last:
+            sender.put(result_queue, ("face", task.frame.seq, task.face_index, encode_face(face)))
+        else:
+            sender.put(out_queue, FaceTask(task.frame, task.face_index, encode_face(face)).to_wire())
