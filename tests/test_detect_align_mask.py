@@ -76,7 +76,7 @@ def test_masks_are_plausible(detect_stage, align_stage, mask_stage):
 def test_plugins_declare_their_contract():
     for cls in registry.available():
         info = cls.info()
-        assert info["stage"] in ("detect", "align", "mask") and info["name"]
+        assert info["stage"] in ("detect", "align", "mask", "identity") and info["name"]
         assert info["colour_format"] in ("BGR", "RGB", "GRAY")
         assert info["batch_size"] >= 1
     with pytest.raises(ValueError, match="available"):
