@@ -56,11 +56,11 @@ class RunResult:
     seconds: float
 
 
-def _segments() -> set[str]:
+def shm_files() -> set[str]:
     return {p.name for p in SHM.iterdir()} if SHM.is_dir() else set()
 
 
-def _group_gone(pgid: int, timeout: float = 15) -> bool:
+def group_gone(pgid: int, timeout: float = 15) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -87,7 +87,7 @@ def finish(proc: subprocess.Popen, limit: float = RUN_LIMIT) -> RunResult:
         os.killpg(proc.pid, signal.SIGKILL)
         output, _ = proc.communicate()
         hung = True
-    _group_gone(proc.pid)
+    group_gone(proc.pid)
     return RunResult(proc.returncode, output, hung, time.monotonic() - begin)
 
 
@@ -198,7 +198,7 @@ def bad_inputs(work: Path) -> FaultResult:
     prefix = (["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
               if os.geteuid() == 0 and shutil.which("setpriv") else None)
     out = work / "bad_out"
-    before = _segments()
+    before = shm_files()
     result = run(["-i", str(folder), "-o", str(out), "--masker", "components", "--size", "64"], prefix=prefix)
     problems = []
     for name, words in {**bad, **warned}.items():
@@ -212,7 +212,7 @@ def bad_inputs(work: Path) -> FaultResult:
     records = list(read_records(out / "alignments.jsonl")) if (out / "alignments.jsonl").exists() else []
     lost = good - len(records) + damaged_frames(out, out / "alignments.jsonl")
     return FaultResult("bad inputs", inputs, len(bad) + len(warned), lost, int(result.hung),
-                       len(_segments() - before), "; ".join(problems) or
+                       len(shm_files() - before), "; ".join(problems) or
                        f"{len(bad)} skipped with a reason, {len(warned)} truncated decoded in part, "
                        f"{len(records)} frames done")
 
@@ -223,7 +223,7 @@ def truncated_video(work: Path) -> FaultResult:
     mp4 = work / "cut.mp4"
     data = VIDEO.read_bytes()
     mp4.write_bytes(data[:int(len(data) * 0.6)])
-    before = _segments()
+    before = shm_files()
     out = work / "cut_out"
     result = run(["-i", str(video), "-o", str(out), "--masker", "components", "--size", "64"])
     result_mp4 = run(["-i", str(mp4), "-o", str(work / "cut_mp4_out"), "--masker", "components"])
@@ -235,7 +235,7 @@ def truncated_video(work: Path) -> FaultResult:
     records = len(list(read_records(out / "alignments.jsonl")))
     lost = decodable - records + damaged_frames(out, out / "alignments.jsonl")
     return FaultResult("truncated video", 2, 2, lost, int(result.hung or result_mp4.hung),
-                       len(_segments() - before), "; ".join(problems) or
+                       len(shm_files() - before), "; ".join(problems) or
                        f"AVI: {records} of {decodable} decodable frames done; MP4 without index refused")
 
 
@@ -280,7 +280,7 @@ def disk_full(work: Path) -> FaultResult:
             resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
 
         targets.append(("EFBIG", work / "fsize_out", limit_file_size, ["--single-process"]))
-        before = _segments()
+        before = shm_files()
         for label, out, preexec, extra in targets:
             proc = start(["-i", str(VIDEO), "-o", str(out), "--masker", "components", "--size", "96", *extra],
                          preexec=preexec)
@@ -297,7 +297,7 @@ def disk_full(work: Path) -> FaultResult:
                 problems.append(f"{label}: no frame finished before the fault")
             lost += len(torn) + damaged_frames(out, alignments)
             results.append(f"{label} after {len(done)} frames")
-        segments = len(_segments() - before)
+        segments = len(shm_files() - before)
     finally:
         if mounted:
             subprocess.run(["umount", str(mount)], capture_output=True)
@@ -318,7 +318,7 @@ def _interrupt_then_resume(work: Path, name: str, inject) -> FaultResult:
     reference = _reference(work, VIDEO)
     out = work / name
     args = ["-i", str(VIDEO), "-o", str(out), "--masker", "components", "--size", "64", "--extract-every-n", "3"]
-    before = _segments()
+    before = shm_files()
     proc = start(args)
     problems = []
     if not wait_for_records(out / "alignments.jsonl", 15, proc):
@@ -331,7 +331,7 @@ def _interrupt_then_resume(work: Path, name: str, inject) -> FaultResult:
         problems.append(f"resume failed: {resumed.output[-300:]}")
     lost = damaged + differing_frames(out / "alignments.jsonl", reference)
     return FaultResult(name.replace("_", " "), 1, 1, lost, int(first.hung or resumed.hung),
-                       len(_segments() - before), "; ".join(problems) or detail(first, resumed))
+                       len(shm_files() - before), "; ".join(problems) or detail(first, resumed))
 
 
 def worker_killed(work: Path) -> FaultResult:
@@ -357,7 +357,7 @@ def interrupted(work: Path) -> FaultResult:
 def torn_record(work: Path) -> FaultResult:
     def inject(proc, out):
         os.killpg(proc.pid, signal.SIGKILL)  # the whole run dies at once, mid-whatever
-        _group_gone(proc.pid)
+        group_gone(proc.pid)
         path = out / "alignments.jsonl"
         data = path.read_bytes()
         last = data.rstrip(b"\n").rfind(b"\n") + 1

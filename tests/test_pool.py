@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import psutil
 import pytest
 
 from conftest import DATA, VIDEO
+from fault_scenarios import damaged_frames, group_gone, shm_files, start, wait_for_records
 from extractor.alignments import read_records
 from extractor.output import OutputSettings, read_face_metadata
 from extractor.single import RunSettings, run_single_process
@@ -27,13 +27,6 @@ from extractor.workers.assembler import FrameAssembler
 from extractor.workers.pool import PoolOptions, run_pool
 
 SEVEN_FACE_FRAMES = ("2007_007763", "2008_004176")
-SHM = Path("/dev/shm")
-
-
-def _shm_segments() -> set[str]:
-    return {p.name for p in SHM.iterdir()} if SHM.is_dir() else set()
-
-
 @pytest.fixture(scope="module")
 def mixed_folder(tmp_path_factory) -> Path:
     """dlib_faces (two 7-face frames), a 1080p frame, a PPM portrait and two video frames."""
@@ -58,7 +51,7 @@ def _settings(input_path: Path, out: Path) -> RunSettings:
 def both_engines(mixed_folder, tmp_path_factory):
     single_out = tmp_path_factory.mktemp("single")
     pool_out = tmp_path_factory.mktemp("pool")
-    before = _shm_segments()
+    before = shm_files()
     single = run_single_process(_settings(mixed_folder, single_out))
     pool = run_pool(_settings(mixed_folder, pool_out),
                     PoolOptions(workers={"detect": 1, "align": 2, "mask": 1}, count_bytes=True, frame_buffer=6))
@@ -114,7 +107,7 @@ def test_normal_end_leaves_no_process_and_no_segment(both_engines):
     *_, before = both_engines
     assert not [c for c in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(
         c.cmdline())]
-    assert _shm_segments() <= before
+    assert shm_files() <= before
 
 
 def test_frame_assembler_completes_in_order():
@@ -129,66 +122,33 @@ def test_frame_assembler_completes_in_order():
     assert assembler.pop_ready() == [(0, ["f0", "f1", "f2"]), (1, [])]
 
 
-# --- endings of a real run in a subprocess ---------------------------------------------------
+# --- endings of a real run in a subprocess (helpers shared with the fault-injection suite) ----
 
-def _start_run(out: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "extractor.cli", "run", "-i", str(VIDEO), "-o", str(out),
-           "--masker", "components", "--size", "64", *extra]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, env=env)
-
-
-def _wait_for_records(out: Path, count: int, proc: subprocess.Popen, timeout: float = 120) -> None:
-    path = out / "alignments.jsonl"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and len(list(read_records(path))) >= count:
-            return
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.2)
-    raise AssertionError("the run wrote too few frames in time")
-
-
-def _group_is_gone(pgid: int, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _finished_frames_intact(out: Path) -> int:
-    records = list(read_records(out / "alignments.jsonl"))
-    for record in records:
-        for index, face in enumerate(record["faces"]):
-            assert read_face_metadata(out / f"{record['frame']}_{index}.png")["face"] == face
-    return len(records)
+def _start_run(out: Path) -> subprocess.Popen:
+    return start(["-i", str(VIDEO), "-o", str(out), "--masker", "components", "--size", "64"])
 
 
 def test_sigint_ends_everything_within_seconds(tmp_path):
-    before = _shm_segments()
+    before = shm_files()
     proc = _start_run(tmp_path)
-    _wait_for_records(tmp_path, 10, proc)
+    assert wait_for_records(tmp_path / "alignments.jsonl", 10, proc)
     sent = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
     output, _ = proc.communicate(timeout=30)
     assert time.monotonic() - sent < 15
     assert proc.returncode == 130, output
     assert "interrupted" in output
-    assert _group_is_gone(proc.pid)
-    assert _shm_segments() <= before
+    assert group_gone(proc.pid)
+    assert shm_files() <= before
     assert "leaked" not in output
-    assert _finished_frames_intact(tmp_path) >= 10
+    records = list(read_records(tmp_path / "alignments.jsonl"))
+    assert len(records) >= 10 and damaged_frames(tmp_path, tmp_path / "alignments.jsonl") == 0
 
 
 def test_killed_worker_stops_the_run_cleanly(tmp_path):
-    before = _shm_segments()
+    before = shm_files()
     proc = _start_run(tmp_path)
-    _wait_for_records(tmp_path, 5, proc)
+    assert wait_for_records(tmp_path / "alignments.jsonl", 5, proc)
     workers = {c.pid: c for c in psutil.Process(proc.pid).children(recursive=True)
                if "resource_tracker" not in " ".join(c.cmdline())}
     assert len(workers) == 3
@@ -201,6 +161,7 @@ def test_killed_worker_stops_the_run_cleanly(tmp_path):
     match = re.search(r"run stopped: (detect|align|mask)-0 worker died \(exit code -9\); "
                       r"its last batch was (frame|no frame)", output)
     assert match, output
-    assert _group_is_gone(proc.pid)
-    assert _shm_segments() <= before
-    assert _finished_frames_intact(tmp_path) >= 5
+    assert group_gone(proc.pid)
+    assert shm_files() <= before
+    records = list(read_records(tmp_path / "alignments.jsonl"))
+    assert len(records) >= 5 and damaged_frames(tmp_path, tmp_path / "alignments.jsonl") == 0
