@@ -158,10 +158,5 @@ def read_records(path: str | os.PathLike, torn: list[TornRecord] | None = None) 
             yield record
 
 
-def load_alignments(path: str | os.PathLike) -> dict[str, dict]:
-    """All frame records keyed by frame name (a later record of a frame replaces an earlier one)."""
-    return {record["frame"]: record for record in read_records(path)}
-
-
 def faces_of(record: dict) -> list[DetectedFace]:
     return [DetectedFace.from_dict(face) for face in record["faces"]]

@@ -149,6 +149,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--mask-workers", default=1, show_default=True, type=click.IntRange(1), help="Mask processes.")
 @click.option("--frame-buffer", default=None, type=click.IntRange(2),
               help="Frames held in shared memory at once (default: from free RAM, at most 64).")
+@click.option("--stall-timeout", default=300.0, show_default=True, type=click.FloatRange(1.0),
+              help="Stop with an error when no stage reports anything for this many seconds.")
 @click.option("--gpus", default=None, help="GPUs the workers may use, e.g. 0,1 (default: all).")
 @click.option("--vram", default=None, metavar="STAGE=MB,...",
               help="GPU-memory budget per worker of each stage, e.g. detect=2048,align=512.")
@@ -159,7 +161,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 def run(config, input_path, output_dir, alignments, detector, aligner, maskers, size, coverage, min_size,
         every_n, batch_sizes, normalization, rotate, max_pixels, preview, debug_landmarks, import_alignments,
         realign, progress, with_identity, filter_refs, nfilter_refs, filter_threshold, skip_existing, overwrite,
-        single_process, detect_workers,
+        single_process, stall_timeout, detect_workers,
         align_workers, mask_workers, frame_buffer, gpus, vram, detect_vram, align_vram, mask_vram):
     """Extract faces from INPUT into OUTPUT (worker pool, or --single-process)."""
     from extractor.alignments import OutputError
@@ -187,7 +189,7 @@ def run(config, input_path, output_dir, alignments, detector, aligner, maskers, 
     budgets = _parse_stage_numbers(vram, "--vram") if vram else {}
     budgets.update({stage: mb for stage, mb in zip(STAGES, (detect_vram, align_vram, mask_vram)) if mb})
     options = PoolOptions(workers={"detect": detect_workers, "align": align_workers, "mask": mask_workers},
-                          frame_buffer=frame_buffer, vram_mb=budgets,
+                          frame_buffer=frame_buffer, vram_mb=budgets, stall_seconds=stall_timeout,
                           gpus=[int(g) for g in gpus.split(",")] if gpus else None)
     if filter_refs or nfilter_refs:
         from extractor.identity_filter import FaceFilter, ReferenceError, reference_embeddings

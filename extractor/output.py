@@ -10,7 +10,7 @@ import json
 import os
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -105,7 +105,6 @@ class OutputCounts:
     faces: int = 0
     frames_without_face: int = 0
     filtered_out: int = 0  # faces dropped by the identity filter (not saved, still counted)
-    face_files: list[str] = field(default_factory=list)
 
 
 def check_writable(settings: OutputSettings) -> None:
@@ -196,7 +195,6 @@ class FrameWriter:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-        self.counts.face_files.append(path.name)
 
     def close(self) -> None:
         self.alignments.close()

@@ -313,13 +313,13 @@ def _reference(work: Path, video: Path) -> Path:
     return out / "alignments.jsonl"
 
 
-def _interrupt_then_resume(work: Path, name: str, inject) -> FaultResult:
+def _interrupt_then_resume(work: Path, name: str, inject, extra: list[str] | None = None) -> FaultResult:
     """Start a run, inject a fault once some frames are done, then resume with --skip-existing."""
     reference = _reference(work, VIDEO)
     out = work / name
     args = ["-i", str(VIDEO), "-o", str(out), "--masker", "components", "--size", "64", "--extract-every-n", "3"]
     before = shm_files()
-    proc = start(args)
+    proc = start(args + (extra or []))
     problems = []
     if not wait_for_records(out / "alignments.jsonl", 15, proc):
         problems.append("the run never got going")
@@ -354,6 +354,23 @@ def interrupted(work: Path) -> FaultResult:
     return _interrupt_then_resume(work, "interrupted_by_ctrl_c", inject)
 
 
+def worker_frozen(work: Path) -> FaultResult:
+    """A worker that stops answering (SIGSTOP: alive but stuck) must not hang the run."""
+    def inject(proc, out):
+        import psutil
+
+        children = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                    if "resource_tracker" not in " ".join(c.cmdline())]
+        os.kill(sorted(c.pid for c in children)[0], signal.SIGSTOP)
+        return lambda first, resumed: (f"stall detected, run stopped in {first.seconds:.1f} s "
+                                       f"(exit {first.returncode}); resumed to equal"
+                                       if "no progress for" in first.output else "stall NOT reported")
+    result = _interrupt_then_resume(work, "worker_frozen", inject, ["--stall-timeout", "8"])
+    if "NOT" in result.detail:
+        result.hangs += 1
+    return result
+
+
 def torn_record(work: Path) -> FaultResult:
     def inject(proc, out):
         os.killpg(proc.pid, signal.SIGKILL)  # the whole run dies at once, mid-whatever
@@ -383,8 +400,8 @@ def malicious_fsa(work: Path) -> FaultResult:
                        result.stdout.strip()[:120] if ok else f"NOT refused: {result.stdout}{result.stderr}")
 
 
-SCENARIOS = [bad_inputs, truncated_video, unwritable_output, disk_full, worker_killed, interrupted, torn_record,
-             malicious_fsa]
+SCENARIOS = [bad_inputs, truncated_video, unwritable_output, disk_full, worker_killed, worker_frozen, interrupted,
+             torn_record, malicious_fsa]
 
 
 def table(results: list[FaultResult]) -> str:

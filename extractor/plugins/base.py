@@ -142,17 +142,9 @@ class Aligner(Plugin):
 class Masker(Plugin):
     """Computes one named mask per face; stores it on ``face.masks[self.name]``.
 
-    Maskers work on the aligned face at ``input_size`` made with ``coverage``; the base class
-    builds those crops so each masker only has to turn crops into masks.
+    Maskers work in aligned-face space at ``input_size`` made with ``coverage``, and store their
+    mask with ``Mask.from_aligned`` (or an explicit affine matrix) so it maps back to the frame.
     """
 
     stage = "mask"
     coverage: ClassVar[float] = 0.6
-
-    def aligned_inputs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        """(N, size, size, C) aligned crops in the model's colour and (N, 68, 2) aligned landmarks."""
-        crops, points = [], []
-        for image, face in zip(batch.images, batch.faces):
-            crops.append(self.to_model_colour(face.aligned_face(image, self.input_size, self.coverage)))
-            points.append(face.aligned_landmarks(self.input_size, self.coverage))
-        return np.stack(crops), np.stack(points)

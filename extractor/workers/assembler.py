@@ -33,8 +33,3 @@ class FrameAssembler:
             ready.append((self.next_seq, [faces[i] for i in sorted(faces)]))
             self.next_seq += 1
         return ready
-
-    @property
-    def in_flight(self) -> list[int]:
-        """Frames seen by the detector but not yet released."""
-        return sorted(self._expected)

@@ -51,6 +51,7 @@ class PoolOptions:
     count_bytes: bool = False  # tally pickled bytes on every queue (benchmark, tests)
     gpu_inventory: list | None = None  # for tests: a simulated inventory instead of nvidia-smi
     on_frame_written: Callable[[int], None] | None = None  # called with the frame count after each write
+    stall_seconds: float = 300.0  # no message at all for this long while frames are in flight: stop
 
 
 @dataclass
@@ -121,7 +122,6 @@ class PoolEngine:
         self._loader_error: BaseException | None = None
         self._busy: dict[str, str] = {}  # worker -> names of the frames of its last batch
         self._loader_bytes = 0
-        self._shutting_down = False
         self.imported: dict[str, list] | None = None
         self.progress = Progress(None, enabled=False)
 
@@ -243,13 +243,20 @@ class PoolEngine:
     # --- coordinator -----------------------------------------------------------------------
     def _coordinate(self, pool: FramePool, results, writer: FrameWriter, processes) -> None:
         assembler = FrameAssembler()
+        last_message = time.monotonic()
         while not (self._loading_done and assembler.next_seq >= self._loaded):
             try:
                 message = results.get(timeout=0.2)
             except queue.Empty:
                 self._check_health(processes)
                 self.progress.tick()
+                if self._frames and time.monotonic() - last_message > self.options.stall_seconds:
+                    stuck = "; ".join(f"{label}: {names}" for label, names in self._busy.items())
+                    raise PipelineError(f"no progress for {self.options.stall_seconds:.0f} s with "
+                                        f"{len(self._frames)} frames in flight (a stuck worker?); "
+                                        f"last batches: {stuck or 'none'}") from None
                 continue
+            last_message = time.monotonic()
             kind = message[0]
             if kind == "detected":
                 assembler.expect(message[1], message[2])
