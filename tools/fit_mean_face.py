@@ -1,7 +1,8 @@
 """Fit the mean 68-point face used for aligned crops, and print it as Python source.
 
-Generalised Procrustes analysis over every 68-point annotation in ../shared/data (36 faces:
-28 dlib-model, 8 human). The inner-face points (17-67) are then scaled uniformly and centred
+Generalised Procrustes analysis over the 68-point annotations of ../shared/data/dlib_faces
+(28 faces). The human-annotated faces used to measure landmark accuracy are left out, so that
+nothing the aligners use was fitted on them. The inner-face points (17-67) are then scaled uniformly and centred
 so that they span the unit square, the convention of faceswap's mean face.
 Run: .venv/bin/python tools/fit_mean_face.py > extractor/mean_face.py
 """
@@ -18,7 +19,7 @@ DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def all_shapes():
-    for ann in sorted(DATA.glob("*/annotations.json")):
+    for ann in [DATA / "dlib_faces" / "annotations.json"]:
         for image in json.loads(ann.read_text())["images"]:
             for face in image.get("faces") or []:
                 if face.get("landmarks68"):
