@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from extractor.alignments import AlignmentsWriter, OutputError, frame_record, read_records
+from extractor.alignments import AlignmentsWriter, OutputError, frame_record, read_records, repair_tail
 from extractor.faces import DetectedFace
 from extractor.fsa import FSA_VERSION, faceswap_face, frame_key, is_video_record
 from extractor.preview import ContactSheet
@@ -134,8 +134,6 @@ class FrameWriter:
         check_writable(settings)
         self.done = self._earlier_frames()
         self.alignments = AlignmentsWriter(settings.alignments_path)
-        if settings.skip_existing and self.alignments.dropped:
-            self.done = {r["frame"] for r in read_records(settings.alignments_path)}
         self.counts = OutputCounts()
         self.preview = ContactSheet() if settings.preview_path else None
 
@@ -147,6 +145,7 @@ class FrameWriter:
         if self.settings.overwrite:
             path.unlink()
             return set()
+        repair_tail(path)  # a record torn by a kill is reported and dropped once, here
         frames = {record["frame"] for record in read_records(path)}
         if frames and not self.settings.skip_existing:
             raise OutputError(f"{path} already holds {len(frames)} frames: add --skip-existing to resume "
