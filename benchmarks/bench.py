@@ -23,7 +23,7 @@ import psutil  # noqa: E402
 
 from extractor.output import OutputSettings  # noqa: E402
 from extractor.single import RunSettings, run_single_process  # noqa: E402
-from extractor.sources import Frame, InputSource  # noqa: E402
+from extractor.sources import InputSource  # noqa: E402
 from extractor.stages import AlignStage, DetectStage, MaskStage, StageConfig  # noqa: E402
 from extractor.workers.pool import PoolOptions, run_pool  # noqa: E402
 
@@ -78,7 +78,7 @@ def _settings(video: Path, out: Path, config: StageConfig) -> RunSettings:
 
 def stage_alone(video: Path, config: StageConfig) -> dict[str, float]:
     """Frames/s of each stage alone in one process, on frames decoded beforehand."""
-    frames: list[Frame] = list(InputSource(video))
+    frames = list(InputSource(video))
     images = [f.image for f in frames]
     detect, align, mask = DetectStage(config), AlignStage(config), MaskStage(config)
     for stage in (detect, align, mask):

@@ -89,7 +89,7 @@ class AlignmentsWriter:
     def __init__(self, path: str | os.PathLike, sync_every: int = 16):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.dropped = repair_tail(self.path)
+        repair_tail(self.path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._good_size = os.fstat(self._fd).st_size
         self._sync_every = sync_every

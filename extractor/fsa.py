@@ -83,16 +83,13 @@ def is_video_record(record: dict) -> bool:
     return Path(record["source"]).stem != record["frame"]
 
 
-def faceswap_face(face: dict, arrays: bool = True) -> dict:
-    """One face of an alignments record in faceswap's alignments layout.
+def faceswap_face(detected, arrays: bool = True) -> dict:
+    """A ``DetectedFace`` in faceswap's alignments layout.
 
     ``arrays``: numpy arrays as in an ``.fsa`` file; lists as in faceswap's PNG header.
     """
     import numpy as np
 
-    from extractor.faces import DetectedFace
-
-    detected = DetectedFace.from_dict(face)
     def as_out(values, dtype):
         array = np.asarray(values, dtype=dtype)
         return array if arrays else array.tolist()
@@ -107,13 +104,16 @@ def faceswap_face(face: dict, arrays: bool = True) -> dict:
             "w": int(round(detected.width)), "h": int(round(detected.height)),
             "landmarks_xy": as_out(detected.landmarks, np.float32),
             "mask": masks,
-            "identity": {name: as_out(vector, np.float32) for name, vector in face.get("identity", {}).items()},
+            "identity": {name: as_out(vector, np.float32) for name, vector in detected.identity.items()},
             "thumb": None}
 
 
 def records_to_fsa(records) -> dict:
     """faceswap's alignments data (``__meta__`` + ``__data__``) from extractor records."""
-    data = {frame_key(r): {"faces": [faceswap_face(f) for f in r["faces"]], "video_meta": {}} for r in records}
+    from extractor.faces import DetectedFace
+
+    data = {frame_key(r): {"faces": [faceswap_face(DetectedFace.from_dict(f)) for f in r["faces"]],
+                           "video_meta": {}} for r in records}
     return {"__meta__": {"version": FSA_VERSION}, "__data__": data}
 
 

@@ -24,15 +24,22 @@ def convert_colour(image: np.ndarray, colour_format: str) -> np.ndarray:
 
 
 class ExtractMedia:
-    """A frame (``filename``, BGR ``image``) and the faces found in it."""
+    """A frame (``filename``: its output name, BGR ``image``) and the faces found in it.
+
+    What the input yields, what the single-process engine carries through its stages and what
+    the coordinator writes; in the pool its ``image`` is a view of the frame's shared slot.
+    """
 
     def __init__(self, filename: str, image: np.ndarray | None,
-                 detected_faces: list[DetectedFace] | None = None, frame_index: int = 0):
+                 detected_faces: list[DetectedFace] | None = None, frame_index: int = 0,
+                 source: str = "", warning: str | None = None):
         self._filename = filename
         self._image = image
         self._image_shape = None if image is None else tuple(image.shape)
         self._detected_faces: list[DetectedFace] = list(detected_faces or [])
-        self.frame_index = frame_index
+        self.frame_index = frame_index  # position in the input (frame number of a video)
+        self.source = source  # the file it was decoded from
+        self.warning = warning  # a decoding problem worth telling the user (e.g. truncated)
 
     @property
     def filename(self) -> str:

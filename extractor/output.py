@@ -18,6 +18,7 @@ import numpy as np
 
 from extractor.alignments import AlignmentsWriter, OutputError, frame_record, read_records, repair_tail
 from extractor.faces import DetectedFace
+from extractor.media import ExtractMedia
 from extractor.fsa import FSA_VERSION, faceswap_face, frame_key, is_video_record
 from extractor.preview import ContactSheet
 
@@ -26,12 +27,12 @@ PNG_KEYWORD = "extractor"
 FACESWAP_KEYWORD = "faceswap"  # faceswap reads its face PNGs' alignment data from this iTXt chunk
 
 
-def faceswap_png_header(record: dict, face_index: int, filename: str) -> dict:
+def faceswap_png_header(record: dict, face_index: int, face: DetectedFace, filename: str) -> dict:
     """faceswap's PNG header dict for one face: its alignments (lists, not arrays) and source.
 
     faceswap writes ``str(dict)`` into the iTXt chunk and reads it with ``ast.literal_eval``.
     """
-    alignments = faceswap_face(record["faces"][face_index], arrays=False)
+    alignments = faceswap_face(face, arrays=False)
     del alignments["thumb"]
     height, width = record["image_shape"][:2]
     return {"alignments": alignments,
@@ -152,12 +153,14 @@ class FrameWriter:
                               "that run, or --overwrite to start again")
         return frames
 
-    def write(self, name: str, index: int, source: str, image: np.ndarray, faces: list[DetectedFace]) -> dict:
+    def write(self, media: ExtractMedia) -> dict:
+        """Write a finished frame (its faces first, then its record); returns the record."""
+        name, image, faces = media.filename, media.image, media.detected_faces
         if self.face_filter is not None:
             kept = [face for face in faces if self.face_filter.accepts(face)]
             self.counts.filtered_out += len(faces) - len(kept)
             faces = kept
-        record = frame_record(name, index, source, image.shape, faces)
+        record = frame_record(name, media.frame_index, media.source, image.shape, faces)
         try:
             if self.settings.save_faces:
                 for face_index, face in enumerate(faces):
@@ -174,10 +177,12 @@ class FrameWriter:
     def _write_face(self, record: dict, face_index: int, image: np.ndarray, face: DetectedFace) -> None:
         name, size, coverage = record["frame"], self.settings.size, self.settings.coverage
         crop = face.aligned_face(image, size, coverage)
-        if self.preview is not None:
-            self.preview.add(crop, face.aligned_landmarks(size, coverage), face, size, coverage)
-        if self.settings.debug_landmarks:
-            draw_landmarks(crop, face.aligned_landmarks(size, coverage))
+        if self.preview is not None or self.settings.debug_landmarks:
+            points = face.aligned_landmarks(size, coverage)
+            if self.preview is not None:
+                self.preview.add(crop, points, face, size, coverage)
+            if self.settings.debug_landmarks:
+                draw_landmarks(crop, points)
         ok, encoded = cv2.imencode(".png", crop)
         if not ok:
             raise OSError(f"{name}: PNG encoding of face {face_index} failed")
@@ -186,7 +191,7 @@ class FrameWriter:
         meta = {"frame": name, "face_index": face_index, "source": record["source"],
                 "aligned": {"size": size, "coverage": coverage}, "face": face_dict}
         png = png_with_text(encoded.tobytes(), PNG_KEYWORD, json.dumps(meta))
-        png = png_with_text(png, FACESWAP_KEYWORD, str(faceswap_png_header(record, face_index, path.name)))
+        png = png_with_text(png, FACESWAP_KEYWORD, str(faceswap_png_header(record, face_index, face, path.name)))
         tmp = path.with_suffix(".png.tmp")
         try:
             tmp.write_bytes(png)

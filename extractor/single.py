@@ -13,7 +13,8 @@ from pathlib import Path
 
 from extractor.output import FrameWriter, OutputSettings
 from extractor.progress import Progress
-from extractor.sources import Frame, InputSource, SkippedInput
+from extractor.media import ExtractMedia
+from extractor.sources import InputSource, SkippedInput
 from extractor.stages import AlignStage, DetectStage, IdentityStage, MaskStage, StageConfig
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     peak_rss: int = 0  # bytes, this process and its children together
 
-    def admit(self, item: Frame | SkippedInput) -> Frame | None:
+    def admit(self, item: ExtractMedia | SkippedInput) -> ExtractMedia | None:
         """Report a skipped input or a decode warning; returns the frame to process, if any."""
         if isinstance(item, SkippedInput):
             logger.warning("skipped %s", item.reason)
@@ -121,7 +122,7 @@ def run_single_process(settings: RunSettings) -> RunSummary:
             if stage is not None:
                 _timed(summary, f"load {name}", stage.load)
         engine = _Batches(detect, align, mask, identity, writer, summary, progress, imported)
-        pending: list[Frame] = []
+        pending: list[ExtractMedia] = []
         for item in source:
             frame = summary.admit(item)
             if frame is None:
@@ -160,20 +161,21 @@ class _Batches:
             if counter:
                 self.progress.add(**{counter: len(batch)})
 
-    def process(self, frames: list[Frame]) -> None:
+    def process(self, frames: list[ExtractMedia]) -> None:
         if self.imported is None:
             found = _timed(self.summary, "detect", self.detect.run, [f.image for f in frames])
         else:
-            found = [[copy.deepcopy(face) for face in self.imported.get(f.name, [])] for f in frames]
+            found = [[copy.deepcopy(face) for face in self.imported.get(f.filename, [])] for f in frames]
         self.progress.add(detected=len(frames), faces=sum(map(len, found)))
         images, faces = [], []
         for frame, frame_faces in zip(frames, found):
+            frame.add_detected_faces(frame_faces)
             images += [frame.image] * len(frame_faces)
             faces += frame_faces
         self._in_batches(self.align, "align", images, faces, "aligned")
         self._in_batches(self.mask, "mask", images, faces, "masked")
         self._in_batches(self.identity, "identity", images, faces, None)
-        for frame, frame_faces in zip(frames, found):
-            _timed(self.summary, "write", self.writer.write, frame.name, frame.index, frame.source, frame.image,
-                   frame_faces)
+        for frame in frames:
+            _timed(self.summary, "write", self.writer.write, frame)
+            frame.remove_image()  # written: let the pixels go
             self.progress.add(written=1)

@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from extractor.media import ExtractMedia
+
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
@@ -27,17 +29,6 @@ Image.MAX_IMAGE_PIXELS = None
 
 class InputError(Exception):
     """An input that cannot be used; the message names the file and the problem."""
-
-
-@dataclass
-class Frame:
-    """A decoded frame: its output name, its position in the input and its BGR pixels."""
-
-    name: str
-    index: int
-    image: np.ndarray
-    source: str
-    warning: str | None = None
 
 
 @dataclass
@@ -178,13 +169,13 @@ class InputSource:
                 largest = max(largest, width * height * 3)
         return largest
 
-    def __iter__(self) -> Iterator[Frame | SkippedInput]:
+    def __iter__(self) -> Iterator[ExtractMedia | SkippedInput]:
         if self.is_video:
             yield from self._video_frames()
         else:
             yield from self._image_frames()
 
-    def _image_frames(self) -> Iterator[Frame | SkippedInput]:
+    def _image_frames(self) -> Iterator[ExtractMedia | SkippedInput]:
         if self.path.is_file():
             paths, skipped = [self.path], []
         else:
@@ -198,9 +189,9 @@ class InputSource:
             except InputError as exc:
                 yield SkippedInput(str(path), str(exc))
                 continue
-            yield Frame(path.stem, index, image, str(path), warning)
+            yield ExtractMedia(path.stem, image, frame_index=index, source=str(path), warning=warning)
 
-    def _video_frames(self) -> Iterator[Frame | SkippedInput]:
+    def _video_frames(self) -> Iterator[ExtractMedia | SkippedInput]:
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
             yield SkippedInput(str(self.path), f"{self.path}: cannot open video (not a video, or cut off "
@@ -219,7 +210,7 @@ class InputSource:
                 ok, image = capture.read()
                 if not ok:
                     break
-                yield Frame(name, index, image, str(self.path))
+                yield ExtractMedia(name, image, frame_index=index, source=str(self.path))
         finally:
             capture.release()
         if expected and index < expected:

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -45,7 +45,14 @@ class FaultResult:
     frames_lost: int
     hangs: int
     segments_left: int
-    detail: str = ""
+    detail: str = ""  # what happened, for the table
+    problems: list[str] = field(default_factory=list)  # anything that did not go as it must
+
+
+def outcome(scenario: str, inputs: int, faults: int, lost: int, hangs: int, segments: int,
+            problems: list[str], success: str) -> FaultResult:
+    """A scenario's result: its problems, if any, are also what the table shows."""
+    return FaultResult(scenario, inputs, faults, lost, hangs, segments, "; ".join(problems) or success, problems)
 
 
 @dataclass
@@ -211,9 +218,9 @@ def bad_inputs(work: Path) -> FaultResult:
         problems.append("summary does not list every skipped input")
     records = list(read_records(out / "alignments.jsonl")) if (out / "alignments.jsonl").exists() else []
     lost = good - len(records) + damaged_frames(out, out / "alignments.jsonl")
-    return FaultResult("bad inputs", inputs, len(bad) + len(warned), lost, int(result.hung),
-                       len(shm_files() - before), "; ".join(problems) or
-                       f"{len(bad)} skipped with a reason, {len(warned)} truncated decoded in part, "
+    return outcome("bad inputs", inputs, len(bad) + len(warned), lost, int(result.hung),
+                   len(shm_files() - before), problems,
+                   f"{len(bad)} skipped with a reason, {len(warned)} truncated decoded in part, "
                        f"{len(records)} frames done")
 
 
@@ -234,9 +241,9 @@ def truncated_video(work: Path) -> FaultResult:
         problems.append("no clear line for the cut MP4")
     records = len(list(read_records(out / "alignments.jsonl")))
     lost = decodable - records + damaged_frames(out, out / "alignments.jsonl")
-    return FaultResult("truncated video", 2, 2, lost, int(result.hung or result_mp4.hung),
-                       len(shm_files() - before), "; ".join(problems) or
-                       f"AVI: {records} of {decodable} decodable frames done; MP4 without index refused")
+    return outcome("truncated video", 2, 2, lost, int(result.hung or result_mp4.hung),
+                   len(shm_files() - before), problems,
+                   f"AVI: {records} of {decodable} decodable frames done; MP4 without index refused")
 
 
 def unwritable_output(work: Path) -> FaultResult:
@@ -258,8 +265,8 @@ def unwritable_output(work: Path) -> FaultResult:
             problems.append(f"{target} not refused")
         if "device plan" in result.output or "ready (pid" in result.output:
             problems.append(f"{target}: work started before the refusal")
-    return FaultResult("unwritable output", len(cases), len(cases), 0, hangs, 0,
-                       "; ".join(problems) or "refused before any worker started")
+    return outcome("unwritable output", len(cases), len(cases), 0, hangs, 0, problems,
+                   "refused before any worker started")
 
 
 def disk_full(work: Path) -> FaultResult:
@@ -302,8 +309,8 @@ def disk_full(work: Path) -> FaultResult:
         if mounted:
             subprocess.run(["umount", str(mount)], capture_output=True)
     note = "" if mounted else " (tmpfs mount not permitted here: ENOSPC not injected)"
-    return FaultResult("disk full", len(results), len(results), lost, hangs, segments,
-                       ("; ".join(problems) or f"{', '.join(results)}: clean stops, records and faces intact") + note)
+    return outcome("disk full", len(results), len(results), lost, hangs, segments, problems,
+                   f"{', '.join(results)}: clean stops, records and faces intact{note}")
 
 
 def _reference(work: Path, video: Path) -> Path:
@@ -323,52 +330,54 @@ def _interrupt_then_resume(work: Path, name: str, inject, extra: list[str] | Non
     problems = []
     if not wait_for_records(out / "alignments.jsonl", 15, proc):
         problems.append("the run never got going")
-    detail = inject(proc, out)
+    check = inject(proc, out)
     first = finish(proc, limit=60)
     damaged = damaged_frames(out, out / "alignments.jsonl")
     resumed = run(args + ["--skip-existing"])
     if resumed.returncode != 0:
         problems.append(f"resume failed: {resumed.output[-300:]}")
     lost = damaged + differing_frames(out / "alignments.jsonl", reference)
-    return FaultResult(name.replace("_", " "), 1, 1, lost, int(first.hung or resumed.hung),
-                       len(shm_files() - before), "; ".join(problems) or detail(first, resumed))
+    problem, success = check(first, resumed)
+    if problem:
+        problems.append(problem)
+    return outcome(name.replace("_", " "), 1, 1, lost, int(first.hung or resumed.hung),
+                   len(shm_files() - before), problems, success)
+
+
+def stage_worker_pids(pid: int) -> list[int]:
+    """Pids of a run's stage workers (its children but Python's resource tracker), sorted."""
+    import psutil
+
+    return sorted(c.pid for c in psutil.Process(pid).children(recursive=True)
+                  if "resource_tracker" not in " ".join(c.cmdline()))
 
 
 def worker_killed(work: Path) -> FaultResult:
     def inject(proc, out):
-        import psutil
-
-        children = [c for c in psutil.Process(proc.pid).children(recursive=True)
-                    if "resource_tracker" not in " ".join(c.cmdline())]
-        os.kill(sorted(c.pid for c in children)[1], signal.SIGKILL)
-        return lambda first, resumed: (f"stopped in {first.seconds:.1f} s: "
-                                       f"{first.output.strip().splitlines()[-2][:110]}; resumed to equal")
+        os.kill(stage_worker_pids(proc.pid)[1], signal.SIGKILL)
+        return lambda first, resumed: (
+            None if "worker died" in first.output else "the dead worker was not reported",
+            f"stopped in {first.seconds:.1f} s: {first.output.strip().splitlines()[-2][:110]}; resumed to equal")
     return _interrupt_then_resume(work, "worker_killed", inject)
 
 
 def interrupted(work: Path) -> FaultResult:
     def inject(proc, out):
         os.killpg(proc.pid, signal.SIGINT)
-        return lambda first, resumed: (f"Ctrl-C ended it in {first.seconds:.1f} s (exit {first.returncode}); "
-                                       "resumed to equal")
+        return lambda first, resumed: (
+            None if first.returncode == 130 else f"exit code {first.returncode} after Ctrl-C, not 130",
+            f"Ctrl-C ended it in {first.seconds:.1f} s (exit {first.returncode}); resumed to equal")
     return _interrupt_then_resume(work, "interrupted_by_ctrl_c", inject)
 
 
 def worker_frozen(work: Path) -> FaultResult:
     """A worker that stops answering (SIGSTOP: alive but stuck) must not hang the run."""
     def inject(proc, out):
-        import psutil
-
-        children = [c for c in psutil.Process(proc.pid).children(recursive=True)
-                    if "resource_tracker" not in " ".join(c.cmdline())]
-        os.kill(sorted(c.pid for c in children)[0], signal.SIGSTOP)
-        return lambda first, resumed: (f"stall detected, run stopped in {first.seconds:.1f} s "
-                                       f"(exit {first.returncode}); resumed to equal"
-                                       if "no progress for" in first.output else "stall NOT reported")
-    result = _interrupt_then_resume(work, "worker_frozen", inject, ["--stall-timeout", "8"])
-    if "NOT" in result.detail:
-        result.hangs += 1
-    return result
+        os.kill(stage_worker_pids(proc.pid)[0], signal.SIGSTOP)
+        return lambda first, resumed: (
+            None if "no progress for" in first.output else "the stall was not reported",
+            f"stall detected, run stopped in {first.seconds:.1f} s (exit {first.returncode}); resumed to equal")
+    return _interrupt_then_resume(work, "worker_frozen", inject, ["--stall-timeout", "8"])
 
 
 def torn_record(work: Path) -> FaultResult:
@@ -379,12 +388,10 @@ def torn_record(work: Path) -> FaultResult:
         data = path.read_bytes()
         last = data.rstrip(b"\n").rfind(b"\n") + 1
         path.write_bytes(data[:last + (len(data) - last) // 2])  # the kill caught the last write halfway
-        return lambda first, resumed: ("torn record reported and dropped on resume; resumed to equal"
-                                       if "torn record" in resumed.output else "torn record NOT reported")
-    result = _interrupt_then_resume(work, "killed_mid_write", inject)
-    if "NOT" in result.detail:
-        result.frames_lost += 1
-    return result
+        return lambda first, resumed: (
+            None if "torn record" in resumed.output else "the torn record was not reported",
+            "torn record reported and dropped on resume; resumed to equal")
+    return _interrupt_then_resume(work, "killed_mid_write", inject)
 
 
 def malicious_fsa(work: Path) -> FaultResult:
@@ -396,8 +403,8 @@ def malicious_fsa(work: Path) -> FaultResult:
             f"try:\n    read_fsa({str(path)!r})\nexcept UnsafeFileError as e:\n    print(e); sys.exit(3)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     ok = result.returncode == 3 and "refused to load 'os.system'" in result.stdout and not marker.exists()
-    return FaultResult("malicious .fsa", 1, 1, 0, 0, 0,
-                       result.stdout.strip()[:120] if ok else f"NOT refused: {result.stdout}{result.stderr}")
+    return outcome("malicious .fsa", 1, 1, 0, 0, 0, [] if ok else [f"not refused: {result.stdout}{result.stderr}"],
+                   result.stdout.strip()[:120])
 
 
 SCENARIOS = [bad_inputs, truncated_video, unwritable_output, disk_full, worker_killed, worker_frozen, interrupted,
@@ -425,7 +432,7 @@ def main() -> int:
             results.append(scenario(Path(tmp)))
             print(f"{scenario.__name__}: {time.monotonic() - start_time:.0f} s", file=sys.stderr)
     print(table(results))
-    return int(any(r.frames_lost or r.hangs or r.segments_left for r in results))
+    return int(any(r.frames_lost or r.hangs or r.segments_left or r.problems for r in results))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from extractor.sources import InputSource
 def test_one_record_per_extracted_frame(video_run):
     settings, summary = video_run
     records = list(read_records(settings.output.alignments_path))
-    expected = [f.name for f in InputSource(settings.input_path)]
+    expected = [f.filename for f in InputSource(settings.input_path)]
     assert len(expected) == 275
     assert [r["frame"] for r in records] == expected  # every frame, in input order
     assert summary.frames == 275 and summary.faces == sum(len(r["faces"]) for r in records)

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 
 from conftest import DATA, VIDEO
-from fault_scenarios import damaged_frames, group_gone, shm_files, start, wait_for_records
+from fault_scenarios import damaged_frames, group_gone, shm_files, stage_worker_pids, start, wait_for_records
 from extractor.alignments import read_records
 from extractor.output import OutputSettings, read_face_metadata
 from extractor.single import RunSettings, run_single_process
@@ -105,8 +104,7 @@ def test_bytes_per_1080p_frame(tmp_path):
 
 def test_normal_end_leaves_no_process_and_no_segment(both_engines):
     *_, before = both_engines
-    assert not [c for c in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(
-        c.cmdline())]
+    assert stage_worker_pids(os.getpid()) == []
     assert shm_files() <= before
 
 
@@ -149,10 +147,9 @@ def test_killed_worker_stops_the_run_cleanly(tmp_path):
     before = shm_files()
     proc = _start_run(tmp_path)
     assert wait_for_records(tmp_path / "alignments.jsonl", 5, proc)
-    workers = {c.pid: c for c in psutil.Process(proc.pid).children(recursive=True)
-               if "resource_tracker" not in " ".join(c.cmdline())}
+    workers = stage_worker_pids(proc.pid)
     assert len(workers) == 3
-    victim = sorted(workers)[1]  # any stage worker
+    victim = workers[1]  # any stage worker
     sent = time.monotonic()
     os.kill(victim, signal.SIGKILL)
     output, _ = proc.communicate(timeout=60)

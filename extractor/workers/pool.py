@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from extractor.media import ExtractMedia
 from extractor.output import FrameWriter
 from extractor.plugins import registry
 from extractor.single import RunSettings, RunSummary
@@ -176,10 +177,7 @@ class PoolEngine:
             loader.start()
             self._coordinate(pool, results, writer, processes)
             self._finish(queues, results, processes, plans)
-        except KeyboardInterrupt:
-            self._abort(queues, results, processes)
-            raise
-        except BaseException:
+        except BaseException:  # Ctrl-C, SIGTERM, a failed stage: end every worker, then report
             self._abort(queues, results, processes)
             raise
         finally:
@@ -215,11 +213,11 @@ class PoolEngine:
                     return
                 shape = pool.store(slot, item.image)
                 seq = self._loaded
-                self._frames[seq] = FrameMeta(item.name, item.index, item.source, slot, shape)
+                self._frames[seq] = FrameMeta(item.filename, item.frame_index, item.source, slot, shape)
                 ref = FrameRef(seq, slot, shape)
                 messages = [(first_queue, tuple(ref))]
                 if self.imported is not None:  # faces from the .fsa: straight to align or mask
-                    faces = self.imported.get(item.name, [])
+                    faces = self.imported.get(item.filename, [])
                     messages = [(results, ("detected", seq, len(faces)))] + [
                         (first_queue, FaceTask(ref, i, encode_face(face)).to_wire()) for i, face in enumerate(faces)]
                 for target, message in messages:
@@ -278,7 +276,7 @@ class PoolEngine:
                 self._record_stats(message)
             for seq, faces in assembler.pop_ready():
                 meta = self._frames.pop(seq)
-                writer.write(meta.name, meta.index, meta.source, pool.view(meta.slot, meta.shape), faces)
+                writer.write(ExtractMedia(meta.name, pool.view(meta.slot, meta.shape), faces, meta.index, meta.source))
                 pool.release(meta.slot)
                 self.progress.add(written=1)
                 if self.options.on_frame_written:
