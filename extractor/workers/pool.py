@@ -162,7 +162,7 @@ class PoolEngine:
         downstream[stages[-1]] = results
         processes: dict[str, multiprocessing.process.BaseProcess] = {}
         previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-        pool = None
+        pool = loader = None
         try:
             pool = FramePool(slot_bytes, slots)
             for plan in plans:
@@ -183,6 +183,10 @@ class PoolEngine:
         finally:
             signal.signal(signal.SIGTERM, previous_term)
             self._stop.set()
+            if loader is not None:
+                # Let the loader leave its loop so the input (a video decoder with native threads of
+                # its own) is released now: a decoder torn down at interpreter exit aborts the process.
+                loader.join(timeout=10)
             writer.close()
             self.progress.close()
             self.summary.peak_rss = self.progress.peak_rss
@@ -201,8 +205,9 @@ class PoolEngine:
 
     # --- loader thread ---------------------------------------------------------------------
     def _load(self, source: InputSource, pool: FramePool, first_queue, results) -> None:
+        frames = iter(source)
         try:
-            for item in source:
+            for item in frames:
                 if self._stop.is_set():
                     return
                 item = self.summary.admit(item)
@@ -228,6 +233,7 @@ class PoolEngine:
         except BaseException as exc:  # noqa: BLE001 - handed to the coordinator
             self._loader_error = exc
         finally:
+            frames.close()  # releases the decoder (video capture) here, not at interpreter exit
             self._loading_done = True
 
     def _acquire(self, pool: FramePool) -> int | None:
