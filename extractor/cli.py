@@ -46,6 +46,20 @@ def _plugin_options(config: dict | None) -> dict[str, dict]:
         raise click.ClickException(str(exc)) from None
 
 
+def _chosen_backend(backend: str | None) -> str | None:
+    """--backend, else KERAS_BACKEND, checked installed and set for this process; None: auto."""
+    from extractor.models.backend import BackendError, prepare_backend, resolve_backend
+
+    if not backend and not os.environ.get("KERAS_BACKEND"):
+        return None
+    try:
+        backend = resolve_backend(backend)
+    except BackendError as exc:
+        raise click.ClickException(str(exc)) from None
+    prepare_backend(backend)
+    return backend
+
+
 def _parse_rotations(value: str) -> tuple[int, ...]:
     if not value or value == "off":
         return ()
@@ -104,6 +118,9 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Alignments file (default: OUTPUT/alignments.jsonl).")
 @click.option("--detector", default=registry.DEFAULTS["detect"], show_default=True,
               type=click.Choice(_names("detect")))
+@click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax", "torch"]),
+              help="Keras backend for GPU-capable models (default: KERAS_BACKEND, else TensorFlow on a GPU "
+                   "and OpenCV DNN on a CPU-only machine).")
 @click.option("--aligner", default=registry.DEFAULTS["align"], show_default=True,
               type=click.Choice(_names("align")))
 @click.option("--masker", "maskers", multiple=True, type=click.Choice(_names("mask")),
@@ -158,7 +175,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--align-vram", type=click.IntRange(64), default=None, help="Same as --vram align=MB.")
 @click.option("--mask-vram", type=click.IntRange(64), default=None, help="Same as --vram mask=MB.")
 @click.pass_obj
-def run(config, input_path, output_dir, alignments, detector, aligner, maskers, size, coverage, min_size,
+def run(config, input_path, output_dir, alignments, detector, backend, aligner, maskers, size, coverage, min_size,
         every_n, batch_sizes, normalization, rotate, max_pixels, preview, debug_landmarks, import_alignments,
         realign, progress, with_identity, filter_refs, nfilter_refs, filter_threshold, skip_existing, overwrite,
         single_process, stall_timeout, detect_workers,
@@ -171,6 +188,7 @@ def run(config, input_path, output_dir, alignments, detector, aligner, maskers, 
     from extractor.workers.frame_pool import FramePoolError
     from extractor.workers.pool import PipelineError, PoolOptions, run_pool
 
+    backend = _chosen_backend(backend)
     settings = RunSettings(
         input_path=input_path,
         output=OutputSettings(output_dir=output_dir, alignments_path=alignments or output_dir / "alignments.jsonl",
@@ -181,7 +199,7 @@ def run(config, input_path, output_dir, alignments, detector, aligner, maskers, 
                            maskers=tuple(maskers) or (registry.DEFAULTS["mask"],),
                            batch_sizes=_parse_stage_numbers(batch_sizes, "--batch-size"), min_size=min_size,
                            rotations=_parse_rotations(rotate), normalization=normalization,
-                           plugin_options=_plugin_options(config),
+                           plugin_options=_plugin_options(config), backend=backend,
                            identity=registry.DEFAULTS["identity"] if with_identity or filter_refs or nfilter_refs
                            else None),
         every_n=every_n, max_pixels=max_pixels, show_progress=progress, import_alignments=import_alignments,
@@ -224,13 +242,18 @@ def run(config, input_path, output_dir, alignments, detector, aligner, maskers, 
 @main.command()
 def plugins() -> None:
     """List the plugins with what they need."""
-    click.echo(f"{'stage':7} {'name':11} {'input':>5} {'colour':6} {'batch':>5} {'device':10} description")
+    click.echo(f"{'stage':7} {'name':11} {'input':>5} {'colour':6} {'batch':>5} {'GPU need':>9} "
+               f"{'runs on a CPU':14} {'on a GPU':17} description")
     for cls in registry.available():
         info = cls.info()
-        device = f"GPU {info['vram_mb']} MB" if info["gpu"] else "CPU"
+        need = f"{info['vram_mb']} MB" if info["gpu"] else "-"
+        gpu_runtime = info["gpu_runtime"] or "(CPU only)"
         default = " (default)" if registry.DEFAULTS.get(info["stage"]) == info["name"] else ""
         click.echo(f"{info['stage']:7} {info['name']:11} {info['input_size'] or 'frame':>5} "
-                   f"{info['colour_format']:6} {info['batch_size']:>5} {device:10} {info['description']}{default}")
+                   f"{info['colour_format']:6} {info['batch_size']:>5} {need:>9} {info['cpu_runtime']:14} "
+                   f"{gpu_runtime:17} {info['description']}{default}")
+    click.echo("keras/*: Keras 3 on --backend (tensorflow, jax or torch; KERAS_BACKEND); on a CPU-only machine "
+               "CenterFace runs the same ONNX file through OpenCV DNN (faster there) unless --backend is given.")
 
 
 @main.command()
@@ -251,17 +274,22 @@ def export(alignments: Path, fmt: str, output: Path) -> None:
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--detector", default=registry.DEFAULTS["detect"], show_default=True,
               type=click.Choice(_names("detect")))
+@click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax", "torch"]),
+              help="Keras backend for GPU-capable models (default: KERAS_BACKEND, else TensorFlow on a GPU "
+                   "and OpenCV DNN on a CPU-only machine).")
 @click.option("--aligner", default=registry.DEFAULTS["align"], show_default=True,
               type=click.Choice(_names("align")))
 @click.option("--normalization", default="none", show_default=True, type=click.Choice(Aligner.NORMALIZATIONS))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def eval_command(dataset_dir, detector, aligner, normalization, as_json) -> None:
+def eval_command(dataset_dir, detector, backend, aligner, normalization, as_json) -> None:
     """Detection recall/precision and landmark NME on DATASET_DIR (annotations.json format)."""
     import json
 
     from extractor.evaluate import evaluate
 
-    report = evaluate(dataset_dir, StageConfig(detector=detector, aligner=aligner, normalization=normalization))
+    backend = _chosen_backend(backend)
+    report = evaluate(dataset_dir, StageConfig(detector=detector, aligner=aligner, normalization=normalization,
+                                               backend=backend))
     click.echo(json.dumps(report.summary()) if as_json else report.format())
 
 

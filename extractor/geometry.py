@@ -92,6 +92,30 @@ def iou(box_a, box_b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression: indices of the boxes kept, best score first.
+
+    A box is dropped when it overlaps an already kept one by IoU >= ``threshold``. Ties in score
+    keep input order (stable sort), so the result never depends on what else is in the batch.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        left = np.maximum(boxes[best, 0], boxes[rest, 0])
+        top = np.maximum(boxes[best, 1], boxes[rest, 1])
+        right = np.minimum(boxes[best, 2], boxes[rest, 2])
+        bottom = np.minimum(boxes[best, 3], boxes[rest, 3])
+        inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
+        union = areas[best] + areas[rest] - inter
+        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        order = rest[overlap < threshold]
+    return np.array(keep, dtype=np.int64)
+
+
 def rotate_image(image: np.ndarray, angle: int) -> tuple[np.ndarray, np.ndarray]:
     """Rotate by a multiple of 90 degrees clockwise; returns the image and the 2x3 matrix
     that maps rotated-image points back to the original image."""

@@ -33,6 +33,11 @@ class StageConfig:
     normalization: str = "none"
     identity: str | None = None  # identity plugin name, or None for no embeddings
     plugin_options: dict[str, dict] = field(default_factory=dict)  # "stage.name" -> constructor options
+    backend: str | None = None  # Keras backend asked for (--backend / KERAS_BACKEND); None: auto
+
+    def plugin_names(self, stage: str) -> list[str]:
+        return {"detect": [self.detector], "align": [self.aligner], "mask": list(self.maskers),
+                "identity": [self.identity or registry.DEFAULTS["identity"]]}[stage]
 
     def create(self, stage: str, name: str, **options) -> Plugin:
         """The plugin with its configured options; explicit ``options`` and --batch-size win."""
@@ -40,6 +45,8 @@ class StageConfig:
         merged.update({k: v for k, v in options.items() if v is not None})
         if self.batch_sizes.get(stage):
             merged["batch_size"] = self.batch_sizes[stage]
+        if registry.get_plugin_class(stage, name).runtime == "keras":
+            merged["backend"] = self.backend
         return registry.create(stage, name, **merged)
 
 

@@ -131,7 +131,7 @@ def main():
         dlib_boxes.append(box_in_mean(box, matrix, scale))
     hand_box = np.median(dlib_boxes, axis=0).round(4).tolist()
     boxes, points = {"default": hand_box}, {}
-    for name in ("mtcnn", "blazeface", "dlib-hog"):
+    for name in ("centerface", "mtcnn", "blazeface", "dlib-hog"):
         box, pts = detector_calibration(name, faces)
         boxes[name] = box
         if pts is not None:

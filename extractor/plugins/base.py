@@ -56,7 +56,8 @@ class Plugin:
     colour_format: ClassVar[str] = "BGR"  # what pre_process hands the model
     batch_size: ClassVar[int] = 1  # default; the CLI may override per run
     device_need: ClassVar[DeviceNeed] = DeviceNeed(gpu=False)
-    runtime: ClassVar[str] = "numpy"  # "tensorflow", "tflite", "dlib" or "numpy": what a worker sets up
+    runtime: ClassVar[str] = "numpy"  # "keras", "tensorflow", "tflite", "dlib" or "numpy": what a worker sets up
+    cpu_heavy: ClassVar[bool] = False  # a neural network per frame: its stage gets the spare CPU cores
     description: ClassVar[str] = ""
 
     def __init__(self, batch_size: int | None = None, **options):
@@ -89,6 +90,12 @@ class Plugin:
         batch.feed = batch.prediction = None
         return batch
 
+    @classmethod
+    def runtime_label(cls, backend: str | None, on_gpu: bool, options: dict | None = None) -> str:
+        """What will run the model (given the run's backend, device and this plugin's options),
+        for the printed plan and ``extractor plugins``."""
+        return f"keras/{backend or 'tensorflow'}" if cls.runtime == "keras" else cls.runtime
+
     def to_model_colour(self, image: np.ndarray) -> np.ndarray:
         return convert_colour(image, self.colour_format)
 
@@ -98,6 +105,8 @@ class Plugin:
         return {"name": cls.name, "stage": cls.stage, "input_size": cls.input_size,
                 "colour_format": cls.colour_format, "batch_size": cls.batch_size,
                 "gpu": need.gpu, "vram_mb": need.vram_mb(cls.batch_size), "runtime": cls.runtime,
+                "cpu_runtime": cls.runtime_label(None, False), "gpu_runtime": cls.runtime_label(None, True)
+                if need.gpu else None,
                 "description": cls.description}
 
 
@@ -105,6 +114,7 @@ class Detector(Plugin):
     """Finds faces in whole frames: fills ``batch.detections`` (one list per image)."""
 
     stage = "detect"
+    cpu_heavy = True
 
 
 class Aligner(Plugin):

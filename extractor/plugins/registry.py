@@ -10,6 +10,7 @@ import importlib
 from extractor.plugins.base import Plugin
 
 _MODULES = (
+    "extractor.plugins.detect.centerface",
     "extractor.plugins.detect.mtcnn",
     "extractor.plugins.detect.blazeface",
     "extractor.plugins.detect.dlib_hog",
@@ -21,7 +22,7 @@ _MODULES = (
 )
 _REGISTRY: dict[tuple[str, str], type[Plugin]] = {}
 
-DEFAULTS = {"detect": "mtcnn", "align": "dlib68", "mask": "components", "identity": "dlib-resnet"}
+DEFAULTS = {"detect": "centerface", "align": "dlib68", "mask": "components", "identity": "dlib-resnet"}
 
 
 def register(cls: type[Plugin]) -> type[Plugin]:

@@ -29,11 +29,19 @@ class GpuInfo:
 
 @dataclass(frozen=True)
 class StageDemand:
-    """What one stage asks for: worker count, and MB per worker if its plugin uses a GPU."""
+    """What one stage asks for: worker count, and MB per worker if its plugin uses a GPU.
+
+    ``batch_mb`` is what one batch needs (the plugin's declared need): a budget below it is
+    refused. ``heavy`` stages (neural detectors, identity) share the CPU cores; the cheap ones
+    (dlib landmarks, masks) get one thread each, since they idle most of the time.
+    """
 
     stage: str
     workers: int
     vram_mb: int | None  # None: the plugin runs on the CPU whatever the machine has
+    batch_mb: int | None = None
+    heavy: bool = False
+    runtime: str = ""  # what runs the stage's model, for the printed plan (e.g. "keras/jax")
 
 
 @dataclass(frozen=True)
@@ -43,15 +51,18 @@ class WorkerPlan:
     gpu: int | None  # physical GPU index, None for the CPU
     memory_mb: int | None
     cpu_threads: int
+    gpu_total_mb: int | None = None
+    runtime: str = ""
 
     @property
     def label(self) -> str:
         return f"{self.stage}-{self.index}"
 
     def describe(self) -> str:
+        runtime = f" [{self.runtime}]" if self.runtime else ""
         if self.gpu is None:
-            return f"{self.label:10} -> CPU ({self.cpu_threads} thread{'s' * (self.cpu_threads > 1)})"
-        return f"{self.label:10} -> GPU {self.gpu} with a {self.memory_mb} MB budget"
+            return f"{self.label:10} -> CPU ({self.cpu_threads} thread{'s' * (self.cpu_threads > 1)}){runtime}"
+        return f"{self.label:10} -> GPU {self.gpu} with a {self.memory_mb} MB budget{runtime}"
 
 
 def detect_gpus() -> list[GpuInfo]:
@@ -79,7 +90,9 @@ def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list
     GPU workers go one at a time to the selected GPU with the fewest workers so far (then the
     most memory left), among those where the budget still fits, so they spread;
     a stage whose workers do not all fit runs fewer workers; one that cannot place a single
-    worker is an error that says what would fit.
+    worker, or whose budget cannot hold one batch, is an error that says what would fit.
+    CPU threads: the heavy stages' workers share every core (the cheap stages leave them idle
+    most of the time); cheap workers get one thread each.
     """
     notes: list[str] = []
     if selected is not None:
@@ -90,16 +103,23 @@ def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list
         gpus = [g for g in gpus if g.index in selected]
     free = {g.index: g.free_mb for g in gpus}
     load = {g.index: 0 for g in gpus}
-    cpu_workers = sum(d.workers for d in demands if d.vram_mb is None or not gpus)
+    on_cpu = [d for d in demands if d.vram_mb is None or not gpus]
+    heavy_workers = sum(d.workers for d in on_cpu if d.heavy)
     cpu_count = cpu_count or os.cpu_count() or 1
-    threads = max(1, cpu_count // max(1, cpu_workers))
+    heavy_threads = max(1, cpu_count // max(1, heavy_workers))
     plans: list[WorkerPlan] = []
     if not gpus and any(d.vram_mb is not None for d in demands):
         notes.append("no GPU found: every worker runs on the CPU")
     for demand in demands:
         if demand.vram_mb is None or not gpus:
-            plans += [WorkerPlan(demand.stage, i, None, None, threads) for i in range(demand.workers)]
+            threads = heavy_threads if demand.heavy else 1
+            plans += [WorkerPlan(demand.stage, i, None, None, threads, runtime=demand.runtime)
+                      for i in range(demand.workers)]
             continue
+        if demand.batch_mb and demand.vram_mb < demand.batch_mb:
+            raise PlanError(f"{demand.stage}: a {demand.vram_mb} MB budget cannot hold one batch "
+                            f"({demand.batch_mb} MB); raise --{demand.stage}-vram to at least {demand.batch_mb} "
+                            f"or lower --batch-size {demand.stage}=N")
         placed = 0
         for i in range(demand.workers):
             fitting = [g for g in free if free[g] >= demand.vram_mb]
@@ -109,7 +129,8 @@ def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list
             best = min(fitting, key=lambda g: (load[g], -free[g]))
             free[best] -= demand.vram_mb
             load[best] += 1
-            plans.append(WorkerPlan(demand.stage, i, best, demand.vram_mb, 1))
+            total = next(g.total_mb for g in gpus if g.index == best)
+            plans.append(WorkerPlan(demand.stage, i, best, demand.vram_mb, 1, total, demand.runtime))
             placed += 1
         if placed == 0:
             largest = max(g.free_mb for g in gpus)
@@ -123,19 +144,10 @@ def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list
 
 
 def apply_device_plan(plan: WorkerPlan) -> None:
-    """In a fresh worker, before TensorFlow is imported: pin the device and its memory budget."""
+    """In a fresh worker, before any framework is imported: pin the device and the CPU threads."""
     os.environ["CUDA_VISIBLE_DEVICES"] = "" if plan.gpu is None else str(plan.gpu)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["OMP_NUM_THREADS"] = str(plan.cpu_threads)
+    import cv2
 
-
-def configure_tensorflow(plan: WorkerPlan) -> None:
-    """Memory limit on the one visible GPU, thread counts on the CPU (TF must not be running yet)."""
-    import tensorflow as tf
-
-    if plan.gpu is not None:
-        for gpu in tf.config.list_physical_devices("GPU"):
-            tf.config.set_logical_device_configuration(
-                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=plan.memory_mb)])
-    tf.config.threading.set_intra_op_parallelism_threads(plan.cpu_threads)
-    tf.config.threading.set_inter_op_parallelism_threads(plan.cpu_threads)
+    cv2.setNumThreads(plan.cpu_threads)

@@ -94,20 +94,23 @@ def active_stages(settings: RunSettings) -> tuple[str, ...]:
     return stages + (("identity",) if settings.stages.identity else ())
 
 
-def stage_demands(settings: RunSettings, options: PoolOptions) -> list[StageDemand]:
-    """Worker count and GPU need of each stage, read from its plugins' declared needs."""
+def stage_demands(settings: RunSettings, options: PoolOptions, has_gpu: bool = False) -> list[StageDemand]:
+    """Worker count, GPU need, CPU weight and runtime of each stage, read from its plugins' data."""
     config = settings.stages
-    names = {"detect": [config.detector], "align": [config.aligner], "mask": list(config.maskers),
-             "identity": [config.identity]}
     demands = []
     for stage in active_stages(settings):
-        classes = [registry.get_plugin_class(stage, name) for name in names[stage]]
+        names = config.plugin_names(stage)
+        classes = [registry.get_plugin_class(stage, name) for name in names]
         gpu = [cls for cls in classes if cls.device_need.gpu]
-        need = None
-        if gpu:
-            batch = config.batch_sizes.get(stage)
-            need = options.vram_mb.get(stage) or sum(cls.device_need.vram_mb(batch or cls.batch_size) for cls in gpu)
-        demands.append(StageDemand(stage, options.workers.get(stage, 1), need))
+        batch = config.batch_sizes.get(stage)
+        batch_mb = sum(cls.device_need.vram_mb(batch or cls.batch_size) for cls in gpu) if gpu else None
+        need = (options.vram_mb.get(stage) or batch_mb) if gpu else None
+        runtime = ", ".join(dict.fromkeys(
+            cls.runtime_label(config.backend, has_gpu and cls.device_need.gpu,
+                              config.plugin_options.get(f"{stage}.{name}", {}))
+            for cls, name in zip(classes, names)))
+        demands.append(StageDemand(stage, options.workers.get(stage, 1), need, batch_mb,
+                                   heavy=any(cls.cpu_heavy for cls in classes), runtime=runtime))
     return demands
 
 
@@ -130,7 +133,7 @@ class PoolEngine:
     def plan(self) -> list[WorkerPlan]:
         inventory = self.options.gpu_inventory
         gpus = detect_gpus() if inventory is None else inventory
-        plans, notes = plan_devices(stage_demands(self.settings, self.options), gpus, self.options.gpus)
+        plans, notes = plan_devices(stage_demands(self.settings, self.options, bool(gpus)), gpus, self.options.gpus)
         self.summary.plan = notes + [p.describe() for p in plans]
         logger.info("device plan:\n  %s", "\n  ".join(self.summary.plan))
         return plans

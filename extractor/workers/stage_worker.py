@@ -18,7 +18,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from extractor.workers.devices import WorkerPlan, apply_device_plan, configure_tensorflow
+from extractor.workers.devices import WorkerPlan, apply_device_plan
 from extractor.workers.messages import FaceTask, FrameRef, decode_face, encode_face, pickled_size
 
 POLL_SECONDS = 0.5
@@ -73,6 +73,21 @@ def _build_stage(stage: str, config):
     return {"detect": DetectStage, "align": AlignStage, "mask": MaskStage, "identity": IdentityStage}[stage](config)
 
 
+def _set_up_frameworks(stage, plan: WorkerPlan, backend: str | None) -> None:
+    """Backend, GPU-memory budget and threads, before any plugin imports its framework."""
+    from extractor.models.backend import limit_gpu_memory, prepare_backend, resolve_backend
+
+    runtimes = {p.runtime for p in getattr(stage, "plugins", [getattr(stage, "plugin", None)]) if p}
+    budget = plan.memory_mb if plan.gpu is not None else None
+    if "keras" in runtimes:
+        keras_backend = resolve_backend(backend)
+        prepare_backend(keras_backend, plan.gpu_total_mb, budget)
+        if plan.gpu is not None or backend:  # Keras will run (on the CPU, OpenCV DNN may instead)
+            limit_gpu_memory(keras_backend, budget, plan.gpu_total_mb, plan.cpu_threads)
+    if "tensorflow" in runtimes:
+        limit_gpu_memory("tensorflow", budget, plan.gpu_total_mb, plan.cpu_threads)
+
+
 def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
     """Process entry point (must stay importable at module level for spawn)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -84,9 +99,7 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
         from extractor.workers.frame_pool import SlotViewer
 
         stage = _build_stage(stage_name, spec.stage_config)
-        runtimes = {p.runtime for p in getattr(stage, "plugins", [getattr(stage, "plugin", None)]) if p}
-        if "tensorflow" in runtimes:
-            configure_tensorflow(spec.plan)
+        _set_up_frameworks(stage, spec.plan, spec.stage_config.backend)
         stage.load()
         viewer = SlotViewer(spec.pool_name, spec.slot_bytes)
         handle = _detect if stage_name == "detect" else _faces

@@ -25,6 +25,7 @@ class DlibResnetIdentity(Plugin):
     batch_size = 32
     device_need = DeviceNeed(gpu=False)
     runtime = "dlib"
+    cpu_heavy = True
     description = "dlib ResNet-34 face recognition, 128-d embedding (CPU)"
 
     def __init__(self, batch_size=None, jitters: int = 0, **options):

