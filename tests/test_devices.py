@@ -10,14 +10,24 @@ def _gpus(*free_mb):
     return [GpuInfo(i, f"sim-{i}", 24000, free) for i, free in enumerate(free_mb)]
 
 
-DEMANDS = [StageDemand("detect", 2, 2000), StageDemand("align", 1, None), StageDemand("mask", 1, 500)]
+DEMANDS = [StageDemand("detect", 2, 2000, heavy=True), StageDemand("align", 1, None), StageDemand("mask", 1, 500)]
 
 
 def test_no_gpu_runs_everything_on_cpu():
     plans, notes = plan_devices(DEMANDS, [], cpu_count=8)
     assert all(p.gpu is None for p in plans) and len(plans) == 4
     assert any("no GPU" in n for n in notes)
-    assert all(p.cpu_threads == 2 for p in plans)
+    # The heavy stage (detect) shares the 8 cores; the cheap ones get a thread each.
+    assert [(p.stage, p.cpu_threads) for p in plans] == [("detect", 4), ("detect", 4), ("align", 1), ("mask", 1)]
+
+
+def test_budget_that_cannot_hold_one_batch_is_refused():
+    demand = StageDemand("detect", 1, 800, batch_mb=1300, heavy=True, runtime="keras/torch")
+    with pytest.raises(PlanError, match="800 MB budget cannot hold one batch .1300 MB.*at least 1300"):
+        plan_devices([demand], _gpus(8000))
+    plans, _ = plan_devices([StageDemand("detect", 2, 1300, batch_mb=1300, runtime="keras/torch")], _gpus(8000))
+    assert [(p.gpu, p.memory_mb, p.gpu_total_mb) for p in plans] == [(0, 1300, 24000), (0, 1300, 24000)]
+    assert "GPU 0 with a 1300 MB budget [keras/torch]" in plans[0].describe()
 
 
 def test_one_gpu_shares_between_stages():

