@@ -47,8 +47,8 @@ def _plugin_options(config: dict | None) -> dict[str, dict]:
 
 
 def _chosen_backend(backend: str | None) -> str | None:
-    """--backend, else KERAS_BACKEND, checked installed and set for this process; None: auto."""
-    from extractor.models.backend import BackendError, prepare_backend, resolve_backend
+    """--backend, else KERAS_BACKEND, checked installed; None: auto (the plugin chooses)."""
+    from extractor.models.backend import BackendError, resolve_backend
 
     if not backend and not os.environ.get("KERAS_BACKEND"):
         return None
@@ -56,7 +56,6 @@ def _chosen_backend(backend: str | None) -> str | None:
         backend = resolve_backend(backend)
     except BackendError as exc:
         raise click.ClickException(str(exc)) from None
-    prepare_backend(backend)
     return backend
 
 

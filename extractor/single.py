@@ -107,10 +107,6 @@ def run_single_process(settings: RunSettings) -> RunSummary:
     """Extract every frame of the input in this process; returns the run's summary."""
     summary = RunSummary()
     start = time.perf_counter()
-    if settings.stages.backend:  # before any model imports Keras
-        from extractor.models.backend import prepare_backend
-
-        prepare_backend(settings.stages.backend)
     source = InputSource(settings.input_path, settings.every_n, settings.max_pixels)
     writer = FrameWriter(settings.output, settings.face_filter)  # refuses an unwritable output first
     source.done = writer.done

@@ -54,7 +54,7 @@ def test_centerface_raw_outputs_match(centerface_pair):
     keras_model, opencv_model = centerface_pair
     batch = Batch([read_image(PHOTOS[0])[0]])
     keras_model.pre_process(batch)
-    tensor = np.stack(batch.feed)
+    tensor = np.stack(batch.feed[0])
     for ours, reference in zip(keras_model.runner(tensor), opencv_model.runner(tensor)):
         assert ours.shape == reference.shape
         assert np.abs(ours - reference).max() < 1e-3

@@ -17,7 +17,6 @@ import os
 
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_BACKEND = "tensorflow"
-_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
 class BackendError(Exception):
@@ -25,7 +24,7 @@ class BackendError(Exception):
 
 
 def installed_backends() -> list[str]:
-    return [name for name in BACKENDS if importlib.util.find_spec(_MODULE[name]) is not None]
+    return [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
 
 
 def resolve_backend(name: str | None) -> str:
@@ -33,7 +32,7 @@ def resolve_backend(name: str | None) -> str:
     chosen = name or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
     if chosen not in BACKENDS:
         raise BackendError(f"unknown backend {chosen!r}; choose one of {', '.join(BACKENDS)}")
-    if importlib.util.find_spec(_MODULE[chosen]) is None:
+    if importlib.util.find_spec(chosen) is None:
         raise BackendError(f"backend {chosen!r} is not installed (installed: {', '.join(installed_backends())}); "
                            f"see the README's GPU install section")
     return chosen
@@ -41,12 +40,27 @@ def resolve_backend(name: str | None) -> str:
 
 def prepare_backend(backend: str, gpu_total_mb: int | None = None, budget_mb: int | None = None) -> None:
     """Set the environment a backend reads at import: call before Keras or the framework loads."""
-    os.environ["KERAS_BACKEND"] = backend
+    use_backend(backend)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if backend == "jax":
         os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
         if budget_mb and gpu_total_mb:
             os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{memory_fraction(budget_mb, gpu_total_mb):.4f}"
+
+
+def use_backend(backend: str) -> None:
+    """Make ``backend`` the one Keras runs on in this process: set it before Keras is imported;
+    once Keras runs on another backend it cannot change, which is an error, not a silent swap."""
+    import sys
+
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != backend:
+            raise BackendError(f"Keras already runs on {keras.backend.backend()!r} in this process; "
+                               f"{backend!r} must be chosen before Keras is first imported")
+        return
+    os.environ["KERAS_BACKEND"] = backend
 
 
 def memory_fraction(budget_mb: int, total_mb: int) -> float:

@@ -51,9 +51,12 @@ class OpenCVRunner:
 
 
 class KerasRunner:
-    """The same weights as a Keras 3 model on the configured backend (compiled per input shape)."""
+    """The same weights as a Keras 3 model on ``backend`` (compiled per input shape)."""
 
-    def __init__(self, onnx_path: Path):
+    def __init__(self, onnx_path: Path, backend: str):
+        from extractor.models.backend import use_backend
+
+        use_backend(backend)
         import keras
 
         from extractor.models.onnx_to_keras import keras_model_from_onnx

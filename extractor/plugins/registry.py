@@ -32,9 +32,10 @@ def register(cls: type[Plugin]) -> type[Plugin]:
 
 
 def _load_all() -> None:
-    if not _REGISTRY:
-        for module in _MODULES:
-            importlib.import_module(module)
+    """Import every plugin module (each registers itself); a module imported directly first,
+    as a test may do, must not hide the others."""
+    for module in _MODULES:
+        importlib.import_module(module)
 
 
 def available(stage: str | None = None) -> list[type[Plugin]]:

@@ -73,19 +73,22 @@ def _build_stage(stage: str, config):
     return {"detect": DetectStage, "align": AlignStage, "mask": MaskStage, "identity": IdentityStage}[stage](config)
 
 
-def _set_up_frameworks(stage, plan: WorkerPlan, backend: str | None) -> None:
-    """Backend, GPU-memory budget and threads, before any plugin imports its framework."""
-    from extractor.models.backend import limit_gpu_memory, prepare_backend, resolve_backend
+def _set_up_frameworks(plan: WorkerPlan) -> None:
+    """Backend, GPU-memory budget and threads, before any plugin imports its framework.
 
-    runtimes = {p.runtime for p in getattr(stage, "plugins", [getattr(stage, "plugin", None)]) if p}
+    The plan's runtime labels (``keras/jax``, ``opencv-dnn``, ``tensorflow``...) say what will run,
+    so only frameworks that will really load are set up.
+    """
+    from extractor.models.backend import limit_gpu_memory, prepare_backend
+
     budget = plan.memory_mb if plan.gpu is not None else None
-    if "keras" in runtimes:
-        keras_backend = resolve_backend(backend)
-        prepare_backend(keras_backend, plan.gpu_total_mb, budget)
-        if plan.gpu is not None or backend:  # Keras will run (on the CPU, OpenCV DNN may instead)
-            limit_gpu_memory(keras_backend, budget, plan.gpu_total_mb, plan.cpu_threads)
-    if "tensorflow" in runtimes:
-        limit_gpu_memory("tensorflow", budget, plan.gpu_total_mb, plan.cpu_threads)
+    for label in plan.runtime.split(", "):
+        if label.startswith("keras/"):
+            backend = label[len("keras/"):]
+            prepare_backend(backend, plan.gpu_total_mb, budget)
+            limit_gpu_memory(backend, budget, plan.gpu_total_mb, plan.cpu_threads)
+        elif label == "tensorflow":
+            limit_gpu_memory("tensorflow", budget, plan.gpu_total_mb, plan.cpu_threads)
 
 
 def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
@@ -99,7 +102,7 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
         from extractor.workers.frame_pool import SlotViewer
 
         stage = _build_stage(stage_name, spec.stage_config)
-        _set_up_frameworks(stage, spec.plan, spec.stage_config.backend)
+        _set_up_frameworks(spec.plan)
         stage.load()
         viewer = SlotViewer(spec.pool_name, spec.slot_bytes)
         handle = _detect if stage_name == "detect" else _faces

@@ -99,7 +99,7 @@ class CenterFaceDetector(Detector):
 
         path = package_file(*self.ONNX)
         label = self.runtime_label(self.backend, cuda_visible(), {"runtime": self.requested_runtime})
-        self.runner = OpenCVRunner(path, OUTPUTS) if label == "opencv-dnn" else KerasRunner(path)
+        self.runner = OpenCVRunner(path, OUTPUTS) if label == "opencv-dnn" else KerasRunner(path, label[len("keras/"):])
         super().load()
 
     def detection_scale(self, height: int, width: int) -> float:
@@ -108,8 +108,8 @@ class CenterFaceDetector(Detector):
 
     def pre_process(self, batch: Batch) -> None:
         """Each frame (shrunk to ``max_side`` if larger) as RGB float32 on a zero canvas padded to
-        multiples of 32."""
-        tensors = []
+        multiples of 32; ``batch.feed`` = (tensors, [(scale, height, width) of what the network saw])."""
+        tensors, seen = [], []
         for image in batch.images:
             scale = self.detection_scale(*image.shape[:2])
             if scale < 1.0:
@@ -119,25 +119,25 @@ class CenterFaceDetector(Detector):
             canvas = np.zeros((*padded_size(height, width), 3), np.float32)
             canvas[:height, :width] = self.to_model_colour(image)
             tensors.append(canvas)
-        batch.feed = tensors
+            seen.append((np.float32(scale), height, width))
+        batch.feed = (tensors, seen)
 
     def predict(self, batch: Batch) -> None:
         """One network call per group of frames with the same padded size."""
-        results: list = [None] * len(batch.feed)
+        tensors = batch.feed[0]
+        results: list = [None] * len(tensors)
         by_shape: dict[tuple, list[int]] = {}
-        for index, tensor in enumerate(batch.feed):
+        for index, tensor in enumerate(tensors):
             by_shape.setdefault(tensor.shape, []).append(index)
         for indices in by_shape.values():
-            outputs = self.runner(np.stack([batch.feed[i] for i in indices]))
+            outputs = self.runner(np.stack([tensors[i] for i in indices]))
             for row, index in enumerate(indices):
                 results[index] = [out[row] for out in outputs]
         batch.prediction = results
 
     def post_process(self, batch: Batch) -> None:
         batch.detections = []
-        for image, outputs in zip(batch.images, batch.prediction):
-            scale = np.float32(self.detection_scale(*image.shape[:2]))
-            height, width = (round(side * float(scale)) for side in image.shape[:2])
+        for outputs, (scale, height, width) in zip(batch.prediction, batch.feed[1]):
             boxes, points = decode(*outputs, height, width, self.threshold, self.nms_iou)
             if scale != 1:
                 boxes[:, :4] /= scale
