@@ -242,17 +242,17 @@ def run(config, input_path, output_dir, alignments, detector, backend, aligner, 
 def plugins() -> None:
     """List the plugins with what they need."""
     click.echo(f"{'stage':7} {'name':11} {'input':>5} {'colour':6} {'batch':>5} {'GPU need':>9} "
-               f"{'runs on a CPU':14} {'on a GPU':17} description")
+               f"{'runs on a CPU':17} {'on a GPU':17} description")
     for cls in registry.available():
         info = cls.info()
         need = f"{info['vram_mb']} MB" if info["gpu"] else "-"
         gpu_runtime = info["gpu_runtime"] or "(CPU only)"
         default = " (default)" if registry.DEFAULTS.get(info["stage"]) == info["name"] else ""
         click.echo(f"{info['stage']:7} {info['name']:11} {info['input_size'] or 'frame':>5} "
-                   f"{info['colour_format']:6} {info['batch_size']:>5} {need:>9} {info['cpu_runtime']:14} "
+                   f"{info['colour_format']:6} {info['batch_size']:>5} {need:>9} {info['cpu_runtime']:17} "
                    f"{gpu_runtime:17} {info['description']}{default}")
     click.echo("keras/*: Keras 3 on --backend (tensorflow, jax or torch; KERAS_BACKEND); on a CPU-only machine "
-               "CenterFace runs the same ONNX file through OpenCV DNN (faster there) unless --backend is given.")
+               "CenterFace runs the same ONNX file through ONNX Runtime (faster there) unless --backend is given.")
 
 
 @main.command()

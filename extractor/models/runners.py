@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -103,17 +104,15 @@ class OnnxRuntimeRunner:
 
 
 class KerasRunner:
-    """The same weights as a Keras 3 model on ``backend`` (compiled per input shape)."""
+    """A Keras 3 model on ``backend``; ``build`` makes the model once the backend is chosen."""
 
-    def __init__(self, onnx_path: Path, backend: str):
+    def __init__(self, build: Callable[[], Any], backend: str):
         from extractor.models.backend import use_backend
 
         use_backend(backend)
         import keras
 
-        from extractor.models.onnx_to_keras import keras_model_from_onnx
-
-        self.model = keras_model_from_onnx(onnx_path)
+        self.model = build()
         self.name = f"keras-{keras.backend.backend()}"
 
     def __call__(self, images: np.ndarray) -> list[np.ndarray]:

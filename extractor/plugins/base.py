@@ -56,7 +56,7 @@ class Plugin:
     colour_format: ClassVar[str] = "BGR"  # what pre_process hands the model
     batch_size: ClassVar[int] = 1  # default; the CLI may override per run
     device_need: ClassVar[DeviceNeed] = DeviceNeed(gpu=False)
-    runtime: ClassVar[str] = "numpy"  # "keras", "tensorflow", "tflite", "dlib" or "numpy": what a worker sets up
+    runtime: ClassVar[str] = "numpy"  # "keras", "tflite", "dlib" or "numpy": what a worker sets up
     cpu_heavy: ClassVar[bool] = False  # a neural network per frame: its stage gets the spare CPU cores
     description: ClassVar[str] = ""
 

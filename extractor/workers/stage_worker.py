@@ -76,7 +76,7 @@ def _build_stage(stage: str, config):
 def _set_up_frameworks(plan: WorkerPlan) -> None:
     """Backend, GPU-memory budget and threads, before any plugin imports its framework.
 
-    The plan's runtime labels (``keras/jax``, ``opencv-dnn``, ``tensorflow``...) say what will run,
+    The plan's runtime labels (``keras/jax``, ``onnxruntime``, ``dlib``...) say what will run,
     so only frameworks that will really load are set up.
     """
     from extractor.models.backend import limit_gpu_memory, prepare_backend
@@ -87,8 +87,6 @@ def _set_up_frameworks(plan: WorkerPlan) -> None:
             backend = label[len("keras/"):]
             prepare_backend(backend, plan.gpu_total_mb, budget)
             limit_gpu_memory(backend, budget, plan.gpu_total_mb, plan.cpu_threads)
-        elif label == "tensorflow":
-            limit_gpu_memory("tensorflow", budget, plan.gpu_total_mb, plan.cpu_threads)
 
 
 def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:

@@ -20,6 +20,8 @@ faces must never depend on its batch neighbours (resume gives the same result as
 """
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 
@@ -103,7 +105,9 @@ class CenterFaceDetector(Detector):
         path = package_file(*self.ONNX)
         label = self.runtime_label(self.backend, cuda_visible(), {"runtime": self.requested_runtime})
         if label.startswith("keras/"):
-            self.runner = KerasRunner(path, label[len("keras/"):])
+            from extractor.models.onnx_to_keras import keras_model_from_onnx
+
+            self.runner = KerasRunner(partial(keras_model_from_onnx, path), label[len("keras/"):])
         else:
             self.runner = {"onnxruntime": OnnxRuntimeRunner, "opencv-dnn": OpenCVRunner}[label](path, OUTPUTS)
         super().load()
