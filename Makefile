@@ -47,7 +47,7 @@ demo: install
 	$(BIN)/extractor run -i samples/hamilton_clip_60frames.mp4 -o demo_output/video \
 		--masker components --masker mesh-hull --preview
 	$(BIN)/extractor export demo_output/video/alignments.jsonl --format fsa -o demo_output/video/alignments.fsa
-	@echo "faces, alignments.jsonl, alignments.fsa and preview.png are in demo_output/images and demo_output/video"
+	@echo "faces, alignments.jsonl, alignments.fsa and preview/preview.png are in demo_output/images and demo_output/video"
 
 test: install
 	$(BIN)/python -m pytest -q

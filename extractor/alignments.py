@@ -21,17 +21,24 @@ from typing import Iterator
 from extractor.faces import DetectedFace
 
 logger = logging.getLogger(__name__)
-FORMAT_VERSION = 1
+FORMAT = "extractor-alignments"
+# 2: frames keyed as faceswap keys them (file name with extension), face file names in each
+# record, and the settings that made the faces in the header.
+FORMAT_VERSION = 2
 
 
 def canonical(record: dict) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def frame_record(name: str, index: int, source: str, shape, faces: list[DetectedFace]) -> dict:
-    """The record of one frame: where it came from, its size and all its faces."""
-    return {"frame": name, "index": int(index), "source": source,
-            "image_shape": [int(v) for v in shape], "faces": [face.to_dict() for face in faces]}
+def frame_record(name: str, index: int, source: str, shape, faces: list[DetectedFace],
+                 face_files: list[str] | None = None) -> dict:
+    """The record of one frame: where it came from, its size, all its faces and their files."""
+    record = {"frame": name, "index": int(index), "source": source,
+              "image_shape": [int(v) for v in shape], "faces": [face.to_dict() for face in faces]}
+    if face_files is not None:
+        record["face_files"] = face_files
+    return record
 
 
 @dataclass
@@ -42,6 +49,35 @@ class TornRecord:
 
 class OutputError(Exception):
     """Output cannot be written (unwritable folder, full disk); the message names the file."""
+
+
+LOOKS_LIKE = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8", "a JPEG image"),
+              (b"\x78", "compressed data (a faceswap .fsa?)"),
+              (b"\x80", "a pickle (a faceswap .fsa?)"), (b"{", "JSON of another tool"), (b"[", "JSON of another tool"))
+
+
+def _what_it_looks_like(head: bytes) -> str:
+    return next((kind for magic, kind in LOOKS_LIKE if head.startswith(magic)), "not an extractor alignments file")
+
+
+def read_header(path: Path) -> dict:
+    """The header of an existing, non-empty alignments file; ``OutputError`` (naming the file and
+    what it seems to be) for anything that is not an extractor alignments file, before any
+    byte of it is changed."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(1 << 16)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot read the existing alignments file ({exc.strerror or exc})") from None
+    try:
+        wrapper = json.loads(first)
+        header = wrapper["record"]["header"]
+        if not _valid_line(first.rstrip(b"\n")) or header["format"] != FORMAT:
+            raise ValueError
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise OutputError(f"{path}: this file is not an extractor alignments file ({_what_it_looks_like(first)}); "
+                          "it was left untouched: choose another --alignments path") from None
+    return header
 
 
 def _valid_line(line: bytes) -> bool:
@@ -86,16 +122,18 @@ class AlignmentsWriter:
     """Appends frame records with plain ``os.write`` (no hidden buffer), fsyncing every
     ``sync_every`` records. A failed write is rolled back to the last whole record."""
 
-    def __init__(self, path: str | os.PathLike, sync_every: int = 16):
+    def __init__(self, path: str | os.PathLike, sync_every: int = 16, made_with: dict | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and self.path.stat().st_size:
+            read_header(self.path)  # never append to (or repair) a file that is not ours
         repair_tail(self.path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._good_size = os.fstat(self._fd).st_size
         self._sync_every = sync_every
         self._pending = 0
         if self._good_size == 0:
-            self._write({"header": {"format": "extractor-alignments", "version": FORMAT_VERSION}})
+            self._write({"header": {"format": FORMAT, "version": FORMAT_VERSION, "made_with": made_with or {}}})
 
     def _write(self, record: dict) -> None:
         body = canonical(record)

@@ -119,7 +119,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               type=click.Choice(_names("detect")))
 @click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax", "torch"]),
               help="Keras backend for GPU-capable models (default: KERAS_BACKEND, else TensorFlow on a GPU "
-                   "and OpenCV DNN on a CPU-only machine).")
+                   "and ONNX Runtime on a CPU-only machine).")
 @click.option("--aligner", default=registry.DEFAULTS["align"], show_default=True,
               type=click.Choice(_names("align")))
 @click.option("--masker", "maskers", multiple=True, type=click.Choice(_names("mask")),
@@ -140,7 +140,9 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Retry frames with no face rotated: on (90,270,180), off, or angles like 90,270.")
 @click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
               help="Refuse images whose header claims more pixels than this.")
-@click.option("--preview", is_flag=True, help="Write OUTPUT/preview.png: a contact sheet of the faces found.")
+@click.option("--preview", is_flag=True,
+              help="Write OUTPUT/preview/preview.png: a contact sheet of the faces found (kept out of the faces).")
+@click.option("--recursive", is_flag=True, help="Image folders: take the images of sub-folders too.")
 @click.option("--debug-landmarks", is_flag=True, help="Draw the landmarks on the saved face PNGs.")
 @click.option("--import-alignments", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="faceswap .fsa: take boxes and landmarks from it instead of detecting (only re-mask).")
@@ -175,7 +177,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--mask-vram", type=click.IntRange(64), default=None, help="Same as --vram mask=MB.")
 @click.pass_obj
 def run(config, input_path, output_dir, alignments, detector, backend, aligner, maskers, size, coverage, min_size,
-        every_n, batch_sizes, normalization, rotate, max_pixels, preview, debug_landmarks, import_alignments,
+        every_n, batch_sizes, normalization, rotate, max_pixels, preview, recursive, debug_landmarks, import_alignments,
         realign, progress, with_identity, filter_refs, nfilter_refs, filter_threshold, skip_existing, overwrite,
         single_process, stall_timeout, detect_workers,
         align_workers, mask_workers, frame_buffer, gpus, vram, detect_vram, align_vram, mask_vram):
@@ -193,7 +195,7 @@ def run(config, input_path, output_dir, alignments, detector, backend, aligner, 
         output=OutputSettings(output_dir=output_dir, alignments_path=alignments or output_dir / "alignments.jsonl",
                               size=size, coverage=coverage, skip_existing=skip_existing, overwrite=overwrite,
                               debug_landmarks=debug_landmarks,
-                              preview_path=output_dir / "preview.png" if preview else None),
+                              preview_path=output_dir / "preview" / "preview.png" if preview else None),
         stages=StageConfig(detector=detector, aligner=aligner,
                            maskers=tuple(maskers) or (registry.DEFAULTS["mask"],),
                            batch_sizes=_parse_stage_numbers(batch_sizes, "--batch-size"), min_size=min_size,
@@ -202,7 +204,7 @@ def run(config, input_path, output_dir, alignments, detector, backend, aligner, 
                            identity=registry.DEFAULTS["identity"] if with_identity or filter_refs or nfilter_refs
                            else None),
         every_n=every_n, max_pixels=max_pixels, show_progress=progress, import_alignments=import_alignments,
-        realign=realign)
+        realign=realign, recursive=recursive)
     budgets = _parse_stage_numbers(vram, "--vram") if vram else {}
     budgets.update({stage: mb for stage, mb in zip(STAGES, (detect_vram, align_vram, mask_vram)) if mb})
     options = PoolOptions(workers={"detect": detect_workers, "align": align_workers, "mask": mask_workers},
@@ -275,7 +277,7 @@ def export(alignments: Path, fmt: str, output: Path) -> None:
               type=click.Choice(_names("detect")))
 @click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax", "torch"]),
               help="Keras backend for GPU-capable models (default: KERAS_BACKEND, else TensorFlow on a GPU "
-                   "and OpenCV DNN on a CPU-only machine).")
+                   "and ONNX Runtime on a CPU-only machine).")
 @click.option("--aligner", default=registry.DEFAULTS["align"], show_default=True,
               type=click.Choice(_names("align")))
 @click.option("--normalization", default="none", show_default=True, type=click.Choice(Aligner.NORMALIZATIONS))

@@ -72,15 +72,15 @@ FACESWAP_MASK_INTERPOLATOR = 3  # cv2.INTER_AREA, what faceswap records for stor
 
 
 def frame_key(record: dict) -> str:
-    """faceswap's frame key: the image's file name, or ``<video>_<000001>.png`` for video frames."""
-    source = Path(record["source"])
-    if source.stem == record["frame"]:
-        return source.name
-    return f"{record['frame']}.png"
+    """faceswap's frame key: the image's file name, or ``<video>_<000001>.png`` for video frames
+    (extractor's records use the same keys)."""
+    return record["frame"]
 
 
 def is_video_record(record: dict) -> bool:
-    return Path(record["source"]).stem != record["frame"]
+    from extractor.sources import VIDEO_EXTENSIONS
+
+    return Path(record["source"]).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def faceswap_face(detected, arrays: bool = True) -> dict:
@@ -132,20 +132,31 @@ def fsa_frames(content: dict) -> dict:
     return {key: value for key, value in content.items() if key != "__meta__"}
 
 
-def imported_faces(path: str | Path) -> dict[str, list]:
-    """Faces of an ``.fsa`` by frame name (the key's stem), as ``DetectedFace`` with box and
-    landmarks (masks are recomputed by the run)."""
+def imported_faces(path: str | Path) -> tuple[dict[str, list], list[str]]:
+    """Faces of an ``.fsa`` by frame key, as ``DetectedFace`` with box and landmarks (masks are
+    recomputed by the run), and one line per face that cannot be used (skipped, not fatal)."""
     import numpy as np
 
     from extractor.faces import DetectedFace
 
-    out = {}
+    out, problems = {}, []
     for key, frame in fsa_frames(read_fsa(path)).items():
         faces = []
-        for face in frame.get("faces", []):
-            detected = DetectedFace(float(face["x"]), float(face["y"]), float(face["w"]), float(face["h"]))
-            if face.get("landmarks_xy") is not None and len(face["landmarks_xy"]) == 68:
-                detected.landmarks = np.asarray(face["landmarks_xy"], dtype=np.float64)
+        for index, face in enumerate(frame.get("faces", []) if isinstance(frame, dict) else []):
+            try:
+                box = [float(face[k]) for k in ("x", "y", "w", "h")]
+                if not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0 or np.abs(box).max() > 1e6:
+                    raise ValueError(f"box {box} is not a finite box of positive size")
+                detected = DetectedFace(*box)
+                points = face.get("landmarks_xy")
+                if points is not None and len(points):
+                    points = np.asarray(points, dtype=np.float64)
+                    if points.shape != (68, 2) or not np.isfinite(points).all() or np.abs(points).max() > 1e6:
+                        raise ValueError(f"landmarks of shape {points.shape} are not 68 finite points")
+                    detected.landmarks = points
+            except (KeyError, TypeError, ValueError) as exc:
+                problems.append(f"{path}: frame {key!r} face {index} skipped ({exc})")
+                continue
             faces.append(detected)
-        out[Path(key).stem] = faces
-    return out
+        out[str(key)] = faces
+    return out, problems

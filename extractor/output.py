@@ -6,21 +6,28 @@ its frames without the alignments file, as faceswap's PNG header allows.
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import logging
 import os
 import struct
 import zlib
-from dataclasses import dataclass
-from pathlib import Path
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
 
-from extractor.alignments import AlignmentsWriter, OutputError, frame_record, read_records, repair_tail
+from extractor.alignments import (FORMAT_VERSION, AlignmentsWriter, OutputError, frame_record, read_header,
+                                  read_records, repair_tail)
 from extractor.faces import DetectedFace
 from extractor.media import ExtractMedia
 from extractor.fsa import FSA_VERSION, faceswap_face, frame_key, is_video_record
 from extractor.preview import ContactSheet
+
+logger = logging.getLogger(__name__)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_KEYWORD = "extractor"
@@ -101,7 +108,10 @@ class OutputSettings:
     debug_landmarks: bool = False  # draw the landmarks on the saved faces
     preview_path: Path | None = None  # write a contact sheet of the run's faces here
     skip_existing: bool = False  # resume: keep the frames an earlier run finished, do the rest
-    overwrite: bool = False  # start again: drop an existing alignments file
+    overwrite: bool = False  # start again: drop an existing alignments file and the faces it lists
+    # What made the faces (size, coverage, models...): recorded in the alignments header, and a
+    # resumed run must match it, or its faces would mix with different ones.
+    made_with: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -127,27 +137,116 @@ def check_writable(settings: OutputSettings) -> None:
             raise OutputError(f"{folder}: output folder cannot be written ({exc.strerror or exc})") from None
 
 
+MAX_STEM_BYTES = 160  # face file stems longer than this are shortened (file systems allow 255 bytes)
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+class FaceNames:
+    """Face file names, unique per frame key and short enough for any file system.
+
+    faceswap's convention: ``<frame stem>_<face index>.png`` (``face.jpg`` -> ``face_0.png``).
+    Where two inputs share a stem (``face.jpg`` and ``face.png``, or ``a/x.jpg`` and ``b/x.jpg``)
+    each gets a hash of its whole key after the stem; an over-long stem is cut and hashed the same
+    way. Names depend only on the input listing, so a resumed run names faces as the first did.
+    """
+
+    def __init__(self, keys: list[str] | None):
+        counts = Counter(self._stem(key) for key in keys or [])
+        self.clashing = {stem for stem, count in counts.items() if count > 1}
+
+    @staticmethod
+    def _stem(key: str) -> str:
+        path = PurePosixPath(key)
+        return "_".join(path.parent.parts + (path.stem,)) if path.parent.parts else path.stem
+
+    def __call__(self, key: str, face_index: int) -> str:
+        stem = self._stem(key)
+        if stem in self.clashing or len(stem.encode("utf-8", "surrogateescape")) > MAX_STEM_BYTES:
+            cut = stem.encode("utf-8", "surrogateescape")[:MAX_STEM_BYTES].decode("utf-8", "ignore")
+            stem = f"{cut}~{_short_hash(key)}"
+        return f"{stem}_{face_index}.png"
+
+
+class OutputLock:
+    """One run per output folder: an exclusive ``flock`` on ``<folder>/.extractor.lock``.
+
+    The kernel drops the lock with the process, whatever ends it (kill -9 included), so a lock
+    left by a dead run is never in the way; the file holds the owner's pid for the message. The
+    (hidden, empty once released) file stays: unlinking it would let two runs lock two inodes.
+    """
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".extractor.lock"
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self._fd)
+            raise OutputError(f"{folder}: another extractor run (pid {owner}) is writing into this folder; "
+                              "wait for it, or choose another -o") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
+
+
+def _settings_differences(recorded: dict, wanted: dict) -> list[str]:
+    return [f"{key} {recorded.get(key)!r} (this run: {wanted.get(key)!r})"
+            for key in sorted(set(recorded) | set(wanted)) if recorded.get(key) != wanted.get(key)]
+
+
+def check_outside_inputs(settings: OutputSettings, input_path: Path, recursive: bool) -> None:
+    """Never write among the user's inputs: a face folder that is the input folder (or below it
+    with --recursive) would mix face PNGs with the images, could overwrite them, and a resumed
+    run would read its own faces as inputs."""
+    source = input_path.resolve()
+    if not source.is_dir():
+        return  # one image or a video: face names (<stem>_<n>.png) cannot be the input's name
+    output = settings.output_dir.resolve()
+    if output == source or (recursive and source in output.parents):
+        raise OutputError(f"{settings.output_dir}: the face folder is {'inside ' if output != source else ''}the "
+                          f"input folder {input_path}; faces would mix with your images: choose another -o")
+
+
 class FrameWriter:
     """Writes each finished frame: its face PNGs first, then its alignments record.
 
     The record goes last so that a record on disk always means its faces are on disk too.
     """
 
-    def __init__(self, settings: OutputSettings, face_filter=None):
+    def __init__(self, settings: OutputSettings, face_filter=None, face_names: FaceNames | None = None):
         self.settings = settings
         self.face_filter = face_filter
+        self.face_names = face_names or FaceNames(None)
         check_writable(settings)
-        self.done = self._earlier_frames()
-        self.alignments = AlignmentsWriter(settings.alignments_path)
+        self.lock = OutputLock(settings.output_dir)
+        try:
+            self.done = self._earlier_frames()
+            self.alignments = AlignmentsWriter(settings.alignments_path, made_with=settings.made_with)
+        except BaseException:
+            self.lock.release()
+            raise
         self.counts = OutputCounts()
         self.preview = ContactSheet() if settings.preview_path else None
 
     def _earlier_frames(self) -> set[str]:
-        """Frames an earlier run wrote to this alignments file, per --skip-existing/--overwrite."""
+        """Frames an earlier run wrote to this alignments file, per --skip-existing/--overwrite.
+
+        A file that is not an extractor alignments file is refused whatever the flags."""
         path = self.settings.alignments_path
         if not path.exists() or path.stat().st_size == 0:
             return set()
+        header = read_header(path)
         if self.settings.overwrite:
+            self._remove_faces_of(path)
             path.unlink()
             return set()
         repair_tail(path)  # a record torn by a kill is reported and dropped once, here
@@ -155,7 +254,27 @@ class FrameWriter:
         if frames and not self.settings.skip_existing:
             raise OutputError(f"{path} already holds {len(frames)} frames: add --skip-existing to resume "
                               "that run, or --overwrite to start again")
+        if header.get("version") != FORMAT_VERSION:
+            raise OutputError(f"{path} was written by an older extractor (format {header.get('version')}), whose "
+                              "frame keys differ: --overwrite to start again, or choose another output")
+        differences = _settings_differences(header.get("made_with", {}), self.settings.made_with)
+        if frames and differences:
+            raise OutputError(f"{path} was made with other settings: {'; '.join(differences)}. Resuming would mix "
+                              "different faces: run with the recorded settings, or --overwrite to start again")
         return frames
+
+    def _remove_faces_of(self, path: Path) -> None:
+        """--overwrite: delete the face files the old run wrote (listed in its records)."""
+        removed = 0
+        for record in read_records(path):
+            names = record.get("face_files") or [f"{record['frame']}_{i}.png" for i in range(len(record["faces"]))]
+            for name in names:
+                face = self.settings.output_dir / PurePosixPath(name).name  # never outside the folder
+                if face.suffix == ".png" and face.is_file():
+                    face.unlink()
+                    removed += 1
+        if removed:
+            logger.info("--overwrite: removed %d face file(s) of the previous run", removed)
 
     def write(self, media: ExtractMedia) -> dict:
         """Write a finished frame (its faces first, then its record); returns the record."""
@@ -164,7 +283,8 @@ class FrameWriter:
             kept = [face for face in faces if self.face_filter.accepts(face)]
             self.counts.filtered_out += len(faces) - len(kept)
             faces = kept
-        record = frame_record(name, media.frame_index, media.source, image.shape, faces)
+        files = [self.face_names(name, index) for index in range(len(faces))] if self.settings.save_faces else []
+        record = frame_record(name, media.frame_index, media.source, image.shape, faces, files)
         try:
             if self.settings.save_faces:
                 for face_index, face in enumerate(faces):
@@ -190,7 +310,7 @@ class FrameWriter:
         ok, encoded = cv2.imencode(".png", crop, PNG_PARAMS)
         if not ok:
             raise OSError(f"{name}: PNG encoding of face {face_index} failed")
-        path = self.settings.output_dir / f"{name}_{face_index}.png"
+        path = self.settings.output_dir / record["face_files"][face_index]
         face_dict = record["faces"][face_index]
         meta = {"frame": name, "face_index": face_index, "source": record["source"],
                 "aligned": {"size": size, "coverage": coverage}, "face": face_dict}
@@ -207,4 +327,6 @@ class FrameWriter:
     def close(self) -> None:
         self.alignments.close()
         if self.preview is not None and self.preview.count:
+            self.settings.preview_path.parent.mkdir(parents=True, exist_ok=True)
             self.preview.save(self.settings.preview_path)
+        self.lock.release()

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from extractor.output import FrameWriter, OutputSettings
+from extractor.output import FaceNames, FrameWriter, OutputSettings, check_outside_inputs
 from extractor.progress import Progress
 from extractor.media import ExtractMedia
 from extractor.sources import InputSource, SkippedInput
@@ -33,14 +33,46 @@ class RunSettings:
     import_alignments: Path | None = None  # faceswap .fsa: boxes (and landmarks) instead of detection
     realign: bool = False  # with import_alignments: run the aligner on the imported boxes
     face_filter: object | None = None  # identity_filter.FaceFilter: keep only wanted people
+    recursive: bool = False  # image folders: sub-folders too
 
-    def imported(self) -> dict[str, list] | None:
-        """Faces of the imported .fsa by frame name, or None when nothing is imported."""
+    def made_with(self) -> dict:
+        """What decides a face file's pixels and points, recorded in the alignments header: a
+        resumed run must match it (or its faces would mix with different ones)."""
+        stages, output = self.stages, self.output
+        detector = "imported" if self.import_alignments is not None else stages.detector
+        aligner = stages.aligner if self.import_alignments is None or self.realign else "imported"
+        return {"size": output.size, "coverage": output.coverage, "detector": detector, "aligner": aligner,
+                "maskers": sorted(stages.maskers), "normalization": stages.normalization,
+                "min_size": stages.min_size, "debug_landmarks": output.debug_landmarks}
+
+    def open_input_and_output(self, summary: "RunSummary") -> tuple[InputSource, FrameWriter, dict | None]:
+        """The input, the writer (output checked, locked, earlier frames read) and the imported
+        faces: what every engine starts with. Refusals come here, before any model loads."""
+        source = InputSource(self.input_path, self.every_n, self.max_pixels, recursive=self.recursive)
+        check_outside_inputs(self.output, self.input_path, self.recursive)
+        self.output.made_with = self.made_with()
+        writer = FrameWriter(self.output, self.face_filter, FaceNames(source.frame_keys()))
+        source.done = writer.done
+        summary.already_done = len(writer.done)
+        try:
+            imported = self.imported(summary)
+        except BaseException:
+            writer.close()
+            raise
+        return source, writer, imported
+
+    def imported(self, summary: "RunSummary") -> dict[str, list] | None:
+        """Faces of the imported .fsa by frame key, or None when nothing is imported; faces that
+        cannot be used are reported and counted, not fatal."""
         if self.import_alignments is None:
             return None
         from extractor.fsa import imported_faces
 
-        return imported_faces(self.import_alignments)
+        faces, problems = imported_faces(self.import_alignments)
+        for problem in problems:
+            logger.warning(problem)
+        summary.warnings += problems
+        return faces
 
 
 @dataclass
@@ -78,6 +110,10 @@ class RunSummary:
                  f"frames without a face: {self.frames_without_face}",
                  f"skipped inputs: {len(self.skipped)}"]
         lines += [f"  - {s.reason}" for s in self.skipped]
+        if self.warnings:
+            lines.append(f"warnings: {len(self.warnings)}")
+            lines += [f"  - {warning}" for warning in self.warnings[:20]]
+            lines += [f"  ... and {len(self.warnings) - 20} more (see the log)"] if len(self.warnings) > 20 else []
         lines.append(f"time: {self.seconds:.1f} s ({self.frames_per_second:.2f} frames/s)")
         if self.peak_rss:
             lines.append(f"peak memory: {self.peak_rss / 2**20:.0f} MB (all processes)")
@@ -107,11 +143,7 @@ def run_single_process(settings: RunSettings) -> RunSummary:
     """Extract every frame of the input in this process; returns the run's summary."""
     summary = RunSummary()
     start = time.perf_counter()
-    source = InputSource(settings.input_path, settings.every_n, settings.max_pixels)
-    writer = FrameWriter(settings.output, settings.face_filter)  # refuses an unwritable output first
-    source.done = writer.done
-    summary.already_done = len(writer.done)
-    imported = settings.imported()
+    source, writer, imported = settings.open_input_and_output(summary)
     progress = Progress(source.estimate_frames(), enabled=settings.show_progress)
     detect = DetectStage(settings.stages) if imported is None else None
     align = AlignStage(settings.stages) if imported is None or settings.realign else None

@@ -103,13 +103,21 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise InputError(f"{path}: cannot decode image ({exc})") from None
 
 
-def list_images(folder: Path) -> tuple[list[Path], list[SkippedInput]]:
-    """Image files of ``folder`` in name order, and the other files (skipped, with a reason)."""
+def list_images(folder: Path, recursive: bool = False) -> tuple[list[Path], list[SkippedInput]]:
+    """Image files of ``folder`` (and its sub-folders if ``recursive``) in name order, and the
+    other entries (skipped, with a reason: sub-folders are named, never passed over silently)."""
     images, skipped = [], []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.is_dir():
-            continue  # hidden files and sub-folders are not inputs
-        if path.is_symlink() and not path.exists():
+        if path.name.startswith("."):
+            continue  # hidden files and folders are not inputs
+        if path.is_dir() and not path.is_symlink():
+            if recursive:
+                more, more_skipped = list_images(path, recursive)
+                images += more
+                skipped += more_skipped
+            else:
+                skipped.append(SkippedInput(str(path), f"{path}: sub-folder not searched (add --recursive)"))
+        elif path.is_symlink() and not path.exists():
             skipped.append(SkippedInput(str(path), f"{path}: broken symbolic link"))
         elif not path.is_file():
             skipped.append(SkippedInput(str(path), f"{path}: not a regular file"))
@@ -120,12 +128,18 @@ def list_images(folder: Path) -> tuple[list[Path], list[SkippedInput]]:
     return images, skipped
 
 
+def video_frame_key(video: Path, index: int) -> str:
+    """faceswap's key of a video frame: ``<video stem>_<frame number from 1, 6 digits>.png``."""
+    return f"{video.stem}_{index + 1:06d}.png"
+
+
 class InputSource:
     """Frames of an image folder or a video file, in order, every ``every_n``-th frame."""
 
     def __init__(self, path: str | os.PathLike, every_n: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 done: set[str] | frozenset[str] = frozenset()):
+                 done: set[str] | frozenset[str] = frozenset(), recursive: bool = False):
         self.path = Path(path)
+        self.recursive = recursive
         self.done = done  # frame names finished by an earlier run (--skip-existing): not decoded
         if every_n < 1:
             raise ValueError("--extract-every-n must be 1 or more")
@@ -144,8 +158,19 @@ class InputSource:
             count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             capture.release()
             return max(0, -(-count // self.every_n) - len(self.done)) if count > 0 else None
-        paths = [self.path] if self.path.is_file() else list_images(self.path)[0]
-        return sum(1 for p in paths[::self.every_n] if p.stem not in self.done)
+        return sum(1 for p in self.image_paths()[::self.every_n] if self.image_key(p) not in self.done)
+
+    def image_paths(self) -> list[Path]:
+        return [self.path] if self.path.is_file() else list_images(self.path, self.recursive)[0]
+
+    def image_key(self, path: Path) -> str:
+        """faceswap's key of an image frame: its file name (with the extension, so ``face.jpg``
+        and ``face.png`` stay two frames); under --recursive, its path below the input folder."""
+        return path.name if self.path.is_file() else path.relative_to(self.path).as_posix()
+
+    def frame_keys(self) -> list[str] | None:
+        """Every frame key of an image input (None for a video, whose keys cannot collide)."""
+        return None if self.is_video else [self.image_key(p) for p in self.image_paths()]
 
     def max_frame_bytes(self) -> int:
         """Bytes of the largest decoded frame, read from headers only (sizes the frame pool)."""
@@ -157,7 +182,7 @@ class InputSource:
             finally:
                 capture.release()
             return max(width * height * 3, 1)
-        paths = [self.path] if self.path.is_file() else list_images(self.path)[0]
+        paths = self.image_paths()
         largest = 1
         for path in paths[::self.every_n]:
             try:
@@ -179,17 +204,18 @@ class InputSource:
         if self.path.is_file():
             paths, skipped = [self.path], []
         else:
-            paths, skipped = list_images(self.path)
+            paths, skipped = list_images(self.path, self.recursive)
         yield from skipped
         for index, path in enumerate(paths):
-            if index % self.every_n or path.stem in self.done:
+            key = self.image_key(path)
+            if index % self.every_n or key in self.done:
                 continue
             try:
                 image, warning = read_image(path, self.max_pixels)
             except InputError as exc:
                 yield SkippedInput(str(path), str(exc))
                 continue
-            yield ExtractMedia(path.stem, image, frame_index=index, source=str(path), warning=warning)
+            yield ExtractMedia(key, image, frame_index=index, source=str(path), warning=warning)
 
     def _video_frames(self) -> Iterator[ExtractMedia | SkippedInput]:
         capture = cv2.VideoCapture(str(self.path))
@@ -202,7 +228,7 @@ class InputSource:
         try:
             while True:
                 index += 1
-                name = f"{self.path.stem}_{index + 1:06d}"
+                name = video_frame_key(self.path, index)
                 if index % self.every_n or name in self.done:
                     if not capture.grab():  # move on without decoding the pixels
                         break

@@ -44,7 +44,7 @@ def test_filter_keeps_the_same_person_only(people, tmp_path):
     output = _run("-i", people, "-o", tmp_path, "--filter", REFERENCE, "--single-process")
     records = {r["frame"]: r for r in read_records(tmp_path / "alignments.jsonl")}
     kept = [(name, face) for name, r in records.items() for face in r["faces"]]
-    assert [name for name, _ in kept] == ["000009"]  # other people, and bystanders in 000009, dropped
+    assert [name for name, _ in kept] == ["000009.jpg"]  # other people, and bystanders in 000009, dropped
     box = kept[0][1]["box"]
     assert iou([box[0], box[1], box[0] + box[2], box[1] + box[3]], _actor_box()) > 0.5
     assert "has 5 faces: using the largest" in output or "faces: using the largest" in output
@@ -57,10 +57,10 @@ def test_nfilter_drops_the_same_person(people, tmp_path):
     _run("-i", people, "-o", tmp_path, "--nfilter", REFERENCE)  # the worker pool, identity in its own worker
     records = {r["frame"]: r for r in read_records(tmp_path / "alignments.jsonl")}
     boxes = [[f["box"][0], f["box"][1], f["box"][0] + f["box"][2], f["box"][1] + f["box"][3]]
-             for f in records["000009"]["faces"]]
+             for f in records["000009.jpg"]["faces"]]
     assert boxes and all(iou(b, _actor_box()) < 0.3 for b in boxes)  # the actor is gone, bystanders stay
-    assert records["takeo"]["faces"] and records["indoor_020"]["faces"]
-    assert len(records["2008_001009"]["faces"]) == 2
+    assert records["takeo.ppm"]["faces"] and records["indoor_020.png"]["faces"]
+    assert len(records["2008_001009.jpg"]["faces"]) == 2
 
 
 def test_reference_without_a_face_is_a_clear_error(people, tmp_path):

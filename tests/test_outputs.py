@@ -27,7 +27,8 @@ def test_png_metadata_reads_back_equal_to_alignments(video_run):
     assert len(pngs) == sum(len(r["faces"]) for r in records.values())
     for png in pngs:
         meta = read_face_metadata(png)
-        assert png.name == f"{meta['frame']}_{meta['face_index']}.png"
+        assert png.name == records[meta["frame"]]["face_files"][meta["face_index"]]
+        assert png.name == f"{meta['frame'][:-len('.png')]}_{meta['face_index']}.png"  # faceswap's naming
         assert meta["face"] == records[meta["frame"]]["faces"][meta["face_index"]]
 
 

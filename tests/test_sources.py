@@ -56,14 +56,14 @@ def test_folder_skips_bad_files_and_goes_on(tmp_path):
     items = list(InputSource(tmp_path))
     skipped = [i for i in items if isinstance(i, SkippedInput)]
     frames = [i for i in items if not isinstance(i, SkippedInput)]
-    assert [f.filename for f in frames] == ["dogs", "hopper_gray"]
+    assert [f.filename for f in frames] == ["dogs.jpg", "hopper_gray.jpg"]
     assert {s.source.split("/")[-1] for s in skipped} == {"made_by_us_empty.jpg", "notes.txt"}
 
 
 def test_video_every_nth_frame():
     frames = list(InputSource(VIDEO, every_n=25))
     assert [f.frame_index for f in frames] == list(range(0, 275, 25))
-    assert frames[1].filename == "short_hamilton_clip_000026"
+    assert frames[1].filename == "short_hamilton_clip_000026.png"  # faceswap's video frame key
     assert frames[0].image.shape == (360, 640, 3)
 
 

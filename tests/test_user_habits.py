@@ -57,7 +57,7 @@ def mixed_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     settings = RunSettings(
         input_path=folder, stages=StageConfig(maskers=("components", "extended")),
-        output=OutputSettings(out, out / "alignments.jsonl", size=128, preview_path=out / "preview.png"))
+        output=OutputSettings(out, out / "alignments.jsonl", size=128, preview_path=out / "preview" / "preview.png"))
     return settings, run_single_process(settings)
 
 
@@ -97,7 +97,7 @@ def test_faceswap_png_header(mixed_run):
     records = {r["frame"]: r for r in read_records(settings.output.alignments_path)}
     png = settings.output.output_dir / "2008_001009_1.png"
     header = ast.literal_eval(_itxt(png)["faceswap"])
-    face = records["2008_001009"]["faces"][1]
+    face = records["2008_001009.jpg"]["faces"][1]
     assert header["source"]["source_filename"] == "2008_001009.jpg"
     assert header["source"]["face_index"] == 1 and header["source"]["source_is_video"] is False
     assert header["source"]["source_frame_dims"] == (480, 360)
@@ -118,9 +118,9 @@ def test_fsa_export_then_import_both_ways(mixed_run, tmp_path):
     assert result.exit_code == 0 and "wrote 8 frames" in result.output, result.output
     frames = _faceswap_fsa(fsa)
     records = {r["frame"]: r for r in read_records(settings.output.alignments_path)}
-    assert set(frames) == {f"{name}.jpg" for name in records}
+    assert set(frames) == set(records)  # faceswap's keys: file names with their extension
     for name, record in records.items():
-        faces = frames[f"{name}.jpg"]["faces"]
+        faces = frames[name]["faces"]
         assert len(faces) == len(record["faces"])
         for mine, theirs in zip(record["faces"], faces):
             assert isinstance(theirs["x"], int) and theirs["landmarks_xy"].shape == (68, 2)

