@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
-# Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from extractor.quiet import quiet_runtime_loggers
+
+# Quiet TensorFlow's C++ start-up chatter (before anything imports it).
+quiet_runtime_loggers()
 
 from extractor.output import OutputSettings  # noqa: E402
 from extractor.plugins import registry  # noqa: E402
@@ -22,6 +24,19 @@ STAGES = ("detect", "align", "mask")
 
 def _names(stage: str) -> list[str]:
     return [cls.name for cls in registry.available(stage)]
+
+
+MAX_BATCH = {"detect": 64, "align": 1024, "mask": 1024}  # frames (detect) or faces per batch
+
+
+def _parse_batch_sizes(values) -> dict[str, int]:
+    """--batch-size, with batches bounded: a detect batch holds whole frames in memory at once."""
+    sizes = _parse_stage_numbers(values, "--batch-size")
+    for stage, size in sizes.items():
+        if size > MAX_BATCH[stage]:
+            raise click.BadParameter(f"{stage}={size}: a {stage} batch may hold at most {MAX_BATCH[stage]} "
+                                     f"{'frames' if stage == 'detect' else 'faces'}", param_hint="--batch-size")
+    return sizes
 
 
 def _parse_stage_numbers(values, option: str) -> dict[str, int]:
@@ -93,8 +108,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
     logging.basicConfig(level=logging.DEBUG if logfile else loglevel.upper(), handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s" if logfile
                         else "%(levelname)s %(name)s: %(message)s")
-    for noisy in ("tensorflow", "absl", "h5py", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_runtime_loggers()
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -198,7 +212,7 @@ def run(config, input_path, output_dir, alignments, detector, backend, aligner, 
                               preview_path=output_dir / "preview" / "preview.png" if preview else None),
         stages=StageConfig(detector=detector, aligner=aligner,
                            maskers=tuple(maskers) or (registry.DEFAULTS["mask"],),
-                           batch_sizes=_parse_stage_numbers(batch_sizes, "--batch-size"), min_size=min_size,
+                           batch_sizes=_parse_batch_sizes(batch_sizes), min_size=min_size,
                            rotations=_parse_rotations(rotate), normalization=normalization,
                            plugin_options=_plugin_options(config), backend=backend,
                            identity=registry.DEFAULTS["identity"] if with_identity or filter_refs or nfilter_refs

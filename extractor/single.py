@@ -14,7 +14,7 @@ from pathlib import Path
 from extractor.output import FaceNames, FrameWriter, OutputSettings, check_outside_inputs
 from extractor.progress import Progress
 from extractor.media import ExtractMedia
-from extractor.sources import InputSource, SkippedInput
+from extractor.sources import DEFAULT_MAX_PIXELS, InputSource, SkippedInput
 from extractor.stages import AlignStage, DetectStage, IdentityStage, MaskStage, StageConfig
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class RunSettings:
     output: OutputSettings
     stages: StageConfig = field(default_factory=StageConfig)
     every_n: int = 1
-    max_pixels: int = 20000 * 20000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     show_progress: bool | None = None  # None: only when stderr is a terminal
     import_alignments: Path | None = None  # faceswap .fsa: boxes (and landmarks) instead of detection
     realign: bool = False  # with import_alignments: run the aligner on the imported boxes

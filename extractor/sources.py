@@ -21,7 +21,11 @@ logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
-DEFAULT_MAX_PIXELS = 20000 * 20000
+# Pixels a frame may have (checked on the header, before decoding): 100 MP (10000 x 10000) holds
+# every camera photo (61 MP full frame, 100 MP medium format) while bounding what one frame can
+# cost (300 MB per decoded copy); a small file that claims more (a "decompression bomb") is refused.
+DEFAULT_MAX_PIXELS = 100_000_000
+MAX_UNREADABLE_RUN = 250  # video frames in a row that do not decode before the rest counts as cut off
 # Our own --max-pixels guard runs on the header before any decoding, so Pillow's lower built-in
 # bomb limit (which would refuse large but legitimate scans) is switched off.
 Image.MAX_IMAGE_PIXELS = None
@@ -218,27 +222,55 @@ class InputSource:
             yield ExtractMedia(key, image, frame_index=index, source=str(path), warning=warning)
 
     def _video_frames(self) -> Iterator[ExtractMedia | SkippedInput]:
+        """Frames of the video in order. A frame that does not decode (a corrupt spot) is skipped
+        and the decoder moved on past it, as ffmpeg does, while the header promises more frames;
+        the unreadable frames are reported once, at the end."""
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
             yield SkippedInput(str(self.path), f"{self.path}: cannot open video (not a video, or cut off "
                                "before its index)")
             return
         expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        index = -1
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > self.max_pixels:
+            capture.release()
+            yield SkippedInput(str(self.path), f"{self.path}: frames of {width}x{height} = {width * height} pixels, "
+                               f"over the --max-pixels limit of {self.max_pixels}")
+            return
+        index, unreadable, last_good = -1, [], -1
         try:
             while True:
                 index += 1
-                name = video_frame_key(self.path, index)
-                if index % self.every_n or name in self.done:
-                    if not capture.grab():  # move on without decoding the pixels
-                        break
-                    continue
-                ok, image = capture.read()
-                if not ok:
+                if expected and index >= expected:
                     break
-                yield ExtractMedia(name, image, frame_index=index, source=str(self.path))
+                name = video_frame_key(self.path, index)
+                wanted = not (index % self.every_n or name in self.done)
+                ok, image = capture.read() if wanted else (capture.grab(), None)
+                if not ok:
+                    if not expected or index - last_good > MAX_UNREADABLE_RUN:
+                        break
+                    unreadable.append(index)
+                    capture.set(cv2.CAP_PROP_POS_FRAMES, index + 1)  # seek on past the bad spot
+                    continue
+                last_good = index
+                if wanted:
+                    yield ExtractMedia(name, image, frame_index=index, source=str(self.path))
         finally:
             capture.release()
-        if expected and index < expected:
-            yield SkippedInput(str(self.path), f"{self.path}: video ended after {index} frames of the {expected} "
-                               "its header announces (file cut off?)")
+        inside = [i for i in unreadable if i < last_good]
+        if inside:
+            yield SkippedInput(str(self.path), f"{self.path}: {len(inside)} unreadable frame(s) skipped "
+                               f"({_ranges(inside)}, counting from 1); the frames after them were read")
+        if expected and last_good + 1 < expected:
+            yield SkippedInput(str(self.path), f"{self.path}: video ended after {last_good + 1} frames of the "
+                               f"{expected} its header announces (file cut off?)")
+
+
+def _ranges(indices: list[int]) -> str:
+    """Frame numbers (from 1) as short ranges: ``31-34, 60``."""
+    spans, start = [], indices[0]
+    for previous, current in zip(indices, indices[1:] + [None]):
+        if current != previous + 1:
+            spans.append(f"{start + 1}-{previous + 1}" if previous > start else f"{start + 1}")
+            start = current
+    return ", ".join(spans)

@@ -47,6 +47,7 @@ class FaultResult:
     segments_left: int
     detail: str = ""  # what happened, for the table
     problems: list[str] = field(default_factory=list)  # anything that did not go as it must
+    orphans: int = 0  # processes of a run still alive 10 s after it ended (set by run_scenario)
 
 
 def outcome(scenario: str, inputs: int, faults: int, lost: int, hangs: int, segments: int,
@@ -63,11 +64,27 @@ class RunResult:
     seconds: float
 
 
+ORPHANS: list[int] = []  # pids found alive 10 s after their run ended, over the whole session
+
+
 def shm_files() -> set[str]:
     return {p.name for p in SHM.iterdir()} if SHM.is_dir() else set()
 
 
-def group_gone(pgid: int, timeout: float = 15) -> bool:
+def group_members(pgid: int) -> list[int]:
+    import psutil
+
+    members = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return members
+
+
+def group_gone(pgid: int, timeout: float = 10) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -94,7 +111,11 @@ def finish(proc: subprocess.Popen, limit: float = RUN_LIMIT) -> RunResult:
         os.killpg(proc.pid, signal.SIGKILL)
         output, _ = proc.communicate()
         hung = True
-    group_gone(proc.pid)
+    if not group_gone(proc.pid, 10):
+        left = group_members(proc.pid)
+        ORPHANS.extend(left)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
     return RunResult(proc.returncode, output, hung, time.monotonic() - begin)
 
 
@@ -116,7 +137,7 @@ def damaged_frames(out: Path, alignments: Path) -> int:
     damaged = 0
     for record in read_records(alignments):
         for index, face in enumerate(record["faces"]):
-            png = out / f"{record['frame']}_{index}.png"
+            png = out / record["face_files"][index]
             if not png.exists() or read_face_metadata(png)["face"] != face:
                 damaged += 1
                 break
@@ -224,6 +245,26 @@ def bad_inputs(work: Path) -> FaultResult:
                        f"{len(records)} frames done")
 
 
+def corrupt_spot(path: Path, frames: int = 90, at: float = 0.3) -> int:
+    """An MJPG AVI of ``frames`` sample frames with 20 kB of random bytes at ``at`` of the file:
+    OpenCV's plain read loop stops there; returns the frame count it reaches."""
+    full = path.with_suffix(".full.avi")
+    capture = cv2.VideoCapture(str(VIDEO))
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 29.97, (640, 360))
+    for _ in range(frames):
+        writer.write(capture.read()[1])
+    writer.release()
+    data = bytearray(full.read_bytes())
+    full.unlink()
+    spot = int(len(data) * at)
+    data[spot:spot + 20000] = np.random.RandomState(1).randint(0, 256, 20000, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    check, plain = cv2.VideoCapture(str(path)), 0
+    while check.read()[0]:
+        plain += 1
+    return plain
+
+
 def truncated_video(work: Path) -> FaultResult:
     video = work / "cut.avi"
     decodable = cut_video(video)
@@ -234,16 +275,25 @@ def truncated_video(work: Path) -> FaultResult:
     out = work / "cut_out"
     result = run(["-i", str(video), "-o", str(out), "--masker", "components", "--size", "64"])
     result_mp4 = run(["-i", str(mp4), "-o", str(work / "cut_mp4_out"), "--masker", "components"])
+    corrupt = work / "corrupt.avi"
+    plain = corrupt_spot(corrupt)
+    corrupt_out = work / "corrupt_out"
+    result_corrupt = run(["-i", str(corrupt), "-o", str(corrupt_out), "--masker", "components", "--size", "64"])
+    read_past = len(list(read_records(corrupt_out / "alignments.jsonl")))
     problems = []
+    if "unreadable frame(s) skipped" not in result_corrupt.output or read_past < 85:
+        problems.append(f"corrupt spot: {read_past} of 90 frames read (a plain read stops after {plain})")
     if f"video ended after {decodable} frames of the 100" not in result.output:
         problems.append("no clear line for the cut AVI")
     if "cannot open video" not in result_mp4.output:
         problems.append("no clear line for the cut MP4")
     records = len(list(read_records(out / "alignments.jsonl")))
     lost = decodable - records + damaged_frames(out, out / "alignments.jsonl")
-    return outcome("truncated video", 2, 2, lost, int(result.hung or result_mp4.hung),
+    lost += damaged_frames(corrupt_out, corrupt_out / "alignments.jsonl")
+    return outcome("truncated or corrupt video", 3, 3, lost, int(result.hung or result_mp4.hung or result_corrupt.hung),
                    len(shm_files() - before), problems,
-                   f"AVI: {records} of {decodable} decodable frames done; MP4 without index refused")
+                   f"cut AVI: {records} of {decodable} decodable frames done; MP4 without index refused; "
+                   f"corrupt spot: {read_past} of 90 frames (a plain read stops at {plain}), the bad ones named")
 
 
 def unwritable_output(work: Path) -> FaultResult:
@@ -391,7 +441,66 @@ def torn_record(work: Path) -> FaultResult:
         return lambda first, resumed: (
             None if "torn record" in resumed.output else "the torn record was not reported",
             "torn record reported and dropped on resume; resumed to equal")
-    return _interrupt_then_resume(work, "killed_mid_write", inject)
+    return _interrupt_then_resume(work, "whole_group_killed_mid_write", inject)
+
+
+def coordinator_killed(work: Path) -> FaultResult:
+    """kill -9 of ``extractor run`` alone (what the OOM killer does): its workers must follow it
+    at once, whatever they were blocked in, and leave nothing in /dev/shm."""
+    import psutil
+
+    def alive(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def inject(proc, out):
+        workers = stage_worker_pids(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        begin = time.monotonic()
+        while time.monotonic() - begin < 10 and any(alive(pid) for pid in workers):
+            time.sleep(0.05)
+        left, took = [pid for pid in workers if alive(pid)], time.monotonic() - begin
+        return lambda first, resumed: (
+            f"{len(left)} of {len(workers)} workers alive 10 s after the coordinator died" if left else None,
+            f"{len(workers)} workers ended {took:.2f} s after the coordinator; resumed to equal")
+    return _interrupt_then_resume(work, "coordinator_killed", inject)
+
+
+def two_runs_at_once(work: Path) -> FaultResult:
+    """Two runs into one folder 0.1 s apart (one is refused, the other finishes, no frame twice);
+    a third into another folder at the same time finishes too; a semaphore file of another
+    program in /dev/shm (``sem.mp-*``, unmapped) is left alone."""
+    decoy = SHM / f"sem.mp-not-extractor-{os.getpid()}"
+    decoy.write_bytes(bytes(32))
+    folder = DATA / "dlib_faces"
+    images = len([p for p in folder.iterdir() if p.suffix == ".jpg"])
+    before = shm_files() - {decoy.name}
+    args = ["-i", str(folder), "--masker", "components", "--size", "64"]
+    procs = []
+    for out in ("same_folder", "same_folder", "other_folder"):
+        procs.append(start(args + ["-o", str(work / out)]))
+        time.sleep(0.1)
+    results = [finish(proc) for proc in procs]
+    problems = []
+    refused = [r for r in results[:2] if r.returncode != 0]
+    if len(refused) != 1 or "another extractor run" not in refused[0].output:
+        problems.append("not exactly one of the two runs into one folder was refused: "
+                        + " / ".join(r.output.strip().splitlines()[-1][:100] for r in results[:2]))
+    if results[2].returncode != 0:
+        problems.append(f"the run into another folder failed: {results[2].output[-300:]}")
+    lost = 0
+    for out in ("same_folder", "other_folder"):
+        frames = [r["frame"] for r in read_records(work / out / "alignments.jsonl")]
+        lost += abs(images - len(set(frames))) + (len(frames) - len(set(frames)))
+        lost += damaged_frames(work / out, work / out / "alignments.jsonl")
+    if not decoy.exists():
+        problems.append(f"{decoy} (another program's) was removed")
+    decoy.unlink(missing_ok=True)
+    return outcome("two runs at once", 3, 2, lost, sum(r.hung for r in results), len(shm_files() - before),
+                   problems, "second run into the folder refused (lock), the first and a third elsewhere "
+                   "finished; another program's sem.mp-* untouched")
 
 
 def malicious_fsa(work: Path) -> FaultResult:
@@ -408,19 +517,26 @@ def malicious_fsa(work: Path) -> FaultResult:
 
 
 SCENARIOS = [bad_inputs, truncated_video, unwritable_output, disk_full, worker_killed, worker_frozen, interrupted,
-             torn_record, malicious_fsa]
+             coordinator_killed, torn_record, two_runs_at_once, malicious_fsa]
+
+
+def run_scenario(scenario, work: Path) -> FaultResult:
+    """One scenario, with the processes its runs left alive 10 s after ending (killed then)."""
+    seen = len(ORPHANS)
+    result = scenario(work)
+    result.orphans = len(ORPHANS) - seen
+    return result
 
 
 def table(results: list[FaultResult]) -> str:
-    lines = ["| scenario | inputs tried | faults injected | frames lost | hangs | shared segments left "
-             "| what happened |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| scenario | inputs tried | faults injected | frames lost | hangs | orphan processes "
+             "| /dev/shm files left | what happened |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
-        lines.append(f"| {r.scenario} | {r.inputs} | {r.faults} | {r.frames_lost} | {r.hangs} | {r.segments_left} "
-                     f"| {r.detail} |")
-    total = FaultResult("**total**", *(sum(getattr(r, f) for r in results)
-                                       for f in ("inputs", "faults", "frames_lost", "hangs", "segments_left")))
-    lines.append(f"| {total.scenario} | {total.inputs} | {total.faults} | {total.frames_lost} | {total.hangs} "
-                 f"| {total.segments_left} | |")
+        lines.append(f"| {r.scenario} | {r.inputs} | {r.faults} | {r.frames_lost} | {r.hangs} | {r.orphans} "
+                     f"| {r.segments_left} | {r.detail} |")
+    fields = ("inputs", "faults", "frames_lost", "hangs", "orphans", "segments_left")
+    totals = [sum(getattr(r, f) for r in results) for f in fields]
+    lines.append("| **total** | " + " | ".join(map(str, totals)) + " | |")
     return "\n".join(lines)
 
 
@@ -429,10 +545,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for scenario in SCENARIOS:
             start_time = time.monotonic()
-            results.append(scenario(Path(tmp)))
+            results.append(run_scenario(scenario, Path(tmp)))
             print(f"{scenario.__name__}: {time.monotonic() - start_time:.0f} s", file=sys.stderr)
     print(table(results))
-    return int(any(r.frames_lost or r.hangs or r.segments_left or r.problems for r in results))
+    return int(any(r.frames_lost or r.hangs or r.orphans or r.segments_left or r.problems for r in results))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ def work(tmp_path_factory):
 
 @pytest.mark.parametrize("scenario", fault_scenarios.SCENARIOS, ids=lambda s: s.__name__)
 def test_fault_scenario(scenario, work):
-    result = scenario(work)
+    result = fault_scenarios.run_scenario(scenario, work)
     assert result.faults >= 1
-    assert (result.frames_lost, result.hangs, result.segments_left) == (0, 0, 0), result
+    assert (result.frames_lost, result.hangs, result.orphans, result.segments_left) == (0, 0, 0, 0), result
     assert result.problems == [], result.detail
 
 

@@ -25,7 +25,7 @@ from extractor.stages import StageConfig
 from extractor.workers.assembler import FrameAssembler
 from extractor.workers.pool import PoolOptions, run_pool
 
-SEVEN_FACE_FRAMES = ("2007_007763", "2008_004176")
+SEVEN_FACE_FRAMES = ("2007_007763.jpg", "2008_004176.jpg")
 @pytest.fixture(scope="module")
 def mixed_folder(tmp_path_factory) -> Path:
     """dlib_faces (two 7-face frames), a 1080p frame, a PPM portrait and two video frames."""
@@ -78,7 +78,7 @@ def test_seven_face_frames_split_across_batches_come_back_whole(both_engines):
         faces = records[name]["faces"]
         assert len(faces) == 7
         assert all(len(f["landmarks"]) == 68 and len(f["masks"]) == 2 for f in faces)
-        pngs = sorted(pool_out.glob(f"{name}_*.png"))
+        pngs = sorted(pool_out.glob(f"{name[:-4]}_*.png"))
         assert [read_face_metadata(p)["face_index"] for p in pngs] == list(range(7))
 
 

@@ -14,6 +14,9 @@ def load_interpreter(model_path: str, threads: int = 1):
     """A ready LiteRT interpreter for ``model_path`` (ai-edge-litert, the successor of tf.lite)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=model_path, num_threads=threads)
-    interpreter.allocate_tensors()
+    from extractor.quiet import native_stderr_to_log
+
+    with native_stderr_to_log(f"LiteRT {model_path}"):  # its "Created XNNPACK delegate" INFO line
+        interpreter = Interpreter(model_path=model_path, num_threads=threads)
+        interpreter.allocate_tensors()
     return interpreter

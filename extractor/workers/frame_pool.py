@@ -1,34 +1,43 @@
-"""The frame pool: one shared-memory block cut into fixed slots that hold decoded frames.
+"""The frame pool: one anonymous shared-memory block cut into fixed slots that hold decoded frames.
 
-Why one block and not a segment per frame: one create and one unlink per run (not per frame),
-so nothing can leak frame by frame, and the block's size is the hard bound on frame memory.
-The loader waits for a free slot before decoding the next frame: that wait is the back-pressure
-that keeps memory flat however long the input is.
+Why one block and not a segment per frame: one allocation per run (not per frame), so nothing
+can leak frame by frame, and the block's size is the hard bound on frame memory. The loader
+waits for a free slot before decoding the next frame: that wait is the back-pressure that keeps
+memory flat however long the input is.
 
-Workers attach to the block by name and see a slot as a zero-copy ndarray view
-(``SlotViewer``); queues carry only ``(seq, slot, shape)``.
+Why anonymous (``memfd_create``) and not a named ``/dev/shm`` segment: the block has no name, so
+its memory goes when the last process that maps it ends, whatever ends the run (kill -9 of the
+whole process group included), and no later sweep has anything to guess about. Workers open it
+through ``/proc/<coordinator pid>/fd/<fd>`` (same user: allowed) and see a slot as a zero-copy
+ndarray view (``SlotViewer``); queues carry only ``(seq, slot, shape)``.
 """
 from __future__ import annotations
 
 import atexit
 import logging
+import mmap
 import os
 import queue
-import secrets
 import threading
-from multiprocessing import shared_memory
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import psutil
 
 logger = logging.getLogger(__name__)
 
-SEGMENT_PREFIX = "extractor_"  # extractor_<owner pid>_<random>: lets a later run spot orphans
-SHM_FOLDER = Path("/dev/shm")
 MIN_SLOTS = 4
 MAX_DEFAULT_SLOTS = 64
 DEFAULT_RAM_SHARE = 0.10  # of the RAM available at start
+
+
+@dataclass(frozen=True)
+class PoolAddress:
+    """How a worker finds the block: the owner's pid and its file descriptor for the memfd."""
+
+    owner_pid: int
+    fd: int
+    slot_bytes: int
 
 
 def default_slot_count(slot_bytes: int, minimum: int = MIN_SLOTS) -> int:
@@ -38,7 +47,22 @@ def default_slot_count(slot_bytes: int, minimum: int = MIN_SLOTS) -> int:
 
 
 class FramePoolError(Exception):
-    """The shared-memory block could not be created (too little /dev/shm, a file-size limit)."""
+    """The shared-memory block could not be created (too little memory, a file-size limit)."""
+
+
+MAX_RAM_SHARE = 0.5  # a frame buffer may take at most half the RAM available at start
+
+
+def check_frame_buffer(slots: int, slot_bytes: int) -> None:
+    """Refuse a frame buffer (``--frame-buffer`` x the largest frame) that would not fit in
+    half the available RAM, saying what would."""
+    available = psutil.virtual_memory().available
+    if slots * slot_bytes > available * MAX_RAM_SHARE:
+        fits = int(available * MAX_RAM_SHARE // slot_bytes)
+        raise FramePoolError(f"a frame buffer of {slots} frames of {slot_bytes / 1e6:.0f} MB needs "
+                             f"{slots * slot_bytes / 1e9:.1f} GB, over half the available memory "
+                             f"({available / 1e9:.1f} GB): use --frame-buffer {fits} or less"
+                             + ("" if fits >= 2 else ", or a smaller --max-pixels"))
 
 
 class FramePool:
@@ -49,14 +73,15 @@ class FramePool:
             raise ValueError("frame pool needs a positive slot size and count")
         self.slot_bytes = int(slot_bytes)
         self.slots = int(slots)
-        name = f"{SEGMENT_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
         size = self.slot_bytes * self.slots
         try:
-            self._shm = shared_memory.SharedMemory(name=name, create=True, size=size)
+            self._fd = os.memfd_create("extractor-frame-pool", os.MFD_CLOEXEC)
+            os.ftruncate(self._fd, size)
+            self._map = mmap.mmap(self._fd, size)
         except OSError as exc:
             raise FramePoolError(f"cannot create the frame pool ({self.slots} frames, {size / 1e6:.0f} MB) in "
                                  f"shared memory: {exc.strerror or exc}; try a smaller --frame-buffer") from None
-        self.name = self._shm.name
+        self.address = PoolAddress(os.getpid(), self._fd, self.slot_bytes)
         self._free: queue.Queue[int] = queue.Queue()
         for slot in range(self.slots):
             self._free.put(slot)
@@ -76,7 +101,7 @@ class FramePool:
         return self._free.qsize()
 
     def view(self, slot: int, shape: tuple[int, ...]) -> np.ndarray:
-        return slot_view(self._shm, self.slot_bytes, slot, shape)
+        return slot_view(self._map, self.slot_bytes, slot, shape)
 
     def store(self, slot: int, image: np.ndarray) -> tuple[int, ...]:
         """Copy a decoded frame into its slot; returns the shape to send with the handle."""
@@ -88,19 +113,16 @@ class FramePool:
         return tuple(image.shape)
 
     def close(self) -> None:
-        """Unmap and unlink the block (idempotent)."""
+        """Unmap and close the block (idempotent); its memory goes with the last process mapping it."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         try:
-            self._shm.close()
+            self._map.close()
         except BufferError:
-            logger.debug("frame pool: views still open at close; unlinking anyway")
-        try:
-            self._shm.unlink()
-        except FileNotFoundError:
-            pass
+            logger.debug("frame pool: views still open at close; the memory goes when they do")
+        os.close(self._fd)
 
     def __enter__(self):
         return self
@@ -109,71 +131,21 @@ class FramePool:
         self.close()
 
 
-def _mapped_shm_files() -> set[str] | None:
-    """Names of /dev/shm files that some process has mapped (None if /proc cannot tell)."""
-    mapped = set()
-    try:
-        for maps in Path("/proc").glob("[0-9]*/maps"):
-            try:
-                for line in maps.read_text().splitlines():
-                    if "/dev/shm/" in line:
-                        mapped.add(line.rsplit("/dev/shm/", 1)[1].split(" ")[0])
-            except OSError:
-                continue  # process gone, or not ours to read
-    except OSError:
-        return None
-    return mapped
-
-
-def sweep_orphan_segments() -> list[str]:
-    """Remove what a run killed outright (kill -9 of its whole process group) left in /dev/shm.
-
-    - our frame pools (``extractor_<pid>_*``) whose owner process no longer exists;
-    - multiprocessing's named semaphores (``sem.mp-*``, the queues' locks under spawn) that no
-      living process has mapped: only a dead run's can be in that state.
-    Normally each run removes its own (and Python's resource tracker backs that up); this covers
-    the case where the tracker was killed too. Returns the names removed.
-    """
-    if not SHM_FOLDER.is_dir():
-        return []
-    orphans = []
-    for path in SHM_FOLDER.glob(f"{SEGMENT_PREFIX}*"):
-        try:
-            owner = int(path.name[len(SEGMENT_PREFIX):].split("_")[0])
-        except ValueError:
-            continue
-        if not psutil.pid_exists(owner):
-            orphans.append(path)
-    semaphores = list(SHM_FOLDER.glob("sem.mp-*"))
-    mapped = _mapped_shm_files() if semaphores else set()
-    if mapped is not None:
-        orphans += [path for path in semaphores if path.name not in mapped]
-    removed = []
-    for path in orphans:
-        try:
-            path.unlink()
-            removed.append(path.name)
-        except OSError as exc:
-            logger.debug("cannot remove %s: %s", path, exc)
-    if removed:
-        logger.warning("removed %d shared-memory file(s) left in /dev/shm by a killed run", len(removed))
-    return removed
-
-
-def slot_view(shm: shared_memory.SharedMemory, slot_bytes: int, slot: int, shape) -> np.ndarray:
+def slot_view(buffer, slot_bytes: int, slot: int, shape) -> np.ndarray:
     """Zero-copy ndarray over one slot of the block."""
-    return np.ndarray(shape, dtype=np.uint8, buffer=shm.buf, offset=slot * slot_bytes)
+    return np.ndarray(shape, dtype=np.uint8, buffer=buffer, offset=slot * slot_bytes)
 
 
 class SlotViewer:
-    """Worker side: attach to the pool block by name and look at slots without copying."""
+    """Worker side: map the coordinator's block and look at slots without copying."""
 
-    def __init__(self, name: str, slot_bytes: int):
-        # track=False (3.13+) is not available on 3.11; spawned children share the parent's
-        # resource tracker, so their registration of the name is the same entry as the owner's
-        # and is cleared by the owner's unlink.
-        self._shm = shared_memory.SharedMemory(name=name)
-        self.slot_bytes = slot_bytes
+    def __init__(self, address: PoolAddress):
+        fd = os.open(f"/proc/{address.owner_pid}/fd/{address.fd}", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            self._map = mmap.mmap(fd, 0)
+        finally:
+            os.close(fd)  # the mapping keeps the memory; the descriptor is not needed
+        self.slot_bytes = address.slot_bytes
 
     def view(self, slot: int, shape) -> np.ndarray:
-        return slot_view(self._shm, self.slot_bytes, slot, tuple(shape))
+        return slot_view(self._map, self.slot_bytes, slot, tuple(shape))

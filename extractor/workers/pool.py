@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -29,7 +30,8 @@ from extractor.single import RunSettings, RunSummary
 from extractor.sources import InputSource
 from extractor.workers.assembler import FrameAssembler
 from extractor.workers.devices import StageDemand, WorkerPlan, detect_gpus, plan_devices
-from extractor.workers.frame_pool import FramePool, default_slot_count, sweep_orphan_segments
+from extractor.workers.frame_pool import FramePool, check_frame_buffer, default_slot_count
+from extractor.workers.leftovers import own_semaphore_names, sweep_dead_runs, unlink_semaphore_names
 from extractor.progress import Progress
 from extractor.workers.messages import FaceTask, FrameRef, decode_face, encode_face, pickled_size
 from extractor.workers.stage_worker import WorkerSpec, worker_main
@@ -127,6 +129,8 @@ class PoolEngine:
         self._busy: dict[str, str] = {}  # worker -> names of the frames of its last batch
         self._loader_bytes = 0
         self.imported: dict[str, list] | None = None
+        self._started: set[str] = set()  # workers that have opened their queues
+        self._all_queues: list = []
         self.progress = Progress(None, enabled=False)
 
     # --- planning --------------------------------------------------------------------------
@@ -148,12 +152,14 @@ class PoolEngine:
         except BaseException:
             writer.close()
             raise
-        sweep_orphan_segments()
+        sweep_dead_runs()
         slot_bytes = source.max_frame_bytes()
         slots = self.options.frame_buffer or default_slot_count(slot_bytes, minimum=2 * len(plans) + 2)
+        check_frame_buffer(slots, slot_bytes)
         self.summary.slots, self.summary.slot_bytes = slots, slot_bytes
         logger.info("frame pool: %d slots of %.1f MB", slots, slot_bytes / 1e6)
         ctx = multiprocessing.get_context("spawn")
+        own_semaphore_names()  # the queues' semaphores: sem.extractor-<pid>-*, unlinked once workers start
         stages = active_stages(self.settings)
         queues = {stage: ctx.Queue() for stage in stages}
         results = ctx.Queue()
@@ -165,7 +171,7 @@ class PoolEngine:
         try:
             pool = FramePool(slot_bytes, slots)
             for plan in plans:
-                spec = WorkerSpec(plan, self.settings.stages, pool.name, slot_bytes,
+                spec = WorkerSpec(plan, self.settings.stages, pool.address, os.getpid(),
                                   count_bytes=self.options.count_bytes, last=plan.stage == stages[-1])
                 proc = ctx.Process(target=worker_main, name=f"extractor-{plan.label}",
                                    args=(spec, queues[plan.stage], downstream[plan.stage], results), daemon=True)
@@ -174,6 +180,7 @@ class PoolEngine:
             loader = threading.Thread(target=self._load, args=(source, pool, queues[stages[0]], results),
                                       name="extractor-loader", daemon=True)
             loader.start()
+            self._all_queues = list(queues.values()) + [results]
             self._coordinate(pool, results, writer, processes)
             self._finish(queues, results, processes, plans)
         except BaseException:  # Ctrl-C, SIGTERM, a failed stage: end every worker, then report
@@ -269,6 +276,10 @@ class PoolEngine:
             elif kind == "face":
                 assembler.add(message[1], message[2], decode_face(message[3]))
                 self.progress.add(masked=1)
+            elif kind == "started":
+                self._started.add(message[1])
+                if len(self._started) == len(processes):  # every worker has opened the queues
+                    unlink_semaphore_names(self._all_queues)
             elif kind == "ready":
                 logger.info("worker %s ready (pid %d)", message[1], message[2])
             elif kind == "busy":
@@ -276,7 +287,7 @@ class PoolEngine:
                 if message[1].startswith("align"):
                     self.progress.add(aligned=message[3])
             elif kind == "error":
-                raise PipelineError(f"{message[1]} worker failed on {self._names(message[2])}:\n{message[3]}")
+                raise _worker_failure(message[1], f"on {self._names(message[2])}", message[3])
             elif kind == "stats":
                 self._record_stats(message)
             for seq, faces in assembler.pop_ready():
@@ -328,7 +339,7 @@ class PoolEngine:
                 self._record_stats(message)
                 waiting.discard(message[1])
             elif message[0] == "error":
-                raise PipelineError(f"{message[1]} worker failed while stopping:\n{message[3]}")
+                raise _worker_failure(message[1], "while stopping", message[3])
         for proc in processes.values():
             proc.join(JOIN_SECONDS)
         self._abort(queues, results, processes)  # anything still alive is ended
@@ -347,6 +358,13 @@ class PoolEngine:
         for q in list(queues.values()) + [results]:
             q.cancel_join_thread()
             q.close()
+
+
+def _worker_failure(label: str, when: str, trace: str) -> PipelineError:
+    """One line for the user (the exception itself); the whole traceback goes to the log file."""
+    logger.debug("%s worker traceback:\n%s", label, trace)
+    last = trace.strip().splitlines()[-1] if trace.strip() else "no detail"
+    return PipelineError(f"{label} worker failed {when}: {last} (the traceback is in --logfile)")
 
 
 def _raise_interrupt(signum, frame):

@@ -2,15 +2,16 @@
 
 Started with ``spawn``: the worker applies its device plan (visible GPU, memory budget, threads)
 before anything imports TensorFlow, then loads its stage's model once. It ignores SIGINT (the
-coordinator decides how the run ends) and exits by itself if the coordinator disappears.
+coordinator decides how the run ends) and dies with the coordinator, whatever kills it
+(``lifeline``).
 
 Messages it sends to the coordinator's result queue:
+``("started", label, pid)`` (its queues are open),
 ``("ready", label, pid)``, ``("busy", label, seqs, items)`` before each batch, ``("detected", seq, n)`` (detect),
 ``("face", seq, index, face)`` (mask), ``("error", label, seqs, text)``, ``("stats", label, ...)``.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import queue
 import signal
@@ -18,7 +19,10 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from extractor.quiet import quiet_runtime_loggers
 from extractor.workers.devices import WorkerPlan, apply_device_plan
+from extractor.workers.frame_pool import PoolAddress, SlotViewer
+from extractor.workers.lifeline import die_with_parent
 from extractor.workers.messages import FaceTask, FrameRef, decode_face, encode_face, pickled_size
 
 POLL_SECONDS = 0.5
@@ -28,8 +32,8 @@ POLL_SECONDS = 0.5
 class WorkerSpec:
     plan: WorkerPlan
     stage_config: object  # StageConfig (imported lazily so spawn stays cheap)
-    pool_name: str
-    slot_bytes: int
+    pool: PoolAddress
+    coordinator_pid: int
     linger: float = 0.005
     count_bytes: bool = False
     last: bool = False  # the last stage sends finished faces to the coordinator
@@ -91,28 +95,26 @@ def _set_up_frameworks(plan: WorkerPlan) -> None:
 
 def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
     """Process entry point (must stay importable at module level for spawn)."""
+    die_with_parent(spec.coordinator_pid)
+    quiet_runtime_loggers()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    apply_device_plan(spec.plan)
     label, stage_name = spec.plan.label, spec.plan.stage
+    result_queue.put(("started", label, os.getpid()))
+    apply_device_plan(spec.plan)
     sender = _Sender(spec.count_bytes)
     seqs: list[int] = []
     try:
-        from extractor.workers.frame_pool import SlotViewer
-
         stage = _build_stage(stage_name, spec.stage_config)
         _set_up_frameworks(spec.plan)
         stage.load()
-        viewer = SlotViewer(spec.pool_name, spec.slot_bytes)
+        viewer = SlotViewer(spec.pool)
         handle = _detect if stage_name == "detect" else _faces
         result_queue.put(("ready", label, os.getpid()))  # control messages are not counted per frame
-        parent = multiprocessing.parent_process()
         busy = 0.0
         while True:
             try:
                 batch, stop = _collect(in_queue, stage.batch_size, spec.linger)
             except queue.Empty:
-                if parent is not None and not parent.is_alive():
-                    return  # the coordinator is gone: nobody to report to
                 continue
             if batch:
                 batch = [FrameRef(*item) if stage_name == "detect" else FaceTask.from_wire(item) for item in batch]

@@ -5,9 +5,14 @@ It finds small faces well. ``min_face_size`` is left at the package default on p
 it loses large faces (the pyramid ignores it), so the detect stage filters small faces after
 detection instead. The parity test holds it to the ``mtcnn`` package itself (boxes within 0.5 px,
 scores within 1e-3).
+
+Frames longer than ``max_side`` (default 1920) are shrunk for detection: the pyramid's first
+level is 0.6 of the frame in float32, so a 48 MP photo would cost gigabytes; faces big enough to
+align stay findable at 1920 px.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from extractor.faces import DetectedFace
@@ -26,8 +31,10 @@ class MTCNNDetector(Detector):
     runtime = "keras"
     description = "MTCNN cascade (Keras 3 on any backend); finds small faces; 5 points per face"
 
-    def __init__(self, batch_size=None, thresholds=(0.6, 0.7, 0.8), backend: str | None = None, **options):
+    def __init__(self, batch_size=None, thresholds=(0.6, 0.7, 0.8), backend: str | None = None,
+                 max_side: int = 1920, **options):
         super().__init__(batch_size, **options)
+        self.max_side = int(max_side)  # frames with a longer side are shrunk for detection (0: never)
         self.settings = CascadeSettings(thresholds=tuple(float(t) for t in thresholds))
         self.backend = backend
         self.nets = None
@@ -41,25 +48,40 @@ class MTCNNDetector(Detector):
         super().load()
 
     def pre_process(self, batch: Batch) -> None:
-        batch.feed = [np.ascontiguousarray(self.to_model_colour(image)) for image in batch.images]
+        """RGB frames, shrunk to ``max_side``; ``batch.feed`` = (frames, their scales)."""
+        frames, scales = [], []
+        for image in batch.images:
+            longest = max(image.shape[:2])
+            scale = self.max_side / longest if self.max_side and longest > self.max_side else 1.0
+            if scale < 1.0:
+                image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                                   interpolation=cv2.INTER_AREA)
+            frames.append(np.ascontiguousarray(self.to_model_colour(image)))
+            scales.append(scale)
+        batch.feed = (frames, scales)
 
     def predict(self, batch: Batch) -> None:
         """One cascade per group of frames of the same size: padding mixed sizes to the largest
         would waste work on image folders and make a frame's faces depend on its neighbours."""
-        results = [None] * len(batch.feed)
+        frames = batch.feed[0]
+        results = [None] * len(frames)
         by_shape: dict[tuple, list[int]] = {}
-        for index, image in enumerate(batch.feed):
+        for index, image in enumerate(frames):
             by_shape.setdefault(image.shape, []).append(index)
         for indices in by_shape.values():
-            rows = detect([batch.feed[i] for i in indices], *self.nets, self.settings)
+            rows = detect([frames[i] for i in indices], *self.nets, self.settings)
             for local, index in enumerate(indices):
                 results[index] = rows[rows[:, 0] == local]
         batch.prediction = results
 
     def post_process(self, batch: Batch) -> None:
         batch.detections = []
-        for rows in batch.prediction:
+        for rows, scale in zip(batch.prediction, batch.feed[1]):
             faces = []
+            if scale != 1.0:
+                rows = rows.copy()
+                rows[:, 1:5] /= scale
+                rows[:, 6:16] /= scale
             for row in rows:
                 left, top, right, bottom, score = row[1:6]
                 face = DetectedFace(left, top, right - left, bottom - top, score)
