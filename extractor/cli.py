@@ -74,6 +74,15 @@ def _chosen_backend(backend: str | None) -> str | None:
     return backend
 
 
+def _parse_gpus(value: str | None) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        return [int(g) for g in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use GPU numbers like 0,1", param_hint="--gpus") from None
+
+
 def _parse_rotations(value: str) -> tuple[int, ...]:
     if not value or value == "off":
         return ()
@@ -88,7 +97,21 @@ def _parse_rotations(value: str) -> tuple[int, ...]:
     return angles
 
 
-@click.group()
+class _OneLineErrors(click.Group):
+    """Every failure is one line for the user; a traceback only ever goes to --logfile. Errors
+    the code expects are ``click.ClickException`` already; anything else is caught here."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+            logging.getLogger("extractor").debug("unexpected error", exc_info=True)
+            raise click.ClickException(f"{type(exc).__name__}: {exc} (the traceback is in --logfile)") from None
+
+
+@click.group(cls=_OneLineErrors)
 @click.option("--loglevel", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @click.option("--logfile", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -98,7 +121,7 @@ def _parse_rotations(value: str) -> tuple[int, ...]:
 @click.pass_context
 def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: Path | None) -> None:
     """Face extraction: detect, align and mask every face of an image folder or a video."""
-    from extractor.config import ConfigError, load_config
+    from extractor.config import ConfigError, load_config, plugin_options
 
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     handlers[0].setLevel(loglevel.upper())
@@ -111,6 +134,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
     quiet_runtime_loggers()
     try:
         config = load_config(config_path)
+        plugin_options(config, str(config_path or "default configuration"))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     ctx.obj = config
@@ -119,6 +143,10 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
         run_defaults["maskers"] = run_defaults.pop("masker")
     if "extract_every_n" in run_defaults:
         run_defaults["every_n"] = run_defaults.pop("extract_every_n")
+    unknown = set(run_defaults) - {param.name for param in run.params}
+    if unknown:
+        raise click.ClickException(f"{config_path}: unknown key(s) {sorted(unknown)} in [run]; its keys are the "
+                                   "`extractor run` options with _ for - (see extractor/default_config.toml)")
     ctx.default_map = {"run": run_defaults}
 
 
@@ -223,7 +251,7 @@ def run(config, input_path, output_dir, alignments, detector, backend, aligner, 
     budgets.update({stage: mb for stage, mb in zip(STAGES, (detect_vram, align_vram, mask_vram)) if mb})
     options = PoolOptions(workers={"detect": detect_workers, "align": align_workers, "mask": mask_workers},
                           frame_buffer=frame_buffer, vram_mb=budgets, stall_seconds=stall_timeout,
-                          gpus=[int(g) for g in gpus.split(",")] if gpus else None)
+                          gpus=_parse_gpus(gpus))
     if filter_refs or nfilter_refs:
         from extractor.identity_filter import FaceFilter, ReferenceError, reference_embeddings
 
@@ -281,6 +309,13 @@ def export(alignments: Path, fmt: str, output: Path) -> None:
     from extractor.alignments import read_records
     from extractor.fsa import write_fsa
 
+    from extractor.alignments import OutputError, read_header
+
+    try:
+        read_header(alignments)
+    except OutputError as exc:
+        raise click.ClickException(str(exc).replace("choose another --alignments path",
+                                                    "export reads only extractor's .jsonl files")) from None
     frames = write_fsa(read_records(alignments), output)
     click.echo(f"wrote {frames} frames to {output}")
 
@@ -303,8 +338,11 @@ def eval_command(dataset_dir, detector, backend, aligner, normalization, as_json
     from extractor.evaluate import evaluate
 
     backend = _chosen_backend(backend)
-    report = evaluate(dataset_dir, StageConfig(detector=detector, aligner=aligner, normalization=normalization,
-                                               backend=backend))
+    try:
+        report = evaluate(dataset_dir, StageConfig(detector=detector, aligner=aligner, normalization=normalization,
+                                                   backend=backend))
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise click.ClickException(f"{dataset_dir}: cannot evaluate ({exc})") from None
     click.echo(json.dumps(report.summary()) if as_json else report.format())
 
 

