@@ -72,8 +72,8 @@ FACESWAP_MASK_INTERPOLATOR = 3  # cv2.INTER_AREA, what faceswap records for stor
 
 
 def frame_key(record: dict) -> str:
-    """faceswap's frame key: the image's file name, or ``<video>_<000001>.png`` for video frames
-    (extractor's records use the same keys)."""
+    """faceswap's frame key: the image's file name, or ``<video>_<000001>.<video ext>`` for video
+    frames (extractor's records use the same keys)."""
     return record["frame"]
 
 

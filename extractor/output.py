@@ -64,10 +64,14 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def png_with_text(png: bytes, keyword: str, text: str) -> bytes:
-    """Insert an uncompressed iTXt chunk (UTF-8 text) just before the PNG's IEND chunk."""
+    """Insert an uncompressed iTXt chunk (UTF-8 text) just before the PNG's first IDAT chunk.
+
+    Before the image data, not after it: faceswap's ``read_image_meta`` (sort, training, the
+    alignments tool) stops reading chunks at the first IDAT.
+    """
     data = keyword.encode("latin-1") + b"\0\0\0\0\0" + text.encode("utf-8")
-    end = png.rindex(b"IEND") - 4
-    return png[:end] + _chunk(b"iTXt", data) + png[end:]
+    start = png.index(b"IDAT") - 4
+    return png[:start] + _chunk(b"iTXt", data) + png[start:]
 
 
 def png_text_chunks(data: bytes) -> dict[str, str]:
@@ -314,8 +318,9 @@ class FrameWriter:
         face_dict = record["faces"][face_index]
         meta = {"frame": name, "face_index": face_index, "source": record["source"],
                 "aligned": {"size": size, "coverage": coverage}, "face": face_dict}
-        png = png_with_text(encoded.tobytes(), PNG_KEYWORD, json.dumps(meta))
-        png = png_with_text(png, FACESWAP_KEYWORD, str(faceswap_png_header(record, face_index, face, path.name)))
+        # faceswap's chunk first (each is inserted just before the image data, in this order).
+        header = str(faceswap_png_header(record, face_index, face, path.name))
+        png = png_with_text(png_with_text(encoded.tobytes(), FACESWAP_KEYWORD, header), PNG_KEYWORD, json.dumps(meta))
         tmp = path.with_suffix(".png.tmp")
         try:
             tmp.write_bytes(png)

@@ -133,8 +133,10 @@ def list_images(folder: Path, recursive: bool = False) -> tuple[list[Path], list
 
 
 def video_frame_key(video: Path, index: int) -> str:
-    """faceswap's key of a video frame: ``<video stem>_<frame number from 1, 6 digits>.png``."""
-    return f"{video.stem}_{index + 1:06d}.png"
+    """faceswap's key of a video frame: ``<video stem>_<frame number from 1, 6 digits><video
+    extension>`` (alignments version 2.4; earlier versions ended keys in ``.png``, which
+    faceswap's loader still converts)."""
+    return f"{video.stem}_{index + 1:06d}{video.suffix}"
 
 
 class InputSource:

@@ -28,7 +28,7 @@ def test_png_metadata_reads_back_equal_to_alignments(video_run):
     for png in pngs:
         meta = read_face_metadata(png)
         assert png.name == records[meta["frame"]]["face_files"][meta["face_index"]]
-        assert png.name == f"{meta['frame'][:-len('.png')]}_{meta['face_index']}.png"  # faceswap's naming
+        assert png.name == f"{meta['frame'][:-len('.mp4')]}_{meta['face_index']}.png"  # faceswap's naming
         assert meta["face"] == records[meta["frame"]]["faces"][meta["face_index"]]
 
 

@@ -63,7 +63,7 @@ def test_folder_skips_bad_files_and_goes_on(tmp_path):
 def test_video_every_nth_frame():
     frames = list(InputSource(VIDEO, every_n=25))
     assert [f.frame_index for f in frames] == list(range(0, 275, 25))
-    assert frames[1].filename == "short_hamilton_clip_000026.png"  # faceswap's video frame key
+    assert frames[1].filename == "short_hamilton_clip_000026.mp4"  # faceswap's video frame key (2.4)
     assert frames[0].image.shape == (360, 640, 3)
 
 

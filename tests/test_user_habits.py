@@ -39,6 +39,80 @@ def _itxt(path) -> dict[str, str]:
     return out
 
 
+def _faceswap_read_image_meta(path) -> dict:
+    """faceswap's ``lib.image.read_image_meta`` algorithm (2.x), followed step by step: chunks are
+    read only up to the first IDAT, the first iTXt keyed ``faceswap`` is ``literal_eval``-ed from
+    byte 4 after its keyword."""
+    with open(path, "rb") as infile:
+        assert infile.read(8) == b"\x89PNG\r\n\x1a\n"
+        while True:
+            chunk = infile.read(8)
+            length, field = struct.unpack(">I4s", chunk)
+            if not chunk or field == b"IDAT":
+                return {}
+            if field == b"iTXt":
+                keyword, value = infile.read(length).split(b"\0", 1)
+                if keyword == b"faceswap":
+                    return ast.literal_eval(value[4:].decode("utf-8", errors="replace"))
+                length = 0
+            infile.seek(length + 4, 1)
+
+
+def _check_faceswap_face(face: dict, in_png: bool) -> None:
+    """Keys and types of faceswap's PNGHeaderAlignmentsDict / AlignmentFileDict (alignments 2.4)."""
+    expected = {"x", "y", "w", "h", "landmarks_xy", "mask", "identity"} | (set() if in_png else {"thumb"})
+    assert set(face) == expected
+    assert all(type(face[k]) is int for k in ("x", "y", "w", "h"))
+    points = np.asarray(face["landmarks_xy"])
+    assert points.shape == (68, 2) and np.isfinite(points).all()
+    if in_png:
+        assert isinstance(face["landmarks_xy"], list)
+    else:
+        assert isinstance(face["landmarks_xy"], np.ndarray) and face["landmarks_xy"].dtype == np.float32
+    for mask in face["mask"].values():
+        assert set(mask) == {"mask", "affine_matrix", "interpolator", "stored_size", "stored_centering"}
+        assert isinstance(mask["mask"], bytes) and type(mask["interpolator"]) is int
+        assert type(mask["stored_size"]) is int and mask["stored_centering"] in ("face", "head", "legacy")
+        assert np.asarray(mask["affine_matrix"]).shape == (2, 3)
+        assert isinstance(mask["affine_matrix"], list if in_png else np.ndarray)
+        assert len(zlib.decompress(mask["mask"])) == mask["stored_size"] ** 2
+    assert isinstance(face["identity"], dict)
+
+
+def test_every_face_png_reads_in_faceswap(mixed_run):
+    settings, _ = mixed_run
+    records = {r["frame"]: r for r in read_records(settings.output.alignments_path)}
+    for record in records.values():
+        for index, name in enumerate(record["face_files"]):
+            header = _faceswap_read_image_meta(settings.output.output_dir / name)
+            assert set(header) == {"alignments", "source"}
+            _check_faceswap_face(header["alignments"], in_png=True)
+            source = header["source"]
+            assert source == {"alignments_version": 2.4, "original_filename": name, "face_index": index,
+                              "source_filename": record["frame"], "source_is_video": False,
+                              "source_frame_dims": tuple(record["image_shape"][:2])}
+
+
+def test_video_keys_and_fsa_follow_faceswap_2_4(video_run, tmp_path):
+    settings, _ = video_run
+    fsa = tmp_path / "video.fsa"
+    result = CliRunner().invoke(main, ["export", str(settings.output.alignments_path), "-o", str(fsa)])
+    assert result.exit_code == 0, result.output
+    content = pickle.loads(zlib.decompress(fsa.read_bytes()))
+    assert content["__meta__"] == {"version": 2.4}
+    frames = content["__data__"]
+    assert list(frames)[:2] == ["short_hamilton_clip_000001.mp4", "short_hamilton_clip_000002.mp4"]
+    for frame in frames.values():
+        assert set(frame) == {"faces", "video_meta"} and isinstance(frame["video_meta"], dict)
+        for face in frame["faces"]:
+            _check_faceswap_face(face, in_png=False)
+    first = next(r for r in read_records(settings.output.alignments_path) if r["faces"])
+    header = _faceswap_read_image_meta(settings.output.output_dir / first["face_files"][0])
+    assert header["source"]["source_is_video"] is True
+    assert header["source"]["source_filename"] == first["frame"]
+    assert first["face_files"][0] == f"{first['frame'][:-len('.mp4')]}_0.png"  # faceswap's face naming
+
+
 def _faceswap_fsa(path) -> dict:
     """faceswap's own loading of an .fsa: zlib, then pickle, then __data__ (format facts)."""
     content = pickle.loads(zlib.decompress(path.read_bytes()))
