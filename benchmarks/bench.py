@@ -31,10 +31,12 @@ import cv2  # noqa: E402
 import psutil  # noqa: E402
 
 from extractor.output import OutputSettings  # noqa: E402
-from extractor.single import RunSettings, run_single_process  # noqa: E402
+from extractor.engines.single import run_single_process
+from extractor.run_settings import RunSettings  # noqa: E402
 from extractor.sources import InputSource  # noqa: E402
 from extractor.stages import AlignStage, DetectStage, MaskStage, StageConfig  # noqa: E402
-from extractor.workers.pool import PoolOptions, run_pool  # noqa: E402
+from extractor.engines.pool import run_pool
+from extractor.run_settings import EngineOptions  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -116,7 +118,7 @@ def compare(video: Path, config: StageConfig, detect_workers: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with MemorySampler() as single_mem:
             single = run_single_process(_settings(video, Path(tmp) / "single", config))
-        options = PoolOptions(workers={"detect": detect_workers, "align": 1, "mask": 1}, count_bytes=True)
+        options = EngineOptions(workers={"detect": detect_workers, "align": 1, "mask": 1}, count_bytes=True)
         with MemorySampler() as pool_mem:
             pool = run_pool(_settings(video, Path(tmp) / "pool", config), options)
     alone = stage_alone(video, config)
@@ -188,7 +190,7 @@ def detectors_on_video(video: Path, detectors: list[str]) -> None:
     print("\n| detector | sample video frames/s (pool, defaults) | faces |\n| --- | --- | --- |")
     for name in detectors:
         with tempfile.TemporaryDirectory() as tmp:
-            summary = run_pool(_settings(video, Path(tmp), StageConfig(detector=name)), PoolOptions())
+            summary = run_pool(_settings(video, Path(tmp), StageConfig(detector=name)), EngineOptions())
         print(f"| {name} | {summary.frames_per_second:.2f} | {summary.faces} |")
 
 
@@ -219,7 +221,7 @@ def soak(video: Path, config: StageConfig, target_frames: int, detect_workers: i
         long = long_video(video, target_frames, Path(tmp))
         total = int(cv2.VideoCapture(str(long)).get(cv2.CAP_PROP_FRAME_COUNT))
         progress: list[tuple[float, int]] = []
-        options = PoolOptions(workers={"detect": detect_workers, "align": 1, "mask": 1},
+        options = EngineOptions(workers={"detect": detect_workers, "align": 1, "mask": 1},
                               on_frame_written=lambda n: progress.append((time.monotonic(), n)))
         with MemorySampler(interval=1.0) as mem:
             summary = run_pool(_settings(long, Path(tmp) / "soak", config), options)

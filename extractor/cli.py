@@ -202,8 +202,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--skip-existing", is_flag=True,
               help="Resume: keep the frames already in the alignments file and do the others.")
 @click.option("--overwrite", is_flag=True, help="Start again even if the alignments file has frames.")
-@click.option("--single-process", is_flag=True,
-              help="Run every stage in this process (the baseline engine, easiest to debug).")
+@click.option("--single-process", is_flag=True, help="Same as --engine single.")
 @click.option("--detect-workers", default=1, show_default=True, type=click.IntRange(1), help="Detect processes.")
 @click.option("--align-workers", default=1, show_default=True, type=click.IntRange(1), help="Align processes.")
 @click.option("--mask-workers", default=1, show_default=True, type=click.IntRange(1), help="Mask processes.")
@@ -217,60 +216,37 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--detect-vram", type=click.IntRange(64), default=None, help="Same as --vram detect=MB.")
 @click.option("--align-vram", type=click.IntRange(64), default=None, help="Same as --vram align=MB.")
 @click.option("--mask-vram", type=click.IntRange(64), default=None, help="Same as --vram mask=MB.")
+@click.option("--engine", "engine_name", default="pool", show_default=True,
+              type=click.Choice(["pool", "single", "ray"]),
+              help="pool: worker processes on this machine; single: one process; ray: a Ray cluster.")
+@click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
+              help="--engine ray: join this cluster (default: start a local Ray sized to this machine).")
 @click.pass_obj
-def run(config, input_path, output_dir, alignments, detector, backend, aligner, maskers, size, coverage, min_size,
-        every_n, batch_sizes, normalization, rotate, max_pixels, preview, recursive, debug_landmarks, import_alignments,
-        realign, progress, with_identity, filter_refs, nfilter_refs, filter_threshold, skip_existing, overwrite,
-        single_process, stall_timeout, detect_workers,
-        align_workers, mask_workers, frame_buffer, gpus, vram, detect_vram, align_vram, mask_vram):
-    """Extract faces from INPUT into OUTPUT (worker pool, or --single-process)."""
+def run(config, **flags):
+    """Extract faces from INPUT into OUTPUT (worker pool, --engine single or --engine ray)."""
     from extractor.alignments import OutputError
-    from extractor.single import RunSettings, run_single_process
-    from extractor.workers.devices import PlanError
+    from extractor.engines import engine
     from extractor.fsa import UnsafeFileError
+    from extractor.workers.devices import PlanError
     from extractor.workers.frame_pool import FramePoolError
-    from extractor.workers.pool import PipelineError, PoolOptions, run_pool
 
-    backend = _chosen_backend(backend)
-    settings = RunSettings(
-        input_path=input_path,
-        output=OutputSettings(output_dir=output_dir, alignments_path=alignments or output_dir / "alignments.jsonl",
-                              size=size, coverage=coverage, skip_existing=skip_existing, overwrite=overwrite,
-                              debug_landmarks=debug_landmarks,
-                              preview_path=output_dir / "preview" / "preview.png" if preview else None),
-        stages=StageConfig(detector=detector, aligner=aligner,
-                           maskers=tuple(maskers) or (registry.DEFAULTS["mask"],),
-                           batch_sizes=_parse_batch_sizes(batch_sizes), min_size=min_size,
-                           rotations=_parse_rotations(rotate), normalization=normalization,
-                           plugin_options=_plugin_options(config), backend=backend,
-                           identity=registry.DEFAULTS["identity"] if with_identity or filter_refs or nfilter_refs
-                           else None),
-        every_n=every_n, max_pixels=max_pixels, show_progress=progress, import_alignments=import_alignments,
-        realign=realign, recursive=recursive)
-    budgets = _parse_stage_numbers(vram, "--vram") if vram else {}
-    budgets.update({stage: mb for stage, mb in zip(STAGES, (detect_vram, align_vram, mask_vram)) if mb})
-    options = PoolOptions(workers={"detect": detect_workers, "align": align_workers, "mask": mask_workers},
-                          frame_buffer=frame_buffer, vram_mb=budgets, stall_seconds=stall_timeout,
-                          gpus=_parse_gpus(gpus))
-    if filter_refs or nfilter_refs:
-        from extractor.identity_filter import FaceFilter, ReferenceError, reference_embeddings
-
-        try:
-            settings.face_filter = FaceFilter(settings.stages.identity,
-                                              reference_embeddings(list(filter_refs), settings.stages),
-                                              reference_embeddings(list(nfilter_refs), settings.stages),
-                                              filter_threshold)
-        except (ReferenceError, InputError) as exc:
-            raise click.ClickException(str(exc)) from None
+    if flags.pop("single_process"):
+        flags["engine_name"] = "single"
+    settings, options = _run_settings(config, flags), _engine_options(flags)
     logging.getLogger("extractor").info(
-        "run: %s -> %s (alignments %s); %s; detector %s, aligner %s, maskers %s", input_path, output_dir,
-        settings.output.alignments_path, "single process" if single_process else "worker pool",
-        detector, aligner, ", ".join(settings.stages.maskers))
+        "run: %s -> %s (alignments %s); engine %s; detector %s, aligner %s, maskers %s", settings.input_path,
+        settings.output.output_dir, settings.output.alignments_path, flags["engine_name"], settings.stages.detector,
+        settings.stages.aligner, ", ".join(settings.stages.maskers))
+    failures = (InputError, PlanError, OutputError, FramePoolError, UnsafeFileError)
+    if flags["engine_name"] == "ray":
+        from extractor.engines.ray_data import RayEngineError
+
+        failures += (RayEngineError,)
     try:
-        summary = run_single_process(settings) if single_process else run_pool(settings, options)
-    except (InputError, PlanError, OutputError, FramePoolError, UnsafeFileError) as exc:
+        summary = engine(flags["engine_name"])(settings, options)
+    except failures as exc:
         raise click.ClickException(str(exc)) from None
-    except PipelineError as exc:
+    except _pipeline_error() as exc:
         raise click.ClickException(f"run stopped: {exc}\nframes finished before the fault are in "
                                    f"{settings.output.alignments_path}") from None
     except KeyboardInterrupt:
@@ -278,8 +254,59 @@ def run(config, input_path, output_dir, alignments, detector, backend, aligner, 
         sys.exit(130)
     logging.getLogger("extractor").debug("summary:\n%s", summary.format())
     click.echo(summary.format())
-    if preview:
+    if settings.output.preview_path:
         click.echo(f"preview: {settings.output.preview_path}")
+
+
+def _pipeline_error():
+    from extractor.engines.pool import PipelineError
+
+    return PipelineError
+
+
+def _run_settings(config, flags: dict):
+    """The one settings object of a run, from the flags (config defaults already applied)."""
+    from extractor.run_settings import RunSettings
+
+    output_dir = flags["output_dir"]
+    identity = flags["with_identity"] or flags["filter_refs"] or flags["nfilter_refs"]
+    settings = RunSettings(
+        input_path=flags["input_path"],
+        output=OutputSettings(output_dir=output_dir,
+                              alignments_path=flags["alignments"] or output_dir / "alignments.jsonl",
+                              size=flags["size"], coverage=flags["coverage"], skip_existing=flags["skip_existing"],
+                              overwrite=flags["overwrite"], debug_landmarks=flags["debug_landmarks"],
+                              preview_path=output_dir / "preview" / "preview.png" if flags["preview"] else None),
+        stages=StageConfig(detector=flags["detector"], aligner=flags["aligner"],
+                           maskers=tuple(flags["maskers"]) or (registry.DEFAULTS["mask"],),
+                           batch_sizes=_parse_batch_sizes(flags["batch_sizes"]), min_size=flags["min_size"],
+                           rotations=_parse_rotations(flags["rotate"]), normalization=flags["normalization"],
+                           plugin_options=_plugin_options(config), backend=_chosen_backend(flags["backend"]),
+                           identity=registry.DEFAULTS["identity"] if identity else None),
+        every_n=flags["every_n"], max_pixels=flags["max_pixels"], show_progress=flags["progress"],
+        import_alignments=flags["import_alignments"], realign=flags["realign"], recursive=flags["recursive"])
+    if flags["filter_refs"] or flags["nfilter_refs"]:
+        from extractor.identity_filter import FaceFilter, ReferenceError, reference_embeddings
+
+        try:
+            settings.face_filter = FaceFilter(settings.stages.identity,
+                                              reference_embeddings(list(flags["filter_refs"]), settings.stages),
+                                              reference_embeddings(list(flags["nfilter_refs"]), settings.stages),
+                                              flags["filter_threshold"])
+        except (ReferenceError, InputError) as exc:
+            raise click.ClickException(str(exc)) from None
+    return settings
+
+
+def _engine_options(flags: dict):
+    from extractor.run_settings import EngineOptions
+
+    budgets = _parse_stage_numbers(flags["vram"], "--vram") if flags["vram"] else {}
+    budgets.update({stage: mb for stage, mb in zip(STAGES, (flags["detect_vram"], flags["align_vram"],
+                                                            flags["mask_vram"])) if mb})
+    return EngineOptions(workers={stage: flags[f"{stage}_workers"] for stage in STAGES},
+                         frame_buffer=flags["frame_buffer"], vram_mb=budgets, stall_seconds=flags["stall_timeout"],
+                         gpus=_parse_gpus(flags["gpus"]), ray_address=flags["ray_address"])
 
 
 @main.command()

@@ -220,6 +220,60 @@ def check_outside_inputs(settings: OutputSettings, input_path: Path, recursive: 
                           f"input folder {input_path}; faces would mix with your images: choose another -o")
 
 
+@dataclass
+class PreparedFrame:
+    """What a finished frame becomes, before anything touches the disk."""
+
+    record: dict
+    pngs: list[bytes]  # one per entry of record["face_files"]
+    filtered_out: int = 0  # faces the identity filter dropped
+    previews: list = field(default_factory=list)  # (crop, points, face) for the contact sheet, if asked
+
+
+class FramePreparer:
+    """A finished frame's alignments record and face PNG bytes (pixels, extractor's and faceswap's
+    headers). Pure computation, no disk: the Ray engine runs it on the workers, the other
+    engines just before writing."""
+
+    def __init__(self, settings: OutputSettings, face_names: FaceNames, face_filter=None, want_previews=False):
+        self.settings = settings
+        self.face_names = face_names
+        self.face_filter = face_filter
+        self.want_previews = want_previews
+
+    def prepare(self, media: ExtractMedia) -> PreparedFrame:
+        name, image, faces = media.filename, media.image, media.detected_faces
+        filtered = 0
+        if self.face_filter is not None:
+            kept = [face for face in faces if self.face_filter.accepts(face)]
+            filtered, faces = len(faces) - len(kept), kept
+        files = [self.face_names(name, index) for index in range(len(faces))] if self.settings.save_faces else []
+        record = frame_record(name, media.frame_index, media.source, image.shape, faces, files)
+        prepared = PreparedFrame(record, [], filtered)
+        for face_index, face in enumerate(faces if self.settings.save_faces else []):
+            prepared.pngs.append(self._face_png(record, face_index, image, face, prepared.previews))
+        return prepared
+
+    def _face_png(self, record: dict, face_index: int, image: np.ndarray, face: DetectedFace, previews: list) -> bytes:
+        name, size, coverage = record["frame"], self.settings.size, self.settings.coverage
+        crop = face.aligned_face(image, size, coverage)
+        if self.want_previews or self.settings.debug_landmarks:
+            points = face.aligned_landmarks(size, coverage)
+            if self.want_previews:
+                previews.append((crop.copy() if self.settings.debug_landmarks else crop, points, face))
+            if self.settings.debug_landmarks:
+                draw_landmarks(crop, points)
+        ok, encoded = cv2.imencode(".png", crop, PNG_PARAMS)
+        if not ok:
+            raise OSError(f"{name}: PNG encoding of face {face_index} failed")
+        file_name = record["face_files"][face_index]
+        meta = {"frame": name, "face_index": face_index, "source": record["source"],
+                "aligned": {"size": size, "coverage": coverage}, "face": record["faces"][face_index]}
+        # faceswap's chunk first (each is inserted just before the image data, in this order).
+        header = str(faceswap_png_header(record, face_index, face, file_name))
+        return png_with_text(png_with_text(encoded.tobytes(), FACESWAP_KEYWORD, header), PNG_KEYWORD, json.dumps(meta))
+
+
 class FrameWriter:
     """Writes each finished frame: its face PNGs first, then its alignments record.
 
@@ -228,8 +282,8 @@ class FrameWriter:
 
     def __init__(self, settings: OutputSettings, face_filter=None, face_names: FaceNames | None = None):
         self.settings = settings
-        self.face_filter = face_filter
         self.face_names = face_names or FaceNames(None)
+        self.preparer = FramePreparer(settings, self.face_names, face_filter, want_previews=bool(settings.preview_path))
         check_writable(settings)
         self.lock = OutputLock(settings.output_dir)
         try:
@@ -282,45 +336,30 @@ class FrameWriter:
 
     def write(self, media: ExtractMedia) -> dict:
         """Write a finished frame (its faces first, then its record); returns the record."""
-        name, image, faces = media.filename, media.image, media.detected_faces
-        if self.face_filter is not None:
-            kept = [face for face in faces if self.face_filter.accepts(face)]
-            self.counts.filtered_out += len(faces) - len(kept)
-            faces = kept
-        files = [self.face_names(name, index) for index in range(len(faces))] if self.settings.save_faces else []
-        record = frame_record(name, media.frame_index, media.source, image.shape, faces, files)
+        return self.commit(self.preparer.prepare(media))
+
+    def commit(self, prepared: PreparedFrame) -> dict:
+        """Write a prepared frame: its face PNGs, then its record (so a record on disk always
+        means its faces are on disk too); returns the record."""
+        record = prepared.record
         try:
-            if self.settings.save_faces:
-                for face_index, face in enumerate(faces):
-                    self._write_face(record, face_index, image, face)
+            for name, png in zip(record.get("face_files", []), prepared.pngs):
+                self._store(self.settings.output_dir / name, png)
             self.alignments.append(record)
         except OutputError as exc:
-            raise OutputError(f"{exc}; the run stopped at frame {name}, and the {self.counts.frames} frames "
-                              f"finished before it are intact in {self.settings.alignments_path}") from exc
+            raise OutputError(f"{exc}; the run stopped at frame {record['frame']}, and the {self.counts.frames} "
+                              f"frames finished before it are intact in {self.settings.alignments_path}") from exc
+        if self.preview is not None:
+            for crop, points, face in prepared.previews:
+                self.preview.add(crop, points, face, self.settings.size, self.settings.coverage)
         self.counts.frames += 1
-        self.counts.faces += len(faces)
-        self.counts.frames_without_face += not faces
+        self.counts.faces += len(record["faces"])
+        self.counts.frames_without_face += not record["faces"]
+        self.counts.filtered_out += prepared.filtered_out
         return record
 
-    def _write_face(self, record: dict, face_index: int, image: np.ndarray, face: DetectedFace) -> None:
-        name, size, coverage = record["frame"], self.settings.size, self.settings.coverage
-        crop = face.aligned_face(image, size, coverage)
-        if self.preview is not None or self.settings.debug_landmarks:
-            points = face.aligned_landmarks(size, coverage)
-            if self.preview is not None:
-                self.preview.add(crop, points, face, size, coverage)
-            if self.settings.debug_landmarks:
-                draw_landmarks(crop, points)
-        ok, encoded = cv2.imencode(".png", crop, PNG_PARAMS)
-        if not ok:
-            raise OSError(f"{name}: PNG encoding of face {face_index} failed")
-        path = self.settings.output_dir / record["face_files"][face_index]
-        face_dict = record["faces"][face_index]
-        meta = {"frame": name, "face_index": face_index, "source": record["source"],
-                "aligned": {"size": size, "coverage": coverage}, "face": face_dict}
-        # faceswap's chunk first (each is inserted just before the image data, in this order).
-        header = str(faceswap_png_header(record, face_index, face, path.name))
-        png = png_with_text(png_with_text(encoded.tobytes(), FACESWAP_KEYWORD, header), PNG_KEYWORD, json.dumps(meta))
+    @staticmethod
+    def _store(path: Path, png: bytes) -> None:
         tmp = path.with_suffix(".png.tmp")
         try:
             tmp.write_bytes(png)

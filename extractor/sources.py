@@ -166,6 +166,10 @@ class InputSource:
             return max(0, -(-count // self.every_n) - len(self.done)) if count > 0 else None
         return sum(1 for p in self.image_paths()[::self.every_n] if self.image_key(p) not in self.done)
 
+    def listing_problems(self) -> list[SkippedInput]:
+        """Entries of an image folder that are not inputs (non-images, sub-folders...), with why."""
+        return [] if self.is_video or self.path.is_file() else list_images(self.path, self.recursive)[1]
+
     def image_paths(self) -> list[Path]:
         return [self.path] if self.path.is_file() else list_images(self.path, self.recursive)[0]
 

@@ -10,7 +10,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from extractor.output import OutputSettings  # noqa: E402
-from extractor.single import RunSettings, run_single_process  # noqa: E402
+from extractor.engines.single import run_single_process
+from extractor.run_settings import RunSettings  # noqa: E402
 from extractor.stages import AlignStage, DetectStage, MaskStage, StageConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

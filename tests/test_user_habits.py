@@ -19,7 +19,8 @@ from extractor.cli import main
 from extractor.output import OutputSettings
 from extractor.preview import LANDMARK_COLOUR, MASK_COLOUR
 from extractor.progress import Progress
-from extractor.single import RunSettings, run_single_process
+from extractor.engines.single import run_single_process
+from extractor.run_settings import RunSettings
 from extractor.stages import StageConfig
 
 

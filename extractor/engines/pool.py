@@ -21,12 +21,11 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 from extractor.media import ExtractMedia
 from extractor.output import FrameWriter
 from extractor.plugins import registry
-from extractor.single import RunSettings, RunSummary
+from extractor.run_settings import EngineOptions, RunSettings, RunSummary
 from extractor.sources import InputSource
 from extractor.workers.assembler import FrameAssembler
 from extractor.workers.devices import StageDemand, WorkerPlan, detect_gpus, plan_devices
@@ -43,18 +42,6 @@ JOIN_SECONDS = 5.0
 
 class PipelineError(Exception):
     """The run stopped because a stage failed; the message names the stage and the frames."""
-
-
-@dataclass
-class PoolOptions:
-    workers: dict[str, int] = field(default_factory=lambda: {"detect": 1, "align": 1, "mask": 1})
-    frame_buffer: int | None = None  # slots; None: chosen from free RAM
-    gpus: list[int] | None = None  # which GPUs may be used; None: all
-    vram_mb: dict[str, int] = field(default_factory=dict)  # per-stage budget overrides
-    count_bytes: bool = False  # tally pickled bytes on every queue (benchmark, tests)
-    gpu_inventory: list | None = None  # for tests: a simulated inventory instead of nvidia-smi
-    on_frame_written: Callable[[int], None] | None = None  # called with the frame count after each write
-    stall_seconds: float = 300.0  # no message at all for this long while frames are in flight: stop
 
 
 @dataclass
@@ -96,7 +83,7 @@ def active_stages(settings: RunSettings) -> tuple[str, ...]:
     return stages + (("identity",) if settings.stages.identity else ())
 
 
-def stage_demands(settings: RunSettings, options: PoolOptions, has_gpu: bool = False) -> list[StageDemand]:
+def stage_demands(settings: RunSettings, options: EngineOptions, has_gpu: bool = False) -> list[StageDemand]:
     """Worker count, GPU need, CPU weight and runtime of each stage, read from its plugins' data."""
     config = settings.stages
     demands = []
@@ -117,7 +104,7 @@ def stage_demands(settings: RunSettings, options: PoolOptions, has_gpu: bool = F
 
 
 class PoolEngine:
-    def __init__(self, settings: RunSettings, options: PoolOptions):
+    def __init__(self, settings: RunSettings, options: EngineOptions):
         self.settings = settings
         self.options = options
         self.summary = PoolSummary()
@@ -371,5 +358,5 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run_pool(settings: RunSettings, options: PoolOptions) -> PoolSummary:
+def run_pool(settings: RunSettings, options: EngineOptions) -> PoolSummary:
     return PoolEngine(settings, options).run()

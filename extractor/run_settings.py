@@ -1,23 +1,38 @@
-"""The single-process engine: every stage in this process, one batch after another.
+"""What every engine shares: the run's settings (one object the CLI builds), the engine options
+(workers, buffers, GPUs, cluster address), and the summary every engine returns.
 
-It is the baseline the worker pool is measured against and the easiest path to debug; it runs
-the very same stage code (``stages.py``) and writes through the same ``FrameWriter``.
+The three engines (``extractor/engines/``: single, pool, ray) take ``(RunSettings,
+EngineOptions)`` and return a ``RunSummary``.
 """
 from __future__ import annotations
 
-import copy
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from extractor.output import FaceNames, FrameWriter, OutputSettings, check_outside_inputs
-from extractor.progress import Progress
 from extractor.media import ExtractMedia
+from extractor.output import FaceNames, FrameWriter, OutputSettings, check_outside_inputs
 from extractor.sources import DEFAULT_MAX_PIXELS, InputSource, SkippedInput
-from extractor.stages import AlignStage, DetectStage, IdentityStage, MaskStage, StageConfig
+from extractor.stages import StageConfig
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineOptions:
+    """How an engine spreads the work; the single-process engine ignores all but the callback."""
+
+    workers: dict[str, int] = field(default_factory=lambda: {"detect": 1, "align": 1, "mask": 1})
+    frame_buffer: int | None = None  # pool: frame slots; None: chosen from free RAM
+    gpus: list[int] | None = None  # which GPUs may be used; None: all
+    vram_mb: dict[str, int] = field(default_factory=dict)  # per-stage budget overrides
+    count_bytes: bool = False  # pool: tally pickled bytes on every queue (benchmark, tests)
+    gpu_inventory: list | None = None  # pool, for tests: a simulated inventory instead of nvidia-smi
+    on_frame_written: Callable[[int], None] | None = None  # called with the frame count after each write
+    stall_seconds: float = 300.0  # pool: no message at all for this long while frames are in flight: stop
+    ray_address: str | None = None  # ray: "auto" or HOST:PORT of a cluster; None: a local instance
+    gpu_memory_mb: int | None = None  # ray: memory of one GPU, to turn budgets into GPU fractions
 
 
 @dataclass
@@ -125,89 +140,3 @@ class RunSummary:
                             if k not in loads)
             lines.append(f"ms per frame by stage: {per}")
         return "\n".join(lines)
-
-
-def _timed(summary: RunSummary, stage: str, func, *args):
-    start = time.perf_counter()
-    result = func(*args)
-    summary.stage_seconds[stage] = summary.stage_seconds.get(stage, 0.0) + time.perf_counter() - start
-    return result
-
-
-def _chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def run_single_process(settings: RunSettings) -> RunSummary:
-    """Extract every frame of the input in this process; returns the run's summary."""
-    summary = RunSummary()
-    start = time.perf_counter()
-    source, writer, imported = settings.open_input_and_output(summary)
-    progress = Progress(source.estimate_frames(), enabled=settings.show_progress)
-    detect = DetectStage(settings.stages) if imported is None else None
-    align = AlignStage(settings.stages) if imported is None or settings.realign else None
-    mask = MaskStage(settings.stages)
-    identity = IdentityStage(settings.stages) if settings.stages.identity else None
-    try:
-        for stage, name in ((detect, "detect"), (align, "align"), (mask, "mask"), (identity, "identity")):
-            if stage is not None:
-                _timed(summary, f"load {name}", stage.load)
-        engine = _Batches(detect, align, mask, identity, writer, summary, progress, imported)
-        pending: list[ExtractMedia] = []
-        for item in source:
-            frame = summary.admit(item)
-            if frame is None:
-                continue
-            pending.append(frame)
-            if len(pending) >= engine.frame_batch:
-                engine.process(pending)
-                pending = []
-        if pending:
-            engine.process(pending)
-    finally:
-        writer.close()
-        progress.close()
-    summary.frames = writer.counts.frames
-    summary.faces = writer.counts.faces
-    summary.frames_without_face = writer.counts.frames_without_face
-    summary.filtered_out = writer.counts.filtered_out
-    summary.peak_rss = progress.peak_rss
-    summary.seconds = time.perf_counter() - start
-    return summary
-
-
-class _Batches:
-    """One batch of frames through detect (or the imported faces), align, mask and write."""
-
-    def __init__(self, detect, align, mask, identity, writer, summary, progress, imported):
-        self.detect, self.align, self.mask, self.identity = detect, align, mask, identity
-        self.writer, self.summary, self.progress, self.imported = writer, summary, progress, imported
-        self.frame_batch = detect.batch_size if detect is not None else 16
-
-    def _in_batches(self, stage, name: str, images: list, faces: list, counter: str | None) -> None:
-        """Run a face stage over all faces in its batch size (a missing stage passes them on)."""
-        for batch in _chunks(list(range(len(faces))), stage.batch_size if stage else max(1, len(faces))):
-            if stage is not None:
-                _timed(self.summary, name, stage.run, [images[i] for i in batch], [faces[i] for i in batch])
-            if counter:
-                self.progress.add(**{counter: len(batch)})
-
-    def process(self, frames: list[ExtractMedia]) -> None:
-        if self.imported is None:
-            found = _timed(self.summary, "detect", self.detect.run, [f.image for f in frames])
-        else:
-            found = [[copy.deepcopy(face) for face in self.imported.get(f.filename, [])] for f in frames]
-        self.progress.add(detected=len(frames), faces=sum(map(len, found)))
-        images, faces = [], []
-        for frame, frame_faces in zip(frames, found):
-            frame.add_detected_faces(frame_faces)
-            images += [frame.image] * len(frame_faces)
-            faces += frame_faces
-        self._in_batches(self.align, "align", images, faces, "aligned")
-        self._in_batches(self.mask, "mask", images, faces, "masked")
-        self._in_batches(self.identity, "identity", images, faces, None)
-        for frame in frames:
-            _timed(self.summary, "write", self.writer.write, frame)
-            frame.remove_image()  # written: let the pixels go
-            self.progress.add(written=1)

@@ -1,0 +1,114 @@
+"""The Ray Data engine on a local Ray instance (num_cpus=2), real plugins on ../shared/data:
+the same frames, faces and boxes as the other engines, a video read in ranges by several tasks
+and put back in order, a killed actor that loses nothing, and Ctrl-C then resume."""
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import psutil
+import pytest
+
+from conftest import DATA, VIDEO
+from extractor.alignments import read_records
+from extractor.engines.ray_data import VIDEO_RANGE, run_ray
+from extractor.output import OutputSettings
+from extractor.run_settings import EngineOptions, RunSettings
+from extractor.sources import InputSource
+from extractor.stages import StageConfig
+
+ray = pytest.importorskip("ray", reason="Ray is part of the test environment (make install)")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def _settings(input_path, out, every_n=1, **output) -> RunSettings:
+    return RunSettings(input_path=input_path, every_n=every_n,
+                       output=OutputSettings(output_dir=out, alignments_path=out / "alignments.jsonl", size=128,
+                                             **output),
+                       stages=StageConfig(maskers=("components", "extended")))
+
+
+def _same_faces(ours: dict, reference: dict) -> None:
+    assert len(ours["faces"]) == len(reference["faces"]), ours["frame"]
+    for a, b in zip(ours["faces"], reference["faces"]):
+        assert np.abs(np.subtract(a["box"], b["box"])).max() < 0.5, ours["frame"]
+        assert np.abs(np.subtract(a["landmarks"], b["landmarks"])).max() < 0.5, ours["frame"]
+
+
+def test_ray_gives_the_pool_s_frames_faces_and_files(local_ray, tmp_path):
+    from extractor.engines.pool import run_pool
+
+    pool = run_pool(_settings(DATA / "dlib_faces", tmp_path / "pool"), EngineOptions())
+    summary = run_ray(_settings(DATA / "dlib_faces", tmp_path / "ray"), EngineOptions())
+    assert (summary.frames, summary.faces) == (pool.frames, pool.faces) == (6, 28)
+    theirs = list(read_records(tmp_path / "pool" / "alignments.jsonl"))
+    ours = list(read_records(tmp_path / "ray" / "alignments.jsonl"))
+    assert [r["frame"] for r in ours] == [r["frame"] for r in theirs]  # input order
+    for a, b in zip(ours, theirs):
+        _same_faces(a, b)
+        assert a["face_files"] == b["face_files"]
+    assert sorted(p.name for p in (tmp_path / "ray").glob("*.png")) == \
+        sorted(p.name for p in (tmp_path / "pool").glob("*.png"))
+
+
+def test_a_video_is_read_in_ranges_and_comes_back_whole_in_order(local_ray, tmp_path, video_run):
+    reference_settings, _ = video_run
+    reference = {r["frame"]: r for r in read_records(reference_settings.output.alignments_path)}
+    summary = run_ray(_settings(VIDEO, tmp_path / "ray", every_n=3), EngineOptions())
+    records = list(read_records(tmp_path / "ray" / "alignments.jsonl"))
+    expected = [frame.filename for frame in InputSource(VIDEO, every_n=3)]
+    assert 275 // VIDEO_RANGE >= 8  # read by nine tasks
+    assert [r["frame"] for r in records] == expected and summary.frames == len(expected) == 92
+    for record in records:
+        _same_faces(record, reference[record["frame"]])
+
+
+def _map_workers() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"])
+            if "MapBatches(StageActor)" in " ".join(p.info["cmdline"] or []) and "read_units" not in
+            " ".join(p.info["cmdline"] or [])]
+
+
+def test_a_killed_actor_loses_no_frame_and_writes_none_twice(local_ray, tmp_path, video_run):
+    reference_settings, _ = video_run
+    reference = {r["frame"]: r for r in read_records(reference_settings.output.alignments_path)}
+    killed = []
+
+    def kill_one(frames_written: int) -> None:
+        if frames_written == 3 and not killed:
+            victim = _map_workers()[0]
+            killed.append(victim.pid)
+            os.kill(victim.pid, signal.SIGKILL)
+
+    run_ray(_settings(VIDEO, tmp_path / "ray", every_n=5), EngineOptions(on_frame_written=kill_one))
+    assert killed
+    frames = [r["frame"] for r in read_records(tmp_path / "ray" / "alignments.jsonl")]
+    assert frames == [frame.filename for frame in InputSource(VIDEO, every_n=5)]  # all, once, in order
+    for record in read_records(tmp_path / "ray" / "alignments.jsonl"):
+        _same_faces(record, reference[record["frame"]])
+
+
+def test_ctrl_c_leaves_a_valid_file_that_resumes_to_the_whole(local_ray, tmp_path):
+    out = tmp_path / "ray"
+
+    def interrupt(frames_written: int) -> None:
+        if frames_written == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_ray(_settings(VIDEO, out, every_n=5), EngineOptions(on_frame_written=interrupt))
+    torn: list = []
+    first = list(read_records(out / "alignments.jsonl", torn))
+    assert len(first) == 10 and not torn
+    summary = run_ray(_settings(VIDEO, out, every_n=5, skip_existing=True), EngineOptions())
+    assert summary.already_done == 10
+    frames = [r["frame"] for r in read_records(out / "alignments.jsonl")]
+    assert sorted(frames) == sorted(frame.filename for frame in InputSource(VIDEO, every_n=5))
+    assert len(frames) == len(set(frames))
