@@ -30,13 +30,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import psutil  # noqa: E402
 
+from extractor.engines.pool import run_pool  # noqa: E402
+from extractor.engines.single import run_single_process  # noqa: E402
 from extractor.output import OutputSettings  # noqa: E402
-from extractor.engines.single import run_single_process
-from extractor.run_settings import RunSettings  # noqa: E402
+from extractor.run_settings import EngineOptions, RunSettings  # noqa: E402
 from extractor.sources import InputSource  # noqa: E402
 from extractor.stages import AlignStage, DetectStage, MaskStage, StageConfig  # noqa: E402
-from extractor.engines.pool import run_pool
-from extractor.run_settings import EngineOptions  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -45,7 +44,8 @@ FALLBACK_VIDEO = REPO / "samples" / "hamilton_clip_60frames.mp4"
 
 
 class MemorySampler:
-    """Samples total RSS and PSS of this process and all its children, and /dev/shm use."""
+    """Samples total RSS and PSS of this process and all its children, and the machine's shared
+    memory (``Shmem`` of /proc/meminfo: /dev/shm files and anonymous memfd blocks alike)."""
 
     def __init__(self, interval: float = 0.5):
         self.interval = interval
@@ -64,7 +64,7 @@ class MemorySampler:
                     pss += getattr(info, "pss", info.rss)
                 except psutil.Error:
                     continue
-            shm = psutil.disk_usage("/dev/shm").used if os.path.isdir("/dev/shm") else 0
+            shm = _shmem_bytes()
             self.samples.append((time.monotonic(), rss, pss, shm))
             self._stop.wait(self.interval)
 
@@ -81,6 +81,43 @@ class MemorySampler:
 
     def final(self, column: int) -> int:
         return self.samples[-1][column] if self.samples else 0
+
+
+def _shmem_bytes() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("Shmem:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def ray_against_pool(video: Path, config: StageConfig) -> None:
+    """The Ray Data engine's overhead on this machine: the same video through the pool, then
+    through Ray on a local instance (started beforehand; its start-up time is shown apart)."""
+    try:
+        import ray
+
+        from extractor.engines.ray_data import run_ray
+    except ImportError:
+        print("\nRay is not installed (pip install 'extractor[ray]'): Ray vs pool skipped")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        pool = run_pool(_settings(video, Path(tmp) / "pool", config), EngineOptions())
+        start = time.perf_counter()
+        ray.init(num_cpus=psutil.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        started = time.perf_counter() - start
+        try:
+            on_ray = run_ray(_settings(video, Path(tmp) / "ray", config), EngineOptions())
+        finally:
+            ray.shutdown()
+    print("\n| engine (same video, 1 worker per stage) | frames/s (model loads included) | frames, faces |")
+    print("| --- | --- | --- |")
+    print(f"| pool | {pool.frames_per_second:.2f} | {pool.frames}, {pool.faces} |")
+    print(f"| ray (local instance, {psutil.cpu_count()} CPUs; start-up {started:.1f} s not included) | "
+          f"{on_ray.frames_per_second:.2f} | {on_ray.frames}, {on_ray.faces} |")
+    print(f"| **ray / pool** | **{on_ray.frames_per_second / pool.frames_per_second:.2f}** | |")
 
 
 def _settings(video: Path, out: Path, config: StageConfig) -> RunSettings:
@@ -235,7 +272,7 @@ def soak(video: Path, config: StageConfig, target_frames: int, detect_workers: i
         return sample[1], sample[2], sample[3]
 
     mb = 1024 * 1024
-    print("| progress | total RSS (MB) | total PSS (MB) | /dev/shm used (MB) |\n| --- | --- | --- | --- |")
+    print("| progress | total RSS (MB) | total PSS (MB) | shared memory, machine (MB) |\n| --- | --- | --- | --- |")
     for fraction in (0.1, 0.25, 0.5, 0.75, 1.0):
         rss, pss, shm = at(fraction)
         print(f"| {fraction:.0%} | {rss / mb:.0f} | {pss / mb:.0f} | {shm / mb:.0f} |")
@@ -251,6 +288,7 @@ def main() -> None:
     parser.add_argument("--detect-workers", type=int, default=1)
     parser.add_argument("--soak", type=int, default=2000, help="frames for the soak run (0: skip it)")
     parser.add_argument("--copies", type=int, default=8, help="copies of each photo in the peer comparison")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray vs pool comparison")
     parser.add_argument("--detectors", default="centerface,mtcnn,blazeface,dlib-hog",
                         help="detectors timed on the sample video ('' to skip)")
     args = parser.parse_args()
@@ -259,6 +297,8 @@ def main() -> None:
         detectors_on_video(args.video, args.detectors.split(","))
     config = StageConfig(maskers=("components",))
     compare(args.video, config, args.detect_workers)
+    if not args.no_ray:
+        ray_against_pool(args.video, config)
     if args.soak:
         soak(args.video, config, args.soak, args.detect_workers)
 

@@ -8,7 +8,7 @@
 
 The coordinator is the only writer: it completes a frame when its last face returns, writes it
 (faces, then its alignments record) and gives its slot back to the loader. Any failure (a worker
-exception, a worker killed, Ctrl-C) ends every process, unlinks the frame pool and keeps every
+exception, a worker killed, Ctrl-C) ends every process, releases the frame pool and keeps every
 frame already written.
 """
 from __future__ import annotations
