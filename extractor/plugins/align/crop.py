@@ -69,29 +69,39 @@ class CropAligner(Aligner):
 
     Subclasses set ``crop_box`` (the framing their model was trained on, in mean-face units) and
     implement ``predict`` (crops -> points in crop pixels) and ``to_68`` (model points -> iBUG 68).
-    ``refine`` extra passes re-frame the crop on the previous pass's landmarks.
+    ``refine`` extra passes re-frame the crop on the previous pass's landmarks, for faces whose
+    detected box is smaller than ``refine_below`` pixels (0: every face): on ../shared/data the
+    pass moves the mean NME of faces under 40 px from 0.0756 to 0.0673, of larger faces only
+    from 0.0344 to 0.0337, while it doubles the aligner's cost.
     """
 
     crop_box: tuple[float, float, float] = (0.5, 0.5, 1.5)
 
     def __init__(self, batch_size=None, normalization="none", detector: str | None = None,
-                 refine: int = 1, **options):
+                 refine: int = 1, refine_below: int = 0, **options):
         super().__init__(batch_size, normalization, **options)
         self.detector = detector
         self.refine = refine
+        self.refine_below = int(refine_below)
 
     def process(self, batch: Batch) -> Batch:
         if not self.loaded:
             self.load()
-        poses = [pose_from_detection(face, self.detector) for face in batch.faces]
-        for _ in range(1 + self.refine):
-            batch.feed = poses
-            self.pre_process(batch)
-            self.predict(batch)
-            self.post_process(batch)
-            poses = [pose_from_landmarks(face.landmarks) for face in batch.faces]
+        self._one_pass(batch, [pose_from_detection(face, self.detector) for face in batch.faces])
+        chosen = [i for i, face in enumerate(batch.faces)
+                  if not self.refine_below or max(face.width, face.height) < self.refine_below]
+        if chosen and self.refine:
+            again = Batch([batch.images[i] for i in chosen], [batch.faces[i] for i in chosen])
+            for _ in range(self.refine):  # the faces are shared: their landmarks update in place
+                self._one_pass(again, [pose_from_landmarks(face.landmarks) for face in again.faces])
         batch.feed = batch.prediction = None
         return batch
+
+    def _one_pass(self, batch: Batch, poses: list[np.ndarray]) -> None:
+        batch.feed = poses
+        self.pre_process(batch)
+        self.predict(batch)
+        self.post_process(batch)
 
     def pre_process(self, batch: Batch) -> None:
         """``batch.feed`` holds the poses; replace it with (crops, crop matrices)."""
