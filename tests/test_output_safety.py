@@ -36,19 +36,20 @@ def photos(tmp_path):
     return folder
 
 
-FOREIGN = {"faceswap .fsa": zlib.compress(pickle.dumps({"__meta__": {"version": 2.4}, "__data__": {}})),
-           "JSON": b'{"frames": [1, 2, 3]}\n',
-           "JPEG": PHOTO_A.read_bytes()[:4096]}
+FOREIGN = {"faceswap .fsa": lambda: zlib.compress(pickle.dumps({"__meta__": {"version": 2.4}, "__data__": {}})),
+           "JSON": lambda: b'{"frames": [1, 2, 3]}\n',
+           "JPEG": lambda: PHOTO_A.read_bytes()[:4096]}
 
 
 @pytest.mark.parametrize("flag", [None, "--overwrite", "--skip-existing"])
 @pytest.mark.parametrize("kind", sorted(FOREIGN))
 def test_an_alignments_file_that_is_not_ours_is_refused_and_untouched(photos, tmp_path, kind, flag):
     target = tmp_path / "theirs.file"
-    target.write_bytes(FOREIGN[kind])
+    content = FOREIGN[kind]()
+    target.write_bytes(content)
     code, output = _run("-i", photos, "-o", tmp_path / "faces", "--alignments", target, *([flag] if flag else []))
     assert code != 0 and "not an extractor alignments file" in output and "Traceback" not in output
-    assert target.read_bytes() == FOREIGN[kind]
+    assert target.read_bytes() == content
     assert not list((tmp_path / "faces").glob("*.png"))  # refused before any work
 
 
@@ -128,9 +129,25 @@ def test_imported_faces_with_bad_landmarks_are_skipped_with_a_message(photos, tm
     faces = content["__data__"]["a.jpg"]["faces"]
     faces[0]["landmarks_xy"] = np.full((68, 2), np.nan, np.float32)
     faces.append({"x": 10, "y": 10, "w": 0, "h": 5, "landmarks_xy": faces[1]["landmarks_xy"]})
+    faces.append({"x": 10, "y": 10, "w": 50, "h": 50, "landmarks_xy": np.full((68, 2), 30, np.float32)})
     fsa.write_bytes(zlib.compress(pickle.dumps(content)))
     code, output = _run("-i", photos, "-o", tmp_path / "again", "--import-alignments", fsa)
     assert code == 0 and "Traceback" not in output, output
     assert "frame 'a.jpg' face 0 skipped" in output and "not a finite box of positive size" in output
+    assert "collapse onto a line or a point" in output
     records = {r["frame"]: r for r in read_records(tmp_path / "again" / "alignments.jsonl")}
-    assert len(records["a.jpg"]["faces"]) == len(faces) - 2
+    assert len(records["a.jpg"]["faces"]) == len(faces) - 3
+
+
+def test_a_face_that_cannot_be_written_is_dropped_with_a_line(tmp_path):
+    from extractor.faces import DetectedFace
+    from extractor.media import ExtractMedia
+    from extractor.output import FaceNames, FramePreparer, OutputSettings
+
+    image = np.zeros((100, 100, 3), np.uint8)
+    good = DetectedFace(20, 20, 40, 40, 0.9, landmarks=np.random.RandomState(0).uniform(25, 55, (68, 2)))
+    bad = DetectedFace(20, 20, 40, 40, 0.9, landmarks=np.full((68, 2), np.nan))
+    preparer = FramePreparer(OutputSettings(tmp_path, tmp_path / "a.jsonl", size=64), FaceNames(None))
+    prepared = preparer.prepare(ExtractMedia("x.jpg", image, [bad, good]))
+    assert len(prepared.record["faces"]) == len(prepared.pngs) == 1
+    assert prepared.problems == ["x.jpg: face 0 dropped: its box, landmarks or masks are not finite numbers"]

@@ -117,6 +117,7 @@ class PoolEngine:
         self._loader_bytes = 0
         self.imported: dict[str, list] | None = None
         self._started: set[str] = set()  # workers that have opened their queues
+        self._dropped: set[int] = set()  # frames the detector could not process
         self._all_queues: list = []
         self.progress = Progress(None, enabled=False)
 
@@ -189,10 +190,7 @@ class PoolEngine:
         return self.summary
 
     def _fill_summary(self, writer: FrameWriter, start: float) -> None:
-        counts = writer.counts
-        self.summary.frames, self.summary.faces = counts.frames, counts.faces
-        self.summary.frames_without_face = counts.frames_without_face
-        self.summary.filtered_out = counts.filtered_out
+        self.summary.take_counts(writer)
         self.summary.bytes_pickled += self._loader_bytes
         self.summary.seconds = time.perf_counter() - start
 
@@ -263,6 +261,8 @@ class PoolEngine:
             elif kind == "face":
                 assembler.add(message[1], message[2], decode_face(message[3]))
                 self.progress.add(masked=1)
+            elif kind == "skipped":
+                self._skip(assembler, *message[1:])
             elif kind == "started":
                 self._started.add(message[1])
                 if len(self._started) == len(processes):  # every worker has opened the queues
@@ -279,6 +279,11 @@ class PoolEngine:
                 self._record_stats(message)
             for seq, faces in assembler.pop_ready():
                 meta = self._frames.pop(seq)
+                if seq in self._dropped:  # the detector could not process it: not written, a resume retries it
+                    self._dropped.discard(seq)
+                    pool.release(meta.slot)
+                    continue
+                faces = [face for face in faces if face is not None]  # None: a face a stage skipped
                 writer.write(ExtractMedia(meta.name, pool.view(meta.slot, meta.shape), faces, meta.index, meta.source))
                 pool.release(meta.slot)
                 self.progress.add(written=1)
@@ -286,6 +291,17 @@ class PoolEngine:
                     self.options.on_frame_written(writer.counts.frames)
         if self._loader_error is not None:
             raise PipelineError(f"loader failed: {self._loader_error!r}") from self._loader_error
+
+    def _skip(self, assembler: FrameAssembler, seq: int, face_index: int | None, reason: str) -> None:
+        """A frame (face_index None) or one face that a stage could not process: one line, counted."""
+        name = self._frames[seq].name
+        if face_index is None:
+            self._dropped.add(seq)
+            assembler.expect(seq, 0)
+            self.summary.frame_not_processed(name, reason)
+        else:
+            assembler.add(seq, face_index, None)
+            self.summary.face_not_processed(name, face_index, reason)
 
     def _check_health(self, processes) -> None:
         if self._loader_error is not None:

@@ -32,7 +32,8 @@ import numpy as np
 from extractor.media import ExtractMedia
 from extractor.output import FramePreparer, PreparedFrame
 from extractor.progress import Progress
-from extractor.run_settings import EngineOptions, RunSettings, RunSummary
+from extractor.run_settings import (EngineOptions, RunSettings, RunSummary, face_not_processed_line,
+                                    frame_not_processed_line)
 from extractor.sources import SkippedInput, read_image, video_frame_key
 from extractor.workers.messages import decode_face, encode_face
 
@@ -145,22 +146,33 @@ class StageActor:
         self.stage.load()
 
     def __call__(self, batch: dict) -> dict:
+        """The stage over the batch's frames; a frame the detector fails on gets a ``problem`` (not
+        written), a face a stage fails on is dropped with a line in the frame's ``warning``."""
         usable = [i for i, problem in enumerate(batch["problem"]) if not problem]
         images = [batch["image"][i] for i in usable]
-        faces = list(batch["faces"])
+        faces, problems, warnings = list(batch["faces"]), list(batch["problem"]), list(batch["warning"])
         if self.detect:
-            found = self.stage.run(images) if images else []
-            for i, frame_faces in zip(usable, found):
-                faces[i] = pickle.dumps([encode_face(face) for face in frame_faces])
+            found, failures = self.stage.run_isolated(images)
+            for position, (i, frame_faces) in enumerate(zip(usable, found)):
+                if position in failures:
+                    problems[i] = frame_not_processed_line(batch["key"][i], failures[position])
+                else:
+                    faces[i] = pickle.dumps([encode_face(face) for face in frame_faces])
         else:
             per_frame = [[decode_face(f) for f in pickle.loads(faces[i])] for i in usable]
-            flat_images = [image for image, frame_faces in zip(images, per_frame) for _ in frame_faces]
-            flat_faces = [face for frame_faces in per_frame for face in frame_faces]
-            done = self.stage.run(flat_images, flat_faces) if flat_faces else []
-            for i, frame_faces in zip(usable, per_frame):
-                mine, done = done[:len(frame_faces)], done[len(frame_faces):]
-                faces[i] = pickle.dumps([encode_face(face) for face in mine])
-        batch["faces"] = faces
+            owners = [(i, index) for i, frame_faces in zip(usable, per_frame) for index in range(len(frame_faces))]
+            flat_images = [batch["image"][i] for i, _ in owners]
+            done, failures = self.stage.run_isolated(flat_images, [f for frame_faces in per_frame for f in frame_faces])
+            kept: dict[int, list] = {i: [] for i in usable}
+            for position, ((i, index), face) in enumerate(zip(owners, done)):
+                if position in failures:
+                    line = face_not_processed_line(batch["key"][i], index, failures[position])
+                    warnings[i] = "\n".join(filter(None, [warnings[i], line]))
+                else:
+                    kept[i].append(encode_face(face))
+            for i in usable:
+                faces[i] = pickle.dumps(kept[i])
+        batch["faces"], batch["problem"], batch["warning"] = faces, problems, warnings
         return batch
 
 
@@ -249,9 +261,7 @@ def run_ray(settings: RunSettings, options: EngineOptions) -> RunSummary:
             import ray
 
             ray.shutdown()
-    summary.frames, summary.faces = writer.counts.frames, writer.counts.faces
-    summary.frames_without_face = writer.counts.frames_without_face
-    summary.filtered_out = writer.counts.filtered_out
+    summary.take_counts(writer)
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -294,9 +304,9 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
             if row["problem"]:
                 summary.admit(SkippedInput(row["key"], row["problem"]))
                 continue
-            if row["warning"]:
-                logger.warning(row["warning"])
-                summary.warnings.append(row["warning"])
+            for line in filter(None, row["warning"].split("\n")):
+                logger.warning(line)
+                summary.warnings.append(line)
             previews = pickle.loads(row["previews"]) if row["previews"] else []
             writer.commit(PreparedFrame(json.loads(row["record"]), pickle.loads(row["pngs"]), int(row["filtered"]),
                                         previews))

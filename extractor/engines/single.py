@@ -59,10 +59,7 @@ def run_single_process(settings: RunSettings, options: EngineOptions | None = No
     finally:
         writer.close()
         progress.close()
-    summary.frames = writer.counts.frames
-    summary.faces = writer.counts.faces
-    summary.frames_without_face = writer.counts.frames_without_face
-    summary.filtered_out = writer.counts.filtered_out
+    summary.take_counts(writer)
     summary.peak_rss = progress.peak_rss
     summary.seconds = time.perf_counter() - start
     return summary
@@ -77,17 +74,25 @@ class _Batches:
         self.on_frame_written = None
         self.frame_batch = detect.batch_size if detect is not None else 16
 
-    def _in_batches(self, stage, name: str, images: list, faces: list, counter: str | None) -> None:
-        """Run a face stage over all faces in its batch size (a missing stage passes them on)."""
+    def _in_batches(self, stage, name: str, images: list, faces: list, counter: str | None) -> dict[int, str]:
+        """Run a face stage over all faces in its batch size (a missing stage passes them on);
+        returns the faces (by id) it could not process, with why."""
+        failed = {}
         for batch in _chunks(list(range(len(faces))), stage.batch_size if stage else max(1, len(faces))):
             if stage is not None:
-                _timed(self.summary, name, stage.run, [images[i] for i in batch], [faces[i] for i in batch])
+                _, failures = _timed(self.summary, name, stage.run_isolated, [images[i] for i in batch],
+                                     [faces[i] for i in batch])
+                failed.update({id(faces[batch[i]]): f"{name}: {why}" for i, why in failures.items()})
             if counter:
                 self.progress.add(**{counter: len(batch)})
+        return failed
 
     def process(self, frames: list[ExtractMedia]) -> None:
         if self.imported is None:
-            found = _timed(self.summary, "detect", self.detect.run, [f.image for f in frames])
+            found, failures = _timed(self.summary, "detect", self.detect.run_isolated, [f.image for f in frames])
+            for index in sorted(failures, reverse=True):
+                self.summary.frame_not_processed(frames[index].filename, failures[index])
+                del frames[index], found[index]
         else:
             found = [[copy.deepcopy(face) for face in self.imported.get(f.filename, [])] for f in frames]
         self.progress.add(detected=len(frames), faces=sum(map(len, found)))
@@ -96,9 +101,17 @@ class _Batches:
             frame.add_detected_faces(frame_faces)
             images += [frame.image] * len(frame_faces)
             faces += frame_faces
-        self._in_batches(self.align, "align", images, faces, "aligned")
-        self._in_batches(self.mask, "mask", images, faces, "masked")
-        self._in_batches(self.identity, "identity", images, faces, None)
+        failed = {}
+        for stage, name, counter in ((self.align, "align", "aligned"), (self.mask, "mask", "masked"),
+                                     (self.identity, "identity", None)):
+            failed.update(self._in_batches(stage, name, images, faces, counter))
+            kept = [i for i, face in enumerate(faces) if id(face) not in failed]
+            images, faces = [images[i] for i in kept], [faces[i] for i in kept]
+        for frame in frames:
+            for index, face in enumerate(frame.detected_faces):
+                if id(face) in failed:
+                    self.summary.face_not_processed(frame.filename, index, failed[id(face)])
+            frame.detected_faces[:] = [face for face in frame.detected_faces if id(face) not in failed]
         for frame in frames:
             _timed(self.summary, "write", self.writer.write, frame)
             frame.remove_image()  # written: let the pixels go

@@ -8,7 +8,8 @@ coordinator decides how the run ends) and dies with the coordinator, whatever ki
 Messages it sends to the coordinator's result queue:
 ``("started", label, pid)`` (its queues are open),
 ``("ready", label, pid)``, ``("busy", label, seqs, items)`` before each batch, ``("detected", seq, n)`` (detect),
-``("face", seq, index, face)`` (mask), ``("error", label, seqs, text)``, ``("stats", label, ...)``.
+``("face", seq, index, face)`` (mask), ``("skipped", seq, face index or None, why)`` (a face, or a
+whole frame, a plugin could not process), ``("error", label, seqs, text)``, ``("stats", label, ...)``.
 """
 from __future__ import annotations
 
@@ -133,18 +134,27 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
 
 
 def _detect(stage, viewer, batch: list[FrameRef], out_queue, result_queue, sender, last: bool) -> None:
-    found = stage.run([viewer.view(ref.slot, ref.shape) for ref in batch])
-    for ref, faces in zip(batch, found):
+    """Detect, then send each frame's face count home and its faces on; a frame the detector
+    fails on goes home as skipped (with why) instead of stopping the run."""
+    found, failures = stage.run_isolated([viewer.view(ref.slot, ref.shape) for ref in batch])
+    for index, (ref, faces) in enumerate(zip(batch, found)):
+        if index in failures:
+            sender.put(result_queue, ("skipped", ref.seq, None, failures[index]))
+            continue
         sender.put(result_queue, ("detected", ref.seq, len(faces)))
-        for index, face in enumerate(faces):
-            sender.put(out_queue, FaceTask(ref, index, encode_face(face)).to_wire())
+        for face_index, face in enumerate(faces):
+            sender.put(out_queue, FaceTask(ref, face_index, encode_face(face)).to_wire())
 
 
 def _faces(stage, viewer, batch: list[FaceTask], out_queue, result_queue, sender, last: bool) -> None:
-    """A face stage (align, mask, identity): run it, then pass each face on, or home if last."""
+    """A face stage (align, mask, identity): run it, then pass each face on, or home if last; a
+    face the plugin fails on goes home as skipped (with why)."""
     images = [viewer.view(task.frame.slot, task.frame.shape) for task in batch]
-    faces = stage.run(images, [decode_face(task.face) for task in batch])
-    for task, face in zip(batch, faces):
+    faces, failures = stage.run_isolated(images, [decode_face(task.face) for task in batch])
+    for index, (task, face) in enumerate(zip(batch, faces)):
+        if index in failures:
+            sender.put(result_queue, ("skipped", task.frame.seq, task.face_index, failures[index]))
+            continue
         face.detector_points = None  # a hint for the aligner only: not sent further
         if last:
             sender.put(result_queue, ("face", task.frame.seq, task.face_index, encode_face(face)))

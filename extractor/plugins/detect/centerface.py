@@ -22,11 +22,10 @@ from __future__ import annotations
 
 from functools import partial
 
-import cv2
 import numpy as np
 
 from extractor.faces import DetectedFace
-from extractor.geometry import nms
+from extractor.geometry import nms, shrink_to_side
 from extractor.plugins.base import Batch, DeviceNeed, Detector
 from extractor.plugins.registry import register
 
@@ -112,19 +111,12 @@ class CenterFaceDetector(Detector):
             self.runner = {"onnxruntime": OnnxRuntimeRunner, "opencv-dnn": OpenCVRunner}[label](path, OUTPUTS)
         super().load()
 
-    def detection_scale(self, height: int, width: int) -> float:
-        longest = max(height, width)
-        return self.max_side / longest if self.max_side and longest > self.max_side else 1.0
-
     def pre_process(self, batch: Batch) -> None:
         """Each frame (shrunk to ``max_side`` if larger) as RGB float32 on a zero canvas padded to
         multiples of 32; ``batch.feed`` = (tensors, [(scale, height, width) of what the network saw])."""
         tensors, seen = [], []
         for image in batch.images:
-            scale = self.detection_scale(*image.shape[:2])
-            if scale < 1.0:
-                image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
-                                   interpolation=cv2.INTER_AREA)
+            image, scale = shrink_to_side(image, self.max_side)
             height, width = image.shape[:2]
             canvas = np.zeros((*padded_size(height, width), 3), np.float32)
             canvas[:height, :width] = self.to_model_colour(image)

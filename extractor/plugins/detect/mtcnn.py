@@ -12,10 +12,10 @@ align stay findable at 1920 px.
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from extractor.faces import DetectedFace
+from extractor.geometry import shrink_to_side
 from extractor.plugins.base import Batch, DeviceNeed, Detector
 from extractor.plugins.detect.mtcnn_cascade import CascadeSettings, detect
 from extractor.plugins.registry import register
@@ -51,11 +51,7 @@ class MTCNNDetector(Detector):
         """RGB frames, shrunk to ``max_side``; ``batch.feed`` = (frames, their scales)."""
         frames, scales = [], []
         for image in batch.images:
-            longest = max(image.shape[:2])
-            scale = self.max_side / longest if self.max_side and longest > self.max_side else 1.0
-            if scale < 1.0:
-                image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
-                                   interpolation=cv2.INTER_AREA)
+            image, scale = shrink_to_side(image, self.max_side)
             frames.append(np.ascontiguousarray(self.to_model_colour(image)))
             scales.append(scale)
         batch.feed = (frames, scales)
