@@ -145,7 +145,9 @@ class PoolEngine:
         slots = self.options.frame_buffer or default_slot_count(slot_bytes, minimum=2 * len(plans) + 2)
         check_frame_buffer(slots, slot_bytes)
         self.summary.slots, self.summary.slot_bytes = slots, slot_bytes
-        logger.info("frame pool: %d slots of %.1f MB", slots, slot_bytes / 1e6)
+        logger.info("frame pool: %d slots of %.1f MB (%.0f MB in all, at most half the free RAM); frames of up to "
+                    "%.0f MP (--max-pixels)", slots, slot_bytes / 1e6, slots * slot_bytes / 1e6,
+                    self.settings.max_pixels / 1e6)
         ctx = multiprocessing.get_context("spawn")
         own_semaphore_names()  # the queues' semaphores: sem.extractor-<pid>-*, unlinked once workers start
         stages = active_stages(self.settings)
