@@ -96,10 +96,19 @@ def group_gone(pgid: int, timeout: float = 10) -> bool:
 
 
 def start(args: list[str], prefix: list[str] | None = None, preexec=None) -> subprocess.Popen:
+    """``extractor run`` in its own process group, as from a terminal: Ctrl-C (SIGINT) reaches it
+    even when this suite was itself started in the background, where shells ignore SIGINT and
+    every child would inherit that."""
     cmd = (prefix or []) + [sys.executable, "-m", "extractor.cli", "--loglevel", "INFO", "run", *args]
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+
+    def as_from_a_terminal():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if preexec:
+            preexec()
+
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                            start_new_session=True, env=env, preexec_fn=preexec)
+                            start_new_session=True, env=env, preexec_fn=as_from_a_terminal)
 
 
 def finish(proc: subprocess.Popen, limit: float = RUN_LIMIT) -> RunResult:
