@@ -226,6 +226,7 @@ def run(config, **flags):
     """Extract faces from INPUT into OUTPUT (worker pool, --engine single or --engine ray)."""
     from extractor.alignments import OutputError
     from extractor.engines import engine
+    from extractor.engines.pool import PipelineError
     from extractor.fsa import UnsafeFileError
     from extractor.workers.devices import PlanError
     from extractor.workers.frame_pool import FramePoolError
@@ -246,7 +247,7 @@ def run(config, **flags):
         summary = engine(flags["engine_name"])(settings, options)
     except failures as exc:
         raise click.ClickException(str(exc)) from None
-    except _pipeline_error() as exc:
+    except PipelineError as exc:
         raise click.ClickException(f"run stopped: {exc}\nframes finished before the fault are in "
                                    f"{settings.output.alignments_path}") from None
     except KeyboardInterrupt:
@@ -256,12 +257,6 @@ def run(config, **flags):
     click.echo(summary.format())
     if settings.output.preview_path:
         click.echo(f"preview: {settings.output.preview_path}")
-
-
-def _pipeline_error():
-    from extractor.engines.pool import PipelineError
-
-    return PipelineError
 
 
 def _run_settings(config, flags: dict):

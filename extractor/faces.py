@@ -110,6 +110,13 @@ class DetectedFace:
     def aligned_landmarks(self, size: int, coverage: float) -> np.ndarray:
         return transform_points(self.landmarks, self.aligned_matrix(size, coverage))
 
+    def all_finite(self) -> bool:
+        """Whether every number the record holds is finite (JSON and faceswap refuse NaN)."""
+        arrays = [[self.left, self.top, self.width, self.height, self.score]]
+        arrays += [self.landmarks] if self.landmarks is not None else []
+        arrays += [mask.affine for mask in self.masks.values()] + list(self.identity.values())
+        return all(np.isfinite(np.asarray(values, dtype=np.float64)).all() for values in arrays)
+
     def to_dict(self) -> dict:
         """JSON-safe dict: what the alignments file and the PNG metadata hold."""
         out = {"box": [round(float(v), 3) for v in (self.left, self.top, self.width, self.height)],

@@ -71,12 +71,6 @@ FSA_VERSION = 2.4
 FACESWAP_MASK_INTERPOLATOR = 3  # cv2.INTER_AREA, what faceswap records for stored masks
 
 
-def frame_key(record: dict) -> str:
-    """faceswap's frame key: the image's file name, or ``<video>_<000001>.<video ext>`` for video
-    frames (extractor's records use the same keys)."""
-    return record["frame"]
-
-
 def is_video_record(record: dict) -> bool:
     from extractor.sources import VIDEO_EXTENSIONS
 
@@ -112,7 +106,8 @@ def records_to_fsa(records) -> dict:
     """faceswap's alignments data (``__meta__`` + ``__data__``) from extractor records."""
     from extractor.faces import DetectedFace
 
-    data = {frame_key(r): {"faces": [faceswap_face(DetectedFace.from_dict(f)) for f in r["faces"]],
+    # extractor's frame keys are faceswap's (file name; <video>_<000001>.<video ext>).
+    data = {r["frame"]: {"faces": [faceswap_face(DetectedFace.from_dict(f)) for f in r["faces"]],
                            "video_meta": {}} for r in records}
     return {"__meta__": {"version": FSA_VERSION}, "__data__": data}
 

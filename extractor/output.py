@@ -24,7 +24,7 @@ from extractor.alignments import (FORMAT_VERSION, AlignmentsWriter, OutputError,
                                   read_records, repair_tail)
 from extractor.faces import DetectedFace
 from extractor.media import ExtractMedia
-from extractor.fsa import FSA_VERSION, faceswap_face, frame_key, is_video_record
+from extractor.fsa import FSA_VERSION, faceswap_face, is_video_record
 from extractor.preview import ContactSheet
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def faceswap_png_header(record: dict, face_index: int, face: DetectedFace, filen
     height, width = record["image_shape"][:2]
     return {"alignments": alignments,
             "source": {"alignments_version": FSA_VERSION, "original_filename": filename,
-                       "face_index": face_index, "source_filename": frame_key(record),
+                       "face_index": face_index, "source_filename": record["frame"],
                        "source_is_video": is_video_record(record), "source_frame_dims": (height, width)}}
 
 
@@ -231,15 +231,6 @@ class PreparedFrame:
     problems: list[str] = field(default_factory=list)  # faces dropped because they cannot be written
 
 
-def _writable(face: DetectedFace) -> bool:
-    """Whether the face's record holds only finite numbers (JSON and faceswap refuse NaN)."""
-    try:
-        json.dumps(face.to_dict(), allow_nan=False)
-    except ValueError:
-        return False
-    return True
-
-
 class FramePreparer:
     """A finished frame's alignments record and face PNG bytes (pixels, extractor's and faceswap's
     headers). Pure computation, no disk: the Ray engine runs it on the workers, the other
@@ -257,9 +248,10 @@ class FramePreparer:
         if self.face_filter is not None:
             kept = [face for face in faces if self.face_filter.accepts(face)]
             filtered, faces = len(faces) - len(kept), kept
+        finite = [face.all_finite() for face in faces]
         problems = [f"{name}: face {index} dropped: its box, landmarks or masks are not finite numbers"
-                    for index, face in enumerate(faces) if not _writable(face)]
-        faces = [face for face in faces if _writable(face)]
+                    for index, ok in enumerate(finite) if not ok]
+        faces = [face for face, ok in zip(faces, finite) if ok]
         files = [self.face_names(name, index) for index in range(len(faces))] if self.settings.save_faces else []
         record = frame_record(name, media.frame_index, media.source, image.shape, faces, files)
         prepared = PreparedFrame(record, [], filtered, problems=problems)

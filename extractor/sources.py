@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
@@ -164,14 +165,28 @@ class InputSource:
             count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             capture.release()
             return max(0, -(-count // self.every_n) - len(self.done)) if count > 0 else None
-        return sum(1 for p in self.image_paths()[::self.every_n] if self.image_key(p) not in self.done)
+        return len(self.wanted_images())
+
+    @cached_property
+    def _listing(self) -> tuple[list[Path], list[SkippedInput]]:
+        """The folder listed once (paths, entries that are not inputs): a run asks for it several
+        times, and a big folder on a network drive is slow to list."""
+        if self.is_video:
+            return [], []
+        return ([self.path], []) if self.path.is_file() else list_images(self.path, self.recursive)
 
     def listing_problems(self) -> list[SkippedInput]:
         """Entries of an image folder that are not inputs (non-images, sub-folders...), with why."""
-        return [] if self.is_video or self.path.is_file() else list_images(self.path, self.recursive)[1]
+        return self._listing[1]
 
     def image_paths(self) -> list[Path]:
-        return [self.path] if self.path.is_file() else list_images(self.path, self.recursive)[0]
+        return self._listing[0]
+
+    def wanted_images(self) -> list[tuple[int, Path, str]]:
+        """(index, path, key) of the images this run decodes: every n-th, not done before."""
+        keyed = ((index, path, self.image_key(path)) for index, path in enumerate(self.image_paths())
+                 if index % self.every_n == 0)
+        return [(index, path, key) for index, path, key in keyed if key not in self.done]
 
     def image_key(self, path: Path) -> str:
         """faceswap's key of an image frame: its file name (with the extension, so ``face.jpg``
@@ -206,20 +221,13 @@ class InputSource:
 
     def __iter__(self) -> Iterator[ExtractMedia | SkippedInput]:
         if self.is_video:
-            yield from self._video_frames()
+            yield from self.video_frames()
         else:
             yield from self._image_frames()
 
     def _image_frames(self) -> Iterator[ExtractMedia | SkippedInput]:
-        if self.path.is_file():
-            paths, skipped = [self.path], []
-        else:
-            paths, skipped = list_images(self.path, self.recursive)
-        yield from skipped
-        for index, path in enumerate(paths):
-            key = self.image_key(path)
-            if index % self.every_n or key in self.done:
-                continue
+        yield from self.listing_problems()
+        for index, path, key in self.wanted_images():
             try:
                 image, warning = read_image(path, self.max_pixels)
             except InputError as exc:
@@ -227,10 +235,11 @@ class InputSource:
                 continue
             yield ExtractMedia(key, image, frame_index=index, source=str(path), warning=warning)
 
-    def _video_frames(self) -> Iterator[ExtractMedia | SkippedInput]:
-        """Frames of the video in order. A frame that does not decode (a corrupt spot) is skipped
-        and the decoder moved on past it, as ffmpeg does, while the header promises more frames;
-        the unreadable frames are reported once, at the end."""
+    def video_frames(self, start: int = 0, stop: int | None = None) -> Iterator[ExtractMedia | SkippedInput]:
+        """Frames ``start`` to ``stop`` (default: all) of the video in order; the Ray engine reads a
+        video as ranges. A frame that does not decode (a corrupt spot) is skipped and the decoder
+        moved on past it, as ffmpeg does, while the header promises more frames; the unreadable
+        frames are reported once, at the end."""
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
             yield SkippedInput(str(self.path), f"{self.path}: cannot open video (not a video, or cut off "
@@ -243,11 +252,14 @@ class InputSource:
             yield SkippedInput(str(self.path), f"{self.path}: frames of {width}x{height} = {width * height} pixels, "
                                f"over the --max-pixels limit of {self.max_pixels}")
             return
-        index, unreadable, last_good = -1, [], -1
+        end = min(stop, expected) if stop is not None and expected else (stop or expected)
+        if start:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+        index, unreadable, last_good = start - 1, [], start - 1
         try:
             while True:
                 index += 1
-                if expected and index >= expected:
+                if end and index >= end:
                     break
                 name = video_frame_key(self.path, index)
                 wanted = not (index % self.every_n or name in self.done)
@@ -267,9 +279,10 @@ class InputSource:
         if inside:
             yield SkippedInput(str(self.path), f"{self.path}: {len(inside)} unreadable frame(s) skipped "
                                f"({_ranges(inside)}, counting from 1); the frames after them were read")
-        if expected and last_good + 1 < expected:
+        if end and last_good + 1 < end:
             yield SkippedInput(str(self.path), f"{self.path}: video ended after {last_good + 1} frames of the "
-                               f"{expected} its header announces (file cut off?)")
+                               f"{expected} its header announces (file cut off?)" if end == expected else
+                               f"{self.path}: frames {last_good + 2}-{end} do not decode")
 
 
 def _ranges(indices: list[int]) -> str:

@@ -118,7 +118,6 @@ class PoolEngine:
         self.imported: dict[str, list] | None = None
         self._started: set[str] = set()  # workers that have opened their queues
         self._dropped: set[int] = set()  # frames the detector could not process
-        self._all_queues: list = []
         self.progress = Progress(None, enabled=False)
 
     # --- planning --------------------------------------------------------------------------
@@ -170,8 +169,7 @@ class PoolEngine:
             loader = threading.Thread(target=self._load, args=(source, pool, queues[stages[0]], results),
                                       name="extractor-loader", daemon=True)
             loader.start()
-            self._all_queues = list(queues.values()) + [results]
-            self._coordinate(pool, results, writer, processes)
+            self._coordinate(pool, results, writer, processes, list(queues.values()) + [results])
             self._finish(queues, results, processes, plans)
         except BaseException:  # Ctrl-C, SIGTERM, a failed stage: end every worker, then report
             self._abort(queues, results, processes)
@@ -238,7 +236,7 @@ class PoolEngine:
         return None
 
     # --- coordinator -----------------------------------------------------------------------
-    def _coordinate(self, pool: FramePool, results, writer: FrameWriter, processes) -> None:
+    def _coordinate(self, pool: FramePool, results, writer: FrameWriter, processes, all_queues: list) -> None:
         assembler = FrameAssembler()
         last_message = time.monotonic()
         while not (self._loading_done and assembler.next_seq >= self._loaded):
@@ -268,7 +266,7 @@ class PoolEngine:
             elif kind == "started":
                 self._started.add(message[1])
                 if len(self._started) == len(processes):  # every worker has opened the queues
-                    unlink_semaphore_names(self._all_queues)
+                    unlink_semaphore_names(all_queues)
             elif kind == "ready":
                 logger.info("worker %s ready (pid %d)", message[1], message[2])
             elif kind == "busy":

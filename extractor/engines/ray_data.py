@@ -25,7 +25,6 @@ import logging
 import os
 import pickle
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -34,7 +33,7 @@ from extractor.output import FramePreparer, PreparedFrame
 from extractor.progress import Progress
 from extractor.run_settings import (EngineOptions, RunSettings, RunSummary, face_not_processed_line,
                                     frame_not_processed_line)
-from extractor.sources import SkippedInput, read_image, video_frame_key
+from extractor.sources import InputSource, SkippedInput, read_image
 from extractor.workers.messages import decode_face, encode_face
 
 logger = logging.getLogger(__name__)
@@ -48,6 +47,9 @@ class RayEngineError(Exception):
 
 
 # --- reading -----------------------------------------------------------------------------------
+
+ROW_COLUMNS = ("key", "index", "source", "problem", "warning", "image", "faces")
+
 
 def _empty_row(key: str, index: int, source: str, problem: str = "", image=None) -> dict:
     return {"key": key, "index": index, "source": source, "problem": problem, "warning": "",
@@ -69,53 +71,20 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset) -> d
             row["warning"] = warning or ""
             rows.append(row)
         else:
-            rows += _video_range(Path(path), int(start), int(stop), every_n, done)
-    return {column: [row[column] for row in rows] for column in
-            ("key", "index", "source", "problem", "warning", "image", "faces")} if rows else _no_rows()
+            for item in InputSource(path, every_n, max_pixels, done).video_frames(int(start), int(stop)):
+                rows.append(_empty_row(item.source, int(start), item.source, item.reason)
+                            if isinstance(item, SkippedInput) else
+                            _empty_row(item.filename, item.frame_index, item.source, image=item.image))
+    return {column: [row[column] for row in rows] for column in ROW_COLUMNS}
 
 
-def _no_rows() -> dict:
-    return {"key": [], "index": [], "source": [], "problem": [], "warning": [], "image": [], "faces": []}
-
-
-def _video_range(path: Path, start: int, stop: int, every_n: int, done: frozenset) -> list[dict]:
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    rows = []
-    try:
-        if start:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, start)
-        for index in range(start, stop):
-            key = video_frame_key(path, index)
-            wanted = index % every_n == 0 and key not in done
-            ok, image = capture.read() if wanted else (capture.grab(), None)
-            if not ok:
-                if wanted:
-                    rows.append(_empty_row(key, index, str(path), f"{path}: frame {index + 1} does not decode"))
-                capture.set(cv2.CAP_PROP_POS_FRAMES, index + 1)
-                continue
-            if wanted:
-                rows.append(_empty_row(key, index, str(path), image=image))
-    finally:
-        capture.release()
-    return rows
-
-
-def read_plan(settings: RunSettings, source) -> tuple[list[dict], list[SkippedInput]]:
+def read_plan(settings: RunSettings, source: InputSource) -> tuple[list[dict], list[SkippedInput]]:
     """The read units of the input: one per image, or one per range of ``VIDEO_RANGE`` frames."""
     import cv2
 
     if not source.is_video:
-        units, skipped = [], []
-        for item in source.listing_problems():
-            skipped.append(item)
-        for index, path in enumerate(source.image_paths()):
-            key = source.image_key(path)
-            if index % settings.every_n or key in source.done:
-                continue
-            units.append({"kind": "image", "path": str(path), "key": key, "start": index, "stop": index + 1})
-        return units, skipped
+        return [{"kind": "image", "path": str(path), "key": key, "start": index, "stop": index + 1}
+                for index, path, key in source.wanted_images()], source.listing_problems()
     capture = cv2.VideoCapture(str(source.path))
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     capture.release()

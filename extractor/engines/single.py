@@ -43,8 +43,8 @@ def run_single_process(settings: RunSettings, options: EngineOptions | None = No
         for stage, name in ((detect, "detect"), (align, "align"), (mask, "mask"), (identity, "identity")):
             if stage is not None:
                 _timed(summary, f"load {name}", stage.load)
-        engine = _Batches(detect, align, mask, identity, writer, summary, progress, imported)
-        engine.on_frame_written = (options or EngineOptions()).on_frame_written
+        engine = _Batches(detect, align, mask, identity, writer, summary, progress, imported,
+                          (options or EngineOptions()).on_frame_written)
         pending: list[ExtractMedia] = []
         for item in source:
             frame = summary.admit(item)
@@ -68,10 +68,10 @@ def run_single_process(settings: RunSettings, options: EngineOptions | None = No
 class _Batches:
     """One batch of frames through detect (or the imported faces), align, mask and write."""
 
-    def __init__(self, detect, align, mask, identity, writer, summary, progress, imported):
+    def __init__(self, detect, align, mask, identity, writer, summary, progress, imported, on_frame_written=None):
         self.detect, self.align, self.mask, self.identity = detect, align, mask, identity
         self.writer, self.summary, self.progress, self.imported = writer, summary, progress, imported
-        self.on_frame_written = None
+        self.on_frame_written = on_frame_written
         self.frame_batch = detect.batch_size if detect is not None else 16
 
     def _in_batches(self, stage, name: str, images: list, faces: list, counter: str | None) -> dict[int, str]:

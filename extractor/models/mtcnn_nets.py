@@ -17,19 +17,18 @@ def _weights(net: str) -> list:
     return joblib.load(package_file("mtcnn", f"assets/weights/{net}.lz4"))
 
 
-def _conv_prelu(layers, tensor, filters: int, kernel: int, name: str):
-    tensor = layers.Conv2D(filters, kernel, padding="valid", name=f"{name}_conv")(tensor)
-    return layers.PReLU(shared_axes=[1, 2], name=f"{name}_prelu")(tensor)
-
-
-def _dense_prelu(layers, tensor, units: int, name: str):
-    return layers.PReLU(name=f"{name}_prelu")(layers.Dense(units, name=f"{name}_dense")(tensor))
-
-
-def _flatten_like_caffe(layers, tensor):
-    """The original nets were trained in Caffe (channels first, then width-major): the package
-    swaps height and width before flattening so the dense weights line up; so do we."""
-    return layers.Flatten()(layers.Permute((2, 1, 3))(tensor))
+def _trunk(layers, x, steps, prefix: str):
+    """Convolutions with PReLU, ``("conv", filters, kernel)``, and max-pools, ``("pool", size,
+    stride, padding)``, in order: the three nets differ only in these lists and their heads."""
+    for number, (kind, *args) in enumerate(steps, start=1):
+        if kind == "conv":
+            filters, kernel = args
+            x = layers.Conv2D(filters, kernel, padding="valid", name=f"{prefix}{number}_conv")(x)
+            x = layers.PReLU(shared_axes=[1, 2], name=f"{prefix}{number}_prelu")(x)
+        else:
+            size, stride, padding = args
+            x = layers.MaxPooling2D(size, stride, padding=padding, name=f"{prefix}{number}_pool")(x)
+    return x
 
 
 def build_pnet():
@@ -39,51 +38,39 @@ def build_pnet():
 
     layers = keras.layers
     image = keras.Input((None, None, 3))
-    x = _conv_prelu(layers, image, 10, 3, "p1")
-    x = layers.MaxPooling2D(2, 2, padding="same")(x)
-    x = _conv_prelu(layers, x, 16, 3, "p2")
-    x = _conv_prelu(layers, x, 32, 3, "p3")
-    boxes = layers.Conv2D(4, 1, name="p4_boxes")(x)
-    scores = layers.Conv2D(2, 1, activation="softmax", name="p4_scores")(x)
+    x = _trunk(layers, image, [("conv", 10, 3), ("pool", 2, 2, "same"), ("conv", 16, 3), ("conv", 32, 3)], "p")
+    boxes = layers.Conv2D(4, 1, name="p_boxes")(x)
+    scores = layers.Conv2D(2, 1, activation="softmax", name="p_scores")(x)
     return _with_weights(keras.Model(image, [boxes, scores], name="mtcnn_pnet"), "pnet")
+
+
+def _refinement_net(side: int, steps: list, units: int, head_sizes: tuple[int, ...], net: str):
+    """R- and O-net: a ``side`` x ``side`` crop through the trunk, flattened as in Caffe (the
+    original nets were trained channels first, so height and width are swapped before
+    flattening, as the package does), a dense layer with PReLU, then linear heads and a softmax
+    face/not-face score last."""
+    import keras
+
+    layers = keras.layers
+    image = keras.Input((side, side, 3))
+    x = layers.Flatten()(layers.Permute((2, 1, 3))(_trunk(layers, image, steps, net[0])))
+    x = layers.PReLU(name=f"{net[0]}_dense_prelu")(layers.Dense(units, name=f"{net[0]}_dense")(x))
+    heads = [layers.Dense(size, name=f"{net[0]}_head{size}")(x) for size in head_sizes]
+    heads.append(layers.Dense(2, activation="softmax", name=f"{net[0]}_scores")(x))
+    return _with_weights(keras.Model(image, heads, name=f"mtcnn_{net}"), net)
 
 
 def build_rnet():
     """Refinement net: 24x24 crops in, box offsets (4) and scores (2) out."""
-    import keras
-
-    layers = keras.layers
-    image = keras.Input((24, 24, 3))
-    x = _conv_prelu(layers, image, 28, 3, "r1")
-    x = layers.MaxPooling2D(3, 2, padding="same")(x)
-    x = _conv_prelu(layers, x, 48, 3, "r2")
-    x = layers.MaxPooling2D(3, 2, padding="valid")(x)
-    x = _conv_prelu(layers, x, 64, 2, "r3")
-    x = _dense_prelu(layers, _flatten_like_caffe(layers, x), 128, "r4")
-    boxes = layers.Dense(4, name="r5_boxes")(x)
-    scores = layers.Dense(2, activation="softmax", name="r5_scores")(x)
-    return _with_weights(keras.Model(image, [boxes, scores], name="mtcnn_rnet"), "rnet")
+    return _refinement_net(24, [("conv", 28, 3), ("pool", 3, 2, "same"), ("conv", 48, 3), ("pool", 3, 2, "valid"),
+                                ("conv", 64, 2)], 128, (4,), "rnet")
 
 
 def build_onet():
     """Output net: 48x48 crops in, box offsets (4), five key points (x1..x5, y1..y5 relative to
     the box) and scores (2) out."""
-    import keras
-
-    layers = keras.layers
-    image = keras.Input((48, 48, 3))
-    x = _conv_prelu(layers, image, 32, 3, "o1")
-    x = layers.MaxPooling2D(3, 2, padding="same")(x)
-    x = _conv_prelu(layers, x, 64, 3, "o2")
-    x = layers.MaxPooling2D(3, 2, padding="valid")(x)
-    x = _conv_prelu(layers, x, 64, 3, "o3")
-    x = layers.MaxPooling2D(2, 2, padding="same")(x)
-    x = _conv_prelu(layers, x, 128, 2, "o4")
-    x = _dense_prelu(layers, _flatten_like_caffe(layers, x), 256, "o5")
-    boxes = layers.Dense(4, name="o6_boxes")(x)
-    points = layers.Dense(10, name="o6_points")(x)
-    scores = layers.Dense(2, activation="softmax", name="o6_scores")(x)
-    return _with_weights(keras.Model(image, [boxes, points, scores], name="mtcnn_onet"), "onet")
+    return _refinement_net(48, [("conv", 32, 3), ("pool", 3, 2, "same"), ("conv", 64, 3), ("pool", 3, 2, "valid"),
+                                ("conv", 64, 3), ("pool", 2, 2, "same"), ("conv", 128, 2)], 256, (4, 10), "onet")
 
 
 def _with_weights(model, net: str):

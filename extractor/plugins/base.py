@@ -116,6 +116,16 @@ class Detector(Plugin):
     stage = "detect"
     cpu_heavy = True
 
+    @staticmethod
+    def groups_of_one_shape(arrays: list[np.ndarray]) -> list[list[int]]:
+        """Indices of ``arrays`` grouped by shape, for one network call per group: frames of
+        different sizes never share a call (padding would make a frame's faces depend on its
+        batch neighbours, and resume must give what one run gives)."""
+        groups: dict[tuple, list[int]] = {}
+        for index, array in enumerate(arrays):
+            groups.setdefault(array.shape, []).append(index)
+        return list(groups.values())
+
 
 class Aligner(Plugin):
     """Places 68 iBUG landmarks (frame pixels) on each face of the batch.

@@ -128,10 +128,7 @@ class CenterFaceDetector(Detector):
         """One network call per group of frames with the same padded size."""
         tensors = batch.feed[0]
         results: list = [None] * len(tensors)
-        by_shape: dict[tuple, list[int]] = {}
-        for index, tensor in enumerate(tensors):
-            by_shape.setdefault(tensor.shape, []).append(index)
-        for indices in by_shape.values():
+        for indices in self.groups_of_one_shape(tensors):
             outputs = self.runner(np.stack([tensors[i] for i in indices]))
             for row, index in enumerate(indices):
                 results[index] = [out[row] for out in outputs]

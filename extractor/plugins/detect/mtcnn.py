@@ -61,10 +61,7 @@ class MTCNNDetector(Detector):
         would waste work on image folders and make a frame's faces depend on its neighbours."""
         frames = batch.feed[0]
         results = [None] * len(frames)
-        by_shape: dict[tuple, list[int]] = {}
-        for index, image in enumerate(frames):
-            by_shape.setdefault(image.shape, []).append(index)
-        for indices in by_shape.values():
+        for indices in self.groups_of_one_shape(frames):
             rows = detect([frames[i] for i in indices], *self.nets, self.settings)
             for local, index in enumerate(indices):
                 results[index] = rows[rows[:, 0] == local]
