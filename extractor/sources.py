@@ -94,7 +94,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
                         pil_image = retry.copy()
                 finally:
                     ImageFile.LOAD_TRUNCATED_IMAGES = False
-            pil_image = ImageOps.exif_transpose(pil_image)
+            # In place: without an orientation to apply, the copying form copies the whole image.
+            ImageOps.exif_transpose(pil_image, in_place=True)
             return to_bgr8(pil_image), warning
     except InputError:
         raise
