@@ -14,43 +14,27 @@ from extractor.mean_face import MEAN_FACE_68
 ALIGN_POINTS = slice(17, 68)
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray, estimate_scale: bool = True) -> np.ndarray:
-    """Least-squares similarity transform (3x3) mapping ``src`` points onto ``dst`` points.
+def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transform (3x3: rotation, uniform scale, translation; never a
+    reflection) mapping 2-D ``src`` points onto ``dst`` points.
 
     Umeyama, "Least-squares estimation of transformation parameters between two point
-    patterns", PAMI 1991: the closed form used by faceswap and insightface for face alignment.
+    patterns", PAMI 1991: the transform faceswap and insightface align faces with. In 2-D its
+    SVD solution has a closed form (the best scaled rotation [[a, -b], [b, a]] from two sums),
+    equal to it to rounding and about five times faster: it runs several times per face.
+    Points collapsed onto one point (either side) give NaN, as the SVD form's rank test did.
     """
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
-    num, dim = src.shape
-    src_mean = src.mean(axis=0)
-    dst_mean = dst.mean(axis=0)
-    src_demean = src - src_mean
-    dst_demean = dst - dst_mean
-    covariance = dst_demean.T @ src_demean / num
-    sign = np.ones((dim,), dtype=np.float64)
-    if np.linalg.det(covariance) < 0:
-        sign[dim - 1] = -1
-    transform = np.eye(dim + 1, dtype=np.float64)
-    u_mat, singular, v_t = np.linalg.svd(covariance)
-    rank = np.linalg.matrix_rank(covariance)
-    if rank == 0:
-        return np.full_like(transform, np.nan)
-    if rank == dim - 1:
-        if np.linalg.det(u_mat) * np.linalg.det(v_t) > 0:
-            transform[:dim, :dim] = u_mat @ v_t
-        else:
-            saved = sign[dim - 1]
-            sign[dim - 1] = -1
-            transform[:dim, :dim] = u_mat @ np.diag(sign) @ v_t
-            sign[dim - 1] = saved
-    else:
-        transform[:dim, :dim] = u_mat @ np.diag(sign) @ v_t
-    scale = 1.0
-    if estimate_scale:
-        scale = 1.0 / src_demean.var(axis=0).sum() * (singular @ sign)
-    transform[:dim, dim] = dst_mean - scale * (transform[:dim, :dim] @ src_mean.T)
-    transform[:dim, :dim] *= scale
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - src_mean, dst - dst_mean
+    spread = float((s * s).sum())
+    if spread == 0 or not (d * d).sum():
+        return np.full((3, 3), np.nan)
+    a = float((s * d).sum()) / spread
+    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / spread
+    transform = np.array([[a, -b, 0.0], [b, a, 0.0], [0.0, 0.0, 1.0]])
+    transform[:2, 2] = dst_mean - transform[:2, :2] @ src_mean
     return transform
 
 
@@ -60,7 +44,7 @@ def aligned_face_matrix(landmarks: np.ndarray, size: int, coverage: float) -> np
     The inner-face points of the mean face span the unit square; ``coverage`` is the fraction of
     the output that this square takes, so lower coverage shows more of the head around the face.
     """
-    unit = umeyama(np.asarray(landmarks)[ALIGN_POINTS], MEAN_FACE_68[ALIGN_POINTS], True)[:2]
+    unit = umeyama(np.asarray(landmarks)[ALIGN_POINTS], MEAN_FACE_68[ALIGN_POINTS])[:2]
     padding = size * (1.0 - coverage) / 2.0
     scale = size * coverage
     out = unit * scale
