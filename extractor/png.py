@@ -1,0 +1,77 @@
+"""PNG files for aligned faces: a fast lossless encoder that writes text chunks, and their reader.
+
+Why an encoder of our own: every face is encoded on the writer's path (the coordinator, one
+process for the whole run). OpenCV's (libpng and zlib, level 1, "up" filter, run-length) took
+3.1 ms for a 256 px face here; the same PNG built with numpy (filter "up" on every row) and
+deflated by ISA-L (the ``isal`` package, a zlib-compatible stream) takes 1.1 to 1.4 ms and is
+smaller (66 kB against 72). Without ``isal`` the standard zlib makes the same format, slower.
+
+Text chunks (iTXt, uncompressed UTF-8) are written before the image data: faceswap's reader
+(``read_image_meta``: sort, training, the alignments tool) stops at the first IDAT chunk.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+
+try:
+    from isal import isal_zlib as deflate
+except ImportError:  # a platform without isal wheels: same files, slower
+    deflate = zlib
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type: gray, RGB, RGBA
+FILTER_UP = 2  # each byte minus the byte above it (the first row has zeros above)
+DEFLATE_LEVEL = 1  # the fastest level that still matches runs; faces are noisy, higher gains little
+
+
+def chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def text_chunk(keyword: str, text: str) -> bytes:
+    """An uncompressed iTXt chunk: keyword, no compression, no language, UTF-8 text."""
+    return chunk(b"iTXt", keyword.encode("latin-1") + b"\0\0\0\0\0" + text.encode("utf-8"))
+
+
+def encode_png(image: np.ndarray, texts: list[tuple[str, str]] | tuple = ()) -> bytes:
+    """A lossless 8-bit PNG of a BGR (or gray, or BGRA) image, with ``(keyword, text)`` iTXt
+    chunks, in order, before the pixels."""
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or 0 in image.shape[:2]:
+        raise ValueError(f"encode_png takes a non-empty 8-bit image, got {image.dtype} {image.shape}")
+    pixels = image[..., None] if image.ndim == 2 else image
+    height, width, channels = pixels.shape
+    if channels not in COLOUR_TYPES:
+        raise ValueError(f"encode_png takes 1, 3 or 4 channels, got {channels}")
+    if channels >= 3:  # OpenCV's BGR(A) -> PNG's RGB(A)
+        pixels = pixels[..., [2, 1, 0, 3][:channels]]
+    flat = pixels.reshape(height, width * channels)
+    rows = np.empty((height, 1 + width * channels), np.uint8)
+    rows[:, 0] = FILTER_UP
+    rows[0, 1:] = flat[0]
+    np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])  # uint8 arithmetic wraps, as PNG's filter does
+    header = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPES[channels], 0, 0, 0)
+    return b"".join([SIGNATURE, chunk(b"IHDR", header), *(text_chunk(keyword, text) for keyword, text in texts),
+                     chunk(b"IDAT", deflate.compress(rows.tobytes(), DEFLATE_LEVEL)), chunk(b"IEND", b"")])
+
+
+def text_chunks(data: bytes) -> dict[str, str]:
+    """All iTXt chunks of a PNG file's bytes, keyword -> text."""
+    if not data.startswith(SIGNATURE):
+        raise ValueError("not a PNG file")
+    out, pos = {}, len(SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"iTXt":
+            keyword, _, rest = body.partition(b"\0")
+            compressed, _method = rest[0], rest[1]
+            _lang, _, rest = rest[2:].partition(b"\0")
+            _translated, _, text = rest.partition(b"\0")
+            out[keyword.decode("latin-1")] = (zlib.decompress(text) if compressed else text).decode("utf-8")
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return out
