@@ -21,7 +21,7 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     Umeyama, "Least-squares estimation of transformation parameters between two point
     patterns", PAMI 1991: the transform faceswap and insightface align faces with. In 2-D its
     SVD solution has a closed form (the best scaled rotation [[a, -b], [b, a]] from two sums),
-    equal to it to rounding and about five times faster: it runs several times per face.
+    equal to it to rounding and about three times faster: it runs several times per face.
     Points collapsed onto one point (either side) give NaN, as the SVD form's rank test did.
     """
     src = np.asarray(src, dtype=np.float64)

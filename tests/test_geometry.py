@@ -15,6 +15,22 @@ def test_umeyama_recovers_a_similarity():
     assert np.allclose(transform_points(moved, invert_affine(matrix)), MEAN_FACE_68)
 
 
+def test_umeyama_never_reflects_and_refuses_collapsed_points():
+    """A mirrored face gets the best proper similarity (det > 0), as the SVD form with Umeyama's
+    sign correction gives: its least-squares error is no worse than any rotation's."""
+    mirrored = MEAN_FACE_68 * [-1.0, 1.0] + np.random.default_rng(1).normal(0, 0.01, MEAN_FACE_68.shape)
+    matrix = umeyama(MEAN_FACE_68, mirrored)[:2]
+    assert np.linalg.det(matrix[:, :2]) > 0
+    error = np.square(transform_points(MEAN_FACE_68, matrix) - mirrored).sum()
+    for angle in np.linspace(-np.pi, np.pi, 73):  # no scaled rotation about the centroids fits better
+        for scale in (0.2, 0.5, 1.0):
+            rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+            centred = (MEAN_FACE_68 - MEAN_FACE_68.mean(0)) @ rot.T + mirrored.mean(0)
+            assert error <= np.square(centred - mirrored).sum() + 1e-9
+    assert np.isnan(umeyama(np.ones((5, 2)), MEAN_FACE_68[:5])).all()
+    assert np.isnan(umeyama(MEAN_FACE_68[:5], np.ones((5, 2)))).all()
+
+
 def test_rotation_back_mapping():
     image = np.zeros((30, 50, 3), np.uint8)
     image[5, 7] = 255
