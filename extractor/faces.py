@@ -28,12 +28,25 @@ class Mask:
     (``to_frame``) or onto any other aligned crop.
     """
 
-    data: np.ndarray  # uint8 (stored_size, stored_size), 0..255
+    data: np.ndarray  # uint8 (stored_size, stored_size), 0..255; never changed once made
     affine: np.ndarray  # 2x3 float, frame -> mask pixels
+    _packed: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def stored_size(self) -> int:
         return int(self.data.shape[0])
+
+    def packed(self) -> bytes:
+        """``data`` zlib-compressed (level 6), made once: the queue message, the alignments record
+        and faceswap's header all carry these same bytes."""
+        if self._packed is None:
+            self._packed = zlib.compress(np.ascontiguousarray(self.data).tobytes(), 6)
+        return self._packed
+
+    @classmethod
+    def from_packed(cls, packed: bytes, size: int, affine: np.ndarray) -> "Mask":
+        data = np.frombuffer(zlib.decompress(packed), dtype=np.uint8).reshape(size, size).copy()
+        return cls(data, affine, packed)
 
     @classmethod
     def from_aligned(cls, mask: np.ndarray, landmarks: np.ndarray,
@@ -53,17 +66,14 @@ class Mask:
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def to_dict(self) -> dict:
-        packed = zlib.compress(np.ascontiguousarray(self.data).tobytes(), 6)
         return {"stored_size": self.stored_size,
                 "affine": np.round(self.affine, 6).tolist(),
-                "data": base64.b64encode(packed).decode("ascii")}
+                "data": base64.b64encode(self.packed()).decode("ascii")}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Mask":
-        size = int(data["stored_size"])
-        raw = zlib.decompress(base64.b64decode(data["data"]))
-        return cls(np.frombuffer(raw, dtype=np.uint8).reshape(size, size).copy(),
-                   np.array(data["affine"], dtype=np.float64))
+        return cls.from_packed(base64.b64decode(data["data"]), int(data["stored_size"]),
+                               np.array(data["affine"], dtype=np.float64))
 
 
 @dataclass

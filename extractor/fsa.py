@@ -88,7 +88,7 @@ def faceswap_face(detected, arrays: bool = True) -> dict:
         array = np.asarray(values, dtype=dtype)
         return array if arrays else array.tolist()
 
-    masks = {name: {"mask": zlib.compress(mask.data.tobytes()),
+    masks = {name: {"mask": mask.packed(),
                     "affine_matrix": as_out(mask.affine, np.float64),
                     "interpolator": FACESWAP_MASK_INTERPOLATOR,
                     "stored_size": mask.stored_size,

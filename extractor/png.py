@@ -28,7 +28,8 @@ DEFLATE_LEVEL = 1  # the fastest level that still matches runs; faces are noisy,
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    crc = zlib.crc32(data, zlib.crc32(kind))  # without copying ``data`` (the image) into kind + data
+    return b"".join([struct.pack(">I", len(data)), kind, data, struct.pack(">I", crc)])
 
 
 def text_chunk(keyword: str, text: str) -> bytes:

@@ -8,7 +8,6 @@ would pickle its class path in every message.
 from __future__ import annotations
 
 import pickle
-import zlib
 from typing import NamedTuple
 
 import numpy as np
@@ -48,7 +47,7 @@ def _unpack(data: bytes | None, shape) -> np.ndarray | None:
 
 
 def encode_face(face: DetectedFace) -> tuple:
-    masks = {name: (zlib.compress(mask.data.tobytes(), 6), mask.stored_size, _pack(mask.affine))
+    masks = {name: (mask.packed(), mask.stored_size, _pack(mask.affine))
              for name, mask in face.masks.items()}
     points = None if face.detector_points is None else (_pack(face.detector_points), len(face.detector_points))
     identity = {name: _pack(vector) for name, vector in face.identity.items()}
@@ -64,8 +63,7 @@ def decode_face(data: tuple) -> DetectedFace:
     if points is not None:
         face.detector_points = _unpack(points[0], (points[1], 2))
     for name, (packed, size, affine) in masks.items():
-        mask_data = np.frombuffer(zlib.decompress(packed), dtype=np.uint8).reshape(size, size).copy()
-        face.masks[name] = Mask(mask_data, _unpack(affine, (2, 3)))
+        face.masks[name] = Mask.from_packed(packed, size, _unpack(affine, (2, 3)))
     face.identity = {name: np.frombuffer(vector, dtype=np.float32).copy() for name, vector in identity.items()}
     return face
 
