@@ -1,8 +1,8 @@
 """Runtime chatter (TensorFlow, absl, LiteRT's native INFO lines) goes to the log file only.
 
 The user's terminal shows extractor's own lines; what the frameworks print is kept at DEBUG,
-which ``--logfile`` records. Applied in the CLI and in every worker process (spawned workers do
-not inherit the parent's logging set-up).
+which ``--logfile`` records. Applied in the CLI and in every worker process (workers do not
+inherit the coordinator's logging set-up: they start from a fork server, or by spawn).
 """
 from __future__ import annotations
 

@@ -406,11 +406,15 @@ def _interrupt_then_resume(work: Path, name: str, inject, extra: list[str] | Non
 
 
 def stage_worker_pids(pid: int) -> list[int]:
-    """Pids of a run's stage workers (its children but Python's resource tracker), sorted."""
+    """Pids of a run's stage workers, sorted: its descendants but Python's resource tracker and
+    the fork server that the workers are forked from (its own child: the workers are its children)."""
     import psutil
 
-    return sorted(c.pid for c in psutil.Process(pid).children(recursive=True)
-                  if "resource_tracker" not in " ".join(c.cmdline()))
+    def helper(proc) -> bool:
+        command = " ".join(proc.cmdline())
+        return "resource_tracker" in command or (proc.ppid() == pid and "forkserver" in command)
+
+    return sorted(c.pid for c in psutil.Process(pid).children(recursive=True) if not helper(c))
 
 
 def worker_killed(work: Path) -> FaultResult:

@@ -26,6 +26,7 @@ from extractor.stages import StageConfig
 from extractor.workers.assembler import FrameAssembler
 from extractor.engines.pool import run_pool
 from extractor.run_settings import EngineOptions
+from extractor.workers.start import WorkerEnvironment, worker_context
 
 SEVEN_FACE_FRAMES = ("2007_007763.jpg", "2008_004176.jpg")
 @pytest.fixture(scope="module")
@@ -108,6 +109,32 @@ def test_normal_end_leaves_no_process_and_no_segment(both_engines):
     *_, before = both_engines
     assert stage_worker_pids(os.getpid()) == []
     assert shm_files() <= before
+
+
+def _report_environment(environment: WorkerEnvironment | None, results) -> None:
+    """In a started worker process: the test variable as the worker sees it."""
+    if environment is not None:
+        environment.apply()
+    results.put(os.environ.get("EXTRACTOR_TEST_MARK"))
+
+
+def test_workers_see_the_coordinators_environment_of_this_run(monkeypatch):
+    """Workers fork from a server that may have started runs ago, with the environment of then;
+    each takes the coordinator's environment of its own run (as ``spawn`` would give it)."""
+    monkeypatch.delenv("EXTRACTOR_TEST_MARK", raising=False)
+    context = worker_context()
+    results = context.Queue()
+    first = context.Process(target=_report_environment, args=(None, results))
+    first.start()  # the fork server is running from here on (if it was not already)
+    assert results.get(timeout=60) is None
+    first.join()
+    monkeypatch.setenv("EXTRACTOR_TEST_MARK", "this run")
+    for environment, expected in ((WorkerEnvironment(), "this run"),
+                                  (None, None if context.get_start_method() == "forkserver" else "this run")):
+        worker = context.Process(target=_report_environment, args=(environment, results))
+        worker.start()
+        assert results.get(timeout=60) == expected
+        worker.join()
 
 
 def test_frame_assembler_completes_in_order():

@@ -36,6 +36,7 @@ from extractor.workers.leftovers import own_semaphore_names, sweep_dead_runs, un
 from extractor.progress import Progress
 from extractor.workers.messages import FaceTask, FrameRef, decode_face, encode_face, pickled_size
 from extractor.workers.stage_worker import WorkerSpec, worker_main
+from extractor.workers.start import WorkerEnvironment, worker_context
 
 logger = logging.getLogger(__name__)
 STAGES = ("detect", "align", "mask", "identity")
@@ -149,7 +150,7 @@ class PoolEngine:
         logger.info("frame pool: %d slots of %.1f MB (%.0f MB in all, at most half the free RAM); frames of up to "
                     "%.0f MP (--max-pixels)", slots, slot_bytes / 1e6, slots * slot_bytes / 1e6,
                     self.settings.max_pixels / 1e6)
-        ctx = multiprocessing.get_context("spawn")
+        ctx = worker_context()
         own_semaphore_names()  # the queues' semaphores: sem.extractor-<pid>-*, unlinked once workers start
         stages = active_stages(self.settings)
         queues = {stage: ctx.Queue() for stage in stages}
@@ -165,8 +166,9 @@ class PoolEngine:
         pool = loader = None
         try:
             pool = FramePool(slot_bytes, slots)
+            environment = WorkerEnvironment()
             for plan in plans:
-                spec = WorkerSpec(plan, self.settings.stages, pool.address, os.getpid(),
+                spec = WorkerSpec(plan, self.settings.stages, pool.address, os.getpid(), environment,
                                   count_bytes=self.options.count_bytes, last=plan.stage == stages[-1])
                 proc = ctx.Process(target=worker_main, name=f"extractor-{plan.label}",
                                    args=(spec, queues[plan.stage], downstream[plan.stage], results), daemon=True)

@@ -1,7 +1,7 @@
 """Nothing named in ``/dev/shm`` outlives a run, and nothing of anybody else's is ever removed.
 
 The frame pool is anonymous (``frame_pool``). What remains named are the POSIX semaphores that
-``multiprocessing`` queues use under ``spawn`` (``/dev/shm/sem.*``): a child opens them by name
+``multiprocessing`` queues use under ``forkserver`` and ``spawn`` (``/dev/shm/sem.*``): a child opens them by name
 while it unpickles its queues. So:
 
 1. they get our own name, ``sem.extractor-<coordinator pid>-<random>`` (``own_semaphore_names``),

@@ -1,6 +1,7 @@
 """A stage worker process: take handles from its queue, batch them, run the stage, pass results on.
 
-Started with ``spawn``: the worker applies its device plan (visible GPU, memory budget, threads)
+Started from a fork server (``start``), or with ``spawn``: the worker takes the coordinator's
+environment, applies its device plan (visible GPU, memory budget, threads)
 before anything imports TensorFlow, then loads its stage's model once. It ignores SIGINT (the
 coordinator decides how the run ends) and dies with the coordinator, whatever kills it
 (``lifeline``).
@@ -25,6 +26,7 @@ from extractor.workers.devices import WorkerPlan, apply_device_plan
 from extractor.workers.frame_pool import PoolAddress, SlotViewer
 from extractor.workers.lifeline import die_with_parent
 from extractor.workers.messages import FaceTask, FrameRef, decode_face, encode_face, pickled_size
+from extractor.workers.start import WorkerEnvironment, leave_fork_server
 
 POLL_SECONDS = 0.5
 
@@ -35,6 +37,7 @@ class WorkerSpec:
     stage_config: object  # StageConfig (imported lazily so spawn stays cheap)
     pool: PoolAddress
     coordinator_pid: int
+    environment: WorkerEnvironment  # the coordinator's, taken first (a fork server's may be older)
     linger: float = 0.005
     count_bytes: bool = False
     last: bool = False  # the last stage sends finished faces to the coordinator
@@ -97,6 +100,8 @@ def _set_up_frameworks(plan: WorkerPlan) -> None:
 def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
     """Process entry point (must stay importable at module level for spawn)."""
     die_with_parent(spec.coordinator_pid)
+    leave_fork_server()
+    spec.environment.apply()
     quiet_runtime_loggers()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     label, stage_name = spec.plan.label, spec.plan.stage
