@@ -45,3 +45,13 @@ def test_bad_flags_and_files_are_one_line(tmp_path, args, expected):
     assert result.exit_code != 0 and expected in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
+
+
+def test_python_dash_m_is_the_same_command():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "extractor", "run", "-i", "/no/such/folder", "-o", "/no/out"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Error: /no/such/folder: input does not exist" in done.stderr
+    assert "Traceback" not in done.stderr

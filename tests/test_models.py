@@ -162,3 +162,14 @@ def test_runtime_choice_is_said():
     assert CenterFaceDetector.runtime_label(None, True) == "keras/tensorflow"
     assert CenterFaceDetector.runtime_label("jax", False) == "keras/jax"
     assert CenterFaceDetector.runtime_label(None, True, {"runtime": "opencv"}) == "opencv-dnn"
+
+
+@pytest.mark.parametrize("value, threads", [("3", 3), ("4,2", 4), ("", 0), (" 2 ", 2), ("many", 0), (None, 0)])
+def test_a_users_omp_num_threads_never_stops_onnx_runtime(monkeypatch, value, threads):
+    from extractor.models.runners import threads_from_environment
+
+    if value is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert threads_from_environment() == threads

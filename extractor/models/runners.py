@@ -75,6 +75,13 @@ def dynamic_onnx(onnx_path: Path) -> bytes:
     return model.SerializeToString()
 
 
+def threads_from_environment() -> int:
+    """``OMP_NUM_THREADS`` as one thread count (a worker's plan sets it; a user's may be empty, or
+    OpenMP's nested form "4,2", whose first level counts here); 0 (every core) when unset or bad."""
+    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(first) if first.isdigit() else 0
+
+
 class OnnxRuntimeRunner:
     """The ONNX file through ONNX Runtime's CPU provider, one image per call (as OpenCV DNN, so
     that a frame's result never depends on its batch); threads from the worker's plan."""
@@ -86,7 +93,7 @@ class OnnxRuntimeRunner:
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # its graph warnings are about the file, not the user's run
-        options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "0"))  # 0: every core
+        options.intra_op_num_threads = threads_from_environment()
         options.inter_op_num_threads = 1
         # Idle threads sleep instead of spinning: the cores are shared with the other stages.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
