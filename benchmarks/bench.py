@@ -225,45 +225,90 @@ def photo_folder(folder: Path, copies: int) -> int:
     return count
 
 
-def _timed_command(command: list[str]) -> tuple[float, str]:
+def _timed_command(command: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds of the command and every process under it, and its stdout.
+
+    CPU is sampled every 50 ms (the last sample of each process counts): a process's wait
+    status does not reach ``getrusage`` when its parent does not wait for it (fork servers)."""
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cpu: dict[int, float] = {}
+
+    def sample() -> None:
+        while proc.poll() is None:
+            try:
+                tree = [psutil.Process(proc.pid)]
+                tree += tree[0].children(recursive=True)
+            except psutil.Error:
+                break
+            for member in tree:
+                try:
+                    times = member.cpu_times()
+                    cpu[member.pid] = times.user + times.system
+                except psutil.Error:
+                    continue
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
     elapsed = time.perf_counter() - start
-    if done.returncode:
-        raise SystemExit(f"{command[0]} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return elapsed, done.stdout
+    sampler.join()
+    if proc.returncode:
+        raise SystemExit(f"{command[0]} failed ({proc.returncode}):\n{err[-2000:]}")
+    return elapsed, sum(cpu.values()), out
 
 
 def against_peer(copies: int, cpus: int, rounds: int = 3) -> None:
     """Wall time, process start and model loads included, of the peer's HOG detection and of a
     default ``extractor run`` on the same photo folder, one after the other, ``rounds`` times
     (alternating, so a noisy neighbour on a shared machine hits both); each round gives a ratio,
-    and the median ratio is the figure."""
+    and the median ratio is the figure. Then each tool on one photo: its start-up CPU, which with
+    the folder's CPU gives its CPU per further photo."""
     bin_dir = Path(sys.executable).parent
     peer = bin_dir / "face_detection"
-    peer_rates, our_rates = [], []
+
+    def commands(folder: Path, out: Path) -> tuple[list[str], list[str]]:
+        return ([str(peer), "--cpus", str(cpus), str(folder)],
+                [str(bin_dir / "extractor"), "--loglevel", "WARNING", "run", "-i", str(folder), "-o", str(out),
+                 "--no-progress"])
+
+    runs: dict[str, list[tuple[float, float]]] = {"peer": [], "ours": []}  # (wall, cpu) per round
+    peer_out = ""
     with tempfile.TemporaryDirectory() as tmp:
-        photos = Path(tmp) / "photos"
+        photos, one = Path(tmp) / "photos", Path(tmp) / "one"
         photos.mkdir()
+        one.mkdir()
         count = photo_folder(photos, copies)
+        first = sorted(photos.iterdir())[0]
+        shutil.copy(first, one / first.name)
         for _ in range(rounds):
-            peer_seconds, peer_out = _timed_command([str(peer), "--cpus", str(cpus), str(photos)])
             shutil.rmtree(Path(tmp) / "faces", ignore_errors=True)
-            ours_seconds, _ = _timed_command([str(bin_dir / "extractor"), "--loglevel", "WARNING", "run", "-i",
-                                              str(photos), "-o", str(Path(tmp) / "faces"), "--no-progress"])
-            peer_rates.append(count / peer_seconds)
-            our_rates.append(count / ours_seconds)
+            for tool, command in zip(("peer", "ours"), commands(photos, Path(tmp) / "faces")):
+                wall, cpu, out = _timed_command(command)
+                runs[tool].append((wall, cpu))
+                if tool == "peer":
+                    peer_out = out
         faces = len(list((Path(tmp) / "faces").glob("*.png")))
-    ratios = sorted(ours / theirs for ours, theirs in zip(our_rates, peer_rates))
+        start_up = {tool: _timed_command(command)[:2]
+                    for tool, command in zip(("peer", "ours"), commands(one, Path(tmp) / "one_faces"))}
+    rates = {tool: [count / wall for wall, _ in walls] for tool, walls in runs.items()}
+    ratios = sorted(ours / theirs for ours, theirs in zip(rates["ours"], rates["peer"]))
     print(f"photos: {count} ({copies} copies of every annotated photo of {DATA}), {psutil.cpu_count()} CPUs, "
           f"{rounds} alternating rounds")
     print("\n| tool (same folder, one run) | images/s (each round) | faces |\n| --- | --- | --- |")
     print(f"| face_recognition 1.3.0 `face_detection --cpus {cpus}` (HOG, detection only) | "
-          f"{', '.join(f'{r:.1f}' for r in peer_rates)} | {len(peer_out.splitlines())} |")
+          f"{', '.join(f'{r:.1f}' for r in rates['peer'])} | {len(peer_out.splitlines())} |")
     print(f"| `extractor run` defaults (detect + align + mask + write PNGs) | "
-          f"{', '.join(f'{r:.1f}' for r in our_rates)} | {faces} |")
+          f"{', '.join(f'{r:.1f}' for r in rates['ours'])} | {faces} |")
     print(f"| **extractor / face_recognition** (median of the rounds' ratios) | "
           f"**{ratios[len(ratios) // 2]:.2f}** ({', '.join(f'{r:.2f}' for r in ratios)}) | |")
+    print("\n| tool | CPU-s for the folder (median of rounds) | one photo: wall s, CPU-s (start-up) | "
+          "CPU ms per further photo |\n| --- | --- | --- | --- |")
+    for tool, label in (("peer", "face_recognition"), ("ours", "extractor")):
+        cpu = sorted(c for _, c in runs[tool])[len(runs[tool]) // 2]
+        wall_one, cpu_one = start_up[tool]
+        print(f"| {label} | {cpu:.1f} | {wall_one:.1f}, {cpu_one:.1f} | {(cpu - cpu_one) / (count - 1) * 1000:.0f} |")
 
 
 def detectors_on_video(video: Path, detectors: list[str]) -> None:
