@@ -137,6 +137,25 @@ def test_workers_see_the_coordinators_environment_of_this_run(monkeypatch):
         worker.join()
 
 
+def test_the_fork_server_imports_no_framework():
+    """Workers fork from the server: TensorFlow (not fork-safe) and every other framework must
+    load in the worker, after its device plan, never in the server's preloaded modules."""
+    import json
+    import subprocess
+    import sys
+
+    from extractor.workers.start import PRELOAD
+
+    frameworks = ("tensorflow", "keras", "jax", "torch", "onnxruntime", "onnx", "dlib", "ray", "ai_edge_litert",
+                  "tflite_runtime", "mediapipe")
+    code = (f"import json, sys\nfor name in {PRELOAD!r}: __import__(name)\n"
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    loaded = set(json.loads(done.stdout))
+    assert {"numpy", "cv2", "extractor"} <= loaded
+    assert not loaded & set(frameworks), loaded & set(frameworks)
+
+
 def test_a_temporary_folder_too_long_for_a_socket_falls_back_to_spawn(tmp_path, monkeypatch):
     """The fork server listens on a socket under TMPDIR (at most 107 bytes on Linux); a run with
     a longer TMPDIR still runs, its workers started by spawn."""

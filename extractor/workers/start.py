@@ -1,5 +1,9 @@
 """How the pool starts its worker processes: a fork server that has imported the common modules once.
 
+(The design sketch says ``spawn`` because TensorFlow is not fork-safe. The fork server is a fresh
+interpreter, not a fork of the coordinator, and never imports a framework: workers forked from it
+are as clean as spawned ones, and still import TensorFlow only after their device plan.)
+
 With ``spawn`` every worker is a fresh interpreter that imports numpy, OpenCV and extractor
 again: about 0.5 s of CPU per worker, a twelfth of a 100-photo run on 2 cores. With
 ``forkserver`` one server process imports them once, and each worker is forked from that server:
@@ -8,7 +12,7 @@ worker still applies its device plan before its own framework loads), without th
 imports. The server lives as long as the process that started it, so in a long-lived process
 (tests, a notebook) later runs start faster still; it ends with that process.
 
-The server was forked with the environment of the moment it started, so a worker first takes
+The server keeps the environment of the moment it started, so a worker first takes
 the coordinator's environment of this run (``WorkerEnvironment``): exactly what ``spawn`` gives.
 """
 from __future__ import annotations
@@ -19,10 +23,12 @@ import os
 
 logger = logging.getLogger(__name__)
 
-# Imported once in the server; frameworks (TensorFlow, JAX, ONNX Runtime, dlib) are not: each
-# worker loads only its own, after its device plan. ``__main__`` is the running script (the
-# ``extractor`` command), which every worker would otherwise import again.
-PRELOAD = ["__main__", "numpy", "cv2", "extractor.workers.stage_worker", "extractor.stages",
+# Imported once in the server. Never a framework (TensorFlow, JAX, PyTorch, ONNX Runtime, dlib):
+# TensorFlow is not fork-safe, and each worker loads only its own, after its device plan (a test
+# holds this list to it). Not ``__main__`` either: a user's script may import anything at its top;
+# each worker re-runs it as spawn would, and for the ``extractor`` command that is one import of
+# ``extractor.cli``, preloaded here.
+PRELOAD = ["numpy", "cv2", "extractor.cli", "extractor.workers.stage_worker", "extractor.stages",
            "extractor.plugins.registry"]
 
 
