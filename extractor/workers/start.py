@@ -71,6 +71,5 @@ class WorkerEnvironment:
         self.variables = dict(os.environ)
 
     def apply(self) -> None:
-        if dict(os.environ) != self.variables:
-            os.environ.clear()
-            os.environ.update(self.variables)
+        os.environ.clear()
+        os.environ.update(self.variables)
