@@ -39,7 +39,7 @@ from extractor.sources import InputSource  # noqa: E402
 from extractor.stages import AlignStage, DetectStage, MaskStage, StageConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+DATA = Path(os.environ.get("EXTRACTOR_TEST_DATA", REPO.parent / "shared" / "data"))
 DEFAULT_VIDEO = DATA / "video" / "short_hamilton_clip.mp4"
 FALLBACK_VIDEO = REPO / "samples" / "hamilton_clip_60frames.mp4"
 

@@ -139,22 +139,34 @@ def test_tensorflow_and_jax_backends_give_the_same_faces(tmp_path, detector):
 
 
 @pytest.mark.skipif(not cuda_visible(), reason="no NVIDIA GPU on this machine: the GPU path runs where one is lent")
-def test_centerface_on_gpu_under_a_budget(tmp_path):
-    """In a fresh process (the budget must be set before the framework starts)."""
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_centerface_on_gpu_under_a_budget_equals_the_cpu(backend):
+    """On the GPU, under a budget set before the framework starts (so in a fresh process), the
+    Keras model finds the faces ONNX Runtime finds on the CPU, within the parity tolerances."""
+    if backend not in installed_backends():
+        pytest.skip(f"{backend} is not installed here (make install BACKEND={backend} GPU=1)")
     code = (
         "from extractor.models.backend import prepare_backend, limit_gpu_memory, gpu_visible\n"
-        "prepare_backend('tensorflow', None, 1500)\n"
-        "limit_gpu_memory('tensorflow', 1500, None, None)\n"
+        "from extractor.workers.devices import detect_gpus\n"
+        "total = detect_gpus()[0].total_mb\n"
+        f"prepare_backend({backend!r}, total, 1500)\n"
+        f"limit_gpu_memory({backend!r}, 1500, total, None)\n"
         "from extractor.plugins import registry\nfrom extractor.plugins.base import Batch\n"
         "from extractor.sources import read_image\nimport json\n"
         f"image = read_image({str(PHOTOS[2])!r})[0]\n"
-        "model = registry.create('detect', 'centerface', runtime='keras', backend='tensorflow')\n"
-        "faces = model.process(Batch([image])).detections[0]\n"
-        "print(json.dumps({'gpu': gpu_visible('tensorflow'), 'faces': len(faces)}))\n")
+        "faces = {}\n"
+        f"for runtime, backend in (('keras', {backend!r}), ('onnxruntime', None)):\n"
+        "    model = registry.create('detect', 'centerface', runtime=runtime, backend=backend)\n"
+        "    faces[runtime] = [list(f.box_ltrb) + [f.score] for f in model.process(Batch([image])).detections[0]]\n"
+        f"print(json.dumps({{'gpu': gpu_visible({backend!r}), **faces}}))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result == {"gpu": True, "faces": 2}
+    assert result["gpu"] is True
+    on_gpu, on_cpu = np.array(result["keras"]), np.array(result["onnxruntime"])
+    assert on_gpu.shape == on_cpu.shape == (2, 5)
+    assert np.abs(on_gpu[:, :4] - on_cpu[:, :4]).max() < 0.5
+    assert np.abs(on_gpu[:, 4] - on_cpu[:, 4]).max() < 1e-3
 
 
 def test_runtime_choice_is_said():

