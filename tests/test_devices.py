@@ -64,6 +64,13 @@ def test_budget_that_does_not_fit_falls_back_to_fewer_workers():
     assert "only 2 of 3 workers fit" in notes[0]
 
 
+def test_each_worker_also_holds_its_cuda_context():
+    """A budget caps the framework's allocator; the CUDA context comes on top (measured about
+    500 MB a process on an H200): three 1500 MB workers do not fit in 5000 MB, two do."""
+    plans, notes = plan_devices([StageDemand("detect", 3, 1500)], _gpus(5000))
+    assert len(plans) == 2 and "only 2 of 3 workers fit" in notes[0]
+
+
 def test_budget_that_fits_nowhere_is_a_clear_error():
     with pytest.raises(PlanError, match="detect: one worker needs 9000 MB"):
         plan_devices([StageDemand("detect", 1, 9000)], _gpus(4000, 8000))
