@@ -8,7 +8,7 @@ BACKEND ?= tensorflow
 GPU ?= 0
 BACKEND_STAMP := $(VENV)/.backend-$(BACKEND)-gpu$(GPU)
 
-.PHONY: install demo test bench faults lint eval calibrate clean
+.PHONY: install demo test bench bench-gpu faults lint eval calibrate clean
 
 install: $(STAMP) $(BACKEND_STAMP)
 
@@ -54,6 +54,10 @@ test: install
 
 bench: install
 	$(BIN)/python -m benchmarks.bench
+
+# On a machine with an NVIDIA GPU, after `make install BACKEND=... GPU=1`.
+bench-gpu: install
+	$(BIN)/python -m benchmarks.gpu_check
 
 faults: install
 	$(BIN)/python tests/fault_scenarios.py
