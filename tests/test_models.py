@@ -79,6 +79,25 @@ def test_centerface_batches_frames_of_one_size_only(centerface_runtimes):
         assert np.abs(np.array([f.box_ltrb for f in a]) - np.array([f.box_ltrb for f in b])).max() < 1e-3
 
 
+def test_a_short_batch_padded_to_the_compiled_batch_gives_the_same_outputs(centerface_runtimes):
+    """On a GPU, JAX and TensorFlow get short batches padded to the plugin's batch (one compile per
+    frame size); the padding must change nothing. On a CPU nothing is padded (compute is the cost)."""
+    model = centerface_runtimes["keras-tensorflow"]
+    assert model.runner.fixed_batch is None
+    batch = Batch([read_image(PHOTOS[0])[0]])
+    model.pre_process(batch)
+    tensor = np.stack(batch.feed[0])
+    plain = model.runner(tensor)
+    model.runner.fixed_batch = model.batch_size
+    try:
+        padded = model.runner(tensor)
+    finally:
+        model.runner.fixed_batch = None
+    for a, b in zip(plain, padded):
+        assert a.shape == b.shape and a.shape[0] == 1
+        assert np.abs(a - b).max() < 1e-4
+
+
 @pytest.fixture(scope="module")
 def mtcnn_package():
     """The reference: the ``mtcnn`` package, with the stable sort our cascade uses (its own sort

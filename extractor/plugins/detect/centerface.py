@@ -104,12 +104,14 @@ class CenterFaceDetector(Detector):
         from extractor.models.runners import KerasRunner, OnnxRuntimeRunner, OpenCVRunner, package_file
 
         path = package_file(*self.ONNX)
-        label = self.runtime_label(self.backend, cuda_visible(), {"runtime": self.requested_runtime})
+        on_gpu = cuda_visible()
+        label = self.runtime_label(self.backend, on_gpu, {"runtime": self.requested_runtime})
         if label.startswith("keras/"):
             from extractor.models.onnx_to_keras import keras_model_from_onnx
 
+            # On a GPU, blank padding is nearly free and a compile is not; on a CPU the reverse.
             self.runner = KerasRunner(partial(keras_model_from_onnx, path), label[len("keras/"):],
-                                      fixed_batch=self.batch_size)
+                                      fixed_batch=self.batch_size if on_gpu else None)
         else:
             self.runner = {"onnxruntime": OnnxRuntimeRunner, "opencv-dnn": OpenCVRunner}[label](path, OUTPUTS)
         super().load()
