@@ -272,7 +272,7 @@ def main() -> None:
     parser.add_argument("--backends", default=",".join(b for b in installed_backends()),
                         help="Keras backends to check (default: every installed one)")
     parser.add_argument("--budget", type=int, default=1500, help="GPU MB per detect worker")
-    parser.add_argument("--frames", type=int, default=550, help="frames of the 1080p video")
+    parser.add_argument("--frames", type=int, default=400, help="frames of the 1080p video")
     parser.add_argument("--aligner", default="dlib68")
     parser.add_argument("--align-workers", type=int, default=3)
     parser.add_argument("--out", type=Path, help="also write the report and raw figures (JSON) here")
