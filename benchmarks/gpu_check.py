@@ -27,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+import psutil  # noqa: E402
 
 from benchmarks.bench import DATA, DEFAULT_VIDEO, FALLBACK_VIDEO, steady_rate  # noqa: E402
 from extractor.engines.pool import run_pool  # noqa: E402
@@ -67,7 +68,7 @@ class GpuMemorySampler:
         self.interval = interval
         self.peak: dict[int, int] = {}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True, name="gpu-sampler")
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -82,6 +83,48 @@ class GpuMemorySampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+class ThreadCpuSampler:
+    """CPU seconds of each thread of this process (the coordinator) by thread name, over time:
+    whether its main thread, its loader thread or the queues' feeder threads are the limit."""
+
+    def __init__(self, interval: float = 0.5):
+        self.interval = interval
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="cpu-sampler")
+
+    def _run(self) -> None:
+        me, last = psutil.Process(), {}
+        while not self._stop.is_set():
+            names = {t.native_id: t.name for t in threading.enumerate()}
+            for thread in me.threads():
+                if thread.id in names:
+                    last[thread.id] = (names[thread.id], thread.user_time + thread.system_time)
+            by_name: dict[str, float] = {}
+            for name, cpu in last.values():
+                key = "QueueFeederThread" if name.startswith("QueueFeederThread") else name
+                by_name[key] = by_name.get(key, 0.0) + cpu
+            self.samples.append((time.monotonic(), by_name))
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def busy_share(self, since: float) -> dict[str, float]:
+        """Share of one core each thread used from ``since`` to the last sample."""
+        after = [sample for sample in self.samples if sample[0] >= since]
+        if len(after) < 2:
+            return {}
+        (t0, first), (t1, last) = after[0], after[-1]
+        return {name: round((cpu - first.get(name, 0.0)) / (t1 - t0), 2) for name, cpu in last.items()
+                if name not in ("cpu-sampler", "gpu-sampler")}
 
 
 def gpu_processes() -> dict[int, int]:
@@ -221,9 +264,11 @@ def pool_run(video: Path, out: Path, backend: str, detect_workers: int, align_wo
     options = EngineOptions(workers={"detect": detect_workers, "align": align_workers, "mask": 1},
                             vram_mb={"detect": budget_mb},
                             on_frame_written=lambda n: written.append((time.monotonic(), n)))
-    with GpuMemorySampler() as memory:
+    with GpuMemorySampler() as memory, ThreadCpuSampler() as coordinator:
         summary = run_pool(settings, options)
-    return {"backend": backend, "detect_workers": detect_workers, "frames": summary.frames, "faces": summary.faces,
+    running_since = next((t for t, n in written if n >= 0.1 * summary.frames), time.monotonic())
+    return {"coordinator_threads_busy": coordinator.busy_share(running_since),
+            "backend": backend, "detect_workers": detect_workers, "frames": summary.frames, "faces": summary.faces,
             "fps": summary.frames_per_second, "fps_once_running": steady_rate(written), "plan": summary.plan,
             "busy_s": summary.worker_busy_seconds, "gpu_mb_per_process": sorted(memory.peak.values()),
             "budget_mb": budget_mb}
@@ -259,6 +304,8 @@ def report(models: list[dict], pools: list[dict]) -> str:
             lines.append(f"| {pool['backend']} | {pool['detect_workers']} | failed: {pool['error'][-300:]!r} | | | | |")
             continue
         busy = ", ".join(f"{k} {v:.1f}" for k, v in sorted(pool["busy_s"].items()))
+        busy += "; coordinator threads, share of a core once running: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in sorted(pool.get("coordinator_threads_busy", {}).items()))
         lines.append(f"| {pool['backend']} | {pool['detect_workers']} | {pool['frames']}, {pool['faces']} | "
                      f"{pool['fps']:.1f} | {pool['fps_once_running']:.1f} | {pool['gpu_mb_per_process']} / "
                      f"{pool['budget_mb']} | {busy} |")
@@ -276,6 +323,7 @@ def main() -> None:
     parser.add_argument("--aligner", default="dlib68")
     parser.add_argument("--align-workers", type=int, default=3)
     parser.add_argument("--out", type=Path, help="also write the report and raw figures (JSON) here")
+    parser.add_argument("--detect-workers", default="1,2", help="detect worker counts to run the pool with")
     parser.add_argument("--skip-models", action="store_true", help="only the pool runs")
     parser.add_argument("--model-only", metavar="BACKEND", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -292,7 +340,7 @@ def main() -> None:
         print(json.dumps(models, indent=1), flush=True)
         pools = []
         for backend in backends:
-            for workers in (1, 2):
+            for workers in (int(n) for n in args.detect_workers.split(",")):
                 try:
                     pools.append(pool_run(video, Path(tmp) / f"{backend}{workers}", backend, workers,
                                           args.align_workers, args.aligner, args.budget))
