@@ -44,29 +44,22 @@ DEFAULT_VIDEO = DATA / "video" / "short_hamilton_clip.mp4"
 FALLBACK_VIDEO = REPO / "samples" / "hamilton_clip_60frames.mp4"
 
 
-class MemorySampler:
-    """Samples total RSS and PSS of this process and all its children, and the machine's shared
-    memory (``Shmem`` of /proc/meminfo: /dev/shm files and anonymous memfd blocks alike)."""
+class BackgroundSampler:
+    """Calls ``sample`` every ``interval`` seconds on a thread of its own while in a ``with`` block."""
 
-    def __init__(self, interval: float = 0.5):
+    thread_name = "sampler"
+
+    def __init__(self, interval: float):
         self.interval = interval
-        self.samples: list[tuple[float, int, int, int]] = []  # time, rss, pss, shm bytes
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True, name=self.thread_name)
+
+    def sample(self) -> None:
+        raise NotImplementedError
 
     def _run(self) -> None:
-        me = psutil.Process()
         while not self._stop.is_set():
-            rss = pss = 0
-            for proc in [me] + me.children(recursive=True):
-                try:
-                    info = proc.memory_full_info()
-                    rss += info.rss
-                    pss += getattr(info, "pss", info.rss)
-                except psutil.Error:
-                    continue
-            shm = _shmem_bytes()
-            self.samples.append((time.monotonic(), rss, pss, shm))
+            self.sample()
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -76,6 +69,29 @@ class MemorySampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+class MemorySampler(BackgroundSampler):
+    """Samples total RSS and PSS of this process and all its children, and the machine's shared
+    memory (``Shmem`` of /proc/meminfo: /dev/shm files and anonymous memfd blocks alike)."""
+
+    thread_name = "memory-sampler"
+
+    def __init__(self, interval: float = 0.5):
+        super().__init__(interval)
+        self.samples: list[tuple[float, int, int, int]] = []  # time, rss, pss, shm bytes
+        self._me = psutil.Process()
+
+    def sample(self) -> None:
+        rss = pss = 0
+        for proc in [self._me] + self._me.children(recursive=True):
+            try:
+                info = proc.memory_full_info()
+                rss += info.rss
+                pss += getattr(info, "pss", info.rss)
+            except psutil.Error:
+                continue
+        self.samples.append((time.monotonic(), rss, pss, _shmem_bytes()))
 
     def peak(self, column: int) -> int:
         return max((s[column] for s in self.samples), default=0)
@@ -320,9 +336,11 @@ def detectors_on_video(video: Path, detectors: list[str]) -> None:
         print(f"| {name} | {summary.frames_per_second:.2f} | {summary.faces} |")
 
 
-def long_video(video: Path, target_frames: int, folder: Path) -> Path:
-    """The sample video repeated until it has at least ``target_frames`` frames."""
-    path = folder / "soak.mp4"
+def long_video(video: Path, target_frames: int, folder: Path, size: tuple[int, int] | None = None,
+               whole_loops: bool = True) -> Path:
+    """The sample video repeated to ``target_frames`` frames (rounded up to whole repeats when
+    ``whole_loops``), scaled to ``size`` (width, height) if given."""
+    path = folder / ("soak.mp4" if size is None else f"video_{size[0]}x{size[1]}.mp4")
     capture = cv2.VideoCapture(str(video))
     fps = capture.get(cv2.CAP_PROP_FPS) or 30
     frames = []
@@ -330,14 +348,13 @@ def long_video(video: Path, target_frames: int, folder: Path) -> Path:
         ok, frame = capture.read()
         if not ok:
             break
-        frames.append(frame)
+        frames.append(frame if size is None else cv2.resize(frame, size, interpolation=cv2.INTER_CUBIC))
+    if whole_loops:
+        target_frames = -(-target_frames // len(frames)) * len(frames)
     height, width = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    written = 0
-    while written < target_frames:
-        for frame in frames:
-            writer.write(frame)
-            written += 1
+    for index in range(target_frames):
+        writer.write(frames[index % len(frames)])
     writer.release()
     return path
 

