@@ -244,8 +244,7 @@ def _timing(entry: dict, size: str) -> str:
     return f"{entry[f'ms_per_frame_{size}']:.2f} ({entry[f'network_ms_per_frame_{size}']:.2f})"
 
 
-def report(models: list[dict], pools: list[dict]) -> str:
-    gpu = detect_gpus()[0]
+def report(gpu, models: list[dict], pools: list[dict]) -> str:
     lines = [f"GPU: {gpu.name}, {gpu.total_mb} MB; {os.cpu_count()} CPUs", "",
              "| backend | precision | on GPU | faces as ONNX Runtime (CPU) | max box px | max score | "
              "ms/frame 1080p->640 (network) | ms/frame 1080p full (network) | "
@@ -291,7 +290,8 @@ def main() -> None:
     parser.add_argument("--skip-models", action="store_true", help="only the pool runs")
     parser.add_argument("--model-only", metavar="BACKEND", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if not detect_gpus():
+    gpus = detect_gpus()
+    if not gpus:
         raise SystemExit("no NVIDIA GPU (nvidia-smi lists none): nothing to check")
     if args.model_only:
         print(json.dumps(model_check(args.model_only, args.budget, args.photo, args.video)))
@@ -311,7 +311,7 @@ def main() -> None:
                 except Exception as exc:  # one backend failing must not hide the others' figures
                     pools.append({"backend": backend, "detect_workers": workers, "error": repr(exc)})
                 print(json.dumps(pools[-1]), flush=True)
-    text = report(models, pools)
+    text = report(gpus[0], models, pools)
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
