@@ -8,7 +8,7 @@ BACKEND ?= tensorflow
 GPU ?= 0
 BACKEND_STAMP := $(VENV)/.backend-$(BACKEND)-gpu$(GPU)
 
-.PHONY: install demo test bench bench-gpu faults lint eval calibrate clean
+.PHONY: install demo test bench bench-gpu faults lint eval robustness calibrate clean
 
 install: $(STAMP) $(BACKEND_STAMP)
 
@@ -64,6 +64,10 @@ faults: install
 
 eval: install
 	$(BIN)/extractor eval ../shared/data
+
+# Recall and landmark error on changed copies of ../shared/data (dark, flat, shadowed, small...).
+robustness: install
+	$(BIN)/python -m benchmarks.robustness
 
 lint: install
 	$(BIN)/ruff check extractor tests tools benchmarks

@@ -32,7 +32,7 @@ class StageConfig:
     batch_sizes: dict[str, int] = field(default_factory=dict)  # plugin stage -> batch size
     min_size: int = 0
     rotations: tuple[int, ...] = ()
-    normalization: str = "none"
+    normalization: str = "auto"
     identity: str | None = None  # identity plugin name, or None for no embeddings
     plugin_options: dict[str, dict] = field(default_factory=dict)  # "stage.name" -> constructor options
     backend: str | None = None  # Keras backend asked for (--backend / KERAS_BACKEND); None: auto

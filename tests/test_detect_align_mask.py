@@ -9,6 +9,7 @@ from extractor.evaluate import nme
 from extractor.faces import DetectedFace
 from extractor.geometry import iou, rotate_image
 from extractor.plugins import registry
+from extractor.plugins.base import needs_contrast
 from extractor.sources import read_image
 from extractor.stages import AlignStage, DetectStage, StageConfig
 
@@ -48,13 +49,45 @@ def test_rotation_retry_finds_face_and_maps_box_back():
     assert iou(faces[0].box_ltrb, expected) >= 0.7
 
 
-@pytest.mark.parametrize("normalization", ["none", "clahe", "hist", "mean"])
+@pytest.mark.parametrize("normalization", ["auto", "none", "clahe", "hist", "mean"])
 def test_aligner_normalisations(detect_stage, normalization):
     image, entry = _image("ibug_300vw", 1)
     face = detect_stage.run([image])[0][0]
     align = AlignStage(StageConfig(normalization=normalization))
     align.run([image], [face])
     assert nme(face.landmarks, entry["faces"][0]["landmarks68"]) < 0.06
+
+
+def test_auto_normalisation_rescues_a_dark_face_and_leaves_a_well_lit_one(detect_stage, align_stage):
+    """dlib's trees threshold raw pixel differences: on the same face darkened 4x they lose
+    their way (NME about 0.07); "auto" (the default) gives CLAHE to that crop only."""
+    image, entry = _image("ibug_300vw", 1)
+    truth = entry["faces"][0]["landmarks68"]
+    dark = (image * 0.25).astype(np.uint8)
+    plugin = align_stage.plugin  # the loaded model, its option switched
+    assert plugin.normalization == "auto" and plugin.contrast_sensitive
+    landmarks = {}
+    try:
+        for normalization in ("none", "auto"):
+            plugin.normalization = normalization
+            for lighting, frame in (("lit", image), ("dark", dark)):
+                face = detect_stage.run([frame])[0][0]
+                align_stage.run([frame], [face])
+                landmarks[normalization, lighting] = face.landmarks
+    finally:
+        plugin.normalization = "auto"
+    assert np.array_equal(landmarks["none", "lit"], landmarks["auto", "lit"])
+    assert nme(landmarks["auto", "dark"], truth) < 0.04 < nme(landmarks["none", "dark"], truth)
+
+
+def test_needs_contrast_tells_dim_and_flat_faces_from_well_lit_ones():
+    image, entry = _image("ibug_300vw", 1)
+    left, top, right, bottom = (round(v) for v in entry["faces"][0]["box"])
+    side = max(right - left, bottom - top)  # the face fills the middle half, as in an aligner crop
+    crop = image[max(0, top - side // 2):bottom + side // 2, max(0, left - side // 2):right + side // 2]
+    assert not needs_contrast(crop)
+    assert needs_contrast((crop * 0.25).astype(np.uint8))  # dim
+    assert needs_contrast((crop * 0.3 + 90).astype(np.uint8))  # flat
 
 
 def test_masks_are_plausible(detect_stage, align_stage, mask_stage):

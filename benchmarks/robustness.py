@@ -1,0 +1,151 @@
+"""``make robustness``: recall and landmark error on the annotated photos under hard conditions.
+
+The held-out photos users bring are darker, flatter, blurrier, smaller or more compressed than
+../shared/data. This builds copies of every annotated set with one change each (darkened,
+flattened, shadowed, grey, noisy, blurred, JPEG at quality 8, halved, pasted small into a
+3000 px canvas, enlarged), with the ground truth moved to match, and runs ``extractor eval``'s
+measure on each, for each normalisation asked for (``--normalization none,auto``).
+
+dlib_faces' 68 points are dlib's own output on the original photos, not a person's, so by default
+they are counted as a reference too (``--proxy``: 36 faces instead of the 8 human-annotated
+ones): on the copies they measure how far the conditions move the landmarks from what the
+original photo gives.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from extractor.evaluate import evaluate, find_annotation_files  # noqa: E402
+from extractor.stages import AlignStage, DetectStage, StageConfig  # noqa: E402
+
+DATA = Path(os.environ.get("EXTRACTOR_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+# A change: image -> (changed image, (scale, dx, dy) taking old coordinates to new ones).
+Change = Callable[[np.ndarray], tuple[np.ndarray, tuple[float, float, float]]]
+SAME = (1.0, 0.0, 0.0)
+
+
+def _scaled(image: np.ndarray, factor: float, offset: float = 0.0) -> np.ndarray:
+    return np.clip(image.astype(np.float32) * factor + offset, 0, 255).astype(np.uint8)
+
+
+def _shadow(image: np.ndarray) -> np.ndarray:
+    """Light falling from the left: full brightness on the left edge, 15 % on the right."""
+    ramp = np.linspace(1.0, 0.15, image.shape[1], dtype=np.float32)[None, :, None]
+    return np.clip(image * ramp, 0, 255).astype(np.uint8)
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+
+
+def _noise(image: np.ndarray) -> np.ndarray:
+    noisy = image + np.random.default_rng(0).normal(0, 20, image.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def _jpeg(image: np.ndarray) -> np.ndarray:
+    return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 8])[1], cv2.IMREAD_COLOR)
+
+
+def _in_canvas(image: np.ndarray, side: int = 3000) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """The photo pasted in the middle of a grey 3000 x 2250 frame: its faces become small."""
+    height, width = image.shape[:2]
+    canvas = np.full((max(height, side * 3 // 4), max(width, side), 3), 128, np.uint8)
+    top, left = (canvas.shape[0] - height) // 2, (canvas.shape[1] - width) // 2
+    canvas[top:top + height, left:left + width] = image
+    return canvas, (1.0, float(left), float(top))
+
+
+CHANGES: dict[str, Change] = {
+    "original": lambda image: (image, SAME),
+    "dark (x0.25)": lambda image: (_scaled(image, 0.25), SAME),
+    "dark midtones (gamma 2.2)": lambda image: ((255 * (image / 255.0) ** 2.2).astype(np.uint8), SAME),
+    "flat (x0.3 + 90)": lambda image: (_scaled(image, 0.3, 90), SAME),
+    "shadowed (left to right)": lambda image: (_shadow(image), SAME),
+    "grey": lambda image: (_grey(image), SAME),
+    "noisy (sigma 20)": lambda image: (_noise(image), SAME),
+    "blurred (sigma 2)": lambda image: (cv2.GaussianBlur(image, (0, 0), 2.0), SAME),
+    "JPEG quality 8": lambda image: (_jpeg(image), SAME),
+    "halved": lambda image: (cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), (0.5, 0, 0)),
+    "in a 3000 px frame": _in_canvas,
+    "enlarged x2.5": lambda image: (cv2.resize(image, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC),
+                                    (2.5, 0, 0)),
+}
+
+
+def changed_copy(change: Change, folder: Path, proxy: bool) -> None:
+    """Every annotated set of DATA, each image changed, its boxes and points moved to match."""
+    for listing in find_annotation_files(DATA):
+        annotations = json.loads(listing.read_text())
+        if proxy and listing.parent.name == "dlib_faces":
+            annotations["landmarks_kind"] = "human (here: dlib's points on the original photo as reference)"
+        kept = []
+        for number, entry in enumerate(annotations["images"]):
+            if not entry.get("faces"):
+                continue  # the no-face and broken edge cases are make faults' business
+            image = cv2.imread(str(listing.parent / entry["file"]), cv2.IMREAD_COLOR)
+            if image is None:
+                continue
+            changed, (scale, dx, dy) = change(image)
+            name = f"{number}.png"
+            (folder / listing.parent.name).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / listing.parent.name / name), changed)
+            for face in entry["faces"]:
+                left, top, right, bottom = face["box"]
+                face["box"] = [left * scale + dx, top * scale + dy, right * scale + dx, bottom * scale + dy]
+                if face.get("landmarks68"):
+                    face["landmarks68"] = [[x * scale + dx, y * scale + dy] for x, y in face["landmarks68"]]
+            kept.append({**entry, "file": name})
+        if kept:
+            (folder / listing.parent.name / "annotations.json").write_text(json.dumps({**annotations,
+                                                                                       "images": kept}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detector", default=StageConfig.detector)
+    parser.add_argument("--aligner", default=StageConfig.aligner)
+    parser.add_argument("--normalization", default="none,auto", help="comma-separated, one column each")
+    parser.add_argument("--human-only", action="store_true",
+                        help="NME over the 8 human-annotated faces only (no dlib_faces reference)")
+    args = parser.parse_args()
+    normalizations = args.normalization.split(",")
+    config = StageConfig(detector=args.detector, aligner=args.aligner)
+    detect, align = DetectStage(config), AlignStage(config)
+    detect.load()
+    align.load()
+
+    def evaluate_each_normalization(folder: Path) -> list:
+        reports = []
+        for normalization in normalizations:
+            align.plugin.normalization = normalization  # one loaded model, its option switched
+            reports.append(evaluate(folder, config, detect, align))
+        return reports
+
+    faces = "8 human-annotated faces" if args.human_only else "36 faces, dlib_faces' reference: dlib on the original"
+    print(f"detector {args.detector}, aligner {args.aligner}; NME median ({faces})")
+    print("| condition | recall | " + " | ".join(f"NME median, {n}" for n in normalizations) + " |")
+    print("| --- | --- |" + " --- |" * len(normalizations))
+    for name, change in CHANGES.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            changed_copy(change, Path(tmp), proxy=not args.human_only)
+            reports = evaluate_each_normalization(Path(tmp))
+        summary = reports[0].summary()
+        cells = [f"{r.summary()['nme_median_all']:.4f}" if r.summary()["nme_median_all"] else "n/a" for r in reports]
+        print(f"| {name} | {summary['recall']:.3f} ({summary['matched']}/{summary['ground_truth']}"
+              f"{f', {summary['false_positives']} false pos.' if summary['false_positives'] else ''}) | "
+              + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
