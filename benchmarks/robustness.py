@@ -141,11 +141,15 @@ def main() -> None:
             changed_copy(change, Path(tmp), proxy=not args.human_only)
             reports = evaluate_each_normalization(Path(tmp))
         summary = reports[0].summary()
-        cells = [f"{r.summary()['nme_median_all']:.4f}" if r.summary()["nme_median_all"] else "n/a" for r in reports]
-        print(f"| {name} | {summary['recall']:.3f} ({summary['matched']}/{summary['ground_truth']}"
-              f"{f', {summary['false_positives']} false pos.' if summary['false_positives'] else ''}) | "
+        false = f", {summary['false_positives']} false pos." if summary["false_positives"] else ""
+        cells = [_median(report) for report in reports]
+        print(f"| {name} | {summary['recall']:.3f} ({summary['matched']}/{summary['ground_truth']}{false}) | "
               + " | ".join(cells) + " |", flush=True)
 
+
+def _median(report) -> str:
+    value = report.summary()["nme_median_all"]
+    return "n/a" if value is None else f"{value:.4f}"
 
 if __name__ == "__main__":
     main()
