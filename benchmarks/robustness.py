@@ -3,7 +3,7 @@
 The held-out photos users bring are darker, flatter, blurrier, smaller or more compressed than
 ../shared/data. This builds copies of every annotated set with one change each (darkened,
 flattened, shadowed, grey, noisy, blurred, JPEG at quality 8, halved, pasted small into a
-3000 px canvas, enlarged), with the ground truth moved to match, and runs ``extractor eval``'s
+3000 px canvas, enlarged, tilted), with the ground truth moved to match, and runs ``extractor eval``'s
 measure on each, for each normalisation asked for (``--normalization none,auto``).
 
 dlib_faces' 68 points are dlib's own output on the original photos, not a person's, so by default
@@ -26,12 +26,18 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from extractor.evaluate import evaluate, find_annotation_files  # noqa: E402
+from extractor.geometry import transform_points  # noqa: E402
 from extractor.stages import AlignStage, DetectStage, StageConfig  # noqa: E402
 
 DATA = Path(os.environ.get("EXTRACTOR_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-# A change: image -> (changed image, (scale, dx, dy) taking old coordinates to new ones).
-Change = Callable[[np.ndarray], tuple[np.ndarray, tuple[float, float, float]]]
-SAME = (1.0, 0.0, 0.0)
+# A change: image -> (changed image, 2x3 affine matrix taking old coordinates to new ones).
+Change = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+SAME = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def _resized(image: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    return cv2.resize(image, None, fx=factor, fy=factor, interpolation=interpolation), SAME * factor
 
 
 def _scaled(image: np.ndarray, factor: float, offset: float = 0.0) -> np.ndarray:
@@ -57,13 +63,23 @@ def _jpeg(image: np.ndarray) -> np.ndarray:
     return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 8])[1], cv2.IMREAD_COLOR)
 
 
-def _in_canvas(image: np.ndarray, side: int = 3000) -> tuple[np.ndarray, tuple[float, float, float]]:
+def _in_canvas(image: np.ndarray, side: int = 3000) -> tuple[np.ndarray, np.ndarray]:
     """The photo pasted in the middle of a grey 3000 x 2250 frame: its faces become small."""
     height, width = image.shape[:2]
     canvas = np.full((max(height, side * 3 // 4), max(width, side), 3), 128, np.uint8)
     top, left = (canvas.shape[0] - height) // 2, (canvas.shape[1] - width) // 2
     canvas[top:top + height, left:left + width] = image
-    return canvas, (1.0, float(left), float(top))
+    return canvas, SAME + [[0, 0, left], [0, 0, top]]
+
+
+def _tilted(image: np.ndarray, degrees: float = 30) -> tuple[np.ndarray, np.ndarray]:
+    """The whole photo turned by ``degrees`` (heads tilted), on a canvas that holds all of it."""
+    height, width = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    size = (int(np.ceil(width * cos + height * sin)), int(np.ceil(width * sin + height * cos)))
+    matrix[:, 2] += (size[0] - width) / 2, (size[1] - height) / 2
+    return cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), matrix
 
 
 CHANGES: dict[str, Change] = {
@@ -76,10 +92,10 @@ CHANGES: dict[str, Change] = {
     "noisy (sigma 20)": lambda image: (_noise(image), SAME),
     "blurred (sigma 2)": lambda image: (cv2.GaussianBlur(image, (0, 0), 2.0), SAME),
     "JPEG quality 8": lambda image: (_jpeg(image), SAME),
-    "halved": lambda image: (cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), (0.5, 0, 0)),
+    "halved": lambda image: _resized(image, 0.5),
     "in a 3000 px frame": _in_canvas,
-    "enlarged x2.5": lambda image: (cv2.resize(image, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC),
-                                    (2.5, 0, 0)),
+    "enlarged x2.5": lambda image: _resized(image, 2.5),
+    "tilted 30 degrees": _tilted,
 }
 
 
@@ -96,15 +112,16 @@ def changed_copy(change: Change, folder: Path, proxy: bool) -> None:
             image = cv2.imread(str(listing.parent / entry["file"]), cv2.IMREAD_COLOR)
             if image is None:
                 continue
-            changed, (scale, dx, dy) = change(image)
+            changed, matrix = change(image)
             name = f"{number}.png"
             (folder / listing.parent.name).mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(folder / listing.parent.name / name), changed)
             for face in entry["faces"]:
                 left, top, right, bottom = face["box"]
-                face["box"] = [left * scale + dx, top * scale + dy, right * scale + dx, bottom * scale + dy]
+                corners = transform_points([[left, top], [right, top], [left, bottom], [right, bottom]], matrix)
+                face["box"] = [*corners.min(0).tolist(), *corners.max(0).tolist()]  # upright box around it
                 if face.get("landmarks68"):
-                    face["landmarks68"] = [[x * scale + dx, y * scale + dy] for x, y in face["landmarks68"]]
+                    face["landmarks68"] = transform_points(face["landmarks68"], matrix).tolist()
             kept.append({**entry, "file": name})
         if kept:
             (folder / listing.parent.name / "annotations.json").write_text(json.dumps({**annotations,
