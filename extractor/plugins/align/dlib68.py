@@ -27,7 +27,7 @@ class Dlib68Aligner(CropAligner):
     runtime = "dlib"
     # Its trees compare raw pixel differences with thresholds learnt on well-lit faces. With
     # CLAHE on dim or flat crops ("auto"), `make robustness` (36 faces of ../shared/data): NME
-    # median darkened 4x 0.0696 -> 0.0348, flattened 0.0562 -> 0.0319, shadowed 0.0372 -> 0.0322;
+    # median darkened 4x 0.0696 -> 0.0348, flattened 0.0562 -> 0.0330, shadowed 0.0372 -> 0.0323;
     # the original photos 0.0301 either way.
     contrast_sensitive = True
     description = "dlib 68-point ERT predictor (CPU), dlib-style box placement + 1 refinement"
