@@ -177,7 +177,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--batch-size", "batch_sizes", multiple=True, metavar="STAGE=N",
               help="Batch size of a stage, e.g. --batch-size align=32 (default: the plugin's).")
 @click.option("--normalization", default="auto", show_default=True, type=click.Choice(Aligner.NORMALIZATIONS),
-              help="Normalise the face crop the aligner sees.")
+              help="Normalise the face crop the aligner sees; auto: CLAHE on dim or flat faces only, for dlib68.")
 @click.option("--rotate", default="off", show_default=True,
               help="Retry frames with no face rotated: on (90,270,180), off, or angles like 90,270.")
 @click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
