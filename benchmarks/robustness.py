@@ -6,9 +6,9 @@ flattened, shadowed, grey, noisy, blurred, JPEG at quality 8, halved, pasted sma
 3000 px canvas, enlarged, tilted), with the ground truth moved to match, and runs ``extractor eval``'s
 measure on each, for each normalisation asked for (``--normalization none,auto``).
 
-dlib_faces' 68 points are dlib's own output on the original photos, not a person's, so by default
-they are counted as a reference too (``--proxy``: 36 faces instead of the 8 human-annotated
-ones): on the copies they measure how far the conditions move the landmarks from what the
+dlib_faces' 68 points are dlib's own output on the original photos, not a person's; they are
+counted as a reference too (36 faces instead of the 8 human-annotated ones; ``--human-only`` for
+the 8): on the copies they measure how far a condition moves the landmarks from what the
 original photo gives.
 """
 from __future__ import annotations
