@@ -25,11 +25,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.bench import DATA  # noqa: E402
 from extractor.evaluate import evaluate, find_annotation_files  # noqa: E402
 from extractor.geometry import transform_points  # noqa: E402
 from extractor.stages import AlignStage, DetectStage, StageConfig  # noqa: E402
 
-DATA = Path(os.environ.get("EXTRACTOR_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 # A change: image -> (changed image, 2x3 affine matrix taking old coordinates to new ones).
 Change = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 SAME = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
