@@ -37,6 +37,7 @@ from extractor.output import OutputSettings  # noqa: E402
 from extractor.run_settings import EngineOptions, RunSettings  # noqa: E402
 from extractor.stages import StageConfig  # noqa: E402
 from extractor.workers.devices import detect_gpus  # noqa: E402
+from extractor.workers.ordered_writer import default_helper_threads  # noqa: E402
 
 FULL_HD = (1920, 1080)
 # Photos of the CPU parity tests: small and large faces, a crowd, a gray photo.
@@ -77,7 +78,7 @@ class ThreadCpuSampler(BackgroundSampler):
                 self._last[thread.id] = (names[thread.id], thread.user_time + thread.system_time)
         by_name: dict[str, float] = {}
         for name, cpu in self._last.values():
-            key = "QueueFeederThread" if name.startswith("QueueFeederThread") else name
+            key = next((group for group in ("QueueFeederThread", "extractor-prepare") if name.startswith(group)), name)
             by_name[key] = by_name.get(key, 0.0) + cpu
         self.samples.append((time.monotonic(), by_name))
 
@@ -221,18 +222,20 @@ def model_checks(backends: list[str], budget_mb: int, photos: list[Path], video:
 
 # ---------------------------------------------------------------- 2. the pool
 def pool_run(video: Path, out: Path, backend: str, detect_workers: int, align_workers: int, aligner: str,
-             budget_mb: int) -> dict:
+             budget_mb: int, prepare_threads: int | None = None) -> dict:
     settings = RunSettings(input_path=video, output=OutputSettings(out, out / "alignments.jsonl"),
                            stages=StageConfig(aligner=aligner, maskers=("components",), backend=backend))
     written: list[tuple[float, int]] = []
     options = EngineOptions(workers={"detect": detect_workers, "align": align_workers, "mask": 1},
-                            vram_mb={"detect": budget_mb},
+                            vram_mb={"detect": budget_mb}, prepare_threads=prepare_threads,
                             on_frame_written=lambda n: written.append((time.monotonic(), n)))
     with GpuMemorySampler() as memory, ThreadCpuSampler() as coordinator:
         summary = run_pool(settings, options)
     running_since = next((t for t, n in written if n >= 0.1 * summary.frames), time.monotonic())
     return {"coordinator_threads_busy": coordinator.busy_share(running_since),
-            "backend": backend, "detect_workers": detect_workers, "frames": summary.frames, "faces": summary.faces,
+            "backend": backend, "detect_workers": detect_workers,
+            "prepare_threads": default_helper_threads() if prepare_threads is None else prepare_threads,
+            "frames": summary.frames, "faces": summary.faces,
             "fps": summary.frames_per_second, "fps_once_running": steady_rate(written), "plan": summary.plan,
             "busy_s": summary.worker_busy_seconds, "gpu_mb_per_process": sorted(memory.peak.values()),
             "budget_mb": budget_mb}
@@ -259,8 +262,8 @@ def report(gpu, models: list[dict], pools: list[dict]) -> str:
             lines.append(f"| {model['backend']} | {precision} | {model['gpu']} | {e['faces_equal_in_count']} | "
                          f"{e['max_box_px']:.4f} | {e['max_score']:.2e} | {_timing(e, '640')} | {_timing(e, 'full')} | "
                          f"{model['allocator_peak_mb']:.0f} / {model['nvidia_smi_mb']} / {model['budget_mb']} |")
-    lines += ["", "| backend | detect workers | frames, faces | frames/s (all) | frames/s once running | "
-              "GPU MB per process (nvidia-smi peak) / budget | busy s per worker |",
+    lines += ["", "| backend | detect workers, face-preparing threads | frames, faces | frames/s (all) | "
+              "frames/s once running | GPU MB per process (nvidia-smi peak) / budget | busy s per worker |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for pool in pools:
         if "error" in pool:
@@ -269,7 +272,8 @@ def report(gpu, models: list[dict], pools: list[dict]) -> str:
         busy = ", ".join(f"{k} {v:.1f}" for k, v in sorted(pool["busy_s"].items()))
         busy += "; coordinator threads, share of a core once running: " + ", ".join(
             f"{k} {v:.2f}" for k, v in sorted(pool.get("coordinator_threads_busy", {}).items()))
-        lines.append(f"| {pool['backend']} | {pool['detect_workers']} | {pool['frames']}, {pool['faces']} | "
+        lines.append(f"| {pool['backend']} | {pool['detect_workers']}, {pool['prepare_threads']} | "
+                     f"{pool['frames']}, {pool['faces']} | "
                      f"{pool['fps']:.1f} | {pool['fps_once_running']:.1f} | {pool['gpu_mb_per_process']} / "
                      f"{pool['budget_mb']} | {busy} |")
     return "\n".join(lines)
@@ -287,6 +291,9 @@ def main() -> None:
     parser.add_argument("--align-workers", type=int, default=3)
     parser.add_argument("--out", type=Path, help="also write the report and raw figures (JSON) here")
     parser.add_argument("--detect-workers", default="1,2", help="detect worker counts to run the pool with")
+    parser.add_argument("--prepare-threads", default="auto",
+                        help="coordinator threads preparing faces to run the pool with (numbers or 'auto', "
+                        "comma-separated)")
     parser.add_argument("--skip-models", action="store_true", help="only the pool runs")
     parser.add_argument("--model-only", metavar="BACKEND", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -305,12 +312,15 @@ def main() -> None:
         pools = []
         for backend in backends:
             for workers in (int(n) for n in args.detect_workers.split(",")):
-                try:
-                    pools.append(pool_run(video, Path(tmp) / f"{backend}{workers}", backend, workers,
-                                          args.align_workers, args.aligner, args.budget))
-                except Exception as exc:  # one backend failing must not hide the others' figures
-                    pools.append({"backend": backend, "detect_workers": workers, "error": repr(exc)})
-                print(json.dumps(pools[-1]), flush=True)
+                for threads in args.prepare_threads.split(","):
+                    prepare = None if threads == "auto" else int(threads)
+                    try:
+                        pools.append(pool_run(video, Path(tmp) / f"{backend}{workers}-{threads}", backend, workers,
+                                              args.align_workers, args.aligner, args.budget, prepare))
+                    except Exception as exc:  # one backend failing must not hide the others' figures
+                        pools.append({"backend": backend, "detect_workers": workers, "prepare_threads": threads,
+                                      "error": repr(exc)})
+                    print(json.dumps(pools[-1]), flush=True)
     text = report(gpus[0], models, pools)
     print(text)
     if args.out:

@@ -38,6 +38,7 @@ class EngineOptions:
     count_bytes: bool = False  # pool: tally pickled bytes on every queue (benchmark, tests)
     gpu_inventory: list | None = None  # pool, for tests: a simulated inventory instead of nvidia-smi
     on_frame_written: Callable[[int], None] | None = None  # called with the frame count after each write
+    prepare_threads: int | None = None  # pool: threads warping and encoding faces for the coordinator; None: by cores
     stall_seconds: float = 300.0  # pool: no message at all for this long while frames are in flight: stop
     ray_address: str | None = None  # ray: "auto" or HOST:PORT of a cluster; None: a local instance
     gpu_memory_mb: int | None = None  # ray: memory of one GPU, to turn budgets into GPU fractions

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,13 @@ import pytest
 from conftest import DATA, VIDEO
 from fault_scenarios import damaged_frames, group_gone, run, shm_files, stage_worker_pids, start, wait_for_records
 from extractor.alignments import read_records
-from extractor.output import OutputSettings, read_face_metadata
+from extractor.media import ExtractMedia
+from extractor.output import FrameWriter, OutputSettings, read_face_metadata
 from extractor.engines.single import run_single_process
 from extractor.run_settings import RunSettings
 from extractor.stages import StageConfig
 from extractor.workers.assembler import FrameAssembler
+from extractor.workers.ordered_writer import OrderedFrameWriter
 from extractor.engines.pool import run_pool
 from extractor.run_settings import EngineOptions
 from extractor.workers.start import WorkerEnvironment, worker_context
@@ -55,8 +58,11 @@ def both_engines(mixed_folder, tmp_path_factory):
     pool_out = tmp_path_factory.mktemp("pool")
     before = shm_files()
     single = run_single_process(_settings(mixed_folder, single_out))
+    # Two helper threads prepare the faces (as on machines with 8+ cores): frames must still be
+    # written in input order, each face file beside its record.
     pool = run_pool(_settings(mixed_folder, pool_out),
-                    EngineOptions(workers={"detect": 1, "align": 2, "mask": 1}, count_bytes=True, frame_buffer=6))
+                    EngineOptions(workers={"detect": 1, "align": 2, "mask": 1}, count_bytes=True, frame_buffer=6,
+                                  prepare_threads=2))
     return single_out, single, pool_out, pool, before
 
 
@@ -66,6 +72,7 @@ def test_pool_equals_single_process(both_engines):
     b = list(read_records(pool_out / "alignments.jsonl"))
     assert [r["frame"] for r in a] == [r["frame"] for r in b]  # same frames, same (input) order
     assert single.faces == pool.faces and pool.faces >= 36
+    assert sorted(p.name for p in single_out.glob("*.png")) == sorted(p.name for p in pool_out.glob("*.png"))
     for ra, rb in zip(a, b):
         assert len(ra["faces"]) == len(rb["faces"]), ra["frame"]
         for fa, fb in zip(ra["faces"], rb["faces"]):
@@ -166,6 +173,31 @@ def test_a_temporary_folder_too_long_for_a_socket_falls_back_to_spawn(tmp_path, 
     assert done.returncode == 0, done.output
     assert "workers start by spawn: no fork server (AF_UNIX path too long)" in done.output
     assert len(list((tmp_path / "out").glob("*.png"))) == 1
+
+
+def test_helper_threads_finishing_out_of_order_still_write_in_input_order(tmp_path):
+    writer = FrameWriter(OutputSettings(tmp_path, tmp_path / "a.jsonl", save_faces=False))
+    prepare = writer.preparer.prepare
+
+    def slow_first_frame(media):
+        if media.filename == "0.png":
+            time.sleep(0.3)  # the first frame's helper ends last
+        return prepare(media)
+
+    writer.preparer.prepare = slow_first_frame
+    written: list[int] = []
+    ordered = OrderedFrameWriter(writer, helper_threads=2)
+    for index in range(4):
+        ordered.submit(ExtractMedia(f"{index}.png", np.zeros((8, 8, 3), np.uint8), [], index),
+                       partial(written.append, index))
+    time.sleep(0.1)  # frames 1-3 are prepared by now, frame 0 is not
+    ordered.write_ready()
+    assert written == [] and ordered.busy  # nothing jumps the queue
+    ordered.write_ready(wait=True)
+    ordered.close()
+    writer.close()
+    assert written == [0, 1, 2, 3]
+    assert [r["frame"] for r in read_records(tmp_path / "a.jsonl")] == ["0.png", "1.png", "2.png", "3.png"]
 
 
 def test_frame_assembler_completes_in_order():

@@ -21,6 +21,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import cv2
 
@@ -34,6 +35,7 @@ from extractor.workers.devices import StageDemand, WorkerPlan, detect_gpus, plan
 from extractor.workers.frame_pool import FramePool, check_frame_buffer, default_slot_count
 from extractor.workers.leftovers import own_semaphore_names, sweep_dead_runs, unlink_semaphore_names
 from extractor.progress import Progress
+from extractor.workers.ordered_writer import OrderedFrameWriter, default_helper_threads
 from extractor.workers.messages import FaceTask, FrameRef, decode_face, encode_face, pickled_size
 from extractor.workers.stage_worker import WorkerSpec, worker_main
 from extractor.workers.start import WorkerEnvironment, worker_context
@@ -246,11 +248,24 @@ class PoolEngine:
 
     # --- coordinator -----------------------------------------------------------------------
     def _coordinate(self, pool: FramePool, results, writer: FrameWriter, processes, all_queues: list) -> None:
+        threads = self.options.prepare_threads
+        ordered = OrderedFrameWriter(writer, default_helper_threads() if threads is None else threads)
+        try:
+            self._coordinate_messages(pool, results, ordered, processes, all_queues)
+            ordered.write_ready(wait=True)
+        finally:
+            ordered.close()  # before the frame pool goes: helpers read its slots
+        if self._loader_error is not None:
+            raise PipelineError(f"loader failed: {self._loader_error!r}") from self._loader_error
+
+    def _coordinate_messages(self, pool: FramePool, results, ordered: OrderedFrameWriter, processes,
+                             all_queues: list) -> None:
         assembler = FrameAssembler()
         last_message = time.monotonic()
         while not (self._loading_done and assembler.next_seq >= self._loaded):
+            ordered.write_ready()
             try:
-                message = results.get(timeout=0.2)
+                message = results.get(timeout=0.005 if ordered.busy else 0.2)
             except queue.Empty:
                 self._check_health(processes)
                 self.progress.tick()
@@ -293,13 +308,15 @@ class PoolEngine:
                     pool.release(meta.slot)
                     continue
                 faces = [face for face in faces if face is not None]  # None: a face a stage skipped
-                writer.write(ExtractMedia(meta.name, pool.view(meta.slot, meta.shape), faces, meta.index, meta.source))
-                pool.release(meta.slot)
-                self.progress.add(written=1)
-                if self.options.on_frame_written:
-                    self.options.on_frame_written(writer.counts.frames)
-        if self._loader_error is not None:
-            raise PipelineError(f"loader failed: {self._loader_error!r}") from self._loader_error
+                media = ExtractMedia(meta.name, pool.view(meta.slot, meta.shape), faces, meta.index, meta.source)
+                ordered.submit(media, partial(self._written, pool, meta.slot, ordered.writer))
+
+    def _written(self, pool: FramePool, slot: int, writer: FrameWriter) -> None:
+        """A frame is on disk: its slot goes back to the loader."""
+        pool.release(slot)
+        self.progress.add(written=1)
+        if self.options.on_frame_written:
+            self.options.on_frame_written(writer.counts.frames)
 
     def _skip(self, assembler: FrameAssembler, seq: int, face_index: int | None, reason: str) -> None:
         """A frame (face_index None) or one face that a stage could not process: one line, counted."""
