@@ -222,9 +222,11 @@ def model_checks(backends: list[str], budget_mb: int, photos: list[Path], video:
 
 # ---------------------------------------------------------------- 2. the pool
 def pool_run(video: Path, out: Path, backend: str, detect_workers: int, align_workers: int, aligner: str,
-             budget_mb: int, prepare_threads: int | None = None) -> dict:
+             budget_mb: int, prepare_threads: int | None = None, detect_batch: int | None = None) -> dict:
+    batches = {"detect": detect_batch} if detect_batch else {}
     settings = RunSettings(input_path=video, output=OutputSettings(out, out / "alignments.jsonl"),
-                           stages=StageConfig(aligner=aligner, maskers=("components",), backend=backend))
+                           stages=StageConfig(aligner=aligner, maskers=("components",), backend=backend,
+                                              batch_sizes=batches))
     written: list[tuple[float, int]] = []
     options = EngineOptions(workers={"detect": detect_workers, "align": align_workers, "mask": 1},
                             vram_mb={"detect": budget_mb}, prepare_threads=prepare_threads,
@@ -233,7 +235,7 @@ def pool_run(video: Path, out: Path, backend: str, detect_workers: int, align_wo
         summary = run_pool(settings, options)
     running_since = next((t for t, n in written if n >= 0.1 * summary.frames), time.monotonic())
     return {"coordinator_threads_busy": coordinator.busy_share(running_since),
-            "backend": backend, "detect_workers": detect_workers,
+            "backend": backend, "detect_workers": detect_workers, "detect_batch": detect_batch or "default",
             "prepare_threads": default_helper_threads() if prepare_threads is None else prepare_threads,
             "frames": summary.frames, "faces": summary.faces,
             "fps": summary.frames_per_second, "fps_once_running": steady_rate(written), "plan": summary.plan,
@@ -294,6 +296,7 @@ def main() -> None:
     parser.add_argument("--prepare-threads", default="auto",
                         help="coordinator threads preparing faces to run the pool with (numbers or 'auto', "
                         "comma-separated)")
+    parser.add_argument("--detect-batch", type=int, help="frames a detector call (pool runs)")
     parser.add_argument("--skip-models", action="store_true", help="only the pool runs")
     parser.add_argument("--model-only", metavar="BACKEND", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -316,7 +319,8 @@ def main() -> None:
                     prepare = None if threads == "auto" else int(threads)
                     try:
                         pools.append(pool_run(video, Path(tmp) / f"{backend}{workers}-{threads}", backend, workers,
-                                              args.align_workers, args.aligner, args.budget, prepare))
+                                              args.align_workers, args.aligner, args.budget, prepare,
+                                              args.detect_batch))
                     except Exception as exc:  # one backend failing must not hide the others' figures
                         pools.append({"backend": backend, "detect_workers": workers, "prepare_threads": threads,
                                       "error": repr(exc)})

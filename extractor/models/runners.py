@@ -120,14 +120,15 @@ class KerasRunner:
     a compile took seconds, the batch 25 ms). Images are independent in these networks (no batch
     statistics at inference), so padding changes no result beyond float round-off.
 
-    PyTorch runs eagerly: the model is called directly under ``torch.inference_mode`` (Keras's
-    ``predict_on_batch`` adds its own per-call work), and with ``fixed_batch`` (few input shapes)
-    cuDNN picks its fastest kernels per shape. Measured on an H200, CenterFace, batches of 8
-    640 px frames: ``predict_on_batch`` 7.2 ms a frame, the direct call 5.0, with kernel tuning
-    4.85, the same outputs; ``torch.compile`` (directly or through Keras's ``jit_compile``) 7.0,
-    after 24 s of compiling and recompiling on Keras's layers.
+    PyTorch runs eagerly, one Python call per layer: the model is called directly under
+    ``torch.inference_mode`` (Keras's ``predict_on_batch`` adds its own work to each call).
+    Measured on an H200, CenterFace on 640 px frames, ms a frame: batches of 8, 7.2-7.5 through
+    ``predict_on_batch``, 5.0-5.7 called directly, the same outputs; batches of 4, 15.0 and 13.5.
+    A call costs about the same whatever the batch (the layers' dispatch, not the GPU, is the
+    cost), so bigger batches pay on PyTorch. Not kept: ``torch.compile`` (directly or through
+    Keras's ``jit_compile``: 7.0, after 24 s compiling and recompiling on Keras's layers) and
+    cuDNN kernel tuning (``cudnn.benchmark``: within the noise).
     """
-
     def __init__(self, build: Callable[[], Any], backend: str, fixed_batch: int | None = None):
         from extractor.models.backend import use_backend
 
@@ -139,9 +140,6 @@ class KerasRunner:
         self.fixed_batch = fixed_batch
         self._predict = self.model.predict_on_batch
         if keras.backend.backend() == "torch":
-            import torch
-
-            torch.backends.cudnn.benchmark = fixed_batch is not None
             self._predict = self._call_torch
 
     def _call_torch(self, images: np.ndarray):
