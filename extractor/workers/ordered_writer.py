@@ -7,8 +7,8 @@ became the limit (measured on an H200 with 16 cores: its main thread busy 91-93 
 GIL, so a few threads prepare frames side by side; writing (the PNG files, then the alignments
 record) stays in the coordinator's thread, one frame after the other, in input order.
 
-With no helper threads (the default where cores are few: on 2 cores a helper only waits for a
-core the workers use) each frame is prepared and written at once, as before.
+With no helper threads (the default where cores are few: on 2 cores two helpers gained nothing,
+13.3-13.7 frames/s against 13.4-15.4 without) each frame is prepared and written at once.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Callable
 from extractor.media import ExtractMedia
 from extractor.output import FrameWriter, PreparedFrame
 
-MIN_CORES_FOR_HELPERS = 8  # below this the workers keep every core busy (measured on 2 cores)
+MIN_CORES_FOR_HELPERS = 8  # below this the workers keep the cores busy (nothing gained on 2 cores)
 MAX_HELPERS = 4
 
 
