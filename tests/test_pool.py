@@ -200,6 +200,21 @@ def test_helper_threads_finishing_out_of_order_still_write_in_input_order(tmp_pa
     assert [r["frame"] for r in read_records(tmp_path / "a.jsonl")] == ["0.png", "1.png", "2.png", "3.png"]
 
 
+def test_frames_handed_to_helpers_are_written_when_the_run_stops(tmp_path):
+    """A run stopping on an error (a worker died, Ctrl-C) still writes the finished frames the
+    helpers were preparing: finished work is never dropped."""
+    writer = FrameWriter(OutputSettings(tmp_path, tmp_path / "a.jsonl", save_faces=False))
+    written: list[int] = []
+    ordered = OrderedFrameWriter(writer, helper_threads=2)
+    for index in range(5):
+        ordered.submit(ExtractMedia(f"{index}.png", np.zeros((8, 8, 3), np.uint8), [], index),
+                       partial(written.append, index))
+    ordered.close()  # no write_ready: as when the coordinator leaves its loop on an exception
+    writer.close()
+    assert written == [0, 1, 2, 3, 4]
+    assert len(list(read_records(tmp_path / "a.jsonl"))) == 5
+
+
 def test_frame_assembler_completes_in_order():
     assembler = FrameAssembler()
     assembler.expect(1, 0)

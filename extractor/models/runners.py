@@ -129,6 +129,7 @@ class KerasRunner:
     Keras's ``jit_compile``: 7.0, after 24 s compiling and recompiling on Keras's layers) and
     cuDNN kernel tuning (``cudnn.benchmark``: within the noise).
     """
+
     def __init__(self, build: Callable[[], Any], backend: str, fixed_batch: int | None = None):
         from extractor.models.backend import use_backend
 

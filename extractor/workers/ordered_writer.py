@@ -12,6 +12,7 @@ With no helper threads (the default where cores are few: on 2 cores two helpers 
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +21,7 @@ from typing import Callable
 from extractor.media import ExtractMedia
 from extractor.output import FrameWriter, PreparedFrame
 
+logger = logging.getLogger(__name__)
 MIN_CORES_FOR_HELPERS = 8  # below this the workers keep the cores busy (nothing gained on 2 cores)
 MAX_HELPERS = 4
 
@@ -54,18 +56,28 @@ class OrderedFrameWriter:
         """Write the prepared frames at the head of the line (every pending frame if ``wait``).
         A frame whose preparation failed raises here, in order, after the frames before it."""
         while self.pending and (wait or self.pending[0][0].done()):
-            future, done = self.pending.popleft()
-            prepared: PreparedFrame = future.result()
-            self.writer.commit(prepared)
-            done()
+            self._write_head()
 
     @property
     def busy(self) -> bool:
         return bool(self.pending)
 
     def close(self) -> None:
-        """Let running preparations end (they read frame slots that are released next) and drop
-        the ones not started; frames not written stay unwritten, as any unfinished frame."""
+        """End of the run, or a run stopping on an error: finish the preparations (they read frame
+        slots that are released next; a few ms a frame) and write every frame handed over, in
+        order, so finished work is kept whatever stops the run. A write failing here is logged:
+        the error that stopped the run is the one the user sees."""
         if self.executor is not None:
-            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor.shutdown(wait=True)
+        try:
+            while self.pending and self.pending[0][0].exception() is None:
+                self._write_head()
+        except Exception as exc:  # noqa: BLE001 - the run already failed; keep its own error
+            logger.warning("%d finished frame(s) could not be written while stopping: %s", len(self.pending), exc)
         self.pending.clear()
+
+    def _write_head(self) -> None:
+        future, done = self.pending.popleft()
+        prepared: PreparedFrame = future.result()  # a failed preparation raises here, in order
+        self.writer.commit(prepared)
+        done()
