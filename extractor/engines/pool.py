@@ -123,6 +123,7 @@ class PoolEngine:
         self.imported: dict[str, list] | None = None
         self._started: set[str] = set()  # workers that have opened their queues
         self._dropped: set[int] = set()  # frames the detector could not process
+        self._prepare_threads = 0  # the coordinator's helper threads preparing faces (set by the plan)
         self.progress = Progress(None, enabled=False)
 
     # --- planning --------------------------------------------------------------------------
@@ -130,7 +131,10 @@ class PoolEngine:
         inventory = self.options.gpu_inventory
         gpus = detect_gpus() if inventory is None else inventory
         plans, notes = plan_devices(stage_demands(self.settings, self.options, bool(gpus)), gpus, self.options.gpus)
-        self.summary.plan = notes + [p.describe() for p in plans]
+        threads = self.options.prepare_threads
+        self._prepare_threads = default_helper_threads() if threads is None else threads
+        helpers = f", {self._prepare_threads} threads preparing faces" if self._prepare_threads else ""
+        self.summary.plan = notes + [p.describe() for p in plans] + [f"{'writer':10} -> CPU (this process{helpers})"]
         logger.info("device plan:\n  %s", "\n  ".join(self.summary.plan))
         return plans
 
@@ -248,8 +252,7 @@ class PoolEngine:
 
     # --- coordinator -----------------------------------------------------------------------
     def _coordinate(self, pool: FramePool, results, writer: FrameWriter, processes, all_queues: list) -> None:
-        threads = self.options.prepare_threads
-        ordered = OrderedFrameWriter(writer, default_helper_threads() if threads is None else threads)
+        ordered = OrderedFrameWriter(writer, self._prepare_threads)
         try:
             self._coordinate_messages(pool, results, ordered, processes, all_queues)
             ordered.write_ready(wait=True)
