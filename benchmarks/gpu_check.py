@@ -5,8 +5,9 @@
    scores within 1e-3), in the backend's default GPU precision and in full float32; its time per
    1080p frame (shrunk to 640 px as by default, and at full size); its GPU memory.
 2. The pool on a 1080p video made from the sample: one detect worker on the GPU, then two sharing
-   it, each under a budget: frames/s, and each process's GPU memory as nvidia-smi reads it,
-   against its budget.
+   it, each under a budget (``--detect-batch``, ``--prepare-threads`` to compare): frames/s, each
+   process's GPU memory as nvidia-smi reads it against its budget, and the share of a core each
+   of the coordinator's threads used (whether writing is the limit).
 
 Each model check runs in a process of its own: Keras picks its backend once per process, and the
 budget must be set before the framework starts.
