@@ -208,6 +208,9 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--mask-workers", default=1, show_default=True, type=click.IntRange(1), help="Mask processes.")
 @click.option("--frame-buffer", default=None, type=click.IntRange(2),
               help="Frames held in shared memory at once (default: from free RAM, at most 64).")
+@click.option("--prepare-threads", default=None, type=click.IntRange(0, 64),
+              help="Threads warping and encoding faces beside the writer (default: a quarter of the cores, "
+                   "at most 4, on machines with 8 or more; 0 below).")
 @click.option("--stall-timeout", default=300.0, show_default=True, type=click.FloatRange(1.0),
               help="Stop with an error when no stage reports anything for this many seconds.")
 @click.option("--gpus", default=None, help="GPUs the workers may use, e.g. 0,1 (default: all).")
@@ -301,6 +304,7 @@ def _engine_options(flags: dict):
                                                             flags["mask_vram"])) if mb})
     return EngineOptions(workers={stage: flags[f"{stage}_workers"] for stage in STAGES},
                          frame_buffer=flags["frame_buffer"], vram_mb=budgets, stall_seconds=flags["stall_timeout"],
+                         prepare_threads=flags["prepare_threads"],
                          gpus=_parse_gpus(flags["gpus"]), ray_address=flags["ray_address"])
 
 

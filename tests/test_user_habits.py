@@ -220,8 +220,9 @@ def test_import_with_realign_uses_the_aligner(mixed_run, tmp_path):
     CliRunner().invoke(main, ["export", str(settings.output.alignments_path), "-o", str(fsa)])
     out = tmp_path / "realigned"
     result = CliRunner().invoke(main, ["run", "-i", str(settings.input_path), "-o", str(out), "--import-alignments",
-                                       str(fsa), "--realign"])  # the worker pool this time
+                                       str(fsa), "--realign", "--prepare-threads", "2"])  # the worker pool
     assert result.exit_code == 0, result.output
+    assert "writer     -> CPU (this process, 2 threads preparing faces)" in result.output
     before = {r["frame"]: r for r in read_records(settings.output.alignments_path)}
     after = {r["frame"]: r for r in read_records(out / "alignments.jsonl")}
     moved = []
