@@ -38,7 +38,7 @@ from extractor.output import OutputSettings  # noqa: E402
 from extractor.run_settings import EngineOptions, RunSettings  # noqa: E402
 from extractor.stages import StageConfig  # noqa: E402
 from extractor.workers.devices import detect_gpus  # noqa: E402
-from extractor.workers.ordered_writer import default_helper_threads  # noqa: E402
+from extractor.workers.ordered_writer import helper_threads  # noqa: E402
 
 FULL_HD = (1920, 1080)
 # Photos of the CPU parity tests: small and large faces, a crowd, a gray photo.
@@ -237,7 +237,7 @@ def pool_run(video: Path, out: Path, backend: str, detect_workers: int, align_wo
     running_since = next((t for t, n in written if n >= 0.1 * summary.frames), time.monotonic())
     return {"coordinator_threads_busy": coordinator.busy_share(running_since),
             "backend": backend, "detect_workers": detect_workers, "detect_batch": detect_batch or "default",
-            "prepare_threads": default_helper_threads() if prepare_threads is None else prepare_threads,
+            "prepare_threads": helper_threads(prepare_threads),
             "frames": summary.frames, "faces": summary.faces,
             "fps": summary.frames_per_second, "fps_once_running": steady_rate(written), "plan": summary.plan,
             "busy_s": summary.worker_busy_seconds, "gpu_mb_per_process": sorted(memory.peak.values()),

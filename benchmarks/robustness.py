@@ -168,5 +168,6 @@ def _median(report) -> str:
     value = report.summary()["nme_median_all"]
     return "n/a" if value is None else f"{value:.4f}"
 
+
 if __name__ == "__main__":
     main()

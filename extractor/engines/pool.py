@@ -35,7 +35,7 @@ from extractor.workers.devices import StageDemand, WorkerPlan, detect_gpus, plan
 from extractor.workers.frame_pool import FramePool, check_frame_buffer, default_slot_count
 from extractor.workers.leftovers import own_semaphore_names, sweep_dead_runs, unlink_semaphore_names
 from extractor.progress import Progress
-from extractor.workers.ordered_writer import OrderedFrameWriter, default_helper_threads
+from extractor.workers.ordered_writer import OrderedFrameWriter, helper_threads
 from extractor.workers.messages import FaceTask, FrameRef, decode_face, encode_face, pickled_size
 from extractor.workers.stage_worker import WorkerSpec, worker_main
 from extractor.workers.start import WorkerEnvironment, worker_context
@@ -131,8 +131,7 @@ class PoolEngine:
         inventory = self.options.gpu_inventory
         gpus = detect_gpus() if inventory is None else inventory
         plans, notes = plan_devices(stage_demands(self.settings, self.options, bool(gpus)), gpus, self.options.gpus)
-        threads = self.options.prepare_threads
-        self._prepare_threads = default_helper_threads() if threads is None else threads
+        self._prepare_threads = helper_threads(self.options.prepare_threads)
         helpers = f", {self._prepare_threads} threads preparing faces" if self._prepare_threads else ""
         self.summary.plan = notes + [p.describe() for p in plans] + [f"{'writer':10} -> CPU (this process{helpers})"]
         logger.info("device plan:\n  %s", "\n  ".join(self.summary.plan))

@@ -26,8 +26,11 @@ MIN_CORES_FOR_HELPERS = 8  # below this the workers keep the cores busy (nothing
 MAX_HELPERS = 4
 
 
-def default_helper_threads(cores: int | None = None) -> int:
-    """0 on small machines; a quarter of the cores, at most 4, on machines with 8 or more."""
+def helper_threads(requested: int | None = None, cores: int | None = None) -> int:
+    """``requested`` if given; else 0 on small machines, and a quarter of the cores, at most 4,
+    on machines with 8 or more."""
+    if requested is not None:
+        return requested
     cores = cores or os.cpu_count() or 1
     return 0 if cores < MIN_CORES_FOR_HELPERS else min(MAX_HELPERS, cores // 4)
 
@@ -47,7 +50,7 @@ class OrderedFrameWriter:
 
     def submit(self, media: ExtractMedia, done: Callable[[], None]) -> None:
         if self.executor is None:
-            self.writer.commit(self.writer.preparer.prepare(media))
+            self.writer.write(media)
             done()
             return
         self.pending.append((self.executor.submit(self.writer.preparer.prepare, media), done))
