@@ -132,3 +132,15 @@ def shrink_to_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]
     scale = max_side / longest
     size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def fit_to_sides(image: np.ndarray, min_side: int, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` with its longer side brought between ``min_side`` and ``max_side`` (0: no bound),
+    and the scale applied: shrunk as ``shrink_to_side`` does, or enlarged (bilinear) when smaller
+    than ``min_side``, so that the faces of a thumbnail reach sizes a detector was trained on."""
+    longest = max(image.shape[:2])
+    if not min_side or longest >= min_side:
+        return shrink_to_side(image, max_side)
+    scale = min_side / longest
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), scale

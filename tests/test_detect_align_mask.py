@@ -1,6 +1,7 @@
 """Stage behaviour on real images: min size, rotation retries, normalisation, masks."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -170,3 +171,25 @@ def test_one_bad_item_costs_only_itself(detect_stage, align_stage, mask_stage):
 def test_long_thin_and_one_pixel_frames_are_processed(detect_stage):
     strip, dot = np.full((4, 20000, 3), 128, np.uint8), np.full((1, 1, 3), 128, np.uint8)
     assert detect_stage.run([strip, dot]) == [[], []]
+
+
+def test_faces_of_a_small_photo_are_found_by_enlarging_it(detect_stage):
+    """A coco photo halved (250 px wide): its faces are 12 and 15 px, below what CenterFace sees at
+    its stride of 4; the frame is enlarged to ``min_side`` for detection and both are found, with
+    boxes back in the small photo's pixels."""
+    image, entry = _image("coco_wholebody", 1)
+    small = cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    truth = [np.array(face["box"]) * 0.5 for face in entry["faces"]]
+
+    def matched(faces):
+        boxes = [[f.left, f.top, f.left + f.width, f.top + f.height] for f in faces]
+        return sum(any(iou(box, found) >= 0.5 for found in boxes) for box in truth)
+
+    plugin = detect_stage.plugin
+    assert max(small.shape[:2]) < plugin.min_side
+    assert matched(detect_stage.run([small])[0]) == len(truth) == 2
+    default, plugin.min_side = plugin.min_side, 0  # the same loaded model at the photo's own size
+    try:
+        assert matched(detect_stage.run([small])[0]) < len(truth)
+    finally:
+        plugin.min_side = default

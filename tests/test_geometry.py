@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from extractor.geometry import invert_affine, rotate_image, transform_points, umeyama
+from extractor.geometry import fit_to_sides, invert_affine, rotate_image, transform_points, umeyama
 from extractor.mean_face import MEAN_FACE_68
 
 
@@ -38,3 +38,13 @@ def test_rotation_back_mapping():
         rotated, back = rotate_image(image, angle)
         y, x = np.argwhere(rotated[..., 0])[0]
         assert np.allclose(transform_points([[x, y]], back), [[7, 5]])
+
+
+def test_fit_to_sides_enlarges_small_frames_and_shrinks_big_ones():
+    small, middle, big = (np.zeros((h, w, 3), np.uint8) for h, w in ((120, 240), (500, 600), (1080, 1920)))
+    enlarged, scale = fit_to_sides(small, 480, 640)
+    assert enlarged.shape[:2] == (240, 480) and scale == 2.0
+    assert fit_to_sides(middle, 480, 640)[0] is middle
+    shrunk, scale = fit_to_sides(big, 480, 640)
+    assert shrunk.shape[:2] == (360, 640) and scale == 640 / 1920
+    assert fit_to_sides(small, 0, 640)[0] is small and fit_to_sides(big, 480, 0)[0] is big

