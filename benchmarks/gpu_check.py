@@ -35,6 +35,7 @@ from benchmarks.bench import (DATA, DEFAULT_VIDEO, FALLBACK_VIDEO, BackgroundSam
 from extractor.engines.pool import run_pool  # noqa: E402
 from extractor.models.backend import installed_backends  # noqa: E402
 from extractor.output import OutputSettings  # noqa: E402
+from extractor.plugins.detect.centerface import CenterFaceDetector  # noqa: E402
 from extractor.run_settings import EngineOptions, RunSettings  # noqa: E402
 from extractor.stages import StageConfig  # noqa: E402
 from extractor.workers.devices import detect_gpus  # noqa: E402
@@ -288,7 +289,9 @@ def main() -> None:
     parser.add_argument("--photo", type=Path, action="append", default=[], help="photos for the parity check")
     parser.add_argument("--backends", default=",".join(b for b in installed_backends()),
                         help="Keras backends to check (default: every installed one)")
-    parser.add_argument("--budget", type=int, default=1500, help="GPU MB per detect worker")
+    default_budget = CenterFaceDetector.device_need.vram_mb(CenterFaceDetector.batch_size)
+    parser.add_argument("--budget", type=int, default=default_budget,
+                        help="GPU MB per detect worker (default: what the plan gives CenterFace)")
     parser.add_argument("--frames", type=int, default=400, help="frames of the 1080p video")
     parser.add_argument("--aligner", default="dlib68")
     parser.add_argument("--align-workers", type=int, default=3)

