@@ -139,6 +139,8 @@ def fit_to_sides(image: np.ndarray, min_side: int, max_side: int) -> tuple[np.nd
     and the scale applied: shrunk as ``shrink_to_side`` does, or enlarged (bilinear) when smaller
     than ``min_side``, so that the faces of a thumbnail reach sizes a detector was trained on."""
     longest = max(image.shape[:2])
+    if max_side:
+        min_side = min(min_side, max_side)
     if not min_side or longest >= min_side:
         return shrink_to_side(image, max_side)
     scale = min_side / longest

@@ -48,3 +48,4 @@ def test_fit_to_sides_enlarges_small_frames_and_shrinks_big_ones():
     shrunk, scale = fit_to_sides(big, 480, 640)
     assert shrunk.shape[:2] == (360, 640) and scale == 640 / 1920
     assert fit_to_sides(small, 0, 640)[0] is small and fit_to_sides(big, 480, 0)[0] is big
+    assert fit_to_sides(small, 480, 320)[0].shape[:2] == (160, 320)  # never past max_side

@@ -182,7 +182,8 @@ class CudaGraphCache:
     outputs), and the pool with one detect worker 50.7 -> 132.6 frames/s.
 
     A shape is captured the second time it comes (a photo folder's one-off sizes stay eager and
-    pay no capture); at most ``keep`` graphs are kept, the least recently used going first. Each
+    pay no capture); at most ``keep`` graphs are kept, the least recently used going first (and
+    where sizes keep changing, after ``2 * keep`` such evictions, none at all). Each
     graph holds its activation memory (about what one eager call needs) inside the worker's
     budget, so an eager call for another shape may then not fit: the graphs are dropped and the
     call runs again; after a second time, or if a capture fails (memory, or an operation a graph
@@ -195,7 +196,8 @@ class CudaGraphCache:
         self.keep = keep
         self.seen: set[tuple] = set()
         self.graphs: dict[tuple, tuple] = {}  # shape -> (graph, static input, static outputs); oldest first
-        self.drops = 0
+        self.drops = 0  # times the graphs were dropped to make room for an eager call
+        self.evictions = 0  # graphs dropped to make room for another shape's
         self.disabled = False
 
     def __call__(self, images: np.ndarray) -> list[np.ndarray]:
@@ -230,6 +232,10 @@ class CudaGraphCache:
     def _captured(self, shape: tuple) -> bool:
         while len(self.graphs) >= self.keep:
             del self.graphs[next(iter(self.graphs))]
+            self.evictions += 1
+        if self.evictions > 2 * self.keep:  # sizes keep changing: each capture would cost 3 eager calls
+            self._give_up("the frame sizes change too often for graphs to pay")
+            return False
         try:
             self.graphs[shape] = self._capture(shape)
             return True
