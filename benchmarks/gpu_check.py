@@ -289,8 +289,7 @@ def main() -> None:
     parser.add_argument("--photo", type=Path, action="append", default=[], help="photos for the parity check")
     parser.add_argument("--backends", default=",".join(b for b in installed_backends()),
                         help="Keras backends to check (default: every installed one)")
-    default_budget = CenterFaceDetector.device_need.vram_mb(CenterFaceDetector.batch_size)
-    parser.add_argument("--budget", type=int, default=default_budget,
+    parser.add_argument("--budget", type=int, default=CenterFaceDetector.batch_vram_mb(),
                         help="GPU MB per detect worker (default: what the plan gives CenterFace)")
     parser.add_argument("--frames", type=int, default=400, help="frames of the 1080p video")
     parser.add_argument("--aligner", default="dlib68")

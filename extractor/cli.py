@@ -176,7 +176,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Use every n-th frame or image.")
 @click.option("--batch-size", "batch_sizes", multiple=True, metavar="STAGE=N",
               help="Batch size of a stage, e.g. --batch-size align=32 (default: the plugin's).")
-@click.option("--normalization", default="auto", show_default=True, type=click.Choice(Aligner.NORMALIZATIONS),
+@click.option("--normalization", default=StageConfig.normalization, show_default=True,
+              type=click.Choice(Aligner.NORMALIZATIONS),
               help="Normalise the face crop the aligner sees; auto: CLAHE on dim or flat faces only, for dlib68.")
 @click.option("--rotate", default="off", show_default=True,
               help="Retry frames with no face rotated: on (90,270,180), off, or angles like 90,270.")
@@ -355,7 +356,8 @@ def export(alignments: Path, fmt: str, output: Path) -> None:
                    "and ONNX Runtime on a CPU-only machine).")
 @click.option("--aligner", default=registry.DEFAULTS["align"], show_default=True,
               type=click.Choice(_names("align")))
-@click.option("--normalization", default="auto", show_default=True, type=click.Choice(Aligner.NORMALIZATIONS))
+@click.option("--normalization", default=StageConfig.normalization, show_default=True,
+              type=click.Choice(Aligner.NORMALIZATIONS))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def eval_command(dataset_dir, detector, backend, aligner, normalization, as_json) -> None:
     """Detection recall/precision and landmark NME on DATASET_DIR (annotations.json format)."""

@@ -182,8 +182,7 @@ def test_faces_of_a_small_photo_are_found_by_enlarging_it(detect_stage):
     truth = [np.array(face["box"]) * 0.5 for face in entry["faces"]]
 
     def matched(faces):
-        boxes = [[f.left, f.top, f.left + f.width, f.top + f.height] for f in faces]
-        return sum(any(iou(box, found) >= 0.5 for found in boxes) for box in truth)
+        return sum(any(iou(box, face.box_ltrb) >= 0.5 for face in faces) for box in truth)
 
     plugin = detect_stage.plugin
     assert max(small.shape[:2]) < plugin.min_side

@@ -157,7 +157,7 @@ def test_tensorflow_and_jax_backends_give_the_same_faces(tmp_path, detector):
     assert np.median(landmark_moves) < 0.05 and max(landmark_moves) < 5.0, landmark_moves
 
 
-BUDGET_MB = CenterFaceDetector.device_need.vram_mb(CenterFaceDetector.batch_size)  # the plan's default
+BUDGET_MB = CenterFaceDetector.batch_vram_mb()  # the plan's default
 
 
 @pytest.mark.skipif(not cuda_visible(), reason="no NVIDIA GPU on this machine: the GPU path runs where one is lent")

@@ -97,7 +97,7 @@ def stage_demands(settings: RunSettings, options: EngineOptions, has_gpu: bool =
         classes = [registry.get_plugin_class(stage, name) for name in names]
         gpu = [cls for cls in classes if cls.device_need.gpu]
         batch = config.batch_sizes.get(stage)
-        batch_mb = sum(cls.device_need.vram_mb(batch or cls.batch_size) for cls in gpu) if gpu else None
+        batch_mb = sum(cls.batch_vram_mb(batch) for cls in gpu) if gpu else None
         need = (options.vram_mb.get(stage) or batch_mb) if gpu else None
         runtime = ", ".join(dict.fromkeys(
             cls.runtime_label(config.backend, has_gpu and cls.device_need.gpu,

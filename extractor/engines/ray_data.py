@@ -203,8 +203,7 @@ def _stage_resources(stage: str, settings: RunSettings, options: EngineOptions, 
 
     config = settings.stages
     classes = [registry.get_plugin_class(stage, name) for name in config.plugin_names(stage)]
-    need_mb = sum(cls.device_need.vram_mb(config.batch_sizes.get(stage) or cls.batch_size)
-                  for cls in classes if cls.device_need.gpu)
+    need_mb = sum(cls.batch_vram_mb(config.batch_sizes.get(stage)) for cls in classes if cls.device_need.gpu)
     # Ray Data restarts a dead actor and retries its batch (max_restarts / max_task_retries -1 by default).
     resources = {"compute": ray.data.ActorPoolStrategy(size=options.workers.get(stage, 1)), "num_cpus": cpu_share}
     if gpus and need_mb:

@@ -100,11 +100,16 @@ class Plugin:
         return convert_colour(image, self.colour_format)
 
     @classmethod
+    def batch_vram_mb(cls, batch_size: int | None = None) -> int:
+        """GPU memory one batch needs (``batch_size``, or the plugin's own): its default budget."""
+        return cls.device_need.vram_mb(batch_size or cls.batch_size)
+
+    @classmethod
     def info(cls) -> dict:
         need = cls.device_need
         return {"name": cls.name, "stage": cls.stage, "input_size": cls.input_size,
                 "colour_format": cls.colour_format, "batch_size": cls.batch_size,
-                "gpu": need.gpu, "vram_mb": need.vram_mb(cls.batch_size), "runtime": cls.runtime,
+                "gpu": need.gpu, "vram_mb": cls.batch_vram_mb(), "runtime": cls.runtime,
                 "cpu_runtime": cls.runtime_label(None, False), "gpu_runtime": cls.runtime_label(None, True)
                 if need.gpu else None,
                 "description": cls.description}

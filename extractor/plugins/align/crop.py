@@ -77,9 +77,9 @@ class CropAligner(Aligner):
 
     crop_box: tuple[float, float, float] = (0.5, 0.5, 1.5)
 
-    def __init__(self, batch_size=None, normalization="auto", detector: str | None = None,
-                 refine: int = 1, refine_below: int = 0, **options):
-        super().__init__(batch_size, normalization, **options)
+    def __init__(self, batch_size=None, detector: str | None = None, refine: int = 1, refine_below: int = 0,
+                 **options):
+        super().__init__(batch_size, **options)
         self.detector = detector
         self.refine = refine
         self.refine_below = int(refine_below)
