@@ -97,3 +97,14 @@ def test_a_file_that_is_not_a_complete_predictor_is_refused_by_name(tmp_path):
     other_version.write_bytes(b"\x01\x02")
     with pytest.raises(ValueError, match="version is not 1"):
         read_dlib_model(other_version)
+
+
+def test_an_unreadable_cache_falls_back_to_dlib(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("EXTRACTOR_CACHE", str(tmp_path))
+    folder = cache_folder(installed_model())
+    folder.mkdir()
+    for name in ("leaves", "anchors"):
+        (folder / f"{name}.npy").write_bytes(b"not an array")
+    (folder / "done").touch()
+    assert ShapePredictor.load(installed_model()) is None
+    assert "unreadable" in caplog.text and str(folder) in caplog.text

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -109,10 +110,17 @@ def cache_folder(model: Path) -> Path:
     """Where the arrays of ``model`` are kept: ``$EXTRACTOR_CACHE`` (else ``~/.cache/extractor``),
     one sub-folder per model file, named by its size and modification time (a changed file gets
     a new folder, never stale arrays)."""
-    root = Path(os.environ.get("EXTRACTOR_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or
-                                                          Path.home() / ".cache") / "extractor")
+    default = Path(os.environ.get("XDG_CACHE_HOME") or _home() / ".cache") / "extractor"
+    root = Path(os.environ.get("EXTRACTOR_CACHE") or default)
     stat = Path(model).stat()
     return root / f"{Path(model).stem}-{stat.st_size}-{stat.st_mtime_ns}-v{FORMAT}"
+
+
+def _home() -> Path:
+    try:
+        return Path.home()
+    except RuntimeError:  # no HOME and no password entry (some containers)
+        return Path(tempfile.gettempdir()) / f"extractor-{os.getuid()}"
 
 
 def convert(model: Path) -> Path:
@@ -125,15 +133,15 @@ def convert(model: Path) -> Path:
     logger.info("reading %s into numpy arrays, once (about 25 s)", model)
     arrays = read_dlib_model(model)
     scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-    for name in ARRAYS:
-        np.save(scratch / f"{name}.npy", arrays[name])
-    (scratch / "done").touch()
     try:
+        for name in ARRAYS:
+            np.save(scratch / f"{name}.npy", arrays[name])
+        (scratch / "done").touch()
         scratch.rename(target)
-    except OSError:  # another process got there first: its copy is complete
-        for item in scratch.iterdir():
-            item.unlink()
-        scratch.rmdir()
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not (target / "done").exists():  # else another process got there first: its copy is complete
+            raise
     return target
 
 
@@ -164,10 +172,15 @@ class ShapePredictor:
         if not cls.converted(model):
             return None
         folder = cache_folder(model)
-        # The leaves (65 MB) stay memory-mapped, shared by every process that maps them; the rest
-        # is small and read whole. Plain ndarrays either way: memmap's subclass slows indexing.
-        return cls({name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r" if name == "leaves" else None))
-                    for name in ARRAYS})
+        try:
+            # The leaves (65 MB) stay memory-mapped, shared by every process that maps them; the
+            # rest is small and read whole. Plain ndarrays either way: memmap's subclass slows indexing.
+            return cls({name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r" if name == "leaves" else None))
+                        for name in ARRAYS})
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("%s: unreadable (%s); running dlib itself. Delete the folder and run `python -m "
+                           "extractor.models.dlib_ert` to convert the model again", folder, exc)
+            return None
 
     def __call__(self, crops: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """``crops`` (faces, height, width, 3) uint8, any channel order -> (faces, 68, 2) points,
