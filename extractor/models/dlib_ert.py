@@ -186,6 +186,8 @@ class ShapePredictor:
         """``crops`` (faces, height, width, 3) uint8, any channel order -> (faces, 68, 2) points,
         whole pixels as dlib gives them."""
         faces, height, width, channels = crops.shape
+        if channels != 3:
+            raise ValueError(f"crops must have 3 colour channels, got {channels}")
         pixels = np.ascontiguousarray(crops).reshape(-1)
         origin = np.array(box[:2], np.float64) + 0.5  # + 0.5, then floor: dlib's rounding
         size = np.array([box[2] - box[0], box[3] - box[1]], np.float64)
@@ -236,6 +238,7 @@ class ShapePredictor:
         centred = shape.astype(np.float64)
         centred -= centred.mean(axis=1, keepdims=True)
         start = self._initial_centred
+        # scale x (cos, sin) of the rotation
         cos = (centred * start).sum(axis=(1, 2)) / self._initial_spread
         sin = (centred[..., 1] @ start[:, 0] - centred[..., 0] @ start[:, 1]) / self._initial_spread
         return np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], axis=1).astype(np.float32)
