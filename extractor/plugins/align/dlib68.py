@@ -62,9 +62,11 @@ class Dlib68Aligner(CropAligner):
 
     def predict(self, batch: Batch) -> None:
         crops = batch.feed[0]
-        if self.trees is not None:
+        if self.trees is None:
+            batch.prediction = [self._dlib_points(crop) for crop in crops]
+        else:
             batch.prediction = list(self.trees(np.stack(crops), self.box)) if crops else []
-            return
-        batch.prediction = [np.array([[p.x, p.y] for p in self.dlib_predictor(np.ascontiguousarray(crop),
-                                                                              self.dlib_box).parts()], np.float64)
-                            for crop in crops]
+
+    def _dlib_points(self, crop: np.ndarray) -> np.ndarray:
+        shape = self.dlib_predictor(np.ascontiguousarray(crop), self.dlib_box)
+        return np.array([[point.x, point.y] for point in shape.parts()], np.float64)
