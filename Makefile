@@ -11,7 +11,7 @@ BACKEND_STAMP := $(VENV)/.backend-$(BACKEND)-gpu$(GPU)
 .PHONY: install demo test bench bench-gpu faults lint eval robustness calibrate clean
 
 install: $(STAMP) $(BACKEND_STAMP)
-	@# dlib's landmark model read into numpy arrays once (~/.cache/extractor; about 25 s the first time).
+	@# dlib's landmark model read into numpy arrays once (~/.cache/extractor; about 30 s the first time).
 	@$(BIN)/python -m extractor.models.dlib_ert
 
 $(STAMP): requirements.txt pyproject.toml

@@ -48,7 +48,9 @@ def real_crops(detect_stage) -> np.ndarray:
 def test_numpy_trees_give_dlibs_points_exactly(numpy_trees, real_crops):
     import dlib
 
-    predictor, box = dlib.shape_predictor(str(installed_model())), (80, 80, 240, 240)
+    aligner = create("align", "dlib68")
+    aligner.load()
+    predictor, box = dlib.shape_predictor(str(installed_model())), aligner.box  # the box the aligner uses
     expected = np.stack([[(p.x, p.y) for p in predictor(np.ascontiguousarray(crop), dlib.rectangle(*box)).parts()]
                          for crop in real_crops])
     assert len(real_crops) >= 140

@@ -15,7 +15,7 @@ threshold, and add each tree's leaf (68 x 2 numbers) to the shape; the unit box 
 face's box.
 
 ``python -m extractor.models.dlib_ert`` converts the installed model once (``make install`` runs
-it; about 25 s). Without the cache, the aligner runs dlib itself: the same points, slower.
+it; about 30 s). Without the cache, the aligner runs dlib itself: the same points, slower.
 """
 from __future__ import annotations
 
@@ -49,23 +49,10 @@ class _DlibReader:
         return -value if header & 0x80 else value
 
     def floats(self, count: int) -> np.ndarray:
-        data, pos, from_bytes = self.data, self.pos, int.from_bytes
         out = np.empty(count, np.float64)
-        for k in range(count):  # the hot loop of the one-off conversion, kept flat
-            header = data[pos]
-            size = header & 0x0F
-            mantissa = from_bytes(data[pos + 1:pos + 1 + size], "little")
-            if header & 0x80:
-                mantissa = -mantissa
-            pos += 1 + size
-            header = data[pos]
-            size = header & 0x0F
-            exponent = from_bytes(data[pos + 1:pos + 1 + size], "little")
-            if header & 0x80:
-                exponent = -exponent
-            pos += 1 + size
-            out[k] = mantissa * 2.0 ** exponent  # exact: float32 mantissas have 24 bits
-        self.pos = pos
+        for k in range(count):
+            mantissa = self.integer()
+            out[k] = mantissa * 2.0 ** self.integer()  # exact: float32 mantissas have 24 bits
         return out
 
     def matrix(self) -> np.ndarray:
@@ -77,25 +64,24 @@ def read_dlib_model(path: Path) -> dict[str, np.ndarray]:
     """The arrays of a dlib ``shape_predictor`` file (serialisation version 1)."""
     reader = _DlibReader(Path(path).read_bytes())
     try:
-        return _read_shape_predictor(reader, path)
+        return _read_shape_predictor(reader)
     except (IndexError, ValueError) as exc:  # IndexError: the file ends mid-model
         raise ValueError(f"{path}: not a complete dlib shape predictor ({exc})") from None
 
 
-def _read_shape_predictor(reader: _DlibReader, path: Path) -> dict[str, np.ndarray]:
+def _read_shape_predictor(reader: _DlibReader) -> dict[str, np.ndarray]:
     if reader.integer() != 1:
         raise ValueError("serialisation version is not 1")
     initial_shape = reader.matrix().ravel()
-    left, right, threshold, leaves = [], [], [], []
+    left, right, threshold, leaves = [], [], [], []  # per cascade, per tree, per split or leaf
     for _ in range(reader.integer()):  # cascades
-        cascade = [[], [], [], []]
-        for _ in range(reader.integer()):  # trees
+        for column in (left, right, threshold, leaves):
+            column.append([])
+        for _ in range(reader.integer()):  # trees: splits (two feature indices, a threshold), then leaves
             splits = [(reader.integer(), reader.integer(), reader.floats(1)[0]) for _ in range(reader.integer())]
-            tree_leaves = [reader.matrix().ravel() for _ in range(reader.integer())]
-            for column, values in zip(cascade, [*zip(*splits), tree_leaves]):
-                column.append(values)
-        for column, values in zip((left, right, threshold, leaves), cascade):
-            column.append(values)
+            for column, values in zip((left, right, threshold), zip(*splits)):
+                column[-1].append(values)
+            leaves[-1].append([reader.matrix().ravel() for _ in range(reader.integer())])
     anchors = [[reader.integer() for _ in range(reader.integer())] for _ in range(reader.integer())]
     deltas = [reader.floats(2 * reader.integer()).reshape(-1, 2) for _ in range(reader.integer())]
     if reader.pos != len(reader.data):
@@ -130,7 +116,7 @@ def convert(model: Path) -> Path:
     if (target / "done").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("reading %s into numpy arrays, once (about 25 s)", model)
+    logger.info("reading %s into numpy arrays, once (about 30 s)", model)
     arrays = read_dlib_model(model)
     scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
@@ -169,9 +155,9 @@ class ShapePredictor:
 
     @classmethod
     def load(cls, model: Path) -> ShapePredictor | None:
-        if not cls.converted(model):
-            return None
         folder = cache_folder(model)
+        if not (folder / "done").exists():
+            return None
         try:
             # The leaves (65 MB) stay memory-mapped, shared by every process that maps them; the
             # rest is small and read whole. Plain ndarrays either way: memmap's subclass slows indexing.
@@ -225,9 +211,10 @@ class ShapePredictor:
             chosen = (tree_leaves + node - self.SPLITS).T
             total = shape.reshape(faces, -1)
             for start in range(0, self.trees, chunk):
-                part = sums[:len(chosen[start:start + chunk]) + 1]
+                block = chosen[start:start + chunk]
+                part = sums[:len(block) + 1]
                 part[0] = total
-                np.take(leaves, chosen[start:start + chunk], axis=0, out=part[1:])
+                np.take(leaves, block, axis=0, out=part[1:])
                 total = np.add.reduce(part.reshape(len(part), -1), axis=0).reshape(faces, -1)
             shape = total.reshape(faces, -1, 2)
         return np.floor(shape * size + origin)

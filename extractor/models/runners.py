@@ -169,4 +169,3 @@ class KerasRunner:
             images = np.concatenate([images, np.zeros((self.fixed_batch - count, *images.shape[1:]), images.dtype)])
         outputs = self._predict(images)
         return [np.asarray(out)[:count] for out in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
-
