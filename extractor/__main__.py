@@ -1,7 +1,5 @@
 """``python -m extractor``: the same as the ``extractor`` command."""
-import sys
-
-from extractor.cli import main
+from extractor.launch import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

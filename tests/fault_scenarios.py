@@ -99,7 +99,7 @@ def start(args: list[str], prefix: list[str] | None = None, preexec=None) -> sub
     """``extractor run`` in its own process group, as from a terminal: Ctrl-C (SIGINT) reaches it
     even when this suite was itself started in the background, where shells ignore SIGINT and
     every child would inherit that."""
-    cmd = (prefix or []) + [sys.executable, "-m", "extractor.cli", "--loglevel", "INFO", "run", *args]
+    cmd = (prefix or []) + [sys.executable, "-m", "extractor", "--loglevel", "INFO", "run", *args]
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
 
     def as_from_a_terminal():

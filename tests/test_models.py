@@ -130,7 +130,7 @@ def test_mtcnn_keras_cascade_equals_the_mtcnn_package(mtcnn_package, path):
 def _run_cli(out, backend: str, detector: str):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("KERAS_BACKEND", None)
-    done = subprocess.run([sys.executable, "-m", "extractor.cli", "--loglevel", "WARNING", "run", "-i",
+    done = subprocess.run([sys.executable, "-m", "extractor", "--loglevel", "WARNING", "run", "-i",
                            str(DATA / "dlib_faces"), "-o", str(out), "--backend", backend, "--single-process",
                            "--no-progress", "--detector", detector],
                           capture_output=True, text=True, env=env, timeout=600)
