@@ -20,12 +20,13 @@ it; about 30 s). Without the cache, the aligner runs dlib itself: the same point
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from extractor.models.cache import derived_path
 
 logger = logging.getLogger(__name__)
 
@@ -93,20 +94,9 @@ def _read_shape_predictor(reader: _DlibReader) -> dict[str, np.ndarray]:
 
 
 def cache_folder(model: Path) -> Path:
-    """Where the arrays of ``model`` are kept: ``$EXTRACTOR_CACHE`` (else ``~/.cache/extractor``),
-    one sub-folder per model file, named by its size and modification time (a changed file gets
-    a new folder, never stale arrays)."""
-    default = Path(os.environ.get("XDG_CACHE_HOME") or _home() / ".cache") / "extractor"
-    root = Path(os.environ.get("EXTRACTOR_CACHE") or default)
-    stat = Path(model).stat()
-    return root / f"{Path(model).stem}-{stat.st_size}-{stat.st_mtime_ns}-v{FORMAT}"
-
-
-def _home() -> Path:
-    try:
-        return Path.home()
-    except RuntimeError:  # no HOME and no password entry (some containers)
-        return Path(tempfile.gettempdir()) / f"extractor-{os.getuid()}"
+    """Where the arrays of ``model`` are kept (``extractor.models.cache``: a changed model file
+    gets a new folder, never stale arrays)."""
+    return derived_path(model, FORMAT)
 
 
 def convert(model: Path) -> Path:
