@@ -3,7 +3,7 @@
 Why: before it can fork the first worker, the fork server imports numpy, OpenCV and extractor
 (about 0.5 s of CPU); before it can plan the run, the command imports the same. Started first,
 the server's imports run on another core while the command's own run, instead of after them (a
-one-photo run on 2 cores: 1.70 -> 1.41 s, median of 10). The guess is made from the command
+one-photo run on 2 cores: 1.77 -> 1.51 s wall, median of 10). The guess is made from the command
 line alone, before anything heavy is imported; a wrong guess costs a server that is never used
 and ends with the command.
 """

@@ -70,11 +70,11 @@ def dynamic_onnx(onnx_path: Path, fresh: bool = False) -> bytes:
     the path to the run's first frame. ``fresh``: rewrite and replace the cached copy. A cache
     that cannot be written is skipped."""
     cached = derived_path(onnx_path, DYNAMIC_FORMAT, "-dynamic.onnx")
-    try:
-        if not fresh:
+    if not fresh:
+        try:
             return cached.read_bytes()
-    except OSError:
-        pass
+        except OSError:
+            pass  # not made yet, or unreadable: made now
     graph = rewrite_dynamic(onnx_path)
     try:
         write_atomically(cached, graph)
