@@ -275,7 +275,7 @@ def _timed_command(command: list[str]) -> tuple[float, float, str]:
     return elapsed, sum(cpu.values()), out
 
 
-def against_peer(copies: int, cpus: int, rounds: int = 3) -> None:
+def against_peer(copies: int, cpus: int, rounds: int = 5) -> None:
     """Wall time, process start and model loads included, of the peer's HOG detection and of a
     default ``extractor run`` on the same photo folder, one after the other, ``rounds`` times
     (alternating, so a noisy neighbour on a shared machine hits both); each round gives a ratio,
@@ -394,7 +394,8 @@ def main() -> None:
     parser.add_argument("--detect-workers", type=int, default=1)
     parser.add_argument("--soak", type=int, default=2000, help="frames for the soak run (0: skip it)")
     parser.add_argument("--copies", type=int, default=8, help="copies of each photo in the peer comparison")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the peer comparison")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternating rounds of the peer comparison (a 9 s run moves by a second between runs)")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray vs pool comparison")
     parser.add_argument("--detectors", default="centerface,mtcnn,blazeface,dlib-hog",
                         help="detectors timed on the sample video ('' to skip)")
