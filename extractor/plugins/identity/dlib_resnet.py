@@ -35,7 +35,7 @@ class DlibResnetIdentity(Plugin):
     def load(self):
         import dlib
 
-        from extractor.models.runners import package_file
+        from extractor.models.model_files import package_file
 
         self.dlib = dlib
         # Found without importing face_recognition_models (its pkg_resources import: 0.8 s of CPU).

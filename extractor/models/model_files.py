@@ -1,6 +1,7 @@
-"""Where files derived from an installed model file are kept, so that a run never derives them again.
+"""Model files: those installed packages ship (found without importing the package), and the
+files derived from them once, kept so that a run never derives them again.
 
-``$EXTRACTOR_CACHE``, else ``$XDG_CACHE_HOME/extractor``, else ``~/.cache/extractor`` (no home:
+Derived files live under ``$EXTRACTOR_CACHE``, else ``$XDG_CACHE_HOME/extractor``, else ``~/.cache/extractor`` (no home:
 the temporary folder). Each derived file or folder is named after its model file's name, size
 and modification time, and the format of what is derived: a changed or reinstalled model, or a
 new format, gets a new name, never a stale copy. Writes are atomic (written beside, then
@@ -8,9 +9,21 @@ renamed): runs deriving at the same time leave one complete copy.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
+
+
+def package_file(package: str, relative: str) -> Path:
+    """A file shipped inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"package {package!r} is not installed: run `make install`")
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    if not path.exists():
+        raise RuntimeError(f"model file {path} is missing from package {package!r}")
+    return path
 
 
 def cache_root() -> Path:
