@@ -192,3 +192,44 @@ def test_faces_of_a_small_photo_are_found_by_enlarging_it(detect_stage):
         assert matched(detect_stage.run([small])[0]) < len(truth)
     finally:
         plugin.min_side = default
+
+
+def _pasted_in_big_frame(image: np.ndarray, width: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """The photo in the middle of a grey 4:3 frame ``width`` wide, and its offset there."""
+    height = width * 3 // 4
+    frame = np.full((height, width, 3), 128, np.uint8)
+    top, left = (height - image.shape[0]) // 2, (width - image.shape[1]) // 2
+    frame[top:top + image.shape[0], left:left + image.shape[1]] = image
+    return frame, np.array([left, top, left, top])
+
+
+def test_small_faces_of_a_big_frame_are_found_by_a_closer_look(detect_stage):
+    """A group photo pasted into a 3000 px frame: its faces (about 37 px) are 8 px in the 640 px
+    copy the network sees, scored under the threshold. Tiles cut at full size around those
+    doubtful spots find them, with boxes and key points in the frame's pixels; without the
+    closer look most are lost."""
+    image, entry = _image("dlib_faces", 0)
+    frame, offset = _pasted_in_big_frame(image)
+    truth = [np.array(face["box"]) + offset for face in entry["faces"]]
+
+    def matched(faces):
+        return sum(any(iou(box, face.box_ltrb) >= 0.5 for face in faces) for box in truth)
+
+    plugin = detect_stage.plugin
+    found = detect_stage.run([frame])[0]
+    assert len(truth) >= 4 and matched(found) == len(truth) == len(found)
+    for face in found:
+        left, top, right, bottom = face.box_ltrb
+        assert ((face.detector_points >= [left, top]) & (face.detector_points <= [right, bottom])).all()
+    default, plugin.zoom_tiles = plugin.zoom_tiles, 0
+    try:
+        assert matched(detect_stage.run([frame])[0]) <= len(truth) // 2
+    finally:
+        plugin.zoom_tiles = default
+
+
+def test_a_closer_look_finds_nothing_in_a_big_photo_without_faces(detect_stage):
+    image = read_image(DATA / "edge_cases" / "no-faces.jpg")[0]
+    big = cv2.resize(image, None, fx=4000 / max(image.shape[:2]), fy=4000 / max(image.shape[:2]),
+                     interpolation=cv2.INTER_CUBIC)
+    assert detect_stage.run([big, _pasted_in_big_frame(image)[0]]) == [[], []]
