@@ -28,24 +28,25 @@ EDGE = 0.1  # faces centred this near a tile's edge (fraction of its side) are l
 
 @dataclass(frozen=True)
 class Tile:
-    """A square of the frame: its top-left corner (frame pixels) and tile pixels per frame pixel."""
+    """A square of the frame (frame pixels: top-left corner and side), seen at ``TILE`` px."""
 
-    left: float
-    top: float
-    zoom: float
+    left: int
+    top: int
+    side: int
+
+    @property
+    def zoom(self) -> float:
+        """Tile pixels per frame pixel."""
+        return TILE / self.side
 
     @property
     def centre(self) -> np.ndarray:
-        return np.array([self.left, self.top]) + TILE / self.zoom / 2
+        return np.array([self.left, self.top]) + self.side / 2
 
     def covers(self, centre: np.ndarray, zoom: float) -> bool:
         """Whether a spot at ``centre`` (frame pixels) needing ``zoom`` is looked at in this tile."""
-        near = np.abs(centre - self.centre).max() < SAME_TILE * TILE / self.zoom / 2
+        near = np.abs(centre - self.centre).max() < SAME_TILE * self.side / 2
         return near and abs(self.zoom - zoom) < zoom / 2
-
-    def matrix(self) -> np.ndarray:
-        """2x3 affine matrix from frame pixels to tile pixels."""
-        return np.array([[self.zoom, 0, -self.left * self.zoom], [0, self.zoom, -self.top * self.zoom]], np.float32)
 
 
 def tiles_for(spots: np.ndarray, sure: np.ndarray, scale: float, max_tiles: int) -> list[Tile]:
@@ -61,20 +62,26 @@ def tiles_for(spots: np.ndarray, sure: np.ndarray, scale: float, max_tiles: int)
         if zoom < MIN_GAIN * scale:
             continue  # the frame was shrunk too little for a tile to show more
         centre = centre / scale
-        half = TILE / zoom / 2
         if any(tile.covers(centre, zoom) for tile in tiles):
             continue
-        tiles.append(Tile(centre[0] - half, centre[1] - half, zoom))
+        side = round(TILE / zoom)
+        tiles.append(Tile(round(centre[0] - side / 2), round(centre[1] - side / 2), side))
         if len(tiles) == max_tiles:
             break
     return tiles
 
 
 def cut(image: np.ndarray, tile: Tile) -> np.ndarray:
-    """The tile's pixels (black beyond the frame, as the detector's padding is)."""
-    interpolation = cv2.INTER_AREA if tile.zoom < 1 else cv2.INTER_LINEAR
-    return cv2.warpAffine(image, tile.matrix(), (TILE, TILE), flags=interpolation,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    """The tile's pixels, resized as the frame is for detection (area when shrinking); black
+    beyond the frame, as the detector's padding is."""
+    height, width = image.shape[:2]
+    left, top = max(tile.left, 0), max(tile.top, 0)
+    right, bottom = min(tile.left + tile.side, width), min(tile.top + tile.side, height)
+    square = np.zeros((tile.side, tile.side, image.shape[2]), image.dtype)
+    if right > left and bottom > top:
+        square[top - tile.top:bottom - tile.top, left - tile.left:right - tile.left] = image[top:bottom, left:right]
+    interpolation = cv2.INTER_AREA if tile.side > TILE else cv2.INTER_LINEAR
+    return cv2.resize(square, (TILE, TILE), interpolation=interpolation)
 
 
 def to_frame(tile: Tile, boxes: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
