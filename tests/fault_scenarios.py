@@ -489,30 +489,32 @@ def two_runs_at_once(work: Path) -> FaultResult:
     program in /dev/shm (``sem.mp-*``, unmapped) is left alone."""
     decoy = SHM / f"sem.mp-not-extractor-{os.getpid()}"
     decoy.write_bytes(bytes(32))
-    folder = DATA / "dlib_faces"
-    images = len([p for p in folder.iterdir() if p.suffix == ".jpg"])
-    before = shm_files() - {decoy.name}
-    args = ["-i", str(folder), "--masker", "components", "--size", "64"]
-    procs = []
-    for out in ("same_folder", "same_folder", "other_folder"):
-        procs.append(start(args + ["-o", str(work / out)]))
-        time.sleep(0.1)
-    results = [finish(proc) for proc in procs]
-    problems = []
-    refused = [r for r in results[:2] if r.returncode != 0]
-    if len(refused) != 1 or "another extractor run" not in refused[0].output:
-        problems.append("not exactly one of the two runs into one folder was refused: "
-                        + " / ".join(r.output.strip().splitlines()[-1][:100] for r in results[:2]))
-    if results[2].returncode != 0:
-        problems.append(f"the run into another folder failed: {results[2].output[-300:]}")
-    lost = 0
-    for out in ("same_folder", "other_folder"):
-        frames = [r["frame"] for r in read_records(work / out / "alignments.jsonl")]
-        lost += abs(images - len(set(frames))) + (len(frames) - len(set(frames)))
-        lost += damaged_frames(work / out, work / out / "alignments.jsonl")
-    if not decoy.exists():
-        problems.append(f"{decoy} (another program's) was removed")
-    decoy.unlink(missing_ok=True)
+    try:
+        folder = DATA / "dlib_faces"
+        images = len([p for p in folder.iterdir() if p.suffix == ".jpg"])
+        before = shm_files() - {decoy.name}
+        args = ["-i", str(folder), "--masker", "components", "--size", "64"]
+        procs = []
+        for out in ("same_folder", "same_folder", "other_folder"):
+            procs.append(start(args + ["-o", str(work / out)]))
+            time.sleep(0.1)
+        results = [finish(proc) for proc in procs]
+        problems = []
+        refused = [r for r in results[:2] if r.returncode != 0]
+        if len(refused) != 1 or "another extractor run" not in refused[0].output:
+            problems.append("not exactly one of the two runs into one folder was refused: "
+                            + " / ".join(r.output.strip().splitlines()[-1][:100] for r in results[:2]))
+        if results[2].returncode != 0:
+            problems.append(f"the run into another folder failed: {results[2].output[-300:]}")
+        lost = 0
+        for out in ("same_folder", "other_folder"):
+            frames = [r["frame"] for r in read_records(work / out / "alignments.jsonl")]
+            lost += abs(images - len(set(frames))) + (len(frames) - len(set(frames)))
+            lost += damaged_frames(work / out, work / out / "alignments.jsonl")
+        if not decoy.exists():
+            problems.append(f"{decoy} (another program's) was removed")
+    finally:  # even when a run cannot start (no test data): never leave it behind
+        decoy.unlink(missing_ok=True)
     return outcome("two runs at once", 3, 2, lost, sum(r.hung for r in results), len(shm_files() - before),
                    problems, "second run into the folder refused (lock), the first and a third elsewhere "
                    "finished; another program's sem.mp-* untouched")
