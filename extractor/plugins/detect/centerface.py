@@ -88,7 +88,7 @@ class CenterFaceDetector(Detector):
 
     def __init__(self, batch_size=None, threshold: float = 0.5, nms_iou: float = 0.3, runtime: str = "auto",
                  backend: str | None = None, max_side: int = 640, min_side: int = 480,
-                 zoom_tiles: int = 12, zoom_threshold: float = 0.07, **options):
+                 zoom_tiles: int = 24, zoom_threshold: float = 0.07, **options):
         super().__init__(batch_size, **options)
         self.max_side = int(max_side)  # frames with a longer side are shrunk for detection (0: never)
         self.min_side = int(min_side)  # frames with a shorter long side are enlarged to it (0: never)

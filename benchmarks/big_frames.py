@@ -1,0 +1,97 @@
+"""``make big-frames``: small faces in big frames, with CenterFace's closer look and without.
+
+Two kinds of frame, built from ../shared/data's annotated photos (ground truth moved to match):
+each photo alone in the middle of a grey frame 3000, 4000 or 5000 px wide (its faces become 0.5
+to 1.5 % of the frame's side), and mosaics of the photos (4x4 and 5x5 grids, each photo at most
+its own size) filling 3000 and 4000 px frames, like a group photo where small faces are
+everywhere and so are doubtful spots. Each frame is detected with ``zoom_tiles`` 0 (the shrunk
+frame alone), 12 and 24; the table gives faces found, detections not in the lists and detect
+CPU per frame.
+"""
+from __future__ import annotations
+
+import json
+import time
+from functools import partial
+
+import cv2
+import numpy as np
+
+from benchmarks.bench import DATA
+from benchmarks.robustness import _in_canvas
+from extractor.evaluate import find_annotation_files, match
+from extractor.stages import DetectStage, StageConfig
+
+TILE_CAPS = (0, 12, 24)
+
+
+def annotated_photos() -> list[tuple[np.ndarray, list[list[float]]]]:
+    photos = []
+    for listing in find_annotation_files(DATA):
+        for entry in json.loads(listing.read_text())["images"]:
+            image = cv2.imread(str(listing.parent / entry["file"])) if entry.get("faces") else None
+            if image is not None:
+                photos.append((image, [face["box"] for face in entry["faces"]]))
+    return photos
+
+
+def moved(boxes: list, matrix: np.ndarray) -> list[list[float]]:
+    """Boxes through a 2x3 scale-and-shift matrix."""
+    (scale, _, x), (_, _, y) = matrix
+    return [[left * scale + x, top * scale + y, right * scale + x, bottom * scale + y]
+            for left, top, right, bottom in boxes]
+
+
+def mosaic(photos: list, width: int, columns: int, seed: int) -> tuple[np.ndarray, list]:
+    """A 4:3 frame ``width`` wide, a grid of ``columns`` x ``columns`` photos in random order."""
+    height = width * 3 // 4
+    frame = np.full((height, width, 3), (90, 110, 100), np.uint8)
+    cell_width, cell_height = width // columns, height // columns
+    order = np.random.default_rng(seed).permutation(np.resize(np.arange(len(photos)), columns * columns))
+    truths = []
+    for cell, index in enumerate(order):
+        image, boxes = photos[index]
+        scale = min(1.0, cell_width / image.shape[1], cell_height / image.shape[0])
+        if scale < 1:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        left, top = (cell % columns) * cell_width, (cell // columns) * cell_height
+        frame[top:top + image.shape[0], left:left + image.shape[1]] = image
+        truths += moved(boxes, np.array([[scale, 0, left], [0, scale, top]]))
+    return frame, truths
+
+
+def frame_sets(photos: list) -> dict[str, list]:
+    sets = {}
+    for side in (3000, 4000, 5000):
+        pasted = [(frame, moved(boxes, matrix)) for image, boxes in photos
+                  for frame, matrix in [partial(_in_canvas, side=side)(image)]]
+        sets[f"each photo alone in a {side} px frame"] = pasted
+    for width, columns in ((3000, 4), (4000, 4), (4000, 5)):
+        sets[f"mosaics {columns}x{columns} in {width} px (2 frames)"] = [mosaic(photos, width, columns, seed)
+                                                                         for seed in (0, 1)]
+    return sets
+
+
+def main() -> None:
+    detect = DetectStage(StageConfig())
+    detect.load()
+    print("| frames | faces | " + " | ".join(f"zoom_tiles {cap}: found, not listed, ms a frame"
+                                              for cap in TILE_CAPS) + " |")
+    print("| --- | --- |" + " --- |" * len(TILE_CAPS))
+    for name, frames in frame_sets(annotated_photos()).items():
+        cells = []
+        for cap in TILE_CAPS:
+            detect.plugin.zoom_tiles = cap
+            found = extra = 0
+            start = time.process_time()
+            for frame, truths in frames:
+                faces = detect.run([frame])[0]
+                pairs = len(match(faces, truths))
+                found, extra = found + pairs, extra + len(faces) - pairs
+            cpu_ms = (time.process_time() - start) / len(frames) * 1000
+            cells.append(f"{found} ({found / sum(len(t) for _, t in frames):.3f}), {extra}, {cpu_ms:.0f}")
+        print(f"| {name} | {sum(len(t) for _, t in frames)} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
