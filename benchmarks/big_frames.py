@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from functools import partial
 
 import cv2
 import numpy as np
@@ -20,6 +19,7 @@ import numpy as np
 from benchmarks.bench import DATA
 from benchmarks.robustness import _in_canvas
 from extractor.evaluate import find_annotation_files, match
+from extractor.geometry import transform_points
 from extractor.stages import DetectStage, StageConfig
 
 TILE_CAPS = (0, 12, 24)
@@ -36,10 +36,8 @@ def annotated_photos() -> list[tuple[np.ndarray, list[list[float]]]]:
 
 
 def moved(boxes: list, matrix: np.ndarray) -> list[list[float]]:
-    """Boxes through a 2x3 scale-and-shift matrix."""
-    (scale, _, x), (_, _, y) = matrix
-    return [[left * scale + x, top * scale + y, right * scale + x, bottom * scale + y]
-            for left, top, right, bottom in boxes]
+    """``[l, t, r, b]`` boxes through a 2x3 scale-and-shift matrix (their corners move with it)."""
+    return transform_points(np.reshape(boxes, (-1, 2)), matrix).reshape(-1, 4).tolist()
 
 
 def mosaic(photos: list, width: int, columns: int, seed: int) -> tuple[np.ndarray, list]:
@@ -63,9 +61,8 @@ def mosaic(photos: list, width: int, columns: int, seed: int) -> tuple[np.ndarra
 def frame_sets(photos: list) -> dict[str, list]:
     sets = {}
     for side in (3000, 4000, 5000):
-        pasted = [(frame, moved(boxes, matrix)) for image, boxes in photos
-                  for frame, matrix in [partial(_in_canvas, side=side)(image)]]
-        sets[f"each photo alone in a {side} px frame"] = pasted
+        sets[f"each photo alone in a {side} px frame"] = [(frame, moved(boxes, matrix)) for image, boxes in photos
+                                                          for frame, matrix in [_in_canvas(image, side)]]
     for width, columns in ((3000, 4), (4000, 4), (4000, 5)):
         sets[f"mosaics {columns}x{columns} in {width} px (2 frames)"] = [mosaic(photos, width, columns, seed)
                                                                          for seed in (0, 1)]

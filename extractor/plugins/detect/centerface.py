@@ -157,7 +157,7 @@ class CenterFaceDetector(Detector):
 
     def look_closer(self, image: np.ndarray, outputs, seen) -> tuple[np.ndarray, np.ndarray] | None:
         """Boxes and points (frame pixels) found in tiles of the full-size frame around the spots
-        that its shrunk copy scored as doubtful small faces; None where there was nothing to look at."""
+        that its shrunk copy scored as doubtful small faces; None where none was found."""
         scale, height, width = seen
         if not self.zoom_tiles or scale >= 1:
             return None
@@ -173,7 +173,8 @@ class CenterFaceDetector(Detector):
         found = [closer_look.to_frame(tile, *decode(*tile_outputs, closer_look.TILE, closer_look.TILE,
                                                     self.threshold, self.nms_iou))
                  for tile, tile_outputs in zip(tiles, per_tile)]
-        return np.concatenate([b for b, _ in found]), np.concatenate([p for _, p in found])
+        boxes = np.concatenate([b for b, _ in found])
+        return (boxes, np.concatenate([p for _, p in found])) if len(boxes) else None
 
     def post_process(self, batch: Batch) -> None:
         batch.detections = []
@@ -182,7 +183,7 @@ class CenterFaceDetector(Detector):
             if scale != 1:
                 boxes[:, :4] /= scale
                 points /= scale
-            if closer is not None and len(closer[0]):  # one face per place, the best-scored look's
+            if closer is not None:  # one face per place, the best-scored look's
                 boxes, points = np.concatenate([boxes, closer[0]]), np.concatenate([points, closer[1]])
                 frame_height, frame_width = image.shape[:2]
                 boxes[:, :4] = np.clip(boxes[:, :4], 0, [frame_width, frame_height] * 2)

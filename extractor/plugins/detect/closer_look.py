@@ -7,8 +7,8 @@ blob scored between ``zoom_threshold`` and the detection threshold gets a tile c
 full-size frame around it, sized so that the blob becomes a ``TILE_FACE`` px face, and the
 detector runs on the tiles; what it finds there, at its usual threshold, joins the frame's faces.
 The cost is bounded (``max_tiles`` small tiles a frame), and frames shrunk by less than
-``MIN_GAIN`` never get a tile. Measured on ../shared/data's photos pasted into 3000 x 2250 frames: recall 0.361 ->
-0.944 with no false positive (README, "Small faces in big photos").
+``MIN_GAIN`` never get a tile. Measured on ../shared/data's photos pasted into 3000 x 2250
+frames: recall 0.361 -> 0.944 with no false positive (README, "Small faces in big photos").
 """
 from __future__ import annotations
 
