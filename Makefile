@@ -8,7 +8,7 @@ BACKEND ?= tensorflow
 GPU ?= 0
 BACKEND_STAMP := $(VENV)/.backend-$(BACKEND)-gpu$(GPU)
 
-.PHONY: install demo test bench bench-gpu faults lint eval robustness big-frames calibrate clean
+.PHONY: install demo test bench bench-gpu faults lint eval robustness big-frames close-ups calibrate clean
 
 install: $(STAMP) $(BACKEND_STAMP)
 	@# dlib's landmark model read into numpy arrays once (~/.cache/extractor; about 30 s the first time).
@@ -77,6 +77,9 @@ robustness: install
 # Small faces in big frames (photos pasted into 3000-5000 px frames, mosaics): CenterFace's closer look.
 big-frames: install
 	$(BIN)/python -m benchmarks.big_frames
+
+close-ups: install
+	$(BIN)/python -m benchmarks.close_ups
 
 lint: install
 	$(BIN)/ruff check extractor tests tools benchmarks

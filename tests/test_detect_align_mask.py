@@ -233,3 +233,34 @@ def test_a_closer_look_finds_nothing_in_a_big_photo_without_faces(detect_stage):
     big = cv2.resize(image, None, fx=4000 / max(image.shape[:2]), fy=4000 / max(image.shape[:2]),
                      interpolation=cv2.INTER_CUBIC)
     assert detect_stage.run([big, _pasted_in_big_frame(image)[0]]) == [[], []]
+
+
+def _close_up(image: np.ndarray, box, fill: float = 0.9, side: int = 512):
+    """A ``side`` px square that ``box`` fills ``fill`` of (mirrored beyond the photo), and the box there."""
+    left, top, right, bottom = box
+    half = max(right - left, bottom - top) / fill / 2
+    x0, y0, width = round((left + right) / 2 - half), round((top + bottom) / 2 - half), round(2 * half)
+    padded = cv2.copyMakeBorder(image, width, width, width, width, cv2.BORDER_REFLECT)
+    scale = side / width
+    square = cv2.resize(padded[y0 + width:y0 + 2 * width, x0 + width:x0 + 2 * width], (side, side),
+                        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    return square, (np.array(box) - [x0, y0, x0, y0]) * scale
+
+
+def test_a_face_that_fills_the_frame_is_found_by_a_wider_look(detect_stage):
+    """Close-ups: faces of a group photo cut so that each fills 90 % of a 512 px frame. The
+    network scores each as a big doubtful blob; seen again at half the scale, each is found,
+    with its key points on it. Without the wider look none is."""
+    image, entry = _image("dlib_faces", 0)
+    plugin = detect_stage.plugin
+    for index in (0, 4, 5):
+        frame, truth = _close_up(image, entry["faces"][index]["box"])
+        found = detect_stage.run([frame])[0]
+        assert len(found) == 1 and iou(found[0].box_ltrb, truth) >= 0.5
+        left, top, right, bottom = found[0].box_ltrb
+        assert ((found[0].detector_points >= [left, top]) & (found[0].detector_points <= [right, bottom])).all()
+        plugin.wider = False
+        try:
+            assert detect_stage.run([frame])[0] == []
+        finally:
+            plugin.wider = True

@@ -15,6 +15,8 @@ detection, which makes large photos several times cheaper; every annotated face 
 ../shared/data is still found. In a shrunk frame, the spots scored as doubtful small faces get a
 second look in tiles cut from the full-size frame (``closer_look``: faces of 30-45 px in a 3000 px
 frame, recall 0.361 -> 0.944); ``max_side = 0`` keeps full resolution (every pixel, 10x the cost).
+A frame whose first pass scored a big face as doubtful (close-ups: the network was trained on
+smaller faces) is looked at again at half the scale (``wider_look``).
 Frames smaller than ``min_side`` (default 480) are enlarged to it: the network predicts at stride
 4 and misses faces of 12-15 px that it finds at twice the size (``make robustness``, photos
 halved: recall 0.944 -> 1.000), and a small frame enlarged costs no more than a 480 px one.
@@ -30,9 +32,9 @@ from functools import partial
 import numpy as np
 
 from extractor.faces import DetectedFace
-from extractor.geometry import fit_to_sides, nms
+from extractor.geometry import fit_to_sides, nms, shrink_to_side
 from extractor.plugins.base import Batch, DeviceNeed, Detector
-from extractor.plugins.detect import closer_look
+from extractor.plugins.detect import closer_look, wider_look
 from extractor.plugins.registry import register
 
 STRIDE = 4
@@ -88,7 +90,7 @@ class CenterFaceDetector(Detector):
 
     def __init__(self, batch_size=None, threshold: float = 0.5, nms_iou: float = 0.3, runtime: str = "auto",
                  backend: str | None = None, max_side: int = 640, min_side: int = 480,
-                 zoom_tiles: int = 24, zoom_threshold: float = 0.07, **options):
+                 zoom_tiles: int = 24, zoom_threshold: float = 0.07, wider: bool = True, **options):
         super().__init__(batch_size, **options)
         self.max_side = int(max_side)  # frames with a longer side are shrunk for detection (0: never)
         self.min_side = int(min_side)  # frames with a shorter long side are enlarged to it (0: never)
@@ -97,6 +99,7 @@ class CenterFaceDetector(Detector):
         self.threshold = float(threshold)
         self.zoom_tiles = int(zoom_tiles)  # closer looks per shrunk frame at most (0: none)
         self.zoom_threshold = float(zoom_threshold)  # doubtful spots: scores from this to threshold
+        self.wider = bool(wider)  # a second look at half the scale where a big face was doubtful
         self.nms_iou = float(nms_iou)
         self.requested_runtime = runtime
         self.backend = backend
@@ -136,23 +139,31 @@ class CenterFaceDetector(Detector):
         tensors, seen = [], []
         for image in batch.images:
             image, scale = fit_to_sides(image, self.min_side, self.max_side)
-            height, width = image.shape[:2]
-            canvas = np.zeros((*padded_size(height, width), 3), np.float32)
-            canvas[:height, :width] = self.to_model_colour(image)
-            tensors.append(canvas)
-            seen.append((np.float32(scale), height, width))
+            tensors.append(self._canvas(image))
+            seen.append((np.float32(scale), *image.shape[:2]))
         batch.feed = (tensors, seen)
 
+    def _canvas(self, image: np.ndarray) -> np.ndarray:
+        """``image`` in the model's colours, as float32 on a zero canvas padded to multiples of 32."""
+        height, width = image.shape[:2]
+        canvas = np.zeros((*padded_size(height, width), 3), np.float32)
+        canvas[:height, :width] = self.to_model_colour(image)
+        return canvas
+
     def predict(self, batch: Batch) -> None:
-        """One network call per group of frames with the same padded size; then, for each shrunk
-        frame, one call on the tiles of its doubtful small spots (``closer_look``)."""
+        """One network call per group of frames with the same padded size; then, for each frame,
+        the second looks its first pass asks for: tiles of its doubtful small spots if it was
+        shrunk (``closer_look``), the whole frame at half the scale if a big face was doubtful
+        (``wider_look``)."""
         tensors = batch.feed[0]
         results: list = [None] * len(tensors)
         for indices in self.groups_of_one_shape(tensors):
             outputs = self.runner(np.stack([tensors[i] for i in indices]))
             for row, index in enumerate(indices):
                 results[index] = [out[row] for out in outputs]
-        batch.prediction = [(outputs, self.look_closer(image, outputs, seen))
+        batch.prediction = [(outputs, [found for found in (self.look_closer(image, outputs, seen),
+                                                           self.look_wider(image, outputs, seen))
+                                       if found is not None])
                             for image, outputs, seen in zip(batch.images, results, batch.feed[1])]
 
     def look_closer(self, image: np.ndarray, outputs, seen) -> tuple[np.ndarray, np.ndarray] | None:
@@ -176,15 +187,36 @@ class CenterFaceDetector(Detector):
         boxes = np.concatenate([b for b, _ in found])
         return (boxes, np.concatenate([p for _, p in found])) if len(boxes) else None
 
+    def look_wider(self, image: np.ndarray, outputs, seen) -> tuple[np.ndarray, np.ndarray] | None:
+        """Boxes and points (frame pixels) found in the frame seen at half the scale that confirm a
+        big face its first pass scored as doubtful; None where there was none to look for or the
+        second look confirmed none."""
+        scale, height, width = seen
+        if not self.wider:
+            return None
+        boxes, _ = decode(*outputs, height, width, wider_look.DOUBT_FROM, self.nms_iou)
+        spots = wider_look.big_spots(boxes, self.threshold, height, width)
+        if not len(spots):
+            return None
+        view, wide_scale = shrink_to_side(image, wider_look.side_for(height, width))
+        wide_outputs = [out[0] for out in self.runner(self._canvas(view)[None])]
+        boxes, points = decode(*wide_outputs, *view.shape[:2], self.threshold, self.nms_iou)
+        boxes[:, :4] /= wide_scale
+        points /= wide_scale
+        spots[:, :4] /= scale
+        keep = wider_look.confirming(boxes, spots)
+        return (boxes[keep], points[keep]) if keep.any() else None
+
     def post_process(self, batch: Batch) -> None:
         batch.detections = []
-        for (outputs, closer), image, (scale, height, width) in zip(batch.prediction, batch.images, batch.feed[1]):
+        for (outputs, more), image, (scale, height, width) in zip(batch.prediction, batch.images, batch.feed[1]):
             boxes, points = decode(*outputs, height, width, self.threshold, self.nms_iou)
             if scale != 1:
                 boxes[:, :4] /= scale
                 points /= scale
-            if closer is not None:  # one face per place, the best-scored look's
-                boxes, points = np.concatenate([boxes, closer[0]]), np.concatenate([points, closer[1]])
+            if more:  # one face per place, the best-scored look's
+                boxes = np.concatenate([boxes, *(found[0] for found in more)])
+                points = np.concatenate([points, *(found[1] for found in more)])
                 frame_height, frame_width = image.shape[:2]
                 boxes[:, :4] = np.clip(boxes[:, :4], 0, [frame_width, frame_height] * 2)
                 keep = nms(boxes[:, :4], boxes[:, 4], self.nms_iou)
