@@ -10,17 +10,15 @@ how often the wider look runs on ordinary frames and what it adds there.
 """
 from __future__ import annotations
 
-import json
 import time
 
 import cv2
 import numpy as np
 
 from benchmarks.bench import DATA
-from benchmarks.big_frames import moved
-from extractor.evaluate import find_annotation_files, match
+from benchmarks.big_frames import annotated_photos, moved
+from extractor.evaluate import match
 from extractor.plugins.detect import wider_look
-from extractor.sources import read_image
 from extractor.stages import DetectStage, StageConfig
 
 FILLS = (0.5, 0.7, 0.9)
@@ -42,15 +40,6 @@ def close_up(image: np.ndarray, box: list[float], fill: float, side: int) -> tup
     return frame, moved([box], np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]]))[0]
 
 
-def annotated() -> list[tuple[np.ndarray, list]]:
-    photos = []
-    for listing in find_annotation_files(DATA):
-        for entry in json.loads(listing.read_text())["images"]:
-            if entry.get("faces"):
-                photos.append((read_image(listing.parent / entry["file"])[0], [face["box"] for face in entry["faces"]]))
-    return photos
-
-
 def ordinary_frames(photos: list) -> list[np.ndarray]:
     frames = [image for image, _ in photos]
     video = cv2.VideoCapture(str(VIDEO))
@@ -65,7 +54,7 @@ def main() -> None:
     detect = DetectStage(StageConfig())
     detect.load()
     plugin = detect.plugin
-    photos = annotated()
+    photos = annotated_photos()
     print("| faces fill | frame px | faces | wider look off: found, other detections, ms a frame | on (default) |")
     print("| --- | --- | --- | --- | --- |")
     for fill in FILLS:

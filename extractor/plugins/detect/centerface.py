@@ -151,56 +151,66 @@ class CenterFaceDetector(Detector):
         return canvas
 
     def predict(self, batch: Batch) -> None:
-        """One network call per group of frames with the same padded size; then, for each frame,
-        the second looks its first pass asks for: tiles of its doubtful small spots if it was
-        shrunk (``closer_look``), the whole frame at half the scale if a big face was doubtful
-        (``wider_look``)."""
+        """One network call per group of frames with the same padded size, decoded once down to
+        the lowest score a look needs; then, for each frame, the second looks its first pass asks
+        for: tiles of its doubtful small spots if it was shrunk (``closer_look``), the whole frame
+        at half the scale if a big face was doubtful (``wider_look``)."""
         tensors = batch.feed[0]
         results: list = [None] * len(tensors)
+        lowest = min([self.threshold] + [self.zoom_threshold] * bool(self.zoom_tiles)
+                     + [wider_look.DOUBT_FROM] * self.wider)
         for indices in self.groups_of_one_shape(tensors):
             outputs = self.runner(np.stack([tensors[i] for i in indices]))
             for row, index in enumerate(indices):
-                results[index] = [out[row] for out in outputs]
-        batch.prediction = [(outputs, [found for found in (self.look_closer(image, outputs, seen),
-                                                           self.look_wider(image, outputs, seen))
-                                       if found is not None])
-                            for image, outputs, seen in zip(batch.images, results, batch.feed[1])]
+                _, height, width = batch.feed[1][index]
+                # Greedy NMS keeps boxes best first, so the boxes over any higher score are the
+                # ones a decode at that score gives: one decode serves every look.
+                results[index] = decode(*(out[row] for out in outputs), height, width, lowest, self.nms_iou)
+        batch.prediction = [(found, [more for more in (self.look_closer(image, found[0], seen),
+                                                       self.look_wider(image, found[0], seen))
+                                     if more is not None])
+                            for image, found, seen in zip(batch.images, results, batch.feed[1])]
 
-    def look_closer(self, image: np.ndarray, outputs, seen) -> tuple[np.ndarray, np.ndarray] | None:
+    def _detect_in(self, views: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Boxes and points (each view's pixels) at the usual threshold in same-sized ``views``,
+        run in batches of the usual size (on GPUs: one compile)."""
+        canvases = np.stack([self._canvas(view) for view in views])
+        height, width = views[0].shape[:2]
+        found = []
+        for start in range(0, len(views), self.batch_size):
+            found += [decode(*outputs, height, width, self.threshold, self.nms_iou)
+                      for outputs in zip(*self.runner(canvases[start:start + self.batch_size]))]
+        return found
+
+    def look_closer(self, image: np.ndarray, boxes: np.ndarray, seen) -> tuple[np.ndarray, np.ndarray] | None:
         """Boxes and points (frame pixels) found in tiles of the full-size frame around the spots
-        that its shrunk copy scored as doubtful small faces; None where none was found."""
-        scale, height, width = seen
+        that its shrunk copy (first-pass ``boxes``) scored as doubtful small faces; None where none
+        was found."""
+        scale = seen[0]
         if not self.zoom_tiles or scale >= 1:
             return None
-        boxes, _ = decode(*outputs, height, width, self.zoom_threshold, self.nms_iou)
+        boxes = boxes[boxes[:, 4] >= self.zoom_threshold]
         doubtful = boxes[:, 4] < self.threshold
         tiles = closer_look.tiles_for(boxes[doubtful], boxes[~doubtful], float(scale), self.zoom_tiles)
         if not tiles:
             return None
-        crops = np.stack([self.to_model_colour(closer_look.cut(image, tile)).astype(np.float32) for tile in tiles])
-        per_tile = []
-        for start in range(0, len(tiles), self.batch_size):  # batches of the usual size: one compile on GPUs
-            per_tile.extend(zip(*self.runner(crops[start:start + self.batch_size])))
-        found = [closer_look.to_frame(tile, *decode(*tile_outputs, closer_look.TILE, closer_look.TILE,
-                                                    self.threshold, self.nms_iou))
-                 for tile, tile_outputs in zip(tiles, per_tile)]
+        found = [closer_look.to_frame(tile, *in_tile)
+                 for tile, in_tile in zip(tiles, self._detect_in([closer_look.cut(image, tile) for tile in tiles]))]
         boxes = np.concatenate([b for b, _ in found])
         return (boxes, np.concatenate([p for _, p in found])) if len(boxes) else None
 
-    def look_wider(self, image: np.ndarray, outputs, seen) -> tuple[np.ndarray, np.ndarray] | None:
+    def look_wider(self, image: np.ndarray, boxes: np.ndarray, seen) -> tuple[np.ndarray, np.ndarray] | None:
         """Boxes and points (frame pixels) found in the frame seen at half the scale that confirm a
-        big face its first pass scored as doubtful; None where there was none to look for or the
-        second look confirmed none."""
+        big face its first pass (``boxes``) scored as doubtful; None where there was none to look
+        for or the second look confirmed none."""
         scale, height, width = seen
         if not self.wider:
             return None
-        boxes, _ = decode(*outputs, height, width, wider_look.DOUBT_FROM, self.nms_iou)
-        spots = wider_look.big_spots(boxes, self.threshold, height, width)
+        spots = wider_look.big_spots(boxes[boxes[:, 4] >= wider_look.DOUBT_FROM], self.threshold, height, width)
         if not len(spots):
             return None
         view, wide_scale = shrink_to_side(image, wider_look.side_for(height, width))
-        wide_outputs = [out[0] for out in self.runner(self._canvas(view)[None])]
-        boxes, points = decode(*wide_outputs, *view.shape[:2], self.threshold, self.nms_iou)
+        ((boxes, points),) = self._detect_in([view])
         boxes[:, :4] /= wide_scale
         points /= wide_scale
         spots[:, :4] /= scale
@@ -209,8 +219,9 @@ class CenterFaceDetector(Detector):
 
     def post_process(self, batch: Batch) -> None:
         batch.detections = []
-        for (outputs, more), image, (scale, height, width) in zip(batch.prediction, batch.images, batch.feed[1]):
-            boxes, points = decode(*outputs, height, width, self.threshold, self.nms_iou)
+        for ((boxes, points), more), image, (scale, _, _) in zip(batch.prediction, batch.images, batch.feed[1]):
+            sure = boxes[:, 4] >= self.threshold
+            boxes, points = boxes[sure], points[sure]
             if scale != 1:
                 boxes[:, :4] /= scale
                 points /= scale
