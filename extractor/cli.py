@@ -13,6 +13,7 @@ from extractor.quiet import quiet_runtime_loggers
 # Quiet TensorFlow's C++ start-up chatter (before anything imports it).
 quiet_runtime_loggers()
 
+from extractor.crops import ARCFACE_SIZE, CENTERINGS, DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec  # noqa: E402
 from extractor.output import OutputSettings  # noqa: E402
 from extractor.plugins import registry  # noqa: E402
 from extractor.plugins.base import Aligner  # noqa: E402
@@ -166,10 +167,14 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               type=click.Choice(_names("align")))
 @click.option("--masker", "maskers", multiple=True, type=click.Choice(_names("mask")),
               help="Mask to compute; repeat for several (default: components).")
-@click.option("--size", default=256, show_default=True, type=click.IntRange(32, 4096),
-              help="Side of the aligned face PNGs in pixels.")
-@click.option("--coverage", default=0.6, show_default=True, type=click.FloatRange(0.2, 1.0),
-              help="Share of the face PNG that the inner face (brows to mouth) covers.")
+@click.option("--centering", default=DEFAULT_CENTERING, show_default=True, type=click.Choice(CENTERINGS),
+              help="Crop of the face PNGs: faceswap's 'head' (what its extract writes and its training "
+                   "expects), 'face' or 'legacy', or insightface's 112 px ArcFace template 'arcface'.")
+@click.option("--size", default=0, type=click.IntRange(0, 4096),
+              help=f"Side of the face PNGs in pixels [default: {DEFAULT_SIZE}, faceswap's; {ARCFACE_SIZE} for "
+                   "arcface, which takes multiples of 112 or 128].")
+@click.option("--coverage", default=1.0, show_default=True, type=click.FloatRange(0.5, 1.0),
+              help="faceswap's coverage ratio: the share of the crop kept around its centre (not for arcface).")
 @click.option("--min-size", default=0, show_default=True, type=click.IntRange(0),
               help="Drop faces whose box is smaller than this many pixels (after detection).")
 @click.option("--extract-every-n", "every_n", default=1, show_default=True, type=click.IntRange(1),
@@ -263,6 +268,21 @@ def run(config, **flags):
         click.echo(f"preview: {settings.output.preview_path}")
 
 
+def _face_size(flags: dict) -> int:
+    """--size, or its default for the centering; refuses a crop insightface or faceswap has no
+    geometry for."""
+    size = flags["size"] or (ARCFACE_SIZE if flags["centering"] == "arcface" else DEFAULT_SIZE)
+    if size < 32:
+        raise click.BadParameter(f"{size} px is too small for a face (32 or more)", param_hint="--size")
+    if flags["centering"] == "arcface" and flags["coverage"] != 1.0:
+        raise click.BadParameter("the arcface template fixes the crop: leave --coverage at 1.0", param_hint="--coverage")
+    try:
+        CropSpec(flags["centering"], size, flags["coverage"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--size") from None
+    return size
+
+
 def _run_settings(config, flags: dict):
     """The one settings object of a run, from the flags (config defaults already applied)."""
     from extractor.run_settings import RunSettings
@@ -273,7 +293,8 @@ def _run_settings(config, flags: dict):
         input_path=flags["input_path"],
         output=OutputSettings(output_dir=output_dir,
                               alignments_path=flags["alignments"] or output_dir / "alignments.jsonl",
-                              size=flags["size"], coverage=flags["coverage"], skip_existing=flags["skip_existing"],
+                              centering=flags["centering"], size=_face_size(flags), coverage=flags["coverage"],
+                              skip_existing=flags["skip_existing"],
                               overwrite=flags["overwrite"], debug_landmarks=flags["debug_landmarks"],
                               preview_path=output_dir / "preview" / "preview.png" if flags["preview"] else None),
         stages=StageConfig(detector=flags["detector"], aligner=flags["aligner"],

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from extractor.geometry import aligned_face_matrix, transform_points
+from extractor.crops import MASK_CROP, CropSpec
+from extractor.geometry import transform_points
 
-# Masks are stored small, in aligned-face space, as faceswap stores them.
-MASK_STORED_SIZE = 128
-MASK_STORED_COVERAGE = 0.6
+# Masks are stored as faceswap's maskers store theirs: 128 px, 'face' centering (crops.MASK_CROP).
+MASK_STORED_SIZE = MASK_CROP.size
 
 
 @dataclass
 class Mask:
-    """A face mask stored at ``stored_size`` in aligned-face space.
+    """A face mask stored at ``stored_size`` in the aligned space of a faceswap centering.
 
     ``affine`` maps frame pixels to mask pixels, so the mask can be put back on the frame
     (``to_frame``) or onto any other aligned crop.
@@ -30,6 +30,7 @@ class Mask:
 
     data: np.ndarray  # uint8 (stored_size, stored_size), 0..255; never changed once made
     affine: np.ndarray  # 2x3 float, frame -> mask pixels
+    centering: str = MASK_CROP.centering  # faceswap's stored_centering of the mask's space
     _packed: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -44,19 +45,19 @@ class Mask:
         return self._packed
 
     @classmethod
-    def from_packed(cls, packed: bytes, size: int, affine: np.ndarray) -> "Mask":
+    def from_packed(cls, packed: bytes, size: int, affine: np.ndarray, centering: str = MASK_CROP.centering) -> "Mask":
         data = np.frombuffer(zlib.decompress(packed), dtype=np.uint8).reshape(size, size).copy()
-        return cls(data, affine, packed)
+        return cls(data, affine, centering, packed)
 
     @classmethod
-    def from_aligned(cls, mask: np.ndarray, landmarks: np.ndarray,
-                     coverage: float = MASK_STORED_COVERAGE) -> "Mask":
-        """Store a mask computed on an aligned crop of any size made with ``coverage``."""
+    def from_aligned(cls, mask: np.ndarray, landmarks: np.ndarray) -> "Mask":
+        """Store a mask computed on a ``MASK_CROP``-centred crop of any size (0-1 floats or uint8)."""
         if mask.dtype != np.uint8:
             mask = np.clip(mask * 255.0, 0, 255).astype(np.uint8)
         if mask.shape[0] != MASK_STORED_SIZE:
-            mask = cv2.resize(mask, (MASK_STORED_SIZE, MASK_STORED_SIZE), interpolation=cv2.INTER_AREA)
-        return cls(mask, aligned_face_matrix(landmarks, MASK_STORED_SIZE, coverage))
+            interpolation = cv2.INTER_AREA if mask.shape[0] > MASK_STORED_SIZE else cv2.INTER_LINEAR
+            mask = cv2.resize(mask, (MASK_STORED_SIZE, MASK_STORED_SIZE), interpolation=interpolation)
+        return cls(mask, MASK_CROP.matrix(landmarks))
 
     def to_frame(self, frame_shape) -> np.ndarray:
         """The mask warped back onto a frame of ``frame_shape`` (uint8)."""
@@ -66,14 +67,14 @@ class Mask:
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def to_dict(self) -> dict:
-        return {"stored_size": self.stored_size,
+        return {"stored_size": self.stored_size, "centering": self.centering,
                 "affine": np.round(self.affine, 6).tolist(),
                 "data": base64.b64encode(self.packed()).decode("ascii")}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Mask":
         return cls.from_packed(base64.b64decode(data["data"]), int(data["stored_size"]),
-                               np.array(data["affine"], dtype=np.float64))
+                               np.array(data["affine"], dtype=np.float64), data.get("centering", MASK_CROP.centering))
 
 
 @dataclass
@@ -104,21 +105,18 @@ class DetectedFace:
     def box_ltrb(self) -> list[float]:
         return [self.left, self.top, self.right, self.bottom]
 
-    def aligned_matrix(self, size: int, coverage: float) -> np.ndarray:
-        """2x3 matrix from frame pixels to this face's aligned crop."""
+    def aligned_matrix(self, crop: CropSpec) -> np.ndarray:
+        """2x3 matrix from frame pixels to this face's ``crop``."""
         if self.landmarks is None:
             raise ValueError("face has no landmarks yet: align it before asking for its crop")
-        return aligned_face_matrix(self.landmarks, size, coverage)
+        return crop.matrix(self.landmarks)
 
-    def aligned_face(self, image: np.ndarray, size: int, coverage: float) -> np.ndarray:
-        """The face warped to the mean face at ``size`` pixels (similarity transform)."""
-        matrix = self.aligned_matrix(size, coverage)
-        return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA
-                              if matrix[0, 0] ** 2 + matrix[0, 1] ** 2 < 1 else cv2.INTER_CUBIC,
-                              borderMode=cv2.BORDER_CONSTANT)
+    def aligned_face(self, image: np.ndarray, crop: CropSpec) -> np.ndarray:
+        """The face cut out of ``image`` as ``crop`` says (faceswap's or insightface's geometry)."""
+        return crop.cut(image, self.aligned_matrix(crop))
 
-    def aligned_landmarks(self, size: int, coverage: float) -> np.ndarray:
-        return transform_points(self.landmarks, self.aligned_matrix(size, coverage))
+    def aligned_landmarks(self, crop: CropSpec) -> np.ndarray:
+        return transform_points(self.landmarks, self.aligned_matrix(crop))
 
     def all_finite(self) -> bool:
         """Whether every number the record holds is finite (JSON and faceswap refuse NaN)."""

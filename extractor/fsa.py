@@ -65,58 +65,7 @@ def read_fsa(path: str | Path) -> dict:
     return data
 
 
-# --- writing (export) and converting ----------------------------------------------------------
-
-FSA_VERSION = 2.4
-FACESWAP_MASK_INTERPOLATOR = 3  # cv2.INTER_AREA, what faceswap records for stored masks
-
-
-def is_video_record(record: dict) -> bool:
-    from extractor.sources import VIDEO_EXTENSIONS
-
-    return Path(record["source"]).suffix.lower() in VIDEO_EXTENSIONS
-
-
-def faceswap_face(detected, arrays: bool = True) -> dict:
-    """A ``DetectedFace`` in faceswap's alignments layout.
-
-    ``arrays``: numpy arrays as in an ``.fsa`` file; lists as in faceswap's PNG header.
-    """
-    import numpy as np
-
-    def as_out(values, dtype):
-        array = np.asarray(values, dtype=dtype)
-        return array if arrays else array.tolist()
-
-    masks = {name: {"mask": mask.packed(),
-                    "affine_matrix": as_out(mask.affine, np.float64),
-                    "interpolator": FACESWAP_MASK_INTERPOLATOR,
-                    "stored_size": mask.stored_size,
-                    "stored_centering": "face"}
-             for name, mask in detected.masks.items()}
-    return {"x": int(round(detected.left)), "y": int(round(detected.top)),
-            "w": int(round(detected.width)), "h": int(round(detected.height)),
-            "landmarks_xy": as_out(detected.landmarks, np.float32),
-            "mask": masks,
-            "identity": {name: as_out(vector, np.float32) for name, vector in detected.identity.items()},
-            "thumb": None}
-
-
-def records_to_fsa(records) -> dict:
-    """faceswap's alignments data (``__meta__`` + ``__data__``) from extractor records."""
-    from extractor.faces import DetectedFace
-
-    # extractor's frame keys are faceswap's (file name; <video>_<000001>.<video ext>).
-    data = {r["frame"]: {"faces": [faceswap_face(DetectedFace.from_dict(f)) for f in r["faces"]],
-                           "video_meta": {}} for r in records}
-    return {"__meta__": {"version": FSA_VERSION}, "__data__": data}
-
-
-def write_fsa(records, path: str | Path) -> int:
-    """Write records as a faceswap ``.fsa`` (zlib-compressed pickle); returns the frame count."""
-    content = records_to_fsa(records)
-    Path(path).write_bytes(zlib.compress(pickle.dumps(content, protocol=4)))
-    return len(content["__data__"])
+# --- importing (--import-alignments) ----------------------------------------------------------
 
 
 def fsa_frames(content: dict) -> dict:

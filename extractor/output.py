@@ -6,6 +6,7 @@ its frames without the alignments file, as faceswap's PNG header allows (``png.p
 """
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import json
@@ -20,9 +21,12 @@ import numpy as np
 
 from extractor.alignments import (FORMAT_VERSION, AlignmentsWriter, OutputError, frame_record, read_header,
                                   read_records, repair_tail)
+from extractor.crops import DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec
 from extractor.faces import DetectedFace
+from extractor.geometry import transform_points
+from extractor.faceswap_format import face_in_stored_frame, png_header, thumbnail
 from extractor.media import ExtractMedia
-from extractor.fsa import FSA_VERSION, faceswap_face, is_video_record
+from extractor.orientation import exif_orientation, upright_to_stored
 from extractor.png import encode_png, text_chunks
 from extractor.preview import ContactSheet
 
@@ -30,20 +34,6 @@ logger = logging.getLogger(__name__)
 
 PNG_KEYWORD = "extractor"
 FACESWAP_KEYWORD = "faceswap"  # faceswap reads its face PNGs' alignment data from this iTXt chunk
-
-
-def faceswap_png_header(record: dict, face_index: int, face: DetectedFace, filename: str) -> dict:
-    """faceswap's PNG header dict for one face: its alignments (lists, not arrays) and source.
-
-    faceswap writes ``str(dict)`` into the iTXt chunk and reads it with ``ast.literal_eval``.
-    """
-    alignments = faceswap_face(face, arrays=False)
-    del alignments["thumb"]
-    height, width = record["image_shape"][:2]
-    return {"alignments": alignments,
-            "source": {"alignments_version": FSA_VERSION, "original_filename": filename,
-                       "face_index": face_index, "source_filename": record["frame"],
-                       "source_is_video": is_video_record(record), "source_frame_dims": (height, width)}}
 
 
 def draw_landmarks(image: np.ndarray, points: np.ndarray, colour=(0, 255, 0)) -> None:
@@ -65,8 +55,9 @@ def read_face_metadata(path: str | os.PathLike) -> dict:
 class OutputSettings:
     output_dir: Path
     alignments_path: Path
-    size: int = 256
-    coverage: float = 0.6
+    size: int = DEFAULT_SIZE
+    coverage: float = 1.0  # faceswap's coverage ratio: the share of the crop kept (1.0: all of it)
+    centering: str = DEFAULT_CENTERING  # 'head' (faceswap's extract), 'face', 'legacy' or 'arcface'
     save_faces: bool = True
     debug_landmarks: bool = False  # draw the landmarks on the saved faces
     preview_path: Path | None = None  # write a contact sheet of the run's faces here
@@ -75,6 +66,10 @@ class OutputSettings:
     # What made the faces (size, coverage, models...): recorded in the alignments header, and a
     # resumed run must match it, or its faces would mix with different ones.
     made_with: dict = field(default_factory=dict)
+
+    @property
+    def crop(self) -> CropSpec:
+        return CropSpec(self.centering, self.size, self.coverage)
 
 
 @dataclass
@@ -213,26 +208,50 @@ class FramePreparer:
         faces = [face for face, ok in zip(faces, finite) if ok]
         files = [self.face_names(name, index) for index in range(len(faces))] if self.settings.save_faces else []
         record = frame_record(name, media.frame_index, media.source, image.shape, faces, files)
+        orientation = exif_orientation(media.source) if faces else 1
+        if orientation != 1:
+            record["orientation"] = orientation  # coordinates stay upright; faceswap's are as stored
         prepared = PreparedFrame(record, [], filtered, problems=problems)
         for face_index, face in enumerate(faces if self.settings.save_faces else []):
             prepared.pngs.append(self._face_png(record, face_index, image, face, prepared.previews))
         return prepared
 
     def _face_png(self, record: dict, face_index: int, image: np.ndarray, face: DetectedFace, previews: list) -> bytes:
-        name, size, coverage = record["frame"], self.settings.size, self.settings.coverage
-        crop = face.aligned_face(image, size, coverage)
+        """The face PNG: faceswap's crop of the frame as faceswap reads it (as stored: a photo's
+        EXIF orientation is not applied), with faceswap's header and extractor's own."""
+        crop, name = self.settings.crop, record["frame"]
+        orientation = record.get("orientation", 1)
+        stored_face = face_in_stored_frame(face, orientation, image.shape)
+        to_crop = crop.matrix(stored_face.landmarks)
+        to_stored = np.vstack([upright_to_stored(orientation, image.shape), [0.0, 0.0, 1.0]])
+        upright_to_crop = (np.vstack([to_crop, [0.0, 0.0, 1.0]]) @ to_stored)[:2]
+        pixels = crop.cut(image, upright_to_crop, crop.interpolation(to_crop))
+        record["faces"][face_index]["thumb"] = base64.b64encode(self._thumbnail(pixels, image, stored_face,
+                                                                                 to_stored)).decode("ascii")
         if self.want_previews or self.settings.debug_landmarks:
-            points = face.aligned_landmarks(size, coverage)
+            points = transform_points(face.landmarks, upright_to_crop)
             if self.want_previews:
-                previews.append((crop.copy() if self.settings.debug_landmarks else crop, points, face))
+                previews.append((pixels.copy() if self.settings.debug_landmarks else pixels, points, face,
+                                 upright_to_crop))
             if self.settings.debug_landmarks:
-                draw_landmarks(crop, points)
+                draw_landmarks(pixels, points)
         file_name = record["face_files"][face_index]
         meta = {"frame": name, "face_index": face_index, "source": record["source"],
-                "aligned": {"size": size, "coverage": coverage}, "face": record["faces"][face_index]}
-        header = str(faceswap_png_header(record, face_index, face, file_name))
+                "aligned": {"centering": crop.centering, "size": crop.size, "coverage": crop.coverage,
+                            "matrix": np.round(upright_to_crop, 6).tolist()},
+                "face": record["faces"][face_index]}
+        header = str(png_header(record, face_index, stored_face, file_name))
         # faceswap's chunk first: its reader takes the first chunk with its keyword.
-        return encode_png(crop, [(FACESWAP_KEYWORD, header), (PNG_KEYWORD, json.dumps(meta))])
+        return encode_png(pixels, [(FACESWAP_KEYWORD, header), (PNG_KEYWORD, json.dumps(meta))])
+
+    def _thumbnail(self, pixels: np.ndarray, image: np.ndarray, stored_face: DetectedFace,
+                   to_stored: np.ndarray) -> bytes:
+        """faceswap's thumbnail, made from its 'head' crop at the face size."""
+        if self.settings.centering != "head" or self.settings.coverage != 1.0:
+            head = CropSpec("head", self.settings.size)
+            to_head = head.matrix(stored_face.landmarks)
+            pixels = head.cut(image, (np.vstack([to_head, [0.0, 0.0, 1.0]]) @ to_stored)[:2], head.interpolation(to_head))
+        return thumbnail(pixels)
 
 
 class FrameWriter:
@@ -315,8 +334,8 @@ class FrameWriter:
             logger.warning(problem)
             self.problems.append(problem)
         if self.preview is not None:
-            for crop, points, face in prepared.previews:
-                self.preview.add(crop, points, face, self.settings.size, self.settings.coverage)
+            for crop, points, face, to_crop in prepared.previews:
+                self.preview.add(crop, points, face, to_crop)
         self.counts.frames += 1
         self.counts.faces += len(record["faces"])
         self.counts.frames_without_face += not record["faces"]

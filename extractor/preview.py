@@ -29,20 +29,19 @@ class ContactSheet:
     def count(self) -> int:
         return len(self.thumbs)
 
-    def add(self, crop: np.ndarray, aligned_points: np.ndarray, face: DetectedFace, size: int,
-            coverage: float) -> None:
-        """Offer one aligned face; kept if it falls on the current sampling stride."""
+    def add(self, crop: np.ndarray, aligned_points: np.ndarray, face: DetectedFace, to_crop: np.ndarray) -> None:
+        """Offer one aligned face (``to_crop``: frame to crop pixels); kept if it falls on the
+        current sampling stride."""
         self.seen += 1
         if (self.seen - 1) % self.stride:
             return
-        scale = self.thumb / size
+        scale = self.thumb / crop.shape[0]
         thumb = cv2.resize(crop, (self.thumb, self.thumb), interpolation=cv2.INTER_AREA)
         if face.masks:
             mask = next(iter(face.masks.values()))
             # The stored mask lives in its own aligned space: bring it to this crop's space.
-            to_crop = face.aligned_matrix(self.thumb, coverage)
             full = np.vstack([mask.affine, [0, 0, 1]])
-            mask_to_crop = (np.vstack([to_crop, [0, 0, 1]]) @ np.linalg.inv(full))[:2]
+            mask_to_crop = (np.vstack([to_crop * scale, [0, 0, 1]]) @ np.linalg.inv(full))[:2]
             warped = cv2.warpAffine(mask.data, mask_to_crop, (self.thumb, self.thumb))
             contours, _ = cv2.findContours((warped > 127).astype(np.uint8), cv2.RETR_EXTERNAL,
                                            cv2.CHAIN_APPROX_SIMPLE)

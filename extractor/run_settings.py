@@ -65,7 +65,7 @@ class RunSettings:
         stages, output = self.stages, self.output
         detector = "imported" if self.import_alignments is not None else stages.detector
         aligner = stages.aligner if self.import_alignments is None or self.realign else "imported"
-        return {"size": output.size, "coverage": output.coverage, "detector": detector, "aligner": aligner,
+        return {"centering": output.centering, "size": output.size, "coverage": output.coverage, "detector": detector, "aligner": aligner,
                 "maskers": sorted(stages.maskers), "normalization": stages.normalization,
                 "min_size": stages.min_size, "debug_landmarks": output.debug_landmarks}
 

@@ -202,9 +202,10 @@ def needs_contrast(crop: np.ndarray) -> bool:
 class Masker(Plugin):
     """Computes one named mask per face; stores it on ``face.masks[self.name]``.
 
-    Maskers work in aligned-face space at ``input_size`` made with ``coverage``, and store their
-    mask with ``Mask.from_aligned`` (or an explicit affine matrix) so it maps back to the frame.
+    Maskers work in the aligned space of faceswap's ``centering`` (its maskers' 'face') at
+    ``input_size``, and store their mask with ``Mask.from_aligned`` (or an explicit affine
+    matrix) so that it maps back to the frame and faceswap places it where it belongs.
     """
 
     stage = "mask"
-    coverage: ClassVar[float] = 0.6
+    centering: ClassVar[str] = "face"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from extractor.crops import CropSpec
 from extractor.faces import Mask
 from extractor.plugins.base import Batch, DeviceNeed, Masker
 from extractor.plugins.registry import register
@@ -42,9 +43,10 @@ def _extended_points(points: np.ndarray) -> np.ndarray:
 
 
 class LandmarkMasker(Masker):
-    """Base for masks drawn from the aligned landmarks."""
+    """Base for masks drawn from the aligned landmarks, in faceswap's 'face'-centred space at
+    256 px (its landmark maskers' input), stored at 128 px."""
 
-    input_size = 128
+    input_size = 256
     batch_size = 64
     device_need = DeviceNeed(gpu=False)
 
@@ -52,20 +54,21 @@ class LandmarkMasker(Masker):
         raise NotImplementedError
 
     def pre_process(self, batch: Batch) -> None:
-        batch.feed = [face.aligned_landmarks(self.input_size, self.coverage) for face in batch.faces]
+        crop = CropSpec(self.centering, self.input_size)
+        batch.feed = [face.aligned_landmarks(crop) for face in batch.faces]
 
     def predict(self, batch: Batch) -> None:
         masks = []
         for points in batch.feed:
             mask = np.zeros((self.input_size, self.input_size), np.uint8)
-            for part in self.parts(np.round(points).astype(np.int32)):
-                cv2.fillConvexPoly(mask, cv2.convexHull(part), 255)
+            for part in self.parts(points):  # drawn as faceswap draws them: rounded after the geometry
+                cv2.fillConvexPoly(mask, cv2.convexHull(np.rint(part).astype(np.int32)), 255, lineType=cv2.LINE_AA)
             masks.append(mask)
         batch.prediction = masks
 
     def post_process(self, batch: Batch) -> None:
         for face, mask in zip(batch.faces, batch.prediction):
-            face.masks[self.name] = Mask.from_aligned(mask, face.landmarks, self.coverage)
+            face.masks[self.name] = Mask.from_aligned(mask, face.landmarks)
 
 
 @register

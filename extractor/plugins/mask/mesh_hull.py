@@ -8,8 +8,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from extractor.faces import MASK_STORED_SIZE, Mask
-from extractor.geometry import aligned_face_matrix, transform_points
+from extractor.crops import MASK_CROP
+from extractor.faces import Mask
+from extractor.geometry import transform_points
 from extractor.plugins.align.crop import landmarks_to_frame, pose_from_landmarks
 from extractor.plugins.align.face_mesh import FaceMeshAligner
 from extractor.plugins.base import Batch, DeviceNeed, Masker
@@ -45,8 +46,8 @@ class MeshHullMasker(Masker):
     def post_process(self, batch: Batch) -> None:
         for face, mesh, crop_matrix in zip(batch.faces, batch.prediction, batch.feed[1]):
             frame_points = landmarks_to_frame(mesh[FACE_OVAL], crop_matrix)
-            to_mask = aligned_face_matrix(face.landmarks, MASK_STORED_SIZE, self.coverage)
+            to_mask = MASK_CROP.matrix(face.landmarks)
             outline = np.round(transform_points(frame_points, to_mask)).astype(np.int32)
-            mask = np.zeros((MASK_STORED_SIZE, MASK_STORED_SIZE), np.uint8)
+            mask = np.zeros((MASK_CROP.size, MASK_CROP.size), np.uint8)
             cv2.fillPoly(mask, [outline], 255)
             face.masks[self.name] = Mask(mask, to_mask)
