@@ -275,7 +275,8 @@ def _face_size(flags: dict) -> int:
     if size < 32:
         raise click.BadParameter(f"{size} px is too small for a face (32 or more)", param_hint="--size")
     if flags["centering"] == "arcface" and flags["coverage"] != 1.0:
-        raise click.BadParameter("the arcface template fixes the crop: leave --coverage at 1.0", param_hint="--coverage")
+        raise click.BadParameter("the arcface template fixes the crop: leave --coverage at 1.0",
+                                 param_hint="--coverage")
     try:
         CropSpec(flags["centering"], size, flags["coverage"])
     except ValueError as exc:

@@ -22,7 +22,7 @@ import numpy as np
 
 from extractor.crops import MASK_CROP, faceswap_mask_interpolator
 from extractor.faces import DetectedFace, Mask
-from extractor.orientation import MIRRORED, box_to_stored, landmarks_to_stored, stored_shape, upright_to_stored
+from extractor.orientation import MIRRORED, move_box, move_landmarks, stored_shape, upright_to_stored
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ def face_in_stored_frame(face: DetectedFace, orientation: int, upright_shape) ->
     if orientation in (0, 1, None):
         return face
     to_stored = upright_to_stored(orientation, upright_shape)
-    landmarks = landmarks_to_stored(face.landmarks, orientation, to_stored)
-    moved = DetectedFace(*box_to_stored((face.left, face.top, face.width, face.height), to_stored), face.score,
+    landmarks = move_landmarks(face.landmarks, orientation, to_stored)
+    moved = DetectedFace(*move_box((face.left, face.top, face.width, face.height), to_stored), face.score,
                          landmarks=landmarks, identity=face.identity)
     moved.masks = {name: _mask_to_stored(mask, orientation, to_stored, landmarks) for name, mask in face.masks.items()}
     return moved

@@ -9,9 +9,19 @@ and refuses every other global with an error that names it. Nothing in the file 
 from __future__ import annotations
 
 import io
+import logging
+import json
 import pickle
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePath
+
+import numpy as np
+
+from extractor.faces import DetectedFace
+from extractor.orientation import exif_orientation, move_box, move_landmarks, upright_to_stored
+
+
+logger = logging.getLogger(__name__)
 
 
 class UnsafeFileError(Exception):
@@ -52,14 +62,22 @@ def safe_loads(data: bytes, source: str = "<bytes>"):
 
 
 def read_fsa(path: str | Path) -> dict:
-    """The content of a faceswap ``.fsa`` file, without running anything it contains."""
+    """The content of a faceswap alignments file, without running anything it contains: the
+    ``.fsa`` (zlib-compressed pickle, faceswap 2.x), or the plain pickle and JSON files of its
+    other serializers (1.x ``alignments.p`` / ``alignments.json``)."""
     path = Path(path)
     raw = path.read_bytes()
-    try:
-        raw = zlib.decompress(raw)
-    except zlib.error:
-        pass  # faceswap's uncompressed pickle serializer writes the same data without zlib
-    data = safe_loads(raw, str(path))
+    if raw.lstrip()[:1] in (b"{", b"["):
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise UnsafeFileError(f"{path}: not readable JSON ({exc})") from None
+    else:
+        try:
+            raw = zlib.decompress(raw)
+        except zlib.error:
+            pass  # faceswap's uncompressed pickle serializer writes the same data without zlib
+        data = safe_loads(raw, str(path))
     if not isinstance(data, dict):
         raise UnsafeFileError(f"{path}: not a faceswap alignments file (top level is {type(data).__name__})")
     return data
@@ -67,42 +85,115 @@ def read_fsa(path: str | Path) -> dict:
 
 # --- importing (--import-alignments) ----------------------------------------------------------
 
+FACESWAP_VIDEO_EXTENSIONS = {".avi", ".flv", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".webm", ".wmv", ".ts", ".vob"}
+
 
 def fsa_frames(content: dict) -> dict:
-    """The frame dict of an ``.fsa``, whether it wraps frames in ``__data__`` (faceswap 2.x
-    files) or keeps them at the top level next to ``__meta__`` (older writers)."""
-    if "__data__" in content:
-        return content["__data__"]
-    return {key: value for key, value in content.items() if key != "__meta__"}
+    """The frames of an alignments file as faceswap 2.4 lays them out, ``{key: {"faces": [...]}}``
+    with ``landmarks_xy``, whatever version wrote it: 2.x wraps frames in ``__data__``; 1.x kept
+    them at the top level, as lists of faces, with ``landmarksXY`` (what faceswap's updater
+    converts)."""
+    frames = content["__data__"] if "__data__" in content else {k: v for k, v in content.items() if k != "__meta__"}
+    out = {}
+    for key, frame in frames.items():
+        frame = {"faces": frame} if isinstance(frame, list) else frame
+        if isinstance(frame, dict):
+            for face in frame.get("faces") or []:
+                if isinstance(face, dict) and "landmarksXY" in face and "landmarks_xy" not in face:
+                    face["landmarks_xy"] = face.pop("landmarksXY")
+        out[str(key)] = frame
+    return out
 
 
-def imported_faces(path: str | Path) -> tuple[dict[str, list], list[str]]:
-    """Faces of an ``.fsa`` by frame key, as ``DetectedFace`` with box and landmarks (masks are
-    recomputed by the run), and one line per face that cannot be used (skipped, not fatal)."""
-    import numpy as np
+def rename_video_keys(frames: dict, video: Path) -> dict:
+    """faceswap's rule for a video's keys (alignments before 2.4 ended them in ``.png``): when
+    every key has one extension that is not the video's, the keys of this video's frames
+    (``<video stem>_<number>``) take the video's extension."""
+    if video.suffix.lower() not in FACESWAP_VIDEO_EXTENSIONS:
+        return frames
+    extensions = {PurePath(key).suffix for key in frames}
+    if len(extensions) != 1 or video.suffix in extensions:
+        return frames
+    renamed = {}
+    for key, frame in frames.items():
+        stem = PurePath(key).stem
+        renamed[f"{stem}{video.suffix}" if stem.rsplit("_", 1)[0] == video.stem else key] = frame
+    return renamed
 
-    from extractor.faces import DetectedFace
 
+def _face_from(face) -> DetectedFace:
+    """One faceswap face as a ``DetectedFace`` (box, and landmarks when it has them); ValueError,
+    KeyError or TypeError when it is not a usable face."""
+    box = [float(face[k]) for k in ("x", "y", "w", "h")]
+    if not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0 or np.abs(box).max() > 1e6:
+        raise ValueError(f"box {box} is not a finite box of positive size")
+    detected = DetectedFace(*box)
+    points = face.get("landmarks_xy")
+    if points is not None and len(points):
+        points = np.asarray(points, dtype=np.float64)
+        if points.shape != (68, 2) or not np.isfinite(points).all() or np.abs(points).max() > 1e6:
+            raise ValueError(f"landmarks of shape {points.shape} are not 68 finite points")
+        if np.ptp(points, axis=0).min() < 1:
+            raise ValueError("landmarks collapse onto a line or a point")
+        detected.landmarks = points
+    return detected
+
+
+def imported_faces(path: str | Path, video: Path | None = None) -> tuple[dict[str, list], list[str]]:
+    """Faces of a faceswap alignments file by frame key (keys of a video's frames mapped as
+    faceswap maps them), as ``DetectedFace`` with box and landmarks in the frame's stored pixels
+    (masks are recomputed by the run), and one line per face that cannot be used (skipped, not
+    fatal)."""
+    frames = fsa_frames(read_fsa(path))
+    if video is not None:
+        frames = rename_video_keys(frames, video)
     out, problems = {}, []
-    for key, frame in fsa_frames(read_fsa(path)).items():
+    for key, frame in frames.items():
         faces = []
-        for index, face in enumerate(frame.get("faces", []) if isinstance(frame, dict) else []):
+        for index, face in enumerate(frame.get("faces") or [] if isinstance(frame, dict) else []):
             try:
-                box = [float(face[k]) for k in ("x", "y", "w", "h")]
-                if not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0 or np.abs(box).max() > 1e6:
-                    raise ValueError(f"box {box} is not a finite box of positive size")
-                detected = DetectedFace(*box)
-                points = face.get("landmarks_xy")
-                if points is not None and len(points):
-                    points = np.asarray(points, dtype=np.float64)
-                    if points.shape != (68, 2) or not np.isfinite(points).all() or np.abs(points).max() > 1e6:
-                        raise ValueError(f"landmarks of shape {points.shape} are not 68 finite points")
-                    if np.ptp(points, axis=0).min() < 1:
-                        raise ValueError("landmarks collapse onto a line or a point")
-                    detected.landmarks = points
+                faces.append(_face_from(face))
             except (KeyError, TypeError, ValueError) as exc:
                 problems.append(f"{path}: frame {key!r} face {index} skipped ({exc})")
-                continue
-            faces.append(detected)
-        out[str(key)] = faces
+        out[key] = faces
     return out, problems
+
+
+def face_to_upright(face: DetectedFace, orientation: int, stored_size: tuple[int, int]) -> DetectedFace:
+    """A face read from faceswap (stored pixels of a photo of ``stored_size`` (width, height))
+    in extractor's upright pixels."""
+    width, height = stored_size
+    upright_shape = (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+    back = np.linalg.inv(np.vstack([upright_to_stored(orientation, upright_shape), [0.0, 0.0, 1.0]]))[:2]
+    moved = DetectedFace(*move_box((face.left, face.top, face.width, face.height), back), face.score)
+    if face.landmarks is not None:
+        moved.landmarks = move_landmarks(face.landmarks, orientation, back)
+    return moved
+
+
+def match_frames(faces: dict[str, list], path: Path, frame_keys: set[str], images: dict[str, Path]) -> dict[str, list]:
+    """The imported frames that are frames of this input, their faces in upright pixels (a photo
+    with an EXIF orientation is turned as extractor decodes it). Keys that match no frame are
+    reported (how many, the first few); none matching at all is an error, never 0 faces."""
+    from PIL import Image
+
+    from extractor.sources import InputError
+
+    unmatched = [key for key in faces if key not in frame_keys]
+    if len(unmatched) == len(faces):
+        raise InputError(f"{path}: none of its {len(faces)} frame key(s) is a frame of this input (first: "
+                         f"{', '.join(unmatched[:3]) or 'none'}); faceswap keys an image by its file name and a video "
+                         "frame as <video name>_<frame number, 6 digits><video extension>")
+    if unmatched:
+        logger.warning("%s: %d of its %d frame keys match no frame of this input (first: %s); their faces are not "
+                       "imported", path, len(unmatched), len(faces), ", ".join(unmatched[:3]))
+    matched = {}
+    for key, frame_faces in faces.items():
+        if key not in frame_keys:
+            continue
+        orientation = exif_orientation(str(images[key])) if key in images and frame_faces else 1
+        if orientation != 1:
+            with Image.open(images[key]) as image:
+                frame_faces = [face_to_upright(face, orientation, image.size) for face in frame_faces]
+        matched[key] = frame_faces
+    return matched

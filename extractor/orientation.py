@@ -46,14 +46,15 @@ def stored_shape(orientation: int, upright_shape) -> tuple[int, int]:
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
-def landmarks_to_stored(landmarks: np.ndarray, orientation: int, matrix: np.ndarray) -> np.ndarray:
-    """The 68 landmarks in stored pixels, renumbered when the orientation mirrors the image."""
+def move_landmarks(landmarks: np.ndarray, orientation: int, matrix: np.ndarray) -> np.ndarray:
+    """The 68 landmarks moved by ``matrix`` (upright to stored, or back), renumbered when the
+    orientation mirrors the image."""
     points = np.asarray(landmarks, np.float64) @ matrix[:, :2].T + matrix[:, 2]
     return points[MIRROR_68] if orientation in MIRRORED else points
 
 
-def box_to_stored(box_ltwh, matrix: np.ndarray) -> list[float]:
-    """A ``left, top, width, height`` box in stored pixels (its corners moved, then spanned)."""
+def move_box(box_ltwh, matrix: np.ndarray) -> list[float]:
+    """A ``left, top, width, height`` box moved by ``matrix`` (its corners moved, then spanned)."""
     left, top, width, height = box_ltwh
     corners = np.array([[left, top], [left + width, top + height]], np.float64) @ matrix[:, :2].T + matrix[:, 2]
     low, high = corners.min(0), corners.max(0)

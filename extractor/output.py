@@ -185,6 +185,17 @@ class PreparedFrame:
     problems: list[str] = field(default_factory=list)  # faces dropped because they cannot be written
 
 
+def _cut_as_stored(crop: CropSpec, image: np.ndarray, stored_face: DetectedFace,
+                   to_stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``crop`` of a face as faceswap cuts it from the frame as stored (``stored_face``: the face
+    in stored pixels; ``to_stored``: upright to stored pixels), cut from the upright ``image``
+    through the composed matrix, so the stored frame is never made; and that upright-to-crop
+    matrix."""
+    to_crop = crop.matrix(stored_face.landmarks)
+    upright_to_crop = (np.vstack([to_crop, [0.0, 0.0, 1.0]]) @ np.vstack([to_stored, [0.0, 0.0, 1.0]]))[:2]
+    return crop.cut(image, upright_to_crop, crop.interpolation(to_crop)), upright_to_crop
+
+
 class FramePreparer:
     """A finished frame's alignments record and face PNG bytes (pixels, extractor's and faceswap's
     headers). Pure computation, no disk: the Ray engine runs it on the workers, the other
@@ -222,12 +233,10 @@ class FramePreparer:
         crop, name = self.settings.crop, record["frame"]
         orientation = record.get("orientation", 1)
         stored_face = face_in_stored_frame(face, orientation, image.shape)
-        to_crop = crop.matrix(stored_face.landmarks)
-        to_stored = np.vstack([upright_to_stored(orientation, image.shape), [0.0, 0.0, 1.0]])
-        upright_to_crop = (np.vstack([to_crop, [0.0, 0.0, 1.0]]) @ to_stored)[:2]
-        pixels = crop.cut(image, upright_to_crop, crop.interpolation(to_crop))
-        record["faces"][face_index]["thumb"] = base64.b64encode(self._thumbnail(pixels, image, stored_face,
-                                                                                 to_stored)).decode("ascii")
+        to_stored = upright_to_stored(orientation, image.shape)
+        pixels, upright_to_crop = _cut_as_stored(crop, image, stored_face, to_stored)
+        thumb = self._thumbnail(pixels, image, stored_face, to_stored)
+        record["faces"][face_index]["thumb"] = base64.b64encode(thumb).decode("ascii")
         if self.want_previews or self.settings.debug_landmarks:
             points = transform_points(face.landmarks, upright_to_crop)
             if self.want_previews:
@@ -248,9 +257,7 @@ class FramePreparer:
                    to_stored: np.ndarray) -> bytes:
         """faceswap's thumbnail, made from its 'head' crop at the face size."""
         if self.settings.centering != "head" or self.settings.coverage != 1.0:
-            head = CropSpec("head", self.settings.size)
-            to_head = head.matrix(stored_face.landmarks)
-            pixels = head.cut(image, (np.vstack([to_head, [0.0, 0.0, 1.0]]) @ to_stored)[:2], head.interpolation(to_head))
+            pixels = _cut_as_stored(CropSpec("head", self.settings.size), image, stored_face, to_stored)[0]
         return thumbnail(pixels)
 
 

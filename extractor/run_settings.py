@@ -65,7 +65,8 @@ class RunSettings:
         stages, output = self.stages, self.output
         detector = "imported" if self.import_alignments is not None else stages.detector
         aligner = stages.aligner if self.import_alignments is None or self.realign else "imported"
-        return {"centering": output.centering, "size": output.size, "coverage": output.coverage, "detector": detector, "aligner": aligner,
+        return {"centering": output.centering, "size": output.size, "coverage": output.coverage,
+                "detector": detector, "aligner": aligner,
                 "maskers": sorted(stages.maskers), "normalization": stages.normalization,
                 "min_size": stages.min_size, "debug_landmarks": output.debug_landmarks}
 
@@ -79,24 +80,33 @@ class RunSettings:
         source.done = writer.done
         summary.already_done = len(writer.done)
         try:
-            imported = self.imported(summary)
+            imported = self.imported(source, summary)
         except BaseException:
             writer.close()
             raise
         return source, writer, imported
 
-    def imported(self, summary: "RunSummary") -> dict[str, list] | None:
-        """Faces of the imported .fsa by frame key, or None when nothing is imported; faces that
-        cannot be used are reported and counted, not fatal."""
+    def imported(self, source: InputSource, summary: "RunSummary") -> dict[str, list] | None:
+        """Faces of the imported faceswap file by frame key, or None when nothing is imported;
+        faces that cannot be used and keys that match no frame are reported, not fatal."""
         if self.import_alignments is None:
             return None
-        from extractor.fsa import imported_faces
+        from extractor.fsa import imported_faces, match_frames
+        from extractor.sources import video_frame_index
 
-        faces, problems = imported_faces(self.import_alignments)
+        faces, problems = imported_faces(self.import_alignments, source.path if source.is_video else None)
         for problem in problems:
             logger.warning(problem)
         summary.warnings += problems
-        return faces
+        if source.is_video:  # the keys of frames the video has (any number, when its header does not say)
+            count = source.video_frame_count()
+            indices = {key: video_frame_index(source.path, key) for key in faces}
+            keys = {key for key, index in indices.items() if index is not None and (not count or index < count)}
+            images = {}
+        else:
+            images = {source.image_key(path): path for path in source.image_paths()}
+            keys = set(images)
+        return match_frames(faces, self.import_alignments, keys, images)
 
 
 @dataclass

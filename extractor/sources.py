@@ -141,6 +141,14 @@ def video_frame_key(video: Path, index: int) -> str:
     return f"{video.stem}_{index + 1:06d}{video.suffix}"
 
 
+def video_frame_index(video: Path, key: str) -> int | None:
+    """The frame index (from 0) that ``key`` names in ``video``, or None when it is no key of it."""
+    number = key[len(video.stem) + 1:len(key) - len(video.suffix)]
+    if number.isdigit() and int(number) > 0 and key == video_frame_key(video, int(number) - 1):
+        return int(number) - 1
+    return None
+
+
 class InputSource:
     """Frames of an image folder or a video file, in order, every ``every_n``-th frame."""
 
@@ -162,11 +170,17 @@ class InputSource:
     def estimate_frames(self) -> int | None:
         """Frames this source will yield (for progress and ETA), from headers and listings."""
         if self.is_video:
-            capture = cv2.VideoCapture(str(self.path))
-            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-            capture.release()
+            count = self.video_frame_count()
             return max(0, -(-count // self.every_n) - len(self.done)) if count > 0 else None
         return len(self.wanted_images())
+
+    def video_frame_count(self) -> int:
+        """Frames of the video as its header announces them (0 when it does not say)."""
+        capture = cv2.VideoCapture(str(self.path))
+        try:
+            return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+        finally:
+            capture.release()
 
     @cached_property
     def _listing(self) -> tuple[list[Path], list[SkippedInput]]:
