@@ -356,7 +356,7 @@ def plugins() -> None:
 def export(alignments: Path, fmt: str, output: Path) -> None:
     """Write ALIGNMENTS (extractor's .jsonl) in faceswap's .fsa format (version 2.x)."""
     from extractor.alignments import read_records
-    from extractor.fsa import write_fsa
+    from extractor.faceswap_format import write_fsa
 
     from extractor.alignments import OutputError, read_header
 

