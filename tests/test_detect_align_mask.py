@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, annotations
+from extractor.crops import CropSpec
 from extractor.evaluate import nme
 from extractor.faces import DetectedFace
 from extractor.geometry import iou, rotate_image
@@ -123,12 +124,14 @@ def test_aligned_face_is_upright_mean_face(detect_stage, align_stage):
     image, _ = _image("ibug_300w", 0)
     face = detect_stage.run([image])[0][0]
     align_stage.run([image], [face])
-    points = face.aligned_landmarks(256, 0.6)
-    left_eye, right_eye = points[36:42].mean(0), points[42:48].mean(0)
-    assert abs(left_eye[1] - right_eye[1]) < 8  # level eyes
-    assert 0 < points[17:].min() and points[17:].max() < 256
-    crop = face.aligned_face(image, 256, 0.6)
-    assert crop.shape == (256, 256, 3)
+    for crop_spec in (CropSpec("head", 256), CropSpec("legacy", 256)):
+        points = face.aligned_landmarks(crop_spec)
+        left_eye, right_eye = points[36:42].mean(0), points[42:48].mean(0)
+        assert abs(left_eye[1] - right_eye[1]) < 8  # level eyes
+        assert 0 < points[17:].min() and points[17:].max() < 256
+        assert left_eye[1] < points[30, 1] < points[57, 1]  # upright: eyes, nose tip, chin
+        crop = face.aligned_face(image, crop_spec)
+        assert crop.shape == (256, 256, 3)
 
 
 def test_detected_face_round_trip():

@@ -97,7 +97,7 @@ def test_resume_with_other_settings_is_refused_and_overwrite_removes_old_faces(p
     first_faces = sorted(p.name for p in out.glob("*.png"))
     assert first_faces
     code, output = _run("-i", photos, "-o", out, "--skip-existing", "--coverage", "0.7")
-    assert code != 0 and "made with other settings" in output and "coverage 0.6 (this run: 0.7)" in output
+    assert code != 0 and "made with other settings" in output and "coverage 1.0 (this run: 0.7)" in output
     code, output = _run("-i", photos, "-o", out, "--skip-existing")
     assert code == 0 and "+1 done by an earlier run" in output, output
     code, output = _run("-i", photos / "b.jpg", "-o", out, "--overwrite")
