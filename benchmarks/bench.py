@@ -177,6 +177,58 @@ def stage_alone(video: Path, config: StageConfig) -> tuple[dict[str, float], dic
     return rates, cpu
 
 
+def face_size_cost(video: Path, config: StageConfig, sizes=(256, 512), rounds: int = 3) -> None:
+    """CPU a face costs to prepare (crop, thumbnail, PNG with its headers) at each face size, the
+    PNG encoding alone too, on the sample video's faces, sizes alternating over ``rounds``."""
+    from extractor import png
+
+    frames = list(InputSource(video))
+    detect, align = DetectStage(config), AlignStage(config)
+    for stage in (detect, align):
+        stage.load()
+    found = []
+    for i in range(0, len(frames), detect.batch_size):
+        batch = [f.image for f in frames[i:i + detect.batch_size]]
+        for image, faces in zip(batch, detect.run(batch)):
+            align.run([image] * len(faces), faces)
+            found.append(faces)
+    face_count = sum(len(faces) for faces in found)
+    encode_seconds, real_encode = {}, png.encode_png
+
+    def timed_encode(*args, **kwargs):
+        start = time.process_time()
+        try:
+            return real_encode(*args, **kwargs)
+        finally:
+            encode_seconds[current] += time.process_time() - start
+
+    prepare = {size: 0.0 for size in sizes}
+    encode_seconds.update(prepare)
+    png_bytes = dict.fromkeys(sizes, 0)
+    import extractor.output as output_module
+    output_module.encode_png = timed_encode
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for _ in range(rounds):
+                for current in sizes:
+                    settings = OutputSettings(Path(tmp), Path(tmp) / "a.jsonl", size=current)
+                    preparer = FramePreparer(settings, FaceNames(None))
+                    start = time.process_time()
+                    for frame, faces in zip(frames, found):
+                        prepared = preparer.prepare(ExtractMedia(frame.filename, frame.image, faces))
+                        png_bytes[current] += sum(len(data) for data in prepared.pngs)
+                    prepare[current] += time.process_time() - start
+    finally:
+        output_module.encode_png = real_encode
+    faces_timed = face_count * rounds
+    print(f"\n| face PNG side (`{face_count}` faces of the sample video, {rounds} rounds) | prepare, CPU ms a face "
+          "| of which PNG encoding | PNG KB a face |")
+    print("| --- | --- | --- | --- |")
+    for size in sizes:
+        print(f"| {size} | {1000 * prepare[size] / faces_timed:.2f} | {1000 * encode_seconds[size] / faces_timed:.2f} "
+              f"| {png_bytes[size] / faces_timed / 1024:.0f} |")
+
+
 def compare(video: Path, config: StageConfig, detect_workers: int) -> None:
     print(f"input: {video} ({int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))} frames), "
           f"{psutil.cpu_count()} CPUs; detector {config.detector}, aligner {config.aligner}, "
@@ -399,11 +451,17 @@ def main() -> None:
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray vs pool comparison")
     parser.add_argument("--detectors", default="centerface,mtcnn,blazeface,dlib-hog",
                         help="detectors timed on the sample video ('' to skip)")
+    parser.add_argument("--only", choices=["peer", "face-sizes"], help="run one part only")
     args = parser.parse_args()
-    against_peer(args.copies, psutil.cpu_count() or 1, args.rounds)
+    if args.only != "face-sizes":
+        against_peer(args.copies, psutil.cpu_count() or 1, args.rounds)
+    config = StageConfig(maskers=("components",))
+    if args.only != "peer":
+        face_size_cost(args.video, config)
+    if args.only:
+        return
     if args.detectors:
         detectors_on_video(args.video, args.detectors.split(","))
-    config = StageConfig(maskers=("components",))
     compare(args.video, config, args.detect_workers)
     if not args.no_ray:
         ray_against_pool(args.video, config)
