@@ -327,21 +327,22 @@ def _timed_command(command: list[str]) -> tuple[float, float, str]:
     return elapsed, sum(cpu.values()), out
 
 
-def against_peer(copies: int, cpus: int, rounds: int = 5) -> None:
+def against_peer(copies: int, cpus: int, rounds: int = 5, also: list[str] | None = None) -> None:
     """Wall time, process start and model loads included, of the peer's HOG detection and of a
     default ``extractor run`` on the same photo folder, one after the other, ``rounds`` times
     (alternating, so a noisy neighbour on a shared machine hits both); each round gives a ratio,
-    and the median ratio is the figure. Then each tool on one photo: its start-up CPU, which with
-    the folder's CPU gives its CPU per further photo."""
+    and the median ratio is the figure. ``also``: extra flags for one more extractor run in each
+    round (e.g. ``--size 256``), for the same ratio. Then each tool on one photo: its start-up
+    CPU, which with the folder's CPU gives its CPU per further photo."""
     bin_dir = Path(sys.executable).parent
     peer = bin_dir / "face_detection"
+    ours = [str(bin_dir / "extractor"), "--loglevel", "WARNING", "run", "--no-progress", "-i"]
+    variants = {"peer": lambda folder, out: [str(peer), "--cpus", str(cpus), str(folder)],
+                "ours": lambda folder, out: ours + [str(folder), "-o", str(out)]}
+    if also:
+        variants["also"] = lambda folder, out: ours + [str(folder), "-o", str(out)] + also
 
-    def commands(folder: Path, out: Path) -> tuple[list[str], list[str]]:
-        return ([str(peer), "--cpus", str(cpus), str(folder)],
-                [str(bin_dir / "extractor"), "--loglevel", "WARNING", "run", "-i", str(folder), "-o", str(out),
-                 "--no-progress"])
-
-    runs: dict[str, list[tuple[float, float]]] = {"peer": [], "ours": []}  # (wall, cpu) per round
+    runs: dict[str, list[tuple[float, float]]] = {tool: [] for tool in variants}  # (wall, cpu) per round
     peer_out = ""
     with tempfile.TemporaryDirectory() as tmp:
         photos, one = Path(tmp) / "photos", Path(tmp) / "one"
@@ -351,26 +352,35 @@ def against_peer(copies: int, cpus: int, rounds: int = 5) -> None:
         first = sorted(photos.iterdir())[0]
         shutil.copy(first, one / first.name)
         for _ in range(rounds):
-            shutil.rmtree(Path(tmp) / "faces", ignore_errors=True)
-            for tool, command in zip(("peer", "ours"), commands(photos, Path(tmp) / "faces")):
-                wall, cpu, out = _timed_command(command)
+            for tool, command in variants.items():
+                shutil.rmtree(Path(tmp) / tool, ignore_errors=True)
+                wall, cpu, out = _timed_command(command(photos, Path(tmp) / tool))
                 runs[tool].append((wall, cpu))
                 if tool == "peer":
                     peer_out = out
-        faces = len(list((Path(tmp) / "faces").glob("*.png")))
-        start_up = {tool: _timed_command(command)[:2]
-                    for tool, command in zip(("peer", "ours"), commands(one, Path(tmp) / "one_faces"))}
+        faces = len(list((Path(tmp) / "ours").glob("*.png")))
+        start_up = {tool: _timed_command(command(one, Path(tmp) / f"one_{tool}"))[:2]
+                    for tool, command in variants.items() if tool != "also"}
     rates = {tool: [count / wall for wall, _ in walls] for tool, walls in runs.items()}
-    ratios = sorted(ours / theirs for ours, theirs in zip(rates["ours"], rates["peer"]))
+
+    def ratios(tool: str) -> list[float]:
+        return sorted(a / b for a, b in zip(rates[tool], rates["peer"]))
+
+    def ratio_cell(tool: str) -> str:
+        values = ratios(tool)
+        return f"**{values[len(values) // 2]:.2f}** ({', '.join(f'{r:.2f}' for r in values)})"
+
     print(f"photos: {count} ({copies} copies of every annotated photo of {DATA}), {psutil.cpu_count()} CPUs, "
           f"{rounds} alternating rounds")
     print("\n| tool (same folder, one run) | images/s (each round) | faces |\n| --- | --- | --- |")
     print(f"| face_recognition 1.3.0 `face_detection --cpus {cpus}` (HOG, detection only) | "
           f"{', '.join(f'{r:.1f}' for r in rates['peer'])} | {len(peer_out.splitlines())} |")
-    print(f"| `extractor run` defaults (detect + align + mask + write PNGs) | "
+    print(f"| `extractor run` defaults (detect + align + mask + write 512 px PNGs) | "
           f"{', '.join(f'{r:.1f}' for r in rates['ours'])} | {faces} |")
-    print(f"| **extractor / face_recognition** (median of the rounds' ratios) | "
-          f"**{ratios[len(ratios) // 2]:.2f}** ({', '.join(f'{r:.2f}' for r in ratios)}) | |")
+    print(f"| **extractor / face_recognition** (median of the rounds' ratios) | {ratio_cell('ours')} | |")
+    if also:
+        print(f"| `extractor run {' '.join(also)}` | {', '.join(f'{r:.1f}' for r in rates['also'])} | |")
+        print(f"| **extractor {' '.join(also)} / face_recognition** | {ratio_cell('also')} | |")
     print("\n| tool | CPU-s for the folder (median of rounds) | one photo: wall s, CPU-s (start-up) | "
           "CPU ms per further photo |\n| --- | --- | --- | --- |")
     for tool, label in (("peer", "face_recognition"), ("ours", "extractor")):
@@ -452,9 +462,10 @@ def main() -> None:
     parser.add_argument("--detectors", default="centerface,mtcnn,blazeface,dlib-hog",
                         help="detectors timed on the sample video ('' to skip)")
     parser.add_argument("--only", choices=["peer", "face-sizes"], help="run one part only")
+    parser.add_argument("--also", default="", help="flags of one more extractor run in the peer comparison")
     args = parser.parse_args()
     if args.only != "face-sizes":
-        against_peer(args.copies, psutil.cpu_count() or 1, args.rounds)
+        against_peer(args.copies, psutil.cpu_count() or 1, args.rounds, args.also.split() or None)
     config = StageConfig(maskers=("components",))
     if args.only != "peer":
         face_size_cost(args.video, config)
