@@ -209,8 +209,10 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Resume: keep the frames already in the alignments file and do the others.")
 @click.option("--overwrite", is_flag=True, help="Start again even if the alignments file has frames.")
 @click.option("--single-process", is_flag=True, help="Same as --engine single.")
-@click.option("--detect-workers", default=1, show_default=True, type=click.IntRange(1), help="Detect processes.")
-@click.option("--align-workers", default=1, show_default=True, type=click.IntRange(1), help="Align processes.")
+@click.option("--detect-workers", default=0, type=click.IntRange(0),
+              help="Detect processes [default: one per GPU the detector can use, else 1].")
+@click.option("--align-workers", default=0, type=click.IntRange(0),
+              help="Align processes [default: enough to feed GPU detectors (see the plan), else 1].")
 @click.option("--mask-workers", default=1, show_default=True, type=click.IntRange(1), help="Mask processes.")
 @click.option("--frame-buffer", default=None, type=click.IntRange(2),
               help="Frames held in shared memory at once (default: from free RAM, at most 64).")

@@ -31,12 +31,13 @@ def face_not_processed_line(name: str, face_index: int, reason: str) -> str:
 class EngineOptions:
     """How an engine spreads the work; the single-process engine ignores all but the callback."""
 
-    workers: dict[str, int] = field(default_factory=lambda: {"detect": 1, "align": 1, "mask": 1})
+    workers: dict[str, int] = field(default_factory=dict)  # stage -> worker count; 0 or missing: the plan's default
     frame_buffer: int | None = None  # pool: frame slots; None: chosen from free RAM
     gpus: list[int] | None = None  # which GPUs may be used; None: all
     vram_mb: dict[str, int] = field(default_factory=dict)  # per-stage budget overrides
     count_bytes: bool = False  # pool: tally pickled bytes on every queue (benchmark, tests)
     gpu_inventory: list | None = None  # pool, for tests: a simulated inventory instead of nvidia-smi
+    gpu_runtimes: set[str] | None = None  # pool, for tests: runtimes taken as GPU-capable instead of the installed
     on_frame_written: Callable[[int], None] | None = None  # called with the frame count after each write
     prepare_threads: int | None = None  # pool: threads warping and encoding faces for the coordinator; None: by cores
     stall_seconds: float = 300.0  # pool: no message at all for this long while frames are in flight: stop

@@ -11,7 +11,7 @@ a plugin cannot handle (a hostile frame, a degenerate face) costs only itself, n
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -40,6 +40,17 @@ class StageConfig:
     def plugin_names(self, stage: str) -> list[str]:
         return {"detect": [self.detector], "align": [self.aligner], "mask": list(self.maskers),
                 "identity": [self.identity or registry.DEFAULTS["identity"]]}[stage]
+
+    def on_runtime(self, stage: str, label: str) -> "StageConfig":
+        """This config with the stage's GPU plugins set to run ``label`` (the plan's choice, e.g.
+        ``keras/torch`` or ``onnxruntime``), for a worker planned on a GPU."""
+        options = {key: dict(value) for key, value in self.plugin_options.items()}
+        backend = label[len("keras/"):] if label.startswith("keras/") else self.backend
+        for name in self.plugin_names(stage):
+            cls = registry.get_plugin_class(stage, name)
+            if label in cls.gpu_runtimes(self.backend, options.get(f"{stage}.{name}")):
+                options.setdefault(f"{stage}.{name}", {}).update(cls.options_for_runtime(label))
+        return replace(self, plugin_options=options, backend=backend)
 
     def create(self, stage: str, name: str, **options) -> Plugin:
         """The plugin with its configured options; explicit ``options`` and --batch-size win."""

@@ -31,7 +31,8 @@ from extractor.plugins import registry
 from extractor.run_settings import EngineOptions, RunSettings, RunSummary
 from extractor.sources import InputSource
 from extractor.workers.assembler import FrameAssembler
-from extractor.workers.devices import StageDemand, WorkerPlan, detect_gpus, plan_devices
+from extractor.workers.devices import StageDemand, WorkerPlan, detect_gpus, plan_devices, selected_gpus
+from extractor.workers.gpu_support import gpu_capable_runtimes, install_hint, pick_gpu_runtime
 from extractor.workers.frame_pool import FramePool, check_frame_buffer, default_slot_count
 from extractor.workers.leftovers import own_semaphore_names, sweep_dead_runs, unlink_semaphore_names
 from extractor.progress import Progress
@@ -88,24 +89,61 @@ def active_stages(settings: RunSettings) -> tuple[str, ...]:
     return stages + (("identity",) if settings.stages.identity else ())
 
 
-def stage_demands(settings: RunSettings, options: EngineOptions, has_gpu: bool = False) -> list[StageDemand]:
-    """Worker count, GPU need, CPU weight and runtime of each stage, read from its plugins' data."""
-    config = settings.stages
-    demands = []
+def stage_demands(settings: RunSettings, options: EngineOptions, gpus: list | None = None,
+                  capable: set[str] | None = None, cpu_count: int | None = None) -> tuple[list[StageDemand], list[str]]:
+    """Worker count, GPU need, CPU weight and runtime of each stage, read from its plugins' data,
+    and the notes the plan prints about them.
+
+    A stage goes on the GPUs (``gpus``, already narrowed to --gpus) only when each of its GPU
+    plugins has a runtime installed with GPU support (``capable``, from ``gpu_support``): its
+    most preferred one is chosen. Otherwise it is planned as on a machine without GPUs, and the
+    plan says so with the command that installs GPU support. A worker count left at 0 (the
+    default) is one detect worker per GPU the detector runs on, and as many aligners to keep them
+    fed (up to half the cores); 1 otherwise.
+    """
+    config, gpus = settings.stages, gpus or []
+    capable = set() if capable is None else capable
+    demands, notes, without_runtime = [], [], []
+    gpu_detectors, gpu_plugins = 0, False
     for stage in active_stages(settings):
         names = config.plugin_names(stage)
         classes = [registry.get_plugin_class(stage, name) for name in names]
-        gpu = [cls for cls in classes if cls.device_need.gpu]
+        gpu_plugins = gpu_plugins or any(cls.device_need.gpu for cls in classes)
+        plugin_options = [config.plugin_options.get(f"{stage}.{name}", {}) for name in names]
+        wanted = [cls.gpu_runtimes(config.backend, opts) for cls, opts in zip(classes, plugin_options)
+                  if cls.device_need.gpu]
+        chosen = [pick_gpu_runtime(candidates, capable) for candidates in wanted]
+        on_gpu = bool(gpus and wanted and all(chosen))
+        if gpus and wanted and not on_gpu:
+            without_runtime.append((stage, next(c for c, pick in zip(wanted, chosen) if not pick)))
+        gpu = [cls for cls in classes if cls.device_need.gpu] if on_gpu else []
         batch = config.batch_sizes.get(stage)
         batch_mb = sum(cls.batch_vram_mb(batch) for cls in gpu) if gpu else None
         need = (options.vram_mb.get(stage) or batch_mb) if gpu else None
+        labels = iter(chosen) if on_gpu else None
         runtime = ", ".join(dict.fromkeys(
-            cls.runtime_label(config.backend, has_gpu and cls.device_need.gpu,
-                              config.plugin_options.get(f"{stage}.{name}", {}))
-            for cls, name in zip(classes, names)))
-        demands.append(StageDemand(stage, options.workers.get(stage, 1), need, batch_mb,
+            next(labels) if on_gpu and cls.device_need.gpu else cls.runtime_label(config.backend, False, opts)
+            for cls, opts in zip(classes, plugin_options)))
+        workers = options.workers.get(stage) or 0
+        if not workers and stage == "detect" and on_gpu:
+            workers = len(gpus)
+            notes.append(f"detect: one worker per GPU ({workers}); --detect-workers N for more")
+        if not workers and stage == "align" and gpu_detectors:
+            # A GPU detects faster than one CPU aligner places landmarks (docs/performance.md).
+            workers = max(1, min(2 * gpu_detectors, (cpu_count or os.cpu_count() or 1) // 2))
+            notes.append(f"align: {workers} worker(s) to keep the GPU detectors fed; --align-workers N to change")
+        workers = workers or 1
+        gpu_detectors = workers if stage == "detect" and on_gpu else gpu_detectors
+        demands.append(StageDemand(stage, workers, need, batch_mb,
                                    heavy=any(cls.cpu_heavy for cls in classes), runtime=runtime))
-    return demands
+    if not gpus and gpu_plugins:
+        notes.insert(0, "no GPU found: every worker runs on the CPU")
+    if without_runtime:
+        hint = install_hint(without_runtime[0][1])
+        stages = ", ".join(stage for stage, _ in without_runtime)
+        notes.insert(0, f"{len(gpus)} GPU(s) found, but no installed runtime can use them for {stages} (the install "
+                        f"has none with GPU support): {stages} planned on the CPU; `{hint}` installs GPU support")
+    return demands, notes
 
 
 class PoolEngine:
@@ -130,7 +168,13 @@ class PoolEngine:
     def plan(self) -> list[WorkerPlan]:
         inventory = self.options.gpu_inventory
         gpus = detect_gpus() if inventory is None else inventory
-        plans, notes = plan_devices(stage_demands(self.settings, self.options, bool(gpus)), gpus, self.options.gpus)
+        selected = selected_gpus(gpus, self.options.gpus)
+        capable = self.options.gpu_runtimes
+        if capable is None:
+            capable = gpu_capable_runtimes() if selected else set()
+        demands, demand_notes = stage_demands(self.settings, self.options, selected, capable)
+        plans, notes = plan_devices(demands, selected, None)
+        notes = demand_notes + notes
         self._prepare_threads = helper_threads(self.options.prepare_threads)
         helpers = f", {self._prepare_threads} threads preparing faces" if self._prepare_threads else ""
         self.summary.plan = notes + [p.describe() for p in plans] + [f"{'writer':10} -> CPU (this process{helpers})"]
@@ -173,7 +217,11 @@ class PoolEngine:
             pool = FramePool(slot_bytes, slots)
             environment = WorkerEnvironment()
             for plan in plans:
-                spec = WorkerSpec(plan, self.settings.stages, pool.address, os.getpid(), environment,
+                config = self.settings.stages
+                if plan.gpu is not None:  # the runtime the plan chose for this GPU
+                    for label in plan.runtime.split(", "):
+                        config = config.on_runtime(plan.stage, label)
+                spec = WorkerSpec(plan, config, pool.address, os.getpid(), environment,
                                   count_bytes=self.options.count_bytes, last=plan.stage == stages[-1])
                 proc = ctx.Process(target=worker_main, name=f"extractor-{plan.label}",
                                    args=(spec, queues[plan.stage], downstream[plan.stage], results), daemon=True)
@@ -295,6 +343,9 @@ class PoolEngine:
                     unlink_semaphore_names(all_queues)
             elif kind == "ready":
                 logger.info("worker %s ready (pid %d)", message[1], message[2])
+                if message[3]:  # planned on a GPU, but its framework does not see one
+                    logger.warning(message[3])
+                    self.summary.warnings.append(message[3])
             elif kind == "busy":
                 self._busy[message[1]] = self._names(message[2])
                 if message[1].startswith("align"):

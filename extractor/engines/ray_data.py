@@ -205,7 +205,7 @@ def _stage_resources(stage: str, settings: RunSettings, options: EngineOptions, 
     classes = [registry.get_plugin_class(stage, name) for name in config.plugin_names(stage)]
     need_mb = sum(cls.batch_vram_mb(config.batch_sizes.get(stage)) for cls in classes if cls.device_need.gpu)
     # Ray Data restarts a dead actor and retries its batch (max_restarts / max_task_retries -1 by default).
-    resources = {"compute": ray.data.ActorPoolStrategy(size=options.workers.get(stage, 1)), "num_cpus": cpu_share}
+    resources = {"compute": ray.data.ActorPoolStrategy(size=options.workers.get(stage) or 1), "num_cpus": cpu_share}
     if gpus and need_mb:
         budget = options.vram_mb.get(stage) or need_mb
         resources["num_gpus"] = min(1.0, budget / (options.gpu_memory_mb or 16_000))
@@ -248,7 +248,7 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     gpus = ray.cluster_resources().get("GPU", 0)
     stages = ("detect", "align", "mask") + (("identity",) if settings.stages.identity else ())
-    actors = sum(options.workers.get(stage, 1) for stage in stages)
+    actors = sum(options.workers.get(stage) or 1 for stage in stages)
     cpus = ray.cluster_resources().get("CPU", 1)
     # Every actor must fit at once (a pool waiting for a CPU would stall the stream), with one CPU
     # left for the read and prepare tasks; on a cluster with CPUs to spare each actor gets one.

@@ -89,6 +89,14 @@ def limit_gpu_memory(backend: str, budget_mb: int | None, gpu_total_mb: int | No
     # jax: everything is in the environment (prepare_backend)
 
 
+def limit_onnxruntime_gpu_memory(budget_mb: int | None) -> None:
+    """ONNX Runtime's CUDA arena limit for this worker (read when its session is made)."""
+    from extractor.models.runners import ORT_GPU_BUDGET_VARIABLE
+
+    if budget_mb:
+        os.environ[ORT_GPU_BUDGET_VARIABLE] = str(budget_mb)
+
+
 def cuda_visible() -> bool:
     """Whether this process may use an NVIDIA GPU, without importing any framework: the worker's
     device plan sets ``CUDA_VISIBLE_DEVICES``; elsewhere, whether nvidia-smi lists a GPU."""

@@ -98,13 +98,32 @@ def threads_from_environment() -> int:
     return int(first) if first.isdigit() else 0
 
 
+ORT_GPU_BUDGET_VARIABLE = "EXTRACTOR_ORT_GPU_MB"  # a GPU worker's budget, set by its plan
+
+
+def onnxruntime_providers(on_gpu: bool) -> list:
+    """ONNX Runtime's providers for this worker: on a GPU (onnxruntime-gpu), the CUDA provider on
+    the one visible device, its arena capped at the worker's budget and grown only as needed;
+    the CPU provider always, for what CUDA does not run (and everything on a CPU plan)."""
+    import onnxruntime
+
+    if not on_gpu or "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        return ["CPUExecutionProvider"]
+    cuda = {"device_id": 0, "arena_extend_strategy": "kSameAsRequested"}
+    budget_mb = os.environ.get(ORT_GPU_BUDGET_VARIABLE)
+    if budget_mb:
+        cuda["gpu_mem_limit"] = int(budget_mb) * 2**20
+    return [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
+
+
 class OnnxRuntimeRunner:
-    """The ONNX file through ONNX Runtime's CPU provider, one image per call (as OpenCV DNN, so
-    that a frame's result never depends on its batch); threads from the worker's plan."""
+    """The ONNX file through ONNX Runtime, one image per call (as OpenCV DNN, so that a frame's
+    result never depends on its batch); threads from the worker's plan; on a GPU worker with
+    onnxruntime-gpu installed, its CUDA provider under the worker's memory budget."""
 
     name = "onnxruntime"
 
-    def __init__(self, onnx_path: Path, output_names: list[str]):
+    def __init__(self, onnx_path: Path, output_names: list[str], on_gpu: bool = False):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -115,15 +134,20 @@ class OnnxRuntimeRunner:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf
 
+        providers = onnxruntime_providers(on_gpu)
         try:
-            self.session = onnxruntime.InferenceSession(dynamic_onnx(onnx_path), options,
-                                                        providers=["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(dynamic_onnx(onnx_path), options, providers=providers)
         except (Fail, InvalidGraph, InvalidProtobuf) as exc:  # a damaged cached copy: made again
             logger.warning("%s: cached copy unreadable (%s); rewriting it", onnx_path, exc)
             self.session = onnxruntime.InferenceSession(dynamic_onnx(onnx_path, fresh=True), options,
-                                                        providers=["CPUExecutionProvider"])
+                                                        providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = output_names
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the session really runs on the CUDA provider."""
+        return self.session.get_providers()[0] == "CUDAExecutionProvider"
 
     def __call__(self, images: np.ndarray) -> list[np.ndarray]:
         per_image = [self.session.run(self.output_names,

@@ -16,6 +16,7 @@ import numpy as np
 
 from extractor.faces import DetectedFace
 from extractor.media import convert_colour
+from extractor.workers.gpu_support import GPU_RUNTIME_ORDER
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,22 @@ class Plugin:
         """What will run the model (given the run's backend, device and this plugin's options),
         for the printed plan and ``extractor plugins``."""
         return f"keras/{backend or 'tensorflow'}" if cls.runtime == "keras" else cls.runtime
+
+    @classmethod
+    def gpu_runtimes(cls, backend: str | None, options: dict | None = None) -> list[str]:
+        """What can run this plugin on a GPU (given --backend and its options), preferred first;
+        the plan takes the first one installed with GPU support."""
+        if not cls.device_need.gpu or cls.runtime != "keras":
+            return []
+        if backend:
+            return [f"keras/{backend}"]
+        return [label for label in GPU_RUNTIME_ORDER if label.startswith("keras/")]
+
+    @classmethod
+    def options_for_runtime(cls, label: str) -> dict:
+        """Constructor options that make the plugin run ``label`` (one of ``gpu_runtimes``); a
+        Keras backend comes through the stage config instead."""
+        return {}
 
     def to_model_colour(self, image: np.ndarray) -> np.ndarray:
         return convert_colour(image, self.colour_format)

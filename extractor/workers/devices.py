@@ -88,6 +88,17 @@ def detect_gpus() -> list[GpuInfo]:
     return gpus
 
 
+def selected_gpus(gpus: list[GpuInfo], selected: list[int] | None) -> list[GpuInfo]:
+    """The GPUs --gpus names (all when it names none); a GPU the machine lacks is an error."""
+    if selected is None:
+        return list(gpus)
+    known = {g.index for g in gpus}
+    missing = [i for i in selected if i not in known]
+    if missing:
+        raise PlanError(f"--gpus names GPU {missing} but the machine has {sorted(known) or 'none'}")
+    return [g for g in gpus if g.index in selected]
+
+
 def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list[int] | None = None,
                  cpu_count: int | None = None) -> tuple[list[WorkerPlan], list[str]]:
     """Place every worker; returns the plan and notes to print (fall-backs said out loud).
@@ -103,12 +114,7 @@ def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list
     thread instead of two cost 18 % of the video's frames/s and gained nothing on photos.
     """
     notes: list[str] = []
-    if selected is not None:
-        known = {g.index for g in gpus}
-        missing = [i for i in selected if i not in known]
-        if missing:
-            raise PlanError(f"--gpus names GPU {missing} but the machine has {sorted(known) or 'none'}")
-        gpus = [g for g in gpus if g.index in selected]
+    gpus = selected_gpus(gpus, selected)
     free = {g.index: g.free_mb for g in gpus}
     load = {g.index: 0 for g in gpus}
     on_cpu = [d for d in demands if d.vram_mb is None or not gpus]

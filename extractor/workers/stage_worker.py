@@ -8,7 +8,8 @@ coordinator decides how the run ends) and dies with the coordinator, whatever ki
 
 Messages it sends to the coordinator's result queue:
 ``("started", label, pid)`` (its queues are open),
-``("ready", label, pid)``, ``("busy", label, seqs, items)`` before each batch, ``("detected", seq, n)`` (detect),
+``("ready", label, pid, mismatch)`` (mismatch: None, or the line saying that a GPU worker's
+framework does not see its GPU), ``("busy", label, seqs, items)`` before each batch, ``("detected", seq, n)`` (detect),
 ``("face", seq, index, face)`` (mask), ``("skipped", seq, face index or None, why)`` (a face, or a
 whole frame, a plugin could not process), ``("error", label, seqs, text)``, ``("stats", label, ...)``.
 """
@@ -21,7 +22,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from extractor.quiet import quiet_runtime_loggers
+from extractor.quiet import native_stderr_to_log, quiet_runtime_loggers
 from extractor.workers.devices import WorkerPlan, apply_device_plan
 from extractor.workers.frame_pool import PoolAddress, SlotViewer
 from extractor.workers.lifeline import die_with_parent
@@ -87,7 +88,7 @@ def _set_up_frameworks(plan: WorkerPlan) -> None:
     The plan's runtime labels (``keras/jax``, ``onnxruntime``, ``dlib``...) say what will run,
     so only frameworks that will really load are set up.
     """
-    from extractor.models.backend import limit_gpu_memory, prepare_backend
+    from extractor.models.backend import limit_gpu_memory, limit_onnxruntime_gpu_memory, prepare_backend
 
     budget = plan.memory_mb if plan.gpu is not None else None
     for label in plan.runtime.split(", "):
@@ -95,6 +96,34 @@ def _set_up_frameworks(plan: WorkerPlan) -> None:
             backend = label[len("keras/"):]
             prepare_backend(backend, plan.gpu_total_mb, budget)
             limit_gpu_memory(backend, budget, plan.gpu_total_mb, plan.cpu_threads)
+        elif label == "onnxruntime":
+            limit_onnxruntime_gpu_memory(budget)
+
+
+def gpu_mismatch(plan: WorkerPlan) -> str | None:
+    """For a worker planned on a GPU, once its model is loaded: None when each GPU runtime of its
+    line lists the GPU it was given, else the line that says which does not (it then runs on the
+    CPU: the plan could not know, e.g. a CUDA build without a matching driver)."""
+    if plan.gpu is None:
+        return None
+    from extractor.models.backend import gpu_visible
+
+    blind = []
+    for runtime in plan.runtime.split(", "):
+        if runtime.startswith("keras/"):
+            sees = gpu_visible(runtime[len("keras/"):])
+        elif runtime == "onnxruntime":
+            import onnxruntime
+
+            sees = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+        else:
+            continue
+        if not sees:
+            blind.append(runtime)
+    if not blind:
+        return None
+    return (f"{plan.label} was planned on GPU {plan.gpu}, but {', '.join(blind)} sees no GPU in it: "
+            "it runs on the CPU")
 
 
 def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
@@ -111,11 +140,14 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
     seqs: list[int] = []
     try:
         stage = _build_stage(stage_name, spec.stage_config)
-        _set_up_frameworks(spec.plan)
-        stage.load()
+        # The frameworks' start-up lines (TensorFlow's oneDNN note, absl's) go to the log only.
+        with native_stderr_to_log(f"{label} start-up"):
+            _set_up_frameworks(spec.plan)
+            stage.load()
+            mismatch = gpu_mismatch(spec.plan)
         viewer = SlotViewer(spec.pool)
         handle = _detect if stage_name == "detect" else _faces
-        result_queue.put(("ready", label, os.getpid()))  # control messages are not counted per frame
+        result_queue.put(("ready", label, os.getpid(), mismatch))  # control messages are not counted per frame
         busy = 0.0
         while True:
             try:

@@ -36,6 +36,7 @@ from extractor.geometry import fit_to_sides, nms, shrink_to_side
 from extractor.plugins.base import Batch, DeviceNeed, Detector
 from extractor.plugins.detect import closer_look, wider_look
 from extractor.plugins.registry import register
+from extractor.workers.gpu_support import GPU_RUNTIME_ORDER
 
 STRIDE = 4
 PAD_TO = 32
@@ -114,6 +115,21 @@ class CenterFaceDetector(Detector):
         return {"opencv": "opencv-dnn", "onnxruntime": "onnxruntime"}.get(requested,
                                                                           f"keras/{backend or 'tensorflow'}")
 
+    @classmethod
+    def gpu_runtimes(cls, backend: str | None, options: dict | None = None) -> list[str]:
+        """Keras on any backend, or ONNX Runtime's CUDA provider; OpenCV DNN is CPU only."""
+        requested = (options or {}).get("runtime", "auto")
+        if requested in ("opencv", "onnxruntime"):
+            return ["onnxruntime"] if requested == "onnxruntime" else []
+        keras = super().gpu_runtimes(backend, options)
+        if requested == "keras":
+            return keras
+        return keras + ["onnxruntime"] if backend else list(GPU_RUNTIME_ORDER)
+
+    @classmethod
+    def options_for_runtime(cls, label: str) -> dict:
+        return {"runtime": "onnxruntime" if label == "onnxruntime" else "keras"}
+
     def load(self):
         from extractor.models.backend import cuda_visible
         from extractor.models.model_files import package_file
@@ -129,7 +145,8 @@ class CenterFaceDetector(Detector):
             self.runner = KerasRunner(partial(keras_model_from_onnx, path), label[len("keras/"):],
                                       fixed_batch=self.batch_size if on_gpu else None)
         else:
-            self.runner = {"onnxruntime": OnnxRuntimeRunner, "opencv-dnn": OpenCVRunner}[label](path, OUTPUTS)
+            self.runner = (OnnxRuntimeRunner(path, OUTPUTS, on_gpu) if label == "onnxruntime"
+                           else OpenCVRunner(path, OUTPUTS))
         super().load()
 
     def pre_process(self, batch: Batch) -> None:

@@ -1,0 +1,122 @@
+"""The device plan on a GPU workstation, from this CPU machine: a stand-in ``nvidia-smi`` reports
+GPUs, and the plan must say what really runs (the install has no runtime with GPU support), use
+every GPU when a runtime can, and let each GPU worker confirm its GPU."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from conftest import DATA, REPO
+from extractor.engines.pool import stage_demands
+from extractor.output import OutputSettings
+from extractor.run_settings import EngineOptions, RunSettings
+from extractor.stages import StageConfig
+from extractor.workers.devices import GpuInfo, plan_devices
+from extractor.workers.gpu_support import gpu_capable_runtimes
+
+TWO_GPUS = [GpuInfo(0, "sim-0", 24000, 23000), GpuInfo(1, "sim-1", 24000, 23000)]
+PHOTOS = DATA / "ibug_300vw" / "001" / "imgs"  # two frames, one face each and people behind
+
+
+def _settings(tmp_path, **stages) -> RunSettings:
+    return RunSettings(PHOTOS, OutputSettings(tmp_path, tmp_path / "a.jsonl", size=64), StageConfig(**stages))
+
+
+def test_this_install_has_no_gpu_runtime():
+    """tensorflow-cpu and CPU ONNX Runtime: nothing here can use a GPU (metadata, no import)."""
+    assert gpu_capable_runtimes() == set()
+
+
+def test_gpus_no_runtime_can_use_fall_back_to_the_cpu_plan_and_say_how_to_fix_it(tmp_path):
+    demands, notes = stage_demands(_settings(tmp_path), EngineOptions(), TWO_GPUS, set())
+    assert [(d.stage, d.workers, d.vram_mb, d.runtime) for d in demands] == [
+        ("detect", 1, None, "onnxruntime"), ("align", 1, None, "numpy"), ("mask", 1, None, "numpy")]
+    assert len(notes) == 1
+    assert "2 GPU(s) found, but no installed runtime can use them for detect" in notes[0]
+    assert "`make install BACKEND=torch GPU=1` installs GPU support" in notes[0]
+    plans, more = plan_devices(demands, TWO_GPUS, cpu_count=2)
+    assert all(p.gpu is None for p in plans) and more == []
+    assert plans[0].cpu_threads == 2  # the best CPU plan: as on a machine without GPUs
+
+
+def test_every_gpu_gets_a_detect_worker_on_the_fastest_installed_runtime(tmp_path):
+    options = EngineOptions()
+    demands, notes = stage_demands(_settings(tmp_path), options, TWO_GPUS, {"keras/jax", "onnxruntime"}, cpu_count=16)
+    detect = demands[0]
+    assert (detect.workers, detect.runtime, detect.vram_mb) == (2, "onnxruntime", 2500)
+    assert "detect: one worker per GPU (2)" in notes[0]
+    plans, _ = plan_devices(demands, TWO_GPUS, cpu_count=16)
+    assert sorted(p.gpu for p in plans if p.stage == "detect") == [0, 1]
+    assert len([p for p in plans if p.stage == "align"]) == 4  # fed: two aligners a GPU detector
+    # --backend asks for a Keras backend: it wins where it has GPU support
+    demands, _ = stage_demands(_settings(tmp_path, backend="jax"), options, TWO_GPUS, {"keras/jax", "onnxruntime"})
+    assert demands[0].runtime == "keras/jax"
+    # an explicit worker count is kept
+    demands, _ = stage_demands(_settings(tmp_path), EngineOptions(workers={"detect": 3}), TWO_GPUS, {"onnxruntime"})
+    assert demands[0].workers == 3
+
+
+def test_a_gpu_worker_confirms_its_gpu_and_the_run_keeps_its_faces(tmp_path):
+    """Real workers planned on two (simulated) GPUs with ONNX Runtime taken as GPU-capable: each
+    one's framework lists no GPU, so each says so in one line; the faces are the CPU plan's. No
+    framework start-up chatter reaches the terminal (TensorFlow on a 'GPU' worker included)."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(REPO / 'tests')!r})
+        from pathlib import Path
+        from extractor.alignments import read_records
+        from extractor.engines.pool import run_pool
+        from extractor.output import OutputSettings
+        from extractor.run_settings import EngineOptions, RunSettings
+        from extractor.stages import StageConfig
+        from test_gpu_plan import TWO_GPUS
+        out = Path(sys.argv[1])
+        faces = {{}}
+        for name, runtimes, backend in (("cpu", None, None), ("gpu", {{"onnxruntime"}}, None),
+                                        ("tf", {{"keras/tensorflow"}}, "tensorflow")):
+            settings = RunSettings(Path({str(PHOTOS)!r}), OutputSettings(out / name, out / name / "a.jsonl", size=64),
+                                   StageConfig(backend=backend))
+            options = EngineOptions(gpu_inventory=TWO_GPUS if runtimes else [], gpu_runtimes=runtimes)
+            summary = run_pool(settings, options)
+            print(name, "plan:", " | ".join(summary.plan))
+            print(name, "warnings:", " | ".join(summary.warnings))
+            faces[name] = [[f["landmarks"] for f in r["faces"]] for r in read_records(out / name / "a.jsonl")]
+        print("same faces:", faces["cpu"] == faces["gpu"], len(faces["cpu"][0]) == len(faces["tf"][0]))
+        """)
+    # A shell that asks TensorFlow for all its logs: they still go to the log file, not the terminal.
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="0")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                            timeout=600, env=env, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "detect-0   -> GPU 0 with a 2500 MB budget [onnxruntime]" in out
+    assert "detect-1   -> GPU 1 with a 2500 MB budget [onnxruntime]" in out
+    for worker in ("detect-0", "detect-1"):
+        assert f"{worker} was planned on GPU {worker[-1]}, but onnxruntime sees no GPU in it: it runs on the CPU" in out
+    assert "but keras/tensorflow sees no GPU in it" in out
+    assert "same faces: True True" in out
+    for chatter in ("oneDNN", "absl::InitializeLog", "cuInit", "TF-TRT"):
+        assert chatter not in result.stderr + out, chatter
+
+
+def test_stand_in_nvidia_smi_on_path_the_cli_plans_for_the_cpu_and_says_why(tmp_path):
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    smi = tools / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho '0, NVIDIA Sim, 24000, 23000'\necho '1, NVIDIA Sim, 24000, 23000'\n")
+    smi.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tools}:{os.environ['PATH']}")
+    runs = {}
+    for name, environment in (("gpus", env), ("none", dict(os.environ))):
+        result = subprocess.run([sys.executable, "-m", "extractor", "run", "-i", str(PHOTOS), "-o",
+                                 str(tmp_path / name), "--size", "64", "--no-progress"],
+                                capture_output=True, text=True, timeout=600, env=environment, cwd=REPO)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[name] = result.stdout + result.stderr
+    assert "2 GPU(s) found, but no installed runtime can use them for detect" in runs["gpus"]
+    assert "detect-0   -> CPU (2 threads) [onnxruntime]" in runs["gpus"]
+    assert "GPU 0" not in runs["gpus"]
+    faces = [line for line in runs["gpus"].splitlines() if line.startswith("faces:")]
+    assert faces and faces == [line for line in runs["none"].splitlines() if line.startswith("faces:")]
