@@ -34,6 +34,7 @@ from benchmarks.bench import (DATA, DEFAULT_VIDEO, FALLBACK_VIDEO, BackgroundSam
                               steady_rate)
 from extractor.engines.pool import run_pool  # noqa: E402
 from extractor.models.backend import installed_backends  # noqa: E402
+from extractor.workers.gpu_support import gpu_capable_runtimes  # noqa: E402
 from extractor.output import OutputSettings  # noqa: E402
 from extractor.plugins.detect.centerface import CenterFaceDetector  # noqa: E402
 from extractor.run_settings import EngineOptions, RunSettings  # noqa: E402
@@ -177,6 +178,8 @@ def model_check(backend: str, budget_mb: int, photos: list[Path], video: Path, t
     from extractor.sources import read_image
 
     total_mb = detect_gpus()[0].total_mb
+    if backend == "onnxruntime":
+        return onnxruntime_check(budget_mb, photos, video, timing_frames)
     prepare_backend(backend, total_mb, budget_mb)
     limit_gpu_memory(backend, budget_mb, total_mb, None)
     images = [read_image(path)[0] for path in photos]
@@ -208,6 +211,36 @@ def model_check(backend: str, budget_mb: int, photos: list[Path], video: Path, t
     return result
 
 
+def onnxruntime_check(budget_mb: int, photos: list[Path], video: Path, timing_frames: int) -> dict:
+    """CenterFace through ONNX Runtime's CUDA provider under ``budget_mb``: parity with its CPU
+    provider, time, what nvidia-smi sees."""
+    from extractor.models.backend import limit_onnxruntime_gpu_memory
+    from extractor.plugins import registry
+    from extractor.plugins.base import Batch
+    from extractor.sources import read_image
+
+    images = [read_image(path)[0] for path in photos]
+    capture = cv2.VideoCapture(str(video))
+    frames = [capture.read()[1] for _ in range(timing_frames)]
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    reference = registry.create("detect", "centerface", runtime="onnxruntime")
+    reference.load()
+    expected = [reference.process(Batch([image])).detections[0] for image in images]
+    os.environ["CUDA_VISIBLE_DEVICES"] = "0"
+    limit_onnxruntime_gpu_memory(budget_mb)
+    model = registry.create("detect", "centerface", runtime="onnxruntime")
+    model.load()
+    checks = [compare_faces(model.process(Batch([image])).detections[0], want) for image, want in zip(images, expected)]
+    entry = {"faces_equal_in_count": all(c["same_count"] for c in checks),
+             "max_box_px": max((c["box_px"] or 0 for c in checks), default=0),
+             "max_score": max((c["score"] or 0 for c in checks), default=0)}
+    for max_side in (640, 0):
+        model.max_side = max_side
+        entry.update(time_per_frame(model, frames, max_side))
+    return {"backend": "onnxruntime", "budget_mb": budget_mb, "gpu": model.runner.on_gpu, "default": entry,
+            "nvidia_smi_mb": gpu_processes().get(os.getpid())}
+
+
 def model_checks(backends: list[str], budget_mb: int, photos: list[Path], video: Path) -> list[dict]:
     results = []
     for backend in backends:
@@ -226,9 +259,11 @@ def model_checks(backends: list[str], budget_mb: int, photos: list[Path], video:
 def pool_run(video: Path, out: Path, backend: str, detect_workers: int, align_workers: int, aligner: str,
              budget_mb: int, prepare_threads: int | None = None, detect_batch: int | None = None) -> dict:
     batches = {"detect": detect_batch} if detect_batch else {}
-    settings = RunSettings(input_path=video, output=OutputSettings(out, out / "alignments.jsonl"),
-                           stages=StageConfig(aligner=aligner, maskers=("components",), backend=backend,
-                                              batch_sizes=batches))
+    on_ort = backend == "onnxruntime"  # ONNX Runtime's CUDA provider instead of a Keras backend
+    stages = StageConfig(aligner=aligner, maskers=("components",), backend=None if on_ort else backend,
+                         batch_sizes=batches,
+                         plugin_options={"detect.centerface": {"runtime": "onnxruntime" if on_ort else "keras"}})
+    settings = RunSettings(input_path=video, output=OutputSettings(out, out / "alignments.jsonl"), stages=stages)
     written: list[tuple[float, int]] = []
     options = EngineOptions(workers={"detect": detect_workers, "align": align_workers, "mask": 1},
                             vram_mb={"detect": budget_mb}, prepare_threads=prepare_threads,
@@ -287,8 +322,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO if DEFAULT_VIDEO.exists() else FALLBACK_VIDEO)
     parser.add_argument("--photo", type=Path, action="append", default=[], help="photos for the parity check")
-    parser.add_argument("--backends", default=",".join(b for b in installed_backends()),
-                        help="Keras backends to check (default: every installed one)")
+    parser.add_argument("--backends", default=",".join(installed_backends() + (
+                            ["onnxruntime"] if "onnxruntime" in gpu_capable_runtimes() else [])),
+                        help="Keras backends to check, and 'onnxruntime' for its CUDA provider (default: every "
+                             "installed one)")
     parser.add_argument("--budget", type=int, default=CenterFaceDetector.batch_vram_mb(),
                         help="GPU MB per detect worker (default: what the plan gives CenterFace)")
     parser.add_argument("--frames", type=int, default=400, help="frames of the 1080p video")

@@ -127,8 +127,8 @@ class Plugin:
         return {"name": cls.name, "stage": cls.stage, "input_size": cls.input_size,
                 "colour_format": cls.colour_format, "batch_size": cls.batch_size,
                 "gpu": need.gpu, "vram_mb": cls.batch_vram_mb(), "runtime": cls.runtime,
-                "cpu_runtime": cls.runtime_label(None, False), "gpu_runtime": cls.runtime_label(None, True)
-                if need.gpu else None,
+                "cpu_runtime": cls.runtime_label(None, False),
+                "gpu_runtime": " | ".join(cls.gpu_runtimes(None)) or None,
                 "description": cls.description}
 
 
