@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from extractor.quiet import quiet_runtime_loggers
+from extractor.quiet import quiet_runtime_loggers, traceback_hint
 
 # Quiet TensorFlow's C++ start-up chatter (before anything imports it).
 quiet_runtime_loggers()
@@ -109,7 +109,7 @@ class _OneLineErrors(click.Group):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
             logging.getLogger("extractor").debug("unexpected error", exc_info=True)
-            raise click.ClickException(f"{type(exc).__name__}: {exc} (the traceback is in --logfile)") from None
+            raise click.ClickException(f"{type(exc).__name__}: {exc} ({traceback_hint()})") from None
 
 
 @click.group(cls=_OneLineErrors)
@@ -122,7 +122,7 @@ class _OneLineErrors(click.Group):
 @click.pass_context
 def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: Path | None) -> None:
     """Face extraction: detect, align and mask every face of an image folder or a video."""
-    from extractor.config import ConfigError, load_config, plugin_options
+    from extractor.config import ConfigError, check_run_value, load_config, plugin_options
 
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     handlers[0].setLevel(loglevel.upper())
@@ -144,10 +144,16 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
         run_defaults["maskers"] = run_defaults.pop("masker")
     if "extract_every_n" in run_defaults:
         run_defaults["every_n"] = run_defaults.pop("extract_every_n")
-    unknown = set(run_defaults) - {param.name for param in run.params}
+    params = {param.name: param for param in run.params}
+    unknown = set(run_defaults) - set(params)
     if unknown:
         raise click.ClickException(f"{config_path}: unknown key(s) {sorted(unknown)} in [run]; its keys are the "
                                    "`extractor run` options with _ for - (see extractor/default_config.toml)")
+    try:
+        for key, value in run_defaults.items():
+            check_run_value(key, value, params[key], str(config_path or "default configuration"))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     ctx.default_map = {"run": run_defaults}
 
 
@@ -357,18 +363,22 @@ def plugins() -> None:
               help="File to write, e.g. video_alignments.fsa.")
 def export(alignments: Path, fmt: str, output: Path) -> None:
     """Write ALIGNMENTS (extractor's .jsonl) in faceswap's .fsa format (version 2.x)."""
-    from extractor.alignments import read_records
-    from extractor.faceswap_format import write_fsa
-
-    from extractor.alignments import OutputError, read_header
+    from extractor.alignments import OutputError, read_header, read_records
+    from extractor.faceswap_format import check_export_target, write_fsa
 
     try:
         read_header(alignments)
+        check_export_target(output, alignments)
     except OutputError as exc:
         raise click.ClickException(str(exc).replace("choose another --alignments path",
                                                     "export reads only extractor's .jsonl files")) from None
-    frames = write_fsa(read_records(alignments), output)
-    click.echo(f"wrote {frames} frames to {output}")
+    try:
+        frames, problems = write_fsa(read_records(alignments), output)
+    except OSError as exc:
+        raise click.ClickException(f"{output}: cannot write ({exc.strerror or exc})") from None
+    for problem in problems:
+        logging.getLogger("extractor").warning(problem)
+    click.echo(f"wrote {frames} frames to {output}" + (f" ({len(problems)} face(s) left out)" if problems else ""))
 
 
 @main.command(name="eval")

@@ -5,6 +5,7 @@ file passed with ``--config`` overrides it, and command-line flags override both
 """
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 
@@ -21,7 +22,9 @@ def load_config(path: str | Path | None) -> dict:
     if path is None:
         return config
     try:
-        user = tomllib.loads(Path(path).read_text())
+        user = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): a TOML file is UTF-8") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the configuration ({exc})") from None
     unknown = set(user) - {"run", "plugins"}
@@ -63,9 +66,34 @@ def plugin_options(config: dict, source: str = "configuration") -> dict[str, dic
             if unknown:
                 raise ConfigError(f"{section}: unknown key(s) {sorted(unknown)}; "
                                   f"{name} takes {sorted(_accepted_options(cls) - {'backend'})}")
+            for key, value in options.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ConfigError(f"{section}: {key} = {value} is not a finite number")
             try:
                 cls(**options)  # constructors check values; nothing is loaded
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{section}: bad value ({exc})") from None
             out[f"{stage}.{name}"] = dict(options)
     return out
+
+
+def check_run_value(key: str, value, param, source: str):
+    """A ``[run]`` value converted as its ``extractor run`` flag converts it; a ConfigError naming
+    the file and key for a value of the wrong type (a list for a number, a fraction for a
+    count), a non-finite number or one out of the flag's range."""
+    import click
+
+    values = value if param.multiple else [value]
+    if param.multiple and not isinstance(value, list):
+        raise ConfigError(f"{source} [run] {key}: expected a list, got {value!r}")
+    whole = isinstance(param.type, (click.types.IntParamType,))
+    for item in values:
+        if isinstance(item, (list, dict)) or (whole and not isinstance(item, int)) or isinstance(item, bool) and whole:
+            raise ConfigError(f"{source} [run] {key}: {item!r} is not a {'whole number' if whole else 'single value'}")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"{source} [run] {key}: {item} is not a finite number")
+    try:
+        return [param.type.convert(item, param, None) for item in values] if param.multiple else \
+            param.type.convert(value, param, None)
+    except click.BadParameter as exc:
+        raise ConfigError(f"{source} [run] {key}: {exc.message}") from None

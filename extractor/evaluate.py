@@ -136,39 +136,54 @@ def evaluate(root: Path, config: StageConfig, detect: DetectStage | None = None,
     if not files:
         raise FileNotFoundError(f"{root}: no annotations.json found (in it or its sub-folders)")
     for ann_path in files:
-        annotations = json.loads(ann_path.read_text())
+        try:
+            annotations = json.loads(ann_path.read_bytes().decode("utf-8"))
+            entries = annotations["images"]
+            if not isinstance(entries, list):
+                raise TypeError(f"'images' is a {type(entries).__name__}, not a list")
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{ann_path}: not a readable annotations file ({type(exc).__name__}: {exc})") from None
         human = str(annotations.get("landmarks_kind", "")).startswith("human")
         exhaustive = bool(annotations.get("exhaustive"))
-        set_name = ann_path.parent.name
-        for entry in annotations["images"]:
-            truths = entry.get("faces")
-            expected = entry.get("expected_face_count")
-            if truths is None and expected is None:
-                continue  # broken on purpose: nothing to measure
+        for number, entry in enumerate(entries):
             try:
-                image, _ = read_image(ann_path.parent / entry["file"])
-            except InputError as exc:
-                report.errors.append(str(exc))
-                continue
-            found = detect.run([image])[0]
-            if truths is None:
-                report.counts.append((f"{set_name}/{entry['file']}", expected, len(found)))
-                continue
-            pairs = match(found, [f["box"] for f in truths])
-            report.ground_truth += len(truths)
-            report.matched += len(pairs)
-            if exhaustive or not truths:
-                report.counted_detections += len(found)
-                report.false_positives += len(found) - len(pairs)
-                if len(found) > len(pairs):
-                    report.fp_files.append(f"{set_name}/{entry['file']}")
-            if not human:
-                continue
-            align.run([image] * len(pairs), [found[di] for di, _ in pairs])
-            by_truth = {ti: found[di] for di, ti in pairs}
-            for ti, truth in enumerate(truths):
-                width = truth["box"][2] - truth["box"][0]
-                face = by_truth.get(ti)
-                value = nme(face.landmarks, truth["landmarks68"]) if face is not None else None
-                report.human_faces.append(FaceResult(set_name, entry["file"], width, value))
+                _evaluate_entry(report, detect, align, ann_path, entry, human, exhaustive)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                report.errors.append(f"{ann_path}: image entry {number} skipped ({type(exc).__name__}: {exc})")
     return report
+
+
+def _evaluate_entry(report: EvalReport, detect: DetectStage, align: AlignStage, ann_path: Path, entry: dict,
+                    human: bool, exhaustive: bool) -> None:
+    """One annotated image: detection matched to its boxes, and landmark error where human-made."""
+    set_name = ann_path.parent.name
+    truths = entry.get("faces")
+    expected = entry.get("expected_face_count")
+    if truths is None and expected is None:
+        return  # broken on purpose: nothing to measure
+    try:
+        image, _ = read_image(ann_path.parent / entry["file"])
+    except InputError as exc:
+        report.errors.append(str(exc))
+        return
+    found = detect.run([image])[0]
+    if truths is None:
+        report.counts.append((f"{set_name}/{entry['file']}", expected, len(found)))
+        return
+    pairs = match(found, [f["box"] for f in truths])
+    report.ground_truth += len(truths)
+    report.matched += len(pairs)
+    if exhaustive or not truths:
+        report.counted_detections += len(found)
+        report.false_positives += len(found) - len(pairs)
+        if len(found) > len(pairs):
+            report.fp_files.append(f"{set_name}/{entry['file']}")
+    if not human:
+        return
+    align.run([image] * len(pairs), [found[di] for di, _ in pairs])
+    by_truth = {ti: found[di] for di, ti in pairs}
+    for ti, truth in enumerate(truths):
+        width = truth["box"][2] - truth["box"][0]
+        face = by_truth.get(ti)
+        value = nme(face.landmarks, truth["landmarks68"]) if face is not None else None
+        report.human_faces.append(FaceResult(set_name, entry["file"], width, value))

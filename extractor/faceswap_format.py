@@ -12,7 +12,9 @@ orientation (``orientation.py``); extractor's own records stay upright.
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
+import os
 import pickle
 import zlib
 from pathlib import Path
@@ -27,6 +29,7 @@ from extractor.orientation import MIRRORED, move_box, move_landmarks, stored_sha
 logger = logging.getLogger(__name__)
 
 FSA_VERSION = 2.4
+WRITTEN_BY = "extractor"
 THUMB_SIZE, THUMB_QUALITY = 96, 60  # faceswap's thumbnails: 96 px JPEG at quality 60
 # extractor's maskers by the names faceswap knows them. Its landmark masks keep their names
 # (faceswap rebuilds those from the landmarks when it loads a file); the mesh hull goes under
@@ -123,18 +126,25 @@ def video_meta(path: str | Path) -> list[dict] | None:
     return [{"pts_time": int(pts), "keyframe": key} for pts, key in packets]
 
 
-def records_to_fsa(records) -> dict:
+def records_to_fsa(records, problems: list[str] | None = None) -> dict:
     """faceswap's alignments data (``__meta__`` + ``__data__``) from extractor records. A video's
     file lists every frame of the video, each with its ``video_meta``, as faceswap's extract does
-    (frames not extracted, e.g. under --extract-every-n, with no faces)."""
+    (frames not extracted, e.g. under --extract-every-n, with no faces). A face that cannot be
+    read is left out, with one line in ``problems``."""
     from extractor.sources import video_frame_key
 
     data, videos = {}, {}
     for record in records:
         orientation = record.get("orientation", 1)
-        faces = [faceswap_face(face_in_stored_frame(DetectedFace.from_dict(face), orientation, record["image_shape"]),
-                               base64.b64decode(face["thumb"]) if face.get("thumb") else None)
-                 for face in record["faces"]]
+        faces = []
+        for index, face in enumerate(record["faces"]):
+            try:
+                moved = face_in_stored_frame(DetectedFace.from_dict(face), orientation, record["image_shape"])
+                faces.append(faceswap_face(moved, base64.b64decode(face["thumb"]) if face.get("thumb") else None))
+            except (KeyError, TypeError, ValueError, IndexError, binascii.Error, zlib.error) as exc:
+                if problems is not None:
+                    problems.append(f"frame {record['frame']!r} face {index} left out of the .fsa "
+                                    f"({type(exc).__name__}: {exc})")
         data[record["frame"]] = {"faces": faces, "video_meta": {}}
         if is_video_record(record):
             videos.setdefault(record["source"], []).append(record["index"])
@@ -151,11 +161,41 @@ def records_to_fsa(records) -> dict:
             data.setdefault(key, {"faces": [], "video_meta": {}})["video_meta"] = frame_meta
     if videos:  # frame order: video keys sort by frame number
         data = dict(sorted(data.items()))
-    return {"__meta__": {"version": FSA_VERSION}, "__data__": data}
+    # faceswap reads only "version" here; "written_by" lets a later export replace this file.
+    return {"__meta__": {"version": FSA_VERSION, "written_by": WRITTEN_BY}, "__data__": data}
 
 
-def write_fsa(records, path: str | Path) -> int:
-    """Write records as a faceswap ``.fsa`` (zlib-compressed pickle); returns the frame count."""
-    content = records_to_fsa(records)
-    Path(path).write_bytes(zlib.compress(pickle.dumps(content)))
-    return len(content["__data__"])
+def check_export_target(path: Path, source: Path) -> None:
+    """An export writes a new file, or replaces an ``.fsa`` an earlier export wrote; never the
+    alignments it reads, a photo or anything else (OutputError naming the file)."""
+    from extractor.alignments import OutputError
+    from extractor.fsa import UnsafeFileError, read_fsa
+
+    if path.resolve() == source.resolve():
+        raise OutputError(f"{path}: is the alignments file being exported; choose another -o")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; -o names the .fsa file to write")
+    if path.exists():
+        try:
+            ours = read_fsa(path).get("__meta__", {}).get("written_by") == WRITTEN_BY
+        except (UnsafeFileError, OSError, AttributeError):
+            ours = False
+        if not ours:
+            raise OutputError(f"{path}: exists and is not an .fsa that extractor exported; it was left untouched: "
+                              "choose another -o, or remove it first")
+
+
+def write_fsa(records, path: str | Path) -> tuple[int, list[str]]:
+    """Write records as a faceswap ``.fsa`` (zlib-compressed pickle), whole or not at all (a
+    temporary file renamed over it); returns the frame count and the faces left out."""
+    problems: list[str] = []
+    content = records_to_fsa(records, problems)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(zlib.compress(pickle.dumps(content)))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return len(content["__data__"]), problems

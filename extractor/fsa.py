@@ -61,11 +61,33 @@ def safe_loads(data: bytes, source: str = "<bytes>"):
         raise UnsafeFileError(f"{source}: not a readable pickle ({exc})") from None
 
 
+# An alignments file holds boxes, landmarks, small masks and thumbnails: about 3 KB a face, so 2 GB
+# is some 700,000 faces. More than that, once decompressed, is a zlib bomb, stopped at the limit.
+MAX_ALIGNMENTS_BYTES = 2 << 30
+
+
+def _inflate(raw: bytes, path: Path) -> bytes:
+    """zlib data decompressed, never past ``MAX_ALIGNMENTS_BYTES``; data that is not zlib (faceswap's
+    plain pickle serializer) as it is."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(raw, MAX_ALIGNMENTS_BYTES)
+    except zlib.error:
+        return raw
+    if inflater.unconsumed_tail:
+        raise UnsafeFileError(f"{path}: decompresses to over {MAX_ALIGNMENTS_BYTES >> 20} MB (a zlib bomb?); "
+                              "file not loaded")
+    return out
+
+
 def read_fsa(path: str | Path) -> dict:
     """The content of a faceswap alignments file, without running anything it contains: the
     ``.fsa`` (zlib-compressed pickle, faceswap 2.x), or the plain pickle and JSON files of its
     other serializers (1.x ``alignments.p`` / ``alignments.json``)."""
     path = Path(path)
+    if path.stat().st_size > MAX_ALIGNMENTS_BYTES:
+        raise UnsafeFileError(f"{path}: {path.stat().st_size} bytes, over the {MAX_ALIGNMENTS_BYTES >> 20} MB an "
+                              "alignments file may hold (file not loaded)")
     raw = path.read_bytes()
     if raw.lstrip()[:1] in (b"{", b"["):
         try:
@@ -73,10 +95,7 @@ def read_fsa(path: str | Path) -> dict:
         except ValueError as exc:
             raise UnsafeFileError(f"{path}: not readable JSON ({exc})") from None
     else:
-        try:
-            raw = zlib.decompress(raw)
-        except zlib.error:
-            pass  # faceswap's uncompressed pickle serializer writes the same data without zlib
+        raw = _inflate(raw, path)
         data = safe_loads(raw, str(path))
     if not isinstance(data, dict):
         raise UnsafeFileError(f"{path}: not a faceswap alignments file (top level is {type(data).__name__})")

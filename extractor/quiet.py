@@ -36,3 +36,11 @@ def native_stderr_to_log(what: str):
             text = sink.read().decode(errors="replace").strip()
             if text:
                 logger.debug("%s: %s", what, text)
+
+
+def traceback_hint() -> str:
+    """Where the user finds a traceback: the --logfile in use, or how to get one."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return f"the traceback is in {handler.baseFilename}"
+    return "run again with --logfile FILE for the traceback"

@@ -13,7 +13,7 @@ from typing import Callable
 
 from extractor.media import ExtractMedia
 from extractor.output import FaceNames, FrameWriter, OutputSettings, check_outside_inputs
-from extractor.sources import DEFAULT_MAX_PIXELS, InputSource, SkippedInput
+from extractor.sources import DEFAULT_MAX_PIXELS, InputError, InputSource, SkippedInput
 from extractor.stages import StageConfig
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,13 @@ class RunSettings:
         """The input, the writer (output checked, locked, earlier frames read) and the imported
         faces: what every engine starts with. Refusals come here, before any model loads."""
         source = InputSource(self.input_path, self.every_n, self.max_pixels, recursive=self.recursive)
+        if not source.is_video and not source.image_paths():
+            others = source.listing_problems()
+            listed = f" ({len(others)} other entries: {', '.join(Path(o.source).name for o in others[:3])}" \
+                     f"{', ...' if len(others) > 3 else ''})" if others else ""
+            folders = any("sub-folder" in other.reason for other in others)
+            raise InputError(f"{self.input_path}: no image to extract from{listed}; nothing to do"
+                             f"{' (sub-folders are searched with --recursive)' if folders else ''}")
         check_outside_inputs(self.output, self.input_path, self.recursive)
         self.output.made_with = self.made_with()
         writer = FrameWriter(self.output, self.face_filter, FaceNames(source.frame_keys()))

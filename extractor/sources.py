@@ -290,6 +290,10 @@ class InputSource:
                     yield ExtractMedia(name, image, frame_index=index, source=str(self.path))
         finally:
             capture.release()
+        if start == 0 and last_good < 0:  # not one frame: never a silent empty run
+            yield SkippedInput(str(self.path), f"{self.path}: no video frame decodes (not a video, or one "
+                               "with no frames)")
+            return
         inside = [i for i in unreadable if i < last_good]
         if inside:
             yield SkippedInput(str(self.path), f"{self.path}: {len(inside)} unreadable frame(s) skipped "

@@ -99,7 +99,7 @@ def test_video_keys_and_fsa_follow_faceswap_2_4(video_run, tmp_path):
     result = CliRunner().invoke(main, ["export", str(settings.output.alignments_path), "-o", str(fsa)])
     assert result.exit_code == 0, result.output
     content = pickle.loads(zlib.decompress(fsa.read_bytes()))
-    assert content["__meta__"] == {"version": 2.4}
+    assert content["__meta__"] == {"version": 2.4, "written_by": "extractor"}
     frames = content["__data__"]
     assert list(frames)[:2] == ["short_hamilton_clip_000001.mp4", "short_hamilton_clip_000002.mp4"]
     for frame in frames.values():

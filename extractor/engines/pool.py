@@ -26,12 +26,14 @@ from functools import partial
 import cv2
 
 from extractor.media import ExtractMedia
+from extractor.quiet import traceback_hint
 from extractor.output import FrameWriter
 from extractor.plugins import registry
 from extractor.run_settings import EngineOptions, RunSettings, RunSummary
 from extractor.sources import InputSource
 from extractor.workers.assembler import FrameAssembler
-from extractor.workers.devices import StageDemand, WorkerPlan, detect_gpus, plan_devices, selected_gpus
+from extractor.workers.devices import (PlanError, StageDemand, WorkerPlan, detect_gpus, plan_devices,
+                                       selected_gpus)
 from extractor.workers.gpu_support import gpu_capable_runtimes, install_hint, pick_gpu_runtime
 from extractor.workers.frame_pool import FramePool, check_frame_buffer, default_slot_count
 from extractor.workers.leftovers import own_semaphore_names, sweep_dead_runs, unlink_semaphore_names
@@ -146,6 +148,21 @@ def stage_demands(settings: RunSettings, options: EngineOptions, gpus: list | No
     return demands, notes
 
 
+WORKERS_PER_CORE = 4  # more processes than this only wait for a core, each holding its models' memory
+
+
+def check_worker_count(plans: list[WorkerPlan], cpu_count: int | None = None) -> None:
+    """Refuse a pool of more worker processes than the machine can run (a flag or config value of
+    1000 started 71 processes and 6.7 GB in seconds on 2 cores before this)."""
+    cores = cpu_count or os.cpu_count() or 1
+    limit = max(8, WORKERS_PER_CORE * cores)
+    if len(plans) > limit:
+        stages = dict.fromkeys(p.stage for p in plans)
+        counts = ", ".join(f"{stage} {sum(p.stage == stage for p in plans)}" for stage in stages)
+        raise PlanError(f"{len(plans)} worker processes asked for ({counts}), but this machine has {cores} "
+                        f"core(s): at most {limit} can run; lower --detect-workers / --align-workers / --mask-workers")
+
+
 class PoolEngine:
     def __init__(self, settings: RunSettings, options: EngineOptions):
         self.settings = settings
@@ -175,6 +192,7 @@ class PoolEngine:
         demands, demand_notes = stage_demands(self.settings, self.options, selected, capable)
         plans, notes = plan_devices(demands, selected, None)
         notes = demand_notes + notes
+        check_worker_count(plans)
         self._prepare_threads = helper_threads(self.options.prepare_threads)
         helpers = f", {self._prepare_threads} threads preparing faces" if self._prepare_threads else ""
         self.summary.plan = notes + [p.describe() for p in plans] + [f"{'writer':10} -> CPU (this process{helpers})"]
@@ -446,7 +464,7 @@ def _worker_failure(label: str, when: str, trace: str) -> PipelineError:
     """One line for the user (the exception itself); the whole traceback goes to the log file."""
     logger.debug("%s worker traceback:\n%s", label, trace)
     last = trace.strip().splitlines()[-1] if trace.strip() else "no detail"
-    return PipelineError(f"{label} worker failed {when}: {last} (the traceback is in --logfile)")
+    return PipelineError(f"{label} worker failed {when}: {last} ({traceback_hint()})")
 
 
 def _raise_interrupt(signum, frame):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extractor.models.model_files import derived_path, package_file
+from extractor.models.model_files import derived_path, package_file, prune_stale
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def convert(model: Path) -> Path:
     beside it, then renamed; a run converting at the same time leaves one complete copy)."""
     target = cache_folder(model)
     if (target / "done").exists():
+        prune_stale(target, model)  # copies of earlier installs of the model
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     logger.info("reading %s into numpy arrays, once (about 30 s)", model)
@@ -118,6 +119,7 @@ def convert(model: Path) -> Path:
         shutil.rmtree(scratch, ignore_errors=True)
         if not (target / "done").exists():  # else another process got there first: its copy is complete
             raise
+    prune_stale(target, model)
     return target
 
 

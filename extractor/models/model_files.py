@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -42,6 +44,49 @@ def derived_path(model: Path, version: int, suffix: str = "") -> Path:
     """``<model name>-<size>-<modification ns>-v<version><suffix>`` under the cache root."""
     stat = Path(model).stat()
     return cache_root() / f"{Path(model).stem}-{stat.st_size}-{stat.st_mtime_ns}-v{version}{suffix}"
+
+
+DERIVED_NAME = re.compile(r"^(?P<stem>.+)-\d+-\d+-v\d+(?P<suffix>.*)$")
+SOURCE_SUFFIX = ".source"  # beside each derived copy: the model file it was derived from
+
+
+def prune_stale(current: Path, model: Path) -> int:
+    """Record that ``current`` (complete) was derived from ``model``, and remove the cache's other
+    copies derived from a model file of that name which no longer exists as it was (a
+    reinstall, an upgrade; a copy older than these records): every reinstall would otherwise
+    leave one more (215 MB after three). Copies of another installation's file that is still
+    there are kept. A run still using a removed copy keeps its open or mapped files. Returns how
+    many were removed; ones that cannot be removed are left."""
+    match = DERIVED_NAME.match(current.name)
+    if not match:
+        return 0
+    try:
+        write_atomically(current.with_name(current.name + SOURCE_SUFFIX), str(Path(model).resolve()).encode())
+    except OSError:
+        return 0  # a cache that cannot be written is used as it is
+    removed = 0
+    for sibling in current.parent.iterdir():
+        other = DERIVED_NAME.match(sibling.name)
+        if (sibling == current or not other or other["stem"] != match["stem"]
+                or other["suffix"] != match["suffix"] or not _stale(sibling)):
+            continue
+        try:
+            shutil.rmtree(sibling) if sibling.is_dir() and not sibling.is_symlink() else sibling.unlink()
+            sibling.with_name(sibling.name + SOURCE_SUFFIX).unlink(missing_ok=True)
+            removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def _stale(copy: Path) -> bool:
+    """Whether the model file a derived copy was made from is gone or changed since."""
+    try:
+        source = Path(copy.with_name(copy.name + SOURCE_SUFFIX).read_text())
+        stat = source.stat()
+    except (OSError, ValueError):
+        return True
+    return not copy.name.startswith(f"{source.stem}-{stat.st_size}-{stat.st_mtime_ns}-v")
 
 
 def write_atomically(target: Path, data: bytes) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from extractor.models.model_files import derived_path, write_atomically
+from extractor.models.model_files import derived_path, prune_stale, write_atomically
 from extractor.models.cuda_graphs import CudaGraphCache, torch_on_cuda
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ def dynamic_onnx(onnx_path: Path, fresh: bool = False) -> bytes:
     graph = rewrite_dynamic(onnx_path)
     try:
         write_atomically(cached, graph)
+        prune_stale(cached, onnx_path)
     except OSError:
         pass
     return graph

