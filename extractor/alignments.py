@@ -51,6 +51,10 @@ class OutputError(Exception):
     """Output cannot be written (unwritable folder, full disk); the message names the file."""
 
 
+class DamagedHeader(OutputError):
+    """An extractor alignments file whose header line is damaged (its records may be intact)."""
+
+
 LOOKS_LIKE = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8", "a JPEG image"),
               (b"\x78", "compressed data (a faceswap .fsa?)"),
               (b"\x80", "a pickle (a faceswap .fsa?)"), (b"{", "JSON of another tool"), (b"[", "JSON of another tool"))
@@ -75,9 +79,36 @@ def read_header(path: Path) -> dict:
         if not _valid_line(first.rstrip(b"\n")) or header["format"] != FORMAT:
             raise ValueError
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        if FORMAT.encode() in first[:256]:  # ours, damaged: say so, and how to go on
+            raise DamagedHeader(f"{path}: the header line of this extractor alignments file is damaged (it fails "
+                                "its checksum or does not parse); the frame records after it are checked one by one: "
+                                "add --skip-existing to resume (the header is written again from this run's "
+                                "settings), or --overwrite to start again") from None
         raise OutputError(f"{path}: this file is not an extractor alignments file ({_what_it_looks_like(first)}); "
                           "it was left untouched: choose another --alignments path") from None
     return header
+
+
+def _line(record: dict) -> bytes:
+    body = canonical(record)
+    return f'{{"crc32":{zlib.crc32(body.encode())},"record":{body}}}\n'.encode()
+
+
+def _header(made_with: dict | None) -> dict:
+    return {"header": {"format": FORMAT, "version": FORMAT_VERSION, "made_with": made_with or {}}}
+
+
+def rewrite_header(path: Path, made_with: dict) -> None:
+    """Replace a damaged first line with a new header (this run's settings); the records after
+    it stay byte for byte (written beside, then renamed over the file)."""
+    data = path.read_bytes()
+    rest = data[data.index(b"\n") + 1:] if b"\n" in data else b""
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        scratch.write_bytes(_line(_header(made_with)) + rest)
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def _valid_line(line: bytes) -> bool:
@@ -133,11 +164,10 @@ class AlignmentsWriter:
         self._sync_every = sync_every
         self._pending = 0
         if self._good_size == 0:
-            self._write({"header": {"format": FORMAT, "version": FORMAT_VERSION, "made_with": made_with or {}}})
+            self._write(_header(made_with))
 
     def _write(self, record: dict) -> None:
-        body = canonical(record)
-        data = f'{{"crc32":{zlib.crc32(body.encode())},"record":{body}}}\n'.encode()
+        data = _line(record)
         try:
             view = memoryview(data)
             while view:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -98,6 +99,40 @@ def _parse_rotations(value: str) -> tuple[int, ...]:
     return angles
 
 
+LOG_LINE = re.compile(rb"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} [A-Z]+ ")
+
+
+def check_log_file(path: Path) -> None:
+    """--logfile appends to a new file or to an extractor log, never to anything else (a photo, an
+    alignments file): its first line must be a log line."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(256)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise click.ClickException(f"{path}: --logfile cannot be read ({exc.strerror or exc})") from None
+    if first and not LOG_LINE.match(first):
+        raise click.ClickException(f"{path}: exists and is not an extractor log; --logfile appends only to its own "
+                                   "logs: choose another file")
+
+
+def check_log_not_in_run(settings) -> None:
+    """A log path is never an input or an output of the run (logging into the alignments file it
+    reads would feed on itself)."""
+    logfile = click.get_current_context().find_root().params.get("logfile")
+    if not logfile:
+        return
+    log = Path(logfile).resolve()
+    output = settings.output
+    taken = {Path(settings.input_path).resolve(): "the input", output.alignments_path.resolve(): "the alignments file"}
+    if output.preview_path:
+        taken[output.preview_path.resolve()] = "the preview"
+    if log in taken or (log.parent == output.output_dir.resolve() and log.suffix.lower() == ".png"):
+        raise click.ClickException(f"{logfile}: --logfile is {taken.get(log, 'a face file')} of this run; "
+                                   "choose another file")
+
+
 class _OneLineErrors(click.Group):
     """Every failure is one line for the user; a traceback only ever goes to --logfile. Errors
     the code expects are ``click.ClickException`` already; anything else is caught here."""
@@ -127,7 +162,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     handlers[0].setLevel(loglevel.upper())
     if logfile:
-        handlers.append(logging.FileHandler(logfile))
+        check_log_file(logfile)
+        handlers.append(logging.FileHandler(logfile, delay=True))  # made at the first line, after the run's checks
         handlers[-1].setLevel(logging.DEBUG)
     logging.basicConfig(level=logging.DEBUG if logfile else loglevel.upper(), handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s" if logfile
@@ -251,6 +287,7 @@ def run(config, **flags):
     if flags.pop("single_process"):
         flags["engine_name"] = "single"
     settings, options = _run_settings(config, flags), _engine_options(flags)
+    check_log_not_in_run(settings)
     logging.getLogger("extractor").info(
         "run: %s -> %s (alignments %s); engine %s; detector %s, aligner %s, maskers %s", settings.input_path,
         settings.output.output_dir, settings.output.alignments_path, flags["engine_name"], settings.stages.detector,

@@ -12,6 +12,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -19,8 +21,8 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from extractor.alignments import (FORMAT_VERSION, AlignmentsWriter, OutputError, frame_record, read_header,
-                                  read_records, repair_tail)
+from extractor.alignments import (FORMAT_VERSION, AlignmentsWriter, DamagedHeader, OutputError, frame_record,
+                                  read_header, read_records, repair_tail, rewrite_header)
 from extractor.crops import DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec
 from extractor.faces import DetectedFace
 from extractor.geometry import transform_points
@@ -100,6 +102,16 @@ MAX_STEM_BYTES = 160  # face file stems longer than this are shortened (file sys
 
 def _short_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def _our_face(path: Path) -> bool:
+    """Whether a PNG is a face extractor wrote (its ``extractor`` chunk): one a killed run left
+    without its record, which the resumed run writes again."""
+    try:
+        with open(path, "rb") as handle:
+            return PNG_KEYWORD in text_chunks(handle.read(1 << 20))
+    except (OSError, ValueError, IndexError, struct.error):  # not a PNG, or one cut short
+        return False
 
 
 class FaceNames:
@@ -267,14 +279,18 @@ class FrameWriter:
     The record goes last so that a record on disk always means its faces are on disk too.
     """
 
-    def __init__(self, settings: OutputSettings, face_filter=None, face_names: FaceNames | None = None):
+    def __init__(self, settings: OutputSettings, face_filter=None, face_names: FaceNames | None = None,
+                 keys: list[str] | None = None, video: Path | None = None):
         self.settings = settings
         self.face_names = face_names or FaceNames(None)
+        self._ours: set[str] = set()  # face files of the run being resumed (listed in its records)
         self.preparer = FramePreparer(settings, self.face_names, face_filter, want_previews=bool(settings.preview_path))
         check_writable(settings)
         self.lock = OutputLock(settings.output_dir)
         try:
             self.done = self._earlier_frames()
+            if settings.save_faces:
+                self._refuse_foreign_faces(keys or [], video)
             self.alignments = AlignmentsWriter(settings.alignments_path, made_with=settings.made_with)
         except BaseException:
             self.lock.release()
@@ -290,13 +306,22 @@ class FrameWriter:
         path = self.settings.alignments_path
         if not path.exists() or path.stat().st_size == 0:
             return set()
-        header = read_header(path)
+        try:
+            header = read_header(path)
+        except DamagedHeader:
+            if not (self.settings.skip_existing or self.settings.overwrite):
+                raise
+            logger.warning("%s: damaged header line written again from this run's settings", path)
+            rewrite_header(path, self.settings.made_with)
+            header = read_header(path)
         if self.settings.overwrite:
             self._remove_faces_of(path)
             path.unlink()
             return set()
         repair_tail(path)  # a record torn by a kill is reported and dropped once, here
-        frames = {record["frame"] for record in read_records(path)}
+        records = list(read_records(path))
+        frames = {record["frame"] for record in records}
+        self._ours = {name for record in records for name in record.get("face_files", [])}
         if frames and not self.settings.skip_existing:
             raise OutputError(f"{path} already holds {len(frames)} frames: add --skip-existing to resume "
                               "that run, or --overwrite to start again")
@@ -308,6 +333,20 @@ class FrameWriter:
             raise OutputError(f"{path} was made with other settings: {'; '.join(differences)}. Resuming would mix "
                               "different faces: run with the recorded settings, or --overwrite to start again")
         return frames
+
+    def _refuse_foreign_faces(self, keys: list[str], video: Path | None) -> None:
+        """Never write over a file that is not ours: a PNG already in the face folder under a name
+        this run may give a face (``<stem>_<n>.png`` of one of its inputs), and not listed by the
+        run being resumed, is refused before any work (a user's own ``photo_0.png``)."""
+        stems = {self.face_names(key, 0)[:-len("_0.png")] for key in keys}
+        video_name = re.compile(rf"{re.escape(video.stem)}_\d{{6}}$") if video is not None else None
+        for path in sorted(self.settings.output_dir.glob("*.png")):
+            stem, _, number = path.stem.rpartition("_")
+            if not number.isdigit() or path.name in self._ours:
+                continue
+            if (stem in stems or (video_name is not None and video_name.match(stem))) and not _our_face(path):
+                raise OutputError(f"{path}: already in the face folder and not a face of this run (or of the run "
+                                  "it resumes); it would be written over: move it away or choose another -o")
 
     def _remove_faces_of(self, path: Path) -> None:
         """--overwrite: delete the face files the old run wrote (listed in its records)."""
@@ -330,11 +369,15 @@ class FrameWriter:
         """Write a prepared frame: its face PNGs, then its record (so a record on disk always
         means its faces are on disk too); returns the record."""
         record = prepared.record
+        written: list[Path] = []
         try:
             for name, png in zip(record.get("face_files", []), prepared.pngs):
                 self._store(self.settings.output_dir / name, png)
+                written.append(self.settings.output_dir / name)
             self.alignments.append(record)
         except OutputError as exc:
+            for face in written:  # the frame is rolled back whole: no face without its record
+                face.unlink(missing_ok=True)
             raise OutputError(f"{exc}; the run stopped at frame {record['frame']}, and the {self.counts.frames} "
                               f"frames finished before it are intact in {self.settings.alignments_path}") from exc
         for problem in prepared.problems:

@@ -84,7 +84,9 @@ class RunSettings:
                              f"{' (sub-folders are searched with --recursive)' if folders else ''}")
         check_outside_inputs(self.output, self.input_path, self.recursive)
         self.output.made_with = self.made_with()
-        writer = FrameWriter(self.output, self.face_filter, FaceNames(source.frame_keys()))
+        keys = source.frame_keys()
+        writer = FrameWriter(self.output, self.face_filter, FaceNames(keys), keys,
+                             source.path if source.is_video else None)
         source.done = writer.done
         summary.already_done = len(writer.done)
         try:

@@ -364,6 +364,10 @@ def disk_full(work: Path) -> FaultResult:
             if not done:
                 problems.append(f"{label}: no frame finished before the fault")
             lost += len(torn) + damaged_frames(out, alignments)
+            listed = {name for record in done for name in record.get("face_files", [])}
+            orphans = sorted(p.name for p in out.glob("*.png") if p.name not in listed) if out.exists() else []
+            if orphans:  # the failed frame is rolled back whole: no face without its record
+                problems.append(f"{label}: {len(orphans)} face file(s) without a record: {orphans[:3]}")
             results.append(f"{label} after {len(done)} frames")
         segments = len(shm_files() - before)
     finally:
@@ -371,7 +375,8 @@ def disk_full(work: Path) -> FaultResult:
             subprocess.run(["umount", str(mount)], capture_output=True)
     note = "" if mounted else " (tmpfs mount not permitted here: ENOSPC not injected)"
     return outcome("disk full", len(results), len(results), lost, hangs, segments, problems,
-                   f"{', '.join(results)}: clean stops, records and faces intact{note}")
+                   f"{', '.join(results)}: clean stops, records and faces intact, no face without its "
+                   f"record{note}")
 
 
 def _reference(work: Path, video: Path) -> Path:

@@ -161,3 +161,52 @@ def test_the_model_cache_keeps_one_copy_per_installed_model(tmp_path, monkeypatc
     assert model_files.prune_stale(current, model) == 2
     assert sorted(p.name for p in current.parent.iterdir() if not p.name.endswith(".source")) == \
         sorted([current.name, kept.name])
+
+
+def test_a_file_in_the_face_folder_that_is_not_ours_is_never_written_over(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    users = out / "breakingbad_0.png"  # the user's own file, under a name this run would use
+    shutil.copy(DATA / "edge_cases" / "32bit.png", users)
+    before = users.read_bytes()
+    result = _cli("run", "-i", PHOTO, "-o", out, "--single-process")
+    assert result.exit_code != 0 and f"{users}: already in the face folder and not a face of this run" in result.output
+    assert users.read_bytes() == before
+    # a face a killed run of ours left without its record is ours: written again
+    first = tmp_path / "first"
+    assert _cli("run", "-i", PHOTO, "-o", first, "--single-process", "--size", "64").exit_code == 0
+    shutil.copy(first / "breakingbad_0.png", users)
+    result = _cli("run", "-i", PHOTO, "-o", out, "--single-process", "--size", "64")
+    assert result.exit_code == 0, result.output
+
+
+def test_the_log_file_is_never_an_input_an_output_or_someone_elses_file(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(PHOTO, photo)
+    before = photo.read_bytes()
+    result = _cli("--logfile", photo, "run", "-i", PHOTO, "-o", tmp_path / "a")
+    assert result.exit_code != 0 and "exists and is not an extractor log" in result.output
+    assert photo.read_bytes() == before
+    alignments = tmp_path / "b" / "alignments.jsonl"
+    result = _cli("--logfile", alignments, "run", "-i", PHOTO, "-o", tmp_path / "b")
+    assert result.exit_code != 0 and "--logfile is the alignments file of this run" in result.output
+    assert not alignments.exists()
+    log = tmp_path / "run.log"
+    for _ in range(2):  # a log of ours: appended to
+        assert _cli("--logfile", log, "run", "-i", PHOTO, "-o", tmp_path / "c", "--single-process",
+                    "--overwrite").exit_code == 0
+    assert log.read_text().count("run: ") == 2
+
+
+def test_our_alignments_file_with_a_damaged_header_resumes(tmp_path):
+    out = tmp_path / "out"
+    assert _cli("run", "-i", PHOTO, "-o", out, "--single-process", "--size", "64").exit_code == 0
+    alignments = out / "alignments.jsonl"
+    data = bytearray(alignments.read_bytes())
+    data[data.index(b'"version"') + 2] ^= 0x20  # one damaged byte in the header line
+    alignments.write_bytes(bytes(data))
+    result = _cli("run", "-i", PHOTO, "-o", out, "--single-process", "--size", "64")
+    assert result.exit_code != 0 and "header line of this extractor alignments file is damaged" in result.output
+    assert "add --skip-existing to resume" in result.output
+    result = _cli("run", "-i", PHOTO, "-o", out, "--single-process", "--size", "64", "--skip-existing")
+    assert result.exit_code == 0 and "+1 done by an earlier run" in result.output, result.output
