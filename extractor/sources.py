@@ -26,7 +26,6 @@ VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 # every camera photo (61 MP full frame, 100 MP medium format) while bounding what one frame can
 # cost (300 MB per decoded copy); a small file that claims more (a "decompression bomb") is refused.
 DEFAULT_MAX_PIXELS = 100_000_000
-MAX_UNREADABLE_RUN = 250  # video frames in a row that do not decode before the rest counts as cut off
 # Our own --max-pixels guard runs on the header before any decoding, so Pillow's lower built-in
 # bomb limit (which would refuse large but legitimate scans) is switched off.
 Image.MAX_IMAGE_PIXELS = None
@@ -175,12 +174,15 @@ class InputSource:
         return len(self.wanted_images())
 
     def video_frame_count(self) -> int:
-        """Frames of the video as its header announces them (0 when it does not say)."""
-        capture = cv2.VideoCapture(str(self.path))
+        """Frames of the video as its header announces them (0 when it does not say or the file
+        does not open)."""
+        import av
+
         try:
-            return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
-        finally:
-            capture.release()
+            with av.open(str(self.path)) as container:
+                return max(0, int(container.streams.video[0].frames or 0))
+        except (av.error.FFmpegError, OSError, IndexError):
+            return 0
 
     @cached_property
     def _listing(self) -> tuple[list[Path], list[SkippedInput]]:
@@ -250,65 +252,79 @@ class InputSource:
                 continue
             yield ExtractMedia(key, image, frame_index=index, source=str(path), warning=warning)
 
-    def video_frames(self, start: int = 0, stop: int | None = None) -> Iterator[ExtractMedia | SkippedInput]:
-        """Frames ``start`` to ``stop`` (default: all) of the video in order; the Ray engine reads a
-        video as ranges. A frame that does not decode (a corrupt spot) is skipped and the decoder
-        moved on past it, as ffmpeg does, while the header promises more frames; the unreadable
-        frames are reported once, at the end."""
-        capture = cv2.VideoCapture(str(self.path))
-        if not capture.isOpened():
-            yield SkippedInput(str(self.path), f"{self.path}: cannot open video (not a video, or cut off "
-                               "before its index)")
-            return
-        expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        if width * height > self.max_pixels:
-            capture.release()
-            yield SkippedInput(str(self.path), f"{self.path}: frames of {width}x{height} = {width * height} pixels, "
-                               f"over the --max-pixels limit of {self.max_pixels}")
-            return
-        end = min(stop, expected) if stop is not None and expected else (stop or expected)
-        if start:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, start)
-        index, unreadable, last_good = start - 1, [], start - 1
+    def video_frames(self, start: int = 0, stop: int | None = None,
+                     bounds: tuple[int, int | None] | None = None) -> Iterator[ExtractMedia | SkippedInput]:
+        """The video's frames in order, decoded by FFmpeg (PyAV), numbered as FFmpeg and faceswap
+        number them: by their place among the frames that decode. Nothing is invented: a damaged
+        packet that does not decode is skipped and reported (with how many frames it cost),
+        decoding goes on past it, and a file cut short ends where its frames end (reported
+        against what its header announced).
+
+        A range (the Ray engine reads a video as ranges): ``start``/``stop`` frame numbers and
+        ``bounds``, the presentation time stamps of its first frame and of the next range's
+        (from ``video_timeline``): the range seeks to its key frame and numbers frames from
+        ``start``, which equals the whole decode's numbering for a video whose frames all decode."""
+        import av
+
+        av.logging.set_level(None)  # FFmpeg's own lines stay quiet: damage is reported here, once
         try:
-            while True:
-                index += 1
-                if end and index >= end:
-                    break
-                name = video_frame_key(self.path, index)
-                wanted = not (index % self.every_n or name in self.done)
-                ok, image = capture.read() if wanted else (capture.grab(), None)
-                if not ok:
-                    if not expected or index - last_good > MAX_UNREADABLE_RUN:
-                        break
-                    unreadable.append(index)
-                    capture.set(cv2.CAP_PROP_POS_FRAMES, index + 1)  # seek on past the bad spot
-                    continue
-                last_good = index
-                if wanted:
-                    yield ExtractMedia(name, image, frame_index=index, source=str(self.path))
-        finally:
-            capture.release()
-        if start == 0 and last_good < 0:  # not one frame: never a silent empty run
-            yield SkippedInput(str(self.path), f"{self.path}: no video frame decodes (not a video, or one "
-                               "with no frames)")
+            container = av.open(str(self.path))
+            stream = container.streams.video[0]
+        except (av.error.FFmpegError, OSError, IndexError) as exc:
+            yield SkippedInput(str(self.path), f"{self.path}: cannot open video (not a video, or cut off before its "
+                               f"index: {exc})")
             return
-        inside = [i for i in unreadable if i < last_good]
-        if inside:
-            yield SkippedInput(str(self.path), f"{self.path}: {len(inside)} unreadable frame(s) skipped "
-                               f"({_ranges(inside)}, counting from 1); the frames after them were read")
-        if end and last_good + 1 < end:
-            yield SkippedInput(str(self.path), f"{self.path}: video ended after {last_good + 1} frames of the "
-                               f"{expected} its header announces (file cut off?)" if end == expected else
-                               f"{self.path}: frames {last_good + 2}-{end} do not decode")
+        with container:
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if width * height > self.max_pixels:
+                yield SkippedInput(str(self.path), f"{self.path}: frames of {width}x{height} = {width * height} "
+                                   f"pixels, over the --max-pixels limit of {self.max_pixels}")
+                return
+            announced = int(stream.frames or 0)
+            first_pts, end_pts = bounds if bounds is not None else (None, None)
+            if first_pts is not None:
+                container.seek(first_pts, stream=stream, backward=True, any_frame=False)
+            index, damaged = start - 1, 0
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError:
+                    damaged += 1
+                    continue
+                for frame in frames:
+                    if first_pts is not None and frame.pts is not None and frame.pts < first_pts:
+                        continue  # before the range: decoded from its key frame on
+                    if end_pts is not None and frame.pts is not None and frame.pts >= end_pts:
+                        return
+                    index += 1
+                    if stop is not None and index >= stop:
+                        return
+                    name = video_frame_key(self.path, index)
+                    if index % self.every_n or name in self.done:
+                        continue
+                    yield ExtractMedia(name, frame.to_ndarray(format="bgr24"), frame_index=index,
+                                       source=str(self.path))
+        decoded = index + 1 - start
+        if bounds is not None:
+            return
+        if decoded == 0:  # not one frame: never a silent empty run
+            yield SkippedInput(str(self.path), f"{self.path}: no video frame decodes (not a video, or one with "
+                               "no frames)")
+        elif damaged:
+            yield SkippedInput(str(self.path), f"{self.path}: {damaged} damaged packet(s): unreadable frame(s) "
+                               f"skipped; {decoded} frames decoded"
+                               f"{f' of the {announced} its header announces' if announced else ''}, numbered "
+                               "in the order they decode, the frames after the damage read")
+        elif announced and decoded < announced:
+            yield SkippedInput(str(self.path), f"{self.path}: video ended after {decoded} frames of the {announced} "
+                               "its header announces (file cut off?)")
 
 
-def _ranges(indices: list[int]) -> str:
-    """Frame numbers (from 1) as short ranges: ``31-34, 60``."""
-    spans, start = [], indices[0]
-    for previous, current in zip(indices, indices[1:] + [None]):
-        if current != previous + 1:
-            spans.append(f"{start + 1}-{previous + 1}" if previous > start else f"{start + 1}")
-            start = current
-    return ", ".join(spans)
+def video_timeline(path: Path) -> list[int]:
+    """The presentation time stamps of a video's frames in order, read from its packets (no
+    decoding): where each range of frames starts, for readers that seek."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sorted(packet.pts for packet in container.demux(stream) if packet.pts is not None)

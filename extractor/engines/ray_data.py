@@ -33,7 +33,7 @@ from extractor.output import FramePreparer, PreparedFrame
 from extractor.progress import Progress
 from extractor.run_settings import (EngineOptions, RunSettings, RunSummary, face_not_processed_line,
                                     frame_not_processed_line)
-from extractor.sources import InputSource, SkippedInput, read_image
+from extractor.sources import InputSource, SkippedInput, read_image, video_timeline
 from extractor.workers.messages import decode_face, encode_face
 
 logger = logging.getLogger(__name__)
@@ -59,8 +59,9 @@ def _empty_row(key: str, index: int, source: str, problem: str = "", image=None)
 def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset) -> dict:
     """Decode a batch of read units (an image file, or a range of video frames) into frame rows."""
     rows: list[dict] = []
-    for kind, path, key, start, stop in zip(batch["kind"], batch["path"], batch["key"], batch["start"],
-                                            batch["stop"]):
+    for kind, path, key, start, stop, first_pts, end_pts in zip(
+            batch["kind"], batch["path"], batch["key"], batch["start"], batch["stop"], batch["first_pts"],
+            batch["end_pts"]):
         if kind == "image":
             try:
                 image, warning = read_image(path, max_pixels)
@@ -71,7 +72,8 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset) -> d
             row["warning"] = warning or ""
             rows.append(row)
         else:
-            for item in InputSource(path, every_n, max_pixels, done).video_frames(int(start), int(stop)):
+            bounds = (int(first_pts), None if end_pts < 0 else int(end_pts))
+            for item in InputSource(path, every_n, max_pixels, done).video_frames(int(start), int(stop), bounds):
                 rows.append(_empty_row(item.source, int(start), item.source, item.reason)
                             if isinstance(item, SkippedInput) else
                             _empty_row(item.filename, item.frame_index, item.source, image=item.image))
@@ -80,18 +82,21 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset) -> d
 
 def read_plan(settings: RunSettings, source: InputSource) -> tuple[list[dict], list[SkippedInput]]:
     """The read units of the input: one per image, or one per range of ``VIDEO_RANGE`` frames."""
-    import cv2
-
     if not source.is_video:
-        return [{"kind": "image", "path": str(path), "key": key, "start": index, "stop": index + 1}
-                for index, path, key in source.wanted_images()], source.listing_problems()
-    capture = cv2.VideoCapture(str(source.path))
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    capture.release()
-    if count <= 0:
-        return [], [SkippedInput(str(source.path), f"{source.path}: cannot open video or read its frame count")]
+        return [{"kind": "image", "path": str(path), "key": key, "start": index, "stop": index + 1,
+                 "first_pts": -1, "end_pts": -1} for index, path, key in source.wanted_images()], \
+            source.listing_problems()
+    try:
+        timeline = video_timeline(source.path)
+    except Exception as exc:  # noqa: BLE001 - PyAV's errors and a file that is not a video
+        return [], [SkippedInput(str(source.path), f"{source.path}: cannot open video ({exc})")]
+    if not timeline:
+        return [], [SkippedInput(str(source.path), f"{source.path}: no video frame in it")]
+    count = len(timeline)
     return [{"kind": "video", "path": str(source.path), "key": "", "start": start,
-             "stop": min(count, start + VIDEO_RANGE)} for start in range(0, count, VIDEO_RANGE)], []
+             "stop": min(count, start + VIDEO_RANGE), "first_pts": timeline[start],
+             "end_pts": timeline[start + VIDEO_RANGE] if start + VIDEO_RANGE < count else -1}
+            for start in range(0, count, VIDEO_RANGE)], []
 
 
 # --- model stages (actors) ---------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""Video frames are the ones FFmpeg decodes: counted as decoded, never invented or repeated, a
+damaged spot read past and reported, a clean file without a warning."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from conftest import VIDEO
+from extractor.sources import InputSource, SkippedInput, video_timeline
+
+
+def _mjpg(path, frames: int) -> list[np.ndarray]:
+    """An MJPG AVI of the sample's first ``frames`` frames; returns the frames as they decode."""
+    capture = cv2.VideoCapture(str(VIDEO))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 29.97, (640, 360))
+    for _ in range(frames):
+        writer.write(capture.read()[1])
+    writer.release()
+    return [item.image for item in InputSource(path) if not isinstance(item, SkippedInput)]
+
+
+def _split(path) -> tuple[list, list[str]]:
+    items = list(InputSource(path))
+    return [i for i in items if not isinstance(i, SkippedInput)], [i.reason for i in items if isinstance(i, SkippedInput)]
+
+
+def _positions(frames, originals) -> list[int]:
+    """Where each frame stands among the original frames (the first exact match after the last)."""
+    positions, after = [], -1
+    for frame in frames:
+        match = next((i for i in range(after + 1, len(originals)) if np.array_equal(frame.image, originals[i])), None)
+        assert match is not None, f"frame {frame.filename} is no frame of the original, after {after}"
+        positions.append(match)
+        after = match
+    return positions
+
+
+def test_a_clean_video_gives_every_frame_once_and_no_warning():
+    frames, problems = _split(VIDEO)
+    assert problems == []
+    assert [f.frame_index for f in frames] == list(range(275)) == list(range(len(video_timeline(VIDEO))))
+
+
+def test_a_cut_file_ends_where_its_frames_end(tmp_path):
+    full = tmp_path / "full.avi"
+    originals = _mjpg(full, 100)
+    assert len(originals) == 100
+    cut = tmp_path / "cut.avi"
+    data = full.read_bytes()
+    cut.write_bytes(data[:int(len(data) * 0.6)])  # the header still announces 100 frames
+    frames, problems = _split(cut)
+    # the first frames, none repeated; the last one cut in the middle decodes as far as its data go
+    assert _positions(frames[:-1], originals) == list(range(len(frames) - 1))
+    assert np.array_equal(frames[-1].image[:40], originals[len(frames) - 1][:40])
+    assert 50 < len(frames) < 100
+    assert problems == [f"{cut}: video ended after {len(frames)} frames of the 100 its header announces "
+                        "(file cut off?)"]
+
+
+def test_a_damaged_spot_is_read_past_and_nothing_is_invented(tmp_path):
+    full = tmp_path / "full.avi"
+    originals = _mjpg(full, 90)
+    damaged = tmp_path / "damaged.avi"
+    data = bytearray(full.read_bytes())
+    spot = int(len(data) * 0.3)
+    data[spot:spot + 20000] = np.random.RandomState(1).randint(0, 256, 20000, dtype=np.uint8).tobytes()
+    damaged.write_bytes(bytes(data))
+    frames, problems = _split(damaged)
+    positions = _positions(frames, originals)  # each one a real frame, in order, none twice
+    assert len(frames) >= 85 and positions[-1] == 89  # read past the damage to the end
+    assert [f.frame_index for f in frames] == list(range(len(frames)))  # numbered as they decode
+    assert len(problems) == 1 and "unreadable frame(s) skipped" in problems[0]
+
+
+def test_every_nth_frame_of_the_decoded_frames():
+    frames = [f for f in InputSource(VIDEO, every_n=25) if not isinstance(f, SkippedInput)]
+    assert [f.frame_index for f in frames] == list(range(0, 275, 25))
