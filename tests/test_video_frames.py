@@ -21,7 +21,8 @@ def _mjpg(path, frames: int) -> list[np.ndarray]:
 
 def _split(path) -> tuple[list, list[str]]:
     items = list(InputSource(path))
-    return [i for i in items if not isinstance(i, SkippedInput)], [i.reason for i in items if isinstance(i, SkippedInput)]
+    skipped = [item.reason for item in items if isinstance(item, SkippedInput)]
+    return [item for item in items if not isinstance(item, SkippedInput)], skipped
 
 
 def _positions(frames, originals) -> list[int]:
