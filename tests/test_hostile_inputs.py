@@ -23,12 +23,15 @@ def _cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def test_an_image_named_like_a_video_is_a_skipped_input_not_a_silent_empty_run(tmp_path):
-    fake = tmp_path / "clip.mp4"
-    shutil.copy(PHOTO, fake)
-    result = _cli("run", "-i", fake, "-o", tmp_path / "out", "--single-process")
-    assert "skipped inputs: 1" in result.output, result.output
-    assert f"{fake}: no video frame decodes" in result.output
+def test_a_file_named_like_a_video_is_read_as_ffmpeg_reads_it_never_a_silent_empty_run(tmp_path):
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video\n" * 100)
+    result = _cli("run", "-i", notes, "-o", tmp_path / "out", "--single-process")
+    assert "skipped inputs: 1" in result.output and f"{notes}: cannot open video" in result.output, result.output
+    photo = tmp_path / "clip.mp4"  # FFmpeg reads a JPEG as a video of one frame: so does extractor
+    shutil.copy(PHOTO, photo)
+    result = _cli("run", "-i", photo, "-o", tmp_path / "out2", "--single-process")
+    assert "frames: 1\n" in result.output and "faces: 2" in result.output, result.output
 
 
 def test_an_input_folder_without_images_says_there_is_nothing_to_do(tmp_path):
