@@ -30,7 +30,7 @@ from extractor.faceswap_format import face_in_stored_frame, png_header, thumbnai
 from extractor.media import ExtractMedia
 from extractor.orientation import exif_orientation, upright_to_stored
 from extractor.png import encode_png, text_chunks
-from extractor.preview import ContactSheet
+from extractor.preview import ContactSheet, is_our_preview
 
 logger = logging.getLogger(__name__)
 
@@ -291,6 +291,9 @@ class FrameWriter:
             self.done = self._earlier_frames()
             if settings.save_faces:
                 self._refuse_foreign_faces(keys or [], video)
+            if settings.preview_path and settings.preview_path.exists() and not is_our_preview(settings.preview_path):
+                raise OutputError(f"{settings.preview_path}: exists and is not a contact sheet of ours; it would be "
+                                  "written over: move it away or choose another -o")
             self.alignments = AlignmentsWriter(settings.alignments_path, made_with=settings.made_with)
         except BaseException:
             self.lock.release()

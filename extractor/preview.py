@@ -13,6 +13,7 @@ import numpy as np
 
 from extractor.faces import DetectedFace
 
+PREVIEW_KEYWORD = "extractor-preview"  # the contact sheet's PNG text chunk: what a later run may replace
 LANDMARK_COLOUR = (0, 255, 0)  # BGR green dots
 MASK_COLOUR = (255, 0, 255)  # BGR magenta outline
 
@@ -66,5 +67,23 @@ class ContactSheet:
         return sheet
 
     def save(self, path: Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), self.image())
+        """The sheet as a PNG marked as ours (a later run may replace it, nothing else), written
+        beside and renamed over."""
+        from extractor.png import encode_png
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f".{path.name}.tmp")
+        scratch.write_bytes(encode_png(self.image(), [(PREVIEW_KEYWORD, "extractor contact sheet")]))
+        scratch.replace(path)
+
+
+def is_our_preview(path: Path) -> bool:
+    """Whether the file is a contact sheet extractor wrote (its text chunk)."""
+    from extractor.png import text_chunks
+
+    try:
+        with open(path, "rb") as handle:
+            return PREVIEW_KEYWORD in text_chunks(handle.read(4096))
+    except (OSError, ValueError, IndexError):
+        return False

@@ -14,7 +14,7 @@ CONFIGS = {
     "bad plugin value": ("[plugins.detect.centerface]\nthreshold = \"high\"\n", "bad value"),
     "unknown plugin": ("[plugins.detect.nosuch]\nthreshold = 1\n", "[plugins.detect.nosuch]"),
     "not TOML": ("size = = 3", "cannot read the configuration"),
-    "bad run value": ("[run]\nsize = \"abc\"\n", "'abc' is not a valid integer"),
+    "bad run value": ("[run]\nsize = \"abc\"\n", "[run] size: 'abc' is not a whole number"),
 }
 
 

@@ -213,3 +213,18 @@ def test_our_alignments_file_with_a_damaged_header_resumes(tmp_path):
     assert "add --skip-existing to resume" in result.output
     result = _cli("run", "-i", PHOTO, "-o", out, "--single-process", "--size", "64", "--skip-existing")
     assert result.exit_code == 0 and "+1 done by an earlier run" in result.output, result.output
+
+
+def test_a_preview_path_holding_someone_elses_file_is_refused(tmp_path):
+    out = tmp_path / "out"
+    (out / "preview").mkdir(parents=True)
+    users = out / "preview" / "preview.png"
+    shutil.copy(DATA / "edge_cases" / "32bit.png", users)
+    before = users.read_bytes()
+    result = _cli("run", "-i", PHOTO, "-o", out, "--preview", "--single-process")
+    assert result.exit_code != 0 and "is not a contact sheet of ours" in result.output
+    assert users.read_bytes() == before
+    users.unlink()
+    for _ in range(2):  # our own sheet: replaced by the next run
+        result = _cli("run", "-i", PHOTO, "-o", out, "--preview", "--single-process", "--size", "64", "--overwrite")
+        assert result.exit_code == 0, result.output
