@@ -8,7 +8,7 @@ BACKEND ?= tensorflow
 GPU ?= 0
 BACKEND_STAMP := $(VENV)/.backend-$(BACKEND)-gpu$(GPU)
 
-.PHONY: install demo test bench bench-gpu faults lint eval robustness big-frames close-ups calibrate clean
+.PHONY: install demo test wheel-check bench bench-gpu faults lint eval robustness big-frames close-ups calibrate clean
 
 install: $(STAMP) $(BACKEND_STAMP)
 	@# dlib's landmark model read into numpy arrays once (~/.cache/extractor; about 30 s the first time).
@@ -59,6 +59,19 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The user's path: a wheel, installed into a new virtual environment with pip alone (no make, no
+# --no-deps steps), then a real extraction with the default plugins from that install.
+WHEEL_VENV ?= build/wheel-venv
+wheel-check:
+	rm -rf dist $(WHEEL_VENV) build/wheel-run
+	$(PYTHON) -m pip wheel -q --no-deps -w dist .
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install -q --upgrade pip
+	$(WHEEL_VENV)/bin/pip install -q dist/extractor-*.whl
+	cd build && wheel-venv/bin/extractor plugins
+	cd build && wheel-venv/bin/extractor run -i ../samples/images -o wheel-run --no-progress | tee wheel-run.log
+	grep -Eq "^faces: [1-9]" build/wheel-run.log
 
 bench: install
 	$(BIN)/python -m benchmarks.bench

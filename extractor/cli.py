@@ -386,9 +386,11 @@ def plugins() -> None:
         need = f"{info['vram_mb']} MB" if info["gpu"] else "-"
         gpu_runtime = info["gpu_runtime"] or "(CPU only)"
         default = " (default)" if registry.DEFAULTS.get(info["stage"]) == info["name"] else ""
+        missing = cls.missing()
+        ready = f" [not installed: {'; '.join(missing)}]" if missing else ""
         click.echo(f"{info['stage']:7} {info['name']:11} {info['input_size'] or 'frame':>5} "
                    f"{info['colour_format']:6} {info['batch_size']:>5} {need:>9} {info['cpu_runtime']:17} "
-                   f"{gpu_runtime:17} {info['description']}{default}")
+                   f"{gpu_runtime:17} {info['description']}{default}{ready}")
     click.echo("keras/*: Keras 3 on --backend (tensorflow, jax or torch; KERAS_BACKEND); on a CPU-only machine "
                "CenterFace runs the same ONNX file through ONNX Runtime (faster there) unless --backend is given.")
 

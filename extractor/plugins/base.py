@@ -60,6 +60,9 @@ class Plugin:
     runtime: ClassVar[str] = "numpy"  # "keras", "tflite", "dlib" or "numpy": what a worker sets up
     cpu_heavy: ClassVar[bool] = False  # a neural network per frame: its stage gets the spare CPU cores
     description: ClassVar[str] = ""
+    # Installable packages the plugin's model files or runtime come from, with how to install
+    # each where `pip install extractor` does not bring it.
+    model_packages: ClassVar[dict[str, str]] = {}
 
     def __init__(self, batch_size: int | None = None, **options):
         self.batch_size = batch_size or type(self).batch_size
@@ -120,6 +123,13 @@ class Plugin:
     def batch_vram_mb(cls, batch_size: int | None = None) -> int:
         """GPU memory one batch needs (``batch_size``, or the plugin's own): its default budget."""
         return cls.device_need.vram_mb(batch_size or cls.batch_size)
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        """How to install what this plugin needs and is not installed (empty: ready)."""
+        import importlib.util
+
+        return [how for package, how in cls.model_packages.items() if importlib.util.find_spec(package) is None]
 
     @classmethod
     def info(cls) -> dict:

