@@ -190,7 +190,10 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
             check_run_value(key, value, params[key], str(config_path or "default configuration"))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    ctx.default_map = {"run": run_defaults}
+    # eval measures what run does: the same detector, aligner, normalisation and plugin options.
+    ctx.default_map = {"run": run_defaults,
+                       "eval": {key: run_defaults[key] for key in ("detector", "aligner", "normalization")
+                                if key in run_defaults}}
 
 
 @main.command()
@@ -432,8 +435,10 @@ def export(alignments: Path, fmt: str, output: Path) -> None:
 @click.option("--normalization", default=StageConfig.normalization, show_default=True,
               type=click.Choice(Aligner.NORMALIZATIONS))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def eval_command(dataset_dir, detector, backend, aligner, normalization, as_json) -> None:
-    """Detection recall/precision and landmark NME on DATASET_DIR (annotations.json format)."""
+@click.pass_obj
+def eval_command(config, dataset_dir, detector, backend, aligner, normalization, as_json) -> None:
+    """Detection recall/precision and landmark NME on DATASET_DIR (annotations.json format), with
+    the configuration's plugin options, as `extractor run` would detect and align."""
     import json
 
     from extractor.evaluate import evaluate
@@ -441,7 +446,7 @@ def eval_command(dataset_dir, detector, backend, aligner, normalization, as_json
     backend = _chosen_backend(backend)
     try:
         report = evaluate(dataset_dir, StageConfig(detector=detector, aligner=aligner, normalization=normalization,
-                                                   backend=backend))
+                                                   backend=backend, plugin_options=_plugin_options(config)))
     except (FileNotFoundError, ValueError, KeyError) as exc:
         raise click.ClickException(f"{dataset_dir}: cannot evaluate ({exc})") from None
     click.echo(json.dumps(report.summary()) if as_json else report.format())

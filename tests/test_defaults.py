@@ -1,0 +1,57 @@
+"""One set of defaults: default_config.toml (what a user copies), the plugins' constructors, the
+command's flags and the stage config cannot say different things."""
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from click.testing import CliRunner
+
+from extractor.cli import eval_command, main, run
+from extractor.config import load_config
+from extractor.plugins import registry
+from extractor.stages import StageConfig
+
+CONFIG = load_config(None)
+
+
+def _constructor_defaults(cls) -> dict:
+    out = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" in vars(klass):
+            out.update({p.name: p.default for p in inspect.signature(klass.__init__).parameters.values()
+                        if p.default is not inspect.Parameter.empty})
+    return out
+
+
+@pytest.mark.parametrize("stage, name", [(cls.stage, cls.name) for cls in registry.available()])
+def test_every_plugin_option_in_the_config_is_the_constructors_default(stage, name):
+    cls = registry.get_plugin_class(stage, name)
+    options = CONFIG["plugins"].get(stage, {}).get(name)
+    assert options is not None, f"default_config.toml has no [plugins.{stage}.{name}]"
+    defaults = dict(_constructor_defaults(cls), batch_size=cls.batch_size)
+    for key, value in options.items():
+        default = defaults[key]
+        assert value == (list(default) if isinstance(default, tuple) else default), (stage, name, key)
+
+
+def test_every_run_flag_default_is_the_configs():
+    params = {param.name: param for param in run.params}
+    renamed = {"masker": "maskers", "extract_every_n": "every_n"}
+    for key, value in CONFIG["run"].items():
+        default = params[renamed.get(key, key)].default
+        if isinstance(default, (bool, int, float, str)):  # flags without a default of their own take the config's
+            assert default == value, key
+    stage = StageConfig()
+    assert (stage.detector, stage.aligner, list(stage.maskers), stage.normalization) == (
+        CONFIG["run"]["detector"], CONFIG["run"]["aligner"], CONFIG["run"]["masker"], CONFIG["run"]["normalization"])
+
+
+def test_eval_takes_the_same_defaults_as_run(tmp_path):
+    """eval reads the [run] detector, aligner and normalisation of the configuration."""
+    config = tmp_path / "c.toml"
+    config.write_text('[run]\ndetector = "dlib-hog"\naligner = "face-mesh"\n')
+    result = CliRunner().invoke(main, ["--config", str(config), "eval", "--help"])
+    assert result.exit_code == 0
+    assert "[default: dlib-hog]" in result.output and "[default: face-mesh]" in result.output
+    assert {p.name for p in eval_command.params} >= {"detector", "aligner", "normalization"}
