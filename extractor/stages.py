@@ -41,6 +41,14 @@ class StageConfig:
         return {"detect": [self.detector], "align": [self.aligner], "mask": list(self.maskers),
                 "identity": [self.identity or registry.DEFAULTS["identity"]]}[stage]
 
+    def batch_size(self, stage: str) -> int:
+        """The batch a stage's plugins run (--batch-size, else the configured option, else the
+        plugin's own; the largest where a stage has several plugins)."""
+        if self.batch_sizes.get(stage):
+            return self.batch_sizes[stage]
+        return max(self.plugin_options.get(f"{stage}.{name}", {}).get("batch_size")
+                   or registry.get_plugin_class(stage, name).batch_size for name in self.plugin_names(stage))
+
     def on_runtime(self, stage: str, label: str) -> "StageConfig":
         """This config with the stage's GPU plugins set to run ``label`` (the plan's choice, e.g.
         ``keras/torch`` or ``onnxruntime``), for a worker planned on a GPU."""

@@ -55,3 +55,10 @@ def test_eval_takes_the_same_defaults_as_run(tmp_path):
     assert result.exit_code == 0
     assert "[default: dlib-hog]" in result.output and "[default: face-mesh]" in result.output
     assert {p.name for p in eval_command.params} >= {"detector", "aligner", "normalization"}
+
+
+def test_a_stage_batch_comes_from_the_flag_then_the_config_then_the_plugin():
+    assert StageConfig().batch_size("detect") == registry.get_plugin_class("detect", "centerface").batch_size
+    assert StageConfig(plugin_options={"detect.centerface": {"batch_size": 2}}).batch_size("detect") == 2
+    assert StageConfig(batch_sizes={"detect": 8}, plugin_options={"detect.centerface": {"batch_size": 2}}
+                       ).batch_size("detect") == 8

@@ -198,6 +198,18 @@ def _connect(address: str | None) -> bool:
     return True
 
 
+def gpu_memory_mb(options: EngineOptions) -> int:
+    """Memory of one GPU, to turn budgets into Ray's GPU fractions: as given, else the smallest
+    GPU nvidia-smi lists on this machine (the driver's: the cluster's nodes are taken to hold the
+    same kind), else 16,000 MB."""
+    if options.gpu_memory_mb:
+        return options.gpu_memory_mb
+    from extractor.workers.devices import detect_gpus
+
+    gpus = detect_gpus()
+    return min(g.total_mb for g in gpus) if gpus else 16_000
+
+
 def _stage_resources(stage: str, settings: RunSettings, options: EngineOptions, gpus: float,
                      cpu_share: float) -> dict:
     """Actor pool size and resources of a model stage, from its worker flag and its plugins'
@@ -213,7 +225,7 @@ def _stage_resources(stage: str, settings: RunSettings, options: EngineOptions, 
     resources = {"compute": ray.data.ActorPoolStrategy(size=options.workers.get(stage) or 1), "num_cpus": cpu_share}
     if gpus and need_mb:
         budget = options.vram_mb.get(stage) or need_mb
-        resources["num_gpus"] = min(1.0, budget / (options.gpu_memory_mb or 16_000))
+        resources["num_gpus"] = min(1.0, budget / gpu_memory_mb(options))
     return resources
 
 
@@ -262,10 +274,9 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
     dataset = ray.data.from_items(units, override_num_blocks=len(units)).map_batches(
         read_units, batch_size=1, num_cpus=min(1.0, cpu_share), fn_kwargs=reading)
     for stage in stages:
-        batch = settings.stages.batch_sizes.get("detect") if stage == "detect" else None
         dataset = dataset.map_batches(
             StageActor, fn_constructor_args=(stage, settings.stages, settings.stages.backend),
-            batch_size=batch or (4 if stage == "detect" else FACE_BATCH_FRAMES),
+            batch_size=settings.stages.batch_size("detect") if stage == "detect" else FACE_BATCH_FRAMES,
             **_stage_resources(stage, settings, options, gpus, cpu_share))
     preparer = FramePreparer(settings.output, writer.face_names, settings.face_filter,
                              want_previews=writer.preview is not None)
