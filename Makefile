@@ -63,15 +63,21 @@ test: install
 # The user's path: a wheel, installed into a new virtual environment with pip alone (no make, no
 # --no-deps steps), then a real extraction with the default plugins from that install.
 WHEEL_VENV ?= build/wheel-venv
-wheel-check:
-	rm -rf dist $(WHEEL_VENV) build/wheel-run
-	$(PYTHON) -m pip wheel -q --no-deps -w dist .
+wheel-check: install
+	rm -rf dist $(WHEEL_VENV) build/wheel-run build/wheel-ray
+	$(BIN)/python -m build --outdir dist . > build-log.txt 2>&1 || (tail -20 build-log.txt; exit 1)
+	ls dist/extractor-*.tar.gz dist/extractor-*.whl
 	$(PYTHON) -m venv $(WHEEL_VENV)
 	$(WHEEL_VENV)/bin/pip install -q --upgrade pip
 	$(WHEEL_VENV)/bin/pip install -q dist/extractor-*.whl
 	cd build && wheel-venv/bin/extractor plugins
 	cd build && wheel-venv/bin/extractor run -i ../samples/images -o wheel-run --no-progress | tee wheel-run.log
 	grep -Eq "^faces: [1-9]" build/wheel-run.log
+	# The Ray extra, the same way: then the same photos on a local Ray instance.
+	$(WHEEL_VENV)/bin/pip install -q "$$(ls dist/extractor-*.whl)[ray]"
+	cd build && wheel-venv/bin/extractor run -i ../samples/images -o wheel-ray --engine ray --no-progress \
+		| tee wheel-ray.log
+	grep -Eq "^faces: [1-9]" build/wheel-ray.log
 
 bench: install
 	$(BIN)/python -m benchmarks.bench
