@@ -88,7 +88,7 @@ def check_run_value(key: str, value, param, source: str):
         raise ConfigError(f"{source} [run] {key}: expected a list, got {value!r}")
     whole = isinstance(param.type, (click.types.IntParamType,))
     for item in values:
-        if isinstance(item, (list, dict)) or (whole and not isinstance(item, int)) or isinstance(item, bool) and whole:
+        if isinstance(item, (list, dict)) or (whole and (isinstance(item, bool) or not isinstance(item, int))):
             raise ConfigError(f"{source} [run] {key}: {item!r} is not a {'whole number' if whole else 'single value'}")
         if isinstance(item, float) and not math.isfinite(item):
             raise ConfigError(f"{source} [run] {key}: {item} is not a finite number")

@@ -24,6 +24,7 @@ import numpy as np
 
 from extractor.crops import MASK_CROP, faceswap_mask_interpolator
 from extractor.faces import DetectedFace, Mask
+from extractor.geometry import compose_affine, invert_affine
 from extractor.orientation import MIRRORED, move_box, move_landmarks, stored_shape, upright_to_stored
 
 logger = logging.getLogger(__name__)
@@ -55,12 +56,10 @@ def thumbnail(head_crop: np.ndarray) -> bytes:
 def _mask_to_stored(mask: Mask, orientation: int, to_stored: np.ndarray, stored_landmarks: np.ndarray) -> Mask:
     """The mask for the stored frame. A turn only changes the matrix; a mirror also mirrors the
     face's crop, so the mask is redrawn in the crop faceswap cuts from the stored frame."""
-    back = np.linalg.inv(np.vstack([to_stored, [0.0, 0.0, 1.0]]))
     if orientation not in MIRRORED:
-        return Mask(mask.data, (np.vstack([mask.affine, [0.0, 0.0, 1.0]]) @ back)[:2], mask.centering)
+        return Mask(mask.data, compose_affine(mask.affine, invert_affine(to_stored)), mask.centering)
     affine = MASK_CROP.matrix(stored_landmarks)
-    ours_to_theirs = (np.vstack([affine, [0.0, 0.0, 1.0]]) @ np.vstack([to_stored, [0.0, 0.0, 1.0]])
-                      @ np.linalg.inv(np.vstack([mask.affine, [0.0, 0.0, 1.0]])))[:2]
+    ours_to_theirs = compose_affine(affine, to_stored, invert_affine(mask.affine))
     data = cv2.warpAffine(mask.data, ours_to_theirs, (mask.stored_size, mask.stored_size), flags=cv2.INTER_LINEAR)
     return Mask(data, affine, mask.centering)
 

@@ -18,6 +18,7 @@ from pathlib import Path, PurePath
 import numpy as np
 
 from extractor.faces import DetectedFace
+from extractor.geometry import invert_affine
 from extractor.orientation import exif_orientation, move_box, move_landmarks, upright_to_stored
 
 
@@ -188,7 +189,7 @@ def face_to_upright(face: DetectedFace, orientation: int, stored_size: tuple[int
     in extractor's upright pixels."""
     width, height = stored_size
     upright_shape = (width, height) if orientation in (5, 6, 7, 8) else (height, width)
-    back = np.linalg.inv(np.vstack([upright_to_stored(orientation, upright_shape), [0.0, 0.0, 1.0]]))[:2]
+    back = invert_affine(upright_to_stored(orientation, upright_shape))
     moved = DetectedFace(*move_box((face.left, face.top, face.width, face.height), back), face.score)
     if face.landmarks is not None:
         moved.landmarks = move_landmarks(face.landmarks, orientation, back)

@@ -58,6 +58,14 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
+def compose_affine(*matrices: np.ndarray) -> np.ndarray:
+    """One 2x3 affine matrix doing what ``matrices`` do, the last one first (as ``a @ b`` does)."""
+    out = np.eye(3)
+    for matrix in matrices:
+        out = out @ np.vstack([matrix, [0.0, 0.0, 1.0]])
+    return out[:2]
+
+
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
     """Inverse of a 2x3 affine matrix."""
     full = np.vstack([matrix, [0.0, 0.0, 1.0]])

@@ -25,7 +25,7 @@ from extractor.alignments import (FORMAT_VERSION, AlignmentsWriter, DamagedHeade
                                   read_header, read_records, repair_tail, rewrite_header)
 from extractor.crops import DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec
 from extractor.faces import DetectedFace
-from extractor.geometry import transform_points
+from extractor.geometry import compose_affine, transform_points
 from extractor.faceswap_format import face_in_stored_frame, png_header, thumbnail
 from extractor.media import ExtractMedia
 from extractor.orientation import exif_orientation, upright_to_stored
@@ -204,7 +204,7 @@ def _cut_as_stored(crop: CropSpec, image: np.ndarray, stored_face: DetectedFace,
     through the composed matrix, so the stored frame is never made; and that upright-to-crop
     matrix."""
     to_crop = crop.matrix(stored_face.landmarks)
-    upright_to_crop = (np.vstack([to_crop, [0.0, 0.0, 1.0]]) @ np.vstack([to_stored, [0.0, 0.0, 1.0]]))[:2]
+    upright_to_crop = compose_affine(to_crop, to_stored)
     return crop.cut(image, upright_to_crop, crop.interpolation(to_crop)), upright_to_crop
 
 

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from extractor.faces import DetectedFace
+from extractor.geometry import compose_affine, invert_affine
 
 PREVIEW_KEYWORD = "extractor-preview"  # the contact sheet's PNG text chunk: what a later run may replace
 LANDMARK_COLOUR = (0, 255, 0)  # BGR green dots
@@ -41,8 +42,7 @@ class ContactSheet:
         if face.masks:
             mask = next(iter(face.masks.values()))
             # The stored mask lives in its own aligned space: bring it to this crop's space.
-            full = np.vstack([mask.affine, [0, 0, 1]])
-            mask_to_crop = (np.vstack([to_crop * scale, [0, 0, 1]]) @ np.linalg.inv(full))[:2]
+            mask_to_crop = compose_affine(to_crop * scale, invert_affine(mask.affine))
             warped = cv2.warpAffine(mask.data, mask_to_crop, (self.thumb, self.thumb))
             contours, _ = cv2.findContours((warped > 127).astype(np.uint8), cv2.RETR_EXTERNAL,
                                            cv2.CHAIN_APPROX_SIMPLE)

@@ -49,3 +49,12 @@ def test_fit_to_sides_enlarges_small_frames_and_shrinks_big_ones():
     assert shrunk.shape[:2] == (360, 640) and scale == 640 / 1920
     assert fit_to_sides(small, 0, 640)[0] is small and fit_to_sides(big, 480, 0)[0] is big
     assert fit_to_sides(small, 480, 320)[0].shape[:2] == (160, 320)  # never past max_side
+
+
+def test_composed_affines_apply_the_last_first():
+    from extractor.geometry import compose_affine
+
+    rng = np.random.default_rng(3)
+    a, b, points = rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), rng.normal(size=(5, 2))
+    assert np.allclose(transform_points(points, compose_affine(a, b)), transform_points(transform_points(points, b), a))
+    assert np.allclose(compose_affine(a, invert_affine(a)), [[1, 0, 0], [0, 1, 0]])
