@@ -295,7 +295,9 @@ def run(config, **flags):
         "run: %s -> %s (alignments %s); engine %s; detector %s, aligner %s, maskers %s", settings.input_path,
         settings.output.output_dir, settings.output.alignments_path, flags["engine_name"], settings.stages.detector,
         settings.stages.aligner, ", ".join(settings.stages.maskers))
-    failures = (InputError, PlanError, OutputError, FramePoolError, UnsafeFileError)
+    from extractor.identity_filter import ReferenceError
+
+    failures = (InputError, PlanError, OutputError, FramePoolError, UnsafeFileError, ReferenceError)
     if flags["engine_name"] == "ray":
         from extractor.engines.ray_data import RayEngineError
 
@@ -355,14 +357,14 @@ def _run_settings(config, flags: dict):
         every_n=flags["every_n"], max_pixels=flags["max_pixels"], show_progress=flags["progress"],
         import_alignments=flags["import_alignments"], realign=flags["realign"], recursive=flags["recursive"])
     if flags["filter_refs"] or flags["nfilter_refs"]:
-        from extractor.identity_filter import FaceFilter, ReferenceError, reference_embeddings
+        from extractor.identity_filter import FaceFilter, ReferenceError
 
+        # The references are embedded by the engine, on its planned devices; here they are only read.
+        settings.face_filter = FaceFilter(settings.stages.identity, list(flags["filter_refs"]),
+                                          list(flags["nfilter_refs"]), flags["filter_threshold"])
         try:
-            settings.face_filter = FaceFilter(settings.stages.identity,
-                                              reference_embeddings(list(flags["filter_refs"]), settings.stages),
-                                              reference_embeddings(list(flags["nfilter_refs"]), settings.stages),
-                                              flags["filter_threshold"])
-        except (ReferenceError, InputError) as exc:
+            settings.face_filter.check_references()
+        except ReferenceError as exc:
             raise click.ClickException(str(exc)) from None
     return settings
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import sys
 import tempfile
+import threading
 
 RUNTIME_LOGGERS = ("tensorflow", "absl", "h5py", "PIL", "jax", "keras")
 logger = logging.getLogger("extractor.runtime")
@@ -36,6 +39,49 @@ def native_stderr_to_log(what: str):
             text = sink.read().decode(errors="replace").strip()
             if text:
                 logger.debug("%s: %s", what, text)
+
+
+@contextlib.contextmanager
+def native_lines_to_log(pattern: re.Pattern, what: str):
+    """During the block, lines written to stderr (fd 2) that match ``pattern`` go to the log at
+    DEBUG; everything else (our own lines, progress bars) passes through as it comes.
+
+    For a library's native logger that writes to stderr from its own threads for as long as the
+    block lasts (Ray's core worker in the driver), where ``native_stderr_to_log`` would hold back
+    our own output too."""
+    read_fd, write_fd = os.pipe()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+
+    def pump() -> None:
+        pending = b""
+        with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    text = line.decode(errors="replace")
+                    if pattern.search(text):
+                        logger.debug("%s: %s", what, text)
+                    else:
+                        os.write(saved, line + b"\n")
+                if pending and not pending.startswith(b"["):  # a progress bar's \r update: show it now
+                    os.write(saved, pending)
+                    pending = b""
+        if pending:
+            os.write(saved, pending)
+
+    thread = threading.Thread(target=pump, name="extractor-stderr", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last writer goes: the pump reads to its end and stops
+        thread.join(timeout=5)
+        os.close(saved)
 
 
 def traceback_hint() -> str:

@@ -101,6 +101,8 @@ def isolating_failures(run_batch: Callable[[list[int]], list], count: int) -> tu
 
 
 class DetectStage:
+    name = "detect"
+
     def __init__(self, config: StageConfig):
         self.config = config
         self.plugin: Plugin = config.create("detect", config.detector)
@@ -148,6 +150,8 @@ class FaceStage:
 
 
 class AlignStage(FaceStage):
+    name = "align"
+
     def __init__(self, config: StageConfig):
         self.plugin: Plugin = config.create("align", config.aligner, normalization=config.normalization,
                                             detector=config.detector)
@@ -169,6 +173,8 @@ class AlignStage(FaceStage):
 class MaskStage(FaceStage):
     """Runs every chosen masker; also the base of the identity stage (one plugin, same shape)."""
 
+    name = "mask"
+
     def __init__(self, config: StageConfig):
         self.plugins: list[Plugin] = [config.create("mask", name) for name in config.maskers]
 
@@ -189,5 +195,49 @@ class MaskStage(FaceStage):
 
 
 class IdentityStage(MaskStage):
+    name = "identity"
+
     def __init__(self, config: StageConfig):
         self.plugins = [config.create("identity", config.identity or registry.DEFAULTS["identity"])]
+
+
+STAGE_CLASSES = {"detect": DetectStage, "align": AlignStage, "mask": MaskStage, "identity": IdentityStage}
+
+
+def build_stage(stage: str, config: StageConfig) -> DetectStage | FaceStage:
+    """The stage named ``stage`` with its plugins built (not loaded): the one name -> class map."""
+    return STAGE_CLASSES[stage](config)
+
+
+@dataclass
+class StageResult:
+    """A stage's work on a batch of frames. Faces keep the index they got at detection, so a
+    face dropped by one stage does not renumber the others."""
+
+    faces: list[dict[int, DetectedFace]]  # per frame: face index -> face
+    frame_failures: dict[int, str] = field(default_factory=dict)  # frame position -> why (detect)
+    face_failures: list[tuple[int, int, str]] = field(default_factory=list)  # (frame position, face index, why)
+
+
+def run_on_frames(stage, images: list[np.ndarray], faces: list[dict[int, DetectedFace]] | None = None) -> StageResult:
+    """Every engine's way to run a stage: detection on ``images`` (``faces`` None), or a face
+    stage on the given faces of each image in batches of the stage's size. What a plugin cannot
+    process is routed here, the same for every engine: a frame the detector fails on is a frame
+    failure (not written; a resumed run tries it again), a face a stage fails on is a face
+    failure (the frame is written without it)."""
+    if faces is None:
+        found, failures = stage.run_isolated(images)
+        return StageResult([dict(enumerate(f)) if f is not None else {} for f in found], failures)
+    owners = [(frame, index) for frame, per_frame in enumerate(faces) for index in per_frame]
+    result = StageResult([{} for _ in images])
+    size = max(1, stage.batch_size)
+    for start in range(0, len(owners), size):
+        chunk = owners[start:start + size]
+        done, failures = stage.run_isolated([images[frame] for frame, _ in chunk],
+                                            [faces[frame][index] for frame, index in chunk])
+        for position, ((frame, index), face) in enumerate(zip(chunk, done)):
+            if position in failures:
+                result.face_failures.append((frame, index, f"{stage.name}: {failures[position]}"))
+            else:
+                result.faces[frame][index] = face
+    return result

@@ -9,12 +9,17 @@ import sys
 import textwrap
 
 from conftest import DATA, REPO
-from extractor.engines.pool import stage_demands
+from extractor.pipeline import build_pipeline
 from extractor.output import OutputSettings
 from extractor.run_settings import EngineOptions, RunSettings
 from extractor.stages import StageConfig
 from extractor.workers.devices import GpuInfo, plan_devices
 from extractor.workers.gpu_support import gpu_capable_runtimes
+
+
+def stage_demands(settings, options, gpus, capable, cpu_count=None):
+    pipeline = build_pipeline(settings, options, gpus, capable, cpu_count)
+    return [spec.demand() for spec in pipeline.stages], pipeline.notes
 
 TWO_GPUS = [GpuInfo(0, "sim-0", 24000, 23000), GpuInfo(1, "sim-1", 24000, 23000)]
 PHOTOS = DATA / "ibug_300vw" / "001" / "imgs"  # two frames, one face each and people behind

@@ -112,3 +112,50 @@ def test_ctrl_c_leaves_a_valid_file_that_resumes_to_the_whole(local_ray, tmp_pat
     frames = [r["frame"] for r in read_records(out / "alignments.jsonl")]
     assert sorted(frames) == sorted(frame.filename for frame in InputSource(VIDEO, every_n=5))
     assert len(frames) == len(set(frames))
+
+
+def _fsa_of(alignments, path):
+    from extractor.faceswap_format import write_fsa
+
+    write_fsa(read_records(alignments), path)
+    return path
+
+
+def test_ray_imports_and_realigns_as_the_pool_does(local_ray, tmp_path):
+    """--import-alignments (the boxes and points of a faceswap file, no detection) and --realign
+    (the aligner on the imported boxes) give the pool's faces, frame for frame."""
+    from extractor.engines.pool import run_pool
+
+    photos = DATA / "dlib_faces"
+    run_pool(_settings(photos, tmp_path / "first"), EngineOptions())
+    fsa = _fsa_of(tmp_path / "first" / "alignments.jsonl", tmp_path / "photos.fsa")
+    for realign in (False, True):
+        runs = {}
+        for name, engine in (("pool", run_pool), ("ray", run_ray)):
+            settings = _settings(photos, tmp_path / f"{name}-{realign}")
+            settings.import_alignments, settings.realign = fsa, realign
+            summary = engine(settings, EngineOptions())
+            runs[name] = list(read_records(settings.output.alignments_path))
+            assert summary.faces == 28
+        assert [r["frame"] for r in runs["ray"]] == [r["frame"] for r in runs["pool"]]
+        for a, b in zip(runs["ray"], runs["pool"]):
+            _same_faces(a, b)
+
+
+def test_ray_filters_with_references_embedded_by_its_own_actors(local_ray, tmp_path):
+    """--filter: the reference goes through Ray's detect, align and identity actors; the faces
+    kept are the pool's."""
+    from extractor.engines.pool import run_pool
+    from extractor.identity_filter import FaceFilter
+
+    photos = DATA / "dlib_faces"
+    reference = photos / "2008_002506.jpg"  # one of the inputs: its face is kept
+    kept = {}
+    for name, engine in (("pool", run_pool), ("ray", run_ray)):
+        settings = _settings(photos, tmp_path / name)
+        settings.stages.identity = "dlib-resnet"
+        settings.face_filter = FaceFilter("dlib-resnet", [reference])
+        summary = engine(settings, EngineOptions())
+        assert not settings.face_filter.needs_embedding
+        kept[name] = (summary.faces, summary.filtered_out, sorted(p.name for p in settings.output.output_dir.glob("*.png")))
+    assert kept["ray"] == kept["pool"] and kept["pool"][0] >= 1 and kept["pool"][1] >= 1

@@ -28,23 +28,23 @@ import cv2
 from extractor.media import ExtractMedia
 from extractor.quiet import traceback_hint
 from extractor.output import FrameWriter
-from extractor.plugins import registry
 from extractor.run_settings import EngineOptions, RunSettings, RunSummary
 from extractor.sources import InputSource
 from extractor.workers.assembler import FrameAssembler
-from extractor.workers.devices import (PlanError, StageDemand, WorkerPlan, detect_gpus, plan_devices,
-                                       selected_gpus)
-from extractor.workers.gpu_support import gpu_capable_runtimes, install_hint, pick_gpu_runtime
+from extractor.identity_filter import ReferenceError
+from extractor.pipeline import Pipeline, build_pipeline
+from extractor.workers.devices import PlanError, WorkerPlan, detect_gpus, plan_devices, selected_gpus
+from extractor.workers.gpu_support import gpu_capable_runtimes
 from extractor.workers.frame_pool import FramePool, check_frame_buffer, default_slot_count
 from extractor.workers.leftovers import own_semaphore_names, sweep_dead_runs, unlink_semaphore_names
 from extractor.progress import Progress
 from extractor.workers.ordered_writer import OrderedFrameWriter, helper_threads
-from extractor.workers.messages import FaceTask, FrameRef, decode_face, encode_face, pickled_size
+from extractor.workers.messages import (Busy, Detected, FaceDone, FaceTask, Failed, FrameRef, Ready, Skipped, Started,
+                                        Stats, decode_face, encode_face, from_wire, pickled_size, to_wire)
 from extractor.workers.stage_worker import WorkerSpec, worker_main
 from extractor.workers.start import WorkerEnvironment, worker_context
 
 logger = logging.getLogger(__name__)
-STAGES = ("detect", "align", "mask", "identity")
 JOIN_SECONDS = 5.0
 
 
@@ -59,6 +59,7 @@ class FrameMeta:
     source: str
     slot: int
     shape: tuple[int, ...]
+    reference: int | None = None  # a --filter/--nfilter reference image (its position), not a frame to write
 
 
 @dataclass
@@ -80,72 +81,6 @@ class PoolSummary(RunSummary):
         if self.bytes_pickled:
             lines.append(f"queues: {self.bytes_per_frame:.0f} bytes pickled per frame")
         return "\n".join(lines)
-
-
-def active_stages(settings: RunSettings) -> tuple[str, ...]:
-    """Stages that need workers: an imported .fsa replaces detection, and alignment too unless
-    --realign."""
-    stages = ("detect", "align", "mask")
-    if settings.import_alignments is not None:
-        stages = ("align", "mask") if settings.realign else ("mask",)
-    return stages + (("identity",) if settings.stages.identity else ())
-
-
-def stage_demands(settings: RunSettings, options: EngineOptions, gpus: list | None = None,
-                  capable: set[str] | None = None, cpu_count: int | None = None) -> tuple[list[StageDemand], list[str]]:
-    """Worker count, GPU need, CPU weight and runtime of each stage, read from its plugins' data,
-    and the notes the plan prints about them.
-
-    A stage goes on the GPUs (``gpus``, already narrowed to --gpus) only when each of its GPU
-    plugins has a runtime installed with GPU support (``capable``, from ``gpu_support``): its
-    most preferred one is chosen. Otherwise it is planned as on a machine without GPUs, and the
-    plan says so with the command that installs GPU support. A worker count left at 0 (the
-    default) is one detect worker per GPU the detector runs on, and as many aligners to keep them
-    fed (up to half the cores); 1 otherwise.
-    """
-    config, gpus = settings.stages, gpus or []
-    capable = set() if capable is None else capable
-    demands, notes, without_runtime = [], [], []
-    gpu_detectors, gpu_plugins = 0, False
-    for stage in active_stages(settings):
-        names = config.plugin_names(stage)
-        classes = [registry.get_plugin_class(stage, name) for name in names]
-        gpu_plugins = gpu_plugins or any(cls.device_need.gpu for cls in classes)
-        plugin_options = [config.plugin_options.get(f"{stage}.{name}", {}) for name in names]
-        wanted = [cls.gpu_runtimes(config.backend, opts) for cls, opts in zip(classes, plugin_options)
-                  if cls.device_need.gpu]
-        chosen = [pick_gpu_runtime(candidates, capable) for candidates in wanted]
-        on_gpu = bool(gpus and wanted and all(chosen))
-        if gpus and wanted and not on_gpu:
-            without_runtime.append((stage, next(c for c, pick in zip(wanted, chosen) if not pick)))
-        gpu = [cls for cls in classes if cls.device_need.gpu] if on_gpu else []
-        batch = config.batch_sizes.get(stage)
-        batch_mb = sum(cls.batch_vram_mb(batch) for cls in gpu) if gpu else None
-        need = (options.vram_mb.get(stage) or batch_mb) if gpu else None
-        labels = iter(chosen) if on_gpu else None
-        runtime = ", ".join(dict.fromkeys(
-            next(labels) if on_gpu and cls.device_need.gpu else cls.runtime_label(config.backend, False, opts)
-            for cls, opts in zip(classes, plugin_options)))
-        workers = options.workers.get(stage) or 0
-        if not workers and stage == "detect" and on_gpu:
-            workers = len(gpus)
-            notes.append(f"detect: one worker per GPU ({workers}); --detect-workers N for more")
-        if not workers and stage == "align" and gpu_detectors:
-            # A GPU detects faster than one CPU aligner places landmarks (docs/performance.md).
-            workers = max(1, min(2 * gpu_detectors, (cpu_count or os.cpu_count() or 1) // 2))
-            notes.append(f"align: {workers} worker(s) to keep the GPU detectors fed; --align-workers N to change")
-        workers = workers or 1
-        gpu_detectors = workers if stage == "detect" and on_gpu else gpu_detectors
-        demands.append(StageDemand(stage, workers, need, batch_mb,
-                                   heavy=any(cls.cpu_heavy for cls in classes), runtime=runtime))
-    if not gpus and gpu_plugins:
-        notes.insert(0, "no GPU found: every worker runs on the CPU")
-    if without_runtime:
-        hint = install_hint(without_runtime[0][1])
-        stages = ", ".join(stage for stage, _ in without_runtime)
-        notes.insert(0, f"{len(gpus)} GPU(s) found, but no installed runtime can use them for {stages} (the install "
-                        f"has none with GPU support): {stages} planned on the CPU; `{hint}` installs GPU support")
-    return demands, notes
 
 
 WORKERS_PER_CORE = 4  # more processes than this only wait for a core, each holding its models' memory
@@ -180,6 +115,7 @@ class PoolEngine:
         self._dropped: set[int] = set()  # frames the detector could not process
         self._prepare_threads = 0  # the coordinator's helper threads preparing faces (set by the plan)
         self.progress = Progress(None, enabled=False)
+        self.pipeline: Pipeline | None = None
 
     # --- planning --------------------------------------------------------------------------
     def plan(self) -> list[WorkerPlan]:
@@ -189,9 +125,9 @@ class PoolEngine:
         capable = self.options.gpu_runtimes
         if capable is None:
             capable = gpu_capable_runtimes() if selected else set()
-        demands, demand_notes = stage_demands(self.settings, self.options, selected, capable)
-        plans, notes = plan_devices(demands, selected, None)
-        notes = demand_notes + notes
+        self.pipeline = build_pipeline(self.settings, self.options, selected, capable)
+        plans, notes = plan_devices([spec.demand() for spec in self.pipeline.stages], selected, None)
+        notes = self.pipeline.notes + notes
         check_worker_count(plans)
         self._prepare_threads = helper_threads(self.options.prepare_threads)
         helpers = f", {self._prepare_threads} threads preparing faces" if self._prepare_threads else ""
@@ -219,7 +155,7 @@ class PoolEngine:
                     self.settings.max_pixels / 1e6)
         ctx = worker_context()
         own_semaphore_names()  # the queues' semaphores: sem.extractor-<pid>-*, unlinked once workers start
-        stages = active_stages(self.settings)
+        stages = self.pipeline.names
         queues = {stage: ctx.Queue() for stage in stages}
         results = ctx.Queue()
         downstream = {stage: queues[after] for stage, after in zip(stages, stages[1:])}
@@ -235,17 +171,14 @@ class PoolEngine:
             pool = FramePool(slot_bytes, slots)
             environment = WorkerEnvironment()
             for plan in plans:
-                config = self.settings.stages
-                if plan.gpu is not None:  # the runtime the plan chose for this GPU
-                    for label in plan.runtime.split(", "):
-                        config = config.on_runtime(plan.stage, label)
+                config = self.pipeline.spec(plan.stage).config(self.settings.stages, plan.gpu is not None)
                 spec = WorkerSpec(plan, config, pool.address, os.getpid(), environment,
                                   count_bytes=self.options.count_bytes, last=plan.stage == stages[-1])
                 proc = ctx.Process(target=worker_main, name=f"extractor-{plan.label}",
                                    args=(spec, queues[plan.stage], downstream[plan.stage], results), daemon=True)
                 proc.start()
                 processes[plan.label] = proc
-            loader = threading.Thread(target=self._load, args=(source, pool, queues[stages[0]], results),
+            loader = threading.Thread(target=self._load, args=(source, pool, queues, results),
                                       name="extractor-loader", daemon=True)
             loader.start()
             self._coordinate(pool, results, writer, processes, list(queues.values()) + [results])
@@ -275,37 +208,54 @@ class PoolEngine:
         self.summary.seconds = time.perf_counter() - start
 
     # --- loader thread ---------------------------------------------------------------------
-    def _load(self, source: InputSource, pool: FramePool, first_queue, results) -> None:
+    def _load(self, source: InputSource, pool: FramePool, queues: dict, results) -> None:
+        """Frames into the pool and onto the first stage's queue, in input order; the references
+        of --filter/--nfilter go first, and imported faces straight to align or mask."""
         frames = iter(source)
+        face_filter = self.settings.face_filter
+        references = range(len(face_filter.references)) if face_filter and face_filter.needs_embedding else []
         try:
+            for position in references:
+                if not self._put_frame(pool, queues, results, face_filter.read_reference(position),
+                                       str(face_filter.references[position]), -1, "", position):
+                    return
             for item in frames:
                 if self._stop.is_set():
                     return
                 item = self.summary.admit(item)
                 if item is None:
                     continue
-                slot = self._acquire(pool)
-                if slot is None:
+                if not self._put_frame(pool, queues, results, item.image, item.filename, item.frame_index,
+                                       item.source, None):
                     return
-                shape = pool.store(slot, item.image)
-                seq = self._loaded
-                self._frames[seq] = FrameMeta(item.filename, item.frame_index, item.source, slot, shape)
-                ref = FrameRef(seq, slot, shape)
-                messages = [(first_queue, tuple(ref))]
-                if self.imported is not None:  # faces from the .fsa: straight to align or mask
-                    faces = self.imported.get(item.filename, [])
-                    messages = [(results, ("detected", seq, len(faces)))] + [
-                        (first_queue, FaceTask(ref, i, encode_face(face)).to_wire()) for i, face in enumerate(faces)]
-                for target, message in messages:
-                    if self.options.count_bytes:
-                        self._loader_bytes += pickled_size(message)
-                    target.put(message)
-                self._loaded += 1
         except BaseException as exc:  # noqa: BLE001 - handed to the coordinator
             self._loader_error = exc
         finally:
             frames.close()  # releases the decoder (video capture) here, not at interpreter exit
             self._loading_done = True
+
+    def _put_frame(self, pool: FramePool, queues: dict, results, image, name: str, index: int, source: str,
+                   reference: int | None) -> bool:
+        """One frame into a slot and its first message(s) out; False when the run is stopping."""
+        slot = self._acquire(pool)
+        if slot is None:
+            return False
+        shape = pool.store(slot, image)
+        seq = self._loaded
+        self._frames[seq] = FrameMeta(name, index, source, slot, shape, reference)
+        ref = FrameRef(seq, slot, shape)
+        messages = [(queues[self.pipeline.names[0]], tuple(ref))]
+        if self.imported is not None and reference is None:  # faces from the .fsa: straight to align or mask
+            faces = self.imported.get(name, [])
+            entry = queues["align" if self.settings.realign else "mask"]
+            messages = [(results, to_wire(Detected(seq, len(faces))))] + [
+                (entry, FaceTask(ref, i, encode_face(face)).to_wire()) for i, face in enumerate(faces)]
+        for target, message in messages:
+            if self.options.count_bytes:
+                self._loader_bytes += pickled_size(message)
+            target.put(message)
+        self._loaded += 1
+        return True
 
     def _acquire(self, pool: FramePool) -> int | None:
         while not self._stop.is_set():
@@ -323,8 +273,7 @@ class PoolEngine:
             ordered.write_ready(wait=True)
         finally:
             ordered.close()  # before the frame pool goes: helpers read its slots
-        if self._loader_error is not None:
-            raise PipelineError(f"loader failed: {self._loader_error!r}") from self._loader_error
+        self._raise_loader_error()
 
     def _coordinate_messages(self, pool: FramePool, results, ordered: OrderedFrameWriter, processes,
                              all_queues: list) -> None:
@@ -344,36 +293,13 @@ class PoolEngine:
                                         f"last batches: {stuck or 'none'}") from None
                 continue
             last_message = time.monotonic()
-            kind = message[0]
-            if kind == "detected":
-                assembler.expect(message[1], message[2])
-                self.progress.add(detected=1, faces=message[2])
-                if self.imported is not None and "align" not in active_stages(self.settings):
-                    self.progress.add(aligned=message[2])
-            elif kind == "face":
-                assembler.add(message[1], message[2], decode_face(message[3]))
-                self.progress.add(masked=1)
-            elif kind == "skipped":
-                self._skip(assembler, *message[1:])
-            elif kind == "started":
-                self._started.add(message[1])
-                if len(self._started) == len(processes):  # every worker has opened the queues
-                    unlink_semaphore_names(all_queues)
-            elif kind == "ready":
-                logger.info("worker %s ready (pid %d)", message[1], message[2])
-                if message[3]:  # planned on a GPU, but its framework does not see one
-                    logger.warning(message[3])
-                    self.summary.warnings.append(message[3])
-            elif kind == "busy":
-                self._busy[message[1]] = self._names(message[2])
-                if message[1].startswith("align"):
-                    self.progress.add(aligned=message[3])
-            elif kind == "error":
-                raise _worker_failure(message[1], f"on {self._names(message[2])}", message[3])
-            elif kind == "stats":
-                self._record_stats(message)
+            self._handle(from_wire(message), assembler, processes, all_queues)
             for seq, faces in assembler.pop_ready():
                 meta = self._frames.pop(seq)
+                if meta.reference is not None:  # a reference image: its faces give the filter a person
+                    pool.release(meta.slot)
+                    self.settings.face_filter.take_reference(meta.reference, faces)
+                    continue
                 if seq in self._dropped:  # the detector could not process it: not written, a resume retries it
                     self._dropped.discard(seq)
                     pool.release(meta.slot)
@@ -382,6 +308,36 @@ class PoolEngine:
                 media = ExtractMedia(meta.name, pool.view(meta.slot, meta.shape), faces, meta.index, meta.source)
                 ordered.submit(media, partial(self._written, pool, meta.slot, ordered.writer))
 
+    def _handle(self, message, assembler: FrameAssembler, processes, all_queues: list) -> None:
+        """One message from a worker (``messages``' typed results)."""
+        if isinstance(message, Detected):
+            assembler.expect(message.seq, message.count)
+            self.progress.add(detected=1, faces=message.count)
+            if self.imported is not None and "align" not in self.pipeline.names:
+                self.progress.add(aligned=message.count)
+        elif isinstance(message, FaceDone):
+            assembler.add(message.seq, message.face_index, decode_face(message.face))
+            self.progress.add(masked=1)
+        elif isinstance(message, Skipped):
+            self._skip(assembler, message)
+        elif isinstance(message, Started):
+            self._started.add(message.label)
+            if len(self._started) == len(processes):  # every worker has opened the queues
+                unlink_semaphore_names(all_queues)
+        elif isinstance(message, Ready):
+            logger.info("worker %s ready (pid %d)", message.label, message.pid)
+            if message.mismatch:  # planned on a GPU, but its framework does not see one
+                logger.warning(message.mismatch)
+                self.summary.warnings.append(message.mismatch)
+        elif isinstance(message, Busy):
+            self._busy[message.label] = self._names(message.seqs)
+            if message.label.startswith("align"):
+                self.progress.add(aligned=message.items)
+        elif isinstance(message, Failed):
+            raise _worker_failure(message.label, f"on {self._names(message.seqs)}", message.trace)
+        elif isinstance(message, Stats):
+            self._record_stats(message)
+
     def _written(self, pool: FramePool, slot: int, writer: FrameWriter) -> None:
         """A frame is on disk: its slot goes back to the loader."""
         pool.release(slot)
@@ -389,20 +345,28 @@ class PoolEngine:
         if self.options.on_frame_written:
             self.options.on_frame_written(writer.counts.frames)
 
-    def _skip(self, assembler: FrameAssembler, seq: int, face_index: int | None, reason: str) -> None:
+    def _skip(self, assembler: FrameAssembler, skipped: Skipped) -> None:
         """A frame (face_index None) or one face that a stage could not process: one line, counted."""
-        name = self._frames[seq].name
-        if face_index is None:
-            self._dropped.add(seq)
-            assembler.expect(seq, 0)
-            self.summary.frame_not_processed(name, reason)
+        meta = self._frames[skipped.seq]
+        if meta.reference is not None and skipped.face_index is None:
+            raise ReferenceError(f"reference {meta.name}: the detector could not process it ({skipped.reason})")
+        if skipped.face_index is None:
+            self._dropped.add(skipped.seq)
+            assembler.expect(skipped.seq, 0)
+            self.summary.frame_not_processed(meta.name, skipped.reason)
         else:
-            assembler.add(seq, face_index, None)
-            self.summary.face_not_processed(name, face_index, reason)
+            assembler.add(skipped.seq, skipped.face_index, None)
+            if meta.reference is None:
+                self.summary.face_not_processed(meta.name, skipped.face_index, skipped.reason)
 
-    def _check_health(self, processes) -> None:
+    def _raise_loader_error(self) -> None:
+        if isinstance(self._loader_error, ReferenceError):  # a reference image the user gave: its own message
+            raise self._loader_error
         if self._loader_error is not None:
             raise PipelineError(f"loader failed: {self._loader_error!r}") from self._loader_error
+
+    def _check_health(self, processes) -> None:
+        self._raise_loader_error()
         for label, proc in processes.items():
             if proc.exitcode is not None:
                 last = self._busy.get(label, "no frame yet")
@@ -416,11 +380,10 @@ class PoolEngine:
         names = [self._frames[s].name for s in seqs if s in self._frames]
         return "frame(s) " + ", ".join(names) if names else "no frame (idle or starting)"
 
-    def _record_stats(self, message) -> None:
-        _, label, sent, count, busy, _pid = message
-        self.summary.bytes_pickled += sent
-        self.summary.messages += count
-        self.summary.worker_busy_seconds[label] = busy
+    def _record_stats(self, stats: Stats) -> None:
+        self.summary.bytes_pickled += stats.bytes_sent
+        self.summary.messages += stats.messages
+        self.summary.worker_busy_seconds[stats.label] = stats.busy_seconds
 
     # --- endings ---------------------------------------------------------------------------
     def _finish(self, queues, results, processes, plans) -> None:
@@ -435,11 +398,12 @@ class PoolEngine:
             except queue.Empty:
                 waiting = {label for label in waiting if processes[label].exitcode is None}
                 continue
-            if message[0] == "stats":
+            message = from_wire(message)
+            if isinstance(message, Stats):
                 self._record_stats(message)
-                waiting.discard(message[1])
-            elif message[0] == "error":
-                raise _worker_failure(message[1], "while stopping", message[3])
+                waiting.discard(message.label)
+            elif isinstance(message, Failed):
+                raise _worker_failure(message.label, "while stopping", message.trace)
         for proc in processes.values():
             proc.join(JOIN_SECONDS)
         self._abort(queues, results, processes)  # anything still alive is ended

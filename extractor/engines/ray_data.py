@@ -8,9 +8,15 @@
   decode in parallel (each seeks to its first frame), so a long video is read by many nodes.
 - Frames travel as numpy arrays through Ray's object store (zero-copy on a node); faces as the
   pool's compact encoding. There is no shared-memory code of ours here.
-- Each model stage is an actor pool (``concurrency`` = the stage's worker flag) whose actors
-  Ray restarts if they die, retrying their batch: a killed actor loses no frame, and the driver
-  writes each frame once, in input order (``preserve_order``).
+- The stages are the run's ``Pipeline`` (``extractor/pipeline.py``), as for the pool: each model
+  stage is an actor pool of the stage's worker count, running its plugins in batches of the
+  stage's batch size under the stage's GPU budget (--vram, as a GPU fraction of the GPU's real
+  memory, and enforced in the actor as a pool worker enforces it). Ray restarts an actor that
+  dies and retries its batch: a killed actor loses no frame, and the driver writes each frame
+  once, in input order (``preserve_order``).
+- Imported faces (--import-alignments) ride in their frame's row from the read task on, and skip
+  detection (and alignment, unless --realign). Reference images of --filter/--nfilter go through
+  the same stage actors first, as a small dataset of their own.
 - Outputs: the last stage (tasks) turns each frame into its alignments record and its face PNG
   bytes (``FramePreparer``, the same code the other engines write with); the driver, the only
   writer, writes them with ``FrameWriter``. So a cluster needs no shared file system, the
@@ -24,12 +30,16 @@ import json
 import logging
 import os
 import pickle
+import re
 import time
 
 import numpy as np
 
+from extractor.workers.devices import CUDA_CONTEXT_MB
+
 from extractor.media import ExtractMedia
 from extractor.output import FramePreparer, PreparedFrame
+from extractor.pipeline import REFERENCE_STAGES, Pipeline, StageSpec, build_pipeline, frame_stages
 from extractor.progress import Progress
 from extractor.run_settings import (EngineOptions, RunSettings, RunSummary, face_not_processed_line,
                                     frame_not_processed_line)
@@ -39,7 +49,10 @@ from extractor.workers.messages import decode_face, encode_face
 logger = logging.getLogger(__name__)
 
 VIDEO_RANGE = 32  # frames per read task of a video
-FACE_BATCH_FRAMES = 8  # frames per align/mask batch (their faces run as one plugin batch)
+PREPARE_BATCH_FRAMES = 8  # frames per prepare task (records and face PNGs)
+# A line of Ray's native (C++) logger, e.g. "[2026-12-03 10:50:38,197 E 21480 21480] core_worker.cc:...":
+# on a normal run its driver logs an error-level line for every actor pool (ray-project/ray#53727).
+RAY_NATIVE_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+ \d+\] ")
 
 
 class RayEngineError(Exception):
@@ -56,8 +69,18 @@ def _empty_row(key: str, index: int, source: str, problem: str = "", image=None)
             "image": np.zeros((0, 0, 3), np.uint8) if image is None else image, "faces": b""}
 
 
-def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset) -> dict:
-    """Decode a batch of read units (an image file, or a range of video frames) into frame rows."""
+def encode_faces(faces: dict) -> bytes:
+    """A row's faces (index -> face) as one bytes column."""
+    return pickle.dumps({index: encode_face(face) for index, face in faces.items()})
+
+
+def decode_faces(data: bytes) -> dict:
+    return {index: decode_face(face) for index, face in pickle.loads(data).items()} if data else {}
+
+
+def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, imported: dict | None = None) -> dict:
+    """Decode a batch of read units (an image file, or a range of video frames) into frame rows;
+    ``imported``: the faces of an imported .fsa by frame key (encoded), put in their rows."""
     rows: list[dict] = []
     for kind, path, key, start, stop, first_pts, end_pts in zip(
             batch["kind"], batch["path"], batch["key"], batch["start"], batch["stop"], batch["first_pts"],
@@ -77,6 +100,9 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset) -> d
                 rows.append(_empty_row(item.source, int(start), item.source, item.reason)
                             if isinstance(item, SkippedInput) else
                             _empty_row(item.filename, item.frame_index, item.source, image=item.image))
+    if imported is not None:
+        for row in rows:
+            row["faces"] = pickle.dumps(dict(enumerate(imported.get(row["key"], []))))
     return {column: [row[column] for row in rows] for column in ROW_COLUMNS}
 
 
@@ -102,50 +128,42 @@ def read_plan(settings: RunSettings, source: InputSource) -> tuple[list[dict], l
 # --- model stages (actors) ---------------------------------------------------------------------
 
 class StageActor:
-    """One model stage (detect, align, mask or identity) in a Ray actor: loads its plugin once,
-    then maps batches of frame rows, as Ray Data's callable classes do."""
+    """One model stage (detect, align, mask or identity) in a Ray actor: sets up its runtime
+    under the stage's GPU budget, loads its plugins once, then maps batches of frame rows, as Ray
+    Data's callable classes do."""
 
-    def __init__(self, stage_name: str, config, backend: str | None):
-        from extractor.quiet import quiet_runtime_loggers
-        from extractor.stages import AlignStage, DetectStage, IdentityStage, MaskStage
+    def __init__(self, spec: StageSpec, config, gpu_total_mb: int | None):
+        from extractor.quiet import native_stderr_to_log, quiet_runtime_loggers
+        from extractor.stages import build_stage
+        from extractor.workers.stage_worker import set_up_frameworks
 
         quiet_runtime_loggers()
-        if backend:
-            from extractor.models.backend import use_backend
-
-            use_backend(backend)
-        self.detect = stage_name == "detect"
-        self.stage = {"detect": DetectStage, "align": AlignStage, "mask": MaskStage,
-                      "identity": IdentityStage}[stage_name](config)
-        self.stage.load()
+        self.spec = spec
+        with native_stderr_to_log(f"{spec.stage} actor start-up"):
+            set_up_frameworks(spec.runtime, spec.gpu_mb, gpu_total_mb if spec.on_gpu else None, None)
+            self.stage = build_stage(spec.stage, spec.config(config, spec.on_gpu))
+            self.stage.load()
 
     def __call__(self, batch: dict) -> dict:
-        """The stage over the batch's frames; a frame the detector fails on gets a ``problem`` (not
-        written), a face a stage fails on is dropped with a line in the frame's ``warning``."""
+        """The stage over the batch's frames (``run_on_frames``, as every engine): a frame the
+        detector fails on gets a ``problem`` (not written), a face a stage fails on is dropped with
+        a line in the frame's ``warning``."""
+        from extractor.stages import run_on_frames
+
         usable = [i for i, problem in enumerate(batch["problem"]) if not problem]
         images = [batch["image"][i] for i in usable]
         faces, problems, warnings = list(batch["faces"]), list(batch["problem"]), list(batch["warning"])
-        if self.detect:
-            found, failures = self.stage.run_isolated(images)
-            for position, (i, frame_faces) in enumerate(zip(usable, found)):
-                if position in failures:
-                    problems[i] = frame_not_processed_line(batch["key"][i], failures[position])
-                else:
-                    faces[i] = pickle.dumps([encode_face(face) for face in frame_faces])
+        if self.spec.stage == "detect":
+            result = run_on_frames(self.stage, images)
         else:
-            per_frame = [[decode_face(f) for f in pickle.loads(faces[i])] for i in usable]
-            owners = [(i, index) for i, frame_faces in zip(usable, per_frame) for index in range(len(frame_faces))]
-            flat_images = [batch["image"][i] for i, _ in owners]
-            done, failures = self.stage.run_isolated(flat_images, [f for frame_faces in per_frame for f in frame_faces])
-            kept: dict[int, list] = {i: [] for i in usable}
-            for position, ((i, index), face) in enumerate(zip(owners, done)):
-                if position in failures:
-                    line = face_not_processed_line(batch["key"][i], index, failures[position])
-                    warnings[i] = "\n".join(filter(None, [warnings[i], line]))
-                else:
-                    kept[i].append(encode_face(face))
-            for i in usable:
-                faces[i] = pickle.dumps(kept[i])
+            result = run_on_frames(self.stage, images, [decode_faces(faces[i]) for i in usable])
+        for position, i in enumerate(usable):
+            if position in result.frame_failures:
+                problems[i] = frame_not_processed_line(batch["key"][i], result.frame_failures[position])
+            faces[i] = encode_faces(result.faces[position])
+        for position, face_index, why in result.face_failures:
+            i = usable[position]
+            warnings[i] = "\n".join(filter(None, [warnings[i], face_not_processed_line(batch["key"][i], face_index, why)]))
         batch["faces"], batch["problem"], batch["warning"] = faces, problems, warnings
         return batch
 
@@ -162,7 +180,8 @@ def prepare_frames(batch: dict, preparer: FramePreparer) -> dict:
             filtered.append(0)
             previews.append(b"")
             continue
-        faces = [decode_face(f) for f in pickle.loads(batch["faces"][i])]
+        done = decode_faces(batch["faces"][i])
+        faces = [done[index] for index in sorted(done)]
         media = ExtractMedia(batch["key"][i], batch["image"][i], faces, int(batch["index"][i]), batch["source"][i])
         prepared = preparer.prepare(media)
         records.append(json.dumps(prepared.record))
@@ -210,36 +229,48 @@ def gpu_memory_mb(options: EngineOptions) -> int:
     return min(g.total_mb for g in gpus) if gpus else 16_000
 
 
-def _stage_resources(stage: str, settings: RunSettings, options: EngineOptions, gpus: float,
-                     cpu_share: float) -> dict:
-    """Actor pool size and resources of a model stage, from its worker flag and its plugins'
-    declared device need (a GPU fraction from the budget when the cluster has GPUs)."""
+def _stage_resources(spec: StageSpec, options: EngineOptions, cpu_share: float) -> dict:
+    """Actor pool size and resources of a model stage: its worker count, and on a GPU the
+    fraction of one that its budget is."""
     import ray
 
-    from extractor.plugins import registry
-
-    config = settings.stages
-    classes = [registry.get_plugin_class(stage, name) for name in config.plugin_names(stage)]
-    need_mb = sum(cls.batch_vram_mb(config.batch_sizes.get(stage)) for cls in classes if cls.device_need.gpu)
     # Ray Data restarts a dead actor and retries its batch (max_restarts / max_task_retries -1 by default).
-    resources = {"compute": ray.data.ActorPoolStrategy(size=options.workers.get(stage) or 1), "num_cpus": cpu_share}
-    if gpus and need_mb:
-        budget = options.vram_mb.get(stage) or need_mb
-        resources["num_gpus"] = min(1.0, budget / gpu_memory_mb(options))
+    resources = {"compute": ray.data.ActorPoolStrategy(size=spec.workers), "num_cpus": cpu_share}
+    if spec.on_gpu:
+        resources["num_gpus"] = min(1.0, (spec.gpu_mb + CUDA_CONTEXT_MB) / gpu_memory_mb(options))
     return resources
+
+
+def _plan(settings: RunSettings, options: EngineOptions) -> Pipeline:
+    """The run's pipeline on the cluster's GPUs (their count from Ray, their memory and runtimes
+    taken to be this machine's, as the nodes run the same install)."""
+    import ray
+
+    from extractor.workers.devices import GpuInfo, selected_gpus
+    from extractor.workers.gpu_support import gpu_capable_runtimes
+
+    count = int(ray.cluster_resources().get("GPU", 0))
+    memory = gpu_memory_mb(options) if count else 0
+    gpus = selected_gpus([GpuInfo(i, "ray", memory, memory) for i in range(count)], options.gpus)
+    capable = options.gpu_runtimes if options.gpu_runtimes is not None else (gpu_capable_runtimes() if gpus else set())
+    pipeline = build_pipeline(settings, options, gpus, capable)
+    for note in pipeline.notes:
+        logger.info("plan: %s", note)
+    return pipeline
 
 
 def run_ray(settings: RunSettings, options: EngineOptions) -> RunSummary:
     """Extract every frame on a Ray cluster (``options.ray_address``, or a local instance)."""
-    if settings.import_alignments is not None:
-        raise RayEngineError("--import-alignments is not supported by --engine ray yet: use --engine pool")
     summary = RunSummary()
     start = time.perf_counter()
-    source, writer, _ = settings.open_input_and_output(summary)
+    source, writer, imported = settings.open_input_and_output(summary)
     started = False
     try:
         started = _connect(options.ray_address)
-        _run(settings, options, source, writer, summary)
+        from extractor.quiet import native_lines_to_log
+
+        with native_lines_to_log(RAY_NATIVE_LINE, "ray"):  # Ray's own lines: to the log, not the terminal
+            _run(settings, options, source, writer, summary, imported)
     finally:
         writer.close()
         if started:
@@ -251,7 +282,58 @@ def run_ray(settings: RunSettings, options: EngineOptions) -> RunSummary:
     return summary
 
 
-def _run(settings: RunSettings, options: EngineOptions, source, writer, summary: RunSummary) -> None:
+def _cpu_share(pipeline: Pipeline, stages: tuple[str, ...]) -> float:
+    """CPUs an actor asks for: every actor must fit at once (a pool waiting for a CPU would stall
+    the stream), with one CPU left for the read and prepare tasks; on a cluster with CPUs to spare
+    each actor gets one."""
+    import ray
+
+    actors = sum(pipeline.spec(stage).workers for stage in stages)
+    cpus = ray.cluster_resources().get("CPU", 1)
+    return 1.0 if cpus >= actors + 1 else max(0.05, (cpus - 1) / actors if cpus > 1 else cpus / (actors + 1))
+
+
+def _task_share(cpu_share: float) -> float:
+    """CPUs a read or prepare task asks for. Where actors hold fractions of CPUs, what a node has
+    left can be as little as one CPU less one actor's share (three one-CPU nodes, three actors of
+    0.67: 0.33 left on each, and a task asking 0.67 would never be placed)."""
+    return 1.0 if cpu_share >= 1.0 else max(0.05, min(cpu_share, 1.0 - cpu_share))
+
+
+def _through_stages(dataset, pipeline: Pipeline, stages: tuple[str, ...], settings: RunSettings,
+                    options: EngineOptions, cpu_share: float):
+    """``dataset``'s frame rows through the model stages' actor pools, in batches of the detect
+    stage's frames (each plugin then runs its own batch size)."""
+    frames = pipeline.spec("detect").batch_size if "detect" in pipeline.names else settings.stages.batch_size("detect")
+    total = gpu_memory_mb(options) if any(pipeline.spec(stage).on_gpu for stage in stages) else None
+    for stage in stages:
+        spec = pipeline.spec(stage)
+        dataset = dataset.map_batches(StageActor, fn_constructor_args=(spec, settings.stages, total),
+                                      batch_size=frames, **_stage_resources(spec, options, cpu_share))
+    return dataset
+
+
+def _embed_references(settings: RunSettings, options: EngineOptions, pipeline: Pipeline, cpu_share: float) -> None:
+    """The --filter/--nfilter reference images through detect, align and identity actors first."""
+    import ray
+
+    face_filter = settings.face_filter
+    units = [{"kind": "image", "path": str(path), "key": str(position), "start": position, "stop": position + 1,
+              "first_pts": -1, "end_pts": -1} for position, path in enumerate(face_filter.references)]
+    dataset = ray.data.from_items(units, override_num_blocks=len(units)).map_batches(
+        read_units, batch_size=1, num_cpus=_task_share(cpu_share),
+        fn_kwargs={"max_pixels": settings.max_pixels, "every_n": 1, "done": frozenset()})
+    for row in _through_stages(dataset, pipeline, REFERENCE_STAGES, settings, options, cpu_share).iter_rows():
+        position = int(row["key"])
+        if row["problem"]:
+            from extractor.identity_filter import ReferenceError
+
+            raise ReferenceError(f"reference {face_filter.references[position]}: {row['problem']}")
+        face_filter.take_reference(position, list(decode_faces(row["faces"]).values()))
+
+
+def _run(settings: RunSettings, options: EngineOptions, source, writer, summary: RunSummary,
+         imported: dict | None) -> None:
     import ray
 
     units, skipped = read_plan(settings, source)
@@ -263,24 +345,20 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
     context.execution_options.preserve_order = True  # the driver writes frames in input order
     context.enable_progress_bars = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
-    gpus = ray.cluster_resources().get("GPU", 0)
-    stages = ("detect", "align", "mask") + (("identity",) if settings.stages.identity else ())
-    actors = sum(options.workers.get(stage) or 1 for stage in stages)
-    cpus = ray.cluster_resources().get("CPU", 1)
-    # Every actor must fit at once (a pool waiting for a CPU would stall the stream), with one CPU
-    # left for the read and prepare tasks; on a cluster with CPUs to spare each actor gets one.
-    cpu_share = 1.0 if cpus >= actors + 1 else max(0.05, (cpus - 1) / actors if cpus > 1 else cpus / (actors + 1))
-    reading = {"max_pixels": settings.max_pixels, "every_n": settings.every_n, "done": frozenset(source.done)}
+    pipeline = _plan(settings, options)
+    stages = frame_stages(settings)
+    cpu_share = _cpu_share(pipeline, tuple(pipeline.names))
+    if settings.face_filter is not None and settings.face_filter.needs_embedding:
+        _embed_references(settings, options, pipeline, cpu_share)
+    reading = {"max_pixels": settings.max_pixels, "every_n": settings.every_n, "done": frozenset(source.done),
+               "imported": None if imported is None else
+               {key: [encode_face(face) for face in faces] for key, faces in imported.items()}}
     dataset = ray.data.from_items(units, override_num_blocks=len(units)).map_batches(
-        read_units, batch_size=1, num_cpus=min(1.0, cpu_share), fn_kwargs=reading)
-    for stage in stages:
-        dataset = dataset.map_batches(
-            StageActor, fn_constructor_args=(stage, settings.stages, settings.stages.backend),
-            batch_size=settings.stages.batch_size("detect") if stage == "detect" else FACE_BATCH_FRAMES,
-            **_stage_resources(stage, settings, options, gpus, cpu_share))
+        read_units, batch_size=1, num_cpus=_task_share(cpu_share), fn_kwargs=reading)
+    dataset = _through_stages(dataset, pipeline, stages, settings, options, cpu_share)
     preparer = FramePreparer(settings.output, writer.face_names, settings.face_filter,
                              want_previews=writer.preview is not None)
-    dataset = dataset.map_batches(prepare_frames, batch_size=FACE_BATCH_FRAMES, num_cpus=min(1.0, cpu_share),
+    dataset = dataset.map_batches(prepare_frames, batch_size=PREPARE_BATCH_FRAMES, num_cpus=_task_share(cpu_share),
                                   fn_kwargs={"preparer": preparer})
     progress = Progress(source.estimate_frames(), enabled=settings.show_progress)
     try:

@@ -12,7 +12,8 @@ import time
 from extractor.progress import Progress
 from extractor.media import ExtractMedia
 from extractor.run_settings import EngineOptions, RunSettings, RunSummary
-from extractor.stages import AlignStage, DetectStage, IdentityStage, MaskStage
+from extractor.pipeline import build_pipeline
+from extractor.stages import build_stage, run_on_frames
 
 logger = logging.getLogger(__name__)
 
@@ -24,27 +25,20 @@ def _timed(summary: RunSummary, stage: str, func, *args):
     return result
 
 
-def _chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 def run_single_process(settings: RunSettings, options: EngineOptions | None = None) -> RunSummary:
     """Extract every frame of the input in this process; returns the run's summary."""
     summary = RunSummary()
     start = time.perf_counter()
     source, writer, imported = settings.open_input_and_output(summary)
     progress = Progress(source.estimate_frames(), enabled=settings.show_progress)
-    detect = DetectStage(settings.stages) if imported is None else None
-    align = AlignStage(settings.stages) if imported is None or settings.realign else None
-    mask = MaskStage(settings.stages)
-    identity = IdentityStage(settings.stages) if settings.stages.identity else None
+    pipeline = build_pipeline(settings, options or EngineOptions())
+    stages = {spec.stage: build_stage(spec.stage, settings.stages) for spec in pipeline.stages}
     try:
-        for stage, name in ((detect, "detect"), (align, "align"), (mask, "mask"), (identity, "identity")):
-            if stage is not None:
-                _timed(summary, f"load {name}", stage.load)
-        engine = _Batches(detect, align, mask, identity, writer, summary, progress, imported,
+        for name, stage in stages.items():
+            _timed(summary, f"load {name}", stage.load)
+        engine = _Batches(stages, settings, writer, summary, progress, imported,
                           (options or EngineOptions()).on_frame_written)
+        engine.embed_references()
         pending: list[ExtractMedia] = []
         for item in source:
             frame = summary.admit(item)
@@ -66,52 +60,57 @@ def run_single_process(settings: RunSettings, options: EngineOptions | None = No
 
 
 class _Batches:
-    """One batch of frames through detect (or the imported faces), align, mask and write."""
+    """One batch of frames through detect (or the imported faces), the face stages and write."""
 
-    def __init__(self, detect, align, mask, identity, writer, summary, progress, imported, on_frame_written=None):
-        self.detect, self.align, self.mask, self.identity = detect, align, mask, identity
+    def __init__(self, stages: dict, settings: RunSettings, writer, summary, progress, imported, on_frame_written=None):
+        self.stages, self.settings = stages, settings
         self.writer, self.summary, self.progress, self.imported = writer, summary, progress, imported
         self.on_frame_written = on_frame_written
-        self.frame_batch = detect.batch_size if detect is not None else 16
+        self.frame_batch = stages["detect"].batch_size if "detect" in stages else 16
 
-    def _in_batches(self, stage, name: str, images: list, faces: list, counter: str | None) -> dict[int, str]:
-        """Run a face stage over all faces in its batch size (a missing stage passes them on);
-        returns the faces (by id) it could not process, with why."""
-        failed = {}
-        for batch in _chunks(list(range(len(faces))), stage.batch_size if stage else max(1, len(faces))):
-            if stage is not None:
-                _, failures = _timed(self.summary, name, stage.run_isolated, [images[i] for i in batch],
-                                     [faces[i] for i in batch])
-                failed.update({id(faces[batch[i]]): f"{name}: {why}" for i, why in failures.items()})
+    def _faces_through(self, images: list, faces: list[dict], skip: tuple[str, ...] = ()) -> tuple[list[dict], list]:
+        """The face stages over ``faces`` (per frame: index -> face); returns what is left and
+        the faces that failed, as (frame position, face index, why)."""
+        failures = []
+        for name, stage in self.stages.items():
+            if name == "detect" or name in skip:
+                continue
+            result = _timed(self.summary, name, run_on_frames, stage, images, faces)
+            faces, failures = result.faces, failures + result.face_failures
+            counter = {"align": "aligned", "mask": "masked"}.get(name)
             if counter:
-                self.progress.add(**{counter: len(batch)})
-        return failed
+                self.progress.add(**{counter: sum(map(len, faces))})
+        return faces, failures
+
+    def embed_references(self) -> None:
+        """The --filter/--nfilter reference images through this run's stages, before any frame."""
+        face_filter = self.settings.face_filter
+        if face_filter is None or not face_filter.needs_embedding:
+            return
+        for position in range(len(face_filter.references)):
+            image = face_filter.read_reference(position)
+            found = run_on_frames(self.stages["detect"], [image])
+            faces, _ = self._faces_through([image], found.faces, skip=("mask",))
+            face_filter.take_reference(position, list(faces[0].values()))
 
     def process(self, frames: list[ExtractMedia]) -> None:
         if self.imported is None:
-            found, failures = _timed(self.summary, "detect", self.detect.run_isolated, [f.image for f in frames])
-            for index in sorted(failures, reverse=True):
-                self.summary.frame_not_processed(frames[index].filename, failures[index])
-                del frames[index], found[index]
+            result = _timed(self.summary, "detect", run_on_frames, self.stages["detect"], [f.image for f in frames])
+            for index in sorted(result.frame_failures, reverse=True):
+                self.summary.frame_not_processed(frames[index].filename, result.frame_failures[index])
+                del frames[index], result.faces[index]
+            found = result.faces
+            skip = ()
         else:
-            found = [[copy.deepcopy(face) for face in self.imported.get(f.filename, [])] for f in frames]
+            found = [dict(enumerate(copy.deepcopy(face) for face in self.imported.get(f.filename, [])))
+                     for f in frames]
+            skip = ("align",) if not self.settings.realign else ()
         self.progress.add(detected=len(frames), faces=sum(map(len, found)))
-        images, faces = [], []
-        for frame, frame_faces in zip(frames, found):
-            frame.add_detected_faces(frame_faces)
-            images += [frame.image] * len(frame_faces)
-            faces += frame_faces
-        failed = {}
-        for stage, name, counter in ((self.align, "align", "aligned"), (self.mask, "mask", "masked"),
-                                     (self.identity, "identity", None)):
-            failed.update(self._in_batches(stage, name, images, faces, counter))
-            kept = [i for i, face in enumerate(faces) if id(face) not in failed]
-            images, faces = [images[i] for i in kept], [faces[i] for i in kept]
-        for frame in frames:
-            for index, face in enumerate(frame.detected_faces):
-                if id(face) in failed:
-                    self.summary.face_not_processed(frame.filename, index, failed[id(face)])
-            frame.detected_faces[:] = [face for face in frame.detected_faces if id(face) not in failed]
+        faces, failures = self._faces_through([f.image for f in frames], found, skip)
+        for position, index, why in failures:
+            self.summary.face_not_processed(frames[position].filename, index, why)
+        for frame, kept in zip(frames, faces):
+            frame.add_detected_faces([kept[index] for index in sorted(kept)])
         for frame in frames:
             _timed(self.summary, "write", self.writer.write, frame)
             frame.remove_image()  # written: let the pixels go

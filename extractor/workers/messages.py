@@ -38,6 +38,78 @@ class FaceTask(NamedTuple):
         return cls(FrameRef(*data[0]), data[1], data[2])
 
 
+# --- what workers tell the coordinator (the result queue) --------------------------------------
+
+class Started(NamedTuple):
+    """A worker has opened its queues (their semaphore names can go)."""
+    label: str
+    pid: int
+
+
+class Ready(NamedTuple):
+    """A worker has loaded its models; ``mismatch``: None, or the line saying that a worker
+    planned on a GPU has a framework that does not see it."""
+    label: str
+    pid: int
+    mismatch: str | None
+
+
+class Busy(NamedTuple):
+    """A worker starts a batch of ``items`` from these frames (named if it dies on them)."""
+    label: str
+    seqs: list
+    items: int
+
+
+class Detected(NamedTuple):
+    """The detector found ``count`` faces on frame ``seq`` (they follow as FaceTasks)."""
+    seq: int
+    count: int
+
+
+class FaceDone(NamedTuple):
+    """A face has been through every stage."""
+    seq: int
+    face_index: int
+    face: tuple
+
+
+class Skipped(NamedTuple):
+    """A stage could not process a face (``face_index``) or a whole frame (``face_index`` None)."""
+    seq: int
+    face_index: int | None
+    reason: str
+
+
+class Failed(NamedTuple):
+    """A worker stopped on an exception (``trace``) while on these frames."""
+    label: str
+    seqs: list
+    trace: str
+
+
+class Stats(NamedTuple):
+    """A worker's last word: pickled bytes and messages it sent, seconds busy."""
+    label: str
+    bytes_sent: int
+    messages: int
+    busy_seconds: float
+    pid: int
+
+
+RESULT_KINDS = (Started, Ready, Busy, Detected, FaceDone, Skipped, Failed, Stats)
+_KIND_NUMBER = {kind: number for number, kind in enumerate(RESULT_KINDS)}
+
+
+def to_wire(message: NamedTuple) -> tuple:
+    """A result message as a plain tuple with a small kind number (no class path pickled)."""
+    return (_KIND_NUMBER[type(message)], *message)
+
+
+def from_wire(data: tuple) -> NamedTuple:
+    return RESULT_KINDS[data[0]](*data[1:])
+
+
 def _pack(array) -> bytes | None:
     return None if array is None else np.asarray(array, dtype=np.float32).tobytes()
 

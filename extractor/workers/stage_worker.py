@@ -6,12 +6,8 @@ before anything imports TensorFlow, then loads its stage's model once. It ignore
 coordinator decides how the run ends) and dies with the coordinator, whatever kills it
 (``lifeline``).
 
-Messages it sends to the coordinator's result queue:
-``("started", label, pid)`` (its queues are open),
-``("ready", label, pid, mismatch)`` (mismatch: None, or the line saying that a GPU worker's
-framework does not see its GPU), ``("busy", label, seqs, items)`` before each batch, ``("detected", seq, n)`` (detect),
-``("face", seq, index, face)`` (mask), ``("skipped", seq, face index or None, why)`` (a face, or a
-whole frame, a plugin could not process), ``("error", label, seqs, text)``, ``("stats", label, ...)``.
+It tells the coordinator what happens with the typed messages of ``messages`` (Started, Ready,
+Busy, Detected, FaceDone, Skipped, Failed, Stats).
 """
 from __future__ import annotations
 
@@ -26,7 +22,8 @@ from extractor.quiet import native_stderr_to_log, quiet_runtime_loggers
 from extractor.workers.devices import WorkerPlan, apply_device_plan
 from extractor.workers.frame_pool import PoolAddress, SlotViewer
 from extractor.workers.lifeline import die_with_parent
-from extractor.workers.messages import FaceTask, FrameRef, decode_face, encode_face, pickled_size
+from extractor.workers.messages import (Busy, Detected, FaceDone, FaceTask, Failed, FrameRef, Ready, Skipped, Started,
+                                        Stats, decode_face, encode_face, pickled_size, to_wire)
 from extractor.workers.start import WorkerEnvironment, leave_fork_server
 
 POLL_SECONDS = 0.5
@@ -53,6 +50,8 @@ class _Sender:
         self.messages = 0
 
     def put(self, target, message) -> None:
+        if type(message) is not tuple:  # a typed result message (FaceTasks go as their wire tuple)
+            message = to_wire(message)
         if self.count:
             self.bytes += pickled_size(message)
             self.messages += 1
@@ -76,28 +75,23 @@ def _collect(in_queue, batch_size: int, linger: float) -> tuple[list, bool]:
     return batch, False
 
 
-def _build_stage(stage: str, config):
-    from extractor.stages import AlignStage, DetectStage, IdentityStage, MaskStage
+def set_up_frameworks(runtime: str, budget_mb: int | None, gpu_total_mb: int | None,
+                      cpu_threads: int | None) -> None:
+    """Backend, GPU-memory budget and threads, before any plugin imports its framework (a pool
+    worker's and a Ray actor's way to honour --vram).
 
-    return {"detect": DetectStage, "align": AlignStage, "mask": MaskStage, "identity": IdentityStage}[stage](config)
-
-
-def _set_up_frameworks(plan: WorkerPlan) -> None:
-    """Backend, GPU-memory budget and threads, before any plugin imports its framework.
-
-    The plan's runtime labels (``keras/jax``, ``onnxruntime``, ``dlib``...) say what will run,
-    so only frameworks that will really load are set up.
+    The runtime labels (``keras/jax``, ``onnxruntime``, ``dlib``...) say what will run, so only
+    frameworks that will really load are set up.
     """
     from extractor.models.backend import limit_gpu_memory, limit_onnxruntime_gpu_memory, prepare_backend
 
-    budget = plan.memory_mb if plan.gpu is not None else None
-    for label in plan.runtime.split(", "):
+    for label in runtime.split(", "):
         if label.startswith("keras/"):
             backend = label[len("keras/"):]
-            prepare_backend(backend, plan.gpu_total_mb, budget)
-            limit_gpu_memory(backend, budget, plan.gpu_total_mb, plan.cpu_threads)
+            prepare_backend(backend, gpu_total_mb, budget_mb)
+            limit_gpu_memory(backend, budget_mb, gpu_total_mb, cpu_threads)
         elif label == "onnxruntime":
-            limit_onnxruntime_gpu_memory(budget)
+            limit_onnxruntime_gpu_memory(budget_mb)
 
 
 def gpu_mismatch(plan: WorkerPlan) -> str | None:
@@ -134,20 +128,24 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
     quiet_runtime_loggers()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     label, stage_name = spec.plan.label, spec.plan.stage
-    result_queue.put(("started", label, os.getpid()))
+    result_queue.put(to_wire(Started(label, os.getpid())))
     apply_device_plan(spec.plan)
     sender = _Sender(spec.count_bytes)
     seqs: list[int] = []
     try:
-        stage = _build_stage(stage_name, spec.stage_config)
+        from extractor.stages import build_stage
+
+        stage = build_stage(stage_name, spec.stage_config)
         # The frameworks' start-up lines (TensorFlow's oneDNN note, absl's) go to the log only.
         with native_stderr_to_log(f"{label} start-up"):
-            _set_up_frameworks(spec.plan)
+            plan = spec.plan
+            set_up_frameworks(plan.runtime, plan.memory_mb if plan.gpu is not None else None, plan.gpu_total_mb,
+                              plan.cpu_threads)
             stage.load()
             mismatch = gpu_mismatch(spec.plan)
         viewer = SlotViewer(spec.pool)
         handle = _detect if stage_name == "detect" else _faces
-        result_queue.put(("ready", label, os.getpid(), mismatch))  # control messages are not counted per frame
+        result_queue.put(to_wire(Ready(label, os.getpid(), mismatch)))  # control messages are not counted per frame
         busy = 0.0
         while True:
             try:
@@ -157,43 +155,53 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
             if batch:
                 batch = [FrameRef(*item) if stage_name == "detect" else FaceTask.from_wire(item) for item in batch]
                 seqs = sorted({item.seq if stage_name == "detect" else item.frame.seq for item in batch})
-                sender.put(result_queue, ("busy", label, seqs, len(batch)))
+                sender.put(result_queue, Busy(label, seqs, len(batch)))
                 start = time.perf_counter()
                 handle(stage, viewer, batch, out_queue, result_queue, sender, spec.last)
                 busy += time.perf_counter() - start
                 seqs = []
             if stop:
                 break
-        result_queue.put(("stats", label, sender.bytes, sender.messages, busy, os.getpid()))
+        result_queue.put(to_wire(Stats(label, sender.bytes, sender.messages, busy, os.getpid())))
     except BaseException:  # noqa: BLE001 - report every failure, then exit non-zero
-        result_queue.put(("error", label, seqs, traceback.format_exc()))
+        result_queue.put(to_wire(Failed(label, seqs, traceback.format_exc())))
         raise SystemExit(1) from None
 
 
 def _detect(stage, viewer, batch: list[FrameRef], out_queue, result_queue, sender, last: bool) -> None:
     """Detect, then send each frame's face count home and its faces on; a frame the detector
     fails on goes home as skipped (with why) instead of stopping the run."""
-    found, failures = stage.run_isolated([viewer.view(ref.slot, ref.shape) for ref in batch])
-    for index, (ref, faces) in enumerate(zip(batch, found)):
-        if index in failures:
-            sender.put(result_queue, ("skipped", ref.seq, None, failures[index]))
+    from extractor.stages import run_on_frames
+
+    result = run_on_frames(stage, [viewer.view(ref.slot, ref.shape) for ref in batch])
+    for position, (ref, faces) in enumerate(zip(batch, result.faces)):
+        if position in result.frame_failures:
+            sender.put(result_queue, Skipped(ref.seq, None, result.frame_failures[position]))
             continue
-        sender.put(result_queue, ("detected", ref.seq, len(faces)))
-        for face_index, face in enumerate(faces):
+        sender.put(result_queue, Detected(ref.seq, len(faces)))
+        for face_index, face in faces.items():
             sender.put(out_queue, FaceTask(ref, face_index, encode_face(face)).to_wire())
 
 
 def _faces(stage, viewer, batch: list[FaceTask], out_queue, result_queue, sender, last: bool) -> None:
-    """A face stage (align, mask, identity): run it, then pass each face on, or home if last; a
-    face the plugin fails on goes home as skipped (with why)."""
-    images = [viewer.view(task.frame.slot, task.frame.shape) for task in batch]
-    faces, failures = stage.run_isolated(images, [decode_face(task.face) for task in batch])
-    for index, (task, face) in enumerate(zip(batch, faces)):
-        if index in failures:
-            sender.put(result_queue, ("skipped", task.frame.seq, task.face_index, failures[index]))
-            continue
-        face.detector_points = None  # a hint for the aligner only: not sent further
-        if last:
-            sender.put(result_queue, ("face", task.frame.seq, task.face_index, encode_face(face)))
-        else:
-            sender.put(out_queue, FaceTask(task.frame, task.face_index, encode_face(face)).to_wire())
+    """A face stage (align, mask, identity) over the batch's faces, grouped by frame: each face
+    passes on, or home if this is the last stage; a face the plugin fails on goes home as
+    skipped (with why)."""
+    from extractor.stages import run_on_frames
+
+    frames = {task.frame.seq: task.frame for task in batch}
+    order = list(frames)
+    faces = [{} for _ in order]
+    for task in batch:
+        faces[order.index(task.frame.seq)][task.face_index] = decode_face(task.face)
+    result = run_on_frames(stage, [viewer.view(frames[seq].slot, frames[seq].shape) for seq in order], faces)
+    for position, face_index, why in result.face_failures:
+        sender.put(result_queue, Skipped(order[position], face_index, why))
+    for position, done in enumerate(result.faces):
+        frame = frames[order[position]]
+        for face_index, face in done.items():
+            face.detector_points = None  # a hint for the aligner only: not sent further
+            if last:
+                sender.put(result_queue, FaceDone(frame.seq, face_index, encode_face(face)))
+            else:
+                sender.put(out_queue, FaceTask(frame, face_index, encode_face(face)).to_wire())

@@ -1,0 +1,82 @@
+"""Ray across nodes: a local three-node cluster (``ray.cluster_utils.Cluster``, one CPU each,
+one node with a simulated GPU) joined with ``extractor run --ray-address``, real plugins: the
+pool's faces, every frame once and in order, and no Ray line above warning on the terminal."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import DATA, REPO
+from extractor.alignments import read_records
+
+ray = pytest.importorskip("ray", reason="Ray is part of the test environment (make install)")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    nodes.add_node(num_cpus=1)
+    nodes.add_node(num_cpus=1, num_gpus=1)  # Ray's resource only: the plan puts a GPU budget there
+    nodes.wait_for_nodes()
+    yield nodes
+    nodes.shutdown()
+
+
+def _extract(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "extractor", "run", "--no-progress", "--size", "128", *args],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+
+
+def test_a_three_node_cluster_gives_the_pool_s_faces(cluster, tmp_path):
+    photos = DATA / "dlib_faces"
+    pool = _extract("-i", str(photos), "-o", str(tmp_path / "pool"))
+    assert pool.returncode == 0, pool.stderr
+    on_ray = _extract("-i", str(photos), "-o", str(tmp_path / "ray"), "--engine", "ray", "--ray-address",
+                      cluster.address)
+    assert on_ray.returncode == 0, on_ray.stderr
+    theirs = list(read_records(tmp_path / "pool" / "alignments.jsonl"))
+    ours = list(read_records(tmp_path / "ray" / "alignments.jsonl"))
+    assert [r["frame"] for r in ours] == [r["frame"] for r in theirs]
+    for a, b in zip(ours, theirs):
+        assert len(a["faces"]) == len(b["faces"])
+        for x, y in zip(a["faces"], b["faces"]):
+            assert np.abs(np.subtract(x["landmarks"], y["landmarks"])).max() < 0.5
+    assert sorted(p.name for p in (tmp_path / "ray").glob("*.png")) == \
+        sorted(p.name for p in (tmp_path / "pool").glob("*.png"))
+    # Ray's own lines: nothing above warning reaches the user on a normal run
+    noisy = [line for line in on_ray.stderr.splitlines()
+             if " E " in line[:40] or "ERROR" in line or "core_worker" in line or "(raylet)" in line]
+    assert not noisy, "\n".join(noisy[:5])
+
+
+def test_a_stage_planned_on_the_cluster_s_gpu_keeps_the_faces(cluster, tmp_path):
+    """ONNX Runtime taken as GPU-capable: detection is planned on the GPU node with its --vram
+    budget as a GPU fraction, its actor sets the budget up before loading (the CPU build of ONNX
+    Runtime then runs on the CPU); the faces are the CPU plan's."""
+    from extractor.engines.ray_data import _plan, run_ray
+    from extractor.output import OutputSettings
+    from extractor.run_settings import EngineOptions, RunSettings
+
+    def settings(out):
+        return RunSettings(DATA / "dlib_faces", OutputSettings(out, out / "alignments.jsonl", size=128))
+
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+    try:
+        options = EngineOptions(gpu_runtimes={"onnxruntime"}, vram_mb={"detect": 1200}, gpu_memory_mb=16000)
+        pipeline = _plan(settings(tmp_path / "plan"), options)
+        assert (pipeline.spec("detect").gpu_mb, pipeline.spec("detect").runtime) == (1200, "onnxruntime")
+        on_gpu = run_ray(settings(tmp_path / "gpu"), options)
+        on_cpu = run_ray(settings(tmp_path / "cpu"), EngineOptions())
+    finally:
+        ray.shutdown()
+    assert (on_gpu.frames, on_gpu.faces) == (on_cpu.frames, on_cpu.faces) == (6, 28)
+    for a, b in zip(read_records(tmp_path / "gpu" / "alignments.jsonl"),
+                    read_records(tmp_path / "cpu" / "alignments.jsonl")):
+        assert a["frame"] == b["frame"] and len(a["faces"]) == len(b["faces"])
+        for x, y in zip(a["faces"], b["faces"]):
+            assert np.abs(np.subtract(x["box"], y["box"])).max() < 0.5
