@@ -110,9 +110,10 @@ def _shmem_bytes() -> int:
     return 0
 
 
-def ray_against_pool(video: Path, config: StageConfig) -> None:
-    """The Ray Data engine's overhead on this machine: the same video through the pool, then
-    through Ray on a local instance (started beforehand; its start-up time is shown apart)."""
+def ray_against_pool(video: Path, config: StageConfig, rounds: int = 2) -> None:
+    """The Ray Data engine's overhead on this machine: the same video through the pool and
+    through Ray on a local instance (started beforehand; its start-up time is shown apart),
+    alternating for ``rounds`` rounds, each ratio from one round."""
     try:
         import ray
 
@@ -120,21 +121,25 @@ def ray_against_pool(video: Path, config: StageConfig) -> None:
     except ImportError:
         print("\nRay is not installed (pip install 'extractor[ray]'): Ray vs pool skipped")
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        pool = run_pool(_settings(video, Path(tmp) / "pool", config), EngineOptions())
-        start = time.perf_counter()
-        ray.init(num_cpus=psutil.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-        started = time.perf_counter() - start
-        try:
-            on_ray = run_ray(_settings(video, Path(tmp) / "ray", config), EngineOptions())
-        finally:
-            ray.shutdown()
-    print("\n| engine (same video, 1 worker per stage) | frames/s (model loads included) | frames, faces |")
-    print("| --- | --- | --- |")
-    print(f"| pool | {pool.frames_per_second:.2f} | {pool.frames}, {pool.faces} |")
-    print(f"| ray (local instance, {psutil.cpu_count()} CPUs; start-up {started:.1f} s not included) | "
-          f"{on_ray.frames_per_second:.2f} | {on_ray.frames}, {on_ray.faces} |")
-    print(f"| **ray / pool** | **{on_ray.frames_per_second / pool.frames_per_second:.2f}** | |")
+    start = time.perf_counter()
+    ray.init(num_cpus=psutil.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    started = time.perf_counter() - start
+    rows = []
+    try:
+        for _ in range(rounds):
+            with tempfile.TemporaryDirectory() as tmp:
+                pool = run_pool(_settings(video, Path(tmp) / "pool", config), EngineOptions())
+                on_ray = run_ray(_settings(video, Path(tmp) / "ray", config), EngineOptions())
+            rows.append((pool, on_ray))
+    finally:
+        ray.shutdown()
+    print(f"\n| round | pool frames/s | ray frames/s (local instance, {psutil.cpu_count()} CPUs; start-up "
+          f"{started:.1f} s not included) | frames, faces (pool; ray) | **ray / pool** |")
+    print("| --- | --- | --- | --- | --- |")
+    for number, (pool, on_ray) in enumerate(rows, 1):
+        print(f"| {number} | {pool.frames_per_second:.2f} | {on_ray.frames_per_second:.2f} | {pool.frames}, "
+              f"{pool.faces}; {on_ray.frames}, {on_ray.faces} | "
+              f"**{on_ray.frames_per_second / pool.frames_per_second:.2f}** |")
 
 
 def _settings(video: Path, out: Path, config: StageConfig) -> RunSettings:
@@ -461,12 +466,15 @@ def main() -> None:
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray vs pool comparison")
     parser.add_argument("--detectors", default="centerface,mtcnn,blazeface,dlib-hog",
                         help="detectors timed on the sample video ('' to skip)")
-    parser.add_argument("--only", choices=["peer", "face-sizes"], help="run one part only")
+    parser.add_argument("--only", choices=["peer", "face-sizes", "ray"], help="run one part only")
     parser.add_argument("--also", default="", help="flags of one more extractor run in the peer comparison")
     args = parser.parse_args()
+    config = StageConfig(maskers=("components",))
+    if args.only == "ray":
+        ray_against_pool(args.video, config, args.rounds)
+        return
     if args.only != "face-sizes":
         against_peer(args.copies, psutil.cpu_count() or 1, args.rounds, args.also.split() or None)
-    config = StageConfig(maskers=("components",))
     if args.only != "peer":
         face_size_cost(args.video, config)
     if args.only:
@@ -475,7 +483,7 @@ def main() -> None:
         detectors_on_video(args.video, args.detectors.split(","))
     compare(args.video, config, args.detect_workers)
     if not args.no_ray:
-        ray_against_pool(args.video, config)
+        ray_against_pool(args.video, config, 2)
     if args.soak:
         soak(args.video, config, args.soak, args.detect_workers)
 

@@ -157,5 +157,6 @@ def test_ray_filters_with_references_embedded_by_its_own_actors(local_ray, tmp_p
         settings.face_filter = FaceFilter("dlib-resnet", [reference])
         summary = engine(settings, EngineOptions())
         assert not settings.face_filter.needs_embedding
-        kept[name] = (summary.faces, summary.filtered_out, sorted(p.name for p in settings.output.output_dir.glob("*.png")))
+        files = sorted(p.name for p in settings.output.output_dir.glob("*.png"))
+        kept[name] = (summary.faces, summary.filtered_out, files)
     assert kept["ray"] == kept["pool"] and kept["pool"][0] >= 1 and kept["pool"][1] >= 1

@@ -163,7 +163,8 @@ class StageActor:
             faces[i] = encode_faces(result.faces[position])
         for position, face_index, why in result.face_failures:
             i = usable[position]
-            warnings[i] = "\n".join(filter(None, [warnings[i], face_not_processed_line(batch["key"][i], face_index, why)]))
+            line = face_not_processed_line(batch["key"][i], face_index, why)
+            warnings[i] = "\n".join(filter(None, [warnings[i], line]))
         batch["faces"], batch["problem"], batch["warning"] = faces, problems, warnings
         return batch
 
