@@ -132,15 +132,20 @@ class StageActor:
     under the stage's GPU budget, loads its plugins once, then maps batches of frame rows, as Ray
     Data's callable classes do."""
 
-    def __init__(self, spec: StageSpec, config, gpu_total_mb: int | None):
+    def __init__(self, spec: StageSpec, config, gpu_total_mb: int | None, cpu_threads: int | None = None):
         from extractor.quiet import native_stderr_to_log, quiet_runtime_loggers
         from extractor.stages import build_stage
         from extractor.workers.stage_worker import set_up_frameworks
 
         quiet_runtime_loggers()
         self.spec = spec
+        if cpu_threads:  # Ray sets one thread for an actor holding part of a CPU; the plan's count instead
+            import cv2
+
+            os.environ["OMP_NUM_THREADS"] = str(cpu_threads)
+            cv2.setNumThreads(cpu_threads)
         with native_stderr_to_log(f"{spec.stage} actor start-up"):
-            set_up_frameworks(spec.runtime, spec.gpu_mb, gpu_total_mb if spec.on_gpu else None, None)
+            set_up_frameworks(spec.runtime, spec.gpu_mb, gpu_total_mb if spec.on_gpu else None, cpu_threads)
             self.stage = build_stage(spec.stage, spec.config(config, spec.on_gpu))
             self.stage.load()
 
@@ -301,6 +306,19 @@ def _task_share(cpu_share: float) -> float:
     return 1.0 if cpu_share >= 1.0 else max(0.05, min(cpu_share, 1.0 - cpu_share))
 
 
+def _actor_threads(spec: StageSpec, pipeline: Pipeline, stages: tuple[str, ...], cpu_share: float) -> int | None:
+    """Threads of a heavy stage's actor where actors hold parts of CPUs (a small machine): as in
+    the pool's plan, the heavy actors share a node's cores (Ray would give each one thread: the
+    detector then ran at half speed on 2 cores). None: Ray's own (one a CPU asked for)."""
+    import ray
+
+    if cpu_share >= 1.0 or not spec.heavy or spec.on_gpu:
+        return None
+    cores = min((node["Resources"].get("CPU", 1) for node in ray.nodes() if node["Alive"]), default=1)
+    heavy = sum(pipeline.spec(stage).workers for stage in stages if pipeline.spec(stage).heavy)
+    return max(1, int(cores) // max(1, heavy))
+
+
 def _through_stages(dataset, pipeline: Pipeline, stages: tuple[str, ...], settings: RunSettings,
                     options: EngineOptions, cpu_share: float):
     """``dataset``'s frame rows through the model stages' actor pools, in batches of the detect
@@ -309,7 +327,9 @@ def _through_stages(dataset, pipeline: Pipeline, stages: tuple[str, ...], settin
     total = gpu_memory_mb(options) if any(pipeline.spec(stage).on_gpu for stage in stages) else None
     for stage in stages:
         spec = pipeline.spec(stage)
-        dataset = dataset.map_batches(StageActor, fn_constructor_args=(spec, settings.stages, total),
+        dataset = dataset.map_batches(StageActor,
+                                      fn_constructor_args=(spec, settings.stages, total,
+                                                           _actor_threads(spec, pipeline, stages, cpu_share)),
                                       batch_size=frames, **_stage_resources(spec, options, cpu_share))
     return dataset
 
@@ -344,8 +364,8 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
         return
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the driver writes frames in input order
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its note that progress bars are off, and the like
     context.enable_progress_bars = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     pipeline = _plan(settings, options)
     stages = frame_stages(settings)
     cpu_share = _cpu_share(pipeline, tuple(pipeline.names))
