@@ -313,7 +313,7 @@ class PoolEngine:
         if isinstance(message, Detected):
             assembler.expect(message.seq, message.count)
             self.progress.add(detected=1, faces=message.count)
-            if self.imported is not None and "align" not in self.pipeline.names:
+            if self.imported is not None and not self.settings.realign:  # imported faces skip the aligner
                 self.progress.add(aligned=message.count)
         elif isinstance(message, FaceDone):
             assembler.add(message.seq, message.face_index, decode_face(message.face))
