@@ -32,6 +32,7 @@ import os
 import pickle
 import re
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -366,6 +367,8 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
     context.execution_options.preserve_order = True  # the driver writes frames in input order
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its note that progress bars are off, and the like
     context.enable_progress_bars = False
+    if ray.cluster_resources().get("GPU", 0) and not options.gpu_memory_mb:  # nvidia-smi once, not per stage
+        options = replace(options, gpu_memory_mb=gpu_memory_mb(options))
     pipeline = _plan(settings, options)
     stages = frame_stages(settings)
     cpu_share = _cpu_share(pipeline, tuple(pipeline.names))

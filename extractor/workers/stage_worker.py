@@ -191,9 +191,10 @@ def _faces(stage, viewer, batch: list[FaceTask], out_queue, result_queue, sender
 
     frames = {task.frame.seq: task.frame for task in batch}
     order = list(frames)
+    position_of = {seq: position for position, seq in enumerate(order)}
     faces = [{} for _ in order]
     for task in batch:
-        faces[order.index(task.frame.seq)][task.face_index] = decode_face(task.face)
+        faces[position_of[task.frame.seq]][task.face_index] = decode_face(task.face)
     result = run_on_frames(stage, [viewer.view(frames[seq].slot, frames[seq].shape) for seq in order], faces)
     for position, face_index, why in result.face_failures:
         sender.put(result_queue, Skipped(order[position], face_index, why))
