@@ -92,6 +92,7 @@ class DetectedFace:
     # Key points from the detector (e.g. MTCNN's 5) that help the aligner place its crop. A hint
     # between two stages, not an output: not written to the alignments file.
     detector_points: np.ndarray | None = None
+    track_id: int | None = None  # in a video: the face's track (the same person from frame to frame)
 
     @property
     def right(self) -> float:
@@ -129,6 +130,8 @@ class DetectedFace:
         """JSON-safe dict: what the alignments file and the PNG metadata hold."""
         out = {"box": [round(float(v), 3) for v in (self.left, self.top, self.width, self.height)],
                "score": round(float(self.score), 5)}
+        if self.track_id is not None:
+            out["track"] = int(self.track_id)
         if self.landmarks is not None:
             out["landmarks"] = np.round(np.asarray(self.landmarks, dtype=np.float64), 3).tolist()
         if self.masks:
@@ -143,6 +146,7 @@ class DetectedFace:
     def from_dict(cls, data: dict) -> "DetectedFace":
         left, top, width, height = data["box"]
         face = cls(left, top, width, height, data.get("score", 1.0))
+        face.track_id = data.get("track")
         if data.get("landmarks") is not None:
             face.landmarks = np.array(data["landmarks"], dtype=np.float64)
         face.masks = {name: Mask.from_dict(mask) for name, mask in data.get("masks", {}).items()}

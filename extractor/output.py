@@ -284,6 +284,8 @@ class FrameWriter:
         self.settings = settings
         self.face_names = face_names or FaceNames(None)
         self._ours: set[str] = set()  # face files of the run being resumed (listed in its records)
+        self.next_track_id = 0  # the first track id this run gives (after a resumed run's)
+        self.tracks = None  # tracking.TrackLabeller for a tracked video: track ids, steady landmarks
         self.preparer = FramePreparer(settings, self.face_names, face_filter, want_previews=bool(settings.preview_path))
         check_writable(settings)
         self.lock = OutputLock(settings.output_dir)
@@ -324,6 +326,9 @@ class FrameWriter:
         repair_tail(path)  # a record torn by a kill is reported and dropped once, here
         records = list(read_records(path))
         frames = {record["frame"] for record in records}
+        # A resumed video's new tracks are numbered after the earlier run's.
+        self.next_track_id = 1 + max((face.get("track", -1) for record in records for face in record.get("faces", [])),
+                                     default=-1)
         self._ours = {name for record in records for name in record.get("face_files", [])}
         if frames and not self.settings.skip_existing:
             raise OutputError(f"{path} already holds {len(frames)} frames: add --skip-existing to resume "
@@ -364,8 +369,15 @@ class FrameWriter:
         if removed:
             logger.info("--overwrite: removed %d face file(s) of the previous run", removed)
 
+    def label_tracks(self, media: ExtractMedia) -> None:
+        """A tracked video's frame: its faces' track ids and steadied landmarks. Called for every
+        frame in input order, before it is prepared."""
+        if self.tracks is not None:
+            self.tracks.label(media.frame_index, media.detected_faces, media.image)
+
     def write(self, media: ExtractMedia) -> dict:
         """Write a finished frame (its faces first, then its record); returns the record."""
+        self.label_tracks(media)
         return self.commit(self.preparer.prepare(media))
 
     def commit(self, prepared: PreparedFrame) -> dict:

@@ -7,7 +7,7 @@ EngineOptions)`` and return a ``RunSummary``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +15,7 @@ from extractor.media import ExtractMedia
 from extractor.output import FaceNames, FrameWriter, OutputSettings, check_outside_inputs
 from extractor.sources import DEFAULT_MAX_PIXELS, InputError, InputSource, SkippedInput
 from extractor.stages import StageConfig
+from extractor.tracking import TrackLabeller
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class RunSettings:
     realign: bool = False  # with import_alignments: run the aligner on the imported boxes
     face_filter: object | None = None  # identity_filter.FaceFilter: keep only wanted people
     recursive: bool = False  # image folders: sub-folders too
+    track_every: int = 0  # video: follow faces between full detections every this many frames (0: detect every frame)
+    smooth: bool = True  # video, tracked: steady each track's landmarks over time
 
     def made_with(self) -> dict:
         """What decides a face file's pixels and points, recorded in the alignments header: a
@@ -89,6 +92,9 @@ class RunSettings:
                              source.path if source.is_video else None)
         source.done = writer.done
         summary.already_done = len(writer.done)
+        if source.is_video and self.track_every and self.import_alignments is None:
+            self.stages = replace(self.stages, track_every=self.track_every)
+            writer.tracks = TrackLabeller(source.video_fps(), self.smooth, writer.next_track_id)
         try:
             imported = self.imported(source, summary)
         except BaseException:
@@ -131,6 +137,7 @@ class RunSummary:
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     peak_rss: int = 0  # bytes, this process and its children together
+    tracks: int | None = None  # a tracked video: the tracks its faces form
 
     def admit(self, item: ExtractMedia | SkippedInput) -> ExtractMedia | None:
         """Report a skipped input or a decode warning; returns the frame to process, if any."""
@@ -148,6 +155,7 @@ class RunSummary:
         counts = writer.counts
         self.frames, self.faces = counts.frames, counts.faces
         self.frames_without_face, self.filtered_out = counts.frames_without_face, counts.filtered_out
+        self.tracks = writer.tracks.tracks if writer.tracks is not None else None
         self.warnings += writer.problems
 
     def frame_not_processed(self, name: str, reason: str) -> None:
@@ -168,6 +176,7 @@ class RunSummary:
         done = f" (+{self.already_done} done by an earlier run)" if self.already_done else ""
         filtered = f" kept, {self.filtered_out} filtered out by identity" if self.filtered_out else ""
         lines = [f"frames: {self.frames}{done}", f"faces: {self.faces}{filtered}",
+                 *([f"tracks: {self.tracks}"] if self.tracks is not None else []),
                  f"frames without a face: {self.frames_without_face}",
                  f"skipped inputs: {len(self.skipped)}"]
         lines += [f"  - {s.reason}" for s in self.skipped]

@@ -184,6 +184,17 @@ class InputSource:
         except (av.error.FFmpegError, OSError, IndexError):
             return 0
 
+    def video_fps(self) -> float:
+        """The video's frame rate (its stream's average; 30 when it does not say)."""
+        import av
+
+        try:
+            with av.open(str(self.path)) as container:
+                rate = container.streams.video[0].average_rate
+                return float(rate) if rate else 30.0
+        except (av.error.FFmpegError, OSError, IndexError, ZeroDivisionError):
+            return 30.0
+
     @cached_property
     def _listing(self) -> tuple[list[Path], list[SkippedInput]]:
         """The folder listed once (paths, entries that are not inputs): a run asks for it several

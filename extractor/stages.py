@@ -20,6 +20,7 @@ from extractor.faces import DetectedFace
 from extractor.geometry import rotate_image, transform_points
 from extractor.plugins import registry
 from extractor.plugins.base import Batch, Plugin
+from extractor.tracking import FaceFollower
 
 
 @dataclass
@@ -36,6 +37,7 @@ class StageConfig:
     identity: str | None = None  # identity plugin name, or None for no embeddings
     plugin_options: dict[str, dict] = field(default_factory=dict)  # "stage.name" -> constructor options
     backend: str | None = None  # Keras backend asked for (--backend / KERAS_BACKEND); None: auto
+    track_every: int = 0  # a video's faces followed between full detections every this many frames; 0: none
 
     def plugin_names(self, stage: str) -> list[str]:
         return {"detect": [self.detector], "align": [self.aligner], "mask": list(self.maskers),
@@ -106,6 +108,8 @@ class DetectStage:
     def __init__(self, config: StageConfig):
         self.config = config
         self.plugin: Plugin = config.create("detect", config.detector)
+        self.follower = (FaceFollower(config.track_every, getattr(self.plugin, "threshold", 0.5))
+                         if config.track_every else None)
 
     @property
     def batch_size(self) -> int:
@@ -127,12 +131,35 @@ class DetectStage:
                 found[i] = [_rotate_face_back(face, back) for face in faces]
         return found
 
-    def run_isolated(self, images: list[np.ndarray]) -> tuple[list, dict[int, str]]:
-        """``run``, with a frame the detector fails on returned as None (and why)."""
-        return isolating_failures(lambda chosen: self.run([images[i] for i in chosen]), len(images))
+    def run_isolated(self, images: list[np.ndarray], indices: list[int] | None = None) -> tuple[list, dict[int, str]]:
+        """``run``, with a frame the detector fails on returned as None (and why). Given the
+        frames' ``indices`` in a video (consecutive frames, in order) and a tracking interval,
+        faces are followed from frame to frame (``FaceFollower``), one frame after the other."""
+        if self.follower is None or indices is None:
+            return isolating_failures(lambda chosen: self.run([images[i] for i in chosen]), len(images))
+        results, failures = [], {}
+        for position, (image, index) in enumerate(zip(images, indices)):
+            found, failed = isolating_failures(lambda _: [self.follower.step(image, index, self._full, self._crops)], 1)
+            results.append(found[0])
+            if failed:
+                failures[position] = failed[0]
+        return results, failures
+
+    def _full(self, image: np.ndarray) -> tuple[list[DetectedFace], list[DetectedFace]]:
+        """A full detection of one frame, as ``run`` makes it, and its doubtful spots."""
+        batch = self.plugin.process(Batch([image]))
+        faces = self._big_enough(batch.detections)[0]
+        if not faces and self.config.rotations:
+            faces = self.run([image])[0]
+        return faces, self._big_enough(batch.doubtful or [[]])[0]
+
+    def _crops(self, crops: list[np.ndarray]) -> list[list[DetectedFace]]:
+        return self._big_enough(self.plugin.detect_crops(crops))
 
     def _detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        faces = self.plugin.process(Batch(list(images))).detections
+        return self._big_enough(self.plugin.process(Batch(list(images))).detections)
+
+    def _big_enough(self, faces: list[list[DetectedFace]]) -> list[list[DetectedFace]]:
         minimum = self.config.min_size
         return [[f for f in frame if max(f.width, f.height) >= minimum] for frame in faces]
 
@@ -219,14 +246,16 @@ class StageResult:
     face_failures: list[tuple[int, int, str]] = field(default_factory=list)  # (frame position, face index, why)
 
 
-def run_on_frames(stage, images: list[np.ndarray], faces: list[dict[int, DetectedFace]] | None = None) -> StageResult:
+def run_on_frames(stage, images: list[np.ndarray], faces: list[dict[int, DetectedFace]] | None = None,
+                  indices: list[int] | None = None) -> StageResult:
     """Every engine's way to run a stage: detection on ``images`` (``faces`` None), or a face
     stage on the given faces of each image in batches of the stage's size. What a plugin cannot
     process is routed here, the same for every engine: a frame the detector fails on is a frame
     failure (not written; a resumed run tries it again), a face a stage fails on is a face
-    failure (the frame is written without it)."""
+    failure (the frame is written without it). ``indices``: the frames' places in a video, for a
+    detect stage that follows faces."""
     if faces is None:
-        found, failures = stage.run_isolated(images)
+        found, failures = stage.run_isolated(images, indices)
         return StageResult([dict(enumerate(f)) if f is not None else {} for f in found], failures)
     owners = [(frame, index) for frame, per_frame in enumerate(faces) for index in per_frame]
     result = StageResult([{} for _ in images])

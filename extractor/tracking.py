@@ -98,3 +98,189 @@ class OneEuroFilter:
         cutoff = self.min_cutoff + self.beta * np.abs(self.speed)
         self.value = self.value + self._alpha(cutoff) * (points - self.value)
         return self.value.copy()
+
+
+# --- following faces between full detections (the detect stage) --------------------------------
+
+CONTEXT = 2.0  # a follow crop's side, in face sizes: room for the face to move between two frames
+CROP_SIDE = 128  # pixels the detector sees per follow crop (a 640 x 360 frame is 15x more)
+MIN_FOLLOW_IOU = 0.3  # a face found in the crop continues the face only if it overlaps its last box this much
+CUT_DISTANCE = 0.3  # colour-histogram distance (0-2) between consecutive frames that marks a scene cut
+
+
+def frame_signature(image: np.ndarray) -> np.ndarray:
+    """A coarse hue-saturation histogram of the frame (sums to 1): what changes at a scene cut and
+    hardly at all when people move or the camera pans."""
+    import cv2
+
+    small = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], None, [8, 4], [0, 180, 0, 256]).ravel()
+    return hist / max(float(hist.sum()), 1.0)
+
+
+def is_scene_cut(before: np.ndarray | None, after: np.ndarray) -> bool:
+    return before is not None and float(np.abs(after - before).sum()) >= CUT_DISTANCE
+
+
+def follow_crop(image: np.ndarray, box) -> tuple[np.ndarray, float, float, float]:
+    """The square around a face's last box (``CONTEXT`` face sizes, zero beyond the frame),
+    resized to ``CROP_SIDE``; and the scale and offset that map crop pixels back to the frame
+    (frame = crop / scale + offset)."""
+    import cv2
+
+    left, top, width, height = box
+    side = max(8, int(round(max(width, height) * CONTEXT)))
+    x0 = int(round(left + width / 2 - side / 2))
+    y0 = int(round(top + height / 2 - side / 2))
+    frame_h, frame_w = image.shape[:2]
+    view = image[max(0, y0):min(frame_h, y0 + side), max(0, x0):min(frame_w, x0 + side)]
+    pad = (max(0, -y0), max(0, y0 + side - frame_h), max(0, -x0), max(0, x0 + side - frame_w))
+    if any(pad):
+        view = cv2.copyMakeBorder(view, *pad, cv2.BORDER_CONSTANT, value=0)
+    scale = CROP_SIDE / side
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(view, (CROP_SIDE, CROP_SIDE), interpolation=interpolation), scale, x0, y0
+
+
+class FaceFollower:
+    """The detect stage's memory of a video: where its faces were in the frame before.
+
+    A frame gets a full detection when it starts a range (its index a multiple of ``every``),
+    follows a gap (the frame before was not seen here: another worker's range, a resumed run,
+    --extract-every-n) or a scene cut. Otherwise each face of the frame before is looked for in a
+    small crop around its last box (``detect_crops``: 15x fewer pixels than the frame); a face
+    not found there is dropped, and a face entering the picture waits for the next full detection.
+    Doubtful spots of a full detection (scored just under the detector's threshold) are watched
+    the same way, unwritten, and become faces once a crop scores them over ``confirm_score``: a
+    face that full detections would find on some frames and not others is found on all of them.
+    The result depends only on the frames since the range began, so every engine and every
+    worker count gives the same faces.
+    """
+
+    MAX_DOUBTFUL = 4  # doubtful spots watched per frame (the best-scored): each costs a crop
+
+    def __init__(self, every: int, confirm_score: float = 0.5):
+        self.every = max(1, int(every))
+        self.confirm_score = confirm_score
+        self.reset()
+
+    def reset(self) -> None:
+        self.last_index: int | None = None
+        self.faces: list = []
+        self.doubtful: list = []
+        self.signature: np.ndarray | None = None
+        self.full_detections = 0
+
+    def needs_full_detection(self, index: int, signature: np.ndarray) -> bool:
+        return (index % self.every == 0 or self.last_index is None or index != self.last_index + 1
+                or is_scene_cut(self.signature, signature))
+
+    def step(self, image: np.ndarray, index: int, detect_full, detect_crops) -> list:
+        """The faces of frame ``index``. ``detect_full(image)`` -> (faces, doubtful spots) on a full
+        detection; ``detect_crops(crops)`` -> faces (crop pixels, with their scores) per crop."""
+        signature = frame_signature(image)
+        full = self.needs_full_detection(index, signature)
+        self.last_index, self.signature = None, None  # a failure below leaves the next frame a full detection
+        faces, doubtful = detect_full(image) if full else self._follow(image, detect_crops)
+        self.full_detections += full
+        self.faces, self.doubtful = faces, _apart_from(doubtful, faces)[:self.MAX_DOUBTFUL]
+        self.last_index, self.signature = index, signature
+        return faces
+
+    def _follow(self, image: np.ndarray, detect_crops) -> tuple[list, list]:
+        watched = self.faces + self.doubtful
+        if not watched:
+            return [], []
+        crops = [follow_crop(image, (f.left, f.top, f.width, f.height)) for f in watched]
+        found = detect_crops([crop for crop, *_ in crops])
+        faces, doubtful = [], []
+        for position, (before, (_, scale, x0, y0), candidates) in enumerate(zip(watched, crops, found)):
+            for face in candidates:
+                _to_frame(face, scale, x0, y0)
+            last = np.array([[before.left, before.top, before.width, before.height]])
+            boxes = np.array([[f.left, f.top, f.width, f.height] for f in candidates]).reshape(-1, 4)
+            overlap = box_iou(boxes, last)[:, 0] if len(candidates) else np.zeros(0)
+            if not len(overlap) or overlap.max() < MIN_FOLLOW_IOU:
+                continue  # lost
+            face = candidates[int(overlap.argmax())]
+            confirmed = position < len(self.faces) or face.score >= self.confirm_score
+            (faces if confirmed else doubtful).append(face)
+        return _one_per_place(faces), doubtful
+
+
+def _box(face) -> np.ndarray:
+    return np.array([[face.left, face.top, face.width, face.height]], float)
+
+
+def _apart_from(spots: list, faces: list, max_iou: float = MIN_FOLLOW_IOU) -> list:
+    """The best-scored ``spots`` first, without those on a face already (or on a better spot)."""
+    kept: list = []
+    for spot in sorted(spots, key=lambda f: -f.score):
+        others = faces + kept
+        if not others or box_iou(_box(spot), np.concatenate([_box(o) for o in others])).max() < max_iou:
+            kept.append(spot)
+    return kept
+
+
+def _to_frame(face, scale: float, x0: float, y0: float) -> None:
+    """A face found in a follow crop, moved to frame pixels (in place), in float32 as a full
+    detection's faces are: a face must reach the aligner bit-identical in every engine."""
+    f32 = np.float32
+    face.left, face.top = float(f32(face.left / scale + x0)), float(f32(face.top / scale + y0))
+    face.width, face.height = float(f32(face.width / scale)), float(f32(face.height / scale))
+    if face.detector_points is not None:
+        face.detector_points = (face.detector_points / scale + np.array([x0, y0])).astype(f32).astype(np.float64)
+
+
+def _one_per_place(faces: list, max_iou: float = 0.5) -> list:
+    """Two followed faces that converged on one face: the better-scored one stays (input order kept)."""
+    kept = _apart_from(faces, [], max_iou)
+    return [face for face in faces if any(face is k for k in kept)]
+
+
+
+# --- track ids and steady landmarks (the writer, frames in input order) ------------------------
+
+class TrackLabeller:
+    """Gives the faces of each written frame their track id and, with ``smooth``, steadies their
+    landmarks along the track (a One Euro filter per track, on points measured in face sizes so
+    one setting suits small and large faces). Runs where frames are written, in input order,
+    whatever engine and worker found the faces."""
+
+    def __init__(self, rate: float, smooth: bool = True, first_id: int = 0,
+                 min_cutoff: float = 1.0, beta: float = 0.5):
+        self.rate, self.smooth = rate, smooth
+        self.min_cutoff, self.beta = min_cutoff, beta
+        self.assigner = TrackAssigner(next_id=first_id)
+        self.first_id = first_id
+        self.filters: dict[int, tuple[OneEuroFilter, float, int]] = {}  # track -> filter, face size, last frame
+        self.signature: np.ndarray | None = None  # the frame before's, to see scene cuts
+
+    def label(self, frame_index: int, faces: list, image: np.ndarray | None = None) -> None:
+        """Sets ``track_id`` (and steadied ``landmarks``) on each face of frame ``frame_index``;
+        a scene cut (seen in ``image``) ends every track."""
+        if image is not None:
+            signature = frame_signature(image)
+            if is_scene_cut(self.signature, signature):
+                self.assigner.tracks = []
+            self.signature = signature
+        ids = self.assigner.assign(frame_index, [[f.left, f.top, f.width, f.height] for f in faces])
+        for face, track in zip(faces, ids):
+            face.track_id = track
+            if self.smooth and face.landmarks is not None:
+                face.landmarks = self._steady(track, frame_index, face)
+        self.filters = {track: entry for track, entry in self.filters.items() if entry[2] == frame_index}
+
+    def _steady(self, track: int, frame_index: int, face) -> np.ndarray:
+        entry = self.filters.get(track)
+        if entry is None or entry[2] != frame_index - 1:  # a new track, or one back after a gap: start afresh
+            entry = (OneEuroFilter(self.rate, self.min_cutoff, self.beta), max(face.width, face.height, 1.0), 0)
+        smoother, size, _ = entry
+        self.filters[track] = (smoother, size, frame_index)
+        return smoother(np.asarray(face.landmarks, float) / size) * size
+
+    @property
+    def tracks(self) -> int:
+        """Tracks begun in this run."""
+        return self.assigner.next_id - self.first_id

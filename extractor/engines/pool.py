@@ -156,10 +156,14 @@ class PoolEngine:
         ctx = worker_context()
         own_semaphore_names()  # the queues' semaphores: sem.extractor-<pid>-*, unlinked once workers start
         stages = self.pipeline.names
-        queues = {stage: ctx.Queue() for stage in stages}
+        tracked = bool(self.settings.stages.track_every) and stages[0] == "detect"  # a queue per detect worker
+        queues = {stage: [ctx.Queue() for plan in plans if plan.stage == stage] if tracked and stage == "detect"
+                  else ctx.Queue() for stage in stages}
         results = ctx.Queue()
         downstream = {stage: queues[after] for stage, after in zip(stages, stages[1:])}
         downstream[stages[-1]] = results
+        inputs = _worker_inputs(plans, queues)
+        every_queue = list(dict.fromkeys(inputs.values())) + [results]
         processes: dict[str, multiprocessing.process.BaseProcess] = {}
         previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
         # The coordinator's OpenCV work (face warps, PNGs) is small per call: a second thread only
@@ -175,16 +179,16 @@ class PoolEngine:
                 spec = WorkerSpec(plan, config, pool.address, os.getpid(), environment,
                                   count_bytes=self.options.count_bytes, last=plan.stage == stages[-1])
                 proc = ctx.Process(target=worker_main, name=f"extractor-{plan.label}",
-                                   args=(spec, queues[plan.stage], downstream[plan.stage], results), daemon=True)
+                                   args=(spec, inputs[plan.label], downstream[plan.stage], results), daemon=True)
                 proc.start()
                 processes[plan.label] = proc
             loader = threading.Thread(target=self._load, args=(source, pool, queues, results),
                                       name="extractor-loader", daemon=True)
             loader.start()
-            self._coordinate(pool, results, writer, processes, list(queues.values()) + [results])
-            self._finish(queues, results, processes, plans)
+            self._coordinate(pool, results, writer, processes, every_queue)
+            self._finish(inputs, results, processes, plans)
         except BaseException:  # Ctrl-C, SIGTERM, a failed stage: end every worker, then report
-            self._abort(queues, results, processes)
+            self._abort(inputs, results, processes)
             raise
         finally:
             signal.signal(signal.SIGTERM, previous_term)
@@ -243,8 +247,8 @@ class PoolEngine:
         shape = pool.store(slot, image)
         seq = self._loaded
         self._frames[seq] = FrameMeta(name, index, source, slot, shape, reference)
-        ref = FrameRef(seq, slot, shape)
-        messages = [(queues[self.pipeline.names[0]], tuple(ref))]
+        ref = FrameRef(seq, slot, shape, index)
+        messages = [(self._first_queue(queues, index), tuple(ref))]
         if self.imported is not None and reference is None:  # faces from the .fsa: straight to align or mask
             faces = self.imported.get(name, [])
             entry = queues["align" if self.settings.realign else "mask"]
@@ -256,6 +260,15 @@ class PoolEngine:
             target.put(message)
         self._loaded += 1
         return True
+
+    def _first_queue(self, queues: dict, index: int):
+        """The first stage's queue for frame ``index``. A tracked video's detect workers each have
+        their own: a range of ``track_every`` frames goes to one worker, in order, so it can follow
+        faces from frame to frame (the ranges go round the workers)."""
+        first = queues[self.pipeline.names[0]]
+        if isinstance(first, list):
+            return first[max(index, 0) // self.settings.stages.track_every % len(first)]
+        return first
 
     def _acquire(self, pool: FramePool) -> int | None:
         while not self._stop.is_set():
@@ -389,7 +402,7 @@ class PoolEngine:
     def _finish(self, queues, results, processes, plans) -> None:
         """Normal end: a stop marker per worker, collect their stats, join them."""
         for plan in plans:
-            queues[plan.stage].put(None)
+            queues[plan.label].put(None)
         waiting = set(processes)
         deadline = time.monotonic() + JOIN_SECONDS * 4
         while waiting and time.monotonic() < deadline:
@@ -419,9 +432,24 @@ class PoolEngine:
             if proc.exitcode is None:
                 proc.kill()
                 proc.join(JOIN_SECONDS)
-        for q in list(queues.values()) + [results]:
+        for q in dict.fromkeys(list(queues.values()) + [results]):
             q.cancel_join_thread()
             q.close()
+
+
+def _worker_inputs(plans: list[WorkerPlan], queues: dict) -> dict:
+    """Each worker's input queue, by label: its stage's, or its own where the stage has a list."""
+    counters: dict[str, int] = {}
+    inputs = {}
+    for plan in plans:
+        stage_queues = queues[plan.stage]
+        if isinstance(stage_queues, list):
+            position = counters.get(plan.stage, 0)
+            counters[plan.stage] = position + 1
+            inputs[plan.label] = stage_queues[position]
+        else:
+            inputs[plan.label] = stage_queues
+    return inputs
 
 
 def _worker_failure(label: str, when: str, trace: str) -> PipelineError:

@@ -120,10 +120,12 @@ def read_plan(settings: RunSettings, source: InputSource) -> tuple[list[dict], l
     if not timeline:
         return [], [SkippedInput(str(source.path), f"{source.path}: no video frame in it")]
     count = len(timeline)
+    every = settings.stages.track_every
+    frames = -(-VIDEO_RANGE // every) * every if every else VIDEO_RANGE  # whole tracking ranges per unit
     return [{"kind": "video", "path": str(source.path), "key": "", "start": start,
-             "stop": min(count, start + VIDEO_RANGE), "first_pts": timeline[start],
-             "end_pts": timeline[start + VIDEO_RANGE] if start + VIDEO_RANGE < count else -1}
-            for start in range(0, count, VIDEO_RANGE)], []
+             "stop": min(count, start + frames), "first_pts": timeline[start],
+             "end_pts": timeline[start + frames] if start + frames < count else -1}
+            for start in range(0, count, frames)], []
 
 
 # --- model stages (actors) ---------------------------------------------------------------------
@@ -160,7 +162,7 @@ class StageActor:
         images = [batch["image"][i] for i in usable]
         faces, problems, warnings = list(batch["faces"]), list(batch["problem"]), list(batch["warning"])
         if self.spec.stage == "detect":
-            result = run_on_frames(self.stage, images)
+            result = run_on_frames(self.stage, images, None, [int(batch["index"][i]) for i in usable])
         else:
             result = run_on_frames(self.stage, images, [decode_faces(faces[i]) for i in usable])
         for position, i in enumerate(usable):
@@ -325,6 +327,8 @@ def _through_stages(dataset, pipeline: Pipeline, stages: tuple[str, ...], settin
     """``dataset``'s frame rows through the model stages' actor pools, in batches of the detect
     stage's frames (each plugin then runs its own batch size)."""
     frames = pipeline.spec("detect").batch_size if "detect" in pipeline.names else settings.stages.batch_size("detect")
+    if settings.stages.track_every and "detect" in stages:
+        frames = settings.stages.track_every  # a tracking range in one batch: one actor follows its faces
     total = gpu_memory_mb(options) if any(pipeline.spec(stage).on_gpu for stage in stages) else None
     for stage in stages:
         spec = pipeline.spec(stage)
@@ -380,10 +384,12 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
     dataset = ray.data.from_items(units, override_num_blocks=len(units)).map_batches(
         read_units, batch_size=1, num_cpus=_task_share(cpu_share), fn_kwargs=reading)
     dataset = _through_stages(dataset, pipeline, stages, settings, options, cpu_share)
-    preparer = FramePreparer(settings.output, writer.face_names, settings.face_filter,
-                             want_previews=writer.preview is not None)
-    dataset = dataset.map_batches(prepare_frames, batch_size=PREPARE_BATCH_FRAMES, num_cpus=_task_share(cpu_share),
-                                  fn_kwargs={"preparer": preparer})
+    tracked = writer.tracks is not None  # track ids and steady landmarks: frame after frame, here
+    if not tracked:
+        preparer = FramePreparer(settings.output, writer.face_names, settings.face_filter,
+                                 want_previews=writer.preview is not None)
+        dataset = dataset.map_batches(prepare_frames, batch_size=PREPARE_BATCH_FRAMES,
+                                      num_cpus=_task_share(cpu_share), fn_kwargs={"preparer": preparer})
     progress = Progress(source.estimate_frames(), enabled=settings.show_progress)
     try:
         for row in dataset.iter_rows():
@@ -393,9 +399,14 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
             for line in filter(None, row["warning"].split("\n")):
                 logger.warning(line)
                 summary.warnings.append(line)
-            previews = pickle.loads(row["previews"]) if row["previews"] else []
-            writer.commit(PreparedFrame(json.loads(row["record"]), pickle.loads(row["pngs"]), int(row["filtered"]),
-                                        previews))
+            if tracked:
+                done = decode_faces(row["faces"])
+                writer.write(ExtractMedia(row["key"], row["image"], [done[i] for i in sorted(done)],
+                                          int(row["index"]), row["source"]))
+            else:
+                previews = pickle.loads(row["previews"]) if row["previews"] else []
+                writer.commit(PreparedFrame(json.loads(row["record"]), pickle.loads(row["pngs"]),
+                                            int(row["filtered"]), previews))
             progress.add(written=1)
             if options.on_frame_written:
                 options.on_frame_written(writer.counts.frames)

@@ -95,7 +95,8 @@ class _Batches:
 
     def process(self, frames: list[ExtractMedia]) -> None:
         if self.imported is None:
-            result = _timed(self.summary, "detect", run_on_frames, self.stages["detect"], [f.image for f in frames])
+            result = _timed(self.summary, "detect", run_on_frames, self.stages["detect"], [f.image for f in frames],
+                            None, [f.frame_index for f in frames])
             for index in sorted(result.frame_failures, reverse=True):
                 self.summary.frame_not_processed(frames[index].filename, result.frame_failures[index])
                 del frames[index], result.faces[index]

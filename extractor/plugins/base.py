@@ -46,6 +46,9 @@ class Batch:
     prediction: Any = None
     # Detect output: the faces found in each image.
     detections: list[list[DetectedFace]] = field(default_factory=list)
+    # Detect output, where the detector tells them apart: spots scored below its threshold but
+    # above ``follow_threshold`` in each image (a video's follower watches them; never written).
+    doubtful: list[list[DetectedFace]] = field(default_factory=list)
 
 
 class Plugin:
@@ -147,6 +150,12 @@ class Detector(Plugin):
 
     stage = "detect"
     cpu_heavy = True
+
+    def detect_crops(self, crops: list[np.ndarray]) -> list[list[DetectedFace]]:
+        """Faces (crop pixels) in small same-sized crops around faces being followed in a video:
+        a plain detection here; a detector that enlarges small frames or takes second looks at
+        whole frames skips that for crops (``CenterFaceDetector``)."""
+        return self.process(Batch(list(crops))).detections
 
     @staticmethod
     def groups_of_one_shape(arrays: list[np.ndarray]) -> list[list[int]]:

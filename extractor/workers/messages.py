@@ -16,11 +16,13 @@ from extractor.faces import DetectedFace, Mask
 
 
 class FrameRef(NamedTuple):
-    """A frame in the pool: run sequence number, slot id and pixel shape."""
+    """A frame in the pool: run sequence number, slot id, pixel shape and its index in the input
+    (a tracking detector follows faces from one video frame to the next)."""
 
     seq: int
     slot: int
     shape: tuple[int, ...]
+    index: int = -1
 
 
 class FaceTask(NamedTuple):

@@ -53,6 +53,7 @@ class OrderedFrameWriter:
             self.writer.write(media)
             done()
             return
+        self.writer.label_tracks(media)  # in input order, here; the preparations run side by side
         self.pending.append((self.executor.submit(self.writer.preparer.prepare, media), done))
 
     def write_ready(self, wait: bool = False) -> None:

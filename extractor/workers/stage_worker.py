@@ -173,7 +173,8 @@ def _detect(stage, viewer, batch: list[FrameRef], out_queue, result_queue, sende
     fails on goes home as skipped (with why) instead of stopping the run."""
     from extractor.stages import run_on_frames
 
-    result = run_on_frames(stage, [viewer.view(ref.slot, ref.shape) for ref in batch])
+    result = run_on_frames(stage, [viewer.view(ref.slot, ref.shape) for ref in batch], None,
+                           [ref.index for ref in batch])
     for position, (ref, faces) in enumerate(zip(batch, result.faces)):
         if position in result.frame_failures:
             sender.put(result_queue, Skipped(ref.seq, None, result.frame_failures[position]))
