@@ -102,10 +102,11 @@ class OneEuroFilter:
 
 # --- following faces between full detections (the detect stage) --------------------------------
 
-CONTEXT = 2.0  # a follow crop's side, in face sizes: room for the face to move between two frames
+CONTEXT = 3.0  # a follow crop's side, in face sizes: room to move, and the surroundings a detector scores faces in
 CROP_SIDE = 128  # pixels the detector sees per follow crop (a 640 x 360 frame is 15x more)
 MIN_FOLLOW_IOU = 0.3  # a face found in the crop continues the face only if it overlaps its last box this much
 CUT_DISTANCE = 0.3  # colour-histogram distance (0-2) between consecutive frames that marks a scene cut
+CONFIRM_IN_CROP = 0.9  # a doubtful spot becomes a face at this share of the threshold in its crop (crops score lower)
 
 
 def frame_signature(image: np.ndarray) -> np.ndarray:
@@ -204,7 +205,7 @@ class FaceFollower:
             if not len(overlap) or overlap.max() < MIN_FOLLOW_IOU:
                 continue  # lost
             face = candidates[int(overlap.argmax())]
-            confirmed = position < len(self.faces) or face.score >= self.confirm_score
+            confirmed = position < len(self.faces) or face.score >= CONFIRM_IN_CROP * self.confirm_score
             (faces if confirmed else doubtful).append(face)
         return _one_per_place(faces), doubtful
 
@@ -278,7 +279,8 @@ class TrackLabeller:
             entry = (OneEuroFilter(self.rate, self.min_cutoff, self.beta), max(face.width, face.height, 1.0), 0)
         smoother, size, _ = entry
         self.filters[track] = (smoother, size, frame_index)
-        return smoother(np.asarray(face.landmarks, float) / size) * size
+        # From float32, the precision faces cross the pool's queues in: the same steadied points in every engine.
+        return smoother(np.asarray(face.landmarks, np.float32).astype(float) / size) * size
 
     @property
     def tracks(self) -> int:

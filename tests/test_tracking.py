@@ -36,3 +36,123 @@ def test_one_euro_steadies_a_still_face_and_follows_a_moving_one():
     path = [truth + [5.0 * i, 0] for i in range(60)]  # 150 px/s
     followed = [moving(p) for p in path]
     assert np.abs(followed[-1] - path[-1]).max() < 5.0  # lag under one frame's motion
+
+
+# --- following faces in the detect stage, and tracked runs of every engine ----------------------
+
+import cv2  # noqa: E402
+import pytest  # noqa: E402
+
+from conftest import DATA, REPO  # noqa: E402
+from extractor.alignments import read_records  # noqa: E402
+from extractor.engines.pool import run_pool  # noqa: E402
+from extractor.engines.single import run_single_process  # noqa: E402
+from extractor.output import OutputSettings, read_face_metadata  # noqa: E402
+from extractor.run_settings import EngineOptions, RunSettings  # noqa: E402
+from extractor.stages import DetectStage, StageConfig  # noqa: E402
+
+SAMPLE = REPO / "samples" / "hamilton_clip_60frames.mp4"  # 60 frames, a scene cut at frame 20
+
+
+def _tracked_settings(input_path, out, track_every=10, **output) -> RunSettings:
+    return RunSettings(input_path, OutputSettings(out, out / "alignments.jsonl", size=64, **output),
+                       track_every=track_every)
+
+
+@pytest.fixture(scope="module")
+def tracked_stage():
+    stage = DetectStage(StageConfig(track_every=10))
+    stage.load()
+    return stage
+
+
+@pytest.fixture(scope="module")
+def tracked_sample(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tracked")
+    summary = run_single_process(_tracked_settings(SAMPLE, out))
+    return out, summary, list(read_records(out / "alignments.jsonl"))
+
+
+def _shifted(image, dx, dy):
+    return cv2.warpAffine(image, np.float32([[1, 0, dx], [0, 1, dy]]), image.shape[1::-1],
+                          borderMode=cv2.BORDER_REFLECT)
+
+
+def _box(face):
+    return [face.left, face.top, face.width, face.height]
+
+
+def test_a_moving_face_is_followed_in_crops_after_one_full_detection(tracked_stage):
+    photo = cv2.imread(str(DATA / "ibug_300w" / "indoor_020.png"))
+    tracked_stage.follower.reset()
+    for index in range(9):
+        frame = _shifted(photo, 3 * index, 2 * index)
+        found = tracked_stage.follower.step(frame, index, tracked_stage._full, tracked_stage._crops)
+        expected = tracked_stage.run([frame])[0]
+        assert len(found) == len(expected) == 1
+        assert box_iou([_box(found[0])], [_box(expected[0])])[0, 0] > 0.7
+    assert tracked_stage.follower.full_detections == 1
+
+
+def test_a_scene_cut_gets_a_full_detection(tracked_stage):
+    """Faces are not looked for where the other scene had them: the new scene is detected whole."""
+    first = cv2.imread(str(DATA / "ibug_300w" / "indoor_020.png"))
+    second = cv2.imread(str(DATA / "dlib_faces" / "2008_002506.jpg"))
+    tracked_stage.follower.reset()
+    for index in range(3):
+        tracked_stage.follower.step(first, index, tracked_stage._full, tracked_stage._crops)
+    found = tracked_stage.follower.step(second, 3, tracked_stage._full, tracked_stage._crops)
+    assert tracked_stage.follower.full_detections == 2
+    assert len(found) == len(tracked_stage.run([second])[0]) >= 3
+
+
+def test_tracked_video_saves_detection_and_labels_tracks(tracked_sample):
+    out, summary, records = tracked_sample
+    assert summary.frames == 60 and summary.faces >= 90  # every-frame detection finds 101
+    ids = [face["track"] for record in records for face in record["faces"]]
+    assert len(ids) == summary.faces and summary.tracks == len(set(ids)) >= 3
+    first = next(record for record in records if record["faces"])
+    meta = read_face_metadata(out / first["face_files"][0])
+    assert meta["face"]["track"] == first["faces"][0]["track"]
+    # A face seen in consecutive frames keeps its id.
+    assert records[1]["faces"][0]["track"] == records[0]["faces"][0]["track"]
+
+
+def test_the_pool_with_two_detect_workers_gives_the_single_engine_s_tracked_faces(tracked_sample, tmp_path):
+    """Ranges of frames go to one detect worker each, in order: the faces are the same to the bit."""
+    _, _, single = tracked_sample
+    run_pool(_tracked_settings(SAMPLE, tmp_path), EngineOptions(workers={"detect": 2}))
+    pooled = list(read_records(tmp_path / "alignments.jsonl"))
+    assert [r["frame"] for r in pooled] == [r["frame"] for r in single]
+    for a, b in zip(pooled, single):
+        assert [(f["box"], f["landmarks"], f["track"]) for f in a["faces"]] == \
+            [(f["box"], f["landmarks"], f["track"]) for f in b["faces"]], a["frame"]
+
+
+def test_photo_folders_are_unchanged_by_tracking(tmp_path):
+    run_single_process(_tracked_settings(DATA / "dlib_faces", tmp_path / "on"))
+    run_single_process(_tracked_settings(DATA / "dlib_faces", tmp_path / "off", track_every=0))
+    on, off = (list(read_records(tmp_path / name / "alignments.jsonl")) for name in ("on", "off"))
+    assert on == off and sum(len(r["faces"]) for r in on) == 28
+    assert not any("track" in face for record in on for face in record["faces"])
+
+
+def test_a_resumed_tracked_video_continues_its_frames_and_track_ids(tracked_sample, tmp_path):
+    _, _, whole = tracked_sample
+
+    def stop_after(frames):
+        if frames == 25:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_single_process(_tracked_settings(SAMPLE, tmp_path), EngineOptions(on_frame_written=stop_after))
+    earlier = list(read_records(tmp_path / "alignments.jsonl"))
+    assert len(earlier) == 25
+    summary = run_single_process(_tracked_settings(SAMPLE, tmp_path, skip_existing=True))
+    resumed = list(read_records(tmp_path / "alignments.jsonl"))
+    assert summary.already_done == 25 and [r["frame"] for r in resumed] == [r["frame"] for r in whole]
+    earlier_ids = {f["track"] for r in earlier for f in r["faces"]}
+    later_ids = {f["track"] for r in resumed[25:] for f in r["faces"]}
+    assert min(later_ids) > max(earlier_ids)  # new tracks, numbered after the earlier run's
+    for a, b in zip(resumed[30:], whole[30:]):  # from the next range on, the very same detections
+        assert [f["box"] for f in a["faces"]] == [f["box"] for f in b["faces"]], a["frame"]
