@@ -8,7 +8,7 @@ BACKEND ?= tensorflow
 GPU ?= 0
 BACKEND_STAMP := $(VENV)/.backend-$(BACKEND)-gpu$(GPU)
 
-.PHONY: install demo test wheel-check bench bench-gpu faults lint eval robustness big-frames close-ups calibrate clean
+.PHONY: install demo test wheel-check bench bench-gpu tracking faults lint eval robustness big-frames close-ups calibrate clean
 
 install: $(STAMP) $(BACKEND_STAMP)
 	@# dlib's landmark model read into numpy arrays once (~/.cache/extractor; about 30 s the first time).
@@ -81,6 +81,10 @@ wheel-check: install
 
 bench: install
 	$(BIN)/python -m benchmarks.bench
+
+# Video tracking against detection on every frame: faces kept, frames/s, landmark NME and jitter.
+tracking: install
+	$(BIN)/python -m benchmarks.tracking --rounds 2
 
 # On a machine with an NVIDIA GPU, after `make install BACKEND=... GPU=1`.
 bench-gpu: install

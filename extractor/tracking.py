@@ -247,10 +247,12 @@ class TrackLabeller:
     """Gives the faces of each written frame their track id and, with ``smooth``, steadies their
     landmarks along the track (a One Euro filter per track, on points measured in face sizes so
     one setting suits small and large faces). Runs where frames are written, in input order,
-    whatever engine and worker found the faces."""
+    whatever engine and worker found the faces. The default cut-off and speed response were
+    chosen on clips with known motion (docs/tracking.md): 1 Hz and 0.5 cut jitter by 63 % but
+    lagged (NME doubled); 6 Hz and 40 cut it by 30 % with NME no worse."""
 
     def __init__(self, rate: float, smooth: bool = True, first_id: int = 0,
-                 min_cutoff: float = 1.0, beta: float = 0.5):
+                 min_cutoff: float = 6.0, beta: float = 40.0):
         self.rate, self.smooth = rate, smooth
         self.min_cutoff, self.beta = min_cutoff, beta
         self.assigner = TrackAssigner(next_id=first_id)

@@ -10,7 +10,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import DATA, VIDEO
+from conftest import DATA, REPO, VIDEO
 from extractor.alignments import read_records
 from extractor.engines.ray_data import VIDEO_RANGE, run_ray
 from extractor.output import OutputSettings
@@ -160,3 +160,20 @@ def test_ray_filters_with_references_embedded_by_its_own_actors(local_ray, tmp_p
         files = sorted(p.name for p in settings.output.output_dir.glob("*.png"))
         kept[name] = (summary.faces, summary.filtered_out, files)
     assert kept["ray"] == kept["pool"] and kept["pool"][0] >= 1 and kept["pool"][1] >= 1
+
+
+def test_ray_tracks_a_video_as_the_single_engine_does(local_ray, tmp_path):
+    """A tracking range is one actor batch, and track ids and steady landmarks are given where the
+    driver writes: the same faces, ids and points as the single-process engine."""
+    from extractor.engines.single import run_single_process
+
+    sample = REPO / "samples" / "hamilton_clip_60frames.mp4"
+    settings = {name: RunSettings(sample, OutputSettings(tmp_path / name, tmp_path / name / "alignments.jsonl", size=64),
+                                  track_every=10) for name in ("single", "ray")}
+    run_single_process(settings["single"])
+    summary = run_ray(settings["ray"], EngineOptions())
+    single, ours = (list(read_records(tmp_path / name / "alignments.jsonl")) for name in ("single", "ray"))
+    assert summary.tracks is not None and [r["frame"] for r in ours] == [r["frame"] for r in single]
+    for a, b in zip(ours, single):
+        assert [(f["box"], f["landmarks"], f["track"]) for f in a["faces"]] == \
+            [(f["box"], f["landmarks"], f["track"]) for f in b["faces"]], a["frame"]
