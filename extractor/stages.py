@@ -108,8 +108,7 @@ class DetectStage:
     def __init__(self, config: StageConfig):
         self.config = config
         self.plugin: Plugin = config.create("detect", config.detector)
-        self.follower = (FaceFollower(config.track_every, getattr(self.plugin, "threshold", 0.5))
-                         if config.track_every else None)
+        self.follower = FaceFollower(config.track_every) if config.track_every else None
 
     @property
     def batch_size(self) -> int:
@@ -145,13 +144,8 @@ class DetectStage:
                 failures[position] = failed[0]
         return results, failures
 
-    def _full(self, image: np.ndarray) -> tuple[list[DetectedFace], list[DetectedFace]]:
-        """A full detection of one frame, as ``run`` makes it, and its doubtful spots."""
-        batch = self.plugin.process(Batch([image]))
-        faces = self._big_enough(batch.detections)[0]
-        if not faces and self.config.rotations:
-            faces = self.run([image])[0]
-        return faces, self._big_enough(batch.doubtful or [[]])[0]
+    def _full(self, image: np.ndarray) -> list[DetectedFace]:
+        return self.run([image])[0]
 
     def _crops(self, crops: list[np.ndarray]) -> list[list[DetectedFace]]:
         return self._big_enough(self.plugin.detect_crops(crops))

@@ -106,7 +106,6 @@ CONTEXT = 3.0  # a follow crop's side, in face sizes: room to move, and the surr
 CROP_SIDE = 128  # pixels the detector sees per follow crop (a 640 x 360 frame is 15x more)
 MIN_FOLLOW_IOU = 0.3  # a face found in the crop continues the face only if it overlaps its last box this much
 CUT_DISTANCE = 0.3  # colour-histogram distance (0-2) between consecutive frames that marks a scene cut
-CONFIRM_IN_CROP = 0.9  # a doubtful spot becomes a face at this share of the threshold in its crop (crops score lower)
 
 
 def frame_signature(image: np.ndarray) -> np.ndarray:
@@ -152,24 +151,22 @@ class FaceFollower:
     --extract-every-n) or a scene cut. Otherwise each face of the frame before is looked for in a
     small crop around its last box (``detect_crops``: 15x fewer pixels than the frame); a face
     not found there is dropped, and a face entering the picture waits for the next full detection.
-    Doubtful spots of a full detection (scored just under the detector's threshold) are watched
-    the same way, unwritten, and become faces once a crop scores them over ``confirm_score``: a
-    face that full detections would find on some frames and not others is found on all of them.
     The result depends only on the frames since the range began, so every engine and every
     worker count gives the same faces.
+
+    Tried and not kept (docs/tracking.md): watching the spots a full detection scored just under
+    its threshold and taking them as faces once a crop scored them over it found more of the
+    faces every-frame detection finds on some frames only, but also faces that are not there
+    (21-57 false faces on clips whose every face is boxed, against 1 for every-frame detection).
     """
 
-    MAX_DOUBTFUL = 4  # doubtful spots watched per frame (the best-scored): each costs a crop
-
-    def __init__(self, every: int, confirm_score: float = 0.5):
+    def __init__(self, every: int):
         self.every = max(1, int(every))
-        self.confirm_score = confirm_score
         self.reset()
 
     def reset(self) -> None:
         self.last_index: int | None = None
         self.faces: list = []
-        self.doubtful: list = []
         self.signature: np.ndarray | None = None
         self.full_detections = 0
 
@@ -178,50 +175,34 @@ class FaceFollower:
                 or is_scene_cut(self.signature, signature))
 
     def step(self, image: np.ndarray, index: int, detect_full, detect_crops) -> list:
-        """The faces of frame ``index``. ``detect_full(image)`` -> (faces, doubtful spots) on a full
-        detection; ``detect_crops(crops)`` -> faces (crop pixels, with their scores) per crop."""
+        """The faces of frame ``index``: ``detect_full(image)`` -> faces on a full detection,
+        ``detect_crops(crops)`` -> faces (crop pixels) per crop when following."""
         signature = frame_signature(image)
         full = self.needs_full_detection(index, signature)
         self.last_index, self.signature = None, None  # a failure below leaves the next frame a full detection
-        faces, doubtful = detect_full(image) if full else self._follow(image, detect_crops)
+        faces = detect_full(image) if full else self._follow(image, detect_crops)
         self.full_detections += full
-        self.faces, self.doubtful = faces, _apart_from(doubtful, faces)[:self.MAX_DOUBTFUL]
-        self.last_index, self.signature = index, signature
+        self.faces, self.last_index, self.signature = faces, index, signature
         return faces
 
-    def _follow(self, image: np.ndarray, detect_crops) -> tuple[list, list]:
-        watched = self.faces + self.doubtful
-        if not watched:
-            return [], []
-        crops = [follow_crop(image, (f.left, f.top, f.width, f.height)) for f in watched]
+    def _follow(self, image: np.ndarray, detect_crops) -> list:
+        if not self.faces:
+            return []
+        crops = [follow_crop(image, (f.left, f.top, f.width, f.height)) for f in self.faces]
         found = detect_crops([crop for crop, *_ in crops])
-        faces, doubtful = [], []
-        for position, (before, (_, scale, x0, y0), candidates) in enumerate(zip(watched, crops, found)):
+        followed = []
+        for before, (_, scale, x0, y0), candidates in zip(self.faces, crops, found):
             for face in candidates:
                 _to_frame(face, scale, x0, y0)
-            last = np.array([[before.left, before.top, before.width, before.height]])
             boxes = np.array([[f.left, f.top, f.width, f.height] for f in candidates]).reshape(-1, 4)
-            overlap = box_iou(boxes, last)[:, 0] if len(candidates) else np.zeros(0)
-            if not len(overlap) or overlap.max() < MIN_FOLLOW_IOU:
-                continue  # lost
-            face = candidates[int(overlap.argmax())]
-            confirmed = position < len(self.faces) or face.score >= CONFIRM_IN_CROP * self.confirm_score
-            (faces if confirmed else doubtful).append(face)
-        return _one_per_place(faces), doubtful
+            overlap = box_iou(boxes, _box(before))[:, 0] if len(candidates) else np.zeros(0)
+            if len(overlap) and overlap.max() >= MIN_FOLLOW_IOU:
+                followed.append(candidates[int(overlap.argmax())])
+        return _one_per_place(followed)
 
 
 def _box(face) -> np.ndarray:
     return np.array([[face.left, face.top, face.width, face.height]], float)
-
-
-def _apart_from(spots: list, faces: list, max_iou: float = MIN_FOLLOW_IOU) -> list:
-    """The best-scored ``spots`` first, without those on a face already (or on a better spot)."""
-    kept: list = []
-    for spot in sorted(spots, key=lambda f: -f.score):
-        others = faces + kept
-        if not others or box_iou(_box(spot), np.concatenate([_box(o) for o in others])).max() < max_iou:
-            kept.append(spot)
-    return kept
 
 
 def _to_frame(face, scale: float, x0: float, y0: float) -> None:
@@ -236,9 +217,11 @@ def _to_frame(face, scale: float, x0: float, y0: float) -> None:
 
 def _one_per_place(faces: list, max_iou: float = 0.5) -> list:
     """Two followed faces that converged on one face: the better-scored one stays (input order kept)."""
-    kept = _apart_from(faces, [], max_iou)
+    kept: list = []
+    for face in sorted(faces, key=lambda f: -f.score):
+        if not kept or box_iou(_box(face), np.concatenate([_box(k) for k in kept])).max() < max_iou:
+            kept.append(face)
     return [face for face in faces if any(face is k for k in kept)]
-
 
 
 # --- track ids and steady landmarks (the writer, frames in input order) ------------------------

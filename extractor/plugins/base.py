@@ -46,9 +46,6 @@ class Batch:
     prediction: Any = None
     # Detect output: the faces found in each image.
     detections: list[list[DetectedFace]] = field(default_factory=list)
-    # Detect output, where the detector tells them apart: spots scored below its threshold but
-    # above ``follow_threshold`` in each image (a video's follower watches them; never written).
-    doubtful: list[list[DetectedFace]] = field(default_factory=list)
 
 
 class Plugin:

@@ -238,15 +238,13 @@ class CenterFaceDetector(Detector):
         return (boxes[keep], points[keep]) if keep.any() else None
 
     def post_process(self, batch: Batch) -> None:
-        batch.detections, batch.doubtful = [], []
+        batch.detections = []
         for ((boxes, points), more), image, (scale, _, _) in zip(batch.prediction, batch.images, batch.feed[1]):
-            if scale != 1:
-                boxes, points = boxes.copy(), points / scale
-                boxes[:, :4] /= scale
             sure = boxes[:, 4] >= self.threshold
-            doubtful = (boxes[:, 4] >= self.follow_threshold) & ~sure
-            batch.doubtful.append(_faces(boxes[doubtful], points[doubtful]))
             boxes, points = boxes[sure], points[sure]
+            if scale != 1:
+                boxes[:, :4] /= scale
+                points /= scale
             if more:  # one face per place, the best-scored look's
                 boxes = np.concatenate([boxes, *(found[0] for found in more)])
                 points = np.concatenate([points, *(found[1] for found in more)])
