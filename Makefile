@@ -95,6 +95,8 @@ faults: install
 
 eval: install
 	$(BIN)/extractor eval ../shared/data
+	@# Turned faces (AFLW2000-3D crops, yaw 1-79 degrees): NME over the box size by yaw.
+	$(BIN)/extractor eval ../shared/turned
 
 # Recall and landmark error on changed copies of ../shared/data (dark, flat, shadowed, small...).
 robustness: install
