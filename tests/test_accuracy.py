@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import DATA
 from extractor.evaluate import evaluate
 from extractor.stages import AlignStage, DetectStage, StageConfig
 
@@ -54,3 +55,33 @@ def test_edge_case_face_counts(default_report):
         assert found == expected, (name, counts[name])
     # t1.jpg: 6 people (a painted portrait on the wall may count as a 7th).
     assert counts["t1.jpg"][1] in (6, 7)
+
+
+TURNED = DATA.parent / "turned"
+
+
+@pytest.fixture(scope="session")
+def turned_report(default_config, detect_stage, align_stage):
+    return evaluate(TURNED, default_config, detect_stage, align_stage)
+
+
+def test_turned_faces_are_reported_by_yaw_bin_over_the_box_size(turned_report):
+    """The 12 AFLW2000-3D faces fall in the bins their published yaw says (8, 2, 2), each with
+    an NME over the box size, and the report prints the bins."""
+    bins = turned_report.yaw_bins()
+    assert [(label, count) for label, count, _ in bins] == [("0-30", 8), ("30-60", 2), ("60-90", 2)]
+    assert all(value is not None and 0 < value < 1 for _, _, value in bins)
+    assert "0-30:" in turned_report.format() and turned_report.summary()["nme_box_yaw_60_90"] is not None
+
+
+def test_yaw_estimated_from_the_points_follows_the_published_yaw():
+    """Sets without a yaw are binned by ``estimate_yaw``: within 15 degrees of the published
+    (3DMM-fitted) yaw on every turned face with one, frontal faces under 30."""
+    import json
+
+    from extractor.evaluate import estimate_yaw
+
+    entries = json.loads((TURNED / "aflw2000_3d" / "annotations.json").read_text())["images"]
+    for entry in entries:
+        face = entry["faces"][0]
+        assert abs(estimate_yaw(face["landmarks68"]) - abs(face["yaw_reference_3dmm"])) <= 15, entry["file"]
