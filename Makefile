@@ -93,10 +93,9 @@ bench-gpu: install
 faults: install
 	$(BIN)/python tests/fault_scenarios.py
 
+# ../shared/turned: AFLW2000-3D crops, yaw 1-79 degrees (NME over the box size by yaw).
 eval: install
-	$(BIN)/extractor eval ../shared/data
-	@# Turned faces (AFLW2000-3D crops, yaw 1-79 degrees): NME over the box size by yaw.
-	$(BIN)/extractor eval ../shared/turned
+	$(BIN)/extractor eval ../shared/data ../shared/turned
 
 # Recall and landmark error on changed copies of ../shared/data (dark, flat, shadowed, small...).
 robustness: install

@@ -224,6 +224,9 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Drop faces whose box is smaller than this many pixels (after detection).")
 @click.option("--extract-every-n", "every_n", default=1, show_default=True, type=click.IntRange(1),
               help="Use every n-th frame or image.")
+@click.option("--min-quality", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Leave out faces whose alignment quality (0-1, in each record and the preview) is lower; "
+                   "0.2 leaves out profiles aligned as frontal faces and most non-faces (docs/accuracy.md).")
 @click.option("--track/--no-track", default=False, show_default=True,
               help="Videos: follow faces from frame to frame between full detections: track ids, about 1.6x the "
                    "frames/s, 0.9 of the faces of detecting every frame (docs/tracking.md).")
@@ -354,7 +357,8 @@ def _run_settings(config, flags: dict):
                               centering=flags["centering"], size=_face_size(flags), coverage=flags["coverage"],
                               skip_existing=flags["skip_existing"],
                               overwrite=flags["overwrite"], debug_landmarks=flags["debug_landmarks"],
-                              preview_path=output_dir / "preview" / "preview.png" if flags["preview"] else None),
+                              preview_path=output_dir / "preview" / "preview.png" if flags["preview"] else None,
+                              min_quality=flags["min_quality"]),
         stages=StageConfig(detector=flags["detector"], aligner=flags["aligner"],
                            maskers=tuple(flags["maskers"]) or (registry.DEFAULTS["mask"],),
                            batch_sizes=_parse_batch_sizes(flags["batch_sizes"]), min_size=flags["min_size"],
@@ -434,7 +438,7 @@ def export(alignments: Path, fmt: str, output: Path) -> None:
 
 
 @main.command(name="eval")
-@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("dataset_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--detector", default=registry.DEFAULTS["detect"], show_default=True,
               type=click.Choice(_names("detect")))
 @click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax", "torch"]),
@@ -446,20 +450,28 @@ def export(alignments: Path, fmt: str, output: Path) -> None:
               type=click.Choice(Aligner.NORMALIZATIONS))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
-def eval_command(config, dataset_dir, detector, backend, aligner, normalization, as_json) -> None:
-    """Detection recall/precision and landmark NME on DATASET_DIR (annotations.json format), with
-    the configuration's plugin options, as `extractor run` would detect and align."""
+def eval_command(config, dataset_dirs, detector, backend, aligner, normalization, as_json) -> None:
+    """Detection recall/precision and landmark NME on each DATASET_DIR (annotations.json format),
+    with the configuration's plugin options, as `extractor run` would detect and align; with
+    several, also the landmark figures of all their faces together."""
     import json
 
-    from extractor.evaluate import evaluate
+    from extractor.evaluate import evaluate, pooled_landmarks
+    from extractor.stages import AlignStage, DetectStage
 
-    backend = _chosen_backend(backend)
-    try:
-        report = evaluate(dataset_dir, StageConfig(detector=detector, aligner=aligner, normalization=normalization,
-                                                   backend=backend, plugin_options=_plugin_options(config)))
-    except (FileNotFoundError, ValueError, KeyError) as exc:
-        raise click.ClickException(f"{dataset_dir}: cannot evaluate ({exc})") from None
-    click.echo(json.dumps(report.summary()) if as_json else report.format())
+    stage_config = StageConfig(detector=detector, aligner=aligner, normalization=normalization,
+                               backend=_chosen_backend(backend), plugin_options=_plugin_options(config))
+    detect, align = DetectStage(stage_config), AlignStage(stage_config)
+    reports = []
+    for dataset_dir in dataset_dirs:
+        try:
+            reports.append(evaluate(dataset_dir, stage_config, detect, align))
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            raise click.ClickException(f"{dataset_dir}: cannot evaluate ({exc})") from None
+        click.echo(json.dumps(reports[-1].summary()) if as_json else f"{dataset_dir}:\n{reports[-1].format()}")
+    if len(reports) > 1:
+        pooled = pooled_landmarks(reports)
+        click.echo(json.dumps(pooled) if as_json else "all sets: " + ", ".join(f"{k} {v}" for k, v in pooled.items()))
 
 
 if __name__ == "__main__":

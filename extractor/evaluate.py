@@ -38,6 +38,7 @@ class FaceResult:
     nme: float | None  # None when the face was not detected
     yaw: float = 0.0  # degrees, either way
     nme_box: float | None = None  # NME over the box size
+    quality: float | None = None  # the aligner's quality score of the face
 
 
 @dataclass
@@ -74,6 +75,16 @@ class EvalReport:
             out.append((f"{low}-{high}", len(values), float(np.mean(values)) if values else None))
         return out
 
+    def quality_rank_correlation(self) -> float | None:
+        """Spearman's rank correlation between the quality score and the true NME over the box
+        (a good score is strongly negative: the worse the points, the lower the score)."""
+        pairs = np.array([(f.quality, f.nme_box) for f in self.human_faces
+                          if f.quality is not None and f.nme_box is not None])
+        if len(pairs) < 3:
+            return None
+        ranks = pairs.argsort(0).argsort(0).astype(float)
+        return float(np.corrcoef(ranks[:, 0], ranks[:, 1])[0, 1])
+
     def summary(self) -> dict:
         every = self.nme_values()
         large = self.nme_values(SMALL_FACE)
@@ -88,6 +99,7 @@ class EvalReport:
             "human_faces": len(self.human_faces), "human_faces_missed": sum(f.nme is None for f in self.human_faces),
             **{f"nme_box_yaw_{label.replace('-', '_')}": None if value is None else round(value, 4)
                for label, _, value in self.yaw_bins()},
+            "quality_rank_correlation": _rounded(self.quality_rank_correlation()),
         }
 
     def format(self) -> str:
@@ -107,13 +119,27 @@ class EvalReport:
         lines.append("    over the box size, by yaw:" + "".join(
             f"  {label}: {'n/a' if value is None else f'{100 * value:.1f} %'} ({count})"
             for label, count, value in self.yaw_bins()))
+        lines.append(f"    quality score against it, rank correlation: {_fmt(s['quality_rank_correlation'])} "
+                     "(-1: the score orders the faces exactly by their error)")
         for face in self.human_faces:
             lines.append(f"      {face.set_name}/{face.file} (box {face.box_width:.0f} px, yaw {face.yaw:.0f}): "
-                         f"{_fmt(face.nme)}, over the box {_fmt(face.nme_box)}")
+                         f"{_fmt(face.nme)}, over the box {_fmt(face.nme_box)}, quality {_fmt(face.quality)}")
         for name, expected, found in self.counts:
             lines.append(f"  {name}: expected {expected} faces, found {found}")
         lines.extend(f"  error: {e}" for e in self.errors)
         return "\n".join(lines)
+
+
+def pooled_landmarks(reports: list[EvalReport]) -> dict:
+    """The landmark figures of several reports' human-annotated faces together."""
+    pooled = EvalReport(reports[0].detector, reports[0].aligner)
+    pooled.human_faces = [face for report in reports for face in report.human_faces]
+    summary = pooled.summary()
+    return {key: value for key, value in summary.items() if key.startswith(("nme_box_yaw", "quality", "human_faces"))}
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _fmt(value) -> str:
@@ -239,4 +265,5 @@ def _evaluate_entry(report: EvalReport, detect: DetectStage, align: AlignStage, 
         face = by_truth.get(ti)
         value = nme(face.landmarks, truth["landmarks68"]) if face is not None else None
         by_box = nme_over_box(face.landmarks, truth["landmarks68"]) if face is not None else None
-        report.human_faces.append(FaceResult(set_name, entry["file"], width, value, face_yaw(truth), by_box))
+        report.human_faces.append(FaceResult(set_name, entry["file"], width, value, face_yaw(truth), by_box,
+                                             face.quality if face is not None else None))

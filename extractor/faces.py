@@ -93,6 +93,7 @@ class DetectedFace:
     # between two stages, not an output: not written to the alignments file.
     detector_points: np.ndarray | None = None
     track_id: int | None = None  # in a video: the face's track (the same person from frame to frame)
+    quality: float | None = None  # 0-1, how steady the aligner's points were (``CropAligner``); None: not measured
 
     @property
     def right(self) -> float:
@@ -132,6 +133,8 @@ class DetectedFace:
                "score": round(float(self.score), 5)}
         if self.track_id is not None:
             out["track"] = int(self.track_id)
+        if self.quality is not None:
+            out["quality"] = round(float(self.quality), 4)
         if self.landmarks is not None:
             out["landmarks"] = np.round(np.asarray(self.landmarks, dtype=np.float64), 3).tolist()
         if self.masks:
@@ -147,6 +150,7 @@ class DetectedFace:
         left, top, width, height = data["box"]
         face = cls(left, top, width, height, data.get("score", 1.0))
         face.track_id = data.get("track")
+        face.quality = data.get("quality")
         if data.get("landmarks") is not None:
             face.landmarks = np.array(data["landmarks"], dtype=np.float64)
         face.masks = {name: Mask.from_dict(mask) for name, mask in data.get("masks", {}).items()}

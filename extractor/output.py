@@ -65,6 +65,7 @@ class OutputSettings:
     preview_path: Path | None = None  # write a contact sheet of the run's faces here
     skip_existing: bool = False  # resume: keep the frames an earlier run finished, do the rest
     overwrite: bool = False  # start again: drop an existing alignments file and the faces it lists
+    min_quality: float = 0.0  # faces whose alignment quality is lower are left out (--min-quality)
     # What made the faces (size, coverage, models...): recorded in the alignments header, and a
     # resumed run must match it, or its faces would mix with different ones.
     made_with: dict = field(default_factory=dict)
@@ -80,6 +81,7 @@ class OutputCounts:
     faces: int = 0
     frames_without_face: int = 0
     filtered_out: int = 0  # faces dropped by the identity filter (not saved, still counted)
+    low_quality: int = 0  # faces left out by --min-quality
 
 
 def check_writable(settings: OutputSettings) -> None:
@@ -195,6 +197,7 @@ class PreparedFrame:
     filtered_out: int = 0  # faces the identity filter dropped
     previews: list = field(default_factory=list)  # (crop, points, face) for the contact sheet, if asked
     problems: list[str] = field(default_factory=list)  # faces dropped because they cannot be written
+    low_quality: int = 0  # faces --min-quality left out
 
 
 def _cut_as_stored(crop: CropSpec, image: np.ndarray, stored_face: DetectedFace,
@@ -225,6 +228,8 @@ class FramePreparer:
         if self.face_filter is not None:
             kept = [face for face in faces if self.face_filter.accepts(face)]
             filtered, faces = len(faces) - len(kept), kept
+        steady = [face for face in faces if face.quality is None or face.quality >= self.settings.min_quality]
+        low_quality, faces = len(faces) - len(steady), steady
         finite = [face.all_finite() for face in faces]
         problems = [f"{name}: face {index} dropped: its box, landmarks or masks are not finite numbers"
                     for index, ok in enumerate(finite) if not ok]
@@ -234,7 +239,7 @@ class FramePreparer:
         orientation = exif_orientation(media.source) if faces else 1
         if orientation != 1:
             record["orientation"] = orientation  # coordinates stay upright; faceswap's are as stored
-        prepared = PreparedFrame(record, [], filtered, problems=problems)
+        prepared = PreparedFrame(record, [], filtered, low_quality=low_quality, problems=problems)
         for face_index, face in enumerate(faces if self.settings.save_faces else []):
             prepared.pngs.append(self._face_png(record, face_index, image, face, prepared.previews))
         return prepared
@@ -405,6 +410,7 @@ class FrameWriter:
         self.counts.faces += len(record["faces"])
         self.counts.frames_without_face += not record["faces"]
         self.counts.filtered_out += prepared.filtered_out
+        self.counts.low_quality += prepared.low_quality
         return record
 
     @staticmethod

@@ -131,6 +131,7 @@ class RunSummary:
     faces: int = 0
     frames_without_face: int = 0
     filtered_out: int = 0  # faces dropped by --filter/--nfilter
+    low_quality: int = 0  # faces left out by --min-quality
     already_done: int = 0  # frames an earlier run finished (--skip-existing)
     skipped: list[SkippedInput] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -155,6 +156,7 @@ class RunSummary:
         counts = writer.counts
         self.frames, self.faces = counts.frames, counts.faces
         self.frames_without_face, self.filtered_out = counts.frames_without_face, counts.filtered_out
+        self.low_quality = counts.low_quality
         self.tracks = writer.tracks.tracks if writer.tracks is not None else None
         self.warnings += writer.problems
 
@@ -175,6 +177,7 @@ class RunSummary:
     def format(self) -> str:
         done = f" (+{self.already_done} done by an earlier run)" if self.already_done else ""
         filtered = f" kept, {self.filtered_out} filtered out by identity" if self.filtered_out else ""
+        filtered += f"{'' if filtered else ' kept'}, {self.low_quality} below --min-quality" if self.low_quality else ""
         lines = [f"frames: {self.frames}{done}", f"faces: {self.faces}{filtered}",
                  *([f"tracks: {self.tracks}"] if self.tracks is not None else []),
                  f"frames without a face: {self.frames_without_face}",

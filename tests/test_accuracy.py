@@ -85,3 +85,12 @@ def test_yaw_estimated_from_the_points_follows_the_published_yaw():
     for entry in entries:
         face = entry["faces"][0]
         assert abs(estimate_yaw(face["landmarks68"]) - abs(face["yaw_reference_3dmm"])) <= 15, entry["file"]
+
+
+def test_quality_score_ranks_faces_by_their_true_error(default_report, turned_report):
+    """The aligner's quality score against the true NME over the box of every human-annotated
+    face (../shared/data and ../shared/turned): the worse the points, the lower the score."""
+    from extractor.evaluate import pooled_landmarks
+
+    pooled = pooled_landmarks([default_report, turned_report])
+    assert pooled["human_faces"] == 20 and pooled["quality_rank_correlation"] <= -0.5, pooled

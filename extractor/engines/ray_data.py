@@ -181,12 +181,13 @@ class StageActor:
 
 def prepare_frames(batch: dict, preparer: FramePreparer) -> dict:
     """Each frame's record and face PNG bytes (``FramePreparer``); the pixels stay behind."""
-    records, pngs, filtered, previews = [], [], [], []
+    records, pngs, filtered, low_quality, previews = [], [], [], [], []
     for i, problem in enumerate(batch["problem"]):
         if problem:
             records.append("")
             pngs.append(b"")
             filtered.append(0)
+            low_quality.append(0)
             previews.append(b"")
             continue
         done = decode_faces(batch["faces"][i])
@@ -196,9 +197,10 @@ def prepare_frames(batch: dict, preparer: FramePreparer) -> dict:
         records.append(json.dumps(prepared.record))
         pngs.append(pickle.dumps(prepared.pngs))
         filtered.append(prepared.filtered_out)
+        low_quality.append(prepared.low_quality)
         previews.append(pickle.dumps(prepared.previews) if prepared.previews else b"")
     return {"key": batch["key"], "problem": batch["problem"], "warning": batch["warning"], "record": records,
-            "pngs": pngs, "filtered": filtered, "previews": previews}
+            "pngs": pngs, "filtered": filtered, "low_quality": low_quality, "previews": previews}
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -406,7 +408,7 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
             else:
                 previews = pickle.loads(row["previews"]) if row["previews"] else []
                 writer.commit(PreparedFrame(json.loads(row["record"]), pickle.loads(row["pngs"]),
-                                            int(row["filtered"]), previews))
+                                            int(row["filtered"]), previews, low_quality=int(row["low_quality"])))
             progress.add(written=1)
             if options.on_frame_written:
                 options.on_frame_written(writer.counts.frames)

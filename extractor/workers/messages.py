@@ -126,13 +126,14 @@ def encode_face(face: DetectedFace) -> tuple:
     points = None if face.detector_points is None else (_pack(face.detector_points), len(face.detector_points))
     identity = {name: _pack(vector) for name, vector in face.identity.items()}
     return (_pack([face.left, face.top, face.width, face.height]), float(face.score),
-            _pack(face.landmarks), points, masks, identity)
+            _pack(face.landmarks), points, masks, identity, face.quality)
 
 
 def decode_face(data: tuple) -> DetectedFace:
-    box, score, landmarks, points, masks, identity = data
+    box, score, landmarks, points, masks, identity, quality = data
     left, top, width, height = _unpack(box, (4,))
     face = DetectedFace(float(left), float(top), float(width), float(height), score)
+    face.quality = quality
     face.landmarks = _unpack(landmarks, (68, 2))
     if points is not None:
         face.detector_points = _unpack(points[0], (points[1], 2))
