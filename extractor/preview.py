@@ -50,9 +50,9 @@ class ContactSheet:
         for x, y in np.round(aligned_points * scale).astype(int):
             cv2.circle(thumb, (int(x), int(y)), 1, LANDMARK_COLOUR, -1)
         if face.quality is not None:  # the alignment quality, as --min-quality reads it
-            cv2.putText(thumb, f"{face.quality:.2f}", (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 2, cv2.LINE_AA)
-            cv2.putText(thumb, f"{face.quality:.2f}", (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1,
-                        cv2.LINE_AA)
+            for colour, width in (((0, 0, 0), 2), ((255, 255, 255), 1)):  # white on a black outline
+                cv2.putText(thumb, f"{face.quality:.2f}", (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, colour, width,
+                            cv2.LINE_AA)
         self.thumbs.append(thumb)
         if len(self.thumbs) >= 2 * self.cells:
             self.thumbs = self.thumbs[::2]

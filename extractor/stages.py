@@ -12,6 +12,7 @@ a plugin cannot handle (a hostile frame, a degenerate face) costs only itself, n
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -138,7 +139,8 @@ class DetectStage:
             return isolating_failures(lambda chosen: self.run([images[i] for i in chosen]), len(images))
         results, failures = [], {}
         for position, (image, index) in enumerate(zip(images, indices)):
-            found, failed = isolating_failures(lambda _: [self.follower.step(image, index, self._full, self._crops)], 1)
+            step = partial(self.follower.step, image, index, self._full, self._crops)
+            found, failed = isolating_failures(lambda _, step=step: [step()], 1)
             results.append(found[0])
             if failed:
                 failures[position] = failed[0]

@@ -168,8 +168,8 @@ def test_ray_tracks_a_video_as_the_single_engine_does(local_ray, tmp_path):
     from extractor.engines.single import run_single_process
 
     sample = REPO / "samples" / "hamilton_clip_60frames.mp4"
-    settings = {name: RunSettings(sample, OutputSettings(tmp_path / name, tmp_path / name / "alignments.jsonl", size=64),
-                                  track_every=10) for name in ("single", "ray")}
+    settings = {name: RunSettings(sample, OutputSettings(tmp_path / name, tmp_path / name / "alignments.jsonl",
+                                                         size=64), track_every=10) for name in ("single", "ray")}
     run_single_process(settings["single"])
     summary = run_ray(settings["ray"], EngineOptions())
     single, ours = (list(read_records(tmp_path / name / "alignments.jsonl")) for name in ("single", "ray"))

@@ -160,9 +160,11 @@ class ShapePredictor:
                            "extractor.models.dlib_ert` to convert the model again", folder, exc)
             return None
 
-    def __call__(self, crops: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    def __call__(self, crops: np.ndarray, box: tuple[int, int, int, int],
+                 initial: np.ndarray | None = None) -> np.ndarray:
         """``crops`` (faces, height, width, 3) uint8, any channel order -> (faces, 68, 2) points,
-        whole pixels as dlib gives them."""
+        whole pixels as dlib gives them; ``initial`` (faces, 68, 2): the starting shapes in units
+        of ``box`` (default: the model's mean shape for every face)."""
         faces, height, width, channels = crops.shape
         if channels != 3:
             raise ValueError(f"crops must have 3 colour channels, got {channels}")
@@ -177,7 +179,8 @@ class ShapePredictor:
         # Leaves are summed a chunk of trees at a time, in a buffer that stays in the CPU's cache.
         chunk = max(16, self.SUM_BUFFER_BYTES // (faces * self.leaves.shape[-1] * 4))
         sums = np.empty((min(chunk, self.trees) + 1, faces, self.leaves.shape[-1]), np.float32)
-        shape = np.repeat(self.initial_shape[None], faces, axis=0)
+        shape = (np.repeat(self.initial_shape[None], faces, axis=0) if initial is None
+                 else np.asarray(initial, np.float32).reshape(faces, -1, 2))
         for cascade in range(len(self.anchors)):
             # Feature pixels: deltas turned and scaled as the shape is, from their anchor points.
             turn = self._similarity(shape)

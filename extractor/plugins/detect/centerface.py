@@ -191,7 +191,8 @@ class CenterFaceDetector(Detector):
                                      if more is not None])
                             for image, found, seen in zip(batch.images, results, batch.feed[1])]
 
-    def _detect_in(self, views: list[np.ndarray], threshold: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _detect_in(self, views: list[np.ndarray],
+                   threshold: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Boxes and points (each view's pixels) at the usual threshold (or ``threshold``) in
         same-sized ``views``, run in batches of the usual size (on GPUs: one compile)."""
         canvases = np.stack([self._canvas(view) for view in views])
