@@ -93,8 +93,8 @@ class RunSettings:
         source.done = writer.done
         summary.already_done = len(writer.done)
         if source.is_video and self.track_every and self.import_alignments is None:
-            self.stages = replace(self.stages, track_every=self.track_every)
-            writer.tracks = TrackLabeller(source.video_fps(), self.smooth, writer.next_track_id)
+            self.stages = replace(self.stages, track_every=self.track_every, track_step=self.every_n)
+            writer.tracks = TrackLabeller(source.video_fps(), self.smooth, writer.next_track_id, self.every_n)
         try:
             imported = self.imported(source, summary)
         except BaseException:

@@ -39,6 +39,7 @@ class StageConfig:
     plugin_options: dict[str, dict] = field(default_factory=dict)  # "stage.name" -> constructor options
     backend: str | None = None  # Keras backend asked for (--backend / KERAS_BACKEND); None: auto
     track_every: int = 0  # a video's faces followed between full detections every this many frames; 0: none
+    track_step: int = 1  # frames from one frame of the run to the next (--extract-every-n)
 
     def plugin_names(self, stage: str) -> list[str]:
         return {"detect": [self.detector], "align": [self.aligner], "mask": list(self.maskers),
@@ -109,7 +110,7 @@ class DetectStage:
     def __init__(self, config: StageConfig):
         self.config = config
         self.plugin: Plugin = config.create("detect", config.detector)
-        self.follower = FaceFollower(config.track_every) if config.track_every else None
+        self.follower = FaceFollower(config.track_every, config.track_step) if config.track_every else None
 
     @property
     def batch_size(self) -> int:

@@ -156,3 +156,27 @@ def test_a_resumed_tracked_video_continues_its_frames_and_track_ids(tracked_samp
     assert min(later_ids) > max(earlier_ids)  # new tracks, numbered after the earlier run's
     for a, b in zip(resumed[30:], whole[30:]):  # from the next range on, the very same detections
         assert [f["box"] for f in a["faces"]] == [f["box"] for f in b["faces"]], a["frame"]
+
+
+def test_every_nth_frame_is_followed_too(tracked_sample, tmp_path):
+    """--extract-every-n 2: the run's frames are two apart; faces are still followed between full
+    detections and keep their track, and the detections are those of the other engines' runs."""
+    settings = _tracked_settings(SAMPLE, tmp_path / "single")
+    settings.every_n = 2
+    summary = run_single_process(settings)
+    records = list(read_records(tmp_path / "single" / "alignments.jsonl"))
+    assert summary.frames == 30 and summary.tracks < summary.faces / 3  # tracks go on across the gaps
+    pool_settings = _tracked_settings(SAMPLE, tmp_path / "pool")
+    pool_settings.every_n = 2
+    run_pool(pool_settings, EngineOptions(workers={"detect": 2}))
+    pooled = list(read_records(tmp_path / "pool" / "alignments.jsonl"))
+    assert [[f["box"] for f in r["faces"]] for r in pooled] == [[f["box"] for f in r["faces"]] for r in records]
+
+
+def test_frames_two_apart_are_followed_not_detected_again():
+    stage = DetectStage(StageConfig(track_every=10, track_step=2))
+    stage.load()
+    photo = cv2.imread(str(DATA / "ibug_300w" / "indoor_020.png"))
+    for index in range(0, 18, 2):
+        assert len(stage.follower.step(_shifted(photo, 2 * index, index), index, stage._full, stage._crops)) == 1
+    assert stage.follower.full_detections == 2  # frames 0 and 10 start ranges; the others are followed
