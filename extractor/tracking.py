@@ -147,8 +147,8 @@ class FaceFollower:
     """The detect stage's memory of a video: where its faces were in the frame before.
 
     A frame gets a full detection when it starts a range (its index a multiple of ``every``),
-    follows a gap (the frame before was not seen here: another worker's range, a resumed run,
-    --extract-every-n) or a scene cut. Otherwise each face of the frame before is looked for in a
+    follows a gap (the frame before, ``step`` frames back with --extract-every-n, was not seen
+    here: another worker's range, a resumed run) or a scene cut. Otherwise each face of the frame before is looked for in a
     small crop around its last box (``detect_crops``: 15x fewer pixels than the frame); a face
     not found there is dropped, and a face entering the picture waits for the next full detection.
     The result depends only on the frames since the range began, so every engine and every
