@@ -28,11 +28,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from extractor.alignments import read_records  # noqa: E402
 from extractor.engines.pool import run_pool  # noqa: E402
 from extractor.evaluate import find_annotation_files  # noqa: E402
 from extractor.output import OutputSettings  # noqa: E402
 from extractor.run_settings import EngineOptions, RunSettings  # noqa: E402
-from extractor.tracking import box_iou  # noqa: E402
+from extractor.tracking import box_iou, greedy_pairs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("EXTRACTOR_TEST_DATA", REPO.parent / "shared" / "data"))
@@ -50,13 +51,7 @@ def extract(video: Path, out: Path, track_every: int, smooth: bool = True) -> tu
     settings = RunSettings(video, OutputSettings(out, out / "alignments.jsonl", overwrite=True),
                            track_every=track_every, smooth=smooth, show_progress=False)
     summary = run_pool(settings, EngineOptions())
-    faces: dict[int, list[dict]] = {}
-    with open(out / "alignments.jsonl", encoding="utf-8") as lines:
-        for line in lines:
-            record = json.loads(line)["record"]
-            if "frame" in record:
-                faces[int(record["index"])] = record["faces"]
-    return faces, summary
+    return {int(record["index"]): record["faces"] for record in read_records(out / "alignments.jsonl")}, summary
 
 
 def _boxes(faces: list[dict]) -> np.ndarray:
@@ -66,16 +61,8 @@ def _boxes(faces: list[dict]) -> np.ndarray:
 def _matched(a: np.ndarray, b: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """For each box of ``a``, whether a box of ``b`` overlaps it by ``threshold`` (greedy, one to one)."""
     found = np.zeros(len(a), bool)
-    if not len(a) or not len(b):
-        return found
-    overlap = box_iou(a, b)
-    used = set()
-    for i, j in sorted(np.ndindex(*overlap.shape), key=lambda ij: -overlap[ij]):
-        if overlap[i, j] < threshold:
-            break
-        if not found[i] and j not in used:
-            found[i] = True
-            used.add(j)
+    if len(a) and len(b):
+        found[[i for i, _ in greedy_pairs(box_iou(a, b), threshold)]] = True
     return found
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extractor.geometry import iou
+from extractor.geometry import iou, points_size
 from extractor.sources import InputError, read_image
 from extractor.stages import AlignStage, DetectStage, StageConfig
 
@@ -156,8 +156,7 @@ def nme(predicted: np.ndarray, truth: np.ndarray) -> float:
 def nme_over_box(predicted: np.ndarray, truth: np.ndarray) -> float:
     """Mean point error over sqrt(w x h) of the true points' extent (AFLW2000-3D's convention)."""
     truth = np.asarray(truth, dtype=np.float64)
-    width, height = truth.max(0) - truth.min(0)
-    return float(np.linalg.norm(np.asarray(predicted) - truth, axis=1).mean() / np.sqrt(width * height))
+    return float(np.linalg.norm(np.asarray(predicted) - truth, axis=1).mean() / points_size(truth))
 
 
 def estimate_yaw(points) -> float:

@@ -72,6 +72,12 @@ def invert_affine(matrix: np.ndarray) -> np.ndarray:
     return np.linalg.inv(full)[:2]
 
 
+def points_size(points: np.ndarray) -> float:
+    """A face's size from its points: sqrt(w x h) of their extent (AFLW2000-3D's normaliser)."""
+    width, height = np.ptp(np.asarray(points, dtype=np.float64), axis=0)
+    return float(np.sqrt(width * height))
+
+
 def iou(box_a, box_b) -> float:
     """Intersection over union of two ``[left, top, right, bottom]`` boxes."""
     left = max(box_a[0], box_b[0])

@@ -140,6 +140,8 @@ class DetectStage:
             return isolating_failures(lambda chosen: self.run([images[i] for i in chosen]), len(images))
         results, failures = [], {}
         for position, (image, index) in enumerate(zip(images, indices)):
+            # A frame that fails is tried once more alone; the failure left the follower without a
+            # frame before, so that second try is a full detection.
             step = partial(self.follower.step, image, index, self._full, self._crops)
             found, failed = isolating_failures(lambda _, step=step: [step()], 1)
             results.append(found[0])

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from extractor.geometry import nms
+
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Intersection over union of every box of ``a`` with every box of ``b`` (left, top, width,
@@ -28,6 +30,20 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
     union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def greedy_pairs(overlap: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """(row, column) pairs of an overlap matrix, the best first, each row and column used once,
+    none under ``threshold``."""
+    pairs, rows, columns = [], set(), set()
+    for row, column in sorted(np.ndindex(*overlap.shape), key=lambda rc: -overlap[rc]):
+        if overlap[row, column] < threshold:
+            break
+        if row not in rows and column not in columns:
+            pairs.append((row, column))
+            rows.add(row)
+            columns.add(column)
+    return pairs
 
 
 @dataclass
@@ -53,14 +69,8 @@ class TrackAssigner:
         ids = [-1] * len(boxes)
         if self.tracks and len(boxes):
             overlap = box_iou(boxes, np.stack([t.box for t in self.tracks]))
-            # Greedy by overlap: the best pair first, each face and each track used once.
-            used: set[int] = set()
-            for face, track in sorted(np.ndindex(*overlap.shape), key=lambda ft: -overlap[ft]):
-                if overlap[face, track] < self.min_iou:
-                    break
-                if ids[face] == -1 and track not in used:
-                    ids[face] = self.tracks[track].track_id
-                    used.add(track)
+            for face, track in greedy_pairs(overlap, self.min_iou):
+                ids[face] = self.tracks[track].track_id
         for face, box in enumerate(boxes):
             if ids[face] == -1:
                 ids[face] = self.next_id
@@ -148,8 +158,8 @@ class FaceFollower:
 
     A frame gets a full detection when it starts a range (its index a multiple of ``every``),
     follows a gap (the frame before, ``step`` frames back with --extract-every-n, was not seen
-    here: another worker's range, a resumed run) or a scene cut. Otherwise each face of the frame before is looked for in a
-    small crop around its last box (``detect_crops``: 15x fewer pixels than the frame); a face
+    here: another worker's range, a resumed run) or a scene cut. Otherwise each face of the frame
+    before is looked for in a small crop around its last box (``detect_crops``: 15x fewer pixels than the frame); a face
     not found there is dropped, and a face entering the picture waits for the next full detection.
     The result depends only on the frames since the range began, so every engine and every
     worker count gives the same faces.
@@ -218,11 +228,8 @@ def _to_frame(face, scale: float, x0: float, y0: float) -> None:
 
 def _one_per_place(faces: list, max_iou: float = 0.5) -> list:
     """Two followed faces that converged on one face: the better-scored one stays (input order kept)."""
-    kept: list = []
-    for face in sorted(faces, key=lambda f: -f.score):
-        if not kept or box_iou(_box(face), np.concatenate([_box(k) for k in kept])).max() < max_iou:
-            kept.append(face)
-    return [face for face in faces if any(face is k for k in kept)]
+    keep = nms([face.box_ltrb for face in faces], [face.score for face in faces], max_iou)
+    return [faces[i] for i in sorted(keep)]
 
 
 # --- track ids and steady landmarks (the writer, frames in input order) ------------------------

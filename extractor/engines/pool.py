@@ -439,17 +439,8 @@ class PoolEngine:
 
 def _worker_inputs(plans: list[WorkerPlan], queues: dict) -> dict:
     """Each worker's input queue, by label: its stage's, or its own where the stage has a list."""
-    counters: dict[str, int] = {}
-    inputs = {}
-    for plan in plans:
-        stage_queues = queues[plan.stage]
-        if isinstance(stage_queues, list):
-            position = counters.get(plan.stage, 0)
-            counters[plan.stage] = position + 1
-            inputs[plan.label] = stage_queues[position]
-        else:
-            inputs[plan.label] = stage_queues
-    return inputs
+    own = {stage: iter(listed) for stage, listed in queues.items() if isinstance(listed, list)}
+    return {plan.label: next(own[plan.stage]) if plan.stage in own else queues[plan.stage] for plan in plans}
 
 
 def _worker_failure(label: str, when: str, trace: str) -> PipelineError:
