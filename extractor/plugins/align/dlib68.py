@@ -3,7 +3,9 @@
 The predictor was trained on dlib HOG detector boxes; raw boxes from other detectors (MTCNN's
 are taller) cost it a lot of accuracy. So the face is cut out upright with its box placed where
 a dlib detector box would be (``calibration.DLIB_BOX``, fitted on dlib's own labelled faces),
-and refined once on the predicted points.
+and refined once on the predicted points. Turned faces (from 20 degrees) are aligned again from a
+start in their pose, steadied by a 3D face model (``turned.py``; ``turned = false`` in the config
+file turns it off).
 
 The trees run in numpy (``models.dlib_ert``: the same points, a batch per call, loaded in
 milliseconds instead of dlib's second) once ``make install`` has converted the model; dlib runs
@@ -16,8 +18,11 @@ import logging
 import numpy as np
 
 from extractor.calibration import DLIB_BOX
+from extractor.geometry import transform_points
 from extractor.models.dlib_ert import ShapePredictor, installed_model
-from extractor.plugins.align.crop import CropAligner
+from extractor.models.face_model_3d import INSTALL_HINT, FaceModel3D
+from extractor.plugins.align.crop import CropAligner, landmarks_to_frame, pose_from_landmarks
+from extractor.plugins.align.turned import TurnedFaces
 from extractor.plugins.base import Batch, DeviceNeed
 from extractor.plugins.registry import register
 
@@ -46,6 +51,11 @@ class Dlib68Aligner(CropAligner):
     def runtime_label(cls, backend: str | None, on_gpu: bool, options: dict | None = None) -> str:
         return "numpy" if ShapePredictor.converted(installed_model()) else "dlib"
 
+    def __init__(self, *args, turned: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.turned = turned
+        self.turned_faces: TurnedFaces | None = None
+
     def load(self):
         model = installed_model()
         margin = round(self.input_size * (1 - 1 / CONTEXT) / 2)
@@ -58,7 +68,29 @@ class Dlib68Aligner(CropAligner):
                         "extractor.models.dlib_ert` converts its model for numpy once")
             self.dlib_predictor = dlib.shape_predictor(str(model))
             self.dlib_box = dlib.rectangle(*self.box)
+        elif self.turned:  # the passes start the trees from a given shape: numpy trees only
+            try:
+                self.turned_faces = TurnedFaces(FaceModel3D.installed(), self.detector)
+            except RuntimeError as exc:
+                logger.warning("dlib68: turned faces are aligned as frontal ones: %s (%s)", exc, INSTALL_HINT)
         super().load()
+
+    def process(self, batch: Batch) -> Batch:
+        batch = super().process(batch)
+        if self.turned_faces is not None and batch.faces:
+            self.turned_faces.apply(batch.images, batch.faces, self._trees_from)
+        return batch
+
+    def _trees_from(self, images: list[np.ndarray], starts: list[np.ndarray]) -> list[np.ndarray]:
+        """The trees on each face, framed on and started from its ``starts`` shape (frame pixels)."""
+        batch = Batch(list(images), feed=[pose_from_landmarks(start) for start in starts])
+        self.pre_process(batch)
+        crops, matrices = batch.feed
+        x0, y0, x1, y1 = self.box
+        initial = [(transform_points(start, matrix) - (x0 + 0.5, y0 + 0.5)) / (x1 - x0, y1 - y0)
+                   for start, matrix in zip(starts, matrices)]
+        points = self.trees(np.stack(crops), self.box, np.stack(initial))
+        return [landmarks_to_frame(found, matrix) for found, matrix in zip(points, matrices)]
 
     def predict(self, batch: Batch) -> None:
         crops = batch.feed[0]
