@@ -44,17 +44,25 @@ FIVE_POINT_DETECTORS = ("centerface", "mtcnn")
 TreesPass = Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]]
 
 
-def turned_weight(yaw: float) -> float:
+def turned_weight(yaw: float, turn_from: float = TURN_FROM, turn_full: float = TURN_FULL) -> float:
     """0-1: how much of a face's points come from the turned-face passes, by its yaw (degrees)."""
-    return float(np.clip((abs(yaw) - TURN_FROM) / (TURN_FULL - TURN_FROM), 0.0, 1.0))
+    return float(np.clip((abs(yaw) - turn_from) / max(turn_full - turn_from, 1e-9), 0.0, 1.0))
 
 
 class TurnedFaces:
-    """The turned-face passes for an aligner whose model can start from any shape."""
+    """The turned-face passes for an aligner whose model can start from any shape. The settings
+    are the module's constants; ``tools/turned_faces.py`` varies them."""
 
-    def __init__(self, model: FaceModel3D, detector: str | None):
+    def __init__(self, model: FaceModel3D, detector: str | None, passes: int = PASSES,
+                 regularisation: float = REGULARISATION, turn_from: float = TURN_FROM, turn_full: float = TURN_FULL):
         self.model = model
         self.detector = detector
+        self.passes = passes
+        self.regularisation = regularisation
+        self.turn_from, self.turn_full = turn_from, turn_full
+
+    def weight(self, yaw: float) -> float:
+        return turned_weight(yaw, self.turn_from, self.turn_full)
 
     def five(self, face: DetectedFace) -> np.ndarray:
         """The face's five points: its detector's where they are the standard five, else from its 68."""
@@ -66,16 +74,17 @@ class TurnedFaces:
         """Blend the turned-face result into the landmarks of every turned face, in place."""
         fives = [self.five(face) for face in faces]
         yaws = [self.model.yaw_from_five(five) for five in fives]
-        chosen = [i for i, yaw in enumerate(yaws) if turned_weight(yaw) > 0]
+        chosen = [i for i, yaw in enumerate(yaws) if self.weight(yaw) > 0]
         if not chosen:
             return
         chosen_images = [images[i] for i in chosen]
         points = trees_pass(chosen_images, [self.model.start_on_five(fives[i], yaws[i]) for i in chosen])
-        for _ in range(PASSES):
-            starts = [self.model.fit(found, INNER, REGULARISATION).points for found in points]
+        before = points
+        for _ in range(self.passes):
+            starts = [self.model.fit(found, INNER, self.regularisation).points for found in points]
             before, points = points, trees_pass(chosen_images, starts)
         for i, previous, found in zip(chosen, before, points):
-            weight = turned_weight(yaws[i])
+            weight = self.weight(yaws[i])
             faces[i].landmarks = (1.0 - weight) * faces[i].landmarks + weight * found
             if faces[i].quality is not None:  # as the frontal passes': how far the last pass moved the points
                 faces[i].quality = (1.0 - weight) * faces[i].quality + weight * alignment_quality(previous, found)
