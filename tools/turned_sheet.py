@@ -28,14 +28,15 @@ CLOSE_UP = range(21, 51)  # the profile close-up's frames (the output files' 1-b
 EACH = 6  # pairs drawn from the close-up, and from the rest
 
 
-def tile(image: np.ndarray, box: tuple[float, float, float, float], points: np.ndarray, label: str) -> np.ndarray:
-    """The frame cut square around ``box`` (1.6x its side), points and a label drawn on it."""
+def tile(image: np.ndarray, box: tuple[float, float, float, float], points: np.ndarray, label: str,
+         size: int = TILE, context: float = CONTEXT) -> np.ndarray:
+    """The frame cut square around ``box`` (``context`` times its side), points and a label drawn on it."""
     left, top, width, height = box
-    side = CONTEXT * max(width, height)
-    scale = TILE / side
+    side = context * max(width, height)
+    scale = size / side
     matrix = np.array([[scale, 0, -(left + width / 2 - side / 2) * scale],
                        [0, scale, -(top + height / 2 - side / 2) * scale]])
-    out = cv2.warpAffine(image, matrix, (TILE, TILE), borderMode=cv2.BORDER_CONSTANT)
+    out = cv2.warpAffine(image, matrix, (size, size), borderMode=cv2.BORDER_CONSTANT)
     for x, y in points @ matrix[:, :2].T + matrix[:, 2]:
         cv2.circle(out, (int(round(x)), int(round(y))), 2, (0, 255, 0), -1, cv2.LINE_AA)
     cv2.putText(out, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
