@@ -405,6 +405,7 @@ def plugins() -> None:
         default = " (default)" if registry.DEFAULTS.get(info["stage"]) == info["name"] else ""
         missing = cls.missing()
         ready = f" [not installed: {'; '.join(missing)}]" if missing else ""
+        ready += "".join(f" [{note}]" for note in cls.missing_optional())
         click.echo(f"{info['stage']:7} {info['name']:11} {info['input_size'] or 'frame':>5} "
                    f"{info['colour_format']:6} {info['batch_size']:>5} {need:>9} {info['cpu_runtime']:17} "
                    f"{gpu_runtime:17} {info['description']}{default}{ready}")

