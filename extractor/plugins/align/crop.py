@@ -22,6 +22,7 @@ from extractor.mean_face import MEAN_FACE_68
 from extractor.plugins.base import Aligner, Batch
 
 
+MIN_POINTS_SPREAD = 2.0  # pixels: detector points closer together than this cannot place a crop (the box does)
 QUALITY_SCALE = 0.03  # the last pass moving the points this far (in face sizes) scores 1/e
 
 
@@ -41,11 +42,12 @@ def pose_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
 
 
 def pose_from_detection(face: DetectedFace, detector: str | None) -> np.ndarray:
-    """First pose estimate from a detection: its key points if calibrated, else its box."""
+    """First pose estimate from a detection: its key points if calibrated (and spread out), else its box."""
     points = DETECTOR_POINTS.get(detector or "")
     if points is not None and face.detector_points is not None:
         found = np.asarray(face.detector_points, dtype=np.float64)[:len(points)]
-        return umeyama(np.array(points), found)[:2]
+        if np.isfinite(found).all() and np.ptp(found, axis=0).max() >= MIN_POINTS_SPREAD:
+            return umeyama(np.array(points), found)[:2]
     centre_x, centre_y, side = DETECTOR_BOXES.get(detector or "", DETECTOR_BOXES["default"])
     scale = max(face.width, face.height) / side
     # Upright: mean-face point (cx, cy) lands on the box centre.

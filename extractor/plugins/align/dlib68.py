@@ -66,8 +66,8 @@ class Dlib68Aligner(CropAligner):
         if self.trees is None:
             import dlib
 
-            logger.info("dlib68: running dlib's own predictor (slower to load); `python -m "
-                        "extractor.models.dlib_ert` converts its model for numpy once")
+            logger.info("dlib68: running dlib's own predictor (slower to load; profiles aligned as frontal "
+                        "faces); `python -m extractor.models.dlib_ert` converts its model for numpy once")
             self.dlib_predictor = dlib.shape_predictor(str(model))
             self.dlib_box = dlib.rectangle(*self.box)
         elif self.turned:  # the passes start the trees from a given shape: numpy trees only

@@ -39,6 +39,7 @@ REGULARISATION = 0.1  # the shape prior's weight in each fit (``FaceModel3D.fit`
 # Detectors whose key points are the standard five (eye centres, nose tip, mouth corners), in that
 # order; for others the five come from the frontal 68 points (which understate the turn).
 FIVE_POINT_DETECTORS = ("centerface", "mtcnn")
+MIN_FIVE_SPREAD = 2.0  # pixels: five points closer together than this say nothing of the pose
 
 # The trees run on a batch of faces from given starts (frame pixels) -> points (frame pixels).
 TreesPass = Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]]
@@ -74,7 +75,8 @@ class TurnedFaces:
         """Blend the turned-face result into the landmarks of every turned face, in place."""
         fives = [self.five(face) for face in faces]
         yaws = [self.model.yaw_from_five(five) for five in fives]
-        chosen = [i for i, yaw in enumerate(yaws) if self.weight(yaw) > 0]
+        chosen = [i for i, (five, yaw) in enumerate(zip(fives, yaws))
+                  if self.weight(yaw) > 0 and np.ptp(five, axis=0).max() >= MIN_FIVE_SPREAD]
         if not chosen:
             return
         chosen_images = [images[i] for i in chosen]
