@@ -226,7 +226,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Use every n-th frame or image.")
 @click.option("--min-quality", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Leave out faces whose alignment quality (0-1, in each record and the preview) is lower; "
-                   "0.2 leaves out profiles aligned as frontal faces and most non-faces (docs/accuracy.md).")
+                   "0.2 leaves out the least steady faces (blurred profiles among them) and most non-faces "
+                   "(docs/accuracy.md).")
 @click.option("--track/--no-track", default=False, show_default=True,
               help="Videos: follow faces from frame to frame between full detections: track ids, about 1.6x the "
                    "frames/s, 0.9 of the faces of detecting every frame (docs/tracking.md).")

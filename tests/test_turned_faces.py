@@ -11,7 +11,7 @@ import pytest
 from conftest import DATA
 from extractor.evaluate import match
 from extractor.models import face_model_3d
-from extractor.models.face_model_3d import INNER, FaceModel3D, rotation
+from extractor.models.face_model_3d import FaceModel3D, rotation
 from extractor.plugins.align.turned import TURN_FROM, TURN_FULL, turned_weight
 from extractor.sources import read_image
 from extractor.stages import AlignStage, StageConfig
@@ -33,7 +33,7 @@ def test_the_fit_recovers_a_turned_face_of_another_shape(model):
     shape = model.mean + model.basis @ coefficients
     points = shape @ rotation(np.radians(55.0), np.radians(10.0))[:2].T
     points = (points - points.min(0)) / np.ptp(points, axis=0).max() * 200 + 50
-    fitted = model.fit(points, INNER)
+    fitted = model.fit(points)
     assert abs(fitted.yaw - 55.0) < 3.0
     assert np.linalg.norm(fitted.points - points, axis=1).mean() < 0.01 * 200
 

@@ -8,39 +8,16 @@ from the model's projection), with two shape-prior weights; and the default pass
 different yaws. Record: docs/accuracy.md. Run: .venv/bin/python tools/turned_faces.py (a minute).
 """
 import copy
-import json
-import sys
-from pathlib import Path
 
 import numpy as np
+from common import annotated_faces, loaded_stages
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from extractor.evaluate import nme_over_box
+from extractor.plugins.align.turned import TurnedFaces
+from extractor.stages import StageConfig
 
-from extractor.evaluate import face_yaw, find_annotation_files, match, nme_over_box  # noqa: E402
-from extractor.plugins.align.turned import TurnedFaces  # noqa: E402
-from extractor.sources import read_image  # noqa: E402
-from extractor.stages import AlignStage, DetectStage, StageConfig  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 BINS = ((0, 30), (30, 60), (60, 91))
 EVERY_FACE = (-1.0, 0.0)  # turn_from, turn_full: every face gets the turned passes
-
-
-def annotated_faces(detect):
-    """(set, yaw, image, detected face, true points) of every human-annotated face found."""
-    for root in (SHARED / "data", SHARED / "turned"):
-        for path in find_annotation_files(root):
-            annotations = json.loads(path.read_text())
-            if not str(annotations.get("landmarks_kind", "")).startswith("human"):
-                continue
-            for entry in annotations["images"]:
-                if not entry.get("faces"):
-                    continue
-                image, _ = read_image(path.parent / entry["file"])
-                found = detect.run([image])[0]
-                for detected, truth in match(found, [face["box"] for face in entry["faces"]]):
-                    face = entry["faces"][truth]
-                    yield root.name, face_yaw(face), image, found[detected], np.array(face["landmarks68"])
 
 
 def table_row(label: str, rows: list[tuple[str, float, float]]) -> str:
@@ -57,9 +34,7 @@ def table_row(label: str, rows: list[tuple[str, float, float]]) -> str:
 
 def main() -> None:
     config = StageConfig()
-    detect, align = DetectStage(config), AlignStage(config)
-    detect.load()
-    align.load()
+    detect, align = loaded_stages(config)
     plugin = align.plugin
     model = plugin.turned_faces.model
     variants = {

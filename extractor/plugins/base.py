@@ -129,16 +129,12 @@ class Plugin:
     @classmethod
     def missing(cls) -> list[str]:
         """How to install what this plugin needs and is not installed (empty: ready)."""
-        import importlib.util
-
-        return [how for package, how in cls.model_packages.items() if importlib.util.find_spec(package) is None]
+        return _not_installed(cls.model_packages)
 
     @classmethod
     def missing_optional(cls) -> list[str]:
         """What the plugin does without the optional packages that are not installed, and how to install them."""
-        import importlib.util
-
-        return [how for package, how in cls.optional_packages.items() if importlib.util.find_spec(package) is None]
+        return _not_installed(cls.optional_packages)
 
     @classmethod
     def info(cls) -> dict:
@@ -251,3 +247,10 @@ class Masker(Plugin):
 
     stage = "mask"
     centering: ClassVar[str] = "face"
+
+
+def _not_installed(packages: dict[str, str]) -> list[str]:
+    """The notes of ``packages`` (package -> note) whose package is not installed."""
+    import importlib.util
+
+    return [note for package, note in packages.items() if importlib.util.find_spec(package) is None]

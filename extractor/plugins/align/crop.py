@@ -30,7 +30,7 @@ def alignment_quality(before: np.ndarray, after: np.ndarray) -> float:
     """0-1: how little the last refinement pass moved the points, in face sizes (sqrt(w x h) of
     their extent). A face the model reads well lands in the same place whatever its framing; a
     turned, blurred or hidden face does not. Measured against the true error of the
-    human-annotated faces of ../shared/data and ../shared/turned: Spearman -0.67 over 20 faces
+    human-annotated faces of ../shared/data and ../shared/turned: Spearman -0.61 over 20 faces
     (docs/accuracy.md)."""
     moved = np.linalg.norm(np.asarray(after) - np.asarray(before), axis=1).mean() / max(points_size(after), 1.0)
     return float(np.exp(-moved / QUALITY_SCALE))

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from extractor.faces import DetectedFace
-from extractor.models.face_model_3d import INNER, FaceModel3D, five_points
+from extractor.models.face_model_3d import FaceModel3D, five_points
 from extractor.plugins.align.crop import alignment_quality
 
 TURN_FROM = 50.0
@@ -83,7 +83,7 @@ class TurnedFaces:
         points = trees_pass(chosen_images, [self.model.start_on_five(fives[i], yaws[i]) for i in chosen])
         before = points
         for _ in range(self.passes):
-            starts = [self.model.fit(found, INNER, self.regularisation).points for found in points]
+            starts = [self.model.fit(found, regularisation=self.regularisation).points for found in points]
             before, points = points, trees_pass(chosen_images, starts)
         for i, previous, found in zip(chosen, before, points):
             weight = self.weight(yaws[i])

@@ -1,0 +1,81 @@
+"""What the turned-face and quality tools share: the data, loaded stages, the annotated faces, the
+sample video's frames, and a picture tile of one face."""
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from extractor.evaluate import face_yaw, find_annotation_files, match  # noqa: E402
+from extractor.media import ExtractMedia  # noqa: E402
+from extractor.sources import InputSource, read_image  # noqa: E402
+from extractor.stages import AlignStage, DetectStage, StageConfig  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+VIDEO = SHARED / "data" / "video" / "short_hamilton_clip.mp4"
+FRONTAL_ONLY = StageConfig(plugin_options={"align.dlib68": {"turned": False}})  # dlib68 without its turned passes
+
+
+def loaded_stages(config: StageConfig | None = None) -> tuple[DetectStage, AlignStage]:
+    """The detect and align stages of ``config`` (the defaults), loaded."""
+    config = config or StageConfig()
+    detect, align = DetectStage(config), AlignStage(config)
+    detect.load()
+    align.load()
+    return detect, align
+
+
+def annotated_faces(detect: DetectStage):
+    """(set, yaw, image, detected face, true points) of every human-annotated face of
+    ../shared/data and ../shared/turned that ``detect`` finds."""
+    for root in (SHARED / "data", SHARED / "turned"):
+        for path in find_annotation_files(root):
+            annotations = json.loads(path.read_text())
+            if not str(annotations.get("landmarks_kind", "")).startswith("human"):
+                continue
+            for entry in annotations["images"]:
+                if not entry.get("faces"):
+                    continue
+                image, _ = read_image(path.parent / entry["file"])
+                found = detect.run([image])[0]
+                for detected, truth in match(found, [face["box"] for face in entry["faces"]]):
+                    face = entry["faces"][truth]
+                    yield root.name, face_yaw(face), image, found[detected], np.array(face["landmarks68"])
+
+
+def video_frames(video: Path = VIDEO):
+    """(number as the output files give it, 1-based; image) of each frame of ``video``."""
+    for media in InputSource(video).video_frames():
+        if isinstance(media, ExtractMedia):
+            yield int(Path(media.filename).stem.rsplit("_", 1)[-1]), media.image
+
+
+def tile(image: np.ndarray, box: tuple[float, float, float, float], points: np.ndarray, label: str,
+         size: int, context: float) -> np.ndarray:
+    """The frame cut square around ``box`` (``context`` times its side), points and a label drawn on it."""
+    left, top, width, height = box
+    side = context * max(width, height)
+    scale = size / side
+    matrix = np.array([[scale, 0, -(left + width / 2 - side / 2) * scale],
+                       [0, scale, -(top + height / 2 - side / 2) * scale]])
+    out = cv2.warpAffine(image, matrix, (size, size), borderMode=cv2.BORDER_CONSTANT)
+    for x, y in points @ matrix[:, :2].T + matrix[:, 2]:
+        cv2.circle(out, (int(round(x)), int(round(y))), 2, (0, 255, 0), -1, cv2.LINE_AA)
+    cv2.putText(out, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def evenly(items: list, count: int) -> list:
+    """``count`` of ``items`` (all, if fewer), evenly spread from the first to the last."""
+    return [items[int(k)] for k in np.linspace(0, len(items) - 1, min(count, len(items)))] if items else []
+
+
+def write_sheet(path: str, tiles: list[np.ndarray], per_row: int) -> None:
+    """``tiles`` (one size) in rows of ``per_row``, the last row padded black, as a JPEG at ``path``."""
+    tiles = tiles + [np.zeros_like(tiles[0])] * (-len(tiles) % per_row)
+    sheet = np.vstack([np.hstack(tiles[start:start + per_row]) for start in range(0, len(tiles), per_row)])
+    cv2.imwrite(path, sheet, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    print(f"wrote {path} ({sheet.shape[1]}x{sheet.shape[0]})")
