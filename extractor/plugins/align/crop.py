@@ -22,7 +22,7 @@ from extractor.mean_face import MEAN_FACE_68
 from extractor.plugins.base import Aligner, Batch
 
 
-MIN_POINTS_SPREAD = 2.0  # pixels: detector points closer together than this cannot place a crop (the box does)
+MIN_POINTS_SPREAD = 2.0  # pixels: key points closer together than this say nothing of a face's pose
 QUALITY_SCALE = 0.03  # the last pass moving the points this far (in face sizes) scores 1/e
 
 
@@ -36,6 +36,12 @@ def alignment_quality(before: np.ndarray, after: np.ndarray) -> float:
     return float(np.exp(-moved / QUALITY_SCALE))
 
 
+def spread_out(points: np.ndarray) -> bool:
+    """Whether key points (a detector's, say) are finite and spread enough to place a face by."""
+    points = np.asarray(points, dtype=np.float64)
+    return bool(np.isfinite(points).all() and np.ptp(points, axis=0).max() >= MIN_POINTS_SPREAD)
+
+
 def pose_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
     """2x3 similarity from mean-face units to frame pixels, fitted on the inner-face points."""
     return umeyama(MEAN_FACE_68[ALIGN_POINTS], np.asarray(landmarks)[ALIGN_POINTS])[:2]
@@ -46,7 +52,7 @@ def pose_from_detection(face: DetectedFace, detector: str | None) -> np.ndarray:
     points = DETECTOR_POINTS.get(detector or "")
     if points is not None and face.detector_points is not None:
         found = np.asarray(face.detector_points, dtype=np.float64)[:len(points)]
-        if np.isfinite(found).all() and np.ptp(found, axis=0).max() >= MIN_POINTS_SPREAD:
+        if spread_out(found):  # else (a hostile or broken detection) the box places the crop
             return umeyama(np.array(points), found)[:2]
     centre_x, centre_y, side = DETECTOR_BOXES.get(detector or "", DETECTOR_BOXES["default"])
     scale = max(face.width, face.height) / side

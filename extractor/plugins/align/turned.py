@@ -30,7 +30,7 @@ import numpy as np
 
 from extractor.faces import DetectedFace
 from extractor.models.face_model_3d import FaceModel3D, five_points
-from extractor.plugins.align.crop import alignment_quality
+from extractor.plugins.align.crop import alignment_quality, spread_out
 
 TURN_FROM = 50.0
 TURN_FULL = 65.0
@@ -39,7 +39,6 @@ REGULARISATION = 0.1  # the shape prior's weight in each fit (``FaceModel3D.fit`
 # Detectors whose key points are the standard five (eye centres, nose tip, mouth corners), in that
 # order; for others the five come from the frontal 68 points (which understate the turn).
 FIVE_POINT_DETECTORS = ("centerface", "mtcnn")
-MIN_FIVE_SPREAD = 2.0  # pixels: five points closer together than this say nothing of the pose
 
 # The trees run on a batch of faces from given starts (frame pixels) -> points (frame pixels).
 TreesPass = Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]]
@@ -76,7 +75,7 @@ class TurnedFaces:
         fives = [self.five(face) for face in faces]
         yaws = [self.model.yaw_from_five(five) for five in fives]
         chosen = [i for i, (five, yaw) in enumerate(zip(fives, yaws))
-                  if self.weight(yaw) > 0 and np.ptp(five, axis=0).max() >= MIN_FIVE_SPREAD]
+                  if self.weight(yaw) > 0 and spread_out(five)]
         if not chosen:
             return
         chosen_images = [images[i] for i in chosen]
