@@ -1,13 +1,18 @@
-"""``make bench-gpu``: what a machine with an NVIDIA GPU must show (issue 10), in one run.
+"""``make bench-gpu``: what a machine with an NVIDIA GPU must show, in one run.
 
-1. CenterFace as a Keras 3 model on the GPU, on each installed backend, under a memory budget:
-   its faces against ONNX Runtime on the CPU (the parity the CPU tests hold: boxes within 0.5 px,
-   scores within 1e-3), in the backend's default GPU precision and in full float32; its time per
-   1080p frame (shrunk to 640 px as by default, and at full size); its GPU memory.
-2. The pool on a 1080p video made from the sample: one detect worker on the GPU, then two sharing
-   it, each under a budget (``--detect-batch``, ``--prepare-threads`` to compare): frames/s, each
-   process's GPU memory as nvidia-smi reads it against its budget, and the share of a core each
-   of the coordinator's threads used (whether writing is the limit).
+1. CenterFace on the GPU under a memory budget, as a Keras 3 model on each installed backend and
+   through ONNX Runtime's CUDA provider: its faces against ONNX Runtime on the CPU (the parity the
+   CPU tests hold: boxes within 0.5 px, scores within 1e-3), in the backend's default GPU precision
+   and in full float32; its time per 1080p frame (shrunk to 640 px as by default, and at full
+   size); its GPU memory.
+2. The pool on a 1080p video made from the sample, per runtime: one detect worker on the GPU, then
+   two sharing it, each under a budget (``--detect-batch``, ``--prepare-threads``,
+   ``--track-every`` to compare): frames/s, each process's GPU memory as nvidia-smi reads it
+   against its budget, and the share of a core each of the coordinator's threads used (whether
+   writing is the limit).
+3. ``extractor run`` on the photos as a user types it (default flags, each ``--backend``, ONNX
+   Runtime), against the CPU plan with the GPUs hidden: the plan's lines, any line saying a worker
+   does not see its GPU, framework start-up chatter, and whether the faces are the CPU plan's.
 
 Each model check runs in a process of its own: Keras picks its backend once per process, and the
 budget must be set before the framework starts.
@@ -15,8 +20,10 @@ budget must be set before the framework starts.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -257,13 +264,15 @@ def model_checks(backends: list[str], budget_mb: int, photos: list[Path], video:
 
 # ---------------------------------------------------------------- 2. the pool
 def pool_run(video: Path, out: Path, backend: str, detect_workers: int, align_workers: int, aligner: str,
-             budget_mb: int, prepare_threads: int | None = None, detect_batch: int | None = None) -> dict:
+             budget_mb: int, prepare_threads: int | None = None, detect_batch: int | None = None,
+             track_every: int = 0) -> dict:
     batches = {"detect": detect_batch} if detect_batch else {}
     on_ort = backend == "onnxruntime"  # ONNX Runtime's CUDA provider instead of a Keras backend
     stages = StageConfig(aligner=aligner, maskers=("components",), backend=None if on_ort else backend,
                          batch_sizes=batches,
                          plugin_options={"detect.centerface": {"runtime": "onnxruntime" if on_ort else "keras"}})
-    settings = RunSettings(input_path=video, output=OutputSettings(out, out / "alignments.jsonl"), stages=stages)
+    settings = RunSettings(input_path=video, output=OutputSettings(out, out / "alignments.jsonl"), stages=stages,
+                           track_every=track_every)
     written: list[tuple[float, int]] = []
     options = EngineOptions(workers={"detect": detect_workers, "align": align_workers, "mask": 1},
                             vram_mb={"detect": budget_mb}, prepare_threads=prepare_threads,
@@ -273,11 +282,86 @@ def pool_run(video: Path, out: Path, backend: str, detect_workers: int, align_wo
     running_since = next((t for t, n in written if n >= 0.1 * summary.frames), time.monotonic())
     return {"coordinator_threads_busy": coordinator.busy_share(running_since),
             "backend": backend, "detect_workers": detect_workers, "detect_batch": detect_batch or "default",
+            "track_every": track_every,
             "prepare_threads": helper_threads(prepare_threads),
             "frames": summary.frames, "faces": summary.faces,
             "fps": summary.frames_per_second, "fps_once_running": steady_rate(written), "plan": summary.plan,
             "busy_s": summary.worker_busy_seconds, "gpu_mb_per_process": sorted(memory.peak.values()),
             "budget_mb": budget_mb}
+
+
+# ---------------------------------------------------------------- 3. what a user sees
+CHATTER = ("oneDNN", "absl::InitializeLog", "cuInit", "TF-TRT", "XLA service", "StreamExecutor")
+CLI_RUNS = {"default flags": [], "--backend jax": ["--backend", "jax"], "--backend torch": ["--backend", "torch"],
+            "ONNX Runtime (config)": ["onnxruntime"]}
+
+
+def cli_run(photos: Path, out: Path, extra: list[str], hide_gpus: bool = False) -> dict:
+    """``extractor run`` on ``photos`` as a user types it: exit status, the plan's lines, any GPU
+    mismatch line, framework chatter, and each photo's faces (landmarks) for the comparison."""
+    from extractor.alignments import read_records
+
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the user's shell sets none
+    if hide_gpus:  # a stand-in nvidia-smi that lists no GPU: the CPU plan on this machine
+        stand_in = out.parent / f"{out.name}-bin"
+        stand_in.mkdir(parents=True, exist_ok=True)
+        (stand_in / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+        (stand_in / "nvidia-smi").chmod(0o755)
+        env["PATH"] = f"{stand_in}:{env['PATH']}"
+    prefix = []
+    if extra == ["onnxruntime"]:
+        config = out.parent / f"{out.name}.toml"
+        config.write_text('[plugins.detect.centerface]\nruntime = "onnxruntime"\n')
+        prefix, extra = ["--config", str(config)], []
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "extractor", *prefix, "run", "-i", str(photos), "-o", str(out),
+                           "--no-progress", *extra], capture_output=True, text=True, timeout=600, env=env)
+    text = done.stdout + done.stderr
+    faces = {}
+    if (out / "alignments.jsonl").exists():
+        faces = {r["frame"]: [f["landmarks"] for f in r["faces"]] for r in read_records(out / "alignments.jsonl")}
+    return {"rc": done.returncode, "seconds": time.monotonic() - started,
+            "plan": [line.strip() for line in text.splitlines()
+                     if ("->" in line or "GPU" in line or "worker(s)" in line) and " run: " not in line],
+            "mismatch": [line.strip() for line in text.splitlines() if "was planned on GPU" in line],
+            "chatter": [word for word in CHATTER if word in text], "tail": text[-800:] if done.returncode else "",
+            "faces": faces}
+
+
+def cli_checks(photos: list[Path], work: Path) -> list[dict]:
+    """Each way of running on this GPU against the CPU plan (GPUs hidden): same faces?"""
+    folder = work / "photos"
+    folder.mkdir(parents=True, exist_ok=True)
+    for photo in photos:
+        shutil.copy(photo, folder / photo.name)
+    reference = cli_run(folder, work / "cpu", [], hide_gpus=True)
+    results = [dict(reference, name="GPUs hidden (CPU plan)")]
+    for name, extra in CLI_RUNS.items():
+        run = cli_run(folder, work / name.replace(" ", "_").replace("(", "").replace(")", ""), extra)
+        run["name"] = name
+        run["same_face_counts"] = {k: len(v) for k, v in run["faces"].items()} == {
+            k: len(v) for k, v in reference["faces"].items()}
+        run["max_landmark_px"] = max((float(np.abs(np.subtract(a, b)).max()) for frame, ours in run["faces"].items()
+                                      for a, b in zip(ours, reference["faces"].get(frame, []))), default=None)
+        results.append(run)
+    for run in results:
+        run.pop("faces")
+    return results
+
+
+def cli_report(runs: list[dict]) -> list[str]:
+    if not runs:
+        return []
+    lines = ["", "| `extractor run` on the photos | exit | plan | GPU mismatch lines | chatter | faces as the CPU plan "
+             "(counts, max landmark px) | s |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for run in runs:
+        same = (f"{run.get('same_face_counts')}, {run.get('max_landmark_px')}" if "same_face_counts" in run
+                else "reference")
+        lines.append(f"| {run['name']} | {run['rc']} {run['tail'][-200:]!r} | {'; '.join(run['plan'])} | "
+                     f"{'; '.join(run['mismatch']) or 'none'} | {', '.join(run['chatter']) or 'none'} | {same} | "
+                     f"{run['seconds']:.1f} |")
+    return lines
 
 
 def _timing(entry: dict, size: str) -> str:
@@ -286,7 +370,7 @@ def _timing(entry: dict, size: str) -> str:
     return f"{entry[f'ms_per_frame_{size}']:.2f} ({entry[f'network_ms_per_frame_{size}']:.2f})"
 
 
-def report(gpu, models: list[dict], pools: list[dict]) -> str:
+def report(gpu, models: list[dict], pools: list[dict], cli: list[dict]) -> str:
     lines = [f"GPU: {gpu.name}, {gpu.total_mb} MB; {os.cpu_count()} CPUs", "",
              "| backend | precision | on GPU | faces as ONNX Runtime (CPU) | max box px | max score | "
              "ms/frame 1080p->640 (network) | ms/frame 1080p full (network) | "
@@ -311,11 +395,12 @@ def report(gpu, models: list[dict], pools: list[dict]) -> str:
         busy = ", ".join(f"{k} {v:.1f}" for k, v in sorted(pool["busy_s"].items()))
         busy += "; coordinator threads, share of a core once running: " + ", ".join(
             f"{k} {v:.2f}" for k, v in sorted(pool.get("coordinator_threads_busy", {}).items()))
-        lines.append(f"| {pool['backend']} | {pool['detect_workers']}, {pool['prepare_threads']} | "
+        tracked = f", tracked every {pool['track_every']}" if pool.get("track_every") else ""
+        lines.append(f"| {pool['backend']}{tracked} | {pool['detect_workers']}, {pool['prepare_threads']} | "
                      f"{pool['frames']}, {pool['faces']} | "
                      f"{pool['fps']:.1f} | {pool['fps_once_running']:.1f} | {pool['gpu_mb_per_process']} / "
                      f"{pool['budget_mb']} | {busy} |")
-    return "\n".join(lines)
+    return "\n".join(lines + cli_report(cli))
 
 
 def main() -> None:
@@ -337,7 +422,10 @@ def main() -> None:
                         help="coordinator threads preparing faces to run the pool with (numbers or 'auto', "
                         "comma-separated)")
     parser.add_argument("--detect-batch", type=int, help="frames a detector call (pool runs)")
+    parser.add_argument("--track-every", default="0",
+                        help="video tracking settings to run the pool with (0: detect every frame; comma-separated)")
     parser.add_argument("--skip-models", action="store_true", help="only the pool runs")
+    parser.add_argument("--skip-cli", action="store_true", help="no `extractor run` checks of the plan")
     parser.add_argument("--model-only", metavar="BACKEND", help=argparse.SUPPRESS)
     args = parser.parse_args()
     gpus = detect_gpus()
@@ -352,25 +440,28 @@ def main() -> None:
         video = long_video(args.video, args.frames, Path(tmp), FULL_HD, whole_loops=False)
         models = [] if args.skip_models else model_checks(backends, args.budget, photos, video)
         print(json.dumps(models, indent=1), flush=True)
+        cli = [] if args.skip_cli else cli_checks(photos, Path(tmp) / "cli")
+        print(json.dumps(cli, indent=1), flush=True)
         pools = []
         for backend in backends:
             for workers in (int(n) for n in args.detect_workers.split(",")):
-                for threads in args.prepare_threads.split(","):
+                for threads, every in itertools.product(args.prepare_threads.split(","),
+                                                        (int(n) for n in args.track_every.split(","))):
                     prepare = None if threads == "auto" else int(threads)
                     try:
-                        pools.append(pool_run(video, Path(tmp) / f"{backend}{workers}-{threads}", backend, workers,
-                                              args.align_workers, args.aligner, args.budget, prepare,
-                                              args.detect_batch))
+                        pools.append(pool_run(video, Path(tmp) / f"{backend}{workers}-{threads}-{every}", backend,
+                                              workers, args.align_workers, args.aligner, args.budget, prepare,
+                                              args.detect_batch, every))
                     except Exception as exc:  # one backend failing must not hide the others' figures
                         pools.append({"backend": backend, "detect_workers": workers, "prepare_threads": threads,
                                       "error": repr(exc)})
                     print(json.dumps(pools[-1]), flush=True)
-    text = report(gpus[0], models, pools)
+    text = report(gpus[0], models, pools, cli)
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "gpu_check.md").write_text(text + "\n")
-        (args.out / "gpu_check.json").write_text(json.dumps({"models": models, "pools": pools}, indent=1))
+        (args.out / "gpu_check.json").write_text(json.dumps({"models": models, "pools": pools, "cli": cli}, indent=1))
 
 
 if __name__ == "__main__":
