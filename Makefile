@@ -33,9 +33,10 @@ $(STAMP): requirements.txt pyproject.toml
 # The CPU install above already runs TensorFlow and JAX on the CPU; these add a GPU backend.
 $(BACKEND_STAMP): $(STAMP)
 ifeq ($(GPU),1)
-	# ONNX Runtime with its CUDA provider (CenterFace's other GPU runtime) in place of the CPU build.
+	# ONNX Runtime with its CUDA provider (CenterFace's other GPU runtime) in place of the CPU build,
+	# with NVIDIA's CUDA 13 and cuDNN 9 libraries as pip packages (no system CUDA needed).
 	$(BIN)/pip uninstall -q -y onnxruntime
-	$(BIN)/pip install -q "onnxruntime-gpu==1.31.1"
+	$(BIN)/pip install -q "onnxruntime-gpu[cuda,cudnn]==1.31.1"
 ifeq ($(BACKEND),tensorflow)
 	$(BIN)/pip uninstall -q -y tensorflow-cpu
 	$(BIN)/pip install -q "tensorflow[and-cuda]==2.21.0"

@@ -10,6 +10,8 @@ is asked for. OpenCV DNN stays as the reference runtime of the parity tests.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 from pathlib import Path
@@ -110,11 +112,31 @@ def onnxruntime_providers(on_gpu: bool) -> list:
 
     if not on_gpu or "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         return ["CPUExecutionProvider"]
+    preload_cuda_libraries(onnxruntime)
     cuda = {"device_id": 0, "arena_extend_strategy": "kSameAsRequested"}
     budget_mb = os.environ.get(ORT_GPU_BUDGET_VARIABLE)
     if budget_mb:
         cuda["gpu_mem_limit"] = int(budget_mb) * 2**20
     return [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
+
+
+def preload_cuda_libraries(onnxruntime) -> None:
+    """Load CUDA and cuDNN from NVIDIA's pip packages beside ONNX Runtime (its ``[cuda,cudnn]``
+    extras, or the ones PyTorch and JAX install), else from the system's library path: without
+    this the CUDA provider finds pip-installed libraries only through LD_LIBRARY_PATH. ONNX
+    Runtime prints what it cannot load; that goes to the log, and the worker's GPU check then
+    says in one line whether the provider runs."""
+    preload = getattr(onnxruntime, "preload_dlls", None)  # onnxruntime-gpu 1.21 and later
+    if preload is None:
+        return
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        try:
+            preload()
+        except (OSError, RuntimeError) as exc:
+            print(exc)
+    if said.getvalue().strip():
+        logger.info("ONNX Runtime loading CUDA libraries: %s", " ".join(said.getvalue().split()))
 
 
 class OnnxRuntimeRunner:
