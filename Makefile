@@ -33,19 +33,24 @@ $(STAMP): requirements.txt pyproject.toml
 # The CPU install above already runs TensorFlow and JAX on the CPU; these add a GPU backend.
 $(BACKEND_STAMP): $(STAMP)
 ifeq ($(GPU),1)
-	# ONNX Runtime with its CUDA provider (CenterFace's other GPU runtime) in place of the CPU build,
-	# with NVIDIA's CUDA 13 and cuDNN 9 libraries as pip packages (no system CUDA needed).
-	$(BIN)/pip uninstall -q -y onnxruntime
-	$(BIN)/pip install -q "onnxruntime-gpu[cuda,cudnn]==1.31.1"
 ifeq ($(BACKEND),tensorflow)
+	# TensorFlow's CUDA 12 libraries: ONNX Runtime stays the CPU build (its GPU build wants CUDA 13,
+	# and the two cuDNN packages would share one folder); CenterFace runs on Keras/TensorFlow there.
 	$(BIN)/pip uninstall -q -y tensorflow-cpu
 	$(BIN)/pip install -q "tensorflow[and-cuda]==2.21.0"
-else ifeq ($(BACKEND),jax)
+else
+ifeq ($(BACKEND),jax)
 	$(BIN)/pip install -q "jax[cuda13]==0.10.2"
 else ifeq ($(BACKEND),torch)
-	$(BIN)/pip install -q torch
+	# PyTorch's CUDA 13 build, from PyTorch's own index (PyPI's default build may use another CUDA).
+	$(BIN)/pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cu130
 else
 	$(error BACKEND must be tensorflow, jax or torch)
+endif
+	# ONNX Runtime with its CUDA provider (CenterFace's other GPU runtime) in place of the CPU build,
+	# with NVIDIA's CUDA 13 and cuDNN 9 libraries as pip packages, the same the backend above uses.
+	$(BIN)/pip uninstall -q -y onnxruntime
+	$(BIN)/pip install -q "onnxruntime-gpu[cuda,cudnn]==1.31.1"
 endif
 else ifeq ($(BACKEND),torch)
 	$(BIN)/pip install -q torch==2.13.0

@@ -18,7 +18,7 @@ GPU_RUNTIME_ORDER = ("keras/torch", "onnxruntime", "keras/jax", "keras/tensorflo
 INSTALL_COMMANDS = {"keras/torch": "make install BACKEND=torch GPU=1",
                     "keras/jax": "make install BACKEND=jax GPU=1",
                     "keras/tensorflow": "make install BACKEND=tensorflow GPU=1",
-                    "onnxruntime": "make install GPU=1 (onnxruntime-gpu)"}
+                    "onnxruntime": "make install BACKEND=torch GPU=1 (it adds onnxruntime-gpu)"}
 
 
 def _installed(name: str) -> bool:
