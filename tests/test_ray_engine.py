@@ -177,3 +177,22 @@ def test_ray_tracks_a_video_as_the_single_engine_does(local_ray, tmp_path):
     for a, b in zip(ours, single):
         assert [(f["box"], f["landmarks"], f["track"]) for f in a["faces"]] == \
             [(f["box"], f["landmarks"], f["track"]) for f in b["faces"]], a["frame"]
+
+
+def test_face_stages_on_the_cpu_share_one_actor_and_detection_keeps_its_own(tmp_path):
+    """align, mask and identity on the CPU: one actor pool, so a batch crosses Ray's object store
+    once for them all; detection (on the CPU or a GPU) in an actor pool of its own, sized by its
+    worker count, and the face stages' pool by the most workers any of them has."""
+    from extractor.engines.ray_data import actor_groups
+    from extractor.pipeline import build_pipeline
+    from extractor.workers.devices import GpuInfo
+
+    settings = _settings(DATA / "dlib_faces", tmp_path / "cpu")
+    settings.stages = StageConfig(maskers=("components",), identity="dlib-resnet")
+    gpu = [GpuInfo(0, "sim", 24000, 23000)]
+    for gpus, capable in (([], set()), (gpu, {"onnxruntime"})):
+        pipeline = build_pipeline(settings, EngineOptions(workers={"align": 2}), gpus, capable)
+        groups = actor_groups(pipeline, pipeline.names)
+        assert [[spec.stage for spec in group] for group in groups] == [["detect"], ["align", "mask", "identity"]]
+        assert groups[0][0].on_gpu == bool(gpus)
+        assert max(spec.workers for spec in groups[1]) == 2

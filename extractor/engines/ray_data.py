@@ -1,17 +1,19 @@
 """The Ray Data engine: the same plugins, unchanged, as ``map_batches`` stages on a Ray cluster.
 
-    read (tasks)          detect, align, mask (actor pools)        prepare (tasks)        driver
-    images / frame  ───►  one actor per worker flag, each     ───►  record + face PNG ───►  writes in
-    ranges of a video     loading its plugin once                   bytes                   input order
+    read (tasks)          detect | align + mask (actor pools)      prepare (tasks)        driver
+    images / frame  ───►  actors by the worker flags, each    ───►  record + face PNG ───►  writes in
+    ranges of a video     loading its plugins once                  bytes                   input order
 
 - Reading: an image folder is one row per file; a video is cut into ranges of frames that tasks
   decode in parallel (each seeks to its first frame), so a long video is read by many nodes.
 - Frames travel as numpy arrays through Ray's object store (zero-copy on a node); faces as the
   pool's compact encoding. There is no shared-memory code of ours here.
-- The stages are the run's ``Pipeline`` (``extractor/pipeline.py``), as for the pool: each model
-  stage is an actor pool of the stage's worker count, running its plugins in batches of the
-  stage's batch size under the stage's GPU budget (--vram, as a GPU fraction of the GPU's real
-  memory, and enforced in the actor as a pool worker enforces it). Ray restarts an actor that
+- The stages are the run's ``Pipeline`` (``extractor/pipeline.py``), as for the pool: detection
+  is an actor pool of its worker count; the face stages that run on the CPU share one actor pool
+  (the most workers any of them has), so a batch crosses the object store once for them all.
+  Each runs its plugins in batches of the stage's batch size under the stage's GPU budget
+  (--vram, as a GPU fraction of the GPU's real memory, and enforced in the actor as a pool
+  worker enforces it). Ray restarts an actor that
   dies and retries its batch: a killed actor loses no frame, and the driver writes each frame
   once, in input order (``preserve_order``).
 - Imported faces (--import-alignments) ride in their frame's row from the read task on, and skip
@@ -130,30 +132,54 @@ def read_plan(settings: RunSettings, source: InputSource) -> tuple[list[dict], l
 
 # --- model stages (actors) ---------------------------------------------------------------------
 
-class StageActor:
-    """One model stage (detect, align, mask or identity) in a Ray actor: sets up its runtime
-    under the stage's GPU budget, loads its plugins once, then maps batches of frame rows, as Ray
-    Data's callable classes do."""
+def actor_groups(pipeline: Pipeline, stages: tuple[str, ...]) -> list[tuple[StageSpec, ...]]:
+    """The model stages as Ray actor pools, in order: detection alone; the face stages after it
+    that run on the CPU together in one actor (a batch then crosses the object store once for
+    all of them, not once per stage); a stage on a GPU alone, under its own budget."""
+    groups: list[tuple[StageSpec, ...]] = []
+    for spec in (pipeline.spec(stage) for stage in stages):
+        last = groups[-1][-1] if groups else None
+        if last is not None and "detect" not in (last.stage, spec.stage) and not last.on_gpu and not spec.on_gpu:
+            groups[-1] += (spec,)
+        else:
+            groups.append((spec,))
+    return groups
 
-    def __init__(self, spec: StageSpec, config, gpu_total_mb: int | None, cpu_threads: int | None = None):
+
+class StageActor:
+    """Model stages (detect; or align, mask, identity on the CPU, one after the other) in a Ray
+    actor: sets up each one's runtime under its GPU budget, loads its plugins once, then maps
+    batches of frame rows, as Ray Data's callable classes do."""
+
+    def __init__(self, specs: tuple[StageSpec, ...], config, gpu_total_mb: int | None,
+                 cpu_threads: int | None = None):
         from extractor.quiet import native_stderr_to_log, quiet_runtime_loggers
         from extractor.stages import build_stage
         from extractor.workers.stage_worker import set_up_frameworks
 
         quiet_runtime_loggers()
-        self.spec = spec
+        self.specs = specs
         if cpu_threads:  # Ray sets one thread for an actor holding part of a CPU; the plan's count instead
             import cv2
 
             os.environ["OMP_NUM_THREADS"] = str(cpu_threads)
             cv2.setNumThreads(cpu_threads)
-        with native_stderr_to_log(f"{spec.stage} actor start-up"):
-            set_up_frameworks(spec.runtime, spec.gpu_mb, gpu_total_mb if spec.on_gpu else None, cpu_threads)
-            self.stage = build_stage(spec.stage, spec.config(config, spec.on_gpu))
-            self.stage.load()
+        self.stages = []
+        for spec in specs:
+            with native_stderr_to_log(f"{spec.stage} actor start-up"):
+                set_up_frameworks(spec.runtime, spec.gpu_mb, gpu_total_mb if spec.on_gpu else None, cpu_threads)
+                stage = build_stage(spec.stage, spec.config(config, spec.on_gpu))
+                stage.load()
+            self.stages.append(stage)
 
     def __call__(self, batch: dict) -> dict:
-        """The stage over the batch's frames (``run_on_frames``, as every engine): a frame the
+        for stage in self.stages:
+            batch = self._run(stage, batch)
+        return batch
+
+    @staticmethod
+    def _run(stage, batch: dict) -> dict:
+        """One stage over the batch's frames (``run_on_frames``, as every engine): a frame the
         detector fails on gets a ``problem`` (not written), a face a stage fails on is dropped with
         a line in the frame's ``warning``."""
         from extractor.stages import run_on_frames
@@ -161,10 +187,10 @@ class StageActor:
         usable = [i for i, problem in enumerate(batch["problem"]) if not problem]
         images = [batch["image"][i] for i in usable]
         faces, problems, warnings = list(batch["faces"]), list(batch["problem"]), list(batch["warning"])
-        if self.spec.stage == "detect":
-            result = run_on_frames(self.stage, images, None, [int(batch["index"][i]) for i in usable])
+        if stage.name == "detect":
+            result = run_on_frames(stage, images, None, [int(batch["index"][i]) for i in usable])
         else:
-            result = run_on_frames(self.stage, images, [decode_faces(faces[i]) for i in usable])
+            result = run_on_frames(stage, images, [decode_faces(faces[i]) for i in usable])
         for position, i in enumerate(usable):
             if position in result.frame_failures:
                 problems[i] = frame_not_processed_line(batch["key"][i], result.frame_failures[position])
@@ -240,15 +266,17 @@ def gpu_memory_mb(options: EngineOptions) -> int:
     return min(g.total_mb for g in gpus) if gpus else 16_000
 
 
-def _stage_resources(spec: StageSpec, options: EngineOptions, cpu_share: float) -> dict:
-    """Actor pool size and resources of a model stage: its worker count, and on a GPU the
-    fraction of one that its budget is."""
+def _actor_resources(group: tuple[StageSpec, ...], options: EngineOptions, cpu_share: float) -> dict:
+    """Actor pool size and resources of a group of model stages: the most workers any of them
+    has, and on a GPU the fraction of one that its budget is."""
     import ray
 
     # Ray Data restarts a dead actor and retries its batch (max_restarts / max_task_retries -1 by default).
-    resources = {"compute": ray.data.ActorPoolStrategy(size=spec.workers), "num_cpus": cpu_share}
-    if spec.on_gpu:
-        resources["num_gpus"] = min(1.0, (spec.gpu_mb + CUDA_CONTEXT_MB) / gpu_memory_mb(options))
+    resources = {"compute": ray.data.ActorPoolStrategy(size=max(spec.workers for spec in group)),
+                 "num_cpus": cpu_share}
+    gpu_mb = sum(spec.gpu_mb for spec in group if spec.on_gpu)
+    if gpu_mb:
+        resources["num_gpus"] = min(1.0, (gpu_mb + CUDA_CONTEXT_MB) / gpu_memory_mb(options))
     return resources
 
 
@@ -293,13 +321,13 @@ def run_ray(settings: RunSettings, options: EngineOptions) -> RunSummary:
     return summary
 
 
-def _cpu_share(pipeline: Pipeline, stages: tuple[str, ...]) -> float:
+def _cpu_share(groups: list[tuple[StageSpec, ...]]) -> float:
     """CPUs an actor asks for: every actor must fit at once (a pool waiting for a CPU would stall
     the stream), with one CPU left for the read and prepare tasks; on a cluster with CPUs to spare
     each actor gets one."""
     import ray
 
-    actors = sum(pipeline.spec(stage).workers for stage in stages)
+    actors = sum(max(spec.workers for spec in group) for group in groups)
     cpus = ray.cluster_resources().get("CPU", 1)
     return 1.0 if cpus >= actors + 1 else max(0.05, (cpus - 1) / actors if cpus > 1 else cpus / (actors + 1))
 
@@ -311,16 +339,17 @@ def _task_share(cpu_share: float) -> float:
     return 1.0 if cpu_share >= 1.0 else max(0.05, min(cpu_share, 1.0 - cpu_share))
 
 
-def _actor_threads(spec: StageSpec, pipeline: Pipeline, stages: tuple[str, ...], cpu_share: float) -> int | None:
+def _actor_threads(group: tuple[StageSpec, ...], groups: list[tuple[StageSpec, ...]], cpu_share: float) -> int | None:
     """Threads of a heavy stage's actor where actors hold parts of CPUs (a small machine): as in
     the pool's plan, the heavy actors share a node's cores (Ray would give each one thread: the
     detector then ran at half speed on 2 cores). None: Ray's own (one a CPU asked for)."""
     import ray
 
-    if cpu_share >= 1.0 or not spec.heavy or spec.on_gpu:
+    if cpu_share >= 1.0 or not any(spec.heavy and not spec.on_gpu for spec in group):
         return None
     cores = min((node["Resources"].get("CPU", 1) for node in ray.nodes() if node["Alive"]), default=1)
-    heavy = sum(pipeline.spec(stage).workers for stage in stages if pipeline.spec(stage).heavy)
+    heavy = sum(max(spec.workers for spec in other) for other in groups
+                if any(spec.heavy and not spec.on_gpu for spec in other))
     return max(1, int(cores) // max(1, heavy))
 
 
@@ -332,12 +361,12 @@ def _through_stages(dataset, pipeline: Pipeline, stages: tuple[str, ...], settin
     if settings.stages.track_every and "detect" in stages:
         frames = settings.stages.track_every  # a tracking range in one batch: one actor follows its faces
     total = gpu_memory_mb(options) if any(pipeline.spec(stage).on_gpu for stage in stages) else None
-    for stage in stages:
-        spec = pipeline.spec(stage)
+    groups = actor_groups(pipeline, stages)
+    for group in groups:
         dataset = dataset.map_batches(StageActor,
-                                      fn_constructor_args=(spec, settings.stages, total,
-                                                           _actor_threads(spec, pipeline, stages, cpu_share)),
-                                      batch_size=frames, **_stage_resources(spec, options, cpu_share))
+                                      fn_constructor_args=(group, settings.stages, total,
+                                                           _actor_threads(group, groups, cpu_share)),
+                                      batch_size=frames, **_actor_resources(group, options, cpu_share))
     return dataset
 
 
@@ -378,7 +407,7 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
         options = replace(options, gpu_memory_mb=gpu_memory_mb(options))
     pipeline = _plan(settings, options)
     stages = frame_stages(settings)
-    cpu_share = _cpu_share(pipeline, tuple(pipeline.names))
+    cpu_share = _cpu_share(actor_groups(pipeline, tuple(pipeline.names)))
     if settings.face_filter is not None and settings.face_filter.needs_embedding:
         _embed_references(settings, options, pipeline, cpu_share)
     reading = {"max_pixels": settings.max_pixels, "every_n": settings.every_n, "done": frozenset(source.done),
