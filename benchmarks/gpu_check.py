@@ -426,6 +426,7 @@ def main() -> None:
                         help="video tracking settings to run the pool with (0: detect every frame; comma-separated)")
     parser.add_argument("--skip-models", action="store_true", help="only the pool runs")
     parser.add_argument("--skip-cli", action="store_true", help="no `extractor run` checks of the plan")
+    parser.add_argument("--skip-pools", action="store_true", help="no pool runs on the 1080p video")
     parser.add_argument("--model-only", metavar="BACKEND", help=argparse.SUPPRESS)
     args = parser.parse_args()
     gpus = detect_gpus()
@@ -443,7 +444,7 @@ def main() -> None:
         cli = [] if args.skip_cli else cli_checks(photos, Path(tmp) / "cli")
         print(json.dumps(cli, indent=1), flush=True)
         pools = []
-        for backend in backends:
+        for backend in [] if args.skip_pools else backends:
             for workers in (int(n) for n in args.detect_workers.split(",")):
                 for threads, every in itertools.product(args.prepare_threads.split(","),
                                                         (int(n) for n in args.track_every.split(","))):
