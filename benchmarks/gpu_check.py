@@ -274,7 +274,7 @@ def pool_run(video: Path, out: Path, backend: str, detect_workers: int, align_wo
     settings = RunSettings(input_path=video, output=OutputSettings(out, out / "alignments.jsonl"), stages=stages,
                            track_every=track_every)
     written: list[tuple[float, int]] = []
-    options = EngineOptions(workers={"detect": detect_workers, "align": align_workers, "mask": 1},
+    options = EngineOptions(workers={"detect": detect_workers, "align": align_workers},
                             vram_mb={"detect": budget_mb}, prepare_threads=prepare_threads,
                             on_frame_written=lambda n: written.append((time.monotonic(), n)))
     with GpuMemorySampler() as memory, ThreadCpuSampler() as coordinator:
@@ -415,7 +415,8 @@ def main() -> None:
                         help="GPU MB per detect worker (default: what the plan gives CenterFace)")
     parser.add_argument("--frames", type=int, default=400, help="frames of the 1080p video")
     parser.add_argument("--aligner", default="dlib68")
-    parser.add_argument("--align-workers", type=int, default=3)
+    parser.add_argument("--align-workers", type=int, default=0, help="0: the plan's default (half the cores "
+                        "align and mask behind GPU detectors)")
     parser.add_argument("--out", type=Path, help="also write the report and raw figures (JSON) here")
     parser.add_argument("--detect-workers", default="1,2", help="detect worker counts to run the pool with")
     parser.add_argument("--prepare-threads", default="auto",

@@ -81,6 +81,18 @@ def stage_names(settings) -> tuple[str, ...]:
     return tuple(stage for stage in ("detect", "align", "mask", "identity") if stage in needed)
 
 
+# A GPU detects faster than one CPU worker aligns or masks (docs/performance.md): behind GPU
+# detectors, half the cores align and mask, shared by what each costs a frame on the CPU with the
+# default plugins (the sample video: align 44-53 ms, mask 9-10 ms; docs/tracking.md).
+FEEDING_WEIGHTS = {"align": 5, "mask": 1}
+
+
+def feeding_workers(stage: str, cpu_count: int) -> int:
+    """Workers of a CPU face stage that GPU detectors feed (a worker count left at its default)."""
+    cores = max(1, cpu_count // 2)
+    return max(1, round(cores * FEEDING_WEIGHTS[stage] / sum(FEEDING_WEIGHTS.values())))
+
+
 def build_pipeline(settings, options, gpus: list | None = None, capable: set[str] | None = None,
                    cpu_count: int | None = None) -> Pipeline:
     """The run's stages with their worker count, GPU need, CPU weight and runtime, read from the
@@ -90,8 +102,8 @@ def build_pipeline(settings, options, gpus: list | None = None, capable: set[str
     plugins has a runtime installed with GPU support (``capable``, from ``gpu_support``): its
     most preferred one is chosen. Otherwise it is planned as on a machine without GPUs, and the
     notes say so with the command that installs GPU support. A worker count left at 0 (the
-    default) is one detect worker per GPU the detector runs on, and as many aligners to keep them
-    fed (up to half the cores); 1 otherwise.
+    default) is one detect worker per GPU the detector runs on, and enough aligners and maskers
+    to keep them fed (``feeding_workers``: half the cores); 1 otherwise.
     """
     config, gpus = settings.stages, gpus or []
     capable = set() if capable is None else capable
@@ -118,10 +130,9 @@ def build_pipeline(settings, options, gpus: list | None = None, capable: set[str
         if not workers and stage == "detect" and on_gpu:
             workers = len(gpus)
             notes.append(f"detect: one worker per GPU ({workers}); --detect-workers N for more")
-        if not workers and stage == "align" and gpu_detectors:
-            # A GPU detects faster than one CPU aligner places landmarks (docs/performance.md).
-            workers = max(1, min(2 * gpu_detectors, (cpu_count or os.cpu_count() or 1) // 2))
-            notes.append(f"align: {workers} worker(s) to keep the GPU detectors fed; --align-workers N to change")
+        if not workers and stage in FEEDING_WEIGHTS and gpu_detectors:
+            workers = feeding_workers(stage, cpu_count or os.cpu_count() or 1)
+            notes.append(f"{stage}: {workers} worker(s) to keep the GPU detectors fed; --{stage}-workers N to change")
         workers = workers or 1
         gpu_detectors = workers if stage == "detect" and on_gpu else gpu_detectors
         specs.append(StageSpec(stage, tuple(names), config.batch_size(stage), workers, runtime,
