@@ -82,15 +82,17 @@ def stage_names(settings) -> tuple[str, ...]:
 
 
 # A GPU detects faster than one CPU worker aligns or masks (docs/performance.md): behind GPU
-# detectors, half the cores align and mask, shared by what each costs a frame on the CPU with the
-# default plugins (the sample video: align 44-53 ms, mask 9-10 ms; docs/tracking.md).
-FEEDING_WEIGHTS = {"align": 5, "mask": 1}
+# detectors, half the cores align and mask. CPU ms a frame of each with the default plugins (the
+# sample video: align 44-53, mask 9-10; docs/tracking.md) say how to share them.
+ALIGN_COST_PER_MASK = 5
 
 
-def feeding_workers(stage: str, cpu_count: int) -> int:
-    """Workers of a CPU face stage that GPU detectors feed (a worker count left at its default)."""
-    cores = max(1, cpu_count // 2)
-    return max(1, round(cores * FEEDING_WEIGHTS[stage] / sum(FEEDING_WEIGHTS.values())))
+def feeding_workers(cpu_count: int) -> dict[str, int]:
+    """Aligners and maskers that GPU detectors feed (worker counts left at their default): half
+    the cores, shared so that the slower of the two stages is as fast as it can be."""
+    cores = max(2, cpu_count // 2)
+    maskers = max(range(1, cores), key=lambda m: min((cores - m) / ALIGN_COST_PER_MASK, m))
+    return {"align": cores - maskers, "mask": maskers}
 
 
 def build_pipeline(settings, options, gpus: list | None = None, capable: set[str] | None = None,
@@ -130,8 +132,8 @@ def build_pipeline(settings, options, gpus: list | None = None, capable: set[str
         if not workers and stage == "detect" and on_gpu:
             workers = len(gpus)
             notes.append(f"detect: one worker per GPU ({workers}); --detect-workers N for more")
-        if not workers and stage in FEEDING_WEIGHTS and gpu_detectors:
-            workers = feeding_workers(stage, cpu_count or os.cpu_count() or 1)
+        if not workers and stage in ("align", "mask") and gpu_detectors:
+            workers = feeding_workers(cpu_count or os.cpu_count() or 1)[stage]
             notes.append(f"{stage}: {workers} worker(s) to keep the GPU detectors fed; --{stage}-workers N to change")
         workers = workers or 1
         gpu_detectors = workers if stage == "detect" and on_gpu else gpu_detectors

@@ -54,9 +54,9 @@ def test_every_gpu_gets_a_detect_worker_on_the_fastest_installed_runtime(tmp_pat
     assert "detect: one worker per GPU (2)" in notes[0]
     plans, _ = plan_devices(demands, TWO_GPUS, cpu_count=16)
     assert sorted(p.gpu for p in plans if p.stage == "detect") == [0, 1]
-    # fed: half of the 16 cores align and mask, 5 to 1 as their CPU cost a frame
-    assert [len([p for p in plans if p.stage == stage]) for stage in ("align", "mask")] == [7, 1]
-    assert "align: 7 worker(s) to keep the GPU detectors fed" in " ".join(notes)
+    # fed: half of the 16 cores align and mask, shared by their CPU cost a frame (about 5 to 1)
+    assert [len([p for p in plans if p.stage == stage]) for stage in ("align", "mask")] == [6, 2]
+    assert "align: 6 worker(s) to keep the GPU detectors fed" in " ".join(notes)
     # --backend asks for a Keras backend: it wins where it has GPU support
     demands, _ = stage_demands(_settings(tmp_path, backend="jax"), options, TWO_GPUS, {"keras/jax", "onnxruntime"})
     assert demands[0].runtime == "keras/jax"
