@@ -127,3 +127,26 @@ def test_stand_in_nvidia_smi_on_path_the_cli_plans_for_the_cpu_and_says_why(tmp_
     assert "GPU 0" not in runs["gpus"]
     faces = [line for line in runs["gpus"].splitlines() if line.startswith("faces:")]
     assert faces and faces == [line for line in runs["none"].splitlines() if line.startswith("faces:")]
+
+
+def test_an_onnxruntime_gpu_worker_is_judged_by_its_session_not_its_provider_list(monkeypatch):
+    """onnxruntime-gpu lists its CUDA provider even where the provider's CUDA libraries do not
+    load, and a session asked for CUDA then runs on the CPU: the worker's check must say so.
+    Here the list claims CUDA (as such an install's does) and the real session falls back."""
+    import onnxruntime
+
+    from extractor.models import runners
+    from extractor.plugins import registry
+    from extractor.workers.devices import WorkerPlan
+    from extractor.workers.stage_worker import gpu_mismatch
+
+    listed = onnxruntime.get_available_providers()
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", *listed])
+    monkeypatch.setattr(runners, "GPU_SESSIONS_ON_CUDA", [])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # as the worker's plan sets it
+    detector = registry.create("detect", "centerface", runtime="onnxruntime")
+    detector.load()
+    assert not detector.runner.on_gpu
+    plan = WorkerPlan("detect", 0, 0, 2500, 1, 24000, "onnxruntime")
+    assert gpu_mismatch(plan) == ("detect-0 was planned on GPU 0, but onnxruntime sees no GPU in it: "
+                                  "it runs on the CPU")

@@ -102,6 +102,10 @@ def threads_from_environment() -> int:
 
 
 ORT_GPU_BUDGET_VARIABLE = "EXTRACTOR_ORT_GPU_MB"  # a GPU worker's budget, set by its plan
+# Whether each ONNX Runtime session this process made for a GPU really runs on CUDA: onnxruntime-gpu
+# lists its CUDA provider even where the provider's CUDA libraries do not load, and a session then
+# runs on the CPU. A GPU worker's check (``stage_worker.gpu_mismatch``) reads this.
+GPU_SESSIONS_ON_CUDA: list[bool] = []
 
 
 def onnxruntime_providers(on_gpu: bool) -> list:
@@ -166,6 +170,8 @@ class OnnxRuntimeRunner:
                                                         providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = output_names
+        if on_gpu:
+            GPU_SESSIONS_ON_CUDA.append(self.on_gpu)
 
     @property
     def on_gpu(self) -> bool:

@@ -106,10 +106,10 @@ def gpu_mismatch(plan: WorkerPlan) -> str | None:
     for runtime in plan.runtime.split(", "):
         if runtime.startswith("keras/"):
             sees = gpu_visible(runtime[len("keras/"):])
-        elif runtime == "onnxruntime":
-            import onnxruntime
+        elif runtime == "onnxruntime":  # its sessions, not its provider list (see GPU_SESSIONS_ON_CUDA)
+            from extractor.models.runners import GPU_SESSIONS_ON_CUDA
 
-            sees = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+            sees = bool(GPU_SESSIONS_ON_CUDA) and all(GPU_SESSIONS_ON_CUDA)
         else:
             continue
         if not sees:
