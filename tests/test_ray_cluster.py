@@ -57,7 +57,7 @@ def test_a_three_node_cluster_gives_the_pool_s_faces(cluster, tmp_path):
 def test_a_stage_planned_on_the_cluster_s_gpu_keeps_the_faces(cluster, tmp_path):
     """ONNX Runtime taken as GPU-capable: detection is planned on the GPU node with its --vram
     budget as a GPU fraction, its actor sets the budget up before loading (the CPU build of ONNX
-    Runtime then runs on the CPU); the faces are the CPU plan's."""
+    Runtime then runs on the CPU, and the actor says so once); the faces are the CPU plan's."""
     from extractor.engines.ray_data import _plan, run_ray
     from extractor.output import OutputSettings
     from extractor.run_settings import EngineOptions, RunSettings
@@ -75,6 +75,10 @@ def test_a_stage_planned_on_the_cluster_s_gpu_keeps_the_faces(cluster, tmp_path)
     finally:
         ray.shutdown()
     assert (on_gpu.frames, on_gpu.faces) == (on_cpu.frames, on_cpu.faces) == (6, 28)
+    # the detect actor's session runs on the CPU: said once, as a pool worker says it
+    said = [w for w in on_gpu.warnings if "sees no GPU" in w]
+    assert said == ["a detect actor was given a GPU by Ray, but onnxruntime sees no GPU in it: it runs on the CPU"]
+    assert not [w for w in on_cpu.warnings if "sees no GPU" in w]
     for a, b in zip(read_records(tmp_path / "gpu" / "alignments.jsonl"),
                     read_records(tmp_path / "cpu" / "alignments.jsonl")):
         assert a["frame"] == b["frame"] and len(a["faces"]) == len(b["faces"])

@@ -155,7 +155,7 @@ class StageActor:
                  cpu_threads: int | None = None):
         from extractor.quiet import native_stderr_to_log, quiet_runtime_loggers
         from extractor.stages import build_stage
-        from extractor.workers.stage_worker import set_up_frameworks
+        from extractor.workers.stage_worker import blind_runtimes, set_up_frameworks
 
         quiet_runtime_loggers()
         self.specs = specs
@@ -164,17 +164,25 @@ class StageActor:
 
             os.environ["OMP_NUM_THREADS"] = str(cpu_threads)
             cv2.setNumThreads(cpu_threads)
-        self.stages = []
+        self.stages, self.unconfirmed = [], []
         for spec in specs:
             with native_stderr_to_log(f"{spec.stage} actor start-up"):
                 set_up_frameworks(spec.runtime, spec.gpu_mb, gpu_total_mb if spec.on_gpu else None, cpu_threads)
                 stage = build_stage(spec.stage, spec.config(config, spec.on_gpu))
                 stage.load()
+                blind = blind_runtimes(spec.runtime) if spec.on_gpu else []
+            if blind:  # said once, with the actor's first frames (as a pool worker says it when ready)
+                self.unconfirmed.append(f"a {spec.stage} actor was given a GPU by Ray, but {', '.join(blind)} "
+                                        "sees no GPU in it: it runs on the CPU")
             self.stages.append(stage)
 
     def __call__(self, batch: dict) -> dict:
         for stage in self.stages:
             batch = self._run(stage, batch)
+        if self.unconfirmed and len(batch["warning"]):
+            warnings = list(batch["warning"])
+            warnings[0] = "\n".join(filter(None, [*self.unconfirmed, warnings[0]]))
+            batch["warning"], self.unconfirmed = warnings, []
         return batch
 
     @staticmethod

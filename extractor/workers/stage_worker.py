@@ -94,16 +94,14 @@ def set_up_frameworks(runtime: str, budget_mb: int | None, gpu_total_mb: int | N
             limit_onnxruntime_gpu_memory(budget_mb)
 
 
-def gpu_mismatch(plan: WorkerPlan) -> str | None:
-    """For a worker planned on a GPU, once its model is loaded: None when each GPU runtime of its
-    line lists the GPU it was given, else the line that says which does not (it then runs on the
-    CPU: the plan could not know, e.g. a CUDA build without a matching driver)."""
-    if plan.gpu is None:
-        return None
+def blind_runtimes(runtime_line: str) -> list[str]:
+    """The GPU runtimes of a worker's line (e.g. "keras/jax, dlib") that, once its models are
+    loaded, see no GPU: each Keras backend asked which devices it lists, ONNX Runtime whether
+    its sessions run on CUDA."""
     from extractor.models.backend import gpu_visible
 
     blind = []
-    for runtime in plan.runtime.split(", "):
+    for runtime in runtime_line.split(", "):
         if runtime.startswith("keras/"):
             sees = gpu_visible(runtime[len("keras/"):])
         elif runtime == "onnxruntime":  # its sessions, not its provider list (see GPU_SESSIONS_ON_CUDA)
@@ -114,6 +112,14 @@ def gpu_mismatch(plan: WorkerPlan) -> str | None:
             continue
         if not sees:
             blind.append(runtime)
+    return blind
+
+
+def gpu_mismatch(plan: WorkerPlan) -> str | None:
+    """For a worker planned on a GPU, once its model is loaded: None when each GPU runtime of its
+    line lists the GPU it was given, else the line that says which does not (it then runs on the
+    CPU: the plan could not know, e.g. a CUDA build without a matching driver)."""
+    blind = blind_runtimes(plan.runtime) if plan.gpu is not None else []
     if not blind:
         return None
     return (f"{plan.label} was planned on GPU {plan.gpu}, but {', '.join(blind)} sees no GPU in it: "
