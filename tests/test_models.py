@@ -23,6 +23,7 @@ import pytest
 from conftest import DATA
 from extractor.alignments import read_records
 from extractor.models.backend import cuda_visible, installed_backends
+from extractor.workers.gpu_support import gpu_capable_runtimes
 from extractor.plugins import registry
 from extractor.plugins.base import Batch
 from extractor.plugins.detect.centerface import CenterFaceDetector
@@ -177,8 +178,10 @@ def test_centerface_on_gpu_under_a_budget_equals_the_cpu(backend):
         "from extractor.plugins import registry\nfrom extractor.plugins.base import Batch\n"
         "from extractor.sources import read_image\nimport json\n"
         f"image = read_image({str(PHOTOS[2])!r})[0]\n"
-        "faces = {}\n"
+        "import os\nfaces = {}\n"
         f"for runtime, backend in (('keras', {backend!r}), ('onnxruntime', None)):\n"
+        "    if runtime == 'onnxruntime':\n"
+        "        os.environ['CUDA_VISIBLE_DEVICES'] = ''  # the reference on the CPU, also with onnxruntime-gpu\n"
         "    model = registry.create('detect', 'centerface', runtime=runtime, backend=backend)\n"
         "    faces[runtime] = [[list(f.box_ltrb) + [f.score] for f in model.process(Batch([image])).detections[0]]\n"
         "                      for _ in range(3)]\n"
@@ -189,6 +192,36 @@ def test_centerface_on_gpu_under_a_budget_equals_the_cpu(backend):
     assert result["gpu"] is True
     on_gpu, on_cpu = np.array(result["keras"]), np.array(result["onnxruntime"])
     assert on_gpu.shape == on_cpu.shape == (3, 2, 5)
+    assert np.abs(on_gpu[..., :4] - on_cpu[..., :4]).max() < 0.5
+    assert np.abs(on_gpu[..., 4] - on_cpu[..., 4]).max() < 1e-3
+
+
+@pytest.mark.skipif(not cuda_visible() or "onnxruntime" not in gpu_capable_runtimes(),
+                    reason="needs an NVIDIA GPU and onnxruntime-gpu (make install BACKEND=torch GPU=1)")
+def test_centerface_on_onnxruntime_s_cuda_provider_under_a_budget_equals_its_cpu():
+    """ONNX Runtime's CUDA provider, its arena capped at the plan's budget, finds the faces its CPU
+    provider finds, within the parity tolerances; the session really runs on CUDA."""
+    code = (
+        "import json, os\n"
+        "from extractor.models.backend import limit_onnxruntime_gpu_memory\n"
+        "from extractor.plugins import registry\nfrom extractor.plugins.base import Batch\n"
+        "from extractor.sources import read_image\n"
+        f"image = read_image({str(PHOTOS[2])!r})[0]\n"
+        "faces, on_cuda = {}, None\n"
+        "for device in ('', '0'):\n"
+        "    os.environ['CUDA_VISIBLE_DEVICES'] = device\n"
+        f"    limit_onnxruntime_gpu_memory({BUDGET_MB}) if device else None\n"
+        "    model = registry.create('detect', 'centerface', runtime='onnxruntime')\n"
+        "    faces[device] = [[list(f.box_ltrb) + [f.score] for f in model.process(Batch([image])).detections[0]]\n"
+        "                     for _ in range(2)]\n"
+        "    on_cuda = model.runner.on_gpu if device else on_cuda\n"
+        "print(json.dumps({'cuda': on_cuda, 'cpu_faces': faces[''], 'gpu_faces': faces['0']}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["cuda"] is True
+    on_gpu, on_cpu = np.array(result["gpu_faces"]), np.array(result["cpu_faces"])
+    assert on_gpu.shape == on_cpu.shape == (2, 2, 5)
     assert np.abs(on_gpu[..., :4] - on_cpu[..., :4]).max() < 0.5
     assert np.abs(on_gpu[..., 4] - on_cpu[..., 4]).max() < 1e-3
 
