@@ -107,7 +107,7 @@ def gpu_processes() -> dict[int, int]:
                          capture_output=True, text=True, timeout=20).stdout
     used = {}
     for line in out.strip().splitlines():
-        pid, memory = (part.strip() for part in line.split(","))
+        pid, memory = ([part.strip() for part in line.split(",")] + ["", ""])[:2]
         if pid.isdigit() and memory.isdigit():
             used[int(pid)] = int(memory)
     return used
@@ -323,7 +323,8 @@ def cli_run(photos: Path, out: Path, extra: list[str], hide_gpus: bool = False) 
         faces = {r["frame"]: [f["landmarks"] for f in r["faces"]] for r in read_records(out / "alignments.jsonl")}
     return {"rc": done.returncode, "seconds": time.monotonic() - started,
             "plan": [line.strip() for line in text.splitlines()
-                     if ("->" in line or "GPU" in line or "worker(s)" in line) and " run: " not in line],
+                     if ("->" in line or "GPU" in line or "worker(s)" in line) and " run: " not in line
+                     and "was planned on GPU" not in line],
             "mismatch": [line.strip() for line in text.splitlines() if "was planned on GPU" in line],
             "chatter": [word for word in CHATTER if word in text], "tail": text[-800:] if done.returncode else "",
             "faces": faces}
