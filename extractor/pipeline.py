@@ -81,9 +81,10 @@ def stage_names(settings) -> tuple[str, ...]:
     return tuple(stage for stage in ("detect", "align", "mask", "identity") if stage in needed)
 
 
-# A GPU detects faster than one CPU worker aligns or masks (docs/performance.md): behind GPU
-# detectors, half the cores align and mask. CPU ms a frame of each with the default plugins (the
-# sample video: align 44-53, mask 9-10; docs/tracking.md) say how to share them.
+# One CPU worker aligns or masks slower than a GPU, or a CPU detector's threads on every core,
+# detects (docs/performance.md): half the cores align and mask. CPU ms a frame of each with the
+# default plugins (the sample video: detect 74, align 44-53, mask 9-10; docs/tracking.md) say so,
+# and how to share them.
 ALIGN_COST_PER_MASK = 5
 
 
@@ -104,13 +105,14 @@ def build_pipeline(settings, options, gpus: list | None = None, capable: set[str
     plugins has a runtime installed with GPU support (``capable``, from ``gpu_support``): its
     most preferred one is chosen. Otherwise it is planned as on a machine without GPUs, and the
     notes say so with the command that installs GPU support. A worker count left at 0 (the
-    default) is one detect worker per GPU the detector runs on, and enough aligners and maskers
-    to keep them fed (``feeding_workers``: half the cores); 1 otherwise.
+    default) is one detect worker per GPU the detector runs on (else one, its threads sharing
+    every core), and enough aligners and maskers to keep the detection fed (``feeding_workers``:
+    half the cores, one each on a 2-core machine); 1 otherwise.
     """
     config, gpus = settings.stages, gpus or []
     capable = set() if capable is None else capable
     specs, notes, without_runtime = [], [], []
-    gpu_detectors, gpu_plugins = 0, False
+    gpu_detectors, gpu_plugins, detecting = 0, False, False
     for stage in stage_names(settings):
         names = config.plugin_names(stage)
         classes = [registry.get_plugin_class(stage, name) for name in names]
@@ -132,11 +134,14 @@ def build_pipeline(settings, options, gpus: list | None = None, capable: set[str
         if not workers and stage == "detect" and on_gpu:
             workers = len(gpus)
             notes.append(f"detect: one worker per GPU ({workers}); --detect-workers N for more")
-        if not workers and stage in ("align", "mask") and gpu_detectors:
+        if not workers and stage in ("align", "mask") and detecting:
             workers = feeding_workers(cpu_count or os.cpu_count() or 1)[stage]
-            notes.append(f"{stage}: {workers} worker(s) to keep the GPU detectors fed; --{stage}-workers N to change")
+            if gpu_detectors or workers > 1:
+                fed = "the GPU detectors" if gpu_detectors else "the detector"
+                notes.append(f"{stage}: {workers} worker(s) to keep {fed} fed; --{stage}-workers N to change")
         workers = workers or 1
         gpu_detectors = workers if stage == "detect" and on_gpu else gpu_detectors
+        detecting = detecting or stage == "detect"
         specs.append(StageSpec(stage, tuple(names), config.batch_size(stage), workers, runtime,
                                (options.vram_mb.get(stage) or batch_mb) if gpu else None, batch_mb,
                                heavy=any(cls.cpu_heavy for cls in classes)))

@@ -35,7 +35,7 @@ def test_this_install_has_no_gpu_runtime():
 
 
 def test_gpus_no_runtime_can_use_fall_back_to_the_cpu_plan_and_say_how_to_fix_it(tmp_path):
-    demands, notes = stage_demands(_settings(tmp_path), EngineOptions(), TWO_GPUS, set())
+    demands, notes = stage_demands(_settings(tmp_path), EngineOptions(), TWO_GPUS, set(), cpu_count=2)
     assert [(d.stage, d.workers, d.vram_mb, d.runtime) for d in demands] == [
         ("detect", 1, None, "onnxruntime"), ("align", 1, None, "numpy"), ("mask", 1, None, "numpy")]
     assert len(notes) == 1
@@ -44,6 +44,22 @@ def test_gpus_no_runtime_can_use_fall_back_to_the_cpu_plan_and_say_how_to_fix_it
     plans, more = plan_devices(demands, TWO_GPUS, cpu_count=2)
     assert all(p.gpu is None for p in plans) and more == []
     assert plans[0].cpu_threads == 2  # the best CPU plan: as on a machine without GPUs
+
+
+def test_on_a_cpu_half_the_cores_align_and_mask_and_the_detector_s_threads_take_every_core(tmp_path):
+    """Without GPUs one detect worker runs on every core; one aligner would hold the run to its
+    pace on a machine of many cores (align costs about two thirds of detection a frame), so half
+    the cores align and mask, as behind GPU detectors. On 2 cores: one each, as before."""
+    for cores, counts, said in ((2, [1, 1, 1], []), (16, [1, 6, 2], ["align: 6 worker(s) to keep the detector fed",
+                                                                      "mask: 2 worker(s) to keep the detector fed"])):
+        demands, notes = stage_demands(_settings(tmp_path), EngineOptions(), [], set(), cpu_count=cores)
+        assert [d.workers for d in demands] == counts
+        assert [note.split(";")[0] for note in notes if "fed" in note] == said
+        plans, _ = plan_devices(demands, [], cpu_count=cores)
+        assert [p.cpu_threads for p in plans if p.stage == "detect"] == [cores]
+    demands, _ = stage_demands(_settings(tmp_path), EngineOptions(workers={"align": 1, "mask": 1}), [], set(),
+                               cpu_count=16)
+    assert [d.workers for d in demands] == [1, 1, 1]  # the flags win
 
 
 def test_every_gpu_gets_a_detect_worker_on_the_fastest_installed_runtime(tmp_path):
