@@ -23,6 +23,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -292,11 +293,14 @@ def pool_run(video: Path, out: Path, backend: str, detect_workers: int, align_wo
 
 # ---------------------------------------------------------------- 3. what a user sees
 CHATTER = ("oneDNN", "absl::InitializeLog", "cuInit", "TF-TRT", "XLA service", "StreamExecutor")
-CLI_RUNS = {"default flags": [], "--backend jax": ["--backend", "jax"], "--backend torch": ["--backend", "torch"],
-            "ONNX Runtime (config)": ["onnxruntime"]}
+# name -> (flags of `extractor run`, a config file's text or None)
+CLI_RUNS = {"default flags": ([], None), "--backend jax": (["--backend", "jax"], None),
+            "--backend torch": (["--backend", "torch"], None),
+            "ONNX Runtime (config)": ([], '[plugins.detect.centerface]\nruntime = "onnxruntime"\n')}
 
 
-def cli_run(photos: Path, out: Path, extra: list[str], hide_gpus: bool = False) -> dict:
+def cli_run(photos: Path, out: Path, extra: list[str], config_text: str | None = None,
+            hide_gpus: bool = False) -> dict:
     """``extractor run`` on ``photos`` as a user types it: exit status, the plan's lines, any GPU
     mismatch line, framework chatter, and each photo's faces (landmarks) for the comparison."""
     from extractor.alignments import read_records
@@ -310,10 +314,10 @@ def cli_run(photos: Path, out: Path, extra: list[str], hide_gpus: bool = False) 
         (stand_in / "nvidia-smi").chmod(0o755)
         env["PATH"] = f"{stand_in}:{env['PATH']}"
     prefix = []
-    if extra == ["onnxruntime"]:
+    if config_text:
         config = out.parent / f"{out.name}.toml"
-        config.write_text('[plugins.detect.centerface]\nruntime = "onnxruntime"\n')
-        prefix, extra = ["--config", str(config)], []
+        config.write_text(config_text)
+        prefix = ["--config", str(config)]
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "extractor", *prefix, "run", "-i", str(photos), "-o", str(out),
                            "--no-progress", *extra], capture_output=True, text=True, timeout=600, env=env)
@@ -338,8 +342,8 @@ def cli_checks(photos: list[Path], work: Path) -> list[dict]:
         shutil.copy(photo, folder / photo.name)
     reference = cli_run(folder, work / "cpu", [], hide_gpus=True)
     results = [dict(reference, name="GPUs hidden (CPU plan)")]
-    for name, extra in CLI_RUNS.items():
-        run = cli_run(folder, work / name.replace(" ", "_").replace("(", "").replace(")", ""), extra)
+    for name, (extra, config_text) in CLI_RUNS.items():
+        run = cli_run(folder, work / re.sub(r"\W+", "_", name), extra, config_text)
         run["name"] = name
         run["same_face_counts"] = {k: len(v) for k, v in run["faces"].items()} == {
             k: len(v) for k, v in reference["faces"].items()}
@@ -417,7 +421,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=400, help="frames of the 1080p video")
     parser.add_argument("--aligner", default="dlib68")
     parser.add_argument("--align-workers", type=int, default=0, help="0: the plan's default (half the cores "
-                        "align and mask behind GPU detectors)")
+                        "align and mask)")
     parser.add_argument("--out", type=Path, help="also write the report and raw figures (JSON) here")
     parser.add_argument("--detect-workers", default="1,2", help="detect worker counts to run the pool with")
     parser.add_argument("--prepare-threads", default="auto",
@@ -426,7 +430,7 @@ def main() -> None:
     parser.add_argument("--detect-batch", type=int, help="frames a detector call (pool runs)")
     parser.add_argument("--track-every", default="0",
                         help="video tracking settings to run the pool with (0: detect every frame; comma-separated)")
-    parser.add_argument("--skip-models", action="store_true", help="only the pool runs")
+    parser.add_argument("--skip-models", action="store_true", help="no model checks (part 1)")
     parser.add_argument("--skip-cli", action="store_true", help="no `extractor run` checks of the plan")
     parser.add_argument("--skip-pools", action="store_true", help="no pool runs on the 1080p video")
     parser.add_argument("--model-only", metavar="BACKEND", help=argparse.SUPPRESS)

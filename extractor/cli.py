@@ -268,9 +268,9 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--detect-workers", default=0, type=click.IntRange(0),
               help="Detect processes [default: one per GPU the detector can use, else 1].")
 @click.option("--align-workers", default=0, type=click.IntRange(0),
-              help="Align processes [default: enough to feed GPU detectors (see the plan), else 1].")
+              help="Align processes [default: with --mask-workers, half the cores (see the plan)].")
 @click.option("--mask-workers", default=0, type=click.IntRange(0),
-              help="Mask processes [default: enough to feed GPU detectors (see the plan), else 1].")
+              help="Mask processes [default: with --align-workers, half the cores (see the plan)].")
 @click.option("--frame-buffer", default=None, type=click.IntRange(2),
               help="Frames held in shared memory at once (default: from free RAM, at most 64).")
 @click.option("--prepare-threads", default=None, type=click.IntRange(0, 64),

@@ -89,7 +89,7 @@ ALIGN_COST_PER_MASK = 5
 
 
 def feeding_workers(cpu_count: int) -> dict[str, int]:
-    """Aligners and maskers that GPU detectors feed (worker counts left at their default): half
+    """Aligners and maskers that a detector feeds (worker counts left at their default): half
     the cores, shared so that the slower of the two stages is as fast as it can be."""
     cores = max(2, cpu_count // 2)
     maskers = max(range(1, cores), key=lambda m: min((cores - m) / ALIGN_COST_PER_MASK, m))
@@ -112,7 +112,7 @@ def build_pipeline(settings, options, gpus: list | None = None, capable: set[str
     config, gpus = settings.stages, gpus or []
     capable = set() if capable is None else capable
     specs, notes, without_runtime = [], [], []
-    gpu_detectors, gpu_plugins, detecting = 0, False, False
+    gpu_detectors, gpu_plugins = 0, False
     for stage in stage_names(settings):
         names = config.plugin_names(stage)
         classes = [registry.get_plugin_class(stage, name) for name in names]
@@ -134,14 +134,13 @@ def build_pipeline(settings, options, gpus: list | None = None, capable: set[str
         if not workers and stage == "detect" and on_gpu:
             workers = len(gpus)
             notes.append(f"detect: one worker per GPU ({workers}); --detect-workers N for more")
-        if not workers and stage in ("align", "mask") and detecting:
+        if not workers and stage in ("align", "mask") and any(spec.stage == "detect" for spec in specs):
             workers = feeding_workers(cpu_count or os.cpu_count() or 1)[stage]
             if gpu_detectors or workers > 1:
                 fed = "the GPU detectors" if gpu_detectors else "the detector"
                 notes.append(f"{stage}: {workers} worker(s) to keep {fed} fed; --{stage}-workers N to change")
         workers = workers or 1
         gpu_detectors = workers if stage == "detect" and on_gpu else gpu_detectors
-        detecting = detecting or stage == "detect"
         specs.append(StageSpec(stage, tuple(names), config.batch_size(stage), workers, runtime,
                                (options.vram_mb.get(stage) or batch_mb) if gpu else None, batch_mb,
                                heavy=any(cls.cpu_heavy for cls in classes)))

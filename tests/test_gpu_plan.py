@@ -130,9 +130,11 @@ def test_stand_in_nvidia_smi_on_path_the_cli_plans_for_the_cpu_and_says_why(tmp_
     smi = tools / "nvidia-smi"
     smi.write_text("#!/bin/sh\necho '0, NVIDIA Sim, 24000, 23000'\necho '1, NVIDIA Sim, 24000, 23000'\n")
     smi.chmod(0o755)
-    env = dict(os.environ, PATH=f"{tools}:{os.environ['PATH']}")
+    # A user's shell: no KERAS_BACKEND (tests that load Keras in this process set it).
+    shell = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    env = dict(shell, PATH=f"{tools}:{os.environ['PATH']}")
     runs = {}
-    for name, environment in (("gpus", env), ("none", dict(os.environ))):
+    for name, environment in (("gpus", env), ("none", shell)):
         result = subprocess.run([sys.executable, "-m", "extractor", "run", "-i", str(PHOTOS), "-o",
                                  str(tmp_path / name), "--size", "64", "--no-progress"],
                                 capture_output=True, text=True, timeout=600, env=environment, cwd=REPO)

@@ -158,7 +158,6 @@ class StageActor:
         from extractor.workers.stage_worker import blind_runtimes, set_up_frameworks
 
         quiet_runtime_loggers()
-        self.specs = specs
         if cpu_threads:  # Ray sets one thread for an actor holding part of a CPU; the plan's count instead
             import cv2
 
