@@ -113,14 +113,15 @@ def _moved_box(box, matrix: np.ndarray) -> list[float]:
     return [x0, y0, x1 - x0, y1 - y0]
 
 
-def build_clips(folder: Path, frames: int = CLIP_FRAMES) -> list[tuple[Path, list[list[np.ndarray]], list | None]]:
-    """A clip per annotated photo with 68-point ground truth: ``frames`` frames moved by
+def build_clips(folder: Path, frames: int = CLIP_FRAMES,
+                data: Path = DATA) -> list[tuple[Path, list[list[np.ndarray]], list | None]]:
+    """A clip per annotated photo of ``data`` with 68-point ground truth: ``frames`` frames moved by
     ``_motion``, each with sensor noise and JPEG compression; each frame's moved points, and for
     sets whose boxes list every face, each frame's moved boxes (else None)."""
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
     clips = []
-    for ann in find_annotation_files(DATA):
+    for ann in find_annotation_files(data):
         annotations = json.loads(ann.read_text())
         for entry in annotations["images"]:
             faces = [f for f in entry.get("faces") or [] if f.get("landmarks68")]

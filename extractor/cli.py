@@ -192,7 +192,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
         raise click.ClickException(str(exc)) from None
     # eval measures what run does: the same detector, aligner, normalisation and plugin options.
     ctx.default_map = {"run": run_defaults,
-                       "eval": {key: run_defaults[key] for key in ("detector", "aligner", "normalization")
+                       "eval": {key: run_defaults[key] for key in ("detector", "aligner", "normalization", "re_feed")
                                 if key in run_defaults}}
 
 
@@ -240,6 +240,10 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--normalization", default=StageConfig.normalization, show_default=True,
               type=click.Choice(Aligner.NORMALIZATIONS),
               help="Normalise the face crop the aligner sees; auto: CLAHE on dim or flat faces only, for dlib68.")
+@click.option("--re-feed", default=0, show_default=True, type=click.IntRange(0, 10),
+              help="As faceswap's: align each face again from this many slightly moved crops and average the "
+                   "points: steadier landmarks (4: frame-to-frame jitter about a quarter lower), that many more "
+                   "passes of the aligner (docs/accuracy.md).")
 @click.option("--rotate", default="off", show_default=True,
               help="Retry frames with no face rotated: on (90,270,180), off, or angles like 90,270.")
 @click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
@@ -365,7 +369,8 @@ def _run_settings(config, flags: dict):
                            maskers=tuple(flags["maskers"]) or (registry.DEFAULTS["mask"],),
                            batch_sizes=_parse_batch_sizes(flags["batch_sizes"]), min_size=flags["min_size"],
                            rotations=_parse_rotations(flags["rotate"]), normalization=flags["normalization"],
-                           plugin_options=_plugin_options(config), backend=_chosen_backend(flags["backend"]),
+                           re_feed=flags["re_feed"], plugin_options=_plugin_options(config),
+                           backend=_chosen_backend(flags["backend"]),
                            identity=registry.DEFAULTS["identity"] if identity else None),
         every_n=flags["every_n"], max_pixels=flags["max_pixels"], show_progress=flags["progress"],
         import_alignments=flags["import_alignments"], realign=flags["realign"], recursive=flags["recursive"],
@@ -451,9 +456,11 @@ def export(alignments: Path, fmt: str, output: Path) -> None:
               type=click.Choice(_names("align")))
 @click.option("--normalization", default=StageConfig.normalization, show_default=True,
               type=click.Choice(Aligner.NORMALIZATIONS))
+@click.option("--re-feed", default=0, show_default=True, type=click.IntRange(0, 10),
+              help="As `extractor run --re-feed`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
-def eval_command(config, dataset_dirs, detector, backend, aligner, normalization, as_json) -> None:
+def eval_command(config, dataset_dirs, detector, backend, aligner, normalization, re_feed, as_json) -> None:
     """Detection recall/precision and landmark NME on each DATASET_DIR (annotations.json format),
     with the configuration's plugin options, as `extractor run` would detect and align; with
     several, also the landmark figures of all their faces together."""
@@ -462,7 +469,7 @@ def eval_command(config, dataset_dirs, detector, backend, aligner, normalization
     from extractor.evaluate import evaluate, pooled_landmarks
     from extractor.stages import AlignStage, DetectStage
 
-    stage_config = StageConfig(detector=detector, aligner=aligner, normalization=normalization,
+    stage_config = StageConfig(detector=detector, aligner=aligner, normalization=normalization, re_feed=re_feed,
                                backend=_chosen_backend(backend), plugin_options=_plugin_options(config))
     detect, align = DetectStage(stage_config), AlignStage(stage_config)
     reports = []

@@ -72,7 +72,8 @@ class RunSettings:
         return {"centering": output.centering, "size": output.size, "coverage": output.coverage,
                 "detector": detector, "aligner": aligner,
                 "maskers": sorted(stages.maskers), "normalization": stages.normalization,
-                "min_size": stages.min_size, "debug_landmarks": output.debug_landmarks}
+                "min_size": stages.min_size, "debug_landmarks": output.debug_landmarks,
+                **({"re_feed": stages.re_feed} if stages.re_feed else {})}  # files made before it stay resumable
 
     def open_input_and_output(self, summary: "RunSummary") -> tuple[InputSource, FrameWriter, dict | None]:
         """The input, the writer (output checked, locked, earlier frames read) and the imported

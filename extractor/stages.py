@@ -35,6 +35,7 @@ class StageConfig:
     min_size: int = 0
     rotations: tuple[int, ...] = ()
     normalization: str = "auto"
+    re_feed: int = 0  # the aligner's last pass run again from this many moved crops, averaged (--re-feed)
     identity: str | None = None  # identity plugin name, or None for no embeddings
     plugin_options: dict[str, dict] = field(default_factory=dict)  # "stage.name" -> constructor options
     backend: str | None = None  # Keras backend asked for (--backend / KERAS_BACKEND); None: auto
@@ -180,7 +181,7 @@ class AlignStage(FaceStage):
 
     def __init__(self, config: StageConfig):
         self.plugin: Plugin = config.create("align", config.aligner, normalization=config.normalization,
-                                            detector=config.detector)
+                                            detector=config.detector, re_feed=config.re_feed or None)
 
     @property
     def batch_size(self) -> int:

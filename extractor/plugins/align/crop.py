@@ -24,6 +24,10 @@ from extractor.plugins.base import Aligner, Batch
 
 MIN_POINTS_SPREAD = 2.0  # pixels: key points closer together than this say nothing of a face's pose
 QUALITY_SCALE = 0.03  # the last pass moving the points this far (in face sizes) scores 1/e
+# --re-feed moves the last pass's crop by this much (mean-face units: about 4 % of the width of the
+# 68 points, as faceswap's re-feed moves its box by up to 5 % of its side). On the steadiness clips
+# of `make tracking` (docs/accuracy.md) 0.025 and 0.1 steadied less than 0.05.
+RE_FEED_SHIFT = 0.05
 
 
 def alignment_quality(before: np.ndarray, after: np.ndarray) -> float:
@@ -61,6 +65,20 @@ def pose_from_detection(face: DetectedFace, detector: str | None) -> np.ndarray:
                      [0.0, scale, face.top + face.height / 2 - scale * centre_y]])
 
 
+def re_feed_moves(pose: np.ndarray, count: int, shift: float = RE_FEED_SHIFT) -> np.ndarray:
+    """(count, 2) frame-pixel moves of ``shift`` mean-face units for a face placed by ``pose``, in
+    evenly spread directions: fixed, unlike faceswap's random ones, so that every engine and every
+    rerun gives the same points."""
+    scale = np.sqrt(abs(np.linalg.det(pose[:, :2])))  # pixels per mean-face unit
+    angles = 2 * np.pi * np.arange(count) / max(count, 1)
+    return scale * shift * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def re_fed_poses(pose: np.ndarray, count: int) -> list[np.ndarray]:
+    """``pose`` moved by each of its ``re_feed_moves``."""
+    return [np.asarray(pose, np.float64) + np.c_[np.zeros((2, 2)), move] for move in re_feed_moves(pose, count)]
+
+
 def crop_matrix(pose: np.ndarray, crop_box: tuple[float, float, float], crop_size: int) -> np.ndarray:
     """2x3 matrix from frame pixels to an upright ``crop_size`` crop of the mean-face square
     ``crop_box`` = (centre x, centre y, side) in mean-face units."""
@@ -94,32 +112,57 @@ class CropAligner(Aligner):
     detected box is smaller than ``refine_below`` pixels (0: every face): on ../shared/data the
     pass moves the mean NME of faces under 40 px from 0.0756 to 0.0673, of larger faces only
     from 0.0344 to 0.0337, while it doubles the aligner's cost.
+
+    ``re_feed`` (faceswap's ``--re-feed``): each face's last pass runs again from that many
+    slightly moved crops and the points are averaged, which steadies them (the model's answer
+    depends a little on where its crop falls) at the cost of that many more passes.
     """
 
     crop_box: tuple[float, float, float] = (0.5, 0.5, 1.5)
 
     def __init__(self, batch_size=None, detector: str | None = None, refine: int = 1, refine_below: int = 0,
-                 **options):
+                 re_feed: int = 0, **options):
         super().__init__(batch_size, **options)
         self.detector = detector
         self.refine = refine
         self.refine_below = int(refine_below)
+        self.re_feed = int(re_feed)
 
     def process(self, batch: Batch) -> Batch:
         if not self.loaded:
             self.load()
-        self._one_pass(batch, [pose_from_detection(face, self.detector) for face in batch.faces])
+        last_poses = [pose_from_detection(face, self.detector) for face in batch.faces]
+        self._one_pass(batch, last_poses)
         chosen = [i for i, face in enumerate(batch.faces)
                   if not self.refine_below or max(face.width, face.height) < self.refine_below]
+        before: dict[int, np.ndarray] = {}
         if chosen and self.refine:
             again = Batch([batch.images[i] for i in chosen], [batch.faces[i] for i in chosen])
             for _ in range(self.refine):  # the faces are shared: their landmarks update in place
-                before = [face.landmarks for face in again.faces]
-                self._one_pass(again, [pose_from_landmarks(face.landmarks) for face in again.faces])
-            for face, points in zip(again.faces, before):
-                face.quality = alignment_quality(points, face.landmarks)
+                before = {i: face.landmarks for i, face in zip(chosen, again.faces)}
+                for i, face in zip(chosen, again.faces):
+                    last_poses[i] = pose_from_landmarks(face.landmarks)
+                self._one_pass(again, [last_poses[i] for i in chosen])
+        if self.re_feed:
+            self._re_feed(batch, last_poses)
+        for i, points in before.items():
+            batch.faces[i].quality = alignment_quality(points, batch.faces[i].landmarks)
         batch.feed = batch.prediction = None
         return batch
+
+    def _re_feed(self, batch: Batch, poses: list[np.ndarray]) -> None:
+        """Average each face's points with those of its last pass run from ``re_feed`` moved
+        crops (one batch for all of them)."""
+        moved = [re_fed_poses(pose, self.re_feed) for pose in poses]
+        fed = Batch([image for image in batch.images for _ in range(self.re_feed)],
+                    feed=[pose for poses_of_face in moved for pose in poses_of_face])
+        self.pre_process(fed)
+        self.predict(fed)
+        matrices = fed.feed[1]
+        found = [landmarks_to_frame(self.to_68(points), matrix) for points, matrix in zip(fed.prediction, matrices)]
+        for i, face in enumerate(batch.faces):
+            runs = found[i * self.re_feed:(i + 1) * self.re_feed]
+            face.landmarks = np.mean([face.landmarks, *runs], axis=0)
 
     def _one_pass(self, batch: Batch, poses: list[np.ndarray]) -> None:
         batch.feed = poses

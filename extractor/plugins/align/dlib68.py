@@ -72,7 +72,7 @@ class Dlib68Aligner(CropAligner):
             self.dlib_box = dlib.rectangle(*self.box)
         elif self.turned:  # the passes start the trees from a given shape: numpy trees only
             try:
-                self.turned_faces = TurnedFaces(FaceModel3D.installed(), self.detector)
+                self.turned_faces = TurnedFaces(FaceModel3D.installed(), self.detector, re_feed=self.re_feed)
             except RuntimeError as exc:
                 logger.warning("dlib68: turned faces are aligned as frontal ones: %s (%s)", exc, INSTALL_HINT)
         super().load()

@@ -30,7 +30,7 @@ import numpy as np
 
 from extractor.faces import DetectedFace
 from extractor.models.face_model_3d import FaceModel3D, five_points
-from extractor.plugins.align.crop import alignment_quality, spread_out
+from extractor.plugins.align.crop import alignment_quality, pose_from_landmarks, re_feed_moves, spread_out
 
 TURN_FROM = 50.0
 TURN_FULL = 65.0
@@ -54,8 +54,10 @@ class TurnedFaces:
     are the module's constants; ``tools/turned_faces.py`` varies them."""
 
     def __init__(self, model: FaceModel3D, detector: str | None, passes: int = PASSES,
-                 regularisation: float = REGULARISATION, turn_from: float = TURN_FROM, turn_full: float = TURN_FULL):
+                 regularisation: float = REGULARISATION, turn_from: float = TURN_FROM, turn_full: float = TURN_FULL,
+                 re_feed: int = 0):
         self.model = model
+        self.re_feed = re_feed  # the last pass run again from this many moved starts, averaged (--re-feed)
         self.detector = detector
         self.passes = passes
         self.regularisation = regularisation
@@ -69,6 +71,16 @@ class TurnedFaces:
         if self.detector in FIVE_POINT_DETECTORS and face.detector_points is not None:
             return np.asarray(face.detector_points, np.float64)[:5]
         return five_points(face.landmarks)
+
+    def _re_fed(self, images: list[np.ndarray], starts: list[np.ndarray], points: list[np.ndarray],
+                 trees_pass: TreesPass) -> list[np.ndarray]:
+        """Each face's last-pass ``points`` averaged with the pass run again from ``re_feed``
+        moved copies of its start (as the frontal passes' re-feed moves their crops)."""
+        moves = [re_feed_moves(pose_from_landmarks(start), self.re_feed) for start in starts]
+        runs = trees_pass([image for image in images for _ in range(self.re_feed)],
+                          [start + move for start, face_moves in zip(starts, moves) for move in face_moves])
+        return [np.mean([found, *runs[i * self.re_feed:(i + 1) * self.re_feed]], axis=0)
+                for i, found in enumerate(points)]
 
     def apply(self, images: list[np.ndarray], faces: list[DetectedFace], trees_pass: TreesPass) -> None:
         """Blend the turned-face result into the landmarks of every turned face, in place."""
@@ -84,6 +96,8 @@ class TurnedFaces:
         for _ in range(self.passes):
             starts = [self.model.fit(found, regularisation=self.regularisation).points for found in points]
             before, points = points, trees_pass(chosen_images, starts)
+        if self.re_feed and self.passes:
+            points = self._re_fed(chosen_images, starts, points, trees_pass)
         for i, previous, found in zip(chosen, before, points):
             weight = self.weight(yaws[i])
             faces[i].landmarks = (1.0 - weight) * faces[i].landmarks + weight * found
