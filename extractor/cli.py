@@ -310,7 +310,8 @@ def run(config, **flags):
     logging.getLogger("extractor").info(
         "run: %s -> %s (alignments %s); engine %s; detector %s, aligner %s, maskers %s", settings.input_path,
         settings.output.output_dir, settings.output.alignments_path, flags["engine_name"], settings.stages.detector,
-        settings.stages.aligner, ", ".join(settings.stages.maskers))
+        settings.stages.aligner + (f" (re-feed {settings.stages.re_feed})" if settings.stages.re_feed else ""),
+        ", ".join(settings.stages.maskers))
     from extractor.identity_filter import ReferenceError
 
     failures = (InputError, PlanError, OutputError, FramePoolError, UnsafeFileError, ReferenceError)

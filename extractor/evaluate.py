@@ -208,7 +208,7 @@ def evaluate(root: Path, config: StageConfig, detect: DetectStage | None = None,
     """
     detect = detect or DetectStage(config)
     align = align or AlignStage(config)
-    report = EvalReport(config.detector, config.aligner)
+    report = EvalReport(config.detector, config.aligner + (f" (re-feed {config.re_feed})" if config.re_feed else ""))
     files = find_annotation_files(root)
     if not files:
         raise FileNotFoundError(f"{root}: no annotations.json found (in it or its sub-folders)")
