@@ -73,7 +73,8 @@ class RunSettings:
                 "detector": detector, "aligner": aligner,
                 "maskers": sorted(stages.maskers), "normalization": stages.normalization,
                 "min_size": stages.min_size, "debug_landmarks": output.debug_landmarks,
-                **({"re_feed": stages.re_feed} if stages.re_feed else {})}  # files made before it stay resumable
+                # Only where the aligner runs and re-feeds: files made without it stay resumable.
+                **({"re_feed": stages.re_feed} if stages.re_feed and aligner != "imported" else {})}
 
     def open_input_and_output(self, summary: "RunSummary") -> tuple[InputSource, FrameWriter, dict | None]:
         """The input, the writer (output checked, locked, earlier frames read) and the imported

@@ -126,3 +126,12 @@ def test_re_feed_is_recorded_and_a_resume_without_it_is_refused(tmp_path):
     assert _run(tmp_path / "re_fed", re_feed=2)["re_feed"] == 2
     with pytest.raises(OutputError, match="re_feed 2"):
         _run(tmp_path / "re_fed", re_feed=0, skip_existing=True)
+
+
+def test_an_import_that_does_not_re_align_records_no_re_feed(tmp_path):
+    """Imported points are not re-fed: the count would only block resuming that file for nothing."""
+    settings = _settings(tmp_path, re_feed=4)
+    settings.import_alignments = tmp_path / "faces.fsa"
+    assert "re_feed" not in settings.made_with()
+    settings.realign = True
+    assert settings.made_with()["re_feed"] == 4
