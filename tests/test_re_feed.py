@@ -14,7 +14,7 @@ from extractor.engines.pool import run_pool
 from extractor.engines.single import run_single_process
 from extractor.geometry import points_size
 from extractor.output import OutputSettings
-from extractor.plugins.align.crop import RE_FEED_SHIFT, re_feed_moves
+from extractor.plugins.align.crop import RE_FEED_CROPS, RE_FEED_SHIFT, re_feed_moves
 from extractor.run_settings import EngineOptions, RunSettings
 from extractor.stages import AlignStage, StageConfig
 
@@ -135,3 +135,31 @@ def test_an_import_that_does_not_re_align_records_no_re_feed(tmp_path):
     assert "re_feed" not in settings.made_with()
     settings.realign = True
     assert settings.made_with()["re_feed"] == 4
+
+
+def test_re_feed_runs_the_model_on_a_bounded_number_of_crops(detect_stage, monkeypatch):
+    """A big batch (--batch-size align=1024) times ten re-feeds would put 10,000 crops of 320 px
+    (3 GB) through one call: the re-fed crops go at most ``RE_FEED_CROPS`` a call, frontal and
+    turned passes alike, with the same points as faces aligned one by one."""
+    images, faces = [], []
+    for path in sorted((DATA / "dlib_faces").glob("*.jpg")) + [TURNED / name for name in PROFILES] * 4:
+        image = cv2.imread(str(path))
+        found = detect_stage.run([image])[0]
+        images += [image] * len(found)
+        faces += found
+    align = AlignStage(StageConfig(re_feed=10, batch_sizes={"align": 1024}))
+    align.load()
+    trees, calls = align.plugin.trees, []
+
+    def counted(crops, *args):
+        calls.append(len(crops))
+        return trees(crops, *args)
+
+    monkeypatch.setattr(align.plugin, "trees", counted)
+    together = copy.deepcopy(faces)
+    align.run(images, together)
+    assert len(faces) >= 36 and max(calls) <= RE_FEED_CROPS, calls  # 8 profiles: 80 turned crops
+    for image, face, batched in zip(images, faces, together):
+        alone = [copy.deepcopy(face)]
+        align.run([image], alone)
+        assert np.array_equal(alone[0].landmarks, batched.landmarks)

@@ -28,6 +28,7 @@ QUALITY_SCALE = 0.03  # the last pass moving the points this far (in face sizes)
 # 68 points, as faceswap's re-feed moves its box by up to 5 % of its side). On the steadiness clips
 # of `make tracking` (docs/accuracy.md) 0.025 and 0.1 steadied less than 0.05.
 RE_FEED_SHIFT = 0.05
+RE_FEED_CROPS = 64  # re-fed crops per model call at most: 64 of dlib68's are 20 MB, whatever the batch size
 
 
 def alignment_quality(before: np.ndarray, after: np.ndarray) -> float:
@@ -152,17 +153,19 @@ class CropAligner(Aligner):
 
     def _re_feed(self, batch: Batch, poses: list[np.ndarray]) -> None:
         """Average each face's points with those of its last pass run from ``re_feed`` moved
-        crops (one batch for all of them)."""
-        moved = [re_fed_poses(pose, self.re_feed) for pose in poses]
-        fed = Batch([image for image in batch.images for _ in range(self.re_feed)],
-                    feed=[pose for poses_of_face in moved for pose in poses_of_face])
-        self.pre_process(fed)
-        self.predict(fed)
-        matrices = fed.feed[1]
-        found = [landmarks_to_frame(self.to_68(points), matrix) for points, matrix in zip(fed.prediction, matrices)]
-        for i, face in enumerate(batch.faces):
-            runs = found[i * self.re_feed:(i + 1) * self.re_feed]
-            face.landmarks = np.mean([face.landmarks, *runs], axis=0)
+        crops (several faces' in one model call, up to ``RE_FEED_CROPS`` crops)."""
+        step = max(1, RE_FEED_CROPS // self.re_feed)
+        for start in range(0, len(poses), step):
+            faces, images = batch.faces[start:start + step], batch.images[start:start + step]
+            moved = [re_fed_poses(pose, self.re_feed) for pose in poses[start:start + step]]
+            fed = Batch([image for image in images for _ in range(self.re_feed)],
+                        feed=[pose for poses_of_face in moved for pose in poses_of_face])
+            self.pre_process(fed)
+            self.predict(fed)
+            found = [landmarks_to_frame(self.to_68(points), matrix)
+                     for points, matrix in zip(fed.prediction, fed.feed[1])]
+            for i, face in enumerate(faces):
+                face.landmarks = np.mean([face.landmarks, *found[i * self.re_feed:(i + 1) * self.re_feed]], axis=0)
 
     def _one_pass(self, batch: Batch, poses: list[np.ndarray]) -> None:
         batch.feed = poses

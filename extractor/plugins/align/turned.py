@@ -30,7 +30,8 @@ import numpy as np
 
 from extractor.faces import DetectedFace
 from extractor.models.face_model_3d import FaceModel3D, five_points
-from extractor.plugins.align.crop import alignment_quality, pose_from_landmarks, re_feed_moves, spread_out
+from extractor.plugins.align.crop import (RE_FEED_CROPS, alignment_quality, pose_from_landmarks, re_feed_moves,
+                                          spread_out)
 
 TURN_FROM = 50.0
 TURN_FULL = 65.0
@@ -75,12 +76,17 @@ class TurnedFaces:
     def _re_fed(self, images: list[np.ndarray], starts: list[np.ndarray], points: list[np.ndarray],
                  trees_pass: TreesPass) -> list[np.ndarray]:
         """Each face's last-pass ``points`` averaged with the pass run again from ``re_feed``
-        moved copies of its start (as the frontal passes' re-feed moves their crops)."""
-        moves = [re_feed_moves(pose_from_landmarks(start), self.re_feed) for start in starts]
-        runs = trees_pass([image for image in images for _ in range(self.re_feed)],
-                          [start + move for start, face_moves in zip(starts, moves) for move in face_moves])
-        return [np.mean([found, *runs[i * self.re_feed:(i + 1) * self.re_feed]], axis=0)
-                for i, found in enumerate(points)]
+        moved copies of its start (as the frontal passes' re-feed moves their crops; as many
+        faces a call as theirs)."""
+        step, averaged = max(1, RE_FEED_CROPS // self.re_feed), []
+        for first in range(0, len(starts), step):
+            chunk = starts[first:first + step]
+            moves = [re_feed_moves(pose_from_landmarks(start), self.re_feed) for start in chunk]
+            runs = trees_pass([image for image in images[first:first + step] for _ in range(self.re_feed)],
+                              [start + move for start, face_moves in zip(chunk, moves) for move in face_moves])
+            averaged += [np.mean([found, *runs[i * self.re_feed:(i + 1) * self.re_feed]], axis=0)
+                         for i, found in enumerate(points[first:first + step])]
+        return averaged
 
     def apply(self, images: list[np.ndarray], faces: list[DetectedFace], trees_pass: TreesPass) -> None:
         """Blend the turned-face result into the landmarks of every turned face, in place."""
