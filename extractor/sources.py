@@ -21,7 +21,9 @@ from extractor.media import ExtractMedia
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+# faceswap's video extensions, and what phones (.3gp) and camcorders (.mts, .m2ts) write.
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".vob",
+                    ".mts", ".m2ts", ".3gp", ".ogv"}
 # Pixels a frame may have (checked on the header, before decoding): 100 MP (10000 x 10000) holds
 # every camera photo (61 MP full frame, 100 MP medium format) while bounding what one frame can
 # cost (300 MB per decoded copy); a small file that claims more (a "decompression bomb") is refused.
@@ -331,11 +333,33 @@ class InputSource:
                                "its header announces (file cut off?)")
 
 
-def video_timeline(path: Path) -> list[int]:
-    """The presentation time stamps of a video's frames in order, read from its packets (no
-    decoding): where each range of frames starts, for readers that seek."""
+def _packet_times(path: Path) -> list[int]:
+    """The presentation time stamps of a video's packets, in the order they are stored."""
     import av
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        return sorted(packet.pts for packet in container.demux(stream) if packet.pts is not None)
+        return [packet.pts for packet in container.demux(stream) if packet.pts is not None]
+
+
+def video_timeline(path: Path) -> list[int]:
+    """The presentation time stamps of a video's frames in order, read from its packets (no
+    decoding): where each range of frames starts, for readers that seek."""
+    return sorted(_packet_times(path))
+
+
+REORDER_PACKETS = 64  # how far a stored packet may stand from its place in time (B-frames: a few)
+
+
+def seekable_timeline(path: Path) -> list[int] | None:
+    """``video_timeline``, or None when the time stamps are not one timeline that a seek can
+    find a frame in: clips joined end to end, a recorded stream that restarted its clock (time
+    stamps repeat, or go back further than frame reordering explains)."""
+    stored = _packet_times(path)
+    timeline = sorted(stored)
+    if len(set(timeline)) < len(timeline):
+        return None
+    place = {pts: position for position, pts in enumerate(timeline)}
+    if any(abs(place[pts] - position) > REORDER_PACKETS for position, pts in enumerate(stored)):
+        return None
+    return timeline

@@ -65,3 +65,23 @@ def video_run(tmp_path_factory, data_dir):
         stages=StageConfig(maskers=("components", "extended")))
     summary = run_single_process(settings)
     return settings, summary
+
+
+def joined_clips(path, sizes: list[tuple[int, int]], frames_each: int = 3) -> None:
+    """An MPEG-TS file of clips joined end to end, each at its own frame size (as a stream that
+    changes resolution, or clips cut together with `cat`): the sample video's frames, resized."""
+    import av
+    import cv2
+
+    capture = cv2.VideoCapture(str(VIDEO))
+    with open(path, "wb") as joined:
+        for number, (width, height) in enumerate(sizes):
+            part = path.with_name(f"part{number}.ts")
+            with av.open(str(part), "w", format="mpegts") as out:
+                stream = out.add_stream("mpeg2video", rate=25)
+                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                for _ in range(frames_each):
+                    frame = cv2.resize(capture.read()[1], (width, height))
+                    out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+                out.mux(stream.encode())
+            joined.write(part.read_bytes())

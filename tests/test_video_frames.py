@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from conftest import VIDEO
-from extractor.sources import InputSource, SkippedInput, video_timeline
+from conftest import VIDEO, joined_clips
+from extractor.sources import InputSource, SkippedInput, seekable_timeline, video_timeline
 
 
 def _mjpg(path, frames: int) -> list[np.ndarray]:
@@ -76,3 +76,35 @@ def test_a_damaged_spot_is_read_past_and_nothing_is_invented(tmp_path):
 def test_every_nth_frame_of_the_decoded_frames():
     frames = [f for f in InputSource(VIDEO, every_n=25) if not isinstance(f, SkippedInput)]
     assert [f.frame_index for f in frames] == list(range(0, 275, 25))
+
+
+def test_a_video_whose_frames_grow_mid_way_is_extracted_whole_by_the_pool(tmp_path):
+    """The pool's slots are sized from the video's header; larger frames later re-cut them (once
+    the frames in flight are written) instead of stopping the run."""
+    from extractor.alignments import read_records
+    from extractor.engines.pool import run_pool
+    from extractor.engines.single import run_single_process
+    from extractor.output import OutputSettings
+    from extractor.run_settings import EngineOptions, RunSettings
+
+    video = tmp_path / "joined.ts"
+    joined_clips(video, [(320, 180), (1280, 720), (640, 360)])
+    widths = [item.image.shape[1] for item in InputSource(video) if not isinstance(item, SkippedInput)]
+    assert widths[0] == 320 and 1280 in widths  # (a frame or two at each join may not decode)
+    runs = {}
+    for name, run in (("pool", lambda s: run_pool(s, EngineOptions())), ("single", run_single_process)):
+        out = tmp_path / name
+        summary = run(RunSettings(video, OutputSettings(out, out / "alignments.jsonl", size=64), show_progress=False))
+        runs[name] = [(r["frame"], [f["box"] for f in r["faces"]]) for r in read_records(out / "alignments.jsonl")]
+        assert summary.frames == len(widths), name
+    assert summary.faces > 0 and runs["pool"] == runs["single"]
+    big = [boxes for (_, boxes), width in zip(runs["pool"], widths) if width == 1280 and boxes]
+    assert big and max(box[0] + box[2] for boxes in big for box in boxes) > 640  # found on the 1280 px frames
+
+
+def test_joined_clips_have_no_timeline_to_seek_in(tmp_path):
+    """Their time stamps start again at each join: a reader that seeks by time (the Ray engine's
+    ranges) would find the wrong frames, so it reads such a video through."""
+    joined_clips(tmp_path / "joined.ts", [(320, 180), (320, 180)])
+    assert seekable_timeline(tmp_path / "joined.ts") is None
+    assert seekable_timeline(VIDEO) == video_timeline(VIDEO)

@@ -35,7 +35,8 @@ from extractor.identity_filter import ReferenceError
 from extractor.pipeline import Pipeline, build_pipeline
 from extractor.workers.devices import PlanError, WorkerPlan, detect_gpus, plan_devices, selected_gpus
 from extractor.workers.gpu_support import gpu_capable_runtimes
-from extractor.workers.frame_pool import FramePool, check_frame_buffer, default_slot_count
+from extractor.workers.frame_pool import (FramePool, FramePoolError, check_frame_buffer, default_slot_count,
+                                          slots_that_fit)
 from extractor.workers.leftovers import own_semaphore_names, sweep_dead_runs, unlink_semaphore_names
 from extractor.progress import Progress
 from extractor.workers.ordered_writer import OrderedFrameWriter, helper_threads
@@ -147,7 +148,8 @@ class PoolEngine:
             raise
         sweep_dead_runs()
         slot_bytes = source.max_frame_bytes()
-        slots = self.options.frame_buffer or default_slot_count(slot_bytes, minimum=2 * len(plans) + 2)
+        self._slot_minimum = 2 * len(plans) + 2  # a frame for each worker in hand and one queued
+        slots = self.options.frame_buffer or default_slot_count(slot_bytes, minimum=self._slot_minimum)
         check_frame_buffer(slots, slot_bytes)
         self.summary.slots, self.summary.slot_bytes = slots, slot_bytes
         logger.info("frame pool: %d slots of %.1f MB (%.0f MB in all, at most half the free RAM); frames of up to "
@@ -241,13 +243,15 @@ class PoolEngine:
     def _put_frame(self, pool: FramePool, queues: dict, results, image, name: str, index: int, source: str,
                    reference: int | None) -> bool:
         """One frame into a slot and its first message(s) out; False when the run is stopping."""
+        if image.nbytes > pool.slot_bytes and not self._grow(pool, image, name):
+            return False
         slot = self._acquire(pool)
         if slot is None:
             return False
         shape = pool.store(slot, image)
         seq = self._loaded
         self._frames[seq] = FrameMeta(name, index, source, slot, shape, reference)
-        ref = FrameRef(seq, slot, shape, index)
+        ref = FrameRef(seq, slot, shape, index, pool.slot_bytes)
         messages = [(self._first_queue(queues, index), tuple(ref))]
         if self.imported is not None and reference is None:  # faces from the .fsa: straight to align or mask
             faces = self.imported.get(name, [])
@@ -259,6 +263,25 @@ class PoolEngine:
                 self._loader_bytes += pickled_size(message)
             target.put(message)
         self._loaded += 1
+        return True
+
+    def _grow(self, pool: FramePool, image, name: str) -> bool:
+        """Room for a frame larger than the pool's slots (a video whose frames grow mid-way): once
+        every frame in flight is written, the pool is re-cut into slots that hold it. False when
+        the run is stopping."""
+        while pool.free_slots < pool.slots:
+            if self._stop.is_set():
+                return False
+            time.sleep(0.01)
+        wanted = self.options.frame_buffer or default_slot_count(image.nbytes, minimum=self._slot_minimum)
+        slots = slots_that_fit(image.nbytes, wanted)
+        if slots < 2:
+            raise FramePoolError(f"{name}: a frame of {image.shape[1]}x{image.shape[0]} does not fit in the memory "
+                                 "left for frames (two at least); a smaller --max-pixels refuses such frames")
+        pool.grow(image.nbytes, slots)
+        self.summary.slots, self.summary.slot_bytes = slots, image.nbytes
+        logger.info("frame pool: %s is %dx%d, larger than the frames before it: re-cut into %d slots of %.1f MB",
+                    name, image.shape[1], image.shape[0], slots, image.nbytes / 1e6)
         return True
 
     def _first_queue(self, queues: dict, index: int):

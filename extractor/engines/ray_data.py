@@ -46,7 +46,7 @@ from extractor.pipeline import REFERENCE_STAGES, Pipeline, StageSpec, build_pipe
 from extractor.progress import Progress
 from extractor.run_settings import (EngineOptions, RunSettings, RunSummary, face_not_processed_line,
                                     frame_not_processed_line)
-from extractor.sources import InputSource, SkippedInput, read_image, video_timeline
+from extractor.sources import InputSource, SkippedInput, read_image, seekable_timeline
 from extractor.workers.messages import decode_face, encode_face
 
 logger = logging.getLogger(__name__)
@@ -81,8 +81,9 @@ def decode_faces(data: bytes) -> dict:
     return {index: decode_face(face) for index, face in pickle.loads(data).items()} if data else {}
 
 
-def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, imported: dict | None = None) -> dict:
-    """Decode a batch of read units (an image file, or a range of video frames) into frame rows;
+def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, imported: dict | None = None):
+    """Decode a batch of read units (an image file, or a range of video frames) into frame rows,
+    yielded ``VIDEO_RANGE`` frames at a time (a unit may be a whole video: see ``read_plan``);
     ``imported``: the faces of an imported .fsa by frame key (encoded), put in their rows."""
     rows: list[dict] = []
     for kind, path, key, start, stop, first_pts, end_pts in zip(
@@ -97,12 +98,24 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, impo
             row = _empty_row(key, int(start), path, image=image)
             row["warning"] = warning or ""
             rows.append(row)
+            continue
+        source = InputSource(path, every_n, max_pixels, done)
+        if first_pts < 0:  # the whole video, read through (its time stamps do not allow seeking)
+            frames = source.video_frames()
         else:
-            bounds = (int(first_pts), None if end_pts < 0 else int(end_pts))
-            for item in InputSource(path, every_n, max_pixels, done).video_frames(int(start), int(stop), bounds):
-                rows.append(_empty_row(item.source, int(start), item.source, item.reason)
-                            if isinstance(item, SkippedInput) else
-                            _empty_row(item.filename, item.frame_index, item.source, image=item.image))
+            frames = source.video_frames(int(start), int(stop), (int(first_pts), None if end_pts < 0 else int(end_pts)))
+        for item in frames:
+            rows.append(_empty_row(item.source, int(start), item.source, item.reason)
+                        if isinstance(item, SkippedInput) else
+                        _empty_row(item.filename, item.frame_index, item.source, image=item.image))
+            if len(rows) == VIDEO_RANGE:
+                yield _columns(rows, imported)
+                rows = []
+    if rows:
+        yield _columns(rows, imported)
+
+
+def _columns(rows: list[dict], imported: dict | None) -> dict:
     if imported is not None:
         for row in rows:
             row["faces"] = pickle.dumps(dict(enumerate(imported.get(row["key"], []))))
@@ -116,9 +129,14 @@ def read_plan(settings: RunSettings, source: InputSource) -> tuple[list[dict], l
                  "first_pts": -1, "end_pts": -1} for index, path, key in source.wanted_images()], \
             source.listing_problems()
     try:
-        timeline = video_timeline(source.path)
+        timeline = seekable_timeline(source.path)
     except Exception as exc:  # noqa: BLE001 - PyAV's errors and a file that is not a video
         return [], [SkippedInput(str(source.path), f"{source.path}: cannot open video ({exc})")]
+    if timeline is None:  # joined clips, a restarted clock: one reader, through the whole video, in order
+        logger.warning("%s: its time stamps are not one timeline (joined clips?): read by one task, from "
+                       "start to end", source.path)
+        return [{"kind": "video", "path": str(source.path), "key": "", "start": 0, "stop": -1, "first_pts": -1,
+                 "end_pts": -1}], []
     if not timeline:
         return [], [SkippedInput(str(source.path), f"{source.path}: no video frame in it")]
     count = len(timeline)
@@ -430,8 +448,10 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
         dataset = dataset.map_batches(prepare_frames, batch_size=PREPARE_BATCH_FRAMES,
                                       num_cpus=_task_share(cpu_share), fn_kwargs={"preparer": preparer})
     progress = Progress(source.estimate_frames(), enabled=settings.show_progress)
+    rows = 0
     try:
         for row in dataset.iter_rows():
+            rows += 1
             if row["problem"]:
                 summary.admit(SkippedInput(row["key"], row["problem"]))
                 continue
@@ -449,6 +469,8 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
             progress.add(written=1)
             if options.on_frame_written:
                 options.on_frame_written(writer.counts.frames)
+        if source.is_video and not rows and not source.done:  # never a silent empty run
+            summary.admit(SkippedInput(str(source.path), f"{source.path}: no video frame decodes"))
     finally:
         progress.close()
         summary.peak_rss = progress.peak_rss

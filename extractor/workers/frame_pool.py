@@ -1,7 +1,9 @@
 """The frame pool: one anonymous shared-memory block cut into fixed slots that hold decoded frames.
 
 Why one block and not a segment per frame: one allocation per run (not per frame), so nothing
-can leak frame by frame, and the block's size is the hard bound on frame memory. The loader
+can leak frame by frame, and the block's size is the hard bound on frame memory. A video whose
+frames grow mid-way (joined clips, a stream that changes resolution) has the block re-cut into
+larger slots once every frame in it is done (``grow``). The loader
 waits for a free slot before decoding the next frame: that wait is the back-pressure that keeps
 memory flat however long the input is.
 
@@ -51,6 +53,11 @@ class FramePoolError(Exception):
 
 
 MAX_RAM_SHARE = 0.5  # a frame buffer may take at most half the RAM available at start
+
+
+def slots_that_fit(slot_bytes: int, wanted: int) -> int:
+    """``wanted`` slots of ``slot_bytes``, or as many as half the available RAM holds."""
+    return int(min(wanted, psutil.virtual_memory().available * MAX_RAM_SHARE // max(slot_bytes, 1)))
 
 
 def check_frame_buffer(slots: int, slot_bytes: int) -> None:
@@ -112,6 +119,33 @@ class FramePool:
         target[...] = image
         return tuple(image.shape)
 
+    def grow(self, slot_bytes: int, slots: int) -> None:
+        """Re-cut the block into ``slots`` slots of ``slot_bytes`` (a frame larger than the slots
+        has come). Only while every slot is free: no frame is in the block. Handles carry the
+        slot size (``FrameRef.slot_bytes``): a worker that sees a new one maps the block again."""
+        if self.free_slots != self.slots:
+            raise RuntimeError("the frame pool is re-cut only while no frame is in it")
+        size = max(self.slot_bytes * self.slots, slot_bytes * slots)  # never shorter: a mapping past the end faults
+        try:
+            os.ftruncate(self._fd, size)
+            old, self._map = self._map, mmap.mmap(self._fd, size)
+        except OSError as exc:
+            raise FramePoolError(f"cannot grow the frame pool to {slots} frames of {slot_bytes / 1e6:.0f} MB: "
+                                 f"{exc.strerror or exc}") from None
+        try:
+            old.close()
+        except BufferError:
+            pass  # a view of an earlier frame is still held: that mapping goes with it
+        self.slot_bytes, self.slots = int(slot_bytes), int(slots)
+        self.address = PoolAddress(os.getpid(), self._fd, self.slot_bytes)
+        while True:
+            try:
+                self._free.get_nowait()
+            except queue.Empty:
+                break
+        for slot in range(self.slots):
+            self._free.put(slot)
+
     def close(self) -> None:
         """Unmap and close the block (idempotent); its memory goes with the last process mapping it."""
         with self._lock:
@@ -140,12 +174,20 @@ class SlotViewer:
     """Worker side: map the coordinator's block and look at slots without copying."""
 
     def __init__(self, address: PoolAddress):
-        fd = os.open(f"/proc/{address.owner_pid}/fd/{address.fd}", os.O_RDWR | os.O_CLOEXEC)
-        try:
-            self._map = mmap.mmap(fd, 0)
-        finally:
-            os.close(fd)  # the mapping keeps the memory; the descriptor is not needed
+        self.address = address
+        self._map = self._open()
         self.slot_bytes = address.slot_bytes
 
-    def view(self, slot: int, shape) -> np.ndarray:
+    def _open(self) -> mmap.mmap:
+        fd = os.open(f"/proc/{self.address.owner_pid}/fd/{self.address.fd}", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            return mmap.mmap(fd, 0)
+        finally:
+            os.close(fd)  # the mapping keeps the memory; the descriptor is not needed
+
+    def view(self, slot: int, shape, slot_bytes: int = 0) -> np.ndarray:
+        """The slot's frame; ``slot_bytes``: the slot size the handle was made with (the block
+        was re-cut when it differs from the last one seen: it is mapped again, whole)."""
+        if slot_bytes and slot_bytes != self.slot_bytes:
+            self._map, self.slot_bytes = self._open(), slot_bytes
         return slot_view(self._map, self.slot_bytes, slot, tuple(shape))

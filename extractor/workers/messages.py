@@ -16,13 +16,15 @@ from extractor.faces import DetectedFace, Mask
 
 
 class FrameRef(NamedTuple):
-    """A frame in the pool: run sequence number, slot id, pixel shape and its index in the input
-    (a tracking detector follows faces from one video frame to the next)."""
+    """A frame in the pool: run sequence number, slot id, pixel shape, its index in the input
+    (a tracking detector follows faces from one video frame to the next) and the pool's slot size
+    when it was stored (the pool is re-cut for larger frames; 0: the size the worker knows)."""
 
     seq: int
     slot: int
     shape: tuple[int, ...]
     index: int = -1
+    slot_bytes: int = 0
 
 
 class FaceTask(NamedTuple):

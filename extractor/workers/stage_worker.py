@@ -174,12 +174,16 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
         raise SystemExit(1) from None
 
 
+def _pixels(viewer, ref: FrameRef):
+    return viewer.view(ref.slot, ref.shape, ref.slot_bytes)
+
+
 def _detect(stage, viewer, batch: list[FrameRef], out_queue, result_queue, sender, last: bool) -> None:
     """Detect, then send each frame's face count home and its faces on; a frame the detector
     fails on goes home as skipped (with why) instead of stopping the run."""
     from extractor.stages import run_on_frames
 
-    result = run_on_frames(stage, [viewer.view(ref.slot, ref.shape) for ref in batch], None,
+    result = run_on_frames(stage, [_pixels(viewer, ref) for ref in batch], None,
                            [ref.index for ref in batch])
     for position, (ref, faces) in enumerate(zip(batch, result.faces)):
         if position in result.frame_failures:
@@ -202,7 +206,7 @@ def _faces(stage, viewer, batch: list[FaceTask], out_queue, result_queue, sender
     faces = [{} for _ in order]
     for task in batch:
         faces[position_of[task.frame.seq]][task.face_index] = decode_face(task.face)
-    result = run_on_frames(stage, [viewer.view(frames[seq].slot, frames[seq].shape) for seq in order], faces)
+    result = run_on_frames(stage, [_pixels(viewer, frames[seq]) for seq in order], faces)
     for position, face_index, why in result.face_failures:
         sender.put(result_queue, Skipped(order[position], face_index, why))
     for position, done in enumerate(result.faces):
