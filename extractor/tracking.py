@@ -158,7 +158,8 @@ class FaceFollower:
 
     A frame gets a full detection when it starts a range (its index a multiple of ``every``),
     follows a gap (the frame before, ``step`` frames back with --extract-every-n, was not seen
-    here: another worker's range, a resumed run) or a scene cut. Otherwise each face of the frame
+    here: another worker's range, a resumed run), a scene cut or a change of frame size (joined
+    clips). Otherwise each face of the frame
     before is looked for in a small crop around its last box (``detect_crops``: 15x fewer pixels than the frame); a face
     not found there is dropped, and a face entering the picture waits for the next full detection.
     The result depends only on the frames since the range began, so every engine and every
@@ -179,21 +180,22 @@ class FaceFollower:
         self.last_index: int | None = None
         self.faces: list = []
         self.signature: np.ndarray | None = None
+        self.shape: tuple | None = None
         self.full_detections = 0
 
-    def needs_full_detection(self, index: int, signature: np.ndarray) -> bool:
+    def needs_full_detection(self, index: int, signature: np.ndarray, shape: tuple | None = None) -> bool:
         return (index % self.every == 0 or self.last_index is None or index != self.last_index + self.frame_step
-                or is_scene_cut(self.signature, signature))
+                or is_scene_cut(self.signature, signature) or (shape is not None and shape != self.shape))
 
     def step(self, image: np.ndarray, index: int, detect_full, detect_crops) -> list:
         """The faces of frame ``index``: ``detect_full(image)`` -> faces on a full detection,
         ``detect_crops(crops)`` -> faces (crop pixels) per crop when following."""
         signature = frame_signature(image)
-        full = self.needs_full_detection(index, signature)
+        full = self.needs_full_detection(index, signature, image.shape)
         self.last_index, self.signature = None, None  # a failure below leaves the next frame a full detection
         faces = detect_full(image) if full else self._follow(image, detect_crops)
         self.full_detections += full
-        self.faces, self.last_index, self.signature = faces, index, signature
+        self.faces, self.last_index, self.signature, self.shape = faces, index, signature, image.shape
         return faces
 
     def _follow(self, image: np.ndarray, detect_crops) -> list:

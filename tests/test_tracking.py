@@ -180,3 +180,17 @@ def test_frames_two_apart_are_followed_not_detected_again():
     for index in range(0, 18, 2):
         assert len(stage.follower.step(_shifted(photo, 2 * index, index), index, stage._full, stage._crops)) == 1
     assert stage.follower.full_detections == 2  # frames 0 and 10 start ranges; the others are followed
+
+
+def test_a_change_of_frame_size_gets_a_full_detection(tracked_stage):
+    """Joined clips: the same picture at another size has the same colours (no scene cut), but
+    last frame's boxes say nothing of where its faces are now."""
+    photo = cv2.imread(str(DATA / "ibug_300w" / "indoor_020.png"))
+    bigger = cv2.resize(photo, None, fx=1.5, fy=1.5)
+    tracked_stage.follower.reset()
+    for index in range(3):
+        tracked_stage.follower.step(photo, index, tracked_stage._full, tracked_stage._crops)
+    found = tracked_stage.follower.step(bigger, 3, tracked_stage._full, tracked_stage._crops)
+    assert tracked_stage.follower.full_detections == 2
+    expected = tracked_stage.run([bigger])[0]
+    assert len(found) == len(expected) == 1 and box_iou([_box(found[0])], [_box(expected[0])])[0, 0] > 0.99
