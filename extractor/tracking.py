@@ -252,15 +252,16 @@ class TrackLabeller:
         self.first_id = first_id
         self.filters: dict[int, tuple[OneEuroFilter, float, int]] = {}  # track -> filter, face size, last frame
         self.signature: np.ndarray | None = None  # the frame before's, to see scene cuts
+        self.shape: tuple | None = None  # the frame before's size
 
     def label(self, frame_index: int, faces: list, image: np.ndarray | None = None) -> None:
         """Sets ``track_id`` (and steadied ``landmarks``) on each face of frame ``frame_index``;
-        a scene cut (seen in ``image``) ends every track."""
+        a scene cut or a change of frame size (seen in ``image``) ends every track."""
         if image is not None:
             signature = frame_signature(image)
-            if is_scene_cut(self.signature, signature):
+            if is_scene_cut(self.signature, signature) or (self.shape is not None and image.shape != self.shape):
                 self.assigner.tracks = []
-            self.signature = signature
+            self.signature, self.shape = signature, image.shape
         ids = self.assigner.assign(frame_index, [[f.left, f.top, f.width, f.height] for f in faces])
         for face, track in zip(faces, ids):
             face.track_id = track

@@ -194,3 +194,19 @@ def test_a_change_of_frame_size_gets_a_full_detection(tracked_stage):
     assert tracked_stage.follower.full_detections == 2
     expected = tracked_stage.run([bigger])[0]
     assert len(found) == len(expected) == 1 and box_iou([_box(found[0])], [_box(expected[0])])[0, 0] > 0.99
+
+
+def test_a_change_of_frame_size_ends_every_track():
+    """A face at the same box in a frame of another size (joined clips) is not the same face:
+    continuing its track would also smooth its points with the other clip's."""
+    from extractor.faces import DetectedFace
+    from extractor.tracking import TrackLabeller
+
+    photo = cv2.imread(str(DATA / "ibug_300w" / "indoor_020.png"))
+    labeller = TrackLabeller(rate=25)
+    ids = []
+    for index, image in enumerate([photo, photo, cv2.resize(photo, None, fx=1.5, fy=1.5)]):
+        face = DetectedFace(100, 100, 80, 80)
+        labeller.label(index, [face], image)
+        ids.append(face.track_id)
+    assert ids[0] == ids[1] != ids[2]
