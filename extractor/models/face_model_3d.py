@@ -114,39 +114,56 @@ class FaceModel3D:
         by alternating least squares; ``regularisation`` weighs the shape prior (in squared
         face-box units) against the points' misfit. By default the inner-face points (brows, nose,
         eyes, mouth): where every landmark convention agrees, unlike the jaw of a turned face."""
-        target = np.asarray(points, np.float64)[indices]
-        extent = target.max(axis=0) - target.min(axis=0)
-        prior = np.diag(regularisation * extent[0] * extent[1] / self.spread ** 2)
-        mean, basis = self.mean[indices], self.basis[indices]
-        coefficients = np.zeros(len(self.spread))
+        return self.fit_many([points], indices, regularisation, iterations)[0]
+
+    def fit_many(self, faces: list[np.ndarray], indices=ALIGN_POINTS, regularisation: float = 0.1,
+                 iterations: int = 8) -> list[ModelFit]:
+        """``fit`` for several faces' points at once: the same arithmetic, a batch per numpy
+        call (a fit of one face is some 200 small calls; their overhead was most of its 1.6 ms)."""
+        if not len(faces):
+            return []
+        target = np.stack([np.asarray(points, np.float64)[indices] for points in faces])  # (faces, n, 2)
+        count, n, components = len(faces), target.shape[1], len(self.spread)
+        extent = target.max(axis=1) - target.min(axis=1)
+        prior = (regularisation * extent[:, 0] * extent[:, 1])[:, None, None] * np.diag(1.0 / self.spread ** 2)
+        mean, basis = self.mean[indices], self.basis[indices]  # (n, 3), (n, 3, components)
+        by_axis = basis.transpose(1, 0, 2).reshape(3, -1)  # (3, n x components)
+        coefficients = np.zeros((count, components))
         for _ in range(iterations):
-            shape = mean + basis @ coefficients
-            scale, turn, shift = _pose(shape, target)
+            shape = mean + np.einsum("njk,fk->fnj", basis, coefficients)
+            scale, turn, shift = _poses(shape, target)
             # Shape: linear in the coefficients once the pose is fixed (ridge regression).
-            design = scale * np.einsum("ij,njk->nik", turn[:2], basis).reshape(-1, len(coefficients))
-            residual = (target - shift - scale * mean @ turn[:2].T).reshape(-1)
-            coefficients = np.linalg.solve(design.T @ design + prior, design.T @ residual)
-        full = self.mean + self.basis @ coefficients
-        scale, turn, shift = _pose(mean + basis @ coefficients, target)
-        return ModelFit(scale * full @ turn[:2].T + shift, yaw_of(turn))
+            design = (scale[:, None, None] * (turn[:, :2] @ by_axis)).reshape(count, 2, n, components)
+            design = design.transpose(0, 2, 1, 3).reshape(count, 2 * n, components)
+            residual = (target - shift[:, None] - scale[:, None, None] * mean @ turn[:, :2].transpose(0, 2, 1))
+            normal = design.transpose(0, 2, 1)
+            coefficients = np.linalg.solve(normal @ design + prior, (normal @ residual.reshape(count, -1, 1)))[..., 0]
+        full = self.mean + np.einsum("njk,fk->fnj", self.basis, coefficients)
+        scale, turn, shift = _poses(mean + np.einsum("njk,fk->fnj", basis, coefficients), target)
+        projected = scale[:, None, None] * full @ turn[:, :2].transpose(0, 2, 1) + shift[:, None]
+        return [ModelFit(points, yaw_of(rotation_matrix)) for points, rotation_matrix in zip(projected, turn)]
 
 
 def _complex(points: np.ndarray) -> np.ndarray:
     return points[..., 0] + 1j * points[..., 1]
 
 
-def _pose(shape: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Scale, rotation (3x3) and 2D shift best mapping 3D ``shape`` onto 2D ``target``: an affine
-    camera by least squares, made a rotation (nearest orthonormal rows), then the scale and shift."""
-    homogeneous = np.c_[shape, np.ones(len(shape))]
-    camera = np.linalg.lstsq(homogeneous, target, rcond=None)[0][:3].T  # 2x3
-    rows = camera / np.linalg.norm(camera, axis=1, keepdims=True)
-    third = np.cross(rows[0], rows[1])
-    left, _, right = np.linalg.svd(np.vstack([rows, third / max(np.linalg.norm(third), 1e-12)]))
+def _poses(shape: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per face: scale, rotation (3x3) and 2D shift best mapping 3D ``shape`` (faces, n, 3) onto
+    2D ``target`` (faces, n, 2): an affine camera by least squares, made a rotation (nearest
+    orthonormal rows), then the scale and shift."""
+    homogeneous = np.concatenate([shape, np.ones(shape.shape[:2] + (1,))], axis=2)
+    transposed = homogeneous.transpose(0, 2, 1)
+    camera = np.linalg.solve(transposed @ homogeneous, transposed @ target)[:, :3].transpose(0, 2, 1)  # (faces, 2, 3)
+    rows = camera / np.linalg.norm(camera, axis=2, keepdims=True)
+    third = np.cross(rows[:, 0], rows[:, 1])
+    third /= np.maximum(np.linalg.norm(third, axis=1, keepdims=True), 1e-12)
+    left, _, right = np.linalg.svd(np.concatenate([rows, third[:, None]], axis=1))
     turn = left @ right
-    if np.linalg.det(turn) < 0:
-        turn = left @ np.diag([1.0, 1.0, -1.0]) @ right
-    projected = shape @ turn[:2].T
-    centred, goal = projected - projected.mean(axis=0), target - target.mean(axis=0)
-    scale = float((centred * goal).sum() / max((centred * centred).sum(), 1e-12))
-    return scale, turn, target.mean(axis=0) - scale * projected.mean(axis=0)
+    mirrored = np.linalg.det(turn) < 0
+    turn[mirrored] = left[mirrored] @ np.diag([1.0, 1.0, -1.0]) @ right[mirrored]
+    projected = shape @ turn[:, :2].transpose(0, 2, 1)
+    centred = projected - projected.mean(axis=1, keepdims=True)
+    goal = target - target.mean(axis=1, keepdims=True)
+    scale = (centred * goal).sum(axis=(1, 2)) / np.maximum((centred * centred).sum(axis=(1, 2)), 1e-12)
+    return scale, turn, target.mean(axis=1) - scale[:, None] * projected.mean(axis=1)

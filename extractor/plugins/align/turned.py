@@ -100,7 +100,7 @@ class TurnedFaces:
         points = trees_pass(chosen_images, [self.model.start_on_five(fives[i], yaws[i]) for i in chosen])
         before = points
         for _ in range(self.passes):
-            starts = [self.model.fit(found, regularisation=self.regularisation).points for found in points]
+            starts = [fit.points for fit in self.model.fit_many(points, regularisation=self.regularisation)]
             before, points = points, trees_pass(chosen_images, starts)
         if self.re_feed and self.passes:
             points = self._re_fed(chosen_images, starts, points, trees_pass)
