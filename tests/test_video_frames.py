@@ -108,3 +108,18 @@ def test_joined_clips_have_no_timeline_to_seek_in(tmp_path):
     joined_clips(tmp_path / "joined.ts", [(320, 180), (320, 180)])
     assert seekable_timeline(tmp_path / "joined.ts") is None
     assert seekable_timeline(VIDEO) == video_timeline(VIDEO)
+
+
+def test_frames_larger_than_the_header_said_are_held_to_max_pixels(tmp_path):
+    """--max-pixels is checked on the header (a file that claims too much is refused), and on each
+    frame too: a stream that grows past it later (or whose header says nothing) has those frames
+    skipped, with one line naming the first, and the others read."""
+    video = tmp_path / "joined.ts"
+    joined_clips(video, [(320, 180), (1280, 720), (320, 180)])
+    items = list(InputSource(video, max_pixels=320 * 180 * 2))
+    frames = [item for item in items if not isinstance(item, SkippedInput)]
+    skipped = [item.reason for item in items if isinstance(item, SkippedInput)]
+    assert frames and all(frame.image.shape[:2] == (180, 320) for frame in frames)
+    assert len(skipped) == 1 and "1280x720, over the --max-pixels limit" in skipped[0], skipped
+    everything = [item for item in InputSource(video) if not isinstance(item, SkippedInput)]
+    assert len(everything) > len(frames) and frames[-1].frame_index == everything[-1].frame_index
