@@ -63,6 +63,20 @@ def test_nfilter_drops_the_same_person(people, tmp_path):
     assert len(records["2008_001009.jpg"]["faces"]) == 2
 
 
+def test_a_reference_photo_larger_than_every_frame_goes_through_the_pool(people, tmp_path):
+    """A phone photo as the reference (here the actor's frame enlarged 3x): the pool's frame slots
+    are sized for the input's frames, and the reference goes through them first (it stopped the
+    run: "larger than a pool slot")."""
+    import cv2
+
+    image, _ = read_image(REFERENCE)
+    reference = tmp_path / "reference.png"
+    cv2.imwrite(str(reference), cv2.resize(image, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC))
+    output = _run("-i", people, "-o", tmp_path / "out", "--filter", reference)
+    records = {r["frame"]: r for r in read_records(tmp_path / "out" / "alignments.jsonl")}
+    assert "faces: 1 kept" in output and len(records["000009.jpg"]["faces"]) == 1
+
+
 def test_reference_without_a_face_is_a_clear_error(people, tmp_path):
     result = CliRunner().invoke(main, ["run", "-i", str(people), "-o", str(tmp_path), "--filter",
                                        str(DATA / "edge_cases" / "dogs.jpg")])
