@@ -94,6 +94,12 @@ class RunSettings:
                              source.path if source.is_video else None)
         source.done = writer.done
         summary.already_done = len(writer.done)
+        turn = source.video_turn() if source.is_video and self.import_alignments is None else 0
+        if turn:
+            self.stages = replace(self.stages, upright=turn)
+            logger.info("%s: stored turned (a display rotation): faces looked for with its frames turned %d degrees "
+                        "clockwise, kept in the stored frame's coordinates (as faceswap reads them)",
+                        source.path, self.stages.upright)
         if source.is_video and self.track_every and self.import_alignments is None:
             self.stages = replace(self.stages, track_every=self.track_every, track_step=self.every_n)
             writer.tracks = TrackLabeller(source.video_fps(), self.smooth, writer.next_track_id, self.every_n)

@@ -186,6 +186,20 @@ class InputSource:
         except (av.error.FFmpegError, OSError, IndexError):
             return 0
 
+    def video_turn(self) -> int:
+        """Degrees (0, 90, 180, 270) to turn the video's stored frames clockwise to see them as
+        players show them: phones store a portrait video's frames on their side, with a display
+        rotation. Frames are kept as stored (FFmpeg's frames, and faceswap's: its alignments are
+        in their coordinates); only the detector looks at them turned upright. 0 when unsaid."""
+        import av
+
+        try:
+            with av.open(str(self.path)) as container:
+                frame = next(container.decode(video=0), None)
+                return int(round(getattr(frame, "rotation", 0) or 0)) % 360 // 90 * 90 if frame is not None else 0
+        except (av.error.FFmpegError, OSError, IndexError, ValueError):
+            return 0
+
     def video_fps(self) -> float:
         """The video's frame rate (its stream's average; 30 when it does not say)."""
         import av

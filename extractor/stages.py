@@ -41,6 +41,7 @@ class StageConfig:
     backend: str | None = None  # Keras backend asked for (--backend / KERAS_BACKEND); None: auto
     track_every: int = 0  # a video's faces followed between full detections every this many frames; 0: none
     track_step: int = 1  # frames from one frame of the run to the next (--extract-every-n)
+    upright: int = 0  # degrees clockwise that turn a video's stored frames upright (its display rotation)
 
     def plugin_names(self, stage: str) -> list[str]:
         return {"detect": [self.detector], "align": [self.aligner], "mask": list(self.maskers),
@@ -121,7 +122,21 @@ class DetectStage:
         self.plugin.load()
 
     def run(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        """Faces found in each image, big enough, retried on rotated copies if none."""
+        """Faces found in each image, big enough, retried on rotated copies if none. A video
+        stored turned (``upright``) is looked at upright; its faces come back in the stored
+        frame's coordinates."""
+        if self.config.upright:
+            return self._turned(images, self.config.upright, self._run_upright)
+        return self._run_upright(images)
+
+    @staticmethod
+    def _turned(images: list[np.ndarray], angle: int, detect) -> list[list[DetectedFace]]:
+        """``detect`` on the images turned ``angle`` degrees clockwise, faces turned back."""
+        turned = [rotate_image(image, angle) for image in images]
+        found = detect([image for image, _ in turned])
+        return [[_rotate_face_back(face, back) for face in faces] for faces, (_, back) in zip(found, turned)]
+
+    def _run_upright(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         found = self._detect(images)
         for angle in self.config.rotations:
             empty = [i for i, faces in enumerate(found) if not faces]
@@ -154,7 +169,10 @@ class DetectStage:
         return self.run([image])[0]
 
     def _crops(self, crops: list[np.ndarray]) -> list[list[DetectedFace]]:
-        return self._big_enough(self.plugin.detect_crops(crops))
+        def detect(images):
+            return self._big_enough(self.plugin.detect_crops(images))
+
+        return self._turned(crops, self.config.upright, detect) if self.config.upright else detect(crops)
 
     def _detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         return self._big_enough(self.plugin.process(Batch(list(images))).detections)

@@ -85,3 +85,26 @@ def joined_clips(path, sizes: list[tuple[int, int]], frames_each: int = 3) -> No
                     out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
                 out.mux(stream.encode())
             joined.write(part.read_bytes())
+
+
+def turned_video(path, rotation: int, frames: int = 6) -> None:
+    """The sample video's first ``frames`` frames stored turned as a phone stores a portrait
+    video: the pixels turned by ``rotation`` degrees counter-clockwise (0, 90, -90, 180) and the
+    display rotation that turns them back, losslessly (PNG frames in a QuickTime file)."""
+    import av
+    import cv2
+
+    turn = {0: None, 90: cv2.ROTATE_90_COUNTERCLOCKWISE, -90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180}[rotation]
+    capture = cv2.VideoCapture(str(VIDEO))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("png", rate=25)
+        stream.pix_fmt = "rgb24"
+        for number in range(frames):
+            frame = capture.read()[1]
+            frame = frame if turn is None else cv2.rotate(frame, turn)
+            if number == 0:
+                stream.width, stream.height = frame.shape[1], frame.shape[0]
+                if rotation:
+                    stream.set_display_rotation(rotation)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        out.mux(stream.encode())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from conftest import VIDEO, joined_clips
+from conftest import VIDEO, joined_clips, turned_video
 from extractor.sources import InputSource, SkippedInput, seekable_timeline, video_timeline
 
 
@@ -123,3 +123,61 @@ def test_frames_larger_than_the_header_said_are_held_to_max_pixels(tmp_path):
     assert len(skipped) == 1 and "1280x720, over the --max-pixels limit" in skipped[0], skipped
     everything = [item for item in InputSource(video) if not isinstance(item, SkippedInput)]
     assert len(everything) > len(frames) and frames[-1].frame_index == everything[-1].frame_index
+
+
+def test_a_video_stored_turned_is_looked_at_upright(tmp_path):
+    """A phone's portrait video: frames stored on their side with a display rotation. The
+    detector saw sideways faces and found none; now it looks at the frames turned upright, and
+    the faces are kept in the stored frame's coordinates (FFmpeg's and faceswap's frames): the
+    same faces as the upright video's, moved as the frame was."""
+    from extractor.alignments import read_records
+    from extractor.engines.pool import run_pool
+    from extractor.engines.single import run_single_process
+    from extractor.output import OutputSettings
+    from extractor.run_settings import EngineOptions, RunSettings
+
+    width, height = 640, 360  # the sample's frames, upright
+    stored_as = {0: lambda p: p, -90: lambda p: np.c_[height - 1 - p[:, 1], p[:, 0]],
+                 90: lambda p: np.c_[p[:, 1], width - 1 - p[:, 0]]}
+    landmarks = {}
+    for rotation in stored_as:
+        video = tmp_path / f"turned{rotation}.mov"
+        turned_video(video, rotation)
+        assert InputSource(video).video_turn() == rotation % 360
+        out = tmp_path / f"out{rotation}"
+        run_single_process(RunSettings(video, OutputSettings(out, out / "alignments.jsonl", size=64),
+                                       show_progress=False))
+        landmarks[rotation] = [[np.array(face["landmarks"]) for face in record["faces"]]
+                               for record in read_records(out / "alignments.jsonl")]
+    upright = landmarks[0]
+    assert sum(map(len, upright)) >= 10
+    for rotation, to_stored in stored_as.items():
+        assert [len(faces) for faces in landmarks[rotation]] == [len(faces) for faces in upright], rotation
+        for expected, found in zip(upright, landmarks[rotation]):
+            for points in expected:
+                assert min(np.abs(to_stored(points) - other).max() for other in found) < 2.0, rotation
+    out = tmp_path / "pool"
+    run_pool(RunSettings(tmp_path / "turned-90.mov", OutputSettings(out, out / "alignments.jsonl", size=64),
+                         show_progress=False), EngineOptions())
+    pooled = [[np.array(face["landmarks"]) for face in record["faces"]]
+              for record in read_records(out / "alignments.jsonl")]
+    assert [len(faces) for faces in pooled] == [len(faces) for faces in landmarks[-90]]
+    for faces_a, faces_b in zip(pooled, landmarks[-90]):  # the engines' usual sub-pixel difference
+        assert all(np.abs(a - b).max() < 0.5 for a, b in zip(faces_a, faces_b))
+
+
+def test_a_video_stored_turned_is_followed_upright(tmp_path):
+    """With --track, the follow crops around last frame's faces are looked at upright too (cut
+    from the stored frame, they were sideways: the faces were lost after each full detection)."""
+    from extractor.engines.single import run_single_process
+    from extractor.output import OutputSettings
+    from extractor.run_settings import RunSettings
+
+    faces = {}
+    for rotation in (0, -90):
+        video = tmp_path / f"turned{rotation}.mov"
+        turned_video(video, rotation, frames=12)
+        out = tmp_path / f"out{rotation}"
+        faces[rotation] = run_single_process(RunSettings(video, OutputSettings(out, out / "alignments.jsonl", size=64),
+                                                         track_every=10, show_progress=False)).faces
+    assert faces[-90] == faces[0] >= 20
