@@ -195,6 +195,9 @@ class InputSource:
 
         try:
             with av.open(str(self.path)) as container:
+                context = container.streams.video[0].codec_context
+                if context.width * context.height > self.max_pixels:
+                    return 0  # refused when read; not decoded here
                 frame = next(container.decode(video=0), None)
                 return int(round(getattr(frame, "rotation", 0) or 0)) % 360 // 90 * 90 if frame is not None else 0
         except (av.error.FFmpegError, OSError, IndexError, ValueError):
