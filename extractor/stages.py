@@ -121,12 +121,12 @@ class DetectStage:
     def load(self) -> None:
         self.plugin.load()
 
-    def run(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        """Faces found in each image, big enough, retried on rotated copies if none. A video
-        stored turned (``upright``) is looked at upright; its faces come back in the stored
-        frame's coordinates."""
-        if self.config.upright:
-            return self._turned(images, self.config.upright, self._run_upright)
+    def run(self, images: list[np.ndarray], upright: int = 0) -> list[list[DetectedFace]]:
+        """Faces found in each image, big enough, retried on rotated copies if none. ``upright``:
+        degrees clockwise that turn the images upright (a video stored turned): they are looked
+        at so, and the faces come back in the stored images' coordinates."""
+        if upright:
+            return self._turned(images, upright, self._run_upright)
         return self._run_upright(images)
 
     @staticmethod
@@ -152,27 +152,41 @@ class DetectStage:
         """``run``, with a frame the detector fails on returned as None (and why). Given the
         frames' ``indices`` in a video (consecutive frames, in order) and a tracking interval,
         faces are followed from frame to frame (``FaceFollower``), one frame after the other."""
+        # A video's frames (index 0 on) are looked at upright; a --filter reference photo (index -1,
+        # or no index) as it is.
+        angles = [self.config.upright if index >= 0 else 0 for index in indices] if indices else [0] * len(images)
         if self.follower is None or indices is None:
-            return isolating_failures(lambda chosen: self.run([images[i] for i in chosen]), len(images))
+            return isolating_failures(lambda chosen: self._run_at([images[i] for i in chosen],
+                                                                  [angles[i] for i in chosen]), len(images))
         results, failures = [], {}
-        for position, (image, index) in enumerate(zip(images, indices)):
+        for position, (image, index, angle) in enumerate(zip(images, indices, angles)):
             # A frame that fails is tried once more alone; the failure left the follower without a
             # frame before, so that second try is a full detection.
-            step = partial(self.follower.step, image, index, self._full, self._crops)
+            step = partial(self.follower.step, image, index, partial(self._full, upright=angle),
+                           partial(self._crops, upright=angle))
             found, failed = isolating_failures(lambda _, step=step: [step()], 1)
             results.append(found[0])
             if failed:
                 failures[position] = failed[0]
         return results, failures
 
-    def _full(self, image: np.ndarray) -> list[DetectedFace]:
-        return self.run([image])[0]
+    def _run_at(self, images: list[np.ndarray], angles: list[int]) -> list[list[DetectedFace]]:
+        """``run`` on each image at its own ``upright`` angle (a batch per angle)."""
+        found: list = [None] * len(images)
+        for angle in dict.fromkeys(angles):
+            chosen = [i for i, other in enumerate(angles) if other == angle]
+            for i, faces in zip(chosen, self.run([images[i] for i in chosen], angle)):
+                found[i] = faces
+        return found
 
-    def _crops(self, crops: list[np.ndarray]) -> list[list[DetectedFace]]:
+    def _full(self, image: np.ndarray, upright: int = 0) -> list[DetectedFace]:
+        return self.run([image], upright)[0]
+
+    def _crops(self, crops: list[np.ndarray], upright: int = 0) -> list[list[DetectedFace]]:
         def detect(images):
             return self._big_enough(self.plugin.detect_crops(images))
 
-        return self._turned(crops, self.config.upright, detect) if self.config.upright else detect(crops)
+        return self._turned(crops, upright, detect) if upright else detect(crops)
 
     def _detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         return self._big_enough(self.plugin.process(Batch(list(images))).detections)

@@ -181,3 +181,24 @@ def test_a_video_stored_turned_is_followed_upright(tmp_path):
         faces[rotation] = run_single_process(RunSettings(video, OutputSettings(out, out / "alignments.jsonl", size=64),
                                                          track_every=10, show_progress=False)).faces
     assert faces[-90] == faces[0] >= 20
+
+
+def test_a_reference_photo_is_not_turned_with_the_video_it_filters(tmp_path):
+    """--filter's reference is a photo, upright as it is: only the video's frames are turned
+    (the reference was turned too, and "had no face": the run refused to start)."""
+    from extractor.engines.pool import run_pool
+    from extractor.engines.single import run_single_process
+    from extractor.identity_filter import FaceFilter
+    from extractor.output import OutputSettings
+    from extractor.run_settings import EngineOptions, RunSettings
+    from extractor.stages import StageConfig
+
+    video, reference = tmp_path / "turned.mov", tmp_path / "reference.png"
+    turned_video(video, -90)
+    cv2.imwrite(str(reference), cv2.VideoCapture(str(VIDEO)).read()[1])
+    for name, run in (("single", run_single_process), ("pool", lambda s: run_pool(s, EngineOptions()))):
+        out = tmp_path / name
+        summary = run(RunSettings(video, OutputSettings(out, out / "alignments.jsonl", size=64), show_progress=False,
+                                  stages=StageConfig(identity="dlib-resnet"),
+                                  face_filter=FaceFilter("dlib-resnet", [reference])))
+        assert summary.frames == 6 and summary.faces > 0, name
