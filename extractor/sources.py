@@ -314,7 +314,7 @@ class InputSource:
             first_pts, end_pts = bounds if bounds is not None else (None, None)
             if first_pts is not None:
                 container.seek(first_pts, stream=stream, backward=True, any_frame=False)
-            index, damaged, oversized = start - 1, 0, 0
+            index, damaged, oversized = start - 1, 0, False
             for packet in container.demux(stream):
                 try:
                     frames = packet.decode()
@@ -333,8 +333,8 @@ class InputSource:
                     if index % self.every_n or name in self.done:
                         continue
                     if frame.width * frame.height > self.max_pixels:  # the header said less (or nothing)
-                        oversized += 1
-                        if oversized == 1:
+                        if not oversized:  # said once
+                            oversized = True
                             yield SkippedInput(str(self.path), f"{self.path}: frame {name} is {frame.width}x"
                                                f"{frame.height}, over the --max-pixels limit of {self.max_pixels}: "
                                                "skipped, as is every later frame over it")

@@ -118,19 +118,30 @@ MIN_FOLLOW_IOU = 0.3  # a face found in the crop continues the face only if it o
 CUT_DISTANCE = 0.3  # colour-histogram distance (0-2) between consecutive frames that marks a scene cut
 
 
-def frame_signature(image: np.ndarray) -> np.ndarray:
-    """A coarse hue-saturation histogram of the frame (sums to 1): what changes at a scene cut and
-    hardly at all when people move or the camera pans."""
+@dataclass(frozen=True)
+class FrameSignature:
+    """What a scene cut changes: the frame's size (joined clips) and a coarse hue-saturation
+    histogram (sums to 1), which changes at a cut and hardly at all when people move or the
+    camera pans."""
+
+    shape: tuple
+    histogram: np.ndarray
+
+
+def frame_signature(image: np.ndarray) -> FrameSignature:
     import cv2
 
     small = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA)
     hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
     hist = cv2.calcHist([hsv], [0, 1], None, [8, 4], [0, 180, 0, 256]).ravel()
-    return hist / max(float(hist.sum()), 1.0)
+    return FrameSignature(image.shape, hist / max(float(hist.sum()), 1.0))
 
 
-def is_scene_cut(before: np.ndarray | None, after: np.ndarray) -> bool:
-    return before is not None and float(np.abs(after - before).sum()) >= CUT_DISTANCE
+def is_scene_cut(before: FrameSignature | None, after: FrameSignature) -> bool:
+    """A new scene: another frame size (the boxes of the frame before say nothing of this one),
+    or colours that jump."""
+    return before is not None and (before.shape != after.shape or
+                                   float(np.abs(after.histogram - before.histogram).sum()) >= CUT_DISTANCE)
 
 
 def follow_crop(image: np.ndarray, box) -> tuple[np.ndarray, float, float, float]:
@@ -158,8 +169,8 @@ class FaceFollower:
 
     A frame gets a full detection when it starts a range (its index a multiple of ``every``),
     follows a gap (the frame before, ``step`` frames back with --extract-every-n, was not seen
-    here: another worker's range, a resumed run), a scene cut or a change of frame size (joined
-    clips). Otherwise each face of the frame
+    here: another worker's range, a resumed run) or a scene cut (a change of frame size, joined
+    clips, is one). Otherwise each face of the frame
     before is looked for in a small crop around its last box (``detect_crops``: 15x fewer pixels than the frame); a face
     not found there is dropped, and a face entering the picture waits for the next full detection.
     The result depends only on the frames since the range began, so every engine and every
@@ -179,23 +190,22 @@ class FaceFollower:
     def reset(self) -> None:
         self.last_index: int | None = None
         self.faces: list = []
-        self.signature: np.ndarray | None = None
-        self.shape: tuple | None = None
+        self.signature: FrameSignature | None = None
         self.full_detections = 0
 
-    def needs_full_detection(self, index: int, signature: np.ndarray, shape: tuple | None = None) -> bool:
+    def needs_full_detection(self, index: int, signature: FrameSignature) -> bool:
         return (index % self.every == 0 or self.last_index is None or index != self.last_index + self.frame_step
-                or is_scene_cut(self.signature, signature) or (shape is not None and shape != self.shape))
+                or is_scene_cut(self.signature, signature))
 
     def step(self, image: np.ndarray, index: int, detect_full, detect_crops) -> list:
         """The faces of frame ``index``: ``detect_full(image)`` -> faces on a full detection,
         ``detect_crops(crops)`` -> faces (crop pixels) per crop when following."""
         signature = frame_signature(image)
-        full = self.needs_full_detection(index, signature, image.shape)
+        full = self.needs_full_detection(index, signature)
         self.last_index, self.signature = None, None  # a failure below leaves the next frame a full detection
         faces = detect_full(image) if full else self._follow(image, detect_crops)
         self.full_detections += full
-        self.faces, self.last_index, self.signature, self.shape = faces, index, signature, image.shape
+        self.faces, self.last_index, self.signature = faces, index, signature
         return faces
 
     def _follow(self, image: np.ndarray, detect_crops) -> list:
@@ -251,17 +261,16 @@ class TrackLabeller:
         self.assigner = TrackAssigner(max_gap=5 * step, next_id=first_id)
         self.first_id = first_id
         self.filters: dict[int, tuple[OneEuroFilter, float, int]] = {}  # track -> filter, face size, last frame
-        self.signature: np.ndarray | None = None  # the frame before's, to see scene cuts
-        self.shape: tuple | None = None  # the frame before's size
+        self.signature: FrameSignature | None = None  # the frame before's, to see scene cuts
 
     def label(self, frame_index: int, faces: list, image: np.ndarray | None = None) -> None:
         """Sets ``track_id`` (and steadied ``landmarks``) on each face of frame ``frame_index``;
-        a scene cut or a change of frame size (seen in ``image``) ends every track."""
+        a scene cut (seen in ``image``; a change of frame size is one) ends every track."""
         if image is not None:
             signature = frame_signature(image)
-            if is_scene_cut(self.signature, signature) or (self.shape is not None and image.shape != self.shape):
+            if is_scene_cut(self.signature, signature):
                 self.assigner.tracks = []
-            self.signature, self.shape = signature, image.shape
+            self.signature = signature
         ids = self.assigner.assign(frame_index, [[f.left, f.top, f.width, f.height] for f in faces])
         for face, track in zip(faces, ids):
             face.track_id = track

@@ -149,7 +149,7 @@ class PoolEngine:
         sweep_dead_runs()
         slot_bytes = source.max_frame_bytes()
         self._slot_minimum = 2 * len(plans) + 2  # a frame for each worker in hand and one queued
-        slots = self.options.frame_buffer or default_slot_count(slot_bytes, minimum=self._slot_minimum)
+        slots = self._slot_count(slot_bytes)
         check_frame_buffer(slots, slot_bytes)
         self.summary.slots, self.summary.slot_bytes = slots, slot_bytes
         logger.info("frame pool: %d slots of %.1f MB (%.0f MB in all, at most half the free RAM); frames of up to "
@@ -265,6 +265,10 @@ class PoolEngine:
         self._loaded += 1
         return True
 
+    def _slot_count(self, slot_bytes: int) -> int:
+        """Frame slots of ``slot_bytes``: --frame-buffer, else a tenth of the free RAM (4-64)."""
+        return self.options.frame_buffer or default_slot_count(slot_bytes, minimum=self._slot_minimum)
+
     def _grow(self, pool: FramePool, image, name: str) -> bool:
         """Room for a frame larger than the pool's slots (a video whose frames grow mid-way): once
         every frame in flight is written, the pool is re-cut into slots that hold it. False when
@@ -273,8 +277,7 @@ class PoolEngine:
             if self._stop.is_set():
                 return False
             time.sleep(0.01)
-        wanted = self.options.frame_buffer or default_slot_count(image.nbytes, minimum=self._slot_minimum)
-        slots = slots_that_fit(image.nbytes, wanted)
+        slots = slots_that_fit(image.nbytes, self._slot_count(image.nbytes))
         if slots < 2:
             raise FramePoolError(f"{name}: a frame of {image.shape[1]}x{image.shape[0]} does not fit in the memory "
                                  "left for frames (two at least); a smaller --max-pixels refuses such frames")
