@@ -15,12 +15,19 @@ from typing import Iterator
 import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from extractor.media import ExtractMedia
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
+# Phones save photos as HEIC (iPhones by default) and AVIF; the web gives .jfif, .avif and .gif
+# files. Pillow reads AVIF, JPEG 2000 and GIF itself, and HEIF through pillow-heif's opener,
+# which applies the file's own rotation (irot/imir) and resets its EXIF orientation to 1, so
+# exif_transpose below never turns a photo twice.
+register_heif_opener()
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+                    ".pnm", ".heic", ".heif", ".avif", ".jp2", ".gif"}
 # faceswap's video extensions, and what phones (.3gp) and camcorders (.mts, .m2ts) write.
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".vob",
                     ".mts", ".m2ts", ".3gp", ".ogv"}
@@ -81,7 +88,9 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             if width * height > max_pixels:
                 raise InputError(f"{path}: header says {width}x{height} = {width * height} pixels, "
                                  f"over the --max-pixels limit of {max_pixels}")
-            warning = None
+            pages = getattr(pil_image, "n_frames", 1)
+            warning = (f"{path}: holds {pages} images (an animation, a burst or a multi-page file); only the "
+                       "first is used" if pages > 1 else None)
             try:
                 pil_image.load()
             except OSError as exc:

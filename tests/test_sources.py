@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import DATA, VIDEO
+from extractor.geometry import iou
 from extractor.media import ExtractMedia
 from extractor.sources import InputError, InputSource, SkippedInput, read_image
 
@@ -82,3 +83,46 @@ def test_extract_media_interface():
         _ = media.image
     media.set_image(image[:10])
     assert media.image_size == (10, image.shape[1])
+
+
+# A phone's photo is stored turned, with the turn that shows it upright in its metadata: EXIF
+# orientation 6 (turn 90 degrees clockwise), which the HEIF writer stores as the file's own irot.
+TURNED_ON_SAVE = {".heic": 6, ".avif": 6, ".jfif": 6, ".jp2": None, ".gif": None}
+
+
+@pytest.mark.parametrize("suffix", sorted(TURNED_ON_SAVE))
+def test_phone_and_web_photos_are_read_upright_with_the_faces_of_the_jpeg(tmp_path, detect_stage, suffix):
+    jpeg = DATA / "dlib_faces" / "2007_007763.jpg"  # 7 faces
+    upright = Image.open(jpeg).convert("RGB")
+    orientation = TURNED_ON_SAVE[suffix]
+    stored = upright.transpose(Image.Transpose.ROTATE_90) if orientation else upright  # counter-clockwise
+    options = {"exif": _orientation_exif(orientation)} if orientation else {}
+    path = tmp_path / f"photo{suffix}"
+    stored.save(path, format={".jfif": "JPEG", ".jp2": "JPEG2000"}.get(suffix), quality=95, **options)
+
+    assert [p.name for p in InputSource(tmp_path).image_paths()] == [path.name]  # listed, not skipped
+    image, warning = read_image(path)
+    expected, _ = read_image(jpeg)
+    assert warning is None and image.shape == expected.shape
+    assert np.abs(image.astype(int) - expected).mean() < 12  # the same picture, upright, lossy
+    found = detect_stage.run([image])[0]
+    reference = detect_stage.run([expected])[0]
+    assert len(found) == len(reference) == 7
+    for face in reference:
+        assert max(iou(face.box_ltrb, other.box_ltrb) for other in found) > 0.8
+
+
+def _orientation_exif(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def test_an_animation_or_multi_page_file_says_only_its_first_image_is_used(tmp_path):
+    first = Image.open(EDGE / "hopper_gray.jpg").convert("RGB")
+    pages = [first, first.rotate(90), first.rotate(180)]
+    path = tmp_path / "moving.gif"
+    pages[0].save(path, save_all=True, append_images=pages[1:], duration=100)
+    image, warning = read_image(path)
+    assert image.shape[:2] == (first.height, first.width)
+    assert warning == f"{path}: holds 3 images (an animation, a burst or a multi-page file); only the first is used"
