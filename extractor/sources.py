@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
+from extractor.exr import ExrError, exr_size, read_exr
 from extractor.media import ExtractMedia
 
 logger = logging.getLogger(__name__)
@@ -26,8 +27,9 @@ logger = logging.getLogger(__name__)
 # which applies the file's own rotation (irot/imir) and resets its EXIF orientation to 1, so
 # exif_transpose below never turns a photo twice.
 register_heif_opener()
+# OpenEXR (VFX plates, which faceswap reads too) through extractor/exr.py.
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
-                    ".pnm", ".heic", ".heif", ".avif", ".jp2", ".gif"}
+                    ".pnm", ".heic", ".heif", ".avif", ".jp2", ".gif", ".exr"}
 # faceswap's video extensions, and what phones (.3gp) and camcorders (.mts, .m2ts) write.
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".vob",
                     ".mts", ".m2ts", ".3gp", ".ogv"}
@@ -82,6 +84,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             raise InputError(f"{path}: empty file (0 bytes)")
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    if path.lower().endswith(".exr"):
+        return _read_exr(path, max_pixels), None
     try:
         with Image.open(path) as pil_image:
             width, height = pil_image.size
@@ -117,6 +121,29 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"{path}: cannot decode image ({exc})") from None
+
+
+def _read_exr(path: str, max_pixels: int) -> np.ndarray:
+    try:
+        width, height = exr_size(path)
+        if width * height > max_pixels:
+            raise InputError(f"{path}: header says {width}x{height} = {width * height} pixels, "
+                             f"over the --max-pixels limit of {max_pixels}")
+        return read_exr(path)
+    except ExrError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) of an image from its header, None when it cannot be read (the decode
+    reports why)."""
+    try:
+        if str(path).lower().endswith(".exr"):
+            return exr_size(str(path))
+        with Image.open(path) as pil_image:
+            return pil_image.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, ExrError):
+        return None
 
 
 def list_images(folder: Path, recursive: bool = False) -> tuple[list[Path], list[SkippedInput]]:
@@ -266,11 +293,10 @@ class InputSource:
         paths = self.image_paths()
         largest = 1
         for path in paths[::self.every_n]:
-            try:
-                with Image.open(path) as pil_image:
-                    width, height = pil_image.size
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            size = image_size(path)
+            if size is None:
                 continue  # reported when the frame is decoded
+            width, height = size
             if width * height <= self.max_pixels:
                 largest = max(largest, width * height * 3)
         return largest

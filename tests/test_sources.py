@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA, VIDEO
+from conftest import DATA, VIDEO, write_exr
 from extractor.geometry import iou
 from extractor.media import ExtractMedia
 from extractor.sources import InputError, InputSource, SkippedInput, read_image
@@ -126,3 +126,41 @@ def test_an_animation_or_multi_page_file_says_only_its_first_image_is_used(tmp_p
     image, warning = read_image(path)
     assert image.shape[:2] == (first.height, first.width)
     assert warning == f"{path}: holds 3 images (an animation, a burst or a multi-page file); only the first is used"
+
+
+def test_an_exr_plate_is_read_as_faceswap_reads_it(tmp_path, detect_stage):
+    jpeg = DATA / "dlib_faces" / "2007_007763.jpg"
+    expected, _ = read_image(jpeg)
+    linear = (expected.astype(np.float32) + 0.5) / 255.0  # values faceswap turns back into these pixels
+    linear[:8] = 3.0  # highlights over 1 and negative values are clipped, as faceswap clips them
+    linear[8:16] = -1.0
+    expected[:8], expected[8:16] = 255, 0
+    path = tmp_path / "plate.exr"
+    write_exr(path, {"R": linear[..., 2].astype(np.float16), "G": linear[..., 1].astype(np.float16),
+                      "B": linear[..., 0].astype(np.float16), "A": np.ones(linear.shape[:2], np.float16)})
+
+    source = InputSource(tmp_path)
+    assert [p.name for p in source.image_paths()] == ["plate.exr"]
+    assert source.max_frame_bytes() == expected.size  # sized from the header
+    image, warning = read_image(path)
+    assert warning is None and np.array_equal(image, expected)
+    assert len(detect_stage.run([image])[0]) == 7
+
+    write_exr(tmp_path / "grey.exr", {"Y": linear[..., 1].copy()})
+    grey, _ = read_image(tmp_path / "grey.exr")
+    assert np.array_equal(grey, np.repeat(expected[..., 1:2], 3, axis=2))
+
+
+def test_an_exr_without_colour_or_over_the_pixel_limit_is_refused_with_its_name(tmp_path):
+    depth = tmp_path / "depth.exr"
+    write_exr(depth, {"Z": np.ones((20, 30), np.float32)})
+    with pytest.raises(InputError, match=f"{depth}: no R, G, B or Y channel to show \\(channels: Z\\)"):
+        read_image(depth)
+    plate = tmp_path / "plate.exr"
+    write_exr(plate, {"Y": np.ones((20, 30), np.float32)})
+    with pytest.raises(InputError, match=f"{plate}: header says 30x20 = 600 pixels, over the --max-pixels"):
+        read_image(plate, max_pixels=599)
+    fake = tmp_path / "fake.exr"
+    fake.write_bytes(b"not an exr at all")
+    with pytest.raises(InputError, match=f"{fake}: not an OpenEXR file"):
+        read_image(fake)

@@ -1,0 +1,47 @@
+"""OpenEXR frames (VFX plates, renders), decoded as faceswap decodes them.
+
+faceswap reads ``.exr`` through OpenCV and clips the linear values to 0-1 before scaling them to
+8 bits (no display transform): extractor does the same, so its crops of an EXR frame are the
+pixels faceswap cuts from it. The OpenEXR package (the Academy Software Foundation's bindings)
+reads the file; OpenCV's wheels carry no EXR codec.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class ExrError(Exception):
+    """An EXR file that cannot be used; the message says what is wrong (not the file's name)."""
+
+
+def exr_size(path: str) -> tuple[int, int]:
+    """(width, height) of the image, from the header alone (its data window)."""
+    import OpenEXR
+
+    try:
+        header = OpenEXR.File(str(path), header_only=True).header()
+        low, high = header["dataWindow"]
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise ExrError(f"not an OpenEXR file it can read ({exc})") from None
+    return int(high[0] - low[0] + 1), int(high[1] - low[1] + 1)
+
+
+def read_exr(path: str) -> np.ndarray:
+    """The image as 8-bit BGR: R, G, B channels (or Y, grey), each clipped to 0-1, times 255,
+    truncated (faceswap's ``read_image``). Alpha and other channels are left out."""
+    import OpenEXR
+
+    try:
+        channels = OpenEXR.File(str(path), separate_channels=True).channels()
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ExrError(f"cannot decode OpenEXR file ({exc})") from None
+    names = [name for name in ("B", "G", "R") if name in channels]
+    if len(names) != 3:
+        names = ["Y"] * 3 if "Y" in channels else []
+    if not names:
+        raise ExrError(f"no R, G, B or Y channel to show (channels: {', '.join(sorted(channels)) or 'none'})")
+    planes = [np.asarray(channels[name].pixels) for name in names]
+    if any(plane.shape != planes[0].shape or plane.ndim != 2 for plane in planes):
+        raise ExrError("its colour channels are sampled at different sizes (subsampled chroma is not read)")
+    image = np.stack(planes, axis=-1).astype(np.float32)
+    return (np.clip(np.nan_to_num(image, nan=0.0), 0.0, 1.0) * 255.0).astype(np.uint8)
