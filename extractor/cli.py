@@ -333,6 +333,9 @@ def run(config, **flags):
     click.echo(summary.format())
     if settings.output.preview_path:
         click.echo(f"preview: {settings.output.preview_path}")
+    if summary.frames == 0 and summary.already_done == 0 and summary.skipped:
+        # Every input was refused: a script running extractor must see a failure, not an empty success.
+        raise click.ClickException(f"no frame of {settings.input_path} could be read (skipped inputs above)")
 
 
 def _face_size(flags: dict) -> int:

@@ -334,10 +334,15 @@ class InputSource:
         av.logging.set_level(None)  # FFmpeg's own lines stay quiet: damage is reported here, once
         try:
             container = av.open(str(self.path))
-            stream = container.streams.video[0]
-        except (av.error.FFmpegError, OSError, IndexError) as exc:
+        except (av.error.FFmpegError, OSError) as exc:
             yield SkippedInput(str(self.path), f"{self.path}: cannot open video (not a video, or cut off before its "
                                f"index: {exc})")
+            return
+        try:
+            stream = video_stream(container, self.path)
+        except InputError as exc:
+            container.close()
+            yield SkippedInput(str(self.path), str(exc))
             return
         with container:
             width, height = stream.codec_context.width, stream.codec_context.height
@@ -392,12 +397,21 @@ class InputSource:
                                "its header announces (file cut off?)")
 
 
+def video_stream(container, path: Path):
+    """The first video stream of an opened container; a file of sound (or subtitles) alone is
+    named as such rather than as a broken video."""
+    if not container.streams.video:
+        kinds = sorted({stream.type for stream in container.streams}) or ["none"]
+        raise InputError(f"{path}: holds no video stream (its streams: {', '.join(kinds)})")
+    return container.streams.video[0]
+
+
 def _packet_times(path: Path) -> list[int]:
     """The presentation time stamps of a video's packets, in the order they are stored."""
     import av
 
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container, path)
         return [packet.pts for packet in container.demux(stream) if packet.pts is not None]
 
 

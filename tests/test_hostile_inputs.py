@@ -6,6 +6,7 @@ import pickle
 import shutil
 import zlib
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -28,10 +29,27 @@ def test_a_file_named_like_a_video_is_read_as_ffmpeg_reads_it_never_a_silent_emp
     notes.write_text("not a video\n" * 100)
     result = _cli("run", "-i", notes, "-o", tmp_path / "out", "--single-process")
     assert "skipped inputs: 1" in result.output and f"{notes}: cannot open video" in result.output, result.output
+    assert result.exit_code != 0 and f"no frame of {notes} could be read" in result.output  # scripts see it
     photo = tmp_path / "clip.mp4"  # FFmpeg reads a JPEG as a video of one frame: so does extractor
     shutil.copy(PHOTO, photo)
     result = _cli("run", "-i", photo, "-o", tmp_path / "out2", "--single-process")
     assert "frames: 1\n" in result.output and "faces: 2" in result.output, result.output
+
+
+def test_a_sound_file_named_like_a_video_is_named_as_such_on_every_engine(tmp_path):
+    import av
+
+    sound = tmp_path / "voice.mp4"
+    with av.open(str(sound), "w") as container:
+        stream = container.add_stream("aac", rate=44100)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 44100
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    for engine in ("single", "ray"):
+        result = _cli("run", "-i", sound, "-o", tmp_path / engine, "--engine", engine)
+        assert f"{sound}: holds no video stream (its streams: audio)" in result.output, result.output
+        assert result.exit_code != 0
 
 
 def test_an_input_folder_without_images_says_there_is_nothing_to_do(tmp_path):

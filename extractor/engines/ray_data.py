@@ -46,7 +46,7 @@ from extractor.pipeline import REFERENCE_STAGES, Pipeline, StageSpec, build_pipe
 from extractor.progress import Progress
 from extractor.run_settings import (EngineOptions, RunSettings, RunSummary, face_not_processed_line,
                                     frame_not_processed_line)
-from extractor.sources import InputSource, SkippedInput, read_image, seekable_timeline
+from extractor.sources import InputError, InputSource, SkippedInput, read_image, seekable_timeline
 from extractor.workers.messages import decode_face, encode_face
 
 logger = logging.getLogger(__name__)
@@ -130,6 +130,8 @@ def read_plan(settings: RunSettings, source: InputSource) -> tuple[list[dict], l
             source.listing_problems()
     try:
         timeline = seekable_timeline(source.path)
+    except InputError as exc:
+        return [], [SkippedInput(str(source.path), str(exc))]
     except Exception as exc:  # noqa: BLE001 - PyAV's errors and a file that is not a video
         return [], [SkippedInput(str(source.path), f"{source.path}: cannot open video ({exc})")]
     if timeline is None:  # joined clips, a restarted clock: one reader, through the whole video, in order
