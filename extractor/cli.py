@@ -85,18 +85,22 @@ def _parse_gpus(value: str | None) -> list[int] | None:
         raise click.BadParameter(f"{value!r}: use GPU numbers like 0,1", param_hint="--gpus") from None
 
 
-def _parse_rotations(value: str) -> tuple[int, ...]:
-    if not value or value == "off":
-        return ()
+def _parse_rotate(value: str) -> tuple[tuple[int, ...], bool]:
+    """--rotate as (angles a frame with no face is retried at, whether frames whose faces lie on
+    their side are looked at again upright): auto (default) looks again only; off does neither."""
+    if value == "off":
+        return (), False
+    if not value or value == "auto":
+        return (), True
     if value == "on":
-        return (90, 270, 180)
+        return (90, 270, 180), True
     try:
         angles = tuple(int(v) for v in value.split(","))
     except ValueError:
-        raise click.BadParameter(f"{value!r}: use on, off or angles like 90,270", param_hint="--rotate") from None
+        raise click.BadParameter(f"{value!r}: use auto, on, off or angles like 90,270", param_hint="--rotate") from None
     if any(a % 90 or not 0 < a < 360 for a in angles):
         raise click.BadParameter("rotation angles must be 90, 180 or 270", param_hint="--rotate")
-    return angles
+    return angles, True
 
 
 LOG_LINE = re.compile(rb"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} [A-Z]+ ")
@@ -244,8 +248,10 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="As faceswap's: align each face again from this many slightly moved crops and average the "
                    "points: steadier landmarks (4: frame-to-frame jitter about a quarter lower), that many more "
                    "passes of the aligner (docs/accuracy.md).")
-@click.option("--rotate", default="off", show_default=True,
-              help="Retry frames with no face rotated: on (90,270,180), off, or angles like 90,270.")
+@click.option("--rotate", default="auto", show_default=True,
+              help="auto: a frame whose faces are found lying on their side or upside down is looked at again "
+                   "turned upright (a photo stored sideways); on: also retry frames with no face turned 90, 270, "
+                   "180; angles like 90,270: those; off: neither.")
 @click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
               help="Refuse images whose header claims more pixels than this.")
 @click.option("--preview", is_flag=True,
@@ -360,6 +366,7 @@ def _run_settings(config, flags: dict):
 
     output_dir = flags["output_dir"]
     identity = flags["with_identity"] or flags["filter_refs"] or flags["nfilter_refs"]
+    rotations, upright_look = _parse_rotate(flags["rotate"])
     settings = RunSettings(
         input_path=flags["input_path"],
         output=OutputSettings(output_dir=output_dir,
@@ -372,7 +379,7 @@ def _run_settings(config, flags: dict):
         stages=StageConfig(detector=flags["detector"], aligner=flags["aligner"],
                            maskers=tuple(flags["maskers"]) or (registry.DEFAULTS["mask"],),
                            batch_sizes=_parse_batch_sizes(flags["batch_sizes"]), min_size=flags["min_size"],
-                           rotations=_parse_rotations(flags["rotate"]), normalization=flags["normalization"],
+                           rotations=rotations, upright_look=upright_look, normalization=flags["normalization"],
                            re_feed=flags["re_feed"], plugin_options=_plugin_options(config),
                            backend=_chosen_backend(flags["backend"]),
                            identity=registry.DEFAULTS["identity"] if identity else None),

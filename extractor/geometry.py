@@ -115,6 +115,17 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     return np.array(keep, dtype=np.int64)
 
 
+def roll_from_points(points) -> float:
+    """How far a face is turned in the picture, in degrees clockwise (0: upright, 90: lying with
+    its chin to the left, 180: upside down), from a detector's key points: the eyes first, then
+    the nose, then the mouth (two corners, or one centre point, then whatever else). The eyes-to-
+    mouth line does not depend on which eye is listed first."""
+    points = np.asarray(points, dtype=np.float64)
+    mouth = points[3:5].mean(axis=0) if len(points) == 5 else points[3]
+    down = mouth - points[:2].mean(axis=0)
+    return float(np.degrees(np.arctan2(-down[0], down[1])))
+
+
 def rotate_image(image: np.ndarray, angle: int) -> tuple[np.ndarray, np.ndarray]:
     """Rotate by a multiple of 90 degrees clockwise; returns the image and the 2x3 matrix
     that maps rotated-image points back to the original image."""

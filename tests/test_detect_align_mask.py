@@ -51,6 +51,30 @@ def test_rotation_retry_finds_face_and_maps_box_back():
     assert iou(faces[0].box_ltrb, expected) >= 0.7
 
 
+@pytest.mark.parametrize("angle", [90, 180, 270])
+def test_a_photo_stored_turned_without_saying_so_is_looked_at_upright(detect_stage, align_stage, angle):
+    image, entry = _image("dlib_faces", 0)  # 7 faces; no EXIF says how the turned copy should stand
+    turned, back = rotate_image(image, angle)
+    to_turned = cv2.invertAffineTransform(back)
+    truth = []
+    for left, top, right, bottom in (face["box"] for face in entry["faces"]):
+        corners = np.array([[left, top], [right, bottom]]) @ to_turned[:, :2].T + to_turned[:, 2]
+        truth.append([*corners.min(0), *corners.max(0)])
+    first_look_only = DetectStage(StageConfig(upright_look=False))
+    first_look_only.plugin = detect_stage.plugin  # same loaded model, other option
+    assert len(first_look_only.run([turned])[0]) <= 3  # the detector alone finds few of them
+
+    faces = detect_stage.run([turned])[0]
+    assert len(faces) == 7 and all(max(iou(face.box_ltrb, box) for box in truth) >= 0.5 for face in faces)
+    # Aligned as well as upright: the landmarks are those of the upright photo, turned.
+    upright = detect_stage.run([image])[0]
+    points = [f.landmarks for f in align_stage.run([turned] * 7, faces)]
+    expected = [f.landmarks @ to_turned[:, :2].T + to_turned[:, 2] for f in align_stage.run([image] * 7, upright)]
+    for found in points:
+        closest = min(expected, key=lambda other: np.abs(other - found).mean())
+        assert np.abs(closest - found).mean() < 1.5
+
+
 @pytest.mark.parametrize("normalization", ["auto", "none", "clahe", "hist", "mean"])
 def test_aligner_normalisations(detect_stage, normalization):
     image, entry = _image("ibug_300vw", 1)
@@ -267,3 +291,22 @@ def test_a_face_that_fills_the_frame_is_found_by_a_wider_look(detect_stage):
             assert detect_stage.run([frame])[0] == []
         finally:
             plugin.wider = True
+
+
+def test_rotate_flag_auto_by_default_off_turns_the_upright_look_off(tmp_path):
+    from click.testing import CliRunner
+
+    from extractor.alignments import read_records
+    from extractor.cli import main
+
+    image, _ = _image("dlib_faces", 0)
+    cv2.imwrite(str(tmp_path / "sideways.png"), rotate_image(image, 90)[0])
+    counts = {}
+    for flags in ([], ["--rotate", "off"], ["--rotate", "on"]):
+        out = tmp_path / ("out" + "".join(flags))
+        result = CliRunner().invoke(main, ["run", "-i", str(tmp_path / "sideways.png"), "-o", str(out),
+                                           "--single-process", "--size", "64", *flags])
+        assert result.exit_code == 0, result.output
+        counts[" ".join(flags)] = len(next(read_records(out / "alignments.jsonl"))["faces"])
+    assert counts == {"": 7, "--rotate off": counts["--rotate off"], "--rotate on": 7}
+    assert counts["--rotate off"] <= 3
