@@ -13,7 +13,7 @@ from extractor.geometry import iou, rotate_image
 from extractor.plugins import registry
 from extractor.plugins.base import needs_contrast
 from extractor.sources import read_image
-from extractor.stages import AlignStage, DetectStage, StageConfig
+from extractor.stages import AlignStage, DetectStage, StageConfig, upright_turn
 
 
 def _image(set_name: str, index: int = 0):
@@ -291,6 +291,24 @@ def test_a_face_that_fills_the_frame_is_found_by_a_wider_look(detect_stage):
             assert detect_stage.run([frame])[0] == []
         finally:
             plugin.wider = True
+
+
+def test_a_second_look_never_costs_a_face_found_by_the_first(detect_stage):
+    # A group photo tilted 30 degrees: one head leans past 45, so the frame is looked at again
+    # turned; there a box spans two neighbours. Each face found the first time is still there.
+    image, entry = _image("dlib_faces", 1)  # 2008_002079.jpg, 6 faces
+    height, width = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 30, 1.0)
+    side = int(np.ceil(width * 0.866 + height * 0.5)), int(np.ceil(width * 0.5 + height * 0.866))
+    matrix[:, 2] += (side[0] - width) / 2, (side[1] - height) / 2  # on a canvas that holds all of it
+    tilted = cv2.warpAffine(image, matrix, side, borderMode=cv2.BORDER_REPLICATE)
+    first_look_only = DetectStage(StageConfig(upright_look=False))
+    first_look_only.plugin = detect_stage.plugin
+    first = first_look_only.run([tilted])[0]
+    assert upright_turn(first) != 0  # looked at again
+    both = detect_stage.run([tilted])[0]
+    for face in first:
+        assert max(iou(face.box_ltrb, other.box_ltrb) for other in both) >= 0.5
 
 
 def test_rotate_flag_auto_by_default_off_turns_the_upright_look_off(tmp_path):
