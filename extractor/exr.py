@@ -22,7 +22,7 @@ def exr_size(path: str) -> tuple[int, int]:
         header = OpenEXR.File(str(path), header_only=True).header()
         low, high = header["dataWindow"]
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        raise ExrError(f"not an OpenEXR file it can read ({exc})") from None
+        raise ExrError(f"not an OpenEXR file it can read ({' '.join(str(exc).split())})") from None
     return int(high[0] - low[0] + 1), int(high[1] - low[1] + 1)
 
 
@@ -34,7 +34,7 @@ def read_exr(path: str) -> np.ndarray:
     try:
         channels = OpenEXR.File(str(path), separate_channels=True).channels()
     except (RuntimeError, ValueError, TypeError) as exc:
-        raise ExrError(f"cannot decode OpenEXR file ({exc})") from None
+        raise ExrError(f"cannot decode OpenEXR file ({' '.join(str(exc).split())})") from None
     names = [name for name in ("B", "G", "R") if name in channels]
     if len(names) != 3:
         names = ["Y"] * 3 if "Y" in channels else []

@@ -120,7 +120,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     except PermissionError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"{path}: cannot decode image ({exc})") from None
+        raise InputError(f"{path}: cannot decode image ({' '.join(str(exc).split())})") from None
 
 
 def _read_exr(path: str, max_pixels: int) -> np.ndarray:

@@ -164,3 +164,18 @@ def test_an_exr_without_colour_or_over_the_pixel_limit_is_refused_with_its_name(
     fake.write_bytes(b"not an exr at all")
     with pytest.raises(InputError, match=f"{fake}: not an OpenEXR file"):
         read_image(fake)
+    whole = tmp_path / "whole.exr"
+    write_exr(whole, {"Y": np.random.default_rng(0).random((64, 64), np.float32)})
+    cut = tmp_path / "cut.exr"
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    with pytest.raises(InputError, match=f"^{cut}: cannot decode OpenEXR file \\([^\n]*\\)\\Z"):
+        read_image(cut)
+
+
+def test_a_cut_heic_is_refused_in_one_line_with_its_name(tmp_path):
+    whole = tmp_path / "whole.heic"
+    Image.open(DATA / "dlib_faces" / "2007_007763.jpg").save(whole, quality=90)
+    cut = tmp_path / "cut.heic"
+    cut.write_bytes(whole.read_bytes()[:3000])
+    with pytest.raises(InputError, match=f"^{cut}: cannot decode image \\([^\n]*\\)\\Z"):
+        read_image(cut)
