@@ -5,7 +5,7 @@ each photo alone in the middle of a grey frame 3000, 4000 or 5000 px wide (its f
 to 1.5 % of the frame's side), and mosaics of the photos (4x4 and 5x5 grids, each photo at most
 its own size) filling 3000 and 4000 px frames, like a group photo where small faces are
 everywhere and so are doubtful spots. Each frame is detected with ``zoom_tiles`` 0 (the shrunk
-frame alone), 12 and 24; the table gives faces found, detections not in the lists and detect
+frame alone), 24 and 64 (the default); the table gives faces found, detections not in the lists and detect
 CPU per frame.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from extractor.evaluate import find_annotation_files, match
 from extractor.geometry import transform_points
 from extractor.stages import DetectStage, StageConfig
 
-TILE_CAPS = (0, 12, 24)
+TILE_CAPS = (0, 24, 64)
 
 
 def annotated_photos() -> list[tuple[np.ndarray, list[list[float]]]]:

@@ -255,6 +255,17 @@ def test_small_faces_of_a_big_frame_are_found_by_a_closer_look(detect_stage):
         plugin.zoom_tiles = default
 
 
+def test_a_group_photo_with_small_faces_everywhere_gets_enough_closer_looks(detect_stage):
+    """A 4000 px mosaic of the annotated photos (a 5x5 grid, about 70 faces of 15-60 px): more
+    doubtful spots than 24 tiles cover. The default cap looks at enough of them."""
+    from benchmarks.big_frames import annotated_photos, mosaic
+
+    frame, truth = mosaic(annotated_photos(), 4000, 5, seed=0)
+    found = detect_stage.run([frame])[0]
+    matched = sum(any(iou(box, face.box_ltrb) >= 0.3 for face in found) for box in truth)
+    assert matched >= 0.8 * len(truth), (matched, len(truth))
+
+
 def test_a_closer_look_finds_nothing_in_a_big_photo_without_faces(detect_stage):
     image = read_image(DATA / "edge_cases" / "no-faces.jpg")[0]
     big = cv2.resize(image, None, fx=4000 / max(image.shape[:2]), fy=4000 / max(image.shape[:2]),

@@ -92,7 +92,7 @@ class CenterFaceDetector(Detector):
 
     def __init__(self, batch_size=None, threshold: float = 0.5, nms_iou: float = 0.3, runtime: str = "auto",
                  backend: str | None = None, max_side: int = 640, min_side: int = 480,
-                 zoom_tiles: int = 24, zoom_threshold: float = 0.07, wider: bool = True,
+                 zoom_tiles: int = 64, zoom_threshold: float = 0.07, wider: bool = True,
                  follow_threshold: float = 0.3, **options):
         super().__init__(batch_size, **options)
         self.max_side = int(max_side)  # frames with a longer side are shrunk for detection (0: never)
