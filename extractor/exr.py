@@ -7,6 +7,8 @@ reads the file; OpenCV's wheels carry no EXR codec.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 
@@ -15,11 +17,12 @@ class ExrError(Exception):
 
 
 def exr_size(path: str) -> tuple[int, int]:
-    """(width, height) of the image, from the header alone (its data window)."""
+    """(width, height) of the image, from the header alone (its data window). Paths go to the
+    library as bytes: a file name that is not UTF-8 cannot be passed as text."""
     import OpenEXR
 
     try:
-        header = OpenEXR.File(str(path), header_only=True).header()
+        header = OpenEXR.File(os.fsencode(path), header_only=True).header()
         low, high = header["dataWindow"]
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise ExrError(f"not an OpenEXR file it can read ({' '.join(str(exc).split())})") from None
@@ -32,7 +35,7 @@ def read_exr(path: str) -> np.ndarray:
     import OpenEXR
 
     try:
-        channels = OpenEXR.File(str(path), separate_channels=True).channels()
+        channels = OpenEXR.File(os.fsencode(path), separate_channels=True).channels()
     except (RuntimeError, ValueError, TypeError) as exc:
         raise ExrError(f"cannot decode OpenEXR file ({' '.join(str(exc).split())})") from None
     names = [name for name in ("B", "G", "R") if name in channels]

@@ -1,6 +1,7 @@
 """Decoding the odd real inputs of ../shared/data/edge_cases and the sample video."""
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -135,12 +136,14 @@ def test_an_exr_plate_is_read_as_faceswap_reads_it(tmp_path, detect_stage):
     linear[:8] = 3.0  # highlights over 1 and negative values are clipped, as faceswap clips them
     linear[8:16] = -1.0
     expected[:8], expected[8:16] = 255, 0
-    path = tmp_path / "plate.exr"
-    write_exr(path, {"R": linear[..., 2].astype(np.float16), "G": linear[..., 1].astype(np.float16),
-                      "B": linear[..., 0].astype(np.float16), "A": np.ones(linear.shape[:2], np.float16)})
+    path = tmp_path / os.fsdecode(b"pl\xe9te.exr")  # a name that is not UTF-8, as old file systems hold
+    half = linear.astype(np.float16)
+    write_exr(tmp_path / "written.exr", {"R": half[..., 2].copy(), "G": half[..., 1].copy(), "B": half[..., 0].copy(),
+                                         "A": np.ones(linear.shape[:2], np.float16)})
+    (tmp_path / "written.exr").rename(path)
 
     source = InputSource(tmp_path)
-    assert [p.name for p in source.image_paths()] == ["plate.exr"]
+    assert [p.name for p in source.image_paths()] == [path.name]
     assert source.max_frame_bytes() == expected.size  # sized from the header
     image, warning = read_image(path)
     assert warning is None and np.array_equal(image, expected)
