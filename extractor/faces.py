@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from extractor.crops import MASK_CROP, CropSpec
-from extractor.geometry import transform_points
+from extractor.geometry import transform_points, turn_to_stand
 
 # Masks are stored as faceswap's maskers store theirs: 128 px, 'face' centering (crops.MASK_CROP).
 MASK_STORED_SIZE = MASK_CROP.size
@@ -106,6 +106,12 @@ class DetectedFace:
     @property
     def box_ltrb(self) -> list[float]:
         return [self.left, self.top, self.right, self.bottom]
+
+    def standing_turn(self) -> int | None:
+        """Degrees clockwise (0, 90, 180, 270) that stand this face up, read from the detector's
+        key points (``turn_to_stand``); None when the detector gave none."""
+        points = self.detector_points
+        return turn_to_stand(points) if points is not None and len(points) >= 4 else None
 
     def aligned_matrix(self, crop: CropSpec) -> np.ndarray:
         """2x3 matrix from frame pixels to this face's ``crop``."""

@@ -126,6 +126,14 @@ def roll_from_points(points) -> float:
     return float(np.degrees(np.arctan2(-down[0], down[1])))
 
 
+def turn_to_stand(points) -> int:
+    """Degrees clockwise (0, 90, 180 or 270) that stand up a face whose detector key points are
+    ``points`` (``roll_from_points``): the nearest quarter turn, 0 for a face within 45 degrees
+    of upright."""
+    roll = roll_from_points(points)
+    return int(round(-roll / 90.0)) * 90 % 360 if abs(roll) > 45 else 0
+
+
 def rotate_image(image: np.ndarray, angle: int) -> tuple[np.ndarray, np.ndarray]:
     """Rotate by a multiple of 90 degrees clockwise; returns the image and the 2x3 matrix
     that maps rotated-image points back to the original image."""

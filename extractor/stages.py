@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from extractor.faces import DetectedFace
-from extractor.geometry import nms, roll_from_points, rotate_image, transform_points
+from extractor.geometry import nms, rotate_image, transform_points
 from extractor.plugins import registry
 from extractor.plugins.base import Batch, Plugin
 from extractor.tracking import FaceFollower
@@ -96,12 +96,8 @@ def upright_turn(faces: list[DetectedFace]) -> int:
     turned, and the detector, trained on upright faces, finds only some of them (half of the
     annotated photos' faces): looked at turned upright, it finds the rest."""
     asked: dict[int, int] = {}
-    for face in faces:
-        if face.detector_points is None or len(face.detector_points) < 4:
-            continue
-        roll = roll_from_points(face.detector_points)
-        if abs(roll) > 45:
-            turn = int(round(-roll / 90.0)) * 90 % 360
+    for turn in (face.standing_turn() for face in faces):
+        if turn:
             asked[turn] = asked.get(turn, 0) + 1
     return max(asked, key=lambda turn: (asked[turn], -turn)) if asked else 0
 
@@ -223,11 +219,22 @@ class DetectStage:
     def _full(self, image: np.ndarray, upright: int = 0) -> list[DetectedFace]:
         return self.run([image], upright)[0]
 
-    def _crops(self, crops: list[np.ndarray], upright: int = 0) -> list[list[DetectedFace]]:
+    def _crops(self, crops: list[np.ndarray], turns: list[int | None], upright: int = 0) -> list[list[DetectedFace]]:
+        """Faces in follow crops, each crop turned as its face stood in the frame before (``turns``,
+        ``DetectedFace.standing_turn``; where the detector gives none, as the video's frames are turned):
+        a face lying on its side or upside down is looked for standing up, as the detector
+        found it."""
         def detect(images):
             return self._big_enough(self.plugin.detect_crops(images))
 
-        return self._turned(crops, upright, detect) if upright else detect(crops)
+        angles = [upright if turn is None else turn for turn in turns]
+        found: list = [None] * len(crops)
+        for angle in dict.fromkeys(angles):
+            chosen = [i for i, other in enumerate(angles) if other == angle]
+            views = [crops[i] for i in chosen]
+            for i, faces in zip(chosen, self._turned(views, angle, detect) if angle else detect(views)):
+                found[i] = faces
+        return found
 
     def _detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         return self._big_enough(self.plugin.process(Batch(list(images))).detections)

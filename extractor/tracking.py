@@ -199,7 +199,8 @@ class FaceFollower:
 
     def step(self, image: np.ndarray, index: int, detect_full, detect_crops) -> list:
         """The faces of frame ``index``: ``detect_full(image)`` -> faces on a full detection,
-        ``detect_crops(crops)`` -> faces (crop pixels) per crop when following."""
+        ``detect_crops(crops, turns)`` -> faces (crop pixels) per crop when following, each crop
+        looked at turned as its face lay in the frame before (``standing_turn``)."""
         signature = frame_signature(image)
         full = self.needs_full_detection(index, signature)
         self.last_index, self.signature = None, None  # a failure below leaves the next frame a full detection
@@ -212,7 +213,7 @@ class FaceFollower:
         if not self.faces:
             return []
         crops = [follow_crop(image, (f.left, f.top, f.width, f.height)) for f in self.faces]
-        found = detect_crops([crop for crop, *_ in crops])
+        found = detect_crops([crop for crop, *_ in crops], [f.standing_turn() for f in self.faces])
         followed = []
         for before, (_, scale, x0, y0), candidates in zip(self.faces, crops, found):
             for face in candidates:

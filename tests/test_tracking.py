@@ -94,6 +94,21 @@ def test_a_moving_face_is_followed_in_crops_after_one_full_detection(tracked_sta
     assert tracked_stage.follower.full_detections == 1
 
 
+@pytest.mark.parametrize("angle", [90, 180])
+def test_a_face_lying_turned_is_followed_standing_up(tracked_stage, angle):
+    """A video filmed upside down or on its side with nothing saying so (--rotate on finds its
+    faces in the full detections): each follow crop is looked at turned as its face lay."""
+    from extractor.geometry import rotate_image
+
+    photo = rotate_image(cv2.imread(str(DATA / "dlib_faces" / "2008_002506.jpg")), angle)[0]  # 3 faces
+    stage = DetectStage(StageConfig(track_every=10, rotations=(90, 270, 180)))
+    stage.plugin = tracked_stage.plugin
+    for index in range(6):
+        found = stage.follower.step(_shifted(photo, 3 * index, 2 * index), index, stage._full, stage._crops)
+        assert len(found) == 3, index
+    assert stage.follower.full_detections == 1
+
+
 def test_a_scene_cut_gets_a_full_detection(tracked_stage):
     """Faces are not looked for where the other scene had them: the new scene is detected whole."""
     first = cv2.imread(str(DATA / "ibug_300w" / "indoor_020.png"))
