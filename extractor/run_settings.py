@@ -100,6 +100,15 @@ class RunSettings:
             logger.info("%s: stored turned (a display rotation): faces looked for with its frames turned %d degrees "
                         "clockwise, kept in the stored frame's coordinates (as faceswap reads them)",
                         source.path, self.stages.upright)
+        elif source.is_video and self.import_alignments is None and self.stages.upright_look:
+            from extractor.upright import probe_video_turn
+
+            turn = probe_video_turn(source)
+            if turn:
+                self.stages = replace(self.stages, upright=turn)
+                logger.warning("%s: its faces stand up with its frames turned %d degrees clockwise (nothing in the "
+                               "file says so): looked at so, faces kept in the stored frame's coordinates; "
+                               "--rotate off looks at the frames as stored", source.path, turn)
         if source.is_video and self.track_every and self.import_alignments is None:
             self.stages = replace(self.stages, track_every=self.track_every, track_step=self.every_n)
             writer.tracks = TrackLabeller(source.video_fps(), self.smooth, writer.next_track_id, self.every_n)

@@ -42,6 +42,9 @@ DEFAULT_MAX_PIXELS = 100_000_000
 Image.MAX_IMAGE_PIXELS = None
 
 
+SAMPLE_REACH = 300  # frames decoded at most from a key frame to a sampled time
+
+
 class InputError(Exception):
     """An input that cannot be used; the message names the file and the problem."""
 
@@ -238,6 +241,37 @@ class InputSource:
                 return int(round(getattr(frame, "rotation", 0) or 0)) % 360 // 90 * 90 if frame is not None else 0
         except (av.error.FFmpegError, OSError, IndexError, ValueError):
             return 0
+
+    def sample_frames(self, count: int) -> list[np.ndarray]:
+        """Up to ``count`` frames spread over the video (the first frame at or after each of
+        ``count`` evenly spaced times; from the start where the file cannot seek), to judge the
+        whole video by. Empty when nothing decodes or the frames are over --max-pixels."""
+        import av
+
+        frames: list[np.ndarray] = []
+        try:
+            with av.open(str(self.path)) as container:
+                stream = video_stream(container, self.path)
+                if stream.codec_context.width * stream.codec_context.height > self.max_pixels:
+                    return []
+                duration = float(stream.duration * stream.time_base) if stream.duration else \
+                    (container.duration or 0) / 1e6
+                if duration <= 0:
+                    return [frame.to_ndarray(format="bgr24")
+                            for frame, _ in zip(container.decode(stream), range(count))]
+                for position in range(count):
+                    target = duration * (position + 0.5) / count
+                    start = float((stream.start_time or 0) * stream.time_base)
+                    container.seek(int((start + target) / stream.time_base), stream=stream)
+                    frame = None
+                    for frame, _ in zip(container.decode(stream), range(SAMPLE_REACH)):
+                        if frame.time is None or frame.time >= start + target:
+                            break  # from the key frame before, on to the time asked for
+                    if frame is not None:
+                        frames.append(frame.to_ndarray(format="bgr24"))
+        except (av.error.FFmpegError, OSError, InputError, ValueError, StopIteration):
+            return frames
+        return frames
 
     def video_fps(self) -> float:
         """The video's frame rate (its stream's average; 30 when it does not say)."""

@@ -97,10 +97,12 @@ def joined_clips(path, sizes: list[tuple[int, int]], frames_each: int = 3) -> No
             joined.write(part.read_bytes())
 
 
-def turned_video(path, rotation: int, frames: int = 6) -> None:
+def turned_video(path, rotation: int, frames: int = 6, say_so: bool = True) -> None:
     """The sample video's first ``frames`` frames stored turned as a phone stores a portrait
     video: the pixels turned by ``rotation`` degrees counter-clockwise (0, 90, -90, 180) and the
-    display rotation that turns them back, losslessly (PNG frames in a QuickTime file)."""
+    display rotation that turns them back (``say_so``; without it, as a camera mounted upside
+    down or a tool that dropped the rotation leaves them), losslessly (PNG frames in a QuickTime
+    file)."""
     import av
     import cv2
 
@@ -114,7 +116,7 @@ def turned_video(path, rotation: int, frames: int = 6) -> None:
             frame = frame if turn is None else cv2.rotate(frame, turn)
             if number == 0:
                 stream.width, stream.height = frame.shape[1], frame.shape[0]
-                if rotation:
+                if rotation and say_so:
                     stream.set_display_rotation(rotation)
             out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
         out.mux(stream.encode())

@@ -166,6 +166,35 @@ def test_a_video_stored_turned_is_looked_at_upright(tmp_path):
         assert all(np.abs(a - b).max() < 0.5 for a, b in zip(faces_a, faces_b))
 
 
+def test_a_video_turned_with_nothing_saying_so_is_looked_at_standing(tmp_path):
+    """A camera mounted upside down, a portrait video whose display rotation a tool dropped: the
+    detector found almost no face as stored. A few frames decide how the whole video stands;
+    --rotate off looks at the frames as stored."""
+    from extractor.engines.pool import run_pool
+    from extractor.engines.single import run_single_process
+    from extractor.output import OutputSettings
+    from extractor.run_settings import EngineOptions, RunSettings
+    from extractor.stages import StageConfig
+
+    def faces(video, out, **stages):
+        return run_single_process(RunSettings(video, OutputSettings(out, out / "alignments.jsonl", size=64),
+                                              show_progress=False, stages=StageConfig(**stages))).faces
+
+    upright = tmp_path / "upright.mov"
+    turned_video(upright, 0, frames=12)
+    expected = faces(upright, tmp_path / "upright")
+    assert expected >= 20
+    for rotation in (180, 90):
+        video = tmp_path / f"turned{rotation}.mov"
+        turned_video(video, rotation, frames=12, say_so=False)
+        assert InputSource(video).video_turn() == 0
+        assert faces(video, tmp_path / f"out{rotation}") == expected, rotation
+        assert faces(video, tmp_path / f"off{rotation}", upright_look=False) <= 2, rotation
+    out = tmp_path / "pool"  # every engine decides the same way, before its workers start
+    assert run_pool(RunSettings(video, OutputSettings(out, out / "alignments.jsonl", size=64), show_progress=False),
+                    EngineOptions()).faces == expected
+
+
 def test_a_video_stored_turned_is_followed_upright(tmp_path):
     """With --track, the follow crops around last frame's faces are looked at upright too (cut
     from the stored frame, they were sideways: the faces were lost after each full detection)."""
