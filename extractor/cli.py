@@ -250,8 +250,9 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
                    "passes of the aligner (docs/accuracy.md).")
 @click.option("--rotate", default="auto", show_default=True,
               help="auto: a frame whose faces are found lying on their side or upside down is looked at again "
-                   "turned upright (a photo stored sideways); on: also retry frames with no face turned 90, 270, "
-                   "180; angles like 90,270: those; off: neither.")
+                   "turned upright (a photo stored sideways), and a video with no display rotation whose faces "
+                   "stand up only turned is looked at turned; on: also retry frames with no face turned 90, 270, "
+                   "180; angles like 90,270: those; off: none of these.")
 @click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
               help="Refuse images whose header claims more pixels than this.")
 @click.option("--preview", is_flag=True,
