@@ -7,9 +7,21 @@ reads the file; OpenCV's wheels carry no EXR codec.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import re
 
 import numpy as np
+
+from extractor.quiet import native_lines_to_log
+
+logger = logging.getLogger(__name__)
+
+# What OpenEXR's C library writes to stderr about a damaged file; its Python binding prints its
+# own "Warning: ..." line to stdout. The error raised says it once, with the file's name.
+LIBRARY_LINES = re.compile(r"\(EXR_ERR_")
 
 
 class ExrError(Exception):
@@ -34,10 +46,15 @@ def read_exr(path: str) -> np.ndarray:
     truncated (faceswap's ``read_image``). Alpha and other channels are left out."""
     import OpenEXR
 
+    said = io.StringIO()
     try:
-        channels = OpenEXR.File(os.fsencode(path), separate_channels=True).channels()
+        with contextlib.redirect_stdout(said), native_lines_to_log(LIBRARY_LINES, "openexr"):
+            channels = OpenEXR.File(os.fsencode(path), separate_channels=True).channels()
     except (RuntimeError, ValueError, TypeError) as exc:
-        raise ExrError(f"cannot decode OpenEXR file ({' '.join(str(exc).split())})") from None
+        raise ExrError(f"cannot decode OpenEXR file, cut short or damaged ({' '.join(str(exc).split())})") from None
+    finally:
+        if said.getvalue().strip():
+            logger.debug("openexr: %s", said.getvalue().strip())
     names = [name for name in ("B", "G", "R") if name in channels]
     if len(names) != 3:
         names = ["Y"] * 3 if "Y" in channels else []
