@@ -42,7 +42,7 @@ DEFAULT_MAX_PIXELS = 100_000_000
 Image.MAX_IMAGE_PIXELS = None
 
 
-SAMPLE_REACH = 300  # frames decoded at most from a key frame to a sampled time
+SAMPLE_STEP = 10  # a video with few key frames is sampled every this many frames from its start
 
 
 class InputError(Exception):
@@ -243,12 +243,13 @@ class InputSource:
             return 0
 
     def sample_frames(self, count: int) -> list[np.ndarray]:
-        """Up to ``count`` frames spread over the video (the first frame at or after each of
-        ``count`` evenly spaced times; from the start where the file cannot seek), to judge the
+        """Up to ``count`` different frames spread over the video (the key frame at or before
+        each of ``count`` evenly spaced times: one frame decoded each, however long the video
+        and its key frame interval; from the start where the file cannot seek), to judge the
         whole video by. Empty when nothing decodes or the frames are over --max-pixels."""
         import av
 
-        frames: list[np.ndarray] = []
+        frames: dict[int | None, np.ndarray] = {}
         try:
             with av.open(str(self.path)) as container:
                 stream = video_stream(container, self.path)
@@ -259,19 +260,23 @@ class InputSource:
                 if duration <= 0:
                     return [frame.to_ndarray(format="bgr24")
                             for frame, _ in zip(container.decode(stream), range(count))]
+                start = float((stream.start_time or 0) * stream.time_base)
                 for position in range(count):
-                    target = duration * (position + 0.5) / count
-                    start = float((stream.start_time or 0) * stream.time_base)
-                    container.seek(int((start + target) / stream.time_base), stream=stream)
-                    frame = None
-                    for frame, _ in zip(container.decode(stream), range(SAMPLE_REACH)):
-                        if frame.time is None or frame.time >= start + target:
-                            break  # from the key frame before, on to the time asked for
-                    if frame is not None:
-                        frames.append(frame.to_ndarray(format="bgr24"))
-        except (av.error.FFmpegError, OSError, InputError, ValueError, StopIteration):
-            return frames
-        return frames
+                    container.seek(int((start + duration * (position + 0.5) / count) / stream.time_base),
+                                   stream=stream)
+                    frame = next(container.decode(stream), None)
+                    if frame is not None and frame.pts not in frames:
+                        frames[frame.pts] = frame.to_ndarray(format="bgr24")
+                if len(frames) < count:  # few key frames: every SAMPLE_STEP-th frame from the start too
+                    container.seek(int(start / stream.time_base), stream=stream)
+                    for number, frame in zip(range(SAMPLE_STEP * count), container.decode(stream)):
+                        if len(frames) == count:
+                            break
+                        if number % SAMPLE_STEP == 0 and frame.pts not in frames:
+                            frames[frame.pts] = frame.to_ndarray(format="bgr24")
+        except (av.error.FFmpegError, OSError, InputError, ValueError):
+            pass
+        return list(frames.values())
 
     def video_fps(self) -> float:
         """The video's frame rate (its stream's average; 30 when it does not say)."""

@@ -231,3 +231,21 @@ def test_a_reference_photo_is_not_turned_with_the_video_it_filters(tmp_path):
                                   stages=StageConfig(identity="dlib-resnet"),
                                   face_filter=FaceFilter("dlib-resnet", [reference])))
         assert summary.frames == 6 and summary.faces > 0, name
+
+
+def test_frames_sampled_to_judge_a_video_are_spread_and_different_however_few_its_key_frames(tmp_path):
+    import av
+
+    one_key_frame = tmp_path / "one_key_frame.mp4"
+    capture = cv2.VideoCapture(str(VIDEO))
+    with av.open(str(one_key_frame), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.codec_context.gop_size = 1000
+        for _ in range(80):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(capture.read()[1], format="bgr24")))
+        out.mux(stream.encode())
+    for video in (VIDEO, one_key_frame):
+        frames = InputSource(video).sample_frames(6)
+        assert len(frames) == 6, video
+        assert all(np.abs(a.astype(int) - b).mean() > 0.5 for i, a in enumerate(frames) for b in frames[i + 1:])
