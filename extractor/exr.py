@@ -63,5 +63,15 @@ def read_exr(path: str) -> np.ndarray:
     planes = [np.asarray(channels[name].pixels) for name in names]
     if any(plane.shape != planes[0].shape or plane.ndim != 2 for plane in planes):
         raise ExrError("its colour channels are sampled at different sizes (subsampled chroma is not read)")
-    image = np.stack(planes, axis=-1).astype(np.float32)
-    return (np.clip(np.nan_to_num(image, nan=0.0), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return faceswap_8bit(np.stack(planes, axis=-1))
+
+
+def faceswap_8bit(image: np.ndarray) -> np.ndarray:
+    """A deep image (16-bit or 32-bit integers, floats) as 8 bits the way faceswap's
+    ``read_image`` makes them: integers scaled by their type's range, floats clipped to 0-1,
+    then times 255 and truncated."""
+    if np.issubdtype(image.dtype, np.integer) and image.dtype != np.uint8:
+        return (image.astype(np.float32) / np.iinfo(image.dtype).max * 255.0).astype(np.uint8)
+    if np.issubdtype(image.dtype, np.floating):
+        return (np.clip(np.nan_to_num(image.astype(np.float32), nan=0.0), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return image.astype(np.uint8)

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
-from extractor.exr import ExrError, exr_size, read_exr
+from extractor.exr import ExrError, exr_size, faceswap_8bit, read_exr
 from extractor.media import ExtractMedia
 
 logger = logging.getLogger(__name__)
@@ -117,6 +117,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     except InputError:
         raise
     except UnidentifiedImageError:
+        if path.lower().endswith((".tif", ".tiff")):
+            return _read_deep_tiff(path, max_pixels), None
         raise InputError(f"{path}: not an image Pillow can read (unknown or corrupt format)") from None
     except Image.DecompressionBombError as exc:
         raise InputError(f"{path}: {exc}") from None
@@ -137,6 +139,43 @@ def _read_exr(path: str, max_pixels: int) -> np.ndarray:
         raise InputError(f"{path}: {exc}") from None
 
 
+def tiff_size(path: str) -> tuple[int, int] | None:
+    """(width, height) from a TIFF's first directory (its header only), None when it is none."""
+    from PIL import TiffImagePlugin
+
+    try:
+        with open(path, "rb") as file:
+            head = file.read(8)
+            if head[:4] not in (b"II*\0", b"MM\0*"):
+                return None
+            directory = TiffImagePlugin.ImageFileDirectory_v2(head)
+            file.seek(directory.next)
+            directory.load(file)
+        return int(directory[256]), int(directory[257])
+    except (OSError, KeyError, ValueError, TypeError, SyntaxError):
+        return None
+
+
+def _read_deep_tiff(path: str, max_pixels: int) -> np.ndarray:
+    """A TIFF Pillow cannot read (32-bit float colour, as scientific and VFX tools write), read
+    as faceswap reads it: through OpenCV, made 8-bit by ``faceswap_8bit``; its size checked on
+    the header first."""
+    size = tiff_size(path)
+    if size is None:
+        raise InputError(f"{path}: not an image Pillow or OpenCV can read (unknown or corrupt format)")
+    if size[0] * size[1] > max_pixels:
+        raise InputError(f"{path}: header says {size[0]}x{size[1]} = {size[0] * size[1]} pixels, "
+                         f"over the --max-pixels limit of {max_pixels}")
+    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.ndim not in (2, 3):
+        raise InputError(f"{path}: a TIFF neither Pillow nor OpenCV can decode")
+    image = faceswap_8bit(image)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(image[..., :3]) if image.shape[2] >= 3 else cv2.cvtColor(image[..., 0],
+                                                                                          cv2.COLOR_GRAY2BGR)
+
+
 def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
     """(width, height) of an image from its header, None when it cannot be read (the decode
     reports why)."""
@@ -145,6 +184,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
             return exr_size(str(path))
         with Image.open(path) as pil_image:
             return pil_image.size
+    except UnidentifiedImageError:
+        return tiff_size(str(path)) if str(path).lower().endswith((".tif", ".tiff")) else None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, ExrError):
         return None
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 import shutil
 
+import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from conftest import DATA, VIDEO, write_exr
 from extractor.geometry import iou
@@ -183,3 +184,21 @@ def test_a_cut_heic_is_refused_in_one_line_with_its_name(tmp_path):
     cut.write_bytes(whole.read_bytes()[:3000])
     with pytest.raises(InputError, match=f"^{cut}: cannot decode image \\([^\n]*\\)\\Z"):
         read_image(cut)
+
+
+def test_a_float_tiff_pillow_cannot_read_is_read_as_faceswap_reads_it(tmp_path, detect_stage):
+    jpeg = DATA / "dlib_faces" / "2007_007763.jpg"
+    expected, _ = read_image(jpeg)
+    linear = (expected.astype(np.float32) + 0.5) / 255.0
+    linear[:8] = 2.0  # over 1: clipped, as faceswap clips
+    expected[:8] = 255
+    path = tmp_path / "scan.tif"
+    assert cv2.imwrite(str(path), np.dstack([linear, np.ones(linear.shape[:2], np.float32)]))  # with alpha
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(path)  # what Pillow cannot read
+    assert InputSource(tmp_path).max_frame_bytes() == expected.size  # sized from the header
+    image, warning = read_image(path)
+    assert warning is None and np.array_equal(image, expected)
+    assert len(detect_stage.run([image])[0]) == 7
+    with pytest.raises(InputError, match=f"{path}: header says 500x375 = 187500 pixels, over the --max-pixels"):
+        read_image(path, max_pixels=1000)
