@@ -24,9 +24,10 @@ logger = logging.getLogger(__name__)
 PROBE_FRAMES = 6  # frames spread over the video that decide
 # The light default detector, whatever the run uses, through OpenCV's DNN module: on the CPU by
 # construction (the main process takes no GPU memory outside the plan's budgets), as fast as
-# ONNX Runtime for six frames, and quicker to load.
+# ONNX Runtime for six frames, and quicker to load. One look at each frame: no tiles of a big
+# frame's small spots, no second look at a close-up (the faces that decide are the plain ones).
 PROBE = StageConfig(detector="centerface", upright_look=False,
-                    plugin_options={"detect.centerface": {"runtime": "opencv"}})
+                    plugin_options={"detect.centerface": {"runtime": "opencv", "zoom_tiles": 0, "wider": False}})
 
 
 def standing_faces(detect: DetectStage, frame: np.ndarray, turn: int) -> int:
