@@ -113,6 +113,17 @@ def merge_looks(first: list[DetectedFace], again: list[DetectedFace]) -> list[De
 LOOKS_OVERLAP = 0.3  # CenterFace's own NMS overlap
 
 
+def by_key(keys: list, items: list, run: Callable[[list, object], list]) -> list:
+    """``run(items, key)`` once for the items of each key (a batch per key: the turn a batch of
+    images is looked at), the results put back in the items' order."""
+    results: list = [None] * len(items)
+    for key in dict.fromkeys(keys):
+        chosen = [i for i, other in enumerate(keys) if other == key]
+        for i, result in zip(chosen, run([items[i] for i in chosen], key)):
+            results[i] = result
+    return results
+
+
 def isolating_failures(run_batch: Callable[[list[int]], list], count: int) -> tuple[list, dict[int, str]]:
     """``run_batch(indices)`` over all ``count`` items; if it raises, over each item alone, so a
     bad item is found and skipped. Returns per-item results (None for a failed item) and a
@@ -179,11 +190,11 @@ class DetectStage:
         """Frames whose faces lie on their side, looked at again turned upright (``upright_turn``),
         their faces merged into ``found`` (in place)."""
         turns = [upright_turn(faces) for faces in found]
-        for angle in sorted(set(turns) - {0}):
-            chosen = [i for i, turn in enumerate(turns) if turn == angle]
-            again = self._turned([images[i] for i in chosen], angle, self._detect)
-            for i, faces in zip(chosen, again):
-                found[i] = merge_looks(found[i], faces)
+        looked = [i for i, turn in enumerate(turns) if turn]
+        again = by_key([turns[i] for i in looked], [images[i] for i in looked],
+                       lambda views, angle: self._turned(views, angle, self._detect))
+        for i, faces in zip(looked, again):
+            found[i] = merge_looks(found[i], faces)
 
     def run_isolated(self, images: list[np.ndarray], indices: list[int] | None = None) -> tuple[list, dict[int, str]]:
         """``run``, with a frame the detector fails on returned as None (and why). Given the
@@ -209,12 +220,7 @@ class DetectStage:
 
     def _run_at(self, images: list[np.ndarray], angles: list[int]) -> list[list[DetectedFace]]:
         """``run`` on each image at its own ``upright`` angle (a batch per angle)."""
-        found: list = [None] * len(images)
-        for angle in dict.fromkeys(angles):
-            chosen = [i for i, other in enumerate(angles) if other == angle]
-            for i, faces in zip(chosen, self.run([images[i] for i in chosen], angle)):
-                found[i] = faces
-        return found
+        return by_key(angles, images, self.run)
 
     def _full(self, image: np.ndarray, upright: int = 0) -> list[DetectedFace]:
         return self.run([image], upright)[0]
@@ -227,14 +233,8 @@ class DetectStage:
         def detect(images):
             return self._big_enough(self.plugin.detect_crops(images))
 
-        angles = [upright if turn is None else turn for turn in turns]
-        found: list = [None] * len(crops)
-        for angle in dict.fromkeys(angles):
-            chosen = [i for i, other in enumerate(angles) if other == angle]
-            views = [crops[i] for i in chosen]
-            for i, faces in zip(chosen, self._turned(views, angle, detect) if angle else detect(views)):
-                found[i] = faces
-        return found
+        return by_key([upright if turn is None else turn for turn in turns], crops,
+                      lambda views, angle: self._turned(views, angle, detect) if angle else detect(views))
 
     def _detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         return self._big_enough(self.plugin.process(Batch(list(images))).detections)
@@ -249,16 +249,6 @@ class FaceStage:
 
     def run(self, images: list[np.ndarray], faces: list[DetectedFace]) -> list[DetectedFace]:
         raise NotImplementedError
-
-    def _look_again_upright(self, images: list[np.ndarray], found: list[list[DetectedFace]]) -> None:
-        """Frames whose faces lie on their side, looked at again turned upright (``upright_turn``),
-        their faces merged into ``found`` (in place)."""
-        turns = [upright_turn(faces) for faces in found]
-        for angle in sorted(set(turns) - {0}):
-            chosen = [i for i, turn in enumerate(turns) if turn == angle]
-            again = self._turned([images[i] for i in chosen], angle, self._detect)
-            for i, faces in zip(chosen, again):
-                found[i] = merge_looks(found[i], faces)
 
     def run_isolated(self, images: list[np.ndarray], faces: list[DetectedFace]) -> tuple[list, dict[int, str]]:
         """``run``, with a face the plugin fails on returned as None (and why)."""
