@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
-from extractor.exr import ExrError, exr_size, faceswap_8bit, read_exr
+from extractor.deep_images import DeepImageError, deep_image_size, is_exr, read_deep_image, tiff_size
 from extractor.media import ExtractMedia
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 # which applies the file's own rotation (irot/imir) and resets its EXIF orientation to 1, so
 # exif_transpose below never turns a photo twice.
 register_heif_opener()
-# OpenEXR (VFX plates, which faceswap reads too) through extractor/exr.py.
+# OpenEXR (VFX plates, which faceswap reads too) through extractor/deep_images.py.
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
                     ".pnm", ".heic", ".heif", ".avif", ".jp2", ".gif", ".exr"}
 # faceswap's video extensions, and what phones (.3gp) and camcorders (.mts, .m2ts) write.
@@ -87,14 +87,11 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             raise InputError(f"{path}: empty file (0 bytes)")
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    if path.lower().endswith(".exr"):
-        return _read_exr(path, max_pixels), None
+    if is_exr(path):
+        return _read_deep(path, max_pixels), None
     try:
         with Image.open(path) as pil_image:
-            width, height = pil_image.size
-            if width * height > max_pixels:
-                raise InputError(f"{path}: header says {width}x{height} = {width * height} pixels, "
-                                 f"over the --max-pixels limit of {max_pixels}")
+            check_pixels(path, *pil_image.size, max_pixels)
             pages = getattr(pil_image, "n_frames", 1)
             warning = (f"{path}: holds {pages} images (an animation, a burst or a multi-page file); only the "
                        "first is used" if pages > 1 else None)
@@ -118,7 +115,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise
     except UnidentifiedImageError:
         if path.lower().endswith((".tif", ".tiff")):
-            return _read_deep_tiff(path, max_pixels), None
+            return _read_deep(path, max_pixels), None
         raise InputError(f"{path}: not an image Pillow can read (unknown or corrupt format)") from None
     except Image.DecompressionBombError as exc:
         raise InputError(f"{path}: {exc}") from None
@@ -128,65 +125,33 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise InputError(f"{path}: cannot decode image ({' '.join(str(exc).split())})") from None
 
 
-def _read_exr(path: str, max_pixels: int) -> np.ndarray:
-    try:
-        width, height = exr_size(path)
-        if width * height > max_pixels:
-            raise InputError(f"{path}: header says {width}x{height} = {width * height} pixels, "
-                             f"over the --max-pixels limit of {max_pixels}")
-        return read_exr(path)
-    except ExrError as exc:
-        raise InputError(f"{path}: {exc}") from None
-
-
-def tiff_size(path: str) -> tuple[int, int] | None:
-    """(width, height) from a TIFF's first directory (its header only), None when it is none."""
-    from PIL import TiffImagePlugin
-
-    try:
-        with open(path, "rb") as file:
-            head = file.read(8)
-            if head[:4] not in (b"II*\0", b"MM\0*"):
-                return None
-            directory = TiffImagePlugin.ImageFileDirectory_v2(head)
-            file.seek(directory.next)
-            directory.load(file)
-        return int(directory[256]), int(directory[257])
-    except (OSError, KeyError, ValueError, TypeError, SyntaxError):
-        return None
-
-
-def _read_deep_tiff(path: str, max_pixels: int) -> np.ndarray:
-    """A TIFF Pillow cannot read (32-bit float colour, as scientific and VFX tools write), read
-    as faceswap reads it: through OpenCV, made 8-bit by ``faceswap_8bit``; its size checked on
-    the header first."""
-    size = tiff_size(path)
-    if size is None:
-        raise InputError(f"{path}: not an image Pillow or OpenCV can read (unknown or corrupt format)")
-    if size[0] * size[1] > max_pixels:
-        raise InputError(f"{path}: header says {size[0]}x{size[1]} = {size[0] * size[1]} pixels, "
+def check_pixels(path: str, width: int, height: int, max_pixels: int) -> None:
+    """Refuse an image whose header claims more pixels than --max-pixels, before decoding it."""
+    if width * height > max_pixels:
+        raise InputError(f"{path}: header says {width}x{height} = {width * height} pixels, "
                          f"over the --max-pixels limit of {max_pixels}")
-    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.ndim not in (2, 3):
-        raise InputError(f"{path}: a TIFF neither Pillow nor OpenCV can decode")
-    image = faceswap_8bit(image)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return np.ascontiguousarray(image[..., :3]) if image.shape[2] >= 3 else cv2.cvtColor(image[..., 0],
-                                                                                          cv2.COLOR_GRAY2BGR)
+
+
+def _read_deep(path: str, max_pixels: int) -> np.ndarray:
+    """An OpenEXR frame or a TIFF Pillow cannot read (``deep_images``), its size checked first."""
+    try:
+        check_pixels(path, *deep_image_size(path), max_pixels)
+        return read_deep_image(path)
+    except DeepImageError as exc:
+        raise InputError(f"{path}: {exc}") from None
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
     """(width, height) of an image from its header, None when it cannot be read (the decode
     reports why)."""
     try:
-        if str(path).lower().endswith(".exr"):
-            return exr_size(str(path))
+        if is_exr(path):
+            return deep_image_size(str(path))
         with Image.open(path) as pil_image:
             return pil_image.size
     except UnidentifiedImageError:
         return tiff_size(str(path)) if str(path).lower().endswith((".tif", ".tiff")) else None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, ExrError):
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, DeepImageError):
         return None
 
 
