@@ -35,6 +35,10 @@ def is_exr(path) -> bool:
     return str(path).lower().endswith(".exr")
 
 
+def is_tiff(path) -> bool:
+    return str(path).lower().endswith((".tif", ".tiff"))
+
+
 def deep_image_size(path: str) -> tuple[int, int]:
     """(width, height) of an EXR or a TIFF, from its header alone."""
     if is_exr(path):

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
-from extractor.deep_images import DeepImageError, deep_image_size, is_exr, read_deep_image, tiff_size
+from extractor.deep_images import DeepImageError, deep_image_size, is_exr, is_tiff, read_deep_image, tiff_size
 from extractor.media import ExtractMedia
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     except InputError:
         raise
     except UnidentifiedImageError:
-        if path.lower().endswith((".tif", ".tiff")):
+        if is_tiff(path):
             return _read_deep(path, max_pixels), None
         raise InputError(f"{path}: not an image Pillow can read (unknown or corrupt format)") from None
     except Image.DecompressionBombError as exc:
@@ -150,7 +150,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
         with Image.open(path) as pil_image:
             return pil_image.size
     except UnidentifiedImageError:
-        return tiff_size(str(path)) if str(path).lower().endswith((".tif", ".tiff")) else None
+        return tiff_size(str(path)) if is_tiff(path) else None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, DeepImageError):
         return None
 

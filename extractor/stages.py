@@ -180,10 +180,8 @@ class DetectStage:
             empty = [i for i, faces in enumerate(found) if not faces]
             if not empty:
                 break
-            rotated = [rotate_image(images[i], angle) for i in empty]
-            retry = self._detect([image for image, _ in rotated])
-            for i, faces, (_, back) in zip(empty, retry, rotated):
-                found[i] = [_rotate_face_back(face, back) for face in faces]
+            for i, faces in zip(empty, self._turned([images[i] for i in empty], angle, self._detect)):
+                found[i] = faces
         return found
 
     def _look_again_upright(self, images: list[np.ndarray], found: list[list[DetectedFace]]) -> None:

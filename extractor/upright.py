@@ -11,15 +11,11 @@ looks at the video the same way.
 """
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from extractor.geometry import rotate_image
 from extractor.sources import InputSource
 from extractor.stages import DetectStage, StageConfig
-
-logger = logging.getLogger(__name__)
 
 PROBE_FRAMES = 6  # frames spread over the video that decide
 # The light default detector, whatever the run uses, through OpenCV's DNN module: on the CPU by
@@ -37,7 +33,7 @@ def standing_faces(detect: DetectStage, frame: np.ndarray, turn: int) -> int:
     return sum(face.standing_turn() in (0, None) for face in faces)
 
 
-def standing_turn(frames: list[np.ndarray], detect: DetectStage) -> int:
+def turn_that_stands(frames: list[np.ndarray], detect: DetectStage) -> int:
     """Degrees clockwise (0, 90, 180, 270) that stand the frames' faces up; 0 unless another
     turn clearly does better (twice the standing faces, on half of the frames or more)."""
     if not frames:
@@ -59,11 +55,11 @@ def standing_turn(frames: list[np.ndarray], detect: DetectStage) -> int:
 
 
 def probe_video_turn(source: InputSource) -> int:
-    """``standing_turn`` of ``PROBE_FRAMES`` frames of the video, with CenterFace on this
+    """``turn_that_stands`` of ``PROBE_FRAMES`` frames of the video, with CenterFace on this
     process's CPU, loaded for the probe only."""
     frames = source.sample_frames(PROBE_FRAMES)
     if not frames:
         return 0
     detect = DetectStage(PROBE)
     detect.load()
-    return standing_turn(frames, detect)
+    return turn_that_stands(frames, detect)

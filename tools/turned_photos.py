@@ -8,27 +8,17 @@ Then the cost in false faces: squares cut from the photos' corners away from eve
 where every detection is one the photo does not list. Record: docs/accuracy.md.
 Run: .venv/bin/python tools/turned_photos.py (a minute).
 """
-import json
-
 import cv2
 import numpy as np
-from common import SHARED
+from common import SHARED  # noqa: F401  (puts the repository on the path)
 
-from extractor.evaluate import find_annotation_files, match
+from benchmarks.big_frames import annotated_photos
+from extractor.evaluate import match
 from extractor.geometry import iou, rotate_image
-from extractor.sources import read_image
 from extractor.stages import DetectStage, StageConfig
 
 MODES = {"off": StageConfig(upright_look=False), "auto": StageConfig(),
          "on": StageConfig(rotations=(90, 270, 180))}
-
-
-def listed_photos():
-    """(image, listed boxes) of every photo of ../shared/data that lists its faces' boxes."""
-    for path in find_annotation_files(SHARED / "data"):
-        for entry in json.loads(path.read_text())["images"]:
-            if entry.get("faces"):
-                yield read_image(path.parent / entry["file"])[0], [face["box"] for face in entry["faces"]]
 
 
 def turned(image: np.ndarray, boxes: list, angle: int) -> tuple[np.ndarray, list]:
@@ -57,7 +47,7 @@ def main() -> None:
     stages["off"].load()
     for stage in stages.values():
         stage.plugin = stages["off"].plugin
-    photos = list(listed_photos())
+    photos = annotated_photos()
     print("| turned | listed faces | " + " | ".join(f"`--rotate {name}`: found, other, looks" for name in MODES)
           + " |\n| --- | --- |" + " --- |" * len(MODES))
     for angle in (0, 90, 180, 270):
