@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, UnidentifiedImageError
 
 from conftest import DATA, VIDEO, write_exr
+from faceswap_judge import load_faceswap
 from extractor.geometry import iou
 from extractor.media import ExtractMedia
 from extractor.sources import InputError, InputSource, SkippedInput, read_image
@@ -199,6 +200,8 @@ def test_a_float_tiff_pillow_cannot_read_is_read_as_faceswap_reads_it(tmp_path, 
     assert InputSource(tmp_path).max_frame_bytes() == expected.size  # sized from the header
     image, warning = read_image(path)
     assert warning is None and np.array_equal(image, expected)
+    theirs = load_faceswap().read_image(str(path), raise_error=True)  # faceswap's own reader, the judge
+    assert np.array_equal(image, theirs[..., :3])  # (it keeps the alpha channel; extractor leaves it out)
     assert len(detect_stage.run([image])[0]) == 7
     with pytest.raises(InputError, match=f"{path}: header says 500x375 = 187500 pixels, over the --max-pixels"):
         read_image(path, max_pixels=1000)
