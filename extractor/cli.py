@@ -259,6 +259,9 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Write OUTPUT/preview/preview.png: a contact sheet of the faces found (kept out of the faces).")
 @click.option("--recursive", is_flag=True, help="Image folders: take the images of sub-folders too.")
 @click.option("--debug-landmarks", is_flag=True, help="Draw the landmarks on the saved face PNGs.")
+@click.option("--no-faces", is_flag=True,
+              help="Write the alignments file only (boxes, landmarks, masks, thumbnails), no face PNGs, as "
+                   "faceswap's extract without -o: for convert or a later crop; faster.")
 @click.option("--import-alignments", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="faceswap .fsa: take boxes and landmarks from it instead of detecting (only re-mask).")
 @click.option("--realign", is_flag=True, help="With --import-alignments: re-align the imported boxes.")
@@ -375,6 +378,7 @@ def _run_settings(config, flags: dict):
                               centering=flags["centering"], size=_face_size(flags), coverage=flags["coverage"],
                               skip_existing=flags["skip_existing"],
                               overwrite=flags["overwrite"], debug_landmarks=flags["debug_landmarks"],
+                              save_faces=not flags["no_faces"],
                               preview_path=output_dir / "preview" / "preview.png" if flags["preview"] else None,
                               min_quality=flags["min_quality"]),
         stages=StageConfig(detector=flags["detector"], aligner=flags["aligner"],

@@ -26,7 +26,7 @@ from extractor.alignments import (FORMAT_VERSION, AlignmentsWriter, DamagedHeade
 from extractor.crops import DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec
 from extractor.faces import DetectedFace
 from extractor.geometry import compose_affine, transform_points
-from extractor.faceswap_format import face_in_stored_frame, png_header, thumbnail
+from extractor.faceswap_format import THUMB_SIZE, face_in_stored_frame, png_header, thumbnail
 from extractor.media import ExtractMedia
 from extractor.orientation import exif_orientation, upright_to_stored
 from extractor.png import encode_png, text_chunks
@@ -240,20 +240,28 @@ class FramePreparer:
         if orientation != 1:
             record["orientation"] = orientation  # coordinates stay upright; faceswap's are as stored
         prepared = PreparedFrame(record, [], filtered, low_quality=low_quality, problems=problems)
-        for face_index, face in enumerate(faces if self.settings.save_faces else []):
-            prepared.pngs.append(self._face_png(record, face_index, image, face, prepared.previews))
+        for face_index, face in enumerate(faces):
+            png = self._face_png(record, face_index, image, face, prepared.previews)
+            if png is not None:
+                prepared.pngs.append(png)
         return prepared
 
-    def _face_png(self, record: dict, face_index: int, image: np.ndarray, face: DetectedFace, previews: list) -> bytes:
+    def _face_png(self, record: dict, face_index: int, image: np.ndarray, face: DetectedFace,
+                  previews: list) -> bytes | None:
         """The face PNG: faceswap's crop of the frame as faceswap reads it (as stored: a photo's
-        EXIF orientation is not applied), with faceswap's header and extractor's own."""
+        EXIF orientation is not applied), with faceswap's header and extractor's own. Without face
+        files (``save_faces`` off) None: the record still gets its thumbnail, and the contact sheet
+        its crop, but no face is cut at full size for nothing."""
         crop, name = self.settings.crop, record["frame"]
         orientation = record.get("orientation", 1)
         stored_face = face_in_stored_frame(face, orientation, image.shape)
         to_stored = upright_to_stored(orientation, image.shape)
-        pixels, upright_to_crop = _cut_as_stored(crop, image, stored_face, to_stored)
+        cut = self.settings.save_faces or self.want_previews
+        pixels, upright_to_crop = _cut_as_stored(crop, image, stored_face, to_stored) if cut else (None, None)
         thumb = self._thumbnail(pixels, image, stored_face, to_stored)
         record["faces"][face_index]["thumb"] = base64.b64encode(thumb).decode("ascii")
+        if not cut:
+            return None
         if self.want_previews or self.settings.debug_landmarks:
             points = transform_points(face.landmarks, upright_to_crop)
             if self.want_previews:
@@ -261,6 +269,8 @@ class FramePreparer:
                                  upright_to_crop))
             if self.settings.debug_landmarks:
                 draw_landmarks(pixels, points)
+        if not self.settings.save_faces:
+            return None
         file_name = record["face_files"][face_index]
         meta = {"frame": name, "face_index": face_index, "source": record["source"],
                 "aligned": {"centering": crop.centering, "size": crop.size, "coverage": crop.coverage,
@@ -270,10 +280,20 @@ class FramePreparer:
         # faceswap's chunk first: its reader takes the first chunk with its keyword.
         return encode_png(pixels, [(FACESWAP_KEYWORD, header), (PNG_KEYWORD, json.dumps(meta))])
 
-    def _thumbnail(self, pixels: np.ndarray, image: np.ndarray, stored_face: DetectedFace,
+    def _thumbnail(self, pixels: np.ndarray | None, image: np.ndarray, stored_face: DetectedFace,
                    to_stored: np.ndarray) -> bytes:
-        """faceswap's thumbnail, made from its 'head' crop at the face size."""
-        if self.settings.centering != "head" or self.settings.coverage != 1.0:
+        """faceswap's thumbnail, made from its 'head' crop at the face size. With no face cut
+        (``pixels`` None: no face files) the 'head' crop is cut at the frame's own resolution (at
+        most the face size) and shrunk the same way: a warp straight to 96 px would alias."""
+        if pixels is None:
+            to_thumb = CropSpec("head", THUMB_SIZE).matrix(stored_face.landmarks)
+            side = int(np.clip(np.ceil(THUMB_SIZE / np.hypot(*to_thumb[0, :2])), THUMB_SIZE, self.settings.size))
+            crop = CropSpec("head", side)
+            to_crop = crop.matrix(stored_face.landmarks)
+            # Shrunk to 96 px, this crop's pixel grid lands where the face-size crop's would.
+            to_crop[:, 2] -= 0.5 - 0.5 * side / self.settings.size
+            pixels = crop.cut(image, compose_affine(to_crop, to_stored), crop.interpolation(to_crop))
+        elif self.settings.centering != "head" or self.settings.coverage != 1.0:
             pixels = _cut_as_stored(CropSpec("head", self.settings.size), image, stored_face, to_stored)[0]
         return thumbnail(pixels)
 
@@ -365,8 +385,7 @@ class FrameWriter:
         """--overwrite: delete the face files the old run wrote (listed in its records)."""
         removed = 0
         for record in read_records(path):
-            names = record.get("face_files") or [f"{record['frame']}_{i}.png" for i in range(len(record["faces"]))]
-            for name in names:
+            for name in record.get("face_files", []):  # only what it wrote: none with --no-faces
                 face = self.settings.output_dir / PurePosixPath(name).name  # never outside the folder
                 if face.suffix == ".png" and face.is_file():
                     face.unlink()

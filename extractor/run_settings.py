@@ -73,6 +73,8 @@ class RunSettings:
                 "detector": detector, "aligner": aligner,
                 "maskers": sorted(stages.maskers), "normalization": stages.normalization,
                 "min_size": stages.min_size, "debug_landmarks": output.debug_landmarks,
+                # Only without face files: a run with them cannot resume a run without them.
+                **({"no_faces": True} if not output.save_faces else {}),
                 # Only where the aligner runs and re-feeds: files made without it stay resumable.
                 **({"re_feed": stages.re_feed} if stages.re_feed and aligner != "imported" else {})}
 
@@ -156,6 +158,7 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     peak_rss: int = 0  # bytes, this process and its children together
     tracks: int | None = None  # a tracked video: the tracks its faces form
+    face_files: bool = True  # whether face PNGs were written (not with --no-faces)
 
     def admit(self, item: ExtractMedia | SkippedInput) -> ExtractMedia | None:
         """Report a skipped input or a decode warning; returns the frame to process, if any."""
@@ -174,6 +177,7 @@ class RunSummary:
         self.frames, self.faces = counts.frames, counts.faces
         self.frames_without_face, self.filtered_out = counts.frames_without_face, counts.filtered_out
         self.low_quality = counts.low_quality
+        self.face_files = writer.settings.save_faces
         self.tracks = writer.tracks.tracks if writer.tracks is not None else None
         self.warnings += writer.problems
 
@@ -195,6 +199,7 @@ class RunSummary:
         done = f" (+{self.already_done} done by an earlier run)" if self.already_done else ""
         filtered = f" kept, {self.filtered_out} filtered out by identity" if self.filtered_out else ""
         filtered += f"{'' if filtered else ' kept'}, {self.low_quality} below --min-quality" if self.low_quality else ""
+        filtered += "" if self.face_files else " (in the alignments file only: --no-faces)"
         lines = [f"frames: {self.frames}{done}", f"faces: {self.faces}{filtered}",
                  *([f"tracks: {self.tracks}"] if self.tracks is not None else []),
                  f"frames without a face: {self.frames_without_face}",

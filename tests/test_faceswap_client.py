@@ -221,6 +221,36 @@ def test_fsa_loads_in_faceswap_without_a_rewrite(faceswap, photo_run, video_run,
     assert alignments.frames_count == 275
 
 
+def test_without_face_files_the_fsa_is_the_same_for_faceswap(faceswap, photo_run, tmp_path):
+    """--no-faces (faceswap's extract without -o): no PNG, and records whose .fsa faceswap loads
+    with the same faces, and thumbnails like those of a run with face files (cut at the frame's
+    resolution instead of shrunk from the 512 px crop)."""
+    settings, _ = photo_run
+    out = tmp_path / "out"
+    runner = CliRunner().invoke(main, ["run", "-i", str(settings.input_path), "-o", str(out), "--single-process",
+                                       "--no-faces", *[arg for name in settings.stages.maskers
+                                                       for arg in ("--masker", name)]])
+    assert runner.exit_code == 0, runner.output
+    assert not list(out.glob("*.png"))
+    fsas = {}
+    for name, alignments in (("with", settings.output.alignments_path), ("without", out / "alignments.jsonl")):
+        _export(alignments, tmp_path / f"{name}.fsa")
+        fsas[name] = faceswap.Alignments(str(tmp_path), filename=f"{name}.fsa")
+        assert fsas[name].thumbnails.has_thumbnails
+    assert sorted(fsas["with"].data) == sorted(fsas["without"].data)
+    for frame, entry in fsas["with"].data.items():
+        faces = fsas["without"].data[frame].faces
+        assert len(faces) == len(entry.faces)
+        for ours, theirs in zip(faces, entry.faces):
+            np.testing.assert_allclose(ours.landmarks_xy, theirs.landmarks_xy, atol=0.01)
+            assert set(ours.mask) == set(theirs.mask)
+            thumbs = [cv2.imdecode(np.asarray(face.thumb, np.uint8), cv2.IMREAD_COLOR).astype(float)
+                      for face in (ours, theirs)]
+            blurred = [cv2.GaussianBlur(thumb, (0, 0), 1.5) for thumb in thumbs]
+            assert np.abs(blurred[0] - blurred[1]).mean() < 4.0  # placed alike (0.8 px off: 7 on the small photo)
+            assert np.abs(thumbs[0] - thumbs[1]).mean() < 10.0  # only sharper where the face was enlarged
+
+
 def test_fsa_coordinates_are_in_the_pixels_faceswap_reads(photo_run, tmp_path):
     """Records stay upright; the .fsa holds the stored pixels (EXIF orientation not applied)."""
     settings, _ = photo_run

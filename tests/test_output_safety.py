@@ -151,3 +151,25 @@ def test_a_face_that_cannot_be_written_is_dropped_with_a_line(tmp_path):
     prepared = preparer.prepare(ExtractMedia("x.jpg", image, [bad, good]))
     assert len(prepared.record["faces"]) == len(prepared.pngs) == 1
     assert prepared.problems == ["x.jpg: face 0 dropped: its box, landmarks or masks are not finite numbers"]
+
+
+def test_without_face_files_a_resume_must_agree_and_overwrite_deletes_no_png(photos, tmp_path):
+    """--no-faces writes records and no PNG; a run with faces may not resume it (its frames would
+    have none), and --overwrite removes only files the old run wrote: none here, so a user's
+    PNG named like a face stays (and is then refused, as any file not ours)."""
+    out = tmp_path / "out"
+    code, output = _run("-i", photos / "a.jpg", "-o", out, "--no-faces")
+    assert code == 0 and "(in the alignments file only: --no-faces)" in output, output
+    assert not list(out.glob("*.png"))
+    (record,) = read_records(out / "alignments.jsonl")
+    assert record["faces"] and record["face_files"] == [] and all(face["thumb"] for face in record["faces"])
+    code, output = _run("-i", photos, "-o", out, "--skip-existing")
+    assert code != 0 and "no_faces True (this run: None)" in output, output
+    code, output = _run("-i", photos, "-o", out, "--skip-existing", "--no-faces")
+    assert code == 0 and "+1 done by an earlier run" in output, output
+    users = [out / "a_0.png", out / "a.jpg_0.png"]
+    for path in users:
+        path.write_bytes(b"the user's own picture")
+    code, output = _run("-i", photos / "a.jpg", "-o", out, "--overwrite")
+    assert all(path.read_bytes() == b"the user's own picture" for path in users)
+    assert code != 0 and "a_0.png: already in the face folder and not a face of this run" in output, output
