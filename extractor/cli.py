@@ -206,7 +206,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(path_type=Path),
               help="Folder for the aligned face PNGs.")
 @click.option("--alignments", type=click.Path(path_type=Path), default=None,
-              help="Alignments file (default: OUTPUT/alignments.jsonl).")
+              help="Alignments file (default: OUTPUT/alignments.jsonl). A name ending in .fsa gets faceswap's "
+                   "file, written when the run finishes, beside extractor's own (.jsonl, what a resume reads).")
 @click.option("--detector", default=registry.DEFAULTS["detect"], show_default=True,
               type=click.Choice(_names("detect")))
 @click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax", "torch"]),
@@ -317,6 +318,7 @@ def run(config, **flags):
         flags["engine_name"] = "single"
     settings, options = _run_settings(config, flags), _engine_options(flags)
     check_log_not_in_run(settings)
+    fsa = _faceswap_alignments(flags["alignments"], settings.output.alignments_path)
     logging.getLogger("extractor").info(
         "run: %s -> %s (alignments %s); engine %s; detector %s, aligner %s, maskers %s", settings.input_path,
         settings.output.output_dir, settings.output.alignments_path, flags["engine_name"], settings.stages.detector,
@@ -337,12 +339,16 @@ def run(config, **flags):
         raise click.ClickException(f"run stopped: {exc}\nframes finished before the fault are in "
                                    f"{settings.output.alignments_path}") from None
     except KeyboardInterrupt:
-        click.echo(f"interrupted: frames finished so far are in {settings.output.alignments_path}", err=True)
+        click.echo(f"interrupted: frames finished so far are in {settings.output.alignments_path}"
+                   + (f" ({fsa} is written when a run finishes: resume with --skip-existing)" if fsa else ""),
+                   err=True)
         sys.exit(130)
     logging.getLogger("extractor").debug("summary:\n%s", summary.format())
     click.echo(summary.format())
     if settings.output.preview_path:
         click.echo(f"preview: {settings.output.preview_path}")
+    if fsa and (summary.frames or summary.already_done):
+        _write_faceswap_alignments(settings.output.alignments_path, fsa)
     if summary.frames == 0 and summary.already_done == 0 and summary.skipped:
         # Every input was refused: a script running extractor must see a failure, not an empty success.
         raise click.ClickException(f"no frame of {settings.input_path} could be read (skipped inputs above)")
@@ -364,6 +370,44 @@ def _face_size(flags: dict) -> int:
     return size
 
 
+def _our_alignments_path(requested: Path | None, output_dir: Path) -> Path:
+    """Where extractor's own alignments file goes: --alignments, beside it for an ``.fsa`` name
+    (same stem, ``.jsonl``), else OUTPUT/alignments.jsonl."""
+    if requested is None:
+        return output_dir / "alignments.jsonl"
+    return requested.with_suffix(".jsonl") if requested.suffix.lower() == ".fsa" else requested
+
+
+def _faceswap_alignments(requested: Path | None, ours: Path) -> Path | None:
+    """The faceswap file a run writes when it finishes: --alignments naming an ``.fsa`` (checked
+    now, before any work: a new file, or one extractor wrote), else None."""
+    if requested is None or requested.suffix.lower() != ".fsa":
+        return None
+    from extractor.alignments import OutputError
+    from extractor.faceswap_format import check_export_target
+
+    try:
+        check_export_target(requested, ours)
+    except OutputError as exc:
+        raise click.ClickException(str(exc).replace("choose another -o", "choose another --alignments")) from None
+    return requested
+
+
+def _write_faceswap_alignments(ours: Path, fsa: Path) -> None:
+    from extractor.alignments import read_records
+    from extractor.faceswap_format import write_fsa
+
+    try:
+        frames, problems = write_fsa(read_records(ours), fsa)
+    except OSError as exc:
+        raise click.ClickException(f"{fsa}: cannot write ({exc.strerror or exc}); the frames are in {ours}, "
+                                   f"`extractor export {ours} -o FILE.fsa` writes them") from None
+    for problem in problems:
+        logging.getLogger("extractor").warning(problem)
+    click.echo(f"faceswap alignments: {fsa} ({frames} frames" + (f", {len(problems)} face(s) left out)" if problems
+                                                                 else ")"))
+
+
 def _run_settings(config, flags: dict):
     """The one settings object of a run, from the flags (config defaults already applied)."""
     from extractor.run_settings import RunSettings
@@ -374,7 +418,7 @@ def _run_settings(config, flags: dict):
     settings = RunSettings(
         input_path=flags["input_path"],
         output=OutputSettings(output_dir=output_dir,
-                              alignments_path=flags["alignments"] or output_dir / "alignments.jsonl",
+                              alignments_path=_our_alignments_path(flags["alignments"], output_dir),
                               centering=flags["centering"], size=_face_size(flags), coverage=flags["coverage"],
                               skip_existing=flags["skip_existing"],
                               overwrite=flags["overwrite"], debug_landmarks=flags["debug_landmarks"],

@@ -251,6 +251,32 @@ def test_without_face_files_the_fsa_is_the_same_for_faceswap(faceswap, photo_run
             assert np.abs(thumbs[0] - thumbs[1]).mean() < 10.0  # only sharper where the face was enlarged
 
 
+def test_an_fsa_alignments_path_gets_faceswaps_file_when_the_run_finishes(faceswap, tmp_path):
+    """--alignments NAME.fsa (what a faceswap user types): faceswap's file there, loaded by
+    faceswap, with extractor's own beside it (NAME.jsonl: what a resume reads); a faceswap file
+    already there is refused before any work, untouched."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DATA / "dlib_faces" / "2008_001009.jpg", photos)
+    out, fsa = tmp_path / "faces", tmp_path / "faces" / "photos_alignments.fsa"
+    args = ["run", "-i", str(photos), "-o", str(out), "--alignments", str(fsa), "--single-process", "--size", "64"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and f"faceswap alignments: {fsa} (1 frames)" in result.output, result.output
+    alignments = faceswap.Alignments(str(out), filename=fsa.name)
+    (record,) = read_records(out / "photos_alignments.jsonl")
+    assert alignments.faces_count == len(record["faces"]) > 0 and alignments.thumbnails.has_thumbnails
+    result = CliRunner().invoke(main, args + ["--skip-existing"])  # a resume writes it again, whole
+    assert result.exit_code == 0 and "+1 done by an earlier run" in result.output, result.output
+    theirs = tmp_path / "theirs" / "alignments.fsa"
+    theirs.parent.mkdir()
+    theirs.write_bytes(zlib.compress(pickle.dumps({"__meta__": {"version": 2.4}, "__data__": {}})))  # faceswap's
+    before = theirs.read_bytes()
+    result = CliRunner().invoke(main, ["run", "-i", str(photos), "-o", str(tmp_path / "other"),
+                                       "--alignments", str(theirs), "--single-process"])
+    assert result.exit_code != 0 and "is not an .fsa that extractor exported" in result.output, result.output
+    assert theirs.read_bytes() == before and not (tmp_path / "other").exists()
+
+
 def test_fsa_coordinates_are_in_the_pixels_faceswap_reads(photo_run, tmp_path):
     """Records stay upright; the .fsa holds the stored pixels (EXIF orientation not applied)."""
     settings, _ = photo_run
