@@ -327,14 +327,15 @@ class InputSource:
 
     def max_frame_bytes(self) -> int:
         """Bytes of the largest decoded frame, read from headers only (sizes the frame pool)."""
-        if self.is_video:
-            capture = cv2.VideoCapture(str(self.path))
+        if self.is_video:  # through PyAV, as the frames are read (OpenCV's FFmpeg prints its errors)
+            import av
+
             try:
-                width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-                height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-            finally:
-                capture.release()
-            return max(width * height * 3, 1)
+                with av.open(str(self.path)) as container:
+                    context = container.streams.video[0].codec_context
+                    return max(context.width * context.height * 3, 1)
+            except (av.error.FFmpegError, OSError, IndexError):
+                return 1  # refused with its reason when its frames are read
         paths = self.image_paths()
         largest = 1
         for path in paths[::self.every_n]:

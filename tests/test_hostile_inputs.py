@@ -36,6 +36,19 @@ def test_a_file_named_like_a_video_is_read_as_ffmpeg_reads_it_never_a_silent_emp
     assert "frames: 1\n" in result.output and "faces: 2" in result.output, result.output
 
 
+def test_a_video_cut_before_its_index_is_one_line_without_ffmpegs_own(tmp_path, capfd):
+    """A download cut short (an MP4 whose index comes last): one line naming it, on the pool,
+    and none of FFmpeg's own lines on the terminal (OpenCV's FFmpeg printed "moov atom not found"
+    while the frame pool was sized)."""
+    from conftest import VIDEO
+
+    cut = tmp_path / "download.mp4"
+    cut.write_bytes(VIDEO.read_bytes()[:5000])
+    result = _cli("run", "-i", cut, "-o", tmp_path / "out", "--no-progress")
+    assert f"{cut}: cannot open video" in result.output and result.exit_code != 0, result.output
+    assert "moov" not in capfd.readouterr().err
+
+
 def test_a_sound_file_named_like_a_video_is_named_as_such_on_every_engine(tmp_path):
     import av
 
