@@ -59,7 +59,8 @@ def safe_loads(data: bytes, source: str = "<bytes>"):
     except UnsafeFileError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise UnsafeFileError(f"{source}: not a readable pickle ({exc})") from None
+        raise UnsafeFileError(f"{source}: not a faceswap alignments file (an .fsa, or faceswap 1.x's pickle or "
+                              f"JSON): not a readable pickle ({exc})") from None
 
 
 # An alignments file holds boxes, landmarks, small masks and thumbnails: about 3 KB a face, so 2 GB

@@ -87,6 +87,8 @@ class OutputCounts:
 def check_writable(settings: OutputSettings) -> None:
     """Refuse an output that cannot be written before any work starts (probe file per folder)."""
     for folder in {settings.output_dir, settings.alignments_path.parent}:
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f"{folder}: is a file, not a folder (-o names the folder the faces go to)")
         try:
             folder.mkdir(parents=True, exist_ok=True)
             probe = folder / f".extractor-write-test-{os.getpid()}"

