@@ -2,7 +2,8 @@
 
 Each annotated face of ../shared/data is cut out square around its listed box so that the box
 fills half, 70 % or 90 % of the frame (a portrait, a close-up from a film, a face crop; beyond the
-photo's edge the frame is mirrored), at 256, 512 and 1024 px. Each frame is detected with the
+photo's edge the frame is mirrored), or is 1.15, 1.3 or 1.5 times the frame's side (an extreme
+close-up: forehead and chin cut by the frame), at 256, 512 and 1024 px. Each frame is detected with the
 wider look off and on (the default); the table gives the listed faces found, the other
 detections (the neighbours' faces of a group photo, cut by the frame, are real) and detect CPU
 per frame. The last row runs every annotated photo and the sample video's frames as they are:
@@ -21,7 +22,7 @@ from extractor.evaluate import match
 from extractor.plugins.detect import wider_look
 from extractor.stages import DetectStage, StageConfig
 
-FILLS = (0.5, 0.7, 0.9)
+FILLS = (0.5, 0.7, 0.9, 1.15, 1.3, 1.5)
 SIDES = (256, 512, 1024)
 VIDEO = DATA / "video" / "short_hamilton_clip.mp4"
 

@@ -15,7 +15,7 @@ def test_big_doubtful_spots_on_no_found_face_ask_for_a_wider_look():
     spots = wider_look.big_spots(boxes, threshold=0.5, height=480, width=640)
     assert spots.tolist() == boxes[:1].tolist()
     assert wider_look.big_spots(boxes[1:], 0.5, 480, 640).shape == (0, 5)
-    assert wider_look.side_for(480, 640) == 320
+    assert wider_look.side_for(480, 640) == 213
 
 
 def test_only_faces_that_confirm_a_spot_are_kept():

@@ -16,7 +16,7 @@ detection, which makes large photos several times cheaper; every annotated face 
 second look in tiles cut from the full-size frame (``closer_look``: faces of 30-45 px in a 3000 px
 frame, recall 0.361 -> 0.944); ``max_side = 0`` keeps full resolution (every pixel, 10x the cost).
 A frame whose first pass scored a big face as doubtful (close-ups: the network was trained on
-smaller faces) is looked at again at half the scale (``wider_look``).
+smaller faces) is looked at again smaller, in a black margin (``wider_look``).
 Frames smaller than ``min_side`` (default 480) are enlarged to it: the network predicts at stride
 4 and misses faces of 12-15 px that it finds at twice the size (``make robustness``, photos
 halved: recall 0.944 -> 1.000), and a small frame enlarged costs no more than a 480 px one.
@@ -102,7 +102,7 @@ class CenterFaceDetector(Detector):
         self.threshold = float(threshold)
         self.zoom_tiles = int(zoom_tiles)  # closer looks per shrunk frame at most (0: none)
         self.zoom_threshold = float(zoom_threshold)  # doubtful spots: scores from this to threshold
-        self.wider = bool(wider)  # a second look at half the scale where a big face was doubtful
+        self.wider = bool(wider)  # a second, smaller look where a big face was doubtful
         self.follow_threshold = float(follow_threshold)  # a followed face's score in its crop (videos)
         self.nms_iou = float(nms_iou)
         self.requested_runtime = runtime
@@ -174,7 +174,7 @@ class CenterFaceDetector(Detector):
         """One network call per group of frames with the same padded size, decoded once down to
         the lowest score a look needs; then, for each frame, the second looks its first pass asks
         for: tiles of its doubtful small spots if it was shrunk (``closer_look``), the whole frame
-        at half the scale if a big face was doubtful (``wider_look``)."""
+        smaller, in a black margin, if a big face was doubtful (``wider_look``)."""
         tensors = batch.feed[0]
         results: list = [None] * len(tensors)
         lowest = min([self.threshold] + [self.zoom_threshold] * bool(self.zoom_tiles)
@@ -222,9 +222,9 @@ class CenterFaceDetector(Detector):
         return (boxes, np.concatenate([p for _, p in found])) if len(boxes) else None
 
     def look_wider(self, image: np.ndarray, boxes: np.ndarray, seen) -> tuple[np.ndarray, np.ndarray] | None:
-        """Boxes and points (frame pixels) found in the frame seen at half the scale that confirm a
-        big face its first pass (``boxes``) scored as doubtful; None where there was none to look
-        for or the second look confirmed none."""
+        """Boxes and points (frame pixels) found in the frame seen smaller and framed
+        (``wider_look``) that confirm a big face its first pass (``boxes``) scored as doubtful;
+        None where there was none to look for or the second look confirmed none."""
         scale, height, width = seen
         if not self.wider:
             return None
@@ -232,7 +232,10 @@ class CenterFaceDetector(Detector):
         if not len(spots):
             return None
         view, wide_scale = shrink_to_side(image, wider_look.side_for(height, width))
-        ((boxes, points),) = self._detect_in([view])
+        canvas, margin = wider_look.framed(view)
+        ((boxes, points),) = self._detect_in([canvas])
+        boxes[:, :4] -= margin
+        points -= margin
         boxes[:, :4] /= wide_scale
         points /= wide_scale
         spots[:, :4] /= scale
