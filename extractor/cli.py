@@ -261,7 +261,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--recursive", is_flag=True, help="Image folders: take the images of sub-folders too.")
 @click.option("--batch", is_flag=True,
               help="INPUT is a folder of videos and image folders (faceswap's batch mode): each is extracted "
-                   "into OUTPUT/<its name>/, with its own alignments file; one failing does not stop the others.")
+                   "into OUTPUT/<its name>/, with its own alignments file (--alignments: its name there); one "
+                   "failing does not stop the others.")
 @click.option("--debug-landmarks", is_flag=True, help="Draw the landmarks on the saved face PNGs.")
 @click.option("--no-faces", is_flag=True,
               help="Write the alignments file only (boxes, landmarks, masks, thumbnails), no face PNGs, as "
@@ -323,9 +324,12 @@ def _run_batch(config, flags: dict) -> None:
     reported and the next goes on; the command fails at the end if any did."""
     from extractor.batch import batch_items
 
-    for name in ("alignments", "import_alignments"):
-        if flags[name]:
-            raise click.UsageError(f"--{name.replace('_', '-')} names one file; with --batch each input gets its own")
+    if flags["import_alignments"]:
+        raise click.UsageError("--import-alignments names one file; with --batch each input gets its own")
+    name = flags["alignments"]
+    if name is not None and (name.name != str(name) or name.name in ("", ".", "..")):
+        raise click.UsageError("with --batch, --alignments is a file name (no folder) given to each input's output "
+                               "folder, e.g. --alignments alignments.fsa")
     try:
         items, left_out = batch_items(flags["input_path"], flags["output_dir"])
     except InputError as exc:
@@ -336,7 +340,8 @@ def _run_batch(config, flags: dict) -> None:
     for number, (source, output) in enumerate(items, 1):
         click.echo(f"[{number}/{len(items)}] {source} -> {output}")
         try:
-            _run_one(config, {**flags, "input_path": source, "output_dir": output})
+            _run_one(config, {**flags, "input_path": source, "output_dir": output,
+                              "alignments": output / name if name is not None else None})
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             failed.append(source.name)

