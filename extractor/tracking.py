@@ -253,10 +253,10 @@ class TrackLabeller:
     one setting suits small and large faces). Runs where frames are written, in input order,
     whatever engine and worker found the faces. The default cut-off and speed response were
     chosen on clips with known motion (docs/tracking.md): 1 Hz and 0.5 cut jitter by 63 % but
-    lagged (NME doubled); 6 Hz and 40 cut it by 30 % with NME no worse."""
+    lagged (NME doubled); 4 Hz and 40 cut it by 31 % with NME no worse."""
 
     def __init__(self, rate: float, smooth: bool = True, first_id: int = 0, step: int = 1,
-                 min_cutoff: float = 6.0, beta: float = 40.0):
+                 min_cutoff: float = 4.0, beta: float = 40.0):
         self.rate, self.smooth, self.step = rate / step, smooth, step  # step: --extract-every-n
         self.min_cutoff, self.beta = min_cutoff, beta
         self.assigner = TrackAssigner(max_gap=5 * step, next_id=first_id)
