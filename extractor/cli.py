@@ -527,10 +527,11 @@ def plugins() -> None:
 @main.command()
 @click.argument("alignments", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["fsa"]), default="fsa", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="File to write, e.g. video_alignments.fsa.")
-def export(alignments: Path, fmt: str, output: Path) -> None:
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write, e.g. video_alignments.fsa [default: ALIGNMENTS with .fsa for .jsonl].")
+def export(alignments: Path, fmt: str, output: Path | None) -> None:
     """Write ALIGNMENTS (extractor's .jsonl) in faceswap's .fsa format (version 2.x)."""
+    output = output or alignments.with_suffix(".fsa")
     from extractor.alignments import OutputError, read_header, read_records
     from extractor.faceswap_format import check_export_target, write_fsa
 

@@ -137,6 +137,8 @@ def test_export_writes_only_new_files_or_its_own(tmp_path):
     assert _cli("export", alignments, "-o", target).exit_code == 0
     result = _cli("export", alignments, "-o", target)  # its own earlier export: replaced
     assert result.exit_code == 0 and "wrote 1 frames" in result.output
+    result = _cli("export", alignments)  # without -o: beside it, as .fsa
+    assert result.exit_code == 0 and f"wrote 1 frames to {alignments.with_suffix('.fsa')}" in result.output
 
 
 def test_export_leaves_out_a_bad_face_with_one_line(tmp_path):
