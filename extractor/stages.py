@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from extractor.faces import DetectedFace
-from extractor.geometry import nms, rotate_image, transform_points
+from extractor.geometry import iou, nms, rotate_image, transform_points
 from extractor.plugins import registry
 from extractor.plugins.base import Batch, Plugin
 from extractor.tracking import FaceFollower
@@ -111,6 +111,7 @@ def merge_looks(first: list[DetectedFace], again: list[DetectedFace]) -> list[De
 
 
 LOOKS_OVERLAP = 0.3  # CenterFace's own NMS overlap
+LYING_SPOT_CONFIRMS = 0.3  # a face of the look for lying faces is kept where it overlaps a doubtful spot this much
 
 
 def by_key(keys: list, items: list, run: Callable[[list, object], list]) -> list:
@@ -173,9 +174,10 @@ class DetectStage:
         return [[_rotate_face_back(face, back) for face in faces] for faces, (_, back) in zip(found, turned)]
 
     def _run_upright(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        found = self._detect(images)
+        found, doubtful = self._detect_with_doubts(images)
         if self.config.upright_look:
             self._look_again_upright(images, found)
+            self._look_for_lying_faces(images, found, doubtful)
         for angle in self.config.rotations:
             empty = [i for i, faces in enumerate(found) if not faces]
             if not empty:
@@ -193,6 +195,21 @@ class DetectStage:
                        lambda views, angle: self._turned(views, angle, self._detect))
         for i, faces in zip(looked, again):
             found[i] = merge_looks(found[i], faces)
+
+    def _look_for_lying_faces(self, images: list[np.ndarray], found: list[list[DetectedFace]],
+                              doubtful: list[list[DetectedFace]]) -> None:
+        """Frames with no face found whose doubtful spots lie on their side or upside down (a photo
+        stored turned without saying so, every face of it missed as stored), looked at again
+        turned as those spots ask (``upright_turn``); a face found there is kept only where it
+        confirms such a spot (in place). A blind turned look at every faceless frame finds faces
+        in clutter (``--rotate on``)."""
+        turns = [0 if faces else upright_turn(spots) for faces, spots in zip(found, doubtful)]
+        looked = [i for i, turn in enumerate(turns) if turn]
+        again = by_key([turns[i] for i in looked], [images[i] for i in looked],
+                       lambda views, angle: self._turned(views, angle, self._detect))
+        for i, faces in zip(looked, again):
+            found[i] = [face for face in faces
+                        if any(iou(face.box_ltrb, spot.box_ltrb) >= LYING_SPOT_CONFIRMS for spot in doubtful[i])]
 
     def run_isolated(self, images: list[np.ndarray], indices: list[int] | None = None) -> tuple[list, dict[int, str]]:
         """``run``, with a frame the detector fails on returned as None (and why). Given the
@@ -235,7 +252,14 @@ class DetectStage:
                       lambda views, angle: self._turned(views, angle, detect) if angle else detect(views))
 
     def _detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        return self._big_enough(self.plugin.process(Batch(list(images))).detections)
+        return self._detect_with_doubts(images)[0]
+
+    def _detect_with_doubts(self, images: list[np.ndarray]) -> tuple[list[list[DetectedFace]],
+                                                                      list[list[DetectedFace]]]:
+        """The faces found in each image (big enough), and its doubtful spots (``Batch.doubtful``;
+        none from a detector that reports none)."""
+        batch = self.plugin.process(Batch(list(images)))
+        return self._big_enough(batch.detections), batch.doubtful or [[] for _ in images]
 
     def _big_enough(self, faces: list[list[DetectedFace]]) -> list[list[DetectedFace]]:
         minimum = self.config.min_size

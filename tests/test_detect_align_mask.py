@@ -7,7 +7,7 @@ import pytest
 
 from conftest import DATA, annotations
 from extractor.crops import CropSpec
-from extractor.evaluate import nme
+from extractor.evaluate import match, nme
 from extractor.faces import DetectedFace
 from extractor.geometry import iou, rotate_image
 from extractor.plugins import registry
@@ -73,6 +73,36 @@ def test_a_photo_stored_turned_without_saying_so_is_looked_at_upright(detect_sta
     for found in points:
         closest = min(expected, key=lambda other: np.abs(other - found).mean())
         assert np.abs(closest - found).mean() < 1.5
+
+
+def test_a_turned_photo_whose_every_face_is_missed_as_stored_is_looked_at_as_its_doubtful_spots_lie(
+        detect_stage, monkeypatch):
+    """Photos turned 90 degrees whose faces the first look misses, all of them (no face found to
+    say how the photo stands): the spots it scored as doubtful lie as the faces do, so the frame
+    is looked at again turned as they ask, and the faces found there that confirm a spot are
+    kept. Without the doubtful spots, nothing is found."""
+    from extractor.plugins.detect import centerface
+
+    photos = []
+    for set_name, index in (("coco_wholebody", 0), ("coco_wholebody", 1), ("ibug_300vw", 0)):
+        image, entry = _image(set_name, index)
+        turned, back = rotate_image(image, 90)
+        to_turned = cv2.invertAffineTransform(back)
+        truth = []
+        for left, top, right, bottom in (face["box"] for face in entry["faces"]):
+            corners = np.array([[left, top], [right, bottom]]) @ to_turned[:, :2].T + to_turned[:, 2]
+            truth.append([*corners.min(0), *corners.max(0)])
+        photos.append((turned, truth))
+    first_look_only = DetectStage(StageConfig(upright_look=False))
+    first_look_only.plugin = detect_stage.plugin  # same loaded model, other option
+    assert all(first_look_only.run([turned])[0] == [] for turned, _ in photos)
+
+    def found() -> int:
+        return sum(len(match(detect_stage.run([turned])[0], truth)) for turned, truth in photos)
+
+    assert found() == 4  # every listed face (1, 2 and 1)
+    monkeypatch.setattr(centerface, "DOUBTFUL_FROM", 1.0)  # no spot reported as doubtful
+    assert found() == 0
 
 
 @pytest.mark.parametrize("normalization", ["auto", "none", "clahe", "hist", "mean"])

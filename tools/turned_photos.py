@@ -1,11 +1,12 @@
 """Photos stored turned without saying so (no EXIF orientation): what `--rotate` finds.
 
 Every photo of ../shared/data with listed face boxes, turned 0, 90, 180 and 270 degrees, detected
-with `--rotate off`, `auto` (the default: a frame whose faces are found lying on their side is
-looked at again upright) and `on` (auto, and frames with no face retried turned); prints the
+with `--rotate off`, `auto` (the default: a frame whose faces are found lying on their side, or
+with no face found, whose doubtful spots lie so, is looked at again upright) and `on` (auto, and
+frames with no face retried turned); prints the
 listed faces found (IoU >= 0.3), the other detections, and the frames looked at more than once.
-Then the cost in false faces: squares cut from the photos' corners away from every listed face,
-where every detection is one the photo does not list. Record: docs/accuracy.md.
+Then the cost in false faces and looks: squares cut from the photos' corners away from every
+listed face, each turned four ways, where every detection is one the photo does not list. Record: docs/accuracy.md.
 Run: .venv/bin/python tools/turned_photos.py (a minute).
 """
 import cv2
@@ -37,9 +38,9 @@ class CountingStage(DetectStage):
 
     looks = 0
 
-    def _detect(self, images):
+    def _detect_with_doubts(self, images):
         self.looks += len(images)
-        return super()._detect(images)
+        return super()._detect_with_doubts(images)
 
 
 def main() -> None:
@@ -62,6 +63,8 @@ def main() -> None:
             cells.append(f"{found} ({found / listed:.3f}), {other}, {stage.looks}")
         print(f"| {angle} | {listed} | " + " | ".join(cells) + " |")
     corners, detections = 0, {name: 0 for name in MODES}
+    for stage in stages.values():
+        stage.looks = 0
     for image, boxes in photos:
         height, width = image.shape[:2]
         side = min(height, width) // 2
@@ -71,11 +74,13 @@ def main() -> None:
                 if any(iou(square, box) > 0 for box in boxes):
                     continue
                 corners += 1
-                for name, stage in stages.items():
-                    detections[name] += len(stage.run([np.ascontiguousarray(image[top:top + side,
-                                                                                  left:left + side])])[0])
-    print(f"\nsquares away from every listed face: {corners}; detections in them: "
-          + ", ".join(f"{name} {count}" for name, count in detections.items()))
+                for angle in (0, 90, 180, 270):
+                    picture = rotate_image(np.ascontiguousarray(image[top:top + side, left:left + side]), angle)[0]
+                    for name, stage in stages.items():
+                        detections[name] += len(stage.run([picture])[0])
+    print(f"\nsquares away from every listed face: {corners}, each turned 0, 90, 180 and 270 degrees; "
+          "detections in them, looks: " + ", ".join(f"{name} {count}, {stages[name].looks}"
+                                                     for name, count in detections.items()))
 
 
 if __name__ == "__main__":

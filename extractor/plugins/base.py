@@ -44,8 +44,10 @@ class Batch:
     faces: list[DetectedFace] = field(default_factory=list)
     feed: Any = None
     prediction: Any = None
-    # Detect output: the faces found in each image.
+    # Detect output: the faces found in each image, and (detectors that score spots) the spots
+    # scored under the threshold but not far: where a face may be that the model did not see well.
     detections: list[list[DetectedFace]] = field(default_factory=list)
+    doubtful: list[list[DetectedFace]] = field(default_factory=list)
 
 
 class Plugin:
