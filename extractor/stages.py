@@ -200,16 +200,23 @@ class DetectStage:
                               doubtful: list[list[DetectedFace]]) -> None:
         """Frames with no face found whose doubtful spots lie on their side or upside down (a photo
         stored turned without saying so, every face of it missed as stored), looked at again
-        turned as those spots ask (``upright_turn``); a face found there is kept only where it
-        confirms such a spot (in place). A blind turned look at every faceless frame finds faces
-        in clutter (``--rotate on``)."""
-        turns = [0 if faces else upright_turn(spots) for faces, spots in zip(found, doubtful)]
-        looked = [i for i, turn in enumerate(turns) if turn]
-        again = by_key([turns[i] for i in looked], [images[i] for i in looked],
-                       lambda views, angle: self._turned(views, angle, self._detect))
-        for i, faces in zip(looked, again):
-            found[i] = [face for face in faces
-                        if any(iou(face.box_ltrb, spot.box_ltrb) >= LYING_SPOT_CONFIRMS for spot in doubtful[i])]
+        turned as most of those spots ask (``upright_turn``), then the other quarter turns until
+        a look confirms a spot (upside down, the spots' key points are often read a quarter off);
+        a face found there is kept only where it confirms such a spot (in place). A blind turned
+        look at every faceless frame finds faces in clutter (``--rotate on``)."""
+        first = [0 if faces else upright_turn(spots) for faces, spots in zip(found, doubtful)]
+        waiting = {i: [turn] + [other for other in (180, 90, 270) if other != turn]
+                   for i, turn in enumerate(first) if turn}
+        while waiting:
+            looked = sorted(waiting)
+            again = by_key([waiting[i][0] for i in looked], [images[i] for i in looked],
+                           lambda views, angle: self._turned(views, angle, self._detect))
+            for i, faces in zip(looked, again):
+                found[i] = [face for face in faces if any(iou(face.box_ltrb, spot.box_ltrb) >= LYING_SPOT_CONFIRMS
+                                                          for spot in doubtful[i])]
+                waiting[i].pop(0)
+                if found[i] or not waiting[i]:
+                    del waiting[i]
 
     def run_isolated(self, images: list[np.ndarray], indices: list[int] | None = None) -> tuple[list, dict[int, str]]:
         """``run``, with a frame the detector fails on returned as None (and why). Given the
