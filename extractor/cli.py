@@ -414,18 +414,23 @@ def _face_size(flags: dict) -> int:
     return size
 
 
+def _names_fsa(path: Path | None) -> bool:
+    """Whether --alignments names faceswap's file (``.fsa``) rather than extractor's own."""
+    return path is not None and path.suffix.lower() == ".fsa"
+
+
 def _our_alignments_path(requested: Path | None, output_dir: Path) -> Path:
     """Where extractor's own alignments file goes: --alignments, beside it for an ``.fsa`` name
     (same stem, ``.jsonl``), else OUTPUT/alignments.jsonl."""
     if requested is None:
         return output_dir / "alignments.jsonl"
-    return requested.with_suffix(".jsonl") if requested.suffix.lower() == ".fsa" else requested
+    return requested.with_suffix(".jsonl") if _names_fsa(requested) else requested
 
 
 def _faceswap_alignments(requested: Path | None, ours: Path) -> Path | None:
     """The faceswap file a run writes when it finishes: --alignments naming an ``.fsa`` (checked
     now, before any work: a new file, or one extractor wrote), else None."""
-    if requested is None or requested.suffix.lower() != ".fsa":
+    if not _names_fsa(requested):
         return None
     from extractor.alignments import OutputError
     from extractor.faceswap_format import check_export_target
@@ -437,18 +442,24 @@ def _faceswap_alignments(requested: Path | None, ours: Path) -> Path | None:
     return requested
 
 
-def _write_faceswap_alignments(ours: Path, fsa: Path) -> None:
+def _write_fsa(ours: Path, fsa: Path) -> tuple[int, int]:
+    """Extractor's alignments file ``ours`` written as faceswap's ``fsa`` (``extractor export``, and
+    a run's ``--alignments NAME.fsa``): the frames written and the faces left out (each said)."""
     from extractor.alignments import read_records
     from extractor.faceswap_format import write_fsa
 
     try:
         frames, problems = write_fsa(read_records(ours), fsa)
     except OSError as exc:
-        raise click.ClickException(f"{fsa}: cannot write ({exc.strerror or exc}); the frames are in {ours}, "
-                                   f"`extractor export {ours} -o FILE.fsa` writes them") from None
+        raise click.ClickException(f"{fsa}: cannot write ({exc.strerror or exc}); the frames are in {ours}") from None
     for problem in problems:
         logging.getLogger("extractor").warning(problem)
-    click.echo(f"faceswap alignments: {fsa} ({frames} frames" + (f", {len(problems)} face(s) left out)" if problems
+    return frames, len(problems)
+
+
+def _write_faceswap_alignments(ours: Path, fsa: Path) -> None:
+    frames, left_out = _write_fsa(ours, fsa)
+    click.echo(f"faceswap alignments: {fsa} ({frames} frames" + (f", {left_out} face(s) left out)" if left_out
                                                                  else ")"))
 
 
@@ -532,8 +543,8 @@ def plugins() -> None:
 def export(alignments: Path, fmt: str, output: Path | None) -> None:
     """Write ALIGNMENTS (extractor's .jsonl) in faceswap's .fsa format (version 2.x)."""
     output = output or alignments.with_suffix(".fsa")
-    from extractor.alignments import OutputError, read_header, read_records
-    from extractor.faceswap_format import check_export_target, write_fsa
+    from extractor.alignments import OutputError, read_header
+    from extractor.faceswap_format import check_export_target
 
     try:
         read_header(alignments)
@@ -541,13 +552,8 @@ def export(alignments: Path, fmt: str, output: Path | None) -> None:
     except OutputError as exc:
         raise click.ClickException(str(exc).replace("choose another --alignments path",
                                                     "export reads only extractor's .jsonl files")) from None
-    try:
-        frames, problems = write_fsa(read_records(alignments), output)
-    except OSError as exc:
-        raise click.ClickException(f"{output}: cannot write ({exc.strerror or exc})") from None
-    for problem in problems:
-        logging.getLogger("extractor").warning(problem)
-    click.echo(f"wrote {frames} frames to {output}" + (f" ({len(problems)} face(s) left out)" if problems else ""))
+    frames, left_out = _write_fsa(alignments, output)
+    click.echo(f"wrote {frames} frames to {output}" + (f" ({left_out} face(s) left out)" if left_out else ""))
 
 
 @main.command(name="eval")

@@ -91,6 +91,12 @@ def iou(box_a, box_b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def overlapping(boxes, others, threshold: float) -> np.ndarray:
+    """Which of ``boxes`` (``[left, top, right, bottom, ...]``) overlap one of ``others`` by
+    ``threshold`` (IoU) or more: a second look's faces that confirm what the first look doubted."""
+    return np.array([any(iou(box, other) >= threshold for other in others) for box in boxes], bool)
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     """Greedy non-maximum suppression: indices of the boxes kept, best score first.
 

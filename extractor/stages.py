@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from extractor.faces import DetectedFace
-from extractor.geometry import iou, nms, rotate_image, transform_points
+from extractor.geometry import nms, overlapping, rotate_image, transform_points
 from extractor.plugins import registry
 from extractor.plugins.base import Batch, Plugin
 from extractor.tracking import FaceFollower
@@ -191,8 +191,7 @@ class DetectStage:
         their faces merged into ``found`` (in place)."""
         turns = [upright_turn(faces) for faces in found]
         looked = [i for i, turn in enumerate(turns) if turn]
-        again = by_key([turns[i] for i in looked], [images[i] for i in looked],
-                       lambda views, angle: self._turned(views, angle, self._detect))
+        again = self._detect_turned([images[i] for i in looked], [turns[i] for i in looked])
         for i, faces in zip(looked, again):
             found[i] = merge_looks(found[i], faces)
 
@@ -209,11 +208,11 @@ class DetectStage:
                    for i, turn in enumerate(first) if turn}
         while waiting:
             looked = sorted(waiting)
-            again = by_key([waiting[i][0] for i in looked], [images[i] for i in looked],
-                           lambda views, angle: self._turned(views, angle, self._detect))
+            again = self._detect_turned([images[i] for i in looked], [waiting[i][0] for i in looked])
             for i, faces in zip(looked, again):
-                found[i] = [face for face in faces if any(iou(face.box_ltrb, spot.box_ltrb) >= LYING_SPOT_CONFIRMS
-                                                          for spot in doubtful[i])]
+                confirms = overlapping([face.box_ltrb for face in faces], [spot.box_ltrb for spot in doubtful[i]],
+                                       LYING_SPOT_CONFIRMS)
+                found[i] = [face for face, confirmed in zip(faces, confirms) if confirmed]
                 waiting[i].pop(0)
                 if found[i] or not waiting[i]:
                     del waiting[i]
@@ -260,6 +259,10 @@ class DetectStage:
 
     def _detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         return self._detect_with_doubts(images)[0]
+
+    def _detect_turned(self, images: list[np.ndarray], turns: list[int]) -> list[list[DetectedFace]]:
+        """Each image looked at turned by its own turn (a batch per turn), faces turned back."""
+        return by_key(turns, images, lambda views, angle: self._turned(views, angle, self._detect))
 
     def _detect_with_doubts(self, images: list[np.ndarray]) -> tuple[list[list[DetectedFace]],
                                                                       list[list[DetectedFace]]]:

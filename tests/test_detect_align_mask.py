@@ -51,15 +51,22 @@ def test_rotation_retry_finds_face_and_maps_box_back():
     assert iou(faces[0].box_ltrb, expected) >= 0.7
 
 
-@pytest.mark.parametrize("angle", [90, 180, 270])
-def test_a_photo_stored_turned_without_saying_so_is_looked_at_upright(detect_stage, align_stage, angle):
-    image, entry = _image("dlib_faces", 0)  # 7 faces; no EXIF says how the turned copy should stand
+def _turned_photo(image: np.ndarray, entry: dict, angle: int) -> tuple[np.ndarray, list, np.ndarray]:
+    """The photo turned ``angle`` degrees clockwise (stored so, nothing saying it), its listed
+    boxes moved with it, and the matrix from the photo's pixels to the turned one's."""
     turned, back = rotate_image(image, angle)
     to_turned = cv2.invertAffineTransform(back)
     truth = []
     for left, top, right, bottom in (face["box"] for face in entry["faces"]):
         corners = np.array([[left, top], [right, bottom]]) @ to_turned[:, :2].T + to_turned[:, 2]
         truth.append([*corners.min(0), *corners.max(0)])
+    return turned, truth, to_turned
+
+
+@pytest.mark.parametrize("angle", [90, 180, 270])
+def test_a_photo_stored_turned_without_saying_so_is_looked_at_upright(detect_stage, align_stage, angle):
+    image, entry = _image("dlib_faces", 0)  # 7 faces; no EXIF says how the turned copy should stand
+    turned, truth, to_turned = _turned_photo(image, entry, angle)
     first_look_only = DetectStage(StageConfig(upright_look=False))
     first_look_only.plugin = detect_stage.plugin  # same loaded model, other option
     assert len(first_look_only.run([turned])[0]) <= 3  # the detector alone finds few of them
@@ -86,16 +93,7 @@ def test_a_turned_photo_whose_every_face_is_missed_as_stored_is_looked_at_as_its
     confirm a spot are kept. Without the doubtful spots, nothing is found."""
     from extractor.plugins.detect import centerface
 
-    photos = []
-    for set_name, index in listed:
-        image, entry = _image(set_name, index)
-        turned, back = rotate_image(image, angle)
-        to_turned = cv2.invertAffineTransform(back)
-        truth = []
-        for left, top, right, bottom in (face["box"] for face in entry["faces"]):
-            corners = np.array([[left, top], [right, bottom]]) @ to_turned[:, :2].T + to_turned[:, 2]
-            truth.append([*corners.min(0), *corners.max(0)])
-        photos.append((turned, truth))
+    photos = [_turned_photo(*_image(set_name, index), angle)[:2] for set_name, index in listed]
     first_look_only = DetectStage(StageConfig(upright_look=False))
     first_look_only.plugin = detect_stage.plugin  # same loaded model, other option
     assert all(first_look_only.run([turned])[0] == [] for turned, _ in photos)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from extractor.geometry import iou
+from extractor.geometry import iou, overlapping
 
 DOUBT_FROM = 0.05  # spots scored from this up to the threshold are doubtful
 BIG = 0.5  # a spot this big (fraction of the view's short side) may be a close-up
@@ -47,7 +47,7 @@ def side_for(height: int, width: int) -> int:
 
 def confirming(boxes: np.ndarray, spots: np.ndarray) -> np.ndarray:
     """Which of the wider look's ``boxes`` overlap one of the ``spots`` (both in frame pixels)."""
-    return np.array([any(iou(box, spot) >= CONFIRMS for spot in spots) for box in boxes], bool)
+    return overlapping(boxes, spots, CONFIRMS)
 
 
 def framed(view: np.ndarray) -> tuple[np.ndarray, int]:
