@@ -234,7 +234,8 @@ class DetectStage:
             step = partial(self.follower.step, image, index, partial(self._full, upright=angle),
                            partial(self._crops, upright=angle))
             found, failed = isolating_failures(lambda _, step=step: [step()], 1)
-            results.append(found[0])
+            # Followed faces come back in frame pixels: only now can --min-size judge them.
+            results.append(None if found[0] is None else self._big_enough(found)[0])
             if failed:
                 failures[position] = failed[0]
         return results, failures
@@ -250,10 +251,8 @@ class DetectStage:
         """Faces in follow crops, each crop turned as its face stood in the frame before (``turns``,
         ``DetectedFace.standing_turn``; where the detector gives none, as the video's frames are turned):
         a face lying on its side or upside down is looked for standing up, as the detector
-        found it."""
-        def detect(images):
-            return self._big_enough(self.plugin.detect_crops(images))
-
+        found it. Faces come back in crop pixels (``run_isolated`` judges their size in the frame's)."""
+        detect = self.plugin.detect_crops
         return by_key([upright if turn is None else turn for turn in turns], crops,
                       lambda views, angle: self._turned(views, angle, detect) if angle else detect(views))
 

@@ -109,6 +109,19 @@ def test_a_face_lying_turned_is_followed_standing_up(tracked_stage, angle):
     assert stage.follower.full_detections == 1
 
 
+def test_min_size_is_judged_in_frame_pixels_on_followed_frames(tracked_stage):
+    """A followed face is found in a small crop, where it looks smaller than in the frame:
+    --min-size must judge it once it is back in frame pixels, as on a full detection."""
+    photo = cv2.imread(str(DATA / "ibug_300w" / "indoor_020.png"))
+    minimum = int(0.8 * max(tracked_stage.run([photo])[0][0].width, tracked_stage.run([photo])[0][0].height))
+    stage = DetectStage(StageConfig(track_every=10, min_size=minimum))
+    stage.plugin = tracked_stage.plugin
+    frames = [_shifted(photo, 3 * index, 2 * index) for index in range(5)]
+    found, failures = stage.run_isolated(frames, list(range(5)))
+    assert not failures and [len(faces) for faces in found] == [1] * 5
+    assert stage.follower.full_detections == 1
+
+
 def test_a_scene_cut_gets_a_full_detection(tracked_stage):
     """Faces are not looked for where the other scene had them: the new scene is detected whole."""
     first = cv2.imread(str(DATA / "ibug_300w" / "indoor_020.png"))
