@@ -87,7 +87,8 @@ def _parse_gpus(value: str | None) -> list[int] | None:
 
 def _parse_rotate(value: str) -> tuple[tuple[int, ...], bool]:
     """--rotate as (angles a frame with no face is retried at, whether frames whose faces lie on
-    their side are looked at again upright): auto (default) looks again only; off does neither."""
+    their side are looked at again upright): auto (default) looks again only; off does neither.
+    Numbers follow faceswap's ``-r``: one is a step (90: 90, 180 and 270), several are the angles."""
     if value == "off":
         return (), False
     if not value or value == "auto":
@@ -95,12 +96,80 @@ def _parse_rotate(value: str) -> tuple[tuple[int, ...], bool]:
     if value == "on":
         return (90, 270, 180), True
     try:
-        angles = tuple(int(v) for v in value.split(","))
+        angles = tuple(int(v) for v in value.split(",") if int(v) != 0)  # faceswap drops 0
     except ValueError:
         raise click.BadParameter(f"{value!r}: use auto, on, off or angles like 90,270", param_hint="--rotate") from None
     if any(a % 90 or not 0 < a < 360 for a in angles):
-        raise click.BadParameter("rotation angles must be 90, 180 or 270", param_hint="--rotate")
+        raise click.BadParameter(f"{value!r}: frames are turned by quarter turns: use 90, 180 or 270 "
+                                 "(one number is a step, as in faceswap)", param_hint="--rotate")
+    if len(angles) == 1:
+        angles = tuple(range(angles[0], 360, angles[0]))
     return angles, True
+
+
+class MinSize(click.ParamType):
+    """--min-size: pixels (40), or faceswap's ``-m``: a percentage of the frame's shorter side (10%).
+    Converts to (pixels, percent)."""
+
+    name = "PIXELS|PERCENT%"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        text = str(value).strip()
+        percent = text.endswith("%")
+        try:
+            number = float(text[:-1]) if percent else int(text)
+        except ValueError:
+            number = -1
+        if isinstance(value, bool) or not 0 <= number <= (100 if percent else float("inf")):
+            self.fail(f"{value!r}: use pixels (40) or a percentage of the frame's shorter side (10%)", param, ctx)
+        return (0, number) if percent else (number, 0.0)
+
+
+# faceswap's extract takes several values after these flags (``-M unet-dfl vgg-clear``, ``-f a.jpg b.jpg``).
+SEVERAL_VALUES = ("-M", "--masker", "-f", "--filter", "-n", "--nfilter")
+
+
+def spread_values(args: list[str], flags=SEVERAL_VALUES) -> list[str]:
+    """The words of a command line with each further value of ``flags`` given its flag again
+    (``-M a b`` -> ``-M a -M b``): click takes one value a flag. Nothing changes after ``--``."""
+    out, flag, first = [], None, False
+    for position, word in enumerate(args):
+        if word == "--":
+            return out + args[position:]
+        if flag is not None and first:
+            out.append(word)
+            first = False
+        elif flag is not None and not word.startswith("-"):
+            out += [flag, word]
+        else:
+            out.append(word)
+            flag, first = (word, True) if word in flags else (None, False)
+    return out
+
+
+class FaceswapStyleCommand(click.Command):
+    """``extractor run``, which also takes several values after one flag, as faceswap's extract does."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, spread_values(list(args)))
+
+
+def _reference_photos(paths, option: str) -> list[Path]:
+    """--filter/--nfilter: image files, or folders of them (as faceswap's ``-f``/``-n`` take)."""
+    from extractor.sources import IMAGE_EXTENSIONS
+
+    photos = []
+    for path in paths:
+        if not path.is_dir():
+            photos.append(path)
+            continue
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not found:
+            raise click.BadParameter(f"{path}: a folder without images", param_hint=option)
+        photos += found
+    return photos
 
 
 LOG_LINE = re.compile(rb"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} [A-Z]+ ")
@@ -200,34 +269,35 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
                                 if key in run_defaults}}
 
 
-@main.command()
-@click.option("-i", "--input", "input_path", required=True, type=click.Path(path_type=Path),
+@main.command(cls=FaceswapStyleCommand)
+@click.option("-i", "--input", "--input-dir", "input_path", required=True, type=click.Path(path_type=Path),
               help="Image folder, image file or video file.")
-@click.option("-o", "--output", "output_dir", required=True, type=click.Path(path_type=Path),
+@click.option("-o", "--output", "--output-dir", "output_dir", required=True, type=click.Path(path_type=Path),
               help="Folder for the aligned face PNGs.")
-@click.option("--alignments", type=click.Path(path_type=Path), default=None,
+@click.option("-p", "--alignments", type=click.Path(path_type=Path), default=None,
               help="Alignments file (default: OUTPUT/alignments.jsonl). A name ending in .fsa gets faceswap's "
                    "file, written when the run finishes, beside extractor's own (.jsonl, what a resume reads).")
-@click.option("--detector", default=registry.DEFAULTS["detect"], show_default=True,
+@click.option("-D", "--detector", default=registry.DEFAULTS["detect"], show_default=True,
               type=click.Choice(_names("detect")))
 @click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax", "torch"]),
               help="Keras backend for GPU-capable models (default: KERAS_BACKEND, else TensorFlow on a GPU "
                    "and ONNX Runtime on a CPU-only machine).")
-@click.option("--aligner", default=registry.DEFAULTS["align"], show_default=True,
+@click.option("-A", "--aligner", default=registry.DEFAULTS["align"], show_default=True,
               type=click.Choice(_names("align")))
-@click.option("--masker", "maskers", multiple=True, type=click.Choice(_names("mask")),
-              help="Mask to compute; repeat for several (default: components).")
+@click.option("-M", "--masker", "maskers", multiple=True, type=click.Choice(_names("mask")),
+              help="Mask to compute; several: -M a b, or repeat the flag (default: components).")
 @click.option("--centering", default=DEFAULT_CENTERING, show_default=True, type=click.Choice(CENTERINGS),
               help="Crop of the face PNGs: faceswap's 'head' (what its extract writes and its training "
                    "expects), 'face' or 'legacy', or insightface's 112 px ArcFace template 'arcface'.")
-@click.option("--size", default=0, type=click.IntRange(0, 4096),
+@click.option("-z", "--size", default=0, type=click.IntRange(0, 4096),
               help=f"Side of the face PNGs in pixels [default: {DEFAULT_SIZE}, faceswap's; {ARCFACE_SIZE} for "
                    "arcface, which takes multiples of 112 or 128].")
 @click.option("--coverage", default=1.0, show_default=True, type=click.FloatRange(0.5, 1.0),
               help="faceswap's coverage ratio: the share of the crop kept around its centre (not for arcface).")
-@click.option("--min-size", default=0, show_default=True, type=click.IntRange(0),
-              help="Drop faces whose box is smaller than this many pixels (after detection).")
-@click.option("--extract-every-n", "every_n", default=1, show_default=True, type=click.IntRange(1),
+@click.option("--min-size", default="0", show_default=True, type=MinSize(),
+              help="Drop faces whose box's longer side is smaller (after detection): pixels (40), or a "
+                   "percentage of the frame's shorter side (10%: what faceswap's --min-size 10 means).")
+@click.option("-N", "--extract-every-n", "every_n", default=1, show_default=True, type=click.IntRange(1),
               help="Use every n-th frame or image.")
 @click.option("--min-quality", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Leave out faces whose alignment quality (0-1, in each record and the preview) is lower; "
@@ -242,29 +312,30 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Videos, tracked: steady each face's landmarks over time (One Euro filter).")
 @click.option("--batch-size", "batch_sizes", multiple=True, metavar="STAGE=N",
               help="Batch size of a stage, e.g. --batch-size align=32 (default: the plugin's).")
-@click.option("--normalization", default=StageConfig.normalization, show_default=True,
+@click.option("-O", "--normalization", default=StageConfig.normalization, show_default=True,
               type=click.Choice(Aligner.NORMALIZATIONS),
               help="Normalise the face crop the aligner sees; auto: CLAHE on dim or flat faces only, for dlib68.")
-@click.option("--re-feed", default=0, show_default=True, type=click.IntRange(0, 10),
+@click.option("-R", "--re-feed", default=0, show_default=True, type=click.IntRange(0, 10),
               help="As faceswap's: align each face again from this many slightly moved crops and average the "
                    "points: steadier landmarks (4: frame-to-frame jitter about a quarter lower), that many more "
                    "passes of the aligner (docs/accuracy.md).")
-@click.option("--rotate", default="auto", show_default=True,
+@click.option("-r", "--rotate", "--rotate-images", default="auto", show_default=True,
               help="auto: a frame whose faces are found lying on their side or upside down is looked at again "
                    "turned upright (a photo stored sideways), and a video with no display rotation whose faces "
                    "stand up only turned is looked at turned; on: also retry frames with no face turned 90, 270, "
-                   "180; angles like 90,270: those; off: none of these.")
+                   "180; angles like 90,270: those (one number is a step, as in faceswap: 90 = 90,180,270); off: none "
+                   "of these.")
 @click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
               help="Refuse images whose header claims more pixels than this.")
 @click.option("--preview", is_flag=True,
               help="Write OUTPUT/preview/preview.png: a contact sheet of the faces found (kept out of the faces).")
 @click.option("--recursive", is_flag=True, help="Image folders: take the images of sub-folders too.")
-@click.option("--batch", is_flag=True,
+@click.option("-b", "--batch", "--batch-mode", "batch", is_flag=True,
               help="INPUT is a folder of videos and image folders (faceswap's batch mode): each is extracted "
                    "into OUTPUT/<its name>/, with its own alignments file (--alignments: its name there); one "
                    "failing does not stop the others.")
-@click.option("--debug-landmarks", is_flag=True, help="Draw the landmarks on the saved face PNGs.")
-@click.option("--no-faces", is_flag=True,
+@click.option("-B", "--debug-landmarks", is_flag=True, help="Draw the landmarks on the saved face PNGs.")
+@click.option("-K", "--no-faces", "--skip-saving-faces", "no_faces", is_flag=True,
               help="Write the alignments file only (boxes, landmarks, masks, thumbnails), no face PNGs, as "
                    "faceswap's extract without -o: for convert or a later crop; faster.")
 @click.option("--import-alignments", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -274,16 +345,23 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Progress bars on stderr (default: only when stderr is a terminal).")
 @click.option("--identity", "with_identity", is_flag=True,
               help="Store a 128-d identity embedding (dlib ResNet) with every face.")
-@click.option("--filter", "filter_refs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Keep only faces of the person in this reference image (repeat for several).")
-@click.option("--nfilter", "nfilter_refs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Drop faces of the person in this reference image (repeat for several).")
+@click.option("-f", "--filter", "filter_refs", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Keep only faces of the person in these reference images (files or folders; -f a b, or "
+                   "repeat the flag).")
+@click.option("-n", "--nfilter", "nfilter_refs", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Drop faces of the person in these reference images (files or folders; -n a b, or repeat "
+                   "the flag).")
 @click.option("--filter-threshold", default=0.6, show_default=True, type=click.FloatRange(0.0, 2.0),
               help="Largest embedding distance counted as the same person (dlib's own 0.6; lower is stricter).")
-@click.option("--skip-existing", is_flag=True,
+@click.option("-s", "--skip-existing", is_flag=True,
               help="Resume: keep the frames already in the alignments file and do the others.")
 @click.option("--overwrite", is_flag=True, help="Start again even if the alignments file has frames.")
-@click.option("--single-process", is_flag=True, help="Same as --engine single.")
+@click.option("-P", "--single-process", "--singleprocess", "single_process", is_flag=True,
+              help="Same as --engine single.")
+@click.option("-a", "--re-align", "re_align", is_flag=True,
+              help="faceswap's re-align: always done here (each face is aligned again on its first landmarks).")
+@click.option("-v", "--save-interval", "save_interval", default=0, type=click.IntRange(0),
+              help="faceswap's: not needed here (every frame is saved as it finishes).")
 @click.option("--detect-workers", default=0, type=click.IntRange(0),
               help="Detect processes [default: one per GPU the detector can use, else 1].")
 @click.option("--align-workers", default=0, type=click.IntRange(0),
@@ -311,6 +389,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.pass_obj
 def run(config, **flags):
     """Extract faces from INPUT into OUTPUT (worker pool, --engine single or --engine ray)."""
+    flags.pop("re_align"), flags.pop("save_interval")  # faceswap's, always satisfied here
     if flags.pop("single_process"):
         flags["engine_name"] = "single"
     if flags.pop("batch"):
@@ -482,7 +561,8 @@ def _run_settings(config, flags: dict):
                               min_quality=flags["min_quality"]),
         stages=StageConfig(detector=flags["detector"], aligner=flags["aligner"],
                            maskers=tuple(flags["maskers"]) or (registry.DEFAULTS["mask"],),
-                           batch_sizes=_parse_batch_sizes(flags["batch_sizes"]), min_size=flags["min_size"],
+                           batch_sizes=_parse_batch_sizes(flags["batch_sizes"]), min_size=flags["min_size"][0],
+                           min_size_percent=flags["min_size"][1],
                            rotations=rotations, upright_look=upright_look, normalization=flags["normalization"],
                            re_feed=flags["re_feed"], plugin_options=_plugin_options(config),
                            backend=_chosen_backend(flags["backend"]),
@@ -494,8 +574,9 @@ def _run_settings(config, flags: dict):
         from extractor.identity_filter import FaceFilter, ReferenceError
 
         # The references are embedded by the engine, on its planned devices; here they are only read.
-        settings.face_filter = FaceFilter(settings.stages.identity, list(flags["filter_refs"]),
-                                          list(flags["nfilter_refs"]), flags["filter_threshold"])
+        settings.face_filter = FaceFilter(settings.stages.identity, _reference_photos(flags["filter_refs"], "--filter"),
+                                          _reference_photos(flags["nfilter_refs"], "--nfilter"),
+                                          flags["filter_threshold"])
         try:
             settings.face_filter.check_references()
         except ReferenceError as exc:

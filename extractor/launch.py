@@ -28,7 +28,7 @@ def starts_workers(args: list[str]) -> bool:
             break
     else:
         return False
-    if word != "run" or "--help" in rest or "--single-process" in rest:
+    if word != "run" or "--help" in rest or any(flag in rest for flag in ("--single-process", "--singleprocess", "-P")):
         return False
     engines = [value for flag, value in zip(rest, rest[1:]) if flag == "--engine"]
     engines += [flag.partition("=")[2] for flag in rest if flag.startswith("--engine=")]

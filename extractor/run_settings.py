@@ -72,7 +72,8 @@ class RunSettings:
         return {"centering": output.centering, "size": output.size, "coverage": output.coverage,
                 "detector": detector, "aligner": aligner,
                 "maskers": sorted(stages.maskers), "normalization": stages.normalization,
-                "min_size": stages.min_size, "debug_landmarks": output.debug_landmarks,
+                "min_size": f"{stages.min_size_percent:g}%" if stages.min_size_percent else stages.min_size,
+                "debug_landmarks": output.debug_landmarks,
                 # Only without face files: a run with them cannot resume a run without them.
                 **({"no_faces": True} if not output.save_faces else {}),
                 # Only where the aligner runs and re-feeds: files made without it stay resumable.

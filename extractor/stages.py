@@ -32,7 +32,8 @@ class StageConfig:
     aligner: str = registry.DEFAULTS["align"]
     maskers: tuple[str, ...] = (registry.DEFAULTS["mask"],)
     batch_sizes: dict[str, int] = field(default_factory=dict)  # plugin stage -> batch size
-    min_size: int = 0
+    min_size: int = 0  # pixels: smaller faces are dropped after detection
+    min_size_percent: float = 0.0  # or faceswap's: a percentage of the frame's shorter side
     rotations: tuple[int, ...] = ()  # frames with no face are looked at again turned by these (--rotate on)
     upright_look: bool = True  # frames whose faces lie on their side are looked at again turned upright
     normalization: str = "auto"
@@ -235,7 +236,7 @@ class DetectStage:
                            partial(self._crops, upright=angle))
             found, failed = isolating_failures(lambda _, step=step: [step()], 1)
             # Followed faces come back in frame pixels: only now can --min-size judge them.
-            results.append(None if found[0] is None else self._big_enough(found)[0])
+            results.append(None if found[0] is None else self._big_enough(found, [image])[0])
             if failed:
                 failures[position] = failed[0]
         return results, failures
@@ -268,11 +269,16 @@ class DetectStage:
         """The faces found in each image (big enough), and its doubtful spots (``Batch.doubtful``;
         none from a detector that reports none)."""
         batch = self.plugin.process(Batch(list(images)))
-        return self._big_enough(batch.detections), batch.doubtful or [[] for _ in images]
+        return self._big_enough(batch.detections, images), batch.doubtful or [[] for _ in images]
 
-    def _big_enough(self, faces: list[list[DetectedFace]]) -> list[list[DetectedFace]]:
-        minimum = self.config.min_size
-        return [[f for f in frame if max(f.width, f.height) >= minimum] for frame in faces]
+    def _big_enough(self, faces: list[list[DetectedFace]], images: list[np.ndarray]) -> list[list[DetectedFace]]:
+        """The faces of each image whose box's longer side reaches --min-size: pixels, or (faceswap's
+        ``-m``) a percentage of the image's shorter side."""
+        kept = []
+        for found, image in zip(faces, images):
+            minimum = max(self.config.min_size, self.config.min_size_percent / 100 * min(image.shape[:2]))
+            kept.append([f for f in found if max(f.width, f.height) >= minimum])
+        return kept
 
 
 class FaceStage:

@@ -41,7 +41,12 @@ def _run(*args):
 
 
 def test_filter_keeps_the_same_person_only(people, tmp_path):
-    output = _run("-i", people, "-o", tmp_path, "--filter", REFERENCE, "--single-process")
+    """As a faceswap user gives it: -f and a folder of reference photos."""
+    references = tmp_path / "references"
+    references.mkdir()
+    shutil.copy(REFERENCE, references)
+    (references / "notes.txt").write_text("not a photo")
+    output = _run("-i", people, "-o", tmp_path, "-f", references, "--single-process")
     records = {r["frame"]: r for r in read_records(tmp_path / "alignments.jsonl")}
     kept = [(name, face) for name, r in records.items() for face in r["faces"]]
     assert [name for name, _ in kept] == ["000009.jpg"]  # other people, and bystanders in 000009, dropped

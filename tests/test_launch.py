@@ -19,6 +19,7 @@ from fault_scenarios import group_gone
     (["run", "-i", "in", "-o", "out", "--engine", "single"], False),
     (["run", "-i", "in", "-o", "out", "--engine=ray"], False),
     (["run", "-i", "in", "-o", "out", "--single-process"], False),
+    (["run", "-i", "in", "-o", "out", "-P"], False),  # faceswap's --singleprocess
     (["run", "--help"], False),
     (["--config", "run", "plugins"], False),  # "run" here is the config file's name
     (["eval", "run"], False),

