@@ -7,25 +7,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extractor.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputError
+from extractor.sources import ALIGNMENTS_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputError
 
 
-def batch_items(folder: Path, output_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
+def batch_items(folder: Path, output_dir: Path | None) -> tuple[list[tuple[Path, Path | None]], list[str]]:
     """(input, its output folder) for every video and every folder of ``folder``, in name order,
     and one line for each other entry (loose images, other files), which is left out.
 
     A video's output is named by its stem, a folder's by its name; names that would collide get
     the video's extension (``clip_mp4``). An output folder inside ``folder`` is refused: a later
-    item would read an earlier one's faces."""
+    item would read an earlier one's faces. Without an output folder (alignments only, each where
+    faceswap looks for it), every output is None."""
     if not folder.is_dir():
         raise InputError(f"{folder}: --batch takes a folder of videos and image folders")
-    if folder.resolve() == output_dir.resolve() or folder.resolve() in output_dir.resolve().parents:
+    if output_dir is not None and (folder.resolve() == output_dir.resolve()
+                                   or folder.resolve() in output_dir.resolve().parents):
         raise InputError(f"{output_dir}: is inside the batch folder {folder}; its faces would become inputs: "
                          "choose an -o outside it")
     items, left_out = [], []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith("."):
-            continue  # hidden files and folders are not inputs
+        if path.name.startswith(".") or (path.suffix.lower() in ALIGNMENTS_EXTENSIONS and path.is_file()):
+            continue  # hidden files and folders, alignments files: not inputs
         if path.is_dir() or (path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS):
             items.append(path)
         elif path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
@@ -38,4 +40,4 @@ def batch_items(folder: Path, output_dir: Path) -> tuple[list[tuple[Path, Path]]
              for stem, path in zip(stems, items)]
     if not items:
         raise InputError(f"{folder}: no video or image folder in it; nothing to do")
-    return [(path, output_dir / name) for path, name in zip(items, names)], left_out
+    return [(path, output_dir / name if output_dir is not None else None) for path, name in zip(items, names)], left_out

@@ -272,8 +272,10 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @main.command(cls=FaceswapStyleCommand)
 @click.option("-i", "--input", "--input-dir", "input_path", required=True, type=click.Path(path_type=Path),
               help="Image folder, image file or video file.")
-@click.option("-o", "--output", "--output-dir", "output_dir", required=True, type=click.Path(path_type=Path),
-              help="Folder for the aligned face PNGs.")
+@click.option("-o", "--output", "--output-dir", "output_dir", type=click.Path(path_type=Path),
+              help="Folder for the aligned face PNGs. Without it, as faceswap's extract without -o: the alignments "
+                   "file only, where faceswap looks for it (beside a video: <stem>_alignments.fsa; in an image "
+                   "folder: alignments.fsa).")
 @click.option("-p", "--alignments", type=click.Path(path_type=Path), default=None,
               help="Alignments file (default: OUTPUT/alignments.jsonl). A name ending in .fsa gets faceswap's "
                    "file, written when the run finishes, beside extractor's own (.jsonl, what a resume reads).")
@@ -406,6 +408,9 @@ def _run_batch(config, flags: dict) -> None:
     if flags["import_alignments"]:
         raise click.UsageError("--import-alignments names one file; with --batch each input gets its own")
     name = flags["alignments"]
+    if name is not None and flags["output_dir"] is None:
+        raise click.UsageError("with --batch and no -o, each input's alignments file goes where faceswap looks for "
+                               "it: give -o to name them with --alignments")
     if name is not None and (name.name != str(name) or name.name in ("", ".", "..")):
         raise click.UsageError("with --batch, --alignments is a file name (no folder) given to each input's output "
                                "folder, e.g. --alignments alignments.fsa")
@@ -417,10 +422,10 @@ def _run_batch(config, flags: dict) -> None:
         logging.getLogger("extractor").warning("left out of the batch: %s", line)
     failed = []
     for number, (source, output) in enumerate(items, 1):
-        click.echo(f"[{number}/{len(items)}] {source} -> {output}")
+        click.echo(f"[{number}/{len(items)}] {source} -> {output or faceswap_alignments_place(source)}")
         try:
             _run_one(config, {**flags, "input_path": source, "output_dir": output,
-                              "alignments": output / name if name is not None else None})
+                              "alignments": output / name if name is not None and output else None})
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             failed.append(source.name)
@@ -430,8 +435,29 @@ def _run_batch(config, flags: dict) -> None:
         raise click.ClickException(f"{len(failed)} of {len(items)} inputs failed: {', '.join(failed)}")
 
 
+def faceswap_alignments_place(source: Path) -> Path:
+    """Where faceswap's extract writes, and its convert looks for, a source's alignments file:
+    beside a video as ``<stem>_alignments.fsa``, in an image folder (an image's) as ``alignments.fsa``."""
+    from extractor.sources import VIDEO_EXTENSIONS
+
+    if source.is_file() and source.suffix.lower() in VIDEO_EXTENSIONS:
+        return source.with_name(f"{source.stem}_alignments.fsa")
+    return (source if source.is_dir() else source.parent) / "alignments.fsa"
+
+
+def _without_face_folder(flags: dict) -> dict:
+    """A run without -o: faceswap's extract without -o, the alignments file only (--no-faces), at
+    --alignments or where faceswap looks for it; extractor's own file (what a resume reads) beside it."""
+    if flags["preview"]:
+        raise click.UsageError("--preview writes its contact sheet into -o: give one")
+    alignments = flags["alignments"] or faceswap_alignments_place(flags["input_path"])
+    return {**flags, "no_faces": True, "alignments": alignments, "output_dir": alignments.parent}
+
+
 def _run_one(config, flags: dict) -> None:
     """One run: INPUT (a folder, an image or a video) into OUTPUT."""
+    if flags["output_dir"] is None:
+        flags = _without_face_folder(flags)
     from extractor.alignments import OutputError
     from extractor.engines import engine
     from extractor.engines.pool import PipelineError

@@ -182,8 +182,8 @@ def check_outside_inputs(settings: OutputSettings, input_path: Path, recursive: 
     with --recursive) would mix face PNGs with the images, could overwrite them, and a resumed
     run would read its own faces as inputs."""
     source = input_path.resolve()
-    if not source.is_dir():
-        return  # one image or a video: face names (<stem>_<n>.png) cannot be the input's name
+    if not source.is_dir() or not (settings.save_faces or settings.preview_path):
+        return  # one image or a video: face names (<stem>_<n>.png) cannot be the input's; no image written
     output = settings.output_dir.resolve()
     if output == source or (recursive and source in output.parents):
         raise OutputError(f"{settings.output_dir}: the face folder is {'inside ' if output != source else ''}the "

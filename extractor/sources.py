@@ -33,6 +33,9 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".
 # faceswap's video extensions, and what phones (.3gp) and camcorders (.mts, .m2ts) write.
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".vob",
                     ".mts", ".m2ts", ".3gp", ".ogv"}
+# Alignments files (faceswap's .fsa, extractor's .jsonl) sit beside the frames they describe, where
+# faceswap's extract and convert put and look for them: never inputs, passed over quietly.
+ALIGNMENTS_EXTENSIONS = {".fsa", ".jsonl"}
 # Pixels a frame may have (checked on the header, before decoding): 100 MP (10000 x 10000) holds
 # every camera photo (61 MP full frame, 100 MP medium format) while bounding what one frame can
 # cost (300 MB per decoded copy); a small file that claims more (a "decompression bomb") is refused.
@@ -160,8 +163,8 @@ def list_images(folder: Path, recursive: bool = False) -> tuple[list[Path], list
     other entries (skipped, with a reason: sub-folders are named, never passed over silently)."""
     images, skipped = [], []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith("."):
-            continue  # hidden files and folders are not inputs
+        if path.name.startswith(".") or (path.suffix.lower() in ALIGNMENTS_EXTENSIONS and path.is_file()):
+            continue  # hidden files and folders, alignments files: not inputs
         if path.is_dir() and not path.is_symlink():
             if recursive:
                 more, more_skipped = list_images(path, recursive)

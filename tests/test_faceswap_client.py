@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import DATA, VIDEO, annotations
+from conftest import DATA, REPO, VIDEO, annotations
 from extractor.alignments import read_records
 from extractor.cli import main
 from extractor.crops import CENTERINGS, CropSpec, five_points
@@ -26,6 +26,8 @@ from extractor.run_settings import RunSettings
 from extractor.sources import read_image
 from extractor.stages import StageConfig
 from faceswap_judge import load_faceswap
+
+SAMPLE_CLIP = REPO / "samples" / "hamilton_clip_60frames.mp4"
 
 MAX_MAD = 2.0  # mean absolute difference (0-255) allowed against faceswap's own crop
 
@@ -275,6 +277,30 @@ def test_an_fsa_alignments_path_gets_faceswaps_file_when_the_run_finishes(facesw
                                        "--alignments", str(theirs), "--single-process"])
     assert result.exit_code != 0 and "is not an .fsa that extractor exported" in result.output, result.output
     assert theirs.read_bytes() == before and not (tmp_path / "other").exists()
+
+
+def test_without_o_the_alignments_go_where_faceswaps_convert_looks(faceswap, tmp_path):
+    """faceswap's extract without -o: the alignments file only, in the image folder (alignments.fsa)
+    or beside the video (<stem>_alignments.fsa), loaded there by faceswap; no face PNG anywhere, the
+    photos untouched; a resume lists no alignments file as a skipped input."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DATA / "dlib_faces" / "2008_001009.jpg", photos)
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    result = CliRunner().invoke(main, ["run", "-i", str(photos), "--single-process"])
+    assert result.exit_code == 0 and f"faceswap alignments: {photos / 'alignments.fsa'} (1 frames)" in result.output
+    (record,) = read_records(photos / "alignments.jsonl")
+    assert faceswap.Alignments(str(photos), filename="alignments.fsa").faces_count == len(record["faces"]) > 0
+    assert {p.name: p.read_bytes() for p in photos.iterdir() if p.name in before} == before
+    assert not list(tmp_path.rglob("*.png"))
+    result = CliRunner().invoke(main, ["run", "-i", str(photos), "-s", "--single-process"])
+    assert result.exit_code == 0 and "skipped inputs: 0" in result.output, result.output
+    video = tmp_path / "clip.mp4"
+    shutil.copy(SAMPLE_CLIP, video)
+    result = CliRunner().invoke(main, ["run", "-i", str(video), "-N", "20", "--single-process"])
+    assert result.exit_code == 0, result.output
+    assert faceswap.Alignments(str(tmp_path), filename="clip_alignments.fsa").faces_count > 0
+    assert not list(tmp_path.rglob("*.png"))
 
 
 def test_fsa_coordinates_are_in_the_pixels_faceswap_reads(photo_run, tmp_path):
