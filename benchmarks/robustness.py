@@ -3,7 +3,7 @@
 The held-out photos users bring are darker, flatter, blurrier, smaller or more compressed than
 ../shared/data. This builds copies of every annotated set with one change each (darkened,
 flattened, shadowed, grey, noisy, blurred, JPEG at quality 8, halved, pasted small into a
-3000 px canvas, enlarged, tilted), with the ground truth moved to match, and runs ``extractor eval``'s
+3000 px canvas, enlarged, tilted 30 and 60 degrees), with the ground truth moved to match, and runs ``extractor eval``'s
 measure on each, for each normalisation asked for (``--normalization none,auto``).
 
 dlib_faces' 68 points are dlib's own output on the original photos, not a person's; they are
@@ -96,6 +96,7 @@ CHANGES: dict[str, Change] = {
     "in a 3000 px frame": _in_canvas,
     "enlarged x2.5": lambda image: _resized(image, 2.5),
     "tilted 30 degrees": _tilted,
+    "tilted 60 degrees": lambda image: _tilted(image, 60),
 }
 
 
