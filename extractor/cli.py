@@ -299,6 +299,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--min-size", default="0", show_default=True, type=MinSize(),
               help="Drop faces whose box's longer side is smaller (after detection): pixels (40), or a "
                    "percentage of the frame's shorter side (10%: what faceswap's --min-size 10 means).")
+@click.option("-m", "min_size_percent", default=None, type=click.FloatRange(0, 100), metavar="PERCENT",
+              help="faceswap's -m: --min-size as a percentage of the frame's shorter side (-m 10 = --min-size 10%).")
 @click.option("-N", "--extract-every-n", "every_n", default=1, show_default=True, type=click.IntRange(1),
               help="Use every n-th frame or image.")
 @click.option("--min-quality", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
@@ -391,13 +393,25 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.pass_obj
 def run(config, **flags):
     """Extract faces from INPUT into OUTPUT (worker pool, --engine single or --engine ray)."""
-    flags.pop("re_align"), flags.pop("save_interval")  # faceswap's, always satisfied here
+    _fold_faceswap_flags(flags)
     if flags.pop("single_process"):
         flags["engine_name"] = "single"
     if flags.pop("batch"):
         _run_batch(config, flags)
     else:
         _run_one(config, flags)
+
+
+def _fold_faceswap_flags(flags: dict) -> dict:
+    """faceswap's flags that extractor's own cover, folded into them (in place): -m into
+    --min-size N%; -a and -v, always satisfied here, dropped."""
+    flags.pop("re_align"), flags.pop("save_interval")
+    percent = flags.pop("min_size_percent")
+    if percent is not None:
+        if flags["min_size"] != (0, 0.0):
+            raise click.UsageError("-m is --min-size as a percentage: give one of them")
+        flags["min_size"] = (0, percent)
+    return flags
 
 
 def _run_batch(config, flags: dict) -> None:

@@ -312,24 +312,22 @@ def _run_params(args: list[str]) -> dict:
     """The settings ``extractor run`` takes from ``args`` (parsed only: nothing runs)."""
     import click
 
-    from extractor.cli import _parse_rotate, run
+    from extractor.cli import _fold_faceswap_flags, _parse_rotate, run
 
-    params = run.make_context("run", list(args), parent=click.Context(main, obj=None)).params
+    params = _fold_faceswap_flags(run.make_context("run", list(args), parent=click.Context(main, obj=None)).params)
     params["rotate"] = _parse_rotate(params["rotate"])
-    for faceswap_only in ("re_align", "save_interval"):  # faceswap's, always satisfied here
-        params.pop(faceswap_only)
     return params
 
 
 def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
     """A faceswap command line (its short flags, its long names, several values after one flag)
     gives the settings of extractor's own flags; faceswap's one-number rotation is a step."""
-    faceswap = ("-i in --output-dir out -p al.fsa -D mtcnn -A face-mesh -M components extended -z 256 -N 2 "
+    faceswap = ("-i in --output-dir out -p al.fsa -D mtcnn -A face-mesh -M components extended -z 256 -N 2 -m 10 "
                 "-O clahe -R 2 -r 90 -b -B -K -s -P -a -v 100 -f a.jpg b.jpg -n c.jpg").split()
     ours = ("--input in --output out --alignments al.fsa --detector mtcnn --aligner face-mesh --masker components "
             "--masker extended --size 256 --extract-every-n 2 --normalization clahe --re-feed 2 --rotate 90,180,270 "
             "--batch --debug-landmarks --no-faces --skip-existing --single-process --filter a.jpg --filter b.jpg "
-            "--nfilter c.jpg").split()
+            "--nfilter c.jpg --min-size 10%").split()
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         (tmp_path / name).touch()
     with pytest.MonkeyPatch.context() as patch:
