@@ -296,7 +296,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
                    "arcface, which takes multiples of 112 or 128].")
 @click.option("--coverage", default=1.0, show_default=True, type=click.FloatRange(0.5, 1.0),
               help="faceswap's coverage ratio: the share of the crop kept around its centre (not for arcface).")
-@click.option("--min-size", default="0", show_default=True, type=MinSize(),
+@click.option("--min-size", default=0, show_default=True, type=MinSize(),
               help="Drop faces whose box's longer side is smaller (after detection): pixels (40), or a "
                    "percentage of the frame's shorter side (10%: what faceswap's --min-size 10 means).")
 @click.option("-m", "min_size_percent", default=None, type=click.FloatRange(0, 100), metavar="PERCENT",
@@ -586,6 +586,12 @@ def _run_settings(config, flags: dict):
     """The one settings object of a run, from the flags (config defaults already applied)."""
     from extractor.run_settings import RunSettings
 
+    if flags["import_alignments"] is not None and flags["min_size"] != (0, 0.0):
+        raise click.UsageError("--min-size judges detected faces; --import-alignments takes the file's faces as "
+                               "they are")
+    if flags["import_alignments"] is not None and flags["min_quality"] and not flags["realign"]:
+        raise click.UsageError("--min-quality: imported faces carry no alignment quality; add --realign to align "
+                               "and score them")
     output_dir = flags["output_dir"]
     identity = flags["with_identity"] or flags["filter_refs"] or flags["nfilter_refs"]
     rotations, upright_look = _parse_rotate(flags["rotate"])

