@@ -592,6 +592,9 @@ def _run_settings(config, flags: dict):
     if flags["import_alignments"] is not None and flags["min_quality"] and not flags["realign"]:
         raise click.UsageError("--min-quality: imported faces carry no alignment quality; add --realign to align "
                                "and score them")
+    if flags["debug_landmarks"] and flags["no_faces"]:
+        raise click.UsageError("--debug-landmarks draws on the face PNGs, and this run writes none (--no-faces, or "
+                               "no -o)")
     output_dir = flags["output_dir"]
     identity = flags["with_identity"] or flags["filter_refs"] or flags["nfilter_refs"]
     rotations, upright_look = _parse_rotate(flags["rotate"])

@@ -115,6 +115,9 @@ class RunSettings:
         if source.is_video and self.track_every and self.import_alignments is None:
             self.stages = replace(self.stages, track_every=self.track_every, track_step=self.every_n)
             writer.tracks = TrackLabeller(source.video_fps(), self.smooth, writer.next_track_id, self.every_n)
+        elif self.track_every:
+            logger.info("--track: %s", "imported faces are not followed" if source.is_video
+                        else "photos are detected one by one (only a video's faces are followed)")
         try:
             imported = self.imported(source, summary)
         except BaseException:
