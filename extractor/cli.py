@@ -15,6 +15,8 @@ from extractor.quiet import quiet_runtime_loggers, traceback_hint
 quiet_runtime_loggers()
 
 from extractor.crops import ARCFACE_SIZE, CENTERINGS, DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec  # noqa: E402
+from extractor.faceswap_flags import (FaceswapStyleCommand, MinSize, faceswap_alignments_place,  # noqa: E402
+                                      fold_faceswap_flags, reference_photos)
 from extractor.output import OutputSettings  # noqa: E402
 from extractor.plugins import registry  # noqa: E402
 from extractor.plugins.base import Aligner  # noqa: E402
@@ -105,71 +107,6 @@ def _parse_rotate(value: str) -> tuple[tuple[int, ...], bool]:
     if len(angles) == 1:
         angles = tuple(range(angles[0], 360, angles[0]))
     return angles, True
-
-
-class MinSize(click.ParamType):
-    """--min-size: pixels (40), or faceswap's ``-m``: a percentage of the frame's shorter side (10%).
-    Converts to (pixels, percent)."""
-
-    name = "PIXELS|PERCENT%"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        text = str(value).strip()
-        percent = text.endswith("%")
-        try:
-            number = float(text[:-1]) if percent else int(text)
-        except ValueError:
-            number = -1
-        if isinstance(value, bool) or not 0 <= number <= (100 if percent else float("inf")):
-            self.fail(f"{value!r}: use pixels (40) or a percentage of the frame's shorter side (10%)", param, ctx)
-        return (0, number) if percent else (number, 0.0)
-
-
-# faceswap's extract takes several values after these flags (``-M unet-dfl vgg-clear``, ``-f a.jpg b.jpg``).
-SEVERAL_VALUES = ("-M", "--masker", "-f", "--filter", "-n", "--nfilter")
-
-
-def spread_values(args: list[str], flags=SEVERAL_VALUES) -> list[str]:
-    """The words of a command line with each further value of ``flags`` given its flag again
-    (``-M a b`` -> ``-M a -M b``): click takes one value a flag. Nothing changes after ``--``."""
-    out, flag, first = [], None, False
-    for position, word in enumerate(args):
-        if word == "--":
-            return out + args[position:]
-        if flag is not None and first:
-            out.append(word)
-            first = False
-        elif flag is not None and not word.startswith("-"):
-            out += [flag, word]
-        else:
-            out.append(word)
-            flag, first = (word, True) if word in flags else (None, False)
-    return out
-
-
-class FaceswapStyleCommand(click.Command):
-    """``extractor run``, which also takes several values after one flag, as faceswap's extract does."""
-
-    def parse_args(self, ctx, args):
-        return super().parse_args(ctx, spread_values(list(args)))
-
-
-def _reference_photos(paths, option: str) -> list[Path]:
-    """--filter/--nfilter: image files, or folders of them (as faceswap's ``-f``/``-n`` take)."""
-    from extractor.sources import IMAGE_EXTENSIONS
-
-    photos = []
-    for path in paths:
-        if not path.is_dir():
-            photos.append(path)
-            continue
-        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not found:
-            raise click.BadParameter(f"{path}: a folder without images", param_hint=option)
-        photos += found
-    return photos
 
 
 LOG_LINE = re.compile(rb"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} [A-Z]+ ")
@@ -393,25 +330,13 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.pass_obj
 def run(config, **flags):
     """Extract faces from INPUT into OUTPUT (worker pool, --engine single or --engine ray)."""
-    _fold_faceswap_flags(flags)
+    fold_faceswap_flags(flags)
     if flags.pop("single_process"):
         flags["engine_name"] = "single"
     if flags.pop("batch"):
         _run_batch(config, flags)
     else:
         _run_one(config, flags)
-
-
-def _fold_faceswap_flags(flags: dict) -> dict:
-    """faceswap's flags that extractor's own cover, folded into them (in place): -m into
-    --min-size N%; -a and -v, always satisfied here, dropped."""
-    flags.pop("re_align"), flags.pop("save_interval")
-    percent = flags.pop("min_size_percent")
-    if percent is not None:
-        if flags["min_size"] != (0, 0.0):
-            raise click.UsageError("-m is --min-size as a percentage: give one of them")
-        flags["min_size"] = (0, percent)
-    return flags
 
 
 def _run_batch(config, flags: dict) -> None:
@@ -447,16 +372,6 @@ def _run_batch(config, flags: dict) -> None:
                + (f", {len(left_out)} entries left out (above)" if left_out else ""))
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(items)} inputs failed: {', '.join(failed)}")
-
-
-def faceswap_alignments_place(source: Path) -> Path:
-    """Where faceswap's extract writes, and its convert looks for, a source's alignments file:
-    beside a video as ``<stem>_alignments.fsa``, in an image folder (an image's) as ``alignments.fsa``."""
-    from extractor.sources import VIDEO_EXTENSIONS
-
-    if source.is_file() and source.suffix.lower() in VIDEO_EXTENSIONS:
-        return source.with_name(f"{source.stem}_alignments.fsa")
-    return (source if source.is_dir() else source.parent) / "alignments.fsa"
 
 
 def _without_face_folder(flags: dict) -> dict:
@@ -623,8 +538,8 @@ def _run_settings(config, flags: dict):
         from extractor.identity_filter import FaceFilter, ReferenceError
 
         # The references are embedded by the engine, on its planned devices; here they are only read.
-        settings.face_filter = FaceFilter(settings.stages.identity, _reference_photos(flags["filter_refs"], "--filter"),
-                                          _reference_photos(flags["nfilter_refs"], "--nfilter"),
+        settings.face_filter = FaceFilter(settings.stages.identity, reference_photos(flags["filter_refs"], "--filter"),
+                                          reference_photos(flags["nfilter_refs"], "--nfilter"),
                                           flags["filter_threshold"])
         try:
             settings.face_filter.check_references()

@@ -312,9 +312,10 @@ def _run_params(args: list[str]) -> dict:
     """The settings ``extractor run`` takes from ``args`` (parsed only: nothing runs)."""
     import click
 
-    from extractor.cli import _fold_faceswap_flags, _parse_rotate, run
+    from extractor.cli import _parse_rotate, run
+    from extractor.faceswap_flags import fold_faceswap_flags
 
-    params = _fold_faceswap_flags(run.make_context("run", list(args), parent=click.Context(main, obj=None)).params)
+    params = fold_faceswap_flags(run.make_context("run", list(args), parent=click.Context(main, obj=None)).params)
     params["rotate"] = _parse_rotate(params["rotate"])
     return params
 
