@@ -5,7 +5,8 @@ the reference; the others human) gets an occluder drawn from its true points, an
 detector and aligner run on the copies as ``make robustness`` runs them. NME (over the
 outer-eye-corner distance) is given over all 68 points and over the points the occluder leaves
 visible. "3D fill": the hidden points replaced by the 3D face model fitted to the visible ones
-(knowing which are hidden, which a run cannot): the bound of what a shape prior could add.
+(knowing which are hidden, which a run cannot): the bound of what a shape prior could add. And
+the alignment quality score (what ``--min-quality`` leaves out).
 Record: docs/accuracy.md. Run: .venv/bin/python tools/occluded_faces.py (a minute).
 """
 import json
@@ -52,12 +53,13 @@ OCCLUDERS = {"none": (None, []), "sunglasses": (sunglasses, [*BROWS, *EYES]),
 def main() -> None:
     detect, align = loaded_stages()
     model = FaceModel3D.installed()
-    print("| occluder | recall | NME median, all points | visible points | all points, 3D fill |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| occluder | recall | NME median, all points | visible points | all points, 3D fill | quality median, "
+          "share under 0.4 |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for name, (draw, hidden) in OCCLUDERS.items():
         visible = [i for i in range(68) if i not in hidden]
         found = total = 0
-        errors, visible_errors, filled_errors = [], [], []
+        errors, visible_errors, filled_errors, qualities = [], [], [], []
         for listing in find_annotation_files(SHARED / "data"):
             for entry in json.loads(listing.read_text())["images"]:
                 faces = [face for face in entry.get("faces") or [] if face.get("landmarks68")]
@@ -76,6 +78,7 @@ def main() -> None:
                     scale = np.linalg.norm(truth[36] - truth[45])
                     error = np.linalg.norm(points - truth, axis=1) / scale
                     errors.append(error.mean())
+                    qualities.append(aligned[index].quality)
                     visible_errors.append(error[visible].mean())
                     if hidden:
                         filled = points.copy()
@@ -83,7 +86,8 @@ def main() -> None:
                         filled_errors.append((np.linalg.norm(filled - truth, axis=1) / scale).mean())
         fill = f"{np.median(filled_errors):.4f}" if filled_errors else "-"
         print(f"| {name} | {found / total:.3f} ({found}/{total}) | {np.median(errors):.4f} | "
-              f"{np.median(visible_errors):.4f} | {fill} |", flush=True)
+              f"{np.median(visible_errors):.4f} | {fill} | {np.median(qualities):.2f}, "
+              f"{np.mean(np.array(qualities) < 0.4):.2f} |", flush=True)
 
 
 if __name__ == "__main__":
