@@ -16,7 +16,7 @@ quiet_runtime_loggers()
 
 from extractor.crops import ARCFACE_SIZE, CENTERINGS, DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec  # noqa: E402
 from extractor.faceswap_flags import (FaceswapStyleCommand, MinSize, faceswap_alignments_place,  # noqa: E402
-                                      fold_faceswap_flags, reference_photos)
+                                      fold_faceswap_flags, reference_photos, refuse_not_taken)
 from extractor.output import OutputSettings  # noqa: E402
 from extractor.plugins import registry  # noqa: E402
 from extractor.plugins.base import Aligner  # noqa: E402
@@ -327,6 +327,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="pool: worker processes on this machine; single: one process; ray: a Ray cluster.")
 @click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
               help="--engine ray: join this cluster (default: start a local Ray sized to this machine).")
+@refuse_not_taken
 @click.pass_obj
 def run(config, **flags):
     """Extract faces from INPUT into OUTPUT (worker pool, --engine single or --engine ray)."""

