@@ -3,8 +3,9 @@
 faceswap's short flags and long names are click aliases of extractor's own (``cli.py``); here
 is what aliases cannot do: several values after one flag (``-M components extended``), ``-m``
 as a percentage of the frame's shorter side, folders of reference photos for ``-f``/``-n``,
-flags that are always satisfied here (``-a``, ``-v``), and where a run without ``-o`` puts its
-alignments file (where faceswap's convert looks for it).
+flags that are always satisfied here (``-a``, ``-v``), flags with no equivalent refused in one line
+saying what to use instead, and where a run without ``-o`` puts its alignments file (where
+faceswap's convert looks for it).
 """
 from __future__ import annotations
 
