@@ -318,6 +318,7 @@ class FrameWriter:
         self.lock = OutputLock(settings.output_dir)
         try:
             self.done = self._earlier_frames()
+            self._refuse_another_inputs(keys, video)
             if settings.save_faces:
                 self._refuse_foreign_faces(keys or [], video)
             if settings.preview_path and settings.preview_path.exists() and not is_our_preview(settings.preview_path):
@@ -368,6 +369,20 @@ class FrameWriter:
             raise OutputError(f"{path} was made with other settings: {'; '.join(differences)}. Resuming would mix "
                               "different faces: run with the recorded settings, or --overwrite to start again")
         return frames
+
+    def _refuse_another_inputs(self, keys: list[str] | None, video: Path | None) -> None:
+        """A resume goes on the same input's frames: an alignments file none of whose frames is a
+        frame of this input (another video's, another folder's photos) is refused, not mixed in."""
+        if not self.done or (keys is None and video is None):
+            return
+        from extractor.sources import video_frame_index
+
+        ours = set(keys or [])
+        if any(video_frame_index(video, key) is not None if video is not None else key in ours for key in self.done):
+            return
+        raise OutputError(f"{self.settings.alignments_path} holds the frames of another input "
+                          f"({', '.join(sorted(self.done)[:2])}{', ...' if len(self.done) > 2 else ''}), none of "
+                          f"this one's: choose another -o (or --alignments), or --overwrite to start again")
 
     def _refuse_foreign_faces(self, keys: list[str], video: Path | None) -> None:
         """Never write over a file that is not ours: a PNG already in the face folder under a name

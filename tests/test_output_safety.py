@@ -107,6 +107,29 @@ def test_resume_with_other_settings_is_refused_and_overwrite_removes_old_faces(p
     assert [r["frame"] for r in read_records(out / "alignments.jsonl")] == ["b.jpg"]
 
 
+def test_a_resume_of_another_input_is_refused_not_mixed_in(photos, tmp_path):
+    """--skip-existing into an alignments file whose frames are another input's (another video,
+    a folder of other photos) would make one file of two inputs: refused, the file untouched."""
+    from conftest import REPO
+
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copy(REPO / "samples" / "hamilton_clip_60frames.mp4", tmp_path / name)
+    out = tmp_path / "out"
+    code, output = _run("-i", tmp_path / "a.mp4", "-o", out, "-N", "30")
+    assert code == 0, output
+    before = (out / "alignments.jsonl").read_bytes()
+    code, output = _run("-i", tmp_path / "b.mp4", "-o", out, "-N", "30", "--skip-existing")
+    assert code != 0 and "holds the frames of another input (a_000001.mp4" in output, output
+    assert (out / "alignments.jsonl").read_bytes() == before
+    others = tmp_path / "others"
+    others.mkdir()
+    shutil.copy(PHOTO_A, others / "c.jpg")
+    code, output = _run("-i", photos, "-o", tmp_path / "photo_faces")
+    assert code == 0, output
+    code, output = _run("-i", others, "-o", tmp_path / "photo_faces", "--skip-existing")
+    assert code != 0 and "holds the frames of another input (a.jpg" in output, output
+
+
 def test_a_second_run_into_a_locked_folder_is_refused(photos, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
