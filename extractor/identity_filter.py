@@ -38,6 +38,12 @@ class FaceFilter:
         """Every reference image, --filter ones first."""
         return list(self.keep_paths) + list(self.drop_paths)
 
+    def recorded(self) -> dict:
+        """What decides the faces kept, as the alignments header records it (reference file names:
+        a resume may name them from another folder)."""
+        return {"keep": sorted(path.name for path in self.keep_paths),
+                "drop": sorted(path.name for path in self.drop_paths), "threshold": self.threshold}
+
     @property
     def needs_embedding(self) -> bool:
         return len(self.vectors) < len(self.references)

@@ -77,7 +77,10 @@ class RunSettings:
                 # Only without face files: a run with them cannot resume a run without them.
                 **({"no_faces": True} if not output.save_faces else {}),
                 # Only where the aligner runs and re-feeds: files made without it stay resumable.
-                **({"re_feed": stages.re_feed} if stages.re_feed and aligner != "imported" else {})}
+                **({"re_feed": stages.re_feed} if stages.re_feed and aligner != "imported" else {}),
+                # Which faces are kept: a resume must keep the same ones (only when set, as above).
+                **({"min_quality": output.min_quality} if output.min_quality else {}),
+                **({"face_filter": self.face_filter.recorded()} if self.face_filter is not None else {})}
 
     def open_input_and_output(self, summary: "RunSummary") -> tuple[InputSource, FrameWriter, dict | None]:
         """The input, the writer (output checked, locked, earlier frames read) and the imported

@@ -56,6 +56,9 @@ def test_filter_keeps_the_same_person_only(people, tmp_path):
     filtered = int(output.split("kept, ")[1].split(" filtered out")[0])
     assert filtered >= 4 and f"faces: 1 kept, {filtered} filtered out by identity" in output
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["000009_0.png"]  # filtered faces not saved
+    result = CliRunner().invoke(main, ["run", "-i", str(people), "-o", str(tmp_path), "--skip-existing"])
+    assert result.exit_code != 0 and "face_filter {'drop': [], 'keep': ['000006.jpg']" in result.output, \
+        result.output  # a resume without the filter would keep everyone's faces
 
 
 def test_nfilter_drops_the_same_person(people, tmp_path):

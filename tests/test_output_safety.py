@@ -98,6 +98,8 @@ def test_resume_with_other_settings_is_refused_and_overwrite_removes_old_faces(p
     assert first_faces
     code, output = _run("-i", photos, "-o", out, "--skip-existing", "--coverage", "0.7")
     assert code != 0 and "made with other settings" in output and "coverage 1.0 (this run: 0.7)" in output
+    code, output = _run("-i", photos, "-o", out, "--skip-existing", "--min-quality", "0.3")
+    assert code != 0 and "min_quality None (this run: 0.3)" in output, output  # the faces kept would differ
     code, output = _run("-i", photos, "-o", out, "--skip-existing")
     assert code == 0 and "+1 done by an earlier run" in output, output
     code, output = _run("-i", photos / "b.jpg", "-o", out, "--overwrite")
