@@ -63,9 +63,10 @@ class RunSettings:
     track_every: int = 0  # video: follow faces between full detections every this many frames (0: detect every frame)
     smooth: bool = True  # video, tracked: steady each track's landmarks over time
 
-    def made_with(self) -> dict:
+    def made_with(self, video: bool = False) -> dict:
         """What decides a face file's pixels and points, recorded in the alignments header: a
-        resumed run must match it (or its faces would mix with different ones)."""
+        resumed run must match it (or its faces would mix with different ones). ``video``: the
+        input is a video (only a video's faces are tracked)."""
         stages, output = self.stages, self.output
         detector = "imported" if self.import_alignments is not None else stages.detector
         aligner = stages.aligner if self.import_alignments is None or self.realign else "imported"
@@ -80,7 +81,10 @@ class RunSettings:
                 **({"re_feed": stages.re_feed} if stages.re_feed and aligner != "imported" else {}),
                 # Which faces are kept: a resume must keep the same ones (only when set, as above).
                 **({"min_quality": output.min_quality} if output.min_quality else {}),
-                **({"face_filter": self.face_filter.recorded()} if self.face_filter is not None else {})}
+                **({"face_filter": self.face_filter.recorded()} if self.face_filter is not None else {}),
+                **({"identity": stages.identity} if stages.identity else {}),
+                **({"track": {"every": self.track_every, "smooth": self.smooth}}
+                   if video and self.track_every and self.import_alignments is None else {})}
 
     def open_input_and_output(self, summary: "RunSummary") -> tuple[InputSource, FrameWriter, dict | None]:
         """The input, the writer (output checked, locked, earlier frames read) and the imported
@@ -94,7 +98,7 @@ class RunSettings:
             raise InputError(f"{self.input_path}: no image to extract from{listed}; nothing to do"
                              f"{' (sub-folders are searched with --recursive)' if folders else ''}")
         check_outside_inputs(self.output, self.input_path, self.recursive)
-        self.output.made_with = self.made_with()
+        self.output.made_with = self.made_with(source.is_video)
         keys = source.frame_keys()
         writer = FrameWriter(self.output, self.face_filter, FaceNames(keys), keys,
                              source.path if source.is_video else None)

@@ -176,6 +176,10 @@ def test_a_resumed_tracked_video_continues_its_frames_and_track_ids(tracked_samp
         run_single_process(_tracked_settings(SAMPLE, tmp_path), EngineOptions(on_frame_written=stop_after))
     earlier = list(read_records(tmp_path / "alignments.jsonl"))
     assert len(earlier) == 25
+    from extractor.alignments import OutputError
+
+    with pytest.raises(OutputError, match="made with other settings: track"):  # the rest untracked: refused
+        run_single_process(_tracked_settings(SAMPLE, tmp_path, track_every=0, skip_existing=True))
     summary = run_single_process(_tracked_settings(SAMPLE, tmp_path, skip_existing=True))
     resumed = list(read_records(tmp_path / "alignments.jsonl"))
     assert summary.already_done == 25 and [r["frame"] for r in resumed] == [r["frame"] for r in whole]
