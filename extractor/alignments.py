@@ -76,7 +76,8 @@ def read_header(path: Path) -> dict:
     try:
         wrapper = json.loads(first)
         header = wrapper["record"]["header"]
-        if not _valid_line(first.rstrip(b"\n")) or header["format"] != FORMAT:
+        if not _valid_line(first.rstrip(b"\n")) or header["format"] != FORMAT or \
+                not isinstance(header.get("made_with", {}), dict):
             raise ValueError
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         if FORMAT.encode() in first[:256]:  # ours, damaged: say so, and how to go on
@@ -204,6 +205,17 @@ class AlignmentsWriter:
         self.close()
 
 
+def is_frame_record(record) -> bool:
+    """Whether a record has the shape a run and a resume read: a frame name, a list of faces (each
+    a dict, its track id a whole number if any) and, if listed, face file names."""
+    if not isinstance(record, dict) or not isinstance(record.get("frame"), str):
+        return False
+    faces, files = record.get("faces"), record.get("face_files", [])
+    return (isinstance(faces, list) and all(isinstance(face, dict) and type(face.get("track", 0)) is int
+                                            for face in faces)
+            and isinstance(files, list) and all(isinstance(name, str) for name in files))
+
+
 def read_records(path: str | os.PathLike, torn: list[TornRecord] | None = None) -> Iterator[dict]:
     """Frame records of an alignments file in order; bad lines are reported in ``torn``."""
     with open(path, encoding="utf-8") as handle:
@@ -214,6 +226,8 @@ def read_records(path: str | os.PathLike, torn: list[TornRecord] | None = None) 
                 record = wrapper["record"]
                 if zlib.crc32(canonical(record).encode()) != wrapper["crc32"]:
                     problem = "checksum mismatch"
+                elif "header" not in record and not is_frame_record(record):
+                    problem = "not a frame record (its frame, faces or face files are of the wrong kind)"
             except (ValueError, KeyError, TypeError) as exc:
                 problem = f"unreadable line ({exc.__class__.__name__})"
             if problem:

@@ -248,6 +248,26 @@ def test_our_alignments_file_with_a_damaged_header_resumes(tmp_path):
     assert result.exit_code == 0 and "+1 done by an earlier run" in result.output, result.output
 
 
+@pytest.mark.parametrize("record", [{"frame": 123, "faces": []}, "a string", {"frame": "x.jpg", "faces": "none"},
+                                    {"frame": "x.jpg", "faces": [{"track": "x"}], "face_files": ["a.png"]},
+                                    {"frame": "x.jpg", "faces": [], "face_files": [1]}])
+def test_a_record_of_the_wrong_shape_is_dropped_with_a_line_not_a_crash(tmp_path, record):
+    """A line whose checksum holds but whose record is not a frame record (written by another
+    tool, or edited): dropped with a line naming the file and the line, as a torn one is."""
+    from extractor.alignments import AlignmentsWriter, read_header
+
+    out = tmp_path / "out"
+    assert _cli("run", "-i", PHOTO, "-o", out, "--single-process", "--size", "64").exit_code == 0
+    alignments = out / "alignments.jsonl"
+    with AlignmentsWriter(alignments, made_with=read_header(alignments)["made_with"]) as writer:
+        writer.append(record)
+    result = _cli("run", "-i", PHOTO, "-o", out, "--single-process", "--size", "64", "--skip-existing")
+    assert result.exit_code == 0 and "+1 done by an earlier run" in result.output, result.output
+    assert f"{alignments} line 3: not a frame record" in result.output
+    export = _cli("export", alignments, "-o", tmp_path / "a.fsa")
+    assert export.exit_code == 0, export.output
+
+
 def test_a_preview_path_holding_someone_elses_file_is_refused(tmp_path):
     out = tmp_path / "out"
     (out / "preview").mkdir(parents=True)
