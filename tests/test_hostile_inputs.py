@@ -268,6 +268,19 @@ def test_a_record_of_the_wrong_shape_is_dropped_with_a_line_not_a_crash(tmp_path
     assert export.exit_code == 0, export.output
 
 
+def test_a_header_whose_settings_are_not_a_table_is_a_damaged_header(tmp_path):
+    from extractor.alignments import AlignmentsWriter
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with AlignmentsWriter(out / "alignments.jsonl", made_with=["not", "a", "table"]):
+        pass
+    result = _cli("run", "-i", PHOTO, "-o", out, "--single-process", "--size", "64")
+    assert result.exit_code != 0 and "header line of this extractor alignments file is damaged" in result.output
+    result = _cli("run", "-i", PHOTO, "-o", out, "--single-process", "--size", "64", "--skip-existing")
+    assert result.exit_code == 0, result.output
+
+
 def test_a_preview_path_holding_someone_elses_file_is_refused(tmp_path):
     out = tmp_path / "out"
     (out / "preview").mkdir(parents=True)
