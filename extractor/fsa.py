@@ -120,6 +120,8 @@ def fsa_frames(content: dict) -> dict:
     them at the top level, as lists of faces, with ``landmarksXY`` (what faceswap's updater
     converts)."""
     frames = content["__data__"] if "__data__" in content else {k: v for k, v in content.items() if k != "__meta__"}
+    if not isinstance(frames, dict):
+        raise ValueError(f"its frames are a {type(frames).__name__}, not a table of frames")
     out = {}
     for key, frame in frames.items():
         frame = {"faces": frame} if isinstance(frame, list) else frame
@@ -170,13 +172,22 @@ def imported_faces(path: str | Path, video: Path | None = None) -> tuple[dict[st
     faceswap maps them), as ``DetectedFace`` with box and landmarks in the frame's stored pixels
     (masks are recomputed by the run), and one line per face that cannot be used (skipped, not
     fatal)."""
-    frames = fsa_frames(read_fsa(path))
+    try:
+        frames = fsa_frames(read_fsa(path))
+    except ValueError as exc:
+        raise UnsafeFileError(f"{path}: not a faceswap alignments file ({exc})") from None
     if video is not None:
         frames = rename_video_keys(frames, video)
     out, problems = {}, []
     for key, frame in frames.items():
         faces = []
-        for index, face in enumerate(frame.get("faces") or [] if isinstance(frame, dict) else []):
+        listed = frame.get("faces") or [] if isinstance(frame, dict) else None
+        if not isinstance(listed, list):
+            what = (f"its faces are a {type(listed).__name__}" if isinstance(frame, dict)
+                    else f"a {type(frame).__name__}")
+            problems.append(f"{path}: frame {key!r} skipped ({what}, not a list of faces)")
+            continue
+        for index, face in enumerate(listed):
             try:
                 faces.append(_face_from(face))
             except (KeyError, TypeError, ValueError) as exc:

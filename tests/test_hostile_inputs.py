@@ -281,6 +281,26 @@ def test_a_header_whose_settings_are_not_a_table_is_a_damaged_header(tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_an_fsa_of_the_wrong_shape_is_named_in_one_line(tmp_path):
+    """faceswap's frames not a table: refused naming the file; one frame entry not a frame:
+    that frame skipped with a line, the others imported."""
+    def fsa_file(name, data):
+        path = tmp_path / name
+        path.write_bytes(zlib.compress(pickle.dumps({"__meta__": {"version": 2.4}, "__data__": data})))
+        return path
+
+    result = _cli("run", "-i", PHOTO, "-o", tmp_path / "a", "--import-alignments", fsa_file("a.fsa", [1, 2]),
+                  "--single-process")
+    assert result.exit_code != 0 and "a.fsa: not a faceswap alignments file (its frames are a list" in result.output
+    box = {"x": 600, "y": 150, "w": 250, "h": 350, "landmarks_xy": [], "mask": {}, "identity": {}}
+    frames = {PHOTO.name: {"faces": [box]}, "other.jpg": "not a frame", "third.jpg": {"faces": "x"}}
+    result = _cli("run", "-i", PHOTO.parent, "-o", tmp_path / "b", "--import-alignments", fsa_file("b.fsa", frames),
+                  "--single-process", "--realign")
+    assert result.exit_code == 0 and "faces: 1" in result.output, result.output
+    assert "frame 'other.jpg' skipped (a str, not a list of faces)" in result.output
+    assert "frame 'third.jpg' skipped (its faces are a str, not a list of faces)" in result.output
+
+
 def test_a_preview_path_holding_someone_elses_file_is_refused(tmp_path):
     out = tmp_path / "out"
     (out / "preview").mkdir(parents=True)
