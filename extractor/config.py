@@ -30,11 +30,27 @@ def load_config(path: str | Path | None) -> dict:
     unknown = set(user) - {"run", "plugins"}
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; use [run] and [plugins.STAGE.NAME]")
+    _check_tables(user, path)
     config["run"].update(user.get("run", {}))
     for stage, plugins in user.get("plugins", {}).items():
         for name, options in plugins.items():
             config["plugins"].setdefault(stage, {}).setdefault(name, {}).update(options)
     return config
+
+
+def _check_tables(user: dict, path: str | Path) -> None:
+    """[run], [plugins], [plugins.STAGE] and [plugins.STAGE.NAME] must be tables (``run = 5`` is
+    not): a ConfigError naming the file and the key."""
+    for key in ("run", "plugins"):
+        if not isinstance(user.get(key, {}), dict):
+            raise ConfigError(f"{path}: {key} = {user[key]!r} is not a table; write [{key}] and its keys under it")
+    for stage, plugins in user.get("plugins", {}).items():
+        if not isinstance(plugins, dict):
+            raise ConfigError(f"{path}: plugins.{stage} = {plugins!r} is not a table; use [plugins.{stage}.NAME]")
+        for name, options in plugins.items():
+            if not isinstance(options, dict):
+                raise ConfigError(f"{path}: plugins.{stage}.{name} = {options!r} is not a table of options; use "
+                                  f"[plugins.{stage}.{name}] and its keys under it")
 
 
 def _accepted_options(cls) -> set[str]:

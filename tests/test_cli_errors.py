@@ -15,6 +15,10 @@ CONFIGS = {
     "unknown plugin": ("[plugins.detect.nosuch]\nthreshold = 1\n", "[plugins.detect.nosuch]"),
     "not TOML": ("size = = 3", "cannot read the configuration"),
     "bad run value": ("[run]\nsize = \"abc\"\n", "[run] size: 'abc' is not a whole number"),
+    "run not a table": ("run = 5\n", "run = 5 is not a table"),
+    "plugins not a table": ("plugins = \"x\"\n", "plugins = 'x' is not a table"),
+    "stage not a table": ("[plugins]\ndetect = 3\n", "plugins.detect = 3 is not a table"),
+    "plugin not a table": ("[plugins.detect]\ncenterface = 7\n", "plugins.detect.centerface = 7 is not a table"),
 }
 
 
