@@ -84,6 +84,9 @@ def _inflate(raw: bytes, path: Path) -> bytes:
             piece = inflater.decompress(inflater.unconsumed_tail, INFLATE_PIECE)
     except zlib.error:
         return raw
+    if not inflater.eof:
+        raise UnsafeFileError(f"{path}: its compressed data is cut short (a damaged or partly copied .fsa); file not "
+                              "loaded")
     return zlib.decompress(raw)
 
 
@@ -96,6 +99,8 @@ def read_fsa(path: str | Path) -> dict:
         raise UnsafeFileError(f"{path}: {path.stat().st_size} bytes, over the {MAX_ALIGNMENTS_BYTES >> 20} MB an "
                               "alignments file may hold (file not loaded)")
     raw = path.read_bytes()
+    if not raw.strip():
+        raise UnsafeFileError(f"{path}: an empty file, not a faceswap alignments file")
     if raw.lstrip()[:1] in (b"{", b"["):
         try:
             data = json.loads(raw)

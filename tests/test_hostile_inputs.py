@@ -292,6 +292,12 @@ def test_an_fsa_of_the_wrong_shape_is_named_in_one_line(tmp_path):
     result = _cli("run", "-i", PHOTO, "-o", tmp_path / "a", "--import-alignments", fsa_file("a.fsa", [1, 2]),
                   "--single-process")
     assert result.exit_code != 0 and "a.fsa: not a faceswap alignments file (its frames are a list" in result.output
+    (tmp_path / "empty.fsa").touch()
+    cut = tmp_path / "cut.fsa"
+    cut.write_bytes(fsa_file("whole.fsa", {"x.jpg": {"faces": []}}).read_bytes()[:-6])
+    for path, expected in ((tmp_path / "empty.fsa", "an empty file"), (cut, "its compressed data is cut short")):
+        result = _cli("run", "-i", PHOTO, "-o", tmp_path / "c", "--import-alignments", path, "--single-process")
+        assert result.exit_code != 0 and f"{path}: {expected}" in result.output, result.output
     box = {"x": 600, "y": 150, "w": 250, "h": 350, "landmarks_xy": [], "mask": {}, "identity": {}}
     frames = {PHOTO.name: {"faces": [box]}, "other.jpg": "not a frame", "third.jpg": {"faces": "x"}}
     result = _cli("run", "-i", PHOTO.parent, "-o", tmp_path / "b", "--import-alignments", fsa_file("b.fsa", frames),
