@@ -381,6 +381,8 @@ def _without_face_folder(flags: dict) -> dict:
     if flags["preview"]:
         raise click.UsageError("--preview writes its contact sheet into -o: give one")
     alignments = flags["alignments"] or faceswap_alignments_place(flags["input_path"])
+    logging.getLogger("extractor").info("no -o: the alignments file only (%s), as faceswap's extract without -o; "
+                                        "-o FOLDER writes the face PNGs", alignments)
     return {**flags, "no_faces": True, "alignments": alignments, "output_dir": alignments.parent}
 
 
