@@ -365,7 +365,7 @@ def _run_batch(config, flags: dict) -> None:
         click.echo(f"[{number}/{len(items)}] {source} -> {output or faceswap_alignments_place(source)}")
         try:
             _run_one(config, {**flags, "input_path": source, "output_dir": output,
-                              "alignments": output / name if name is not None and output else None})
+                              "alignments": output / name if name is not None else None})
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             failed.append(source.name)

@@ -30,7 +30,7 @@ class MinSize(click.ParamType):
             number = float(text[:-1]) if percent else int(text)
         except ValueError:
             number = -1
-        if isinstance(value, bool) or not 0 <= number <= (100 if percent else float("inf")):
+        if not 0 <= number <= (100 if percent else float("inf")):
             self.fail(f"{value!r}: use pixels (40) or a percentage of the frame's shorter side (10%)", param, ctx)
         return (0, number) if percent else (number, 0.0)
 
@@ -66,14 +66,14 @@ class FaceswapStyleCommand(click.Command):
 
 def reference_photos(paths, option: str) -> list[Path]:
     """--filter/--nfilter: image files, or folders of them (as faceswap's ``-f``/``-n`` take)."""
-    from extractor.sources import IMAGE_EXTENSIONS
+    from extractor.sources import list_images
 
     photos = []
     for path in paths:
         if not path.is_dir():
             photos.append(path)
             continue
-        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        found, _ = list_images(path)  # as an input folder is listed (hidden and alignments files passed over)
         if not found:
             raise click.BadParameter(f"{path}: a folder without images", param_hint=option)
         photos += found
@@ -95,9 +95,9 @@ def fold_faceswap_flags(flags: dict) -> dict:
 def faceswap_alignments_place(source: Path) -> Path:
     """Where faceswap's extract writes, and its convert looks for, a source's alignments file:
     beside a video as ``<stem>_alignments.fsa``, in an image folder (an image's) as ``alignments.fsa``."""
-    from extractor.sources import VIDEO_EXTENSIONS
+    from extractor.sources import is_video_file
 
-    if source.is_file() and source.suffix.lower() in VIDEO_EXTENSIONS:
+    if is_video_file(source):
         return source.with_name(f"{source.stem}_alignments.fsa")
     return (source if source.is_dir() else source.parent) / "alignments.fsa"
 

@@ -186,7 +186,7 @@ def imported_faces(path: str | Path, video: Path | None = None) -> tuple[dict[st
     out, problems = {}, []
     for key, frame in frames.items():
         faces = []
-        listed = frame.get("faces") or [] if isinstance(frame, dict) else None
+        listed = (frame.get("faces") or []) if isinstance(frame, dict) else None
         if not isinstance(listed, list):
             what = (f"its faces are a {type(listed).__name__}" if isinstance(frame, dict)
                     else f"a {type(frame).__name__}")

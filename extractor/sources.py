@@ -158,6 +158,11 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
         return None
 
 
+def is_video_file(path: Path) -> bool:
+    """Whether ``path`` is a video input (a file with a video extension), as a run reads it."""
+    return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS
+
+
 def list_images(folder: Path, recursive: bool = False) -> tuple[list[Path], list[SkippedInput]]:
     """Image files of ``folder`` (and its sub-folders if ``recursive``) in name order, and the
     other entries (skipped, with a reason: sub-folders are named, never passed over silently)."""
@@ -212,7 +217,7 @@ class InputSource:
         self.max_pixels = max_pixels
         if not self.path.exists():
             raise InputError(f"{self.path}: input does not exist")
-        self.is_video = self.path.is_file() and self.path.suffix.lower() in VIDEO_EXTENSIONS
+        self.is_video = is_video_file(self.path)
         if self.path.is_file() and not self.is_video and self.path.suffix.lower() not in IMAGE_EXTENSIONS:
             raise InputError(f"{self.path}: not a folder, a video or an image")
 

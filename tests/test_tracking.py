@@ -113,7 +113,8 @@ def test_min_size_is_judged_in_frame_pixels_on_followed_frames(tracked_stage):
     """A followed face is found in a small crop, where it looks smaller than in the frame:
     --min-size must judge it once it is back in frame pixels, as on a full detection."""
     photo = cv2.imread(str(DATA / "ibug_300w" / "indoor_020.png"))
-    minimum = int(0.8 * max(tracked_stage.run([photo])[0][0].width, tracked_stage.run([photo])[0][0].height))
+    (face,) = tracked_stage.run([photo])[0]
+    minimum = int(0.8 * max(face.width, face.height))
     stage = DetectStage(StageConfig(track_every=10, min_size=minimum))
     stage.plugin = tracked_stage.plugin
     frames = [_shifted(photo, 3 * index, 2 * index) for index in range(5)]
