@@ -8,7 +8,7 @@ BACKEND ?= tensorflow
 GPU ?= 0
 BACKEND_STAMP := $(VENV)/.backend-$(BACKEND)-gpu$(GPU)
 
-.PHONY: install demo test wheel-check bench bench-gpu tracking faults lint eval robustness big-frames close-ups calibrate clean
+.PHONY: install demo test wheel-check bench bench-gpu tracking faults lint eval robustness big-frames panoramas close-ups calibrate clean
 
 install: $(STAMP) $(BACKEND_STAMP)
 	@# dlib's landmark model read into numpy arrays once (~/.cache/extractor; about 30 s the first time).
@@ -112,6 +112,10 @@ robustness: install
 # Small faces in big frames (photos pasted into 3000-5000 px frames, mosaics): CenterFace's closer look.
 big-frames: install
 	$(BIN)/python -m benchmarks.big_frames
+
+# Faces in panoramas (3:1 to 8:1 frames of the annotated photos side by side): seen whole and in windows.
+panoramas: install
+	$(BIN)/python -m benchmarks.panoramas
 
 close-ups: install
 	$(BIN)/python -m benchmarks.close_ups

@@ -1,7 +1,7 @@
 """Stage logic around plugins: the options users set that are not a model's business.
 
-- detect: minimum face size (filtered after detection, see the MTCNN bug in MODELS.md) and
-  rotation retries for frames where nothing is found;
+- detect: minimum face size (filtered after detection, see the MTCNN bug in MODELS.md),
+  rotation retries for frames where nothing is found, panoramas also looked at in windows;
 - align: hands the aligner its options (normalisation, which detector made the boxes);
 - mask: runs each chosen masker.
 
@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from extractor import panorama
 from extractor.faces import DetectedFace
 from extractor.geometry import nms, overlapping, rotate_image, transform_points
 from extractor.plugins import registry
@@ -269,7 +270,23 @@ class DetectStage:
         """The faces found in each image (big enough), and its doubtful spots (``Batch.doubtful``;
         none from a detector that reports none)."""
         batch = self.plugin.process(Batch(list(images)))
-        return self._big_enough(batch.detections, images), batch.doubtful or [[] for _ in images]
+        found = self._look_along_panoramas(images, batch.detections)
+        return self._big_enough(found, images), batch.doubtful or [[] for _ in images]
+
+    def _look_along_panoramas(self, images: list[np.ndarray],
+                              found: list[list[DetectedFace]]) -> list[list[DetectedFace]]:
+        """``found`` with the faces of each panorama's windows (``panorama``) merged in: a frame
+        far longer than tall, seen whole, shows its faces too small. Windows run in batches of the
+        detector's size (its memory on a GPU is planned for that)."""
+        looks = [(i, window) for i, image in enumerate(images)
+                 for window in panorama.windows(*image.shape[:2], self.plugin.max_side)]
+        found = list(found)
+        for start in range(0, len(looks), self.batch_size):
+            chosen = looks[start:start + self.batch_size]
+            views = [panorama.cut(images[i], window) for i, window in chosen]
+            for (i, window), faces in zip(chosen, self.plugin.process(Batch(views)).detections):
+                found[i] = merge_looks(found[i], panorama.to_frame(window, faces))
+        return found
 
     def _big_enough(self, faces: list[list[DetectedFace]], images: list[np.ndarray]) -> list[list[DetectedFace]]:
         """The faces of each image whose box's longer side reaches --min-size: pixels, or (faceswap's

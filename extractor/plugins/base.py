@@ -154,6 +154,7 @@ class Detector(Plugin):
 
     stage = "detect"
     cpu_heavy = True
+    max_side = 0  # frames with a longer side are shrunk to it for detection (0: seen at full size)
 
     def detect_crops(self, crops: list[np.ndarray]) -> list[list[DetectedFace]]:
         """Faces (crop pixels) in small same-sized crops around faces being followed in a video:

@@ -45,6 +45,7 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> lis
 class BlazeFaceDetector(Detector):
     name = "blazeface"
     input_size = 192
+    max_side = input_size  # every frame is letterboxed into the model's square
     colour_format = "RGB"
     batch_size = 8
     device_need = DeviceNeed(gpu=False)  # TFLite on the CPU

@@ -1,0 +1,64 @@
+"""Panoramas: the windows a long frame is also looked at in (geometry), and faces found in real ones."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from extractor import panorama
+from extractor.faces import DetectedFace
+from extractor.geometry import iou
+
+
+@pytest.mark.parametrize("height, width", [(2000, 16000), (1080, 3240), (6000, 1500), (3000, 18001)])
+def test_windows_cover_the_frame_and_share_it_out_without_a_gap(height, width):
+    found = panorama.windows(height, width, 640)
+    long, short = max(height, width), min(height, width)
+    along = [(w.left, w.width) if w.along_x else (w.top, w.height) for w in found]
+    assert along[0][0] == 0 and along[-1][0] + along[-1][1] == long
+    for (start, side), (following, _) in zip(along, along[1:]):
+        assert start + side - following >= short * panorama.OVERLAP - 1  # neighbours overlap
+    assert [w.owns_from for w in found[1:]] == [w.owns_to for w in found[:-1]]
+    assert found[0].owns_from == 0 and found[-1].owns_to == long
+    for window in found:
+        assert window.along_x == (width > height)
+        assert (window.height if window.along_x else window.width) == short  # the whole short side
+        assert window.left + window.width <= width and window.top + window.height <= height
+
+
+def test_a_face_up_to_half_the_short_side_lies_wholly_in_the_window_it_belongs_to():
+    found = panorama.windows(2000, 16000, 640)
+    side = 1000
+    for centre in range(side // 2, 16000 - side // 2, 37):
+        face = DetectedFace(centre - side / 2, 500, side, side, 0.9)
+        (owner,) = [w for w in found if w.owns(face)]
+        assert owner.left <= face.left and face.right <= owner.left + owner.width
+
+
+def test_frames_of_ordinary_shape_or_seen_at_full_size_get_no_window():
+    assert panorama.windows(1080, 1920, 640) == []  # 16:9
+    assert panorama.windows(800, 2200, 640) == []  # a film's widest frame (2.75:1)
+    assert panorama.windows(200, 600, 640) == []  # not shrunk: seen as it is
+    assert panorama.windows(2000, 16000, 0) == []  # a detector that sees every pixel
+
+
+def test_faces_map_back_to_the_frame_and_only_the_windows_own_are_kept():
+    window = panorama.windows(2000, 16000, 640)[1]
+    inside = DetectedFace(window.owns_from - window.left + 10, 100, 50, 60, 0.9)
+    inside.detector_points = np.full((5, 2), 20.0)
+    edge = DetectedFace(5, 100, 50, 60, 0.9)  # centred in the part the window before owns
+    (kept,) = panorama.to_frame(window, [inside, edge])
+    assert kept.left == window.owns_from + 10 and kept.top == 100
+    assert np.allclose(kept.detector_points, [window.left + 20, 20])
+
+
+def test_the_faces_of_a_panorama_are_found(detect_stage):
+    """An 8:1 panorama of the annotated photos side by side at their own size (faces of 12-500 px):
+    seen whole at 640 px, its faces are 1-30 px and 8 % of them are found (``make panoramas``)."""
+    from benchmarks.big_frames import annotated_photos
+    from benchmarks.panoramas import strip
+
+    frame, truth = strip(annotated_photos(), 2000, 8, seed=0)
+    found = detect_stage.run([frame])[0]
+    matched = sum(any(iou(box, face.box_ltrb) >= 0.3 for face in found) for box in truth)
+    assert matched >= 0.9 * len(truth), (matched, len(truth))
+    assert all(iou(a.box_ltrb, b.box_ltrb) < 0.3 for i, a in enumerate(found) for b in found[i + 1:])
