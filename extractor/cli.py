@@ -406,6 +406,7 @@ def _run_one(config, flags: dict) -> None:
         settings.stages.aligner + (f" (re-feed {settings.stages.re_feed})" if settings.stages.re_feed else ""),
         ", ".join(settings.stages.maskers))
     from extractor.identity_filter import ReferenceError
+    from extractor.stop_signals import Stopped, exit_status, stop_signals_interrupt
 
     failures = (InputError, PlanError, OutputError, FramePoolError, UnsafeFileError, ReferenceError)
     if flags["engine_name"] == "ray":
@@ -413,17 +414,19 @@ def _run_one(config, flags: dict) -> None:
 
         failures += (RayEngineError,)
     try:
-        summary = engine(flags["engine_name"])(settings, options)
+        with stop_signals_interrupt():  # SIGTERM, SIGHUP: as Ctrl-C, in every engine
+            summary = engine(flags["engine_name"])(settings, options)
     except failures as exc:
         raise click.ClickException(str(exc)) from None
     except PipelineError as exc:
         raise click.ClickException(f"run stopped: {exc}\nframes finished before the fault are in "
                                    f"{settings.output.alignments_path}") from None
-    except KeyboardInterrupt:
-        click.echo(f"interrupted: frames finished so far are in {settings.output.alignments_path}"
+    except KeyboardInterrupt as stop:
+        how = f" ({stop})" if isinstance(stop, Stopped) else ""
+        click.echo(f"interrupted{how}: frames finished so far are in {settings.output.alignments_path}"
                    + (f" ({fsa} is written when a run finishes: resume with --skip-existing)" if fsa else ""),
                    err=True)
-        sys.exit(130)
+        sys.exit(exit_status(stop))
     logging.getLogger("extractor").debug("summary:\n%s", summary.format())
     click.echo(summary.format())
     if settings.output.preview_path:

@@ -258,6 +258,22 @@ def test_sigint_ends_everything_within_seconds(tmp_path):
     assert len(records) >= 10 and damaged_frames(tmp_path, tmp_path / "alignments.jsonl") == 0
 
 
+@pytest.mark.parametrize("engine, signum, to_group", [("single", signal.SIGTERM, False),  # kill, a scheduler
+                                                      ("pool", signal.SIGHUP, True),  # the terminal closed
+                                                      ("ray", signal.SIGTERM, False)])  # ray.init's own handler replaced
+def test_sigterm_and_sighup_end_a_run_as_ctrl_c_does(tmp_path, engine, signum, to_group):
+    proc = start(["-i", str(VIDEO), "-o", str(tmp_path), "--size", "64", "--engine", engine])
+    assert wait_for_records(tmp_path / "alignments.jsonl", 10, proc, limit=120)
+    (os.killpg if to_group else os.kill)(proc.pid, signum)
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signum, output
+    assert f"interrupted (stopped by {signal.Signals(signum).name}): frames finished so far are in" in output
+    assert group_gone(proc.pid)
+    assert damaged_frames(tmp_path, tmp_path / "alignments.jsonl") == 0
+    lines = (tmp_path / "alignments.jsonl").read_text().splitlines()
+    assert len(lines) >= 10 and lines[-1].endswith("}")  # the output closed: no record cut in two
+
+
 def test_killed_worker_stops_the_run_cleanly(tmp_path):
     before = shm_files()
     proc = _start_run(tmp_path)

@@ -17,7 +17,6 @@ import logging
 import multiprocessing
 import os
 import queue
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,8 @@ from extractor.quiet import traceback_hint
 from extractor.output import FrameWriter
 from extractor.run_settings import EngineOptions, RunSettings, RunSummary
 from extractor.sources import InputSource
+from extractor.stop_signals import catch_stop_signals
+from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.assembler import FrameAssembler
 from extractor.identity_filter import ReferenceError
 from extractor.pipeline import Pipeline, build_pipeline
@@ -167,7 +168,7 @@ class PoolEngine:
         inputs = _worker_inputs(plans, queues)
         every_queue = list(dict.fromkeys(inputs.values())) + [results]
         processes: dict[str, multiprocessing.process.BaseProcess] = {}
-        previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous_handlers = catch_stop_signals()  # SIGTERM, SIGHUP: the Ctrl-C path below
         # The coordinator's OpenCV work (face warps, PNGs) is small per call: a second thread only
         # waits for a core the workers are using (measured: +18 % CPU for the same wall time).
         previous_cv2_threads = cv2.getNumThreads()
@@ -189,11 +190,11 @@ class PoolEngine:
             loader.start()
             self._coordinate(pool, results, writer, processes, every_queue)
             self._finish(inputs, results, processes, plans)
-        except BaseException:  # Ctrl-C, SIGTERM, a failed stage: end every worker, then report
+        except BaseException:  # Ctrl-C, SIGTERM, SIGHUP, a failed stage: end every worker, then report
             self._abort(inputs, results, processes)
             raise
         finally:
-            signal.signal(signal.SIGTERM, previous_term)
+            restore_handlers(previous_handlers)
             cv2.setNumThreads(previous_cv2_threads)
             self._stop.set()
             if loader is not None:
@@ -474,10 +475,6 @@ def _worker_failure(label: str, when: str, trace: str) -> PipelineError:
     logger.debug("%s worker traceback:\n%s", label, trace)
     last = trace.strip().splitlines()[-1] if trace.strip() else "no detail"
     return PipelineError(f"{label} worker failed {when}: {last} ({traceback_hint()})")
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def run_pool(settings: RunSettings, options: EngineOptions) -> PoolSummary:

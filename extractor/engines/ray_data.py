@@ -47,6 +47,8 @@ from extractor.progress import Progress
 from extractor.run_settings import (EngineOptions, RunSettings, RunSummary, face_not_processed_line,
                                     frame_not_processed_line)
 from extractor.sources import InputError, InputSource, SkippedInput, read_image, seekable_timeline
+from extractor.stop_signals import catch_stop_signals
+from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.messages import decode_face, encode_face
 
 logger = logging.getLogger(__name__)
@@ -331,13 +333,18 @@ def run_ray(settings: RunSettings, options: EngineOptions) -> RunSummary:
     start = time.perf_counter()
     source, writer, imported = settings.open_input_and_output(summary)
     started = False
+    ray_handlers: dict = {}
     try:
         started = _connect(options.ray_address)
+        # ray.init sets its own SIGTERM handler (exit at once): a stop signal takes every engine's
+        # Ctrl-C path here too (``stop_signals``).
+        ray_handlers = catch_stop_signals()
         from extractor.quiet import native_lines_to_log
 
         with native_lines_to_log(RAY_NATIVE_LINE, "ray"):  # Ray's own lines: to the log, not the terminal
             _run(settings, options, source, writer, summary, imported)
     finally:
+        restore_handlers(ray_handlers)
         writer.close()
         if started:
             import ray
