@@ -15,7 +15,7 @@ from extractor.quiet import quiet_runtime_loggers, traceback_hint
 quiet_runtime_loggers()
 
 from extractor.crops import ARCFACE_SIZE, CENTERINGS, DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec  # noqa: E402
-from extractor.faceswap_flags import (FaceswapStyleCommand, MinSize, faceswap_alignments_place,  # noqa: E402
+from extractor.faceswap_flags import (FaceswapStyleCommand, FaceSize, faceswap_alignments_place,  # noqa: E402
                                       fold_faceswap_flags, reference_photos, refuse_not_taken)
 from extractor.output import OutputSettings  # noqa: E402
 from extractor.plugins import registry  # noqa: E402
@@ -233,11 +233,17 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
                    "arcface, which takes multiples of 112 or 128].")
 @click.option("--coverage", default=1.0, show_default=True, type=click.FloatRange(0.5, 1.0),
               help="faceswap's coverage ratio: the share of the crop kept around its centre (not for arcface).")
-@click.option("--min-size", default=0, show_default=True, type=MinSize(),
+@click.option("--min-size", default=0, show_default=True, type=FaceSize(),
               help="Drop faces whose box's longer side is smaller (after detection): pixels (40), or a "
                    "percentage of the frame's shorter side (10%: what faceswap's --min-size 10 means).")
 @click.option("-m", "min_size_percent", default=None, type=click.FloatRange(0, 100), metavar="PERCENT",
               help="faceswap's -m: --min-size as a percentage of the frame's shorter side (-m 10 = --min-size 10%).")
+@click.option("--max-size", default=0, show_default=True, type=FaceSize(most_percent=500),
+              help="Drop faces whose box's longer side is larger (a false detection over a whole frame, a "
+                   "face too close for the set): pixels, or a percentage of the frame's shorter side "
+                   "(faceswap's --max-size 200 is 200%); 0: none.")
+@click.option("-x", "max_size_percent", default=None, type=click.FloatRange(0, 500), metavar="PERCENT",
+              help="faceswap's -x: --max-size as a percentage of the frame's shorter side.")
 @click.option("-N", "--extract-every-n", "every_n", default=1, show_default=True, type=click.IntRange(1),
               help="Use every n-th frame or image.")
 @click.option("--min-quality", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
@@ -507,9 +513,10 @@ def _run_settings(config, flags: dict):
     """The one settings object of a run, from the flags (config defaults already applied)."""
     from extractor.run_settings import RunSettings
 
-    if flags["import_alignments"] is not None and flags["min_size"] != (0, 0.0):
-        raise click.UsageError("--min-size judges detected faces; --import-alignments takes the file's faces as "
-                               "they are")
+    for size in ("min_size", "max_size"):
+        if flags["import_alignments"] is not None and flags[size] != (0, 0.0):
+            raise click.UsageError(f"--{size.replace('_', '-')} judges detected faces; --import-alignments takes "
+                                   "the file's faces as they are")
     if flags["import_alignments"] is not None and flags["min_quality"] and not flags["realign"]:
         raise click.UsageError("--min-quality: imported faces carry no alignment quality; add --realign to align "
                                "and score them")
@@ -532,7 +539,8 @@ def _run_settings(config, flags: dict):
         stages=StageConfig(detector=flags["detector"], aligner=flags["aligner"],
                            maskers=tuple(flags["maskers"]) or (registry.DEFAULTS["mask"],),
                            batch_sizes=_parse_batch_sizes(flags["batch_sizes"]), min_size=flags["min_size"][0],
-                           min_size_percent=flags["min_size"][1],
+                           min_size_percent=flags["min_size"][1], max_size=flags["max_size"][0],
+                           max_size_percent=flags["max_size"][1],
                            rotations=rotations, upright_look=upright_look, normalization=flags["normalization"],
                            re_feed=flags["re_feed"], plugin_options=_plugin_options(config),
                            backend=_chosen_backend(flags["backend"]),

@@ -15,11 +15,14 @@ from pathlib import Path
 import click
 
 
-class MinSize(click.ParamType):
-    """--min-size: pixels (40), or faceswap's ``-m``: a percentage of the frame's shorter side (10%).
-    Converts to (pixels, percent)."""
+class FaceSize(click.ParamType):
+    """--min-size, --max-size: pixels (40), or as faceswap's ``-m`` and ``-x``: a percentage of the
+    frame's shorter side (10%), up to ``most_percent``. Converts to (pixels, percent)."""
 
     name = "PIXELS|PERCENT%"
+
+    def __init__(self, most_percent: float = 100):
+        self.most_percent = most_percent
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
@@ -30,8 +33,9 @@ class MinSize(click.ParamType):
             number = float(text[:-1]) if percent else int(text)
         except ValueError:
             number = -1
-        if not 0 <= number <= (100 if percent else float("inf")):
-            self.fail(f"{value!r}: use pixels (40) or a percentage of the frame's shorter side (10%)", param, ctx)
+        if not 0 <= number <= (self.most_percent if percent else float("inf")):
+            self.fail(f"{value!r}: use pixels (40) or a percentage of the frame's shorter side (10%, at most "
+                      f"{self.most_percent:g}%)", param, ctx)
         return (0, number) if percent else (number, 0.0)
 
 
@@ -82,13 +86,14 @@ def reference_photos(paths, option: str) -> list[Path]:
 
 def fold_faceswap_flags(flags: dict) -> dict:
     """faceswap's flags that extractor's own cover, folded into them (in place): -m into
-    --min-size N%; -a and -v, always satisfied here, dropped."""
+    --min-size N%, -x into --max-size N%; -a and -v, always satisfied here, dropped."""
     flags.pop("re_align"), flags.pop("save_interval")
-    percent = flags.pop("min_size_percent")
-    if percent is not None:
-        if flags["min_size"] != (0, 0.0):
-            raise click.UsageError("-m is --min-size as a percentage: give one of them")
-        flags["min_size"] = (0, percent)
+    for size, short in (("min_size", "-m"), ("max_size", "-x")):
+        percent = flags.pop(f"{size}_percent")
+        if percent is not None:
+            if flags[size] != (0, 0.0):
+                raise click.UsageError(f"{short} is --{size.replace('_', '-')} as a percentage: give one of them")
+            flags[size] = (0, percent)
     return flags
 
 
@@ -111,7 +116,6 @@ NOT_TAKEN = (
      "with faces or without)"),
     (("-u", "--min-scale"), True, "not taken: --min-size leaves out small faces (pixels, or N% of the frame's "
      "shorter side), from the alignments file too"),
-    (("-x", "--max-size"), True, "not taken: extractor has no largest face size"),
     (("-g", "--align-filters"), False, "faceswap's aligner filters: use --min-quality (0.2 leaves out the least "
      "steady faces and most non-faces)"),
     (("-c", "--compile"), False, "not taken: extractor compiles nothing at start"),

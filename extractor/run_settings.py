@@ -74,6 +74,8 @@ class RunSettings:
                 "detector": detector, "aligner": aligner,
                 "maskers": sorted(stages.maskers), "normalization": stages.normalization,
                 "min_size": f"{stages.min_size_percent:g}%" if stages.min_size_percent else stages.min_size,
+                **({"max_size": f"{stages.max_size_percent:g}%" if stages.max_size_percent else stages.max_size}
+                   if stages.max_size or stages.max_size_percent else {}),
                 "debug_landmarks": output.debug_landmarks,
                 # Only without face files: a run with them cannot resume a run without them.
                 **({"no_faces": True} if not output.save_faces else {}),

@@ -35,6 +35,8 @@ class StageConfig:
     batch_sizes: dict[str, int] = field(default_factory=dict)  # plugin stage -> batch size
     min_size: int = 0  # pixels: smaller faces are dropped after detection
     min_size_percent: float = 0.0  # or faceswap's: a percentage of the frame's shorter side
+    max_size: int = 0  # pixels: larger faces are dropped after detection (0: none)
+    max_size_percent: float = 0.0  # or faceswap's: a percentage of the frame's shorter side (0: none)
     rotations: tuple[int, ...] = ()  # frames with no face are looked at again turned by these (--rotate on)
     upright_look: bool = True  # frames whose faces lie on their side are looked at again turned upright
     normalization: str = "auto"
@@ -161,8 +163,8 @@ class DetectStage:
         self.plugin.load()
 
     def run(self, images: list[np.ndarray], upright: int = 0) -> list[list[DetectedFace]]:
-        """Faces found in each image, big enough, retried on rotated copies if none. ``upright``:
-        degrees clockwise that turn the images upright (a video stored turned): they are looked
+        """Faces found in each image (of --min-size to --max-size), retried on rotated copies if none.
+        ``upright``: degrees clockwise that turn the images upright (a video stored turned): they are looked
         at so, and the faces come back in the stored images' coordinates."""
         if upright:
             return self._turned(images, upright, self._run_upright)
@@ -236,8 +238,8 @@ class DetectStage:
             step = partial(self.follower.step, image, index, partial(self._full, upright=angle),
                            partial(self._crops, upright=angle))
             found, failed = isolating_failures(lambda _, step=step: [step()], 1)
-            # Followed faces come back in frame pixels: only now can --min-size judge them.
-            results.append(None if found[0] is None else self._big_enough(found, [image])[0])
+            # Followed faces come back in frame pixels: only now can --min-size and --max-size judge them.
+            results.append(None if found[0] is None else self._sized_within(found, [image])[0])
             if failed:
                 failures[position] = failed[0]
         return results, failures
@@ -267,11 +269,11 @@ class DetectStage:
 
     def _detect_with_doubts(self, images: list[np.ndarray]) -> tuple[list[list[DetectedFace]],
                                                                       list[list[DetectedFace]]]:
-        """The faces found in each image (big enough), and its doubtful spots (``Batch.doubtful``;
-        none from a detector that reports none)."""
+        """The faces found in each image (of --min-size to --max-size), and its doubtful spots
+        (``Batch.doubtful``; none from a detector that reports none)."""
         batch = self.plugin.process(Batch(list(images)))
         found = self._look_along_panoramas(images, batch.detections)
-        return self._big_enough(found, images), batch.doubtful or [[] for _ in images]
+        return self._sized_within(found, images), batch.doubtful or [[] for _ in images]
 
     def _look_along_panoramas(self, images: list[np.ndarray],
                               found: list[list[DetectedFace]]) -> list[list[DetectedFace]]:
@@ -288,13 +290,15 @@ class DetectStage:
                 found[i] = merge_looks(found[i], panorama.to_frame(window, faces))
         return found
 
-    def _big_enough(self, faces: list[list[DetectedFace]], images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        """The faces of each image whose box's longer side reaches --min-size: pixels, or (faceswap's
-        ``-m``) a percentage of the image's shorter side."""
-        kept = []
+    def _sized_within(self, faces: list[list[DetectedFace]], images: list[np.ndarray]) -> list[list[DetectedFace]]:
+        """The faces of each image whose box's longer side reaches --min-size and does not pass
+        --max-size: pixels, or (faceswap's ``-m``, ``-x``) a percentage of the image's shorter side."""
+        config, kept = self.config, []
         for found, image in zip(faces, images):
-            minimum = max(self.config.min_size, self.config.min_size_percent / 100 * min(image.shape[:2]))
-            kept.append([f for f in found if max(f.width, f.height) >= minimum])
+            short = min(image.shape[:2])
+            minimum = max(config.min_size, config.min_size_percent / 100 * short)
+            maximum = max(config.max_size, config.max_size_percent / 100 * short) or float("inf")
+            kept.append([f for f in found if minimum <= max(f.width, f.height) <= maximum])
         return kept
 
 

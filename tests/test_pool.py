@@ -260,7 +260,7 @@ def test_sigint_ends_everything_within_seconds(tmp_path):
 
 @pytest.mark.parametrize("engine, signum, to_group", [("single", signal.SIGTERM, False),  # kill, a scheduler
                                                       ("pool", signal.SIGHUP, True),  # the terminal closed
-                                                      ("ray", signal.SIGTERM, False)])  # ray.init's own handler replaced
+                                                      ("ray", signal.SIGTERM, False)])  # ray.init sets its own
 def test_sigterm_and_sighup_end_a_run_as_ctrl_c_does(tmp_path, engine, signum, to_group):
     proc = start(["-i", str(VIDEO), "-o", str(tmp_path), "--size", "64", "--engine", engine])
     assert wait_for_records(tmp_path / "alignments.jsonl", 10, proc, limit=120)

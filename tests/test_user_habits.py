@@ -324,11 +324,11 @@ def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
     """A faceswap command line (its short flags, its long names, several values after one flag)
     gives the settings of extractor's own flags; faceswap's one-number rotation is a step."""
     faceswap = ("-i in --output-dir out -p al.fsa -D mtcnn -A face-mesh -M components extended -z 256 -N 2 -m 10 "
-                "-O clahe -R 2 -r 90 -b -B -K -s -P -a -v 100 -f a.jpg b.jpg -n c.jpg").split()
+                "-x 200 -O clahe -R 2 -r 90 -b -B -K -s -P -a -v 100 -f a.jpg b.jpg -n c.jpg").split()
     ours = ("--input in --output out --alignments al.fsa --detector mtcnn --aligner face-mesh --masker components "
             "--masker extended --size 256 --extract-every-n 2 --normalization clahe --re-feed 2 --rotate 90,180,270 "
             "--batch --debug-landmarks --no-faces --skip-existing --single-process --filter a.jpg --filter b.jpg "
-            "--nfilter c.jpg --min-size 10%").split()
+            "--nfilter c.jpg --min-size 10% --max-size 200%").split()
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         (tmp_path / name).touch()
     with pytest.MonkeyPatch.context() as patch:
@@ -338,22 +338,27 @@ def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
         assert _run_params(["-i", "in", "-o", "out", "--min-size", "10%"])["min_size"] == (0, 10.0)
         assert _run_params(["-i", "in", "-o", "out", "--min-size", "40"])["min_size"] == (40, 0.0)
     for bad, expected in ((["-r", "45"], "quarter turns"), (["--min-size", "150%"], "percentage"),
-                          (["--min-size", "ten"], "pixels (40)"), (["-l", "0.5"], "use --filter-threshold"),
+                          (["--min-size", "ten"], "pixels (40)"),
+                          (["--max-size", "600%"], "at most 500%"), (["-x", "20", "--max-size", "90"], "give one"),
+                          (["-l", "0.5"], "use --filter-threshold"),
                           (["-e"], "--skip-existing resumes a run")):
         result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), *bad])
         assert result.exit_code == 2 and expected in result.output, result.output
 
 
-def test_min_size_as_a_percentage_of_the_frames_shorter_side(detect_stage):
-    """faceswap's --min-size: faces whose box's longer side is under that share of the frame's
-    shorter side are dropped; the others stay."""
+@pytest.mark.parametrize("bound", ["min_size_percent", "max_size_percent"])
+def test_min_and_max_size_as_a_percentage_of_the_frames_shorter_side(detect_stage, bound):
+    """faceswap's --min-size and --max-size: faces whose box's longer side is under (over) that share
+    of the frame's shorter side are dropped; the others stay."""
     image = cv2.imread(str(DATA / "dlib_faces" / "2008_002506.jpg"))
     faces = detect_stage.run([image])[0]
     sides = sorted(max(f.width, f.height) for f in faces)
     percent = 100 * (sides[0] + sides[-1]) / 2 / min(image.shape[:2])  # between the smallest and the largest
-    stage = DetectStage(StageConfig(min_size_percent=percent))
+    stage = DetectStage(StageConfig(**{bound: percent}))
     stage.plugin = detect_stage.plugin
     kept = stage.run([image])[0]
     assert 0 < len(kept) < len(faces)
-    minimum = percent / 100 * min(image.shape[:2])
-    assert sorted(max(f.width, f.height) for f in kept) == [side for side in sides if side >= minimum]
+    limit = percent / 100 * min(image.shape[:2])
+    assert sorted(max(f.width, f.height) for f in kept) == [side for side in sides
+                                                            if (side >= limit if bound == "min_size_percent"
+                                                                else side <= limit)]
