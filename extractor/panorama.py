@@ -25,6 +25,8 @@ from extractor.faces import DetectedFace
 ASPECT = 2.8  # frames longer than this many times their short side (wider than any film: Ultra Panavision is 2.76:1)
 WINDOW = 4 / 3  # a window's long side over the short side: a 4:3 frame
 OVERLAP = 0.5  # neighbouring windows share this share of the short side
+MAX_WINDOWS = 32  # at most this many windows a frame (a 20000 x 2000 panorama takes 12): longer ones then
+MIN_SHORT = 32  # frames with a shorter short side get none (a strip a few pixels tall holds no face to find)
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,11 @@ def windows(height: int, width: int, detection_side: int) -> list[Window]:
     ``detection_side`` (their long side; 0: at full size) should also look at; none for a frame
     of ordinary shape or one it sees at full size."""
     long, short = max(height, width), min(height, width)
-    if not detection_side or long <= detection_side or long <= ASPECT * short:
+    if not detection_side or long <= detection_side or long <= ASPECT * short or short < MIN_SHORT:
         return []
-    side = min(long, round(short * WINDOW))
     overlap = short * OVERLAP
-    count = math.ceil((long - overlap) / (side - overlap))
+    count = min(math.ceil((long - overlap) / (round(short * WINDOW) - overlap)), MAX_WINDOWS)
+    side = min(long, max(round(short * WINDOW), math.ceil((long - overlap) / count + overlap)))
     starts = np.linspace(0, long - side, count).round().astype(int)
     bounds = [0.0] + [(start + following + side) / 2 for start, following in zip(starts, starts[1:])] + [float(long)]
     if width >= height:

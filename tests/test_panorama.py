@@ -34,6 +34,16 @@ def test_a_face_up_to_half_the_short_side_lies_wholly_in_the_window_it_belongs_t
         assert owner.left <= face.left and face.right <= owner.left + owner.width
 
 
+def test_a_hostile_strip_gets_few_windows_or_none():
+    """A 4 x 20000 strip would need 6666 windows of 5 px: too thin to hold a face, it gets none; a
+    panorama longer than 32 windows cover gets 32 longer ones, still covering it all."""
+    assert panorama.windows(4, 20000, 640) == []
+    found = panorama.windows(100, 100000, 640)
+    assert len(found) == panorama.MAX_WINDOWS
+    assert found[0].left == 0 and found[-1].left + found[-1].width == 100000
+    assert all(a.left + a.width - b.left >= 50 for a, b in zip(found, found[1:]))
+
+
 def test_frames_of_ordinary_shape_or_seen_at_full_size_get_no_window():
     assert panorama.windows(1080, 1920, 640) == []  # 16:9
     assert panorama.windows(800, 2200, 640) == []  # a film's widest frame (2.75:1)
