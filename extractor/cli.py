@@ -213,7 +213,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Folder for the aligned face PNGs. Without it, as faceswap's extract without -o: the alignments "
                    "file only, where faceswap looks for it (beside a video: <stem>_alignments.fsa; in an image "
                    "folder: alignments.fsa).")
-@click.option("-p", "--alignments", type=click.Path(path_type=Path), default=None,
+@click.option("-p", "--alignments", "-al", type=click.Path(path_type=Path), default=None,
               help="Alignments file (default: OUTPUT/alignments.jsonl). A name ending in .fsa gets faceswap's "
                    "file, written when the run finishes, beside extractor's own (.jsonl, what a resume reads).")
 @click.option("-D", "--detector", default=registry.DEFAULTS["detect"], show_default=True,
@@ -228,7 +228,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--centering", default=DEFAULT_CENTERING, show_default=True, type=click.Choice(CENTERINGS),
               help="Crop of the face PNGs: faceswap's 'head' (what its extract writes and its training "
                    "expects), 'face' or 'legacy', or insightface's 112 px ArcFace template 'arcface'.")
-@click.option("-z", "--size", default=0, type=click.IntRange(0, 4096),
+@click.option("-z", "--size", "-sz", default=0, type=click.IntRange(0, 4096),
               help=f"Side of the face PNGs in pixels [default: {DEFAULT_SIZE}, faceswap's; {ARCFACE_SIZE} for "
                    "arcface, which takes multiples of 112 or 128].")
 @click.option("--coverage", default=1.0, show_default=True, type=click.FloatRange(0.5, 1.0),
@@ -244,7 +244,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
                    "(faceswap's --max-size 200 is 200%); 0: none.")
 @click.option("-x", "max_size_percent", default=None, type=click.FloatRange(0, 500), metavar="PERCENT",
               help="faceswap's -x: --max-size as a percentage of the frame's shorter side.")
-@click.option("-N", "--extract-every-n", "every_n", default=1, show_default=True, type=click.IntRange(1),
+@click.option("-N", "--extract-every-n", "-een", "every_n", default=1, show_default=True, type=click.IntRange(1),
               help="Use every n-th frame or image.")
 @click.option("--min-quality", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Leave out faces whose alignment quality (0-1, in each record and the preview) is lower; "
@@ -259,10 +259,10 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Videos, tracked: steady each face's landmarks over time (One Euro filter).")
 @click.option("--batch-size", "batch_sizes", multiple=True, metavar="STAGE=N",
               help="Batch size of a stage, e.g. --batch-size align=32 (default: the plugin's).")
-@click.option("-O", "--normalization", default=StageConfig.normalization, show_default=True,
+@click.option("-O", "--normalization", "-nm", default=StageConfig.normalization, show_default=True,
               type=click.Choice(Aligner.NORMALIZATIONS),
               help="Normalise the face crop the aligner sees; auto: CLAHE on dim or flat faces only, for dlib68.")
-@click.option("-R", "--re-feed", default=0, show_default=True, type=click.IntRange(0, 10),
+@click.option("-R", "--re-feed", "-rf", default=0, show_default=True, type=click.IntRange(0, 10),
               help="As faceswap's: align each face again from this many slightly moved crops and average the "
                    "points: steadier landmarks (4: frame-to-frame jitter about a quarter lower), that many more "
                    "passes of the aligner (docs/accuracy.md).")
@@ -281,8 +281,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="INPUT is a folder of videos and image folders (faceswap's batch mode): each is extracted "
                    "into OUTPUT/<its name>/, with its own alignments file (--alignments: its name there); one "
                    "failing does not stop the others.")
-@click.option("-B", "--debug-landmarks", is_flag=True, help="Draw the landmarks on the saved face PNGs.")
-@click.option("-K", "--no-faces", "--skip-saving-faces", "no_faces", is_flag=True,
+@click.option("-B", "--debug-landmarks", "-dl", is_flag=True, help="Draw the landmarks on the saved face PNGs.")
+@click.option("-K", "--no-faces", "--skip-saving-faces", "-ssf", "no_faces", is_flag=True,
               help="Write the alignments file only (boxes, landmarks, masks, thumbnails), no face PNGs, as "
                    "faceswap's extract without -o: for convert or a later crop; faster.")
 @click.option("--import-alignments", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -290,8 +290,9 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--realign", is_flag=True, help="With --import-alignments: re-align the imported boxes.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr (default: only when stderr is a terminal).")
-@click.option("--identity", "with_identity", is_flag=True,
-              help="Store a 128-d identity embedding (dlib ResNet) with every face.")
+@click.option("-I", "--identity", "with_identity", is_flag=True,
+              help="Store a 128-d identity embedding (dlib ResNet) with every face (faceswap's model names after "
+                   "it, vggface2 or t-face, are taken as this).")
 @click.option("-f", "--filter", "filter_refs", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Keep only faces of the person in these reference images (files or folders; -f a b, or "
                    "repeat the flag).")
@@ -303,11 +304,11 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("-s", "--skip-existing", is_flag=True,
               help="Resume: keep the frames already in the alignments file and do the others.")
 @click.option("--overwrite", is_flag=True, help="Start again even if the alignments file has frames.")
-@click.option("-P", "--single-process", "--singleprocess", "single_process", is_flag=True,
+@click.option("-P", "--single-process", "--singleprocess", "-sp", "single_process", is_flag=True,
               help="Same as --engine single.")
 @click.option("-a", "--re-align", "re_align", is_flag=True,
               help="faceswap's re-align: always done here (each face is aligned again on its first landmarks).")
-@click.option("-v", "--save-interval", "save_interval", default=0, type=click.IntRange(0),
+@click.option("-v", "--save-interval", "-si", "save_interval", default=0, type=click.IntRange(0),
               help="faceswap's: not needed here (every frame is saved as it finishes).")
 @click.option("--detect-workers", default=0, type=click.IntRange(0),
               help="Detect processes [default: one per GPU the detector can use, else 1].")

@@ -41,6 +41,8 @@ class FaceSize(click.ParamType):
 
 # faceswap's extract takes several values after these flags (``-M unet-dfl vgg-clear``, ``-f a.jpg b.jpg``).
 SEVERAL_VALUES = ("-M", "--masker", "-f", "--filter", "-n", "--nfilter")
+# faceswap's identity models, named after its -I (older faceswap's -I took none): extractor has one, dlib's ResNet.
+FACESWAP_IDENTITY_MODELS = ("vggface2", "t-face")
 
 
 def spread_values(args: list[str], flags=SEVERAL_VALUES) -> list[str]:
@@ -61,11 +63,25 @@ def spread_values(args: list[str], flags=SEVERAL_VALUES) -> list[str]:
     return out
 
 
+def without_identity_models(args: list[str]) -> list[str]:
+    """The words of a command line without faceswap's identity model names after ``-I`` or
+    ``--identity`` (``-I vggface2``): extractor's --identity is a flag, its one model dlib's ResNet."""
+    out, after_identity = [], False
+    for position, word in enumerate(args):
+        if word == "--":
+            return out + args[position:]
+        if after_identity and word.lower() in FACESWAP_IDENTITY_MODELS:
+            continue
+        out.append(word)
+        after_identity = word in ("-I", "--identity")
+    return out
+
+
 class FaceswapStyleCommand(click.Command):
     """``extractor run``, which also takes several values after one flag, as faceswap's extract does."""
 
     def parse_args(self, ctx, args):
-        return super().parse_args(ctx, spread_values(list(args)))
+        return super().parse_args(ctx, spread_values(without_identity_models(list(args))))
 
 
 def reference_photos(paths, option: str) -> list[Path]:
@@ -112,8 +128,12 @@ def faceswap_alignments_place(source: Path) -> Path:
 NOT_TAKEN = (
     (("-l", "--ref_threshold"), True, "faceswap's identity threshold is a similarity of its own model (higher "
      "is stricter); use --filter-threshold, a dlib ResNet distance (lower is stricter, 0.6 is dlib's same person)"),
-    (("-e", "--skip-existing-faces"), False, "not taken: --skip-existing resumes a run (every frame it finished, "
-     "with faces or without)"),
+    (("-e", "-sf", "--skip-existing-faces"), False, "not taken: --skip-existing resumes a run (every frame it "
+     "finished, with faces or without)"),
+    (("-min",), True, "faceswap's older --min-size counted the box's diagonal in pixels; use --min-size PIXELS "
+     "(the box's longer side, about 0.7 of a square box's diagonal) or -m PERCENT"),
+    (("-bt", "--blur-threshold"), True, "faceswap's older blur threshold: use --min-quality (0.2 leaves out the "
+     "least steady faces, blurred ones among them)"),
     (("-u", "--min-scale"), True, "not taken: --min-size leaves out small faces (pixels, or N% of the frame's "
      "shorter side), from the alignments file too"),
     (("-g", "--align-filters"), False, "faceswap's aligner filters: use --min-quality (0.2 leaves out the least "
@@ -130,6 +150,6 @@ def refuse_not_taken(command):
             raise click.UsageError(f"{'/'.join(param.opts)}: {said}", ctx)
 
     for names, takes_value, said in NOT_TAKEN:
-        command = click.option(*names, f"faceswap_{names[1].lstrip('-').replace('-', '_')}", hidden=True,
+        command = click.option(*names, f"faceswap_{names[-1].lstrip('-').replace('-', '_')}", hidden=True,
                                is_flag=not takes_value, expose_value=False, callback=partial(refuse, said))(command)
     return command
