@@ -445,6 +445,25 @@ def interrupted(work: Path) -> FaultResult:
     return _interrupt_then_resume(work, "interrupted_by_ctrl_c", inject)
 
 
+def stopped_by_signal(work: Path) -> FaultResult:
+    """``kill`` (SIGTERM to the run) and a closed terminal (SIGHUP to its whole group) end a run as
+    Ctrl-C does: one line, exit status 128 + the signal, the frames done kept."""
+    results = []
+    for name, signum, send in (("killed_by_sigterm", signal.SIGTERM, os.kill),
+                               ("terminal_closed", signal.SIGHUP, os.killpg)):
+        def inject(proc, out, signum=signum, send=send):
+            send(proc.pid, signum)
+            return lambda first, resumed: (
+                None if first.returncode == 128 + signum and "interrupted (stopped by" in first.output
+                else f"exit code {first.returncode} after {signal.Signals(signum).name}, not {128 + signum}",
+                f"{signal.Signals(signum).name} ended it in {first.seconds:.1f} s (exit {first.returncode})")
+        results.append(_interrupt_then_resume(work, name, inject))
+    first, second = results
+    return outcome("stopped by kill or a closed terminal", 2, 2, first.frames_lost + second.frames_lost,
+                   first.hangs + second.hangs, first.segments_left + second.segments_left,
+                   first.problems + second.problems, f"{first.detail}; {second.detail}; resumed to equal")
+
+
 def worker_frozen(work: Path) -> FaultResult:
     """A worker that stops answering (SIGSTOP: alive but stuck) must not hang the run."""
     def inject(proc, out):
@@ -666,7 +685,7 @@ def second_round(work: Path) -> FaultResult:
 
 
 SCENARIOS = [bad_inputs, truncated_video, unwritable_output, disk_full, worker_killed, worker_frozen, interrupted,
-             coordinator_killed, torn_record, two_runs_at_once, malicious_fsa, second_round]
+             stopped_by_signal, coordinator_killed, torn_record, two_runs_at_once, malicious_fsa, second_round]
 
 
 def run_scenario(scenario, work: Path) -> FaultResult:
