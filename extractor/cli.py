@@ -249,6 +249,10 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
                    "(faceswap's --max-size 200 is 200%); 0: none.")
 @click.option("-x", "max_size_percent", default=None, type=click.FloatRange(0, 500), metavar="PERCENT",
               help="faceswap's -x: --max-size as a percentage of the frame's shorter side.")
+@click.option("-u", "--min-scale", default=0.0, show_default=True, type=click.FloatRange(0, 200), metavar="PERCENT",
+              help="As faceswap's: write a face PNG only for faces spanning at least this share of its side in "
+                   "the frame (50 with the 512 px default: faces of 256 px and up), so that no face is enlarged "
+                   "more than 100/PERCENT times; every face stays in the alignments file.")
 @click.option("-N", "--extract-every-n", "-een", "every_n", default=1, show_default=True, type=click.IntRange(1),
               help="Use every n-th frame or image.")
 @click.option("--min-quality", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
@@ -541,7 +545,7 @@ def _run_settings(config, flags: dict):
                               overwrite=flags["overwrite"], debug_landmarks=flags["debug_landmarks"],
                               save_faces=not flags["no_faces"],
                               preview_path=output_dir / "preview" / "preview.png" if flags["preview"] else None,
-                              min_quality=flags["min_quality"]),
+                              min_quality=flags["min_quality"], min_scale=flags["min_scale"]),
         stages=StageConfig(detector=flags["detector"], aligner=flags["aligner"],
                            maskers=tuple(flags["maskers"]) or (registry.DEFAULTS["mask"],),
                            batch_sizes=_parse_batch_sizes(flags["batch_sizes"]), min_size=flags["min_size"][0],

@@ -168,8 +168,6 @@ NOT_TAKEN = (
      "(the box's longer side, about 0.7 of a square box's diagonal) or -m PERCENT"),
     (("-bt", "--blur-threshold"), True, "faceswap's older blur threshold: use --min-quality (0.2 leaves out the "
      "least steady faces, blurred ones among them)"),
-    (("-u", "--min-scale"), True, "not taken: --min-size leaves out small faces (pixels, or N% of the frame's "
-     "shorter side), from the alignments file too"),
     (("-g", "--align-filters"), False, "faceswap's aligner filters: use --min-quality (0.2 leaves out the least "
      "steady faces and most non-faces)"),
     (("-c", "--compile"), False, "not taken: extractor compiles nothing at start"),

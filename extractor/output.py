@@ -66,6 +66,9 @@ class OutputSettings:
     skip_existing: bool = False  # resume: keep the frames an earlier run finished, do the rest
     overwrite: bool = False  # start again: drop an existing alignments file and the faces it lists
     min_quality: float = 0.0  # faces whose alignment quality is lower are left out (--min-quality)
+    # faceswap's -u: a face gets a PNG only if its crop enlarged it at most 100 / min_scale times (a
+    # face of at least min_scale % of the crop's side in the frame); its record is written all the same.
+    min_scale: float = 0.0
     # What made the faces (size, coverage, models...): recorded in the alignments header, and a
     # resumed run must match it, or its faces would mix with different ones.
     made_with: dict = field(default_factory=dict)
@@ -82,6 +85,7 @@ class OutputCounts:
     frames_without_face: int = 0
     filtered_out: int = 0  # faces dropped by the identity filter (not saved, still counted)
     low_quality: int = 0  # faces left out by --min-quality
+    without_png: int = 0  # faces in the alignments file whose crop --min-scale found too enlarged for a PNG
 
 
 def check_writable(settings: OutputSettings) -> None:
@@ -236,29 +240,39 @@ class FramePreparer:
         problems = [f"{name}: face {index} dropped: its box, landmarks or masks are not finite numbers"
                     for index, ok in enumerate(finite) if not ok]
         faces = [face for face, ok in zip(faces, finite) if ok]
-        files = [self.face_names(name, index) for index in range(len(faces))] if self.settings.save_faces else []
-        record = frame_record(name, media.frame_index, media.source, image.shape, faces, files)
+        files = {index: self.face_names(name, index) for index, face in enumerate(faces)
+                 if self.settings.save_faces and self._sharp_enough(face)}
+        record = frame_record(name, media.frame_index, media.source, image.shape, faces, list(files.values()))
         orientation = exif_orientation(media.source) if faces else 1
         if orientation != 1:
             record["orientation"] = orientation  # coordinates stay upright; faceswap's are as stored
         prepared = PreparedFrame(record, [], filtered, low_quality=low_quality, problems=problems)
         for face_index, face in enumerate(faces):
-            png = self._face_png(record, face_index, image, face, prepared.previews)
+            png = self._face_png(record, face_index, image, face, prepared.previews, files.get(face_index))
             if png is not None:
                 prepared.pngs.append(png)
         return prepared
 
+    def _sharp_enough(self, face: DetectedFace) -> bool:
+        """faceswap's -u (--min-scale): whether the face's crop enlarges it at most 100 / min_scale
+        times, i.e. the face spans at least min_scale % of the PNG's side in the frame (turning
+        the frame, as its EXIF orientation does, changes no scale)."""
+        if not self.settings.min_scale:
+            return True
+        to_crop = self.settings.crop.matrix(face.landmarks)
+        return float(np.hypot(*to_crop[0, :2])) * self.settings.min_scale <= 100
+
     def _face_png(self, record: dict, face_index: int, image: np.ndarray, face: DetectedFace,
-                  previews: list) -> bytes | None:
-        """The face PNG: faceswap's crop of the frame as faceswap reads it (as stored: a photo's
-        EXIF orientation is not applied), with faceswap's header and extractor's own. Without face
-        files (``save_faces`` off) None: the record still gets its thumbnail, and the contact sheet
-        its crop, but no face is cut at full size for nothing."""
+                  previews: list, file_name: str | None) -> bytes | None:
+        """The face PNG named ``file_name``: faceswap's crop of the frame as faceswap reads it (as
+        stored: a photo's EXIF orientation is not applied), with faceswap's header and extractor's
+        own. Without a name (no face files, or a face --min-scale leaves out) None: the record still
+        gets its thumbnail, and the contact sheet its crop, but no face is cut at full size for nothing."""
         crop, name = self.settings.crop, record["frame"]
         orientation = record.get("orientation", 1)
         stored_face = face_in_stored_frame(face, orientation, image.shape)
         to_stored = upright_to_stored(orientation, image.shape)
-        cut = self.settings.save_faces or self.want_previews
+        cut = file_name is not None or self.want_previews
         pixels, upright_to_crop = _cut_as_stored(crop, image, stored_face, to_stored) if cut else (None, None)
         thumb = self._thumbnail(pixels, image, stored_face, to_stored)
         record["faces"][face_index]["thumb"] = base64.b64encode(thumb).decode("ascii")
@@ -271,9 +285,8 @@ class FramePreparer:
                                  upright_to_crop))
             if self.settings.debug_landmarks:
                 draw_landmarks(pixels, points)
-        if not self.settings.save_faces:
+        if file_name is None:
             return None
-        file_name = record["face_files"][face_index]
         meta = {"frame": name, "face_index": face_index, "source": record["source"],
                 "aligned": {"centering": crop.centering, "size": crop.size, "coverage": crop.coverage,
                             "matrix": np.round(upright_to_crop, 6).tolist()},
@@ -447,6 +460,8 @@ class FrameWriter:
         self.counts.frames_without_face += not record["faces"]
         self.counts.filtered_out += prepared.filtered_out
         self.counts.low_quality += prepared.low_quality
+        if self.settings.save_faces:
+            self.counts.without_png += len(record["faces"]) - len(record.get("face_files", []))
         return record
 
     @staticmethod

