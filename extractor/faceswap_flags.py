@@ -1,11 +1,12 @@
 """faceswap's extract command line, read as ``extractor run``'s flags.
 
-faceswap's short flags and long names are click aliases of extractor's own (``cli.py``); here
-is what aliases cannot do: several values after one flag (``-M components extended``), ``-m``
-as a percentage of the frame's shorter side, folders of reference photos for ``-f``/``-n``,
-flags that are always satisfied here (``-a``, ``-v``), flags with no equivalent refused in one line
-saying what to use instead, and where a run without ``-o`` puts its alignments file (where
-faceswap's convert looks for it).
+faceswap's short flags and long names (and faceswap 2's older ones: ``-sz``, ``-een``...) are
+click aliases of extractor's own (``cli.py``); here is what aliases cannot do: several values after
+one flag (``-M components extended``), ``-m`` and ``-x`` as percentages of the frame's shorter
+side, folders of reference photos for ``-f``/``-n``, ``-I``'s model names, faceswap's global log
+options typed after the command, flags that are always satisfied here (``-a``, ``-v``), flags with
+no equivalent refused in one line saying what to use instead, and where a run without ``-o``
+puts its alignments file (where faceswap's convert looks for it).
 """
 from __future__ import annotations
 

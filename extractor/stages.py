@@ -1,6 +1,6 @@
 """Stage logic around plugins: the options users set that are not a model's business.
 
-- detect: minimum face size (filtered after detection, see the MTCNN bug in MODELS.md),
+- detect: smallest and largest face size (filtered after detection, see the MTCNN bug in MODELS.md),
   rotation retries for frames where nothing is found, panoramas also looked at in windows;
 - align: hands the aligner its options (normalisation, which detector made the boxes);
 - mask: runs each chosen masker.
