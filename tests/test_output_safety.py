@@ -100,6 +100,11 @@ def test_resume_with_other_settings_is_refused_and_overwrite_removes_old_faces(p
     assert code != 0 and "made with other settings" in output and "coverage 1.0 (this run: 0.7)" in output
     code, output = _run("-i", photos, "-o", out, "--skip-existing", "--min-quality", "0.3")
     assert code != 0 and "min_quality None (this run: 0.3)" in output, output  # the faces kept would differ
+    for other, said in ((["--rotate", "on"], "rotate None (this run: {'turns': [90, 270, 180]"),
+                        (["--max-size", "50%"], "max_size None (this run: '50%')"),
+                        (["--min-scale", "40"], "min_scale None (this run: 40.0)")):  # faces found, or PNGs written
+        code, output = _run("-i", photos, "-o", out, "--skip-existing", *other)
+        assert code != 0 and said in output, output
     code, output = _run("-i", photos, "-o", out, "--skip-existing")
     assert code == 0 and "+1 done by an earlier run" in output, output
     code, output = _run("-i", photos / "b.jpg", "-o", out, "--overwrite")
