@@ -76,7 +76,9 @@ class RunSettings:
                 "min_size": f"{stages.min_size_percent:g}%" if stages.min_size_percent else stages.min_size,
                 **({"max_size": f"{stages.max_size_percent:g}%" if stages.max_size_percent else stages.max_size}
                    if stages.max_size or stages.max_size_percent else {}),
-                # Which faces are found: --rotate other than auto (only when set, as below).
+                # Which faces are found: plugin options a --config file changed, --rotate other than
+                # auto (only when set, as below).
+                **({"plugin_options": changed} if (changed := stages.changed_plugin_options()) else {}),
                 **({"rotate": {"turns": list(stages.rotations), "upright_look": stages.upright_look}}
                    if stages.rotations or not stages.upright_look else {}),
                 "debug_landmarks": output.debug_landmarks,

@@ -52,6 +52,22 @@ class StageConfig:
         return {"detect": [self.detector], "align": [self.aligner], "mask": list(self.maskers),
                 "identity": [self.identity or registry.DEFAULTS["identity"]]}[stage]
 
+    def changed_plugin_options(self) -> dict[str, dict]:
+        """The chosen plugins' options that differ from the packaged configuration and decide which
+        faces are found and where (a detector's threshold, its ``max_side``...; not batch sizes or
+        runtimes): recorded in the alignments header, as a resume must match them."""
+        from extractor.config import load_config, plugin_options
+
+        defaults, changed = plugin_options(load_config(None)), {}
+        for stage in ("detect", "align", "mask"):
+            for name in self.plugin_names(stage):
+                key = f"{stage}.{name}"
+                differ = {option: value for option, value in self.plugin_options.get(key, {}).items()
+                          if option not in ("batch_size", "runtime") and defaults.get(key, {}).get(option) != value}
+                if differ:
+                    changed[key] = differ
+        return changed
+
     def batch_size(self, stage: str) -> int:
         """The batch a stage's plugins run (--batch-size, else the configured option, else the
         plugin's own; the largest where a stage has several plugins)."""

@@ -105,6 +105,12 @@ def test_resume_with_other_settings_is_refused_and_overwrite_removes_old_faces(p
                         (["--min-scale", "40"], "min_scale None (this run: 40.0)")):  # faces found, or PNGs written
         code, output = _run("-i", photos, "-o", out, "--skip-existing", *other)
         assert code != 0 and said in output, output
+    config = tmp_path / "stricter.toml"
+    config.write_text("[plugins.detect.centerface]\nthreshold = 0.7\nbatch_size = 2\n")
+    result = CliRunner().invoke(main, ["--config", str(config), "run", "--single-process", "--size", "64", "-i",
+                                       str(photos), "-o", str(out), "--skip-existing"])
+    code, output = result.exit_code, result.output
+    assert code != 0 and "plugin_options None (this run: {'detect.centerface': {'threshold': 0.7}})" in output, output
     code, output = _run("-i", photos, "-o", out, "--skip-existing")
     assert code == 0 and "+1 done by an earlier run" in output, output
     code, output = _run("-i", photos / "b.jpg", "-o", out, "--overwrite")
