@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -69,16 +71,16 @@ def frame_sets(photos: list) -> dict[str, list]:
     return sets
 
 
-def main() -> None:
-    detect = DetectStage(StageConfig())
-    detect.load()
-    print("| frames | faces | " + " | ".join(f"zoom_tiles {cap}: found, not listed, ms a frame"
-                                              for cap in TILE_CAPS) + " |")
-    print("| --- | --- |" + " --- |" * len(TILE_CAPS))
-    for name, frames in frame_sets(annotated_photos()).items():
-        cells = []
-        for cap in TILE_CAPS:
-            detect.plugin.zoom_tiles = cap
+def print_table(detect: DetectStage, sets: dict[str, list], variants: dict[str, Callable[[], None]]) -> None:
+    """A markdown table: a row for each set of (frame, listed boxes), a cell for each variant
+    (``variants[name]()`` sets it up): faces found, detections not listed, detect CPU ms a frame."""
+    print("| frames | faces | " + " | ".join(f"{name}: found, not listed, detect CPU ms a frame"
+                                              for name in variants) + " |")
+    print("| --- | --- |" + " --- |" * len(variants))
+    for name, frames in sets.items():
+        total, cells = sum(len(truths) for _, truths in frames), []
+        for set_up in variants.values():
+            set_up()
             found = extra = 0
             start = time.process_time()
             for frame, truths in frames:
@@ -86,8 +88,15 @@ def main() -> None:
                 pairs = len(match(faces, truths))
                 found, extra = found + pairs, extra + len(faces) - pairs
             cpu_ms = (time.process_time() - start) / len(frames) * 1000
-            cells.append(f"{found} ({found / sum(len(t) for _, t in frames):.3f}), {extra}, {cpu_ms:.0f}")
-        print(f"| {name} | {sum(len(t) for _, t in frames)} | " + " | ".join(cells) + " |", flush=True)
+            cells.append(f"{found} ({found / total:.3f}), {extra}, {cpu_ms:.0f}")
+        print(f"| {name} | {total} | " + " | ".join(cells) + " |", flush=True)
+
+
+def main() -> None:
+    detect = DetectStage(StageConfig())
+    detect.load()
+    print_table(detect, frame_sets(annotated_photos()),
+                {f"zoom_tiles {cap}": partial(setattr, detect.plugin, "zoom_tiles", cap) for cap in TILE_CAPS})
 
 
 if __name__ == "__main__":

@@ -11,14 +11,13 @@ CPU per frame.
 """
 from __future__ import annotations
 
-import time
+from functools import partial
 
 import cv2
 import numpy as np
 
-from benchmarks.big_frames import annotated_photos, moved
+from benchmarks.big_frames import annotated_photos, moved, print_table
 from extractor import panorama
-from extractor.evaluate import match
 from extractor.stages import DetectStage, StageConfig
 
 GREY = (90, 110, 100)
@@ -63,32 +62,14 @@ def column(photos: list, width: int, aspect: float, seed: int) -> tuple[np.ndarr
     return np.ascontiguousarray(frame.transpose(1, 0, 2)), transposed(truths)
 
 
-def all_sets(photos: list) -> dict[str, list]:
-    sets = frame_sets(photos)
-    sets["1:4, 1500 x 6000, stacked (2 frames)"] = [column(photos, 1500, 4, seed) for seed in (0, 1)]
-    return sets
-
-
 def main() -> None:
     detect = DetectStage(StageConfig())
     detect.load()
-    looks = {"seen whole only": float("inf"), "with windows (default)": panorama.ASPECT}
-    print("| frames | faces | " + " | ".join(f"{look}: found, not listed, detect CPU ms a frame"
-                                              for look in looks) + " |")
-    print("| --- | --- |" + " --- |" * len(looks))
-    for name, frames in all_sets(annotated_photos()).items():
-        cells = []
-        for aspect in looks.values():
-            panorama.ASPECT = aspect
-            found = extra = 0
-            start = time.process_time()
-            for frame, truths in frames:
-                faces = detect.run([frame])[0]
-                pairs = len(match(faces, truths))
-                found, extra = found + pairs, extra + len(faces) - pairs
-            cpu_ms = (time.process_time() - start) / len(frames) * 1000
-            cells.append(f"{found} ({found / sum(len(t) for _, t in frames):.3f}), {extra}, {cpu_ms:.0f}")
-        print(f"| {name} | {sum(len(t) for _, t in frames)} | " + " | ".join(cells) + " |", flush=True)
+    photos = annotated_photos()
+    sets = frame_sets(photos)
+    sets["1:4, 1500 x 6000, stacked (2 frames)"] = [column(photos, 1500, 4, seed) for seed in (0, 1)]
+    print_table(detect, sets, {"seen whole only": partial(setattr, panorama, "ASPECT", float("inf")),
+                               "with windows (default)": partial(setattr, panorama, "ASPECT", panorama.ASPECT)})
 
 
 if __name__ == "__main__":

@@ -56,14 +56,14 @@ class StageConfig:
         """The chosen plugins' options that differ from the packaged configuration and decide which
         faces are found and where (a detector's threshold, its ``max_side``...; not batch sizes or
         runtimes): recorded in the alignments header, as a resume must match them."""
-        from extractor.config import load_config, plugin_options
+        from extractor.config import load_config
 
-        defaults, changed = plugin_options(load_config(None)), {}
+        packaged, changed = load_config(None)["plugins"], {}
         for stage in ("detect", "align", "mask"):
             for name in self.plugin_names(stage):
-                key = f"{stage}.{name}"
+                key, default = f"{stage}.{name}", packaged.get(stage, {}).get(name, {})
                 differ = {option: value for option, value in self.plugin_options.get(key, {}).items()
-                          if option not in ("batch_size", "runtime") and defaults.get(key, {}).get(option) != value}
+                          if option not in ("batch_size", "runtime") and default.get(option) != value}
                 if differ:
                     changed[key] = differ
         return changed
