@@ -97,21 +97,40 @@ def _line(record: dict) -> bytes:
     return f'{{"crc32":{zlib.crc32(body.encode())},"record":{body}}}\n'.encode()
 
 
-def _header(made_with: dict | None) -> dict:
-    return {"header": {"format": FORMAT, "version": FORMAT_VERSION, "made_with": made_with or {}}}
+def _header(made_with: dict | None, earlier: list[dict] | None = None) -> dict:
+    header = {"format": FORMAT, "version": FORMAT_VERSION, "made_with": made_with or {}}
+    if earlier:  # what made the frames of earlier passes, where --skip-existing-faces changed it
+        header["earlier_made_with"] = earlier
+    return {"header": header}
+
+
+def _replace_contents(path: Path, data: bytes) -> None:
+    """``path`` holds ``data`` (written beside, then renamed over it: a kill leaves the old file
+    or the new one, each whole)."""
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(scratch, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def rewrite_header(path: Path, made_with: dict) -> None:
     """Replace a damaged first line with a new header (this run's settings); the records after
-    it stay byte for byte (written beside, then renamed over the file)."""
+    it stay byte for byte."""
     data = path.read_bytes()
     rest = data[data.index(b"\n") + 1:] if b"\n" in data else b""
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        scratch.write_bytes(_line(_header(made_with)) + rest)
-        os.replace(scratch, path)
-    finally:
-        scratch.unlink(missing_ok=True)
+    _replace_contents(path, _line(_header(made_with)) + rest)
+
+
+def rewrite_records(path: Path, made_with: dict, records: list[dict], earlier: list[dict] | None = None) -> None:
+    """The alignments file holding only ``records``, under a header of ``made_with`` (and the
+    settings of ``earlier`` passes): --skip-existing-faces drops the records of frames it looks
+    at again, so that every frame keeps one record."""
+    _replace_contents(path, _line(_header(made_with, earlier)) + b"".join(_line(record) for record in records))
 
 
 def _valid_line(line: bytes) -> bool:

@@ -312,6 +312,10 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Largest embedding distance counted as the same person (dlib's own 0.6; lower is stricter).")
 @click.option("-s", "--skip-existing", is_flag=True,
               help="Resume: keep the frames already in the alignments file and do the others.")
+@click.option("-e", "--skip-existing-faces", "-sf", "skip_existing_faces", is_flag=True,
+              help="faceswap's: resume, and look again at the frames the earlier run found no face in (with "
+                   "another detector, its options, --min-size, --max-size, --rotate or --track if you like; how "
+                   "faces are aligned, masked and cut must stay as recorded).")
 @click.option("--overwrite", is_flag=True, help="Start again even if the alignments file has frames.")
 @click.option("-P", "--single-process", "--singleprocess", "-sp", "single_process", is_flag=True,
               help="Same as --engine single.")
@@ -530,6 +534,10 @@ def _run_settings(config, flags: dict):
     if flags["import_alignments"] is not None and flags["min_quality"] and not flags["realign"]:
         raise click.UsageError("--min-quality: imported faces carry no alignment quality; add --realign to align "
                                "and score them")
+    if flags["overwrite"] and (flags["skip_existing"] or flags["skip_existing_faces"]):
+        resume = "--skip-existing" + ("-faces" if flags["skip_existing_faces"] else "")
+        raise click.UsageError(f"--overwrite starts again (the earlier run's faces removed), {resume} resumes "
+                               "that run: give one")
     if flags["debug_landmarks"] and flags["no_faces"]:
         raise click.UsageError("--debug-landmarks draws on the face PNGs, and this run writes none (--no-faces, or "
                                "no -o)")
@@ -541,7 +549,8 @@ def _run_settings(config, flags: dict):
         output=OutputSettings(output_dir=output_dir,
                               alignments_path=_our_alignments_path(flags["alignments"], output_dir),
                               centering=flags["centering"], size=_face_size(flags), coverage=flags["coverage"],
-                              skip_existing=flags["skip_existing"],
+                              skip_existing=flags["skip_existing"] or flags["skip_existing_faces"],
+                              redo_faceless=flags["skip_existing_faces"],
                               overwrite=flags["overwrite"], debug_landmarks=flags["debug_landmarks"],
                               save_faces=not flags["no_faces"],
                               preview_path=output_dir / "preview" / "preview.png" if flags["preview"] else None,

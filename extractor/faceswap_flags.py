@@ -183,8 +183,6 @@ def faceswap_alignments_place(source: Path) -> Path:
 NOT_TAKEN = (
     (("-l", "--ref_threshold"), True, "faceswap's identity threshold is a similarity of its own model (higher "
      "is stricter); use --filter-threshold, a dlib ResNet distance (lower is stricter, 0.6 is dlib's same person)"),
-    (("-e", "-sf", "--skip-existing-faces"), False, "not taken: --skip-existing resumes a run (every frame it "
-     "finished, with faces or without)"),
     (("-min",), True, "faceswap's older --min-size counted the box's diagonal in pixels; use --min-size PIXELS "
      "(the box's longer side, about 0.7 of a square box's diagonal) or -m PERCENT"),
     (("-bt", "--blur-threshold"), True, "faceswap's older blur threshold: use --min-quality (0.2 leaves out the "

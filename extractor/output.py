@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from extractor.alignments import (FORMAT_VERSION, AlignmentsWriter, DamagedHeader, OutputError, frame_record,
-                                  read_header, read_records, repair_tail, rewrite_header)
+                                  read_header, read_records, repair_tail, rewrite_header, rewrite_records)
 from extractor.crops import DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec
 from extractor.faces import DetectedFace
 from extractor.geometry import compose_affine, transform_points
@@ -64,6 +64,9 @@ class OutputSettings:
     debug_landmarks: bool = False  # draw the landmarks on the saved faces
     preview_path: Path | None = None  # write a contact sheet of the run's faces here
     skip_existing: bool = False  # resume: keep the frames an earlier run finished, do the rest
+    # faceswap's --skip-existing-faces: a resume that also looks again at the frames the earlier run
+    # found no face in, where FINDING_SETTINGS may differ from the recorded ones.
+    redo_faceless: bool = False
     overwrite: bool = False  # start again: drop an existing alignments file and the faces it lists
     min_quality: float = 0.0  # faces whose alignment quality is lower are left out (--min-quality)
     # faceswap's -u: a face gets a PNG only if its crop enlarged it at most 100 / min_scale times (a
@@ -179,6 +182,20 @@ class OutputLock:
 def _settings_differences(recorded: dict, wanted: dict) -> list[str]:
     return [f"{key} {recorded.get(key)!r} (this run: {wanted.get(key)!r})"
             for key in sorted(set(recorded) | set(wanted)) if recorded.get(key) != wanted.get(key)]
+
+
+# Settings that decide where faces are found, not how a found face is aligned, masked, cut or
+# kept: --skip-existing-faces may change them (and the detector's plugin options) to look again
+# at the frames an earlier run found no face in; the faces of one folder stay of one kind.
+FINDING_SETTINGS = ("detector", "min_size", "max_size", "rotate", "track")
+
+
+def _how_found_faces_are_made(made_with: dict) -> dict:
+    """``made_with`` less what decides where faces are found (``FINDING_SETTINGS``)."""
+    kept = {key: value for key, value in made_with.items() if key not in FINDING_SETTINGS + ("plugin_options",)}
+    others = {plugin: options for plugin, options in made_with.get("plugin_options", {}).items()
+              if not plugin.startswith("detect.")}
+    return {**kept, **({"plugin_options": others} if others else {})}
 
 
 def check_outside_inputs(settings: OutputSettings, input_path: Path, recursive: bool) -> None:
@@ -329,6 +346,7 @@ class FrameWriter:
         self.preparer = FramePreparer(settings, self.face_names, face_filter, want_previews=bool(settings.preview_path))
         check_writable(settings)
         self.lock = OutputLock(settings.output_dir)
+        self.looked_again = 0  # frames an earlier run found no face in, done again (--skip-existing-faces)
         try:
             self.done = self._earlier_frames()
             self._refuse_another_inputs(keys, video)
@@ -337,6 +355,8 @@ class FrameWriter:
             if settings.preview_path and settings.preview_path.exists() and not is_our_preview(settings.preview_path):
                 raise OutputError(f"{settings.preview_path}: exists and is not a contact sheet of ours; it would be "
                                   "written over: move it away or choose another -o")
+            if settings.redo_faceless and self.done:
+                self._drop_faceless_frames()
             self.alignments = AlignmentsWriter(settings.alignments_path, made_with=settings.made_with)
         except BaseException:
             self.lock.release()
@@ -367,6 +387,7 @@ class FrameWriter:
         repair_tail(path)  # a record torn by a kill is reported and dropped once, here
         records = list(read_records(path))
         frames = {record["frame"] for record in records}
+        self._earlier = (header, records)
         # A resumed video's new tracks are numbered after the earlier run's.
         self.next_track_id = 1 + max((face.get("track", -1) for record in records for face in record.get("faces", [])),
                                      default=-1)
@@ -377,11 +398,33 @@ class FrameWriter:
         if header.get("version") != FORMAT_VERSION:
             raise OutputError(f"{path} was written by an older extractor (format {header.get('version')}), whose "
                               "frame keys differ: --overwrite to start again, or choose another output")
-        differences = _settings_differences(header.get("made_with", {}), self.settings.made_with)
+        recorded, wanted = header.get("made_with", {}), self.settings.made_with
+        if self.settings.redo_faceless:
+            differences = _settings_differences(_how_found_faces_are_made(recorded), _how_found_faces_are_made(wanted))
+            if frames and differences:
+                raise OutputError(f"{path} was made with other settings: {'; '.join(differences)}. Only how faces "
+                                  "are found (detector, its options, --min-size, --max-size, --rotate, --track) may "
+                                  "change with --skip-existing-faces: the frames' faces would mix with different "
+                                  "ones: run with the recorded settings, or --overwrite to start again")
+            return frames
+        differences = _settings_differences(recorded, wanted)
         if frames and differences:
             raise OutputError(f"{path} was made with other settings: {'; '.join(differences)}. Resuming would mix "
                               "different faces: run with the recorded settings, or --overwrite to start again")
         return frames
+
+    def _drop_faceless_frames(self) -> None:
+        """--skip-existing-faces: the earlier run's records of frames without a face leave the
+        file (those frames are done again, each keeping one record), and the header records this
+        run's settings, those of the earlier passes beside them."""
+        header, records = self._earlier
+        with_faces = [record for record in records if record["faces"]]
+        self.looked_again = len(records) - len(with_faces)
+        self.done = {record["frame"] for record in with_faces}
+        recorded, wanted = header.get("made_with", {}), self.settings.made_with
+        earlier = list(header.get("earlier_made_with", [])) + ([recorded] if recorded != wanted else [])
+        if self.looked_again or recorded != wanted:
+            rewrite_records(self.settings.alignments_path, wanted, with_faces, earlier)
 
     def _refuse_another_inputs(self, keys: list[str] | None, video: Path | None) -> None:
         """A resume goes on the same input's frames: an alignments file none of whose frames is a

@@ -111,7 +111,7 @@ class RunSettings:
         writer = FrameWriter(self.output, self.face_filter, FaceNames(keys), keys,
                              source.path if source.is_video else None)
         source.done = writer.done
-        summary.already_done = len(writer.done)
+        summary.already_done, summary.looked_again = len(writer.done), writer.looked_again
         turn = source.video_turn() if source.is_video and self.import_alignments is None else 0
         if turn:
             self.stages = replace(self.stages, upright=turn)
@@ -172,6 +172,7 @@ class RunSummary:
     low_quality: int = 0  # faces left out by --min-quality
     without_png: int = 0  # faces in the alignments file only: too enlarged for --min-scale
     already_done: int = 0  # frames an earlier run finished (--skip-existing)
+    looked_again: int = 0  # frames an earlier run found no face in, done again (--skip-existing-faces)
     skipped: list[SkippedInput] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -216,7 +217,8 @@ class RunSummary:
         return self.frames / self.seconds if self.seconds else 0.0
 
     def format(self) -> str:
-        done = f" (+{self.already_done} done by an earlier run)" if self.already_done else ""
+        again = f"; {self.looked_again} it found no face in, looked at again" if self.looked_again else ""
+        done = f" (+{self.already_done} done by an earlier run{again})" if self.already_done or again else ""
         filtered = f" kept, {self.filtered_out} filtered out by identity" if self.filtered_out else ""
         filtered += f"{'' if filtered else ' kept'}, {self.low_quality} below --min-quality" if self.low_quality else ""
         filtered += "" if self.face_files else " (in the alignments file only: --no-faces)"

