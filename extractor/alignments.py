@@ -114,6 +114,8 @@ def _replace_contents(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(scratch, path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot be written again ({exc.strerror or exc}); it was left as it was") from exc
     finally:
         scratch.unlink(missing_ok=True)
 

@@ -4,6 +4,8 @@ Each case runs the real CLI (single process, real models) on two or three real p
 """
 from __future__ import annotations
 
+import errno
+import os
 import pickle
 import shutil
 import zlib
@@ -141,6 +143,19 @@ def test_skip_existing_faces_looks_again_only_where_no_face_was_found(photos, tm
         code, output = _run("-i", photos, "-o", out, "-sf", *other)
         assert code != 0 and said in output, output
         assert alignments.read_bytes() == kept_file
+    real_fsync = os.fsync
+
+    def disk_full(fd):  # on the alignments file written again beside itself only
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    with pytest.MonkeyPatch.context() as patch:  # the file cannot be written again: left whole, said so
+        patch.setattr(os, "fsync", disk_full)
+        code, output = _run("-i", photos, "-o", out, "-sf")
+    assert code != 0 and "No space left on device); it was left as it was" in output, output
+    assert alignments.read_bytes() == kept_file and sorted(p.name for p in out.iterdir()) == sorted(
+        [*pngs, "alignments.jsonl", ".extractor.lock"])
     code, output = _run("-i", photos, "-o", out, "-sf")
     assert code == 0 and "frames: 2 (+1 done by an earlier run; 2 it found no face in, looked at again)" in output
     after = list(read_records(alignments))
