@@ -183,6 +183,9 @@ def list_images(folder: Path, recursive: bool = False) -> tuple[list[Path], list
             skipped.append(SkippedInput(str(path), f"{path}: not a regular file"))
         elif path.suffix.lower() in IMAGE_EXTENSIONS:
             images.append(path)
+        elif path.suffix.lower() in VIDEO_EXTENSIONS:
+            skipped.append(SkippedInput(str(path), f"{path}: a video, not read with a folder's images: extract it "
+                                                   f"on its own (-i {path}; --batch: each video of a folder)"))
         else:
             skipped.append(SkippedInput(str(path), f"{path}: not an image file (unknown extension)"))
     return images, skipped

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import DATA
+from conftest import DATA, REPO
 from extractor.alignments import read_records
 from extractor.cli import main
 from extractor.fsa import read_fsa
@@ -75,8 +75,10 @@ def test_same_stem_inputs_are_two_frames_with_their_own_faces(tmp_path):
 def test_sub_folders_are_reported_or_taken_with_recursive(photos, tmp_path):
     (photos / "more").mkdir()
     shutil.copy(PHOTO_A, photos / "more" / "a.jpg")  # same name as photos/a.jpg
+    shutil.copy(REPO / "samples" / "hamilton_clip_60frames.mp4", photos / "clip.mp4")
     code, output = _run("-i", photos, "-o", tmp_path / "flat")
     assert code == 0 and "sub-folder not searched (add --recursive)" in output
+    assert f"clip.mp4: a video, not read with a folder's images: extract it on its own (-i {photos}" in output
     code, output = _run("-i", photos, "-o", tmp_path / "deep", "--recursive")
     assert code == 0, output
     records = {r["frame"]: r for r in read_records(tmp_path / "deep" / "alignments.jsonl")}
@@ -175,8 +177,6 @@ def test_skip_existing_faces_looks_again_only_where_no_face_was_found(photos, tm
 def test_a_resume_of_another_input_is_refused_not_mixed_in(photos, tmp_path):
     """--skip-existing into an alignments file whose frames are another input's (another video,
     a folder of other photos) would make one file of two inputs: refused, the file untouched."""
-    from conftest import REPO
-
     for name in ("a.mp4", "b.mp4"):
         shutil.copy(REPO / "samples" / "hamilton_clip_60frames.mp4", tmp_path / name)
     out = tmp_path / "out"
