@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 def as_bgr8(image: np.ndarray) -> np.ndarray:
     """``image`` as the stages take it (8-bit BGR, H x W x 3): grey and BGRA are converted;
     anything else is a ``ValueError`` saying what was given."""
+    if image is None:
+        raise ValueError("expected an image, got None (what cv2.imread gives for a file it cannot read)")
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise ValueError(f"expected an 8-bit image (numpy uint8, as cv2.imread gives), got "
                          f"{type(image).__name__}{' of ' + str(image.dtype) if isinstance(image, np.ndarray) else ''}")

@@ -49,6 +49,7 @@ def test_grey_and_bgra_images_are_taken_and_other_arrays_refused_in_one_line(ext
     assert len(extractor.get(grey)) == len(extractor.get(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)))
     assert len(extractor.get(cv2.cvtColor(image, cv2.COLOR_BGR2BGRA))) == len(extractor.get(image))
     for bad, said in ((image.astype(np.float32), "got ndarray of float32"), ("photo.jpg", "got str"),
+                      (cv2.imread("no such photo.jpg"), "got None (what cv2.imread gives"),
                       (image[:, :, :2], "got shape (1080, 1920, 2)"), (image[:0], "got shape (0, 1920, 3)")):
         with pytest.raises(ValueError, match=said.replace("(", r"\(").replace(")", r"\)")):
             extractor.get(bad)
