@@ -217,8 +217,10 @@ class RunSummary:
         return self.frames / self.seconds if self.seconds else 0.0
 
     def format(self) -> str:
-        again = f"; {self.looked_again} it found no face in, looked at again" if self.looked_again else ""
-        done = f" (+{self.already_done} done by an earlier run{again})" if self.already_done or again else ""
+        again = f"{self.looked_again} {'it' if self.already_done else 'an earlier run'} found no face in, looked at " \
+                "again" if self.looked_again else ""
+        done = f" (+{self.already_done} done by an earlier run{'; ' + again if again else ''})" if self.already_done \
+            else f" ({again})" if again else ""
         filtered = f" kept, {self.filtered_out} filtered out by identity" if self.filtered_out else ""
         filtered += f"{'' if filtered else ' kept'}, {self.low_quality} below --min-quality" if self.low_quality else ""
         filtered += "" if self.face_files else " (in the alignments file only: --no-faces)"
