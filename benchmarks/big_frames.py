@@ -4,9 +4,10 @@ Two kinds of frame, built from ../shared/data's annotated photos (ground truth m
 each photo alone in the middle of a grey frame 3000, 4000 or 5000 px wide (its faces become 0.5
 to 1.5 % of the frame's side), and mosaics of the photos (4x4 and 5x5 grids, each photo at most
 its own size) filling 3000 and 4000 px frames, like a group photo where small faces are
-everywhere and so are doubtful spots. Each frame is detected with ``zoom_tiles`` 0 (the shrunk
-frame alone), 24 and 64 (the default); the table gives faces found, detections not in the lists and detect
-CPU per frame.
+everywhere and so are doubtful spots; and photos alone in 6000 and 8000 px frames (over 4096 px:
+shrunk at most ``max_shrink`` times). Each frame is detected with ``zoom_tiles`` 0 (the shrunk
+frame alone), 24 and 64 (the default), and with ``max_shrink`` 0 (every frame shrunk to 640 px);
+the table gives faces found, detections not in the lists and detect CPU per frame.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def mosaic(photos: list, width: int, columns: int, seed: int) -> tuple[np.ndarra
 
 def frame_sets(photos: list) -> dict[str, list]:
     sets = {}
-    for side in (3000, 4000, 5000):
+    for side in (3000, 4000, 5000, 6000, 8000):
         sets[f"each photo alone in a {side} px frame"] = [(frame, moved(boxes, matrix)) for image, boxes in photos
                                                           for frame, matrix in [_in_canvas(image, side)]]
     for width, columns in ((3000, 4), (4000, 4), (4000, 5)):
@@ -95,8 +96,11 @@ def print_table(detect: DetectStage, sets: dict[str, list], variants: dict[str, 
 def main() -> None:
     detect = DetectStage(StageConfig())
     detect.load()
-    print_table(detect, frame_sets(annotated_photos()),
-                {f"zoom_tiles {cap}": partial(setattr, detect.plugin, "zoom_tiles", cap) for cap in TILE_CAPS})
+    plugin = detect.plugin
+    variants = {f"zoom_tiles {cap}": partial(vars(plugin).update, zoom_tiles=cap, max_shrink=plugin.max_shrink)
+                for cap in TILE_CAPS}
+    variants["max_shrink 0"] = partial(vars(plugin).update, zoom_tiles=64, max_shrink=0)
+    print_table(detect, frame_sets(annotated_photos()), variants)
 
 
 if __name__ == "__main__":

@@ -89,11 +89,14 @@ def test_a_short_batch_padded_to_the_compiled_batch_gives_the_same_outputs(cente
     model.pre_process(batch)
     tensor = np.stack(batch.feed[0])
     plain = model.runner(tensor)
-    model.runner.fixed_batch = model.batch_size
+    model.runner.fixed_batch, real, calls = model.batch_size, model.runner._predict, []
+    model.runner._predict = lambda images: calls.append(len(images)) or real(images)
     try:
         padded = model.runner(tensor)
+        model.runner(tensor, pad_to=2)  # frames so big that 2 a call hold a batch's pixels: padded to 2
     finally:
-        model.runner.fixed_batch = None
+        model.runner.fixed_batch, model.runner._predict = None, real
+    assert calls == [model.batch_size, 2]
     for a, b in zip(plain, padded):
         assert a.shape == b.shape and a.shape[0] == 1
         assert np.abs(a - b).max() < 1e-4

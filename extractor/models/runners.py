@@ -42,7 +42,7 @@ class OpenCVRunner:
         self.net = cv2.dnn.readNetFromONNX(str(onnx_path))
         self.output_names = output_names
 
-    def __call__(self, images: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, images: np.ndarray, pad_to: int | None = None) -> list[np.ndarray]:
         per_image = []
         for image in images:
             self.net.setInput(np.ascontiguousarray(image.transpose(2, 0, 1)[None]))
@@ -178,7 +178,7 @@ class OnnxRuntimeRunner:
         """Whether the session really runs on the CUDA provider."""
         return self.session.get_providers()[0] == "CUDAExecutionProvider"
 
-    def __call__(self, images: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, images: np.ndarray, pad_to: int | None = None) -> list[np.ndarray]:
         per_image = [self.session.run(self.output_names,
                                       {self.input_name: np.ascontiguousarray(image.transpose(2, 0, 1)[None])})
                      for image in images]
@@ -237,9 +237,12 @@ class KerasRunner:
     def _call_torch(self, images: np.ndarray) -> list[np.ndarray]:
         return self._graphs(images) if self._graphs is not None else self._call_torch_eagerly(images)
 
-    def __call__(self, images: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, images: np.ndarray, pad_to: int | None = None) -> list[np.ndarray]:
+        """The model's outputs for ``images``; with ``fixed_batch``, a short batch padded to it,
+        or to ``pad_to`` where the caller runs fewer images of this size a call (large frames)."""
         count = len(images)
-        if self.fixed_batch and count < self.fixed_batch:
-            images = np.concatenate([images, np.zeros((self.fixed_batch - count, *images.shape[1:]), images.dtype)])
+        size = min(self.fixed_batch, pad_to or self.fixed_batch) if self.fixed_batch else 0
+        if count < size:
+            images = np.concatenate([images, np.zeros((size - count, *images.shape[1:]), images.dtype)])
         outputs = self._predict(images)
         return [np.asarray(out)[:count] for out in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
