@@ -1,13 +1,12 @@
 """``make big-frames``: small faces in big frames, with CenterFace's closer look and without.
 
 Two kinds of frame, built from ../shared/data's annotated photos (ground truth moved to match):
-each photo alone in the middle of a grey frame 3000, 4000 or 5000 px wide (its faces become 0.5
-to 1.5 % of the frame's side), and mosaics of the photos (4x4 and 5x5 grids, each photo at most
-its own size) filling 3000 and 4000 px frames, like a group photo where small faces are
-everywhere and so are doubtful spots; and photos alone in 6000 and 8000 px frames (over 4096 px:
-shrunk at most ``max_shrink`` times). Each frame is detected with ``zoom_tiles`` 0 (the shrunk
-frame alone), 24 and 64 (the default), and with ``max_shrink`` 0 (every frame shrunk to 640 px);
-the table gives faces found, detections not in the lists and detect CPU per frame.
+each photo alone in the middle of a grey frame 3000 to 8000 px wide (its faces become 0.2 to 1.5 %
+of the frame's side), and mosaics of the photos (4x4 and 5x5 grids, each photo at most its own
+size) filling 3000 and 4000 px frames, like a group photo where small faces are everywhere and so
+are doubtful spots. Each frame is detected with ``zoom_tiles`` 0 (the shrunk frame alone), 24 and
+64 (the default), and with ``fine_from`` 0 (no finer view of frames over 3840 px); the table
+gives faces found, detections not in the lists and detect CPU per frame.
 """
 from __future__ import annotations
 
@@ -97,9 +96,9 @@ def main() -> None:
     detect = DetectStage(StageConfig())
     detect.load()
     plugin = detect.plugin
-    variants = {f"zoom_tiles {cap}": partial(vars(plugin).update, zoom_tiles=cap, max_shrink=plugin.max_shrink)
+    variants = {f"zoom_tiles {cap}": partial(vars(plugin).update, zoom_tiles=cap, fine_from=plugin.fine_from)
                 for cap in TILE_CAPS}
-    variants["max_shrink 0"] = partial(vars(plugin).update, zoom_tiles=64, max_shrink=0)
+    variants["fine_from 0"] = partial(vars(plugin).update, zoom_tiles=64, fine_from=0)
     print_table(detect, frame_sets(annotated_photos()), variants)
 
 

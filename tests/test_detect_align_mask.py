@@ -286,10 +286,11 @@ def test_small_faces_of_a_big_frame_are_found_by_a_closer_look(detect_stage):
         plugin.zoom_tiles = default
 
 
-def test_a_frame_larger_than_3520_px_is_shrunk_at_most_max_shrink_times(detect_stage):
+def test_a_frame_larger_than_4k_is_also_looked_at_finer(detect_stage):
     """The same group photo in a 6000 px frame: shrunk to 640 px its faces are 4 px, under any
-    look; shrunk at most 5.5 times (to 1091 px) they are found as in a 3000 px frame. A call of
-    such frames holds no more pixels than a batch of 640 px squares (a GPU's planned memory)."""
+    look; seen also shrunk only 5 times (1200 px) they are found as in a 3000 px frame. The finer
+    view holds no more pixels than a batch of 640 px squares (a GPU's planned memory): an 8000 x
+    6000 frame is shrunk 6 times."""
     image, entry = _image("dlib_faces", 0)
     frame, offset = _pasted_in_big_frame(image, 6000)
     truth = [np.array(face["box"]) + offset for face in entry["faces"]]
@@ -298,15 +299,15 @@ def test_a_frame_larger_than_3520_px_is_shrunk_at_most_max_shrink_times(detect_s
         return sum(any(iou(box, face.box_ltrb) >= 0.5 for face in faces) for box in truth)
 
     plugin = detect_stage.plugin
-    assert plugin.side_seen(4500, 6000) == 1091 and plugin.side_seen(2640, 3520) == 640
-    assert [plugin.frames_per_call(*shape) for shape in ((384, 640), (640, 640), (704, 960))] == [4, 4, 2]
+    assert (plugin.fine_factor(4500, 6000), plugin.fine_factor(6000, 8000)) == (5, 6)
+    assert plugin.look_finer(np.zeros((2160, 3840, 3), np.uint8)) is None  # 4K UHD: the usual view only
     found = detect_stage.run([frame])[0]
     assert matched(found) >= len(truth) - 1 and len(found) <= matched(found) + 1, (matched(found), len(found))
-    default, plugin.max_shrink = plugin.max_shrink, 0
+    default, plugin.fine_from = plugin.fine_from, 0
     try:
         assert matched(detect_stage.run([frame])[0]) == 0
     finally:
-        plugin.max_shrink = default
+        plugin.fine_from = default
 
 
 def test_a_group_photo_with_small_faces_everywhere_gets_enough_closer_looks(detect_stage):

@@ -15,9 +15,11 @@ detection, which makes large photos several times cheaper; every annotated face 
 ../shared/data is still found. In a shrunk frame, the spots scored as doubtful small faces get a
 second look in tiles cut from the full-size frame (``closer_look``: faces of 30-45 px in a 3000 px
 frame, recall 0.361 -> 0.944); ``max_side = 0`` keeps full resolution (every pixel, 10x the cost).
-A frame is shrunk at most ``max_shrink`` times (5.5: to 640 px from 3520), so that faces keep
-one smallest findable size in frame pixels however large the frame: a 6000 px frame is seen at
-1091 px (photos pasted alone into 6000 px frames: 13 -> 34 of their 36 faces; ``make big-frames``).
+A frame longer than ``fine_from`` (3840 px: larger than 4K UHD) is also seen shrunk only
+``fine_shrink`` (5) times, a finer look with its own closer look (``look_finer``): shrunk to 640
+px, a 6000 px frame shows a 40 px face at 4 px, no blob to start from (photos pasted alone into
+6000 px frames: 13 -> 34 of their 36 faces; ``make big-frames``). Seen larger, some big faces
+score lower, so the usual view stays.
 A frame whose first pass scored a big face as doubtful (close-ups: the network was trained on
 smaller faces) is looked at again smaller, in a black margin (``wider_look``).
 Frames smaller than ``min_side`` (default 480) are enlarged to it: the network predicts at stride
@@ -36,7 +38,7 @@ from functools import partial
 import numpy as np
 
 from extractor.faces import DetectedFace
-from extractor.geometry import fit_to_sides, nms, shrink_to_side
+from extractor.geometry import fit_to_sides, nms, shrink_by, shrink_to_side
 from extractor.plugins.base import Batch, DeviceNeed, Detector
 from extractor.plugins.detect import closer_look, wider_look
 from extractor.plugins.registry import register
@@ -101,10 +103,11 @@ class CenterFaceDetector(Detector):
     def __init__(self, batch_size=None, threshold: float = 0.5, nms_iou: float = 0.3, runtime: str = "auto",
                  backend: str | None = None, max_side: int = 640, min_side: int = 480,
                  zoom_tiles: int = 64, zoom_threshold: float = 0.07, wider: bool = True,
-                 follow_threshold: float = 0.3, max_shrink: float = 5.5, **options):
+                 follow_threshold: float = 0.3, fine_from: int = 3840, fine_shrink: int = 5, **options):
         super().__init__(batch_size, **options)
         self.max_side = int(max_side)  # frames with a longer side are shrunk for detection (0: never)
-        self.max_shrink = float(max_shrink)  # ... but at most this many times (0: no bound)
+        self.fine_from = int(fine_from)  # longer frames are also seen shrunk only fine_shrink times (0: never)
+        self.fine_shrink = max(1, int(fine_shrink))
         self.min_side = int(min_side)  # frames with a shorter long side are enlarged to it (0: never)
         if runtime not in RUNTIMES:
             raise ValueError(f"centerface runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
@@ -167,17 +170,17 @@ class CenterFaceDetector(Detector):
         of what the network saw])."""
         tensors, seen = [], []
         for image in batch.images:
-            image, scale = fit_to_sides(image, self.min_side, self.side_seen(*image.shape[:2]))
+            image, scale = fit_to_sides(image, self.min_side, self.max_side)
             tensors.append(self._canvas(image))
             seen.append((np.float32(scale), *image.shape[:2]))
         batch.feed = (tensors, seen)
 
-    def side_seen(self, height: int, width: int) -> int:
-        """The longest side a frame is shrunk to: ``max_side``, or more for a frame so large that
-        ``max_side`` would shrink it more than ``max_shrink`` times."""
-        if not self.max_side or not self.max_shrink:
-            return self.max_side
-        return max(self.max_side, math.ceil(max(height, width) / self.max_shrink))
+    def fine_factor(self, height: int, width: int) -> int:
+        """How many times ``look_finer`` shrinks a frame: ``fine_shrink``, or more where the view
+        would hold more pixels than a batch of ``max_side`` squares (what a GPU's budget is
+        planned for: an 8000 x 6000 frame is shrunk 6 times)."""
+        budget = self.batch_size * max(self.max_side, 1) ** 2
+        return max(self.fine_shrink, math.ceil(math.sqrt(height * width / budget)))
 
     def _canvas(self, image: np.ndarray) -> np.ndarray:
         """``image`` in the model's colours, as float32 on a zero canvas padded to multiples of 32."""
@@ -187,40 +190,47 @@ class CenterFaceDetector(Detector):
         return canvas
 
     def predict(self, batch: Batch) -> None:
-        """One network call per group of frames with the same padded size (``frames_per_call`` at
-        a time), decoded once down to the lowest score a look needs; then, for each frame, the
-        second looks its first pass asks for: tiles of its doubtful small spots if it was shrunk
-        (``closer_look``), the whole frame smaller, in a black margin, if a big face was doubtful
-        (``wider_look``)."""
+        """One network call per group of frames with the same padded size, decoded once down to
+        the lowest score a look needs; then, for each frame, the second looks its first pass asks
+        for: tiles of its doubtful small spots if it was shrunk (``closer_look``), the whole frame
+        smaller, in a black margin, if a big face was doubtful (``wider_look``), and a finer view
+        of a frame larger than 4K UHD (``look_finer``)."""
         tensors = batch.feed[0]
         results: list = [None] * len(tensors)
         lowest = min([self.threshold] + [self.zoom_threshold] * bool(self.zoom_tiles)
                      + [wider_look.DOUBT_FROM] * self.wider)
-        for group in self.groups_of_one_shape(tensors):
-            per_call = self.frames_per_call(*tensors[group[0]].shape[:2])
-            for start in range(0, len(group), per_call):
-                self._predict_frames(group[start:start + per_call], per_call, batch.feed, lowest, results)
+        for indices in self.groups_of_one_shape(tensors):
+            outputs = self.runner(np.stack([tensors[i] for i in indices]))
+            for row, index in enumerate(indices):
+                _, height, width = batch.feed[1][index]
+                # Greedy NMS keeps boxes best first, so the boxes over any higher score are the
+                # ones a decode at that score gives: one decode serves every look.
+                results[index] = decode(*(out[row] for out in outputs), height, width, lowest, self.nms_iou)
         batch.prediction = [(found, [more for more in (self.look_closer(image, found[0], seen),
-                                                       self.look_wider(image, found[0], seen))
+                                                       self.look_wider(image, found[0], seen),
+                                                       self.look_finer(image))
                                      if more is not None])
                             for image, found, seen in zip(batch.images, results, batch.feed[1])]
 
-    def frames_per_call(self, height: int, width: int) -> int:
-        """Frames of this padded size in one network call: the batch size, fewer for frames
-        ``max_shrink`` let through larger than ``max_side`` square, so that a call holds no more
-        pixels than a batch of those (what a GPU's memory budget is planned for)."""
-        if not self.max_side:
-            return self.batch_size
-        return int(np.clip(self.batch_size * self.max_side ** 2 // (height * width), 1, self.batch_size))
-
-    def _predict_frames(self, indices: list[int], per_call: int, feed, lowest: float, results: list) -> None:
-        tensors, seen = feed
-        outputs = self.runner(np.stack([tensors[i] for i in indices]), pad_to=per_call)
-        for row, index in enumerate(indices):
-            _, height, width = seen[index]
-            # Greedy NMS keeps boxes best first, so the boxes over any higher score are the
-            # ones a decode at that score gives: one decode serves every look.
-            results[index] = decode(*(out[row] for out in outputs), height, width, lowest, self.nms_iou)
+    def look_finer(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Boxes and points (frame pixels) found in a frame longer than ``fine_from`` seen shrunk
+        only ``fine_factor`` times (a whole number: OpenCV's fast area shrink), with the closer
+        look of that view's own doubtful spots; None where there is none, or nothing found."""
+        height, width = image.shape[:2]
+        if not self.fine_from or not self.max_side or max(height, width) <= self.fine_from:
+            return None
+        view, scale = shrink_by(image, self.fine_factor(height, width))
+        seen = (np.float32(scale), *view.shape[:2])
+        outputs = self.runner(self._canvas(view)[None], pad_to=1)  # alone: a batch's pixels at most
+        lowest = min(self.threshold, self.zoom_threshold) if self.zoom_tiles else self.threshold
+        boxes, points = decode(*(out[0] for out in outputs), *view.shape[:2], lowest, self.nms_iou)
+        closer = self.look_closer(image, boxes, seen)
+        sure = boxes[:, 4] >= self.threshold
+        boxes, points = boxes[sure].copy(), points[sure] / scale
+        boxes[:, :4] /= scale
+        if closer is not None:
+            boxes, points = np.concatenate([boxes, closer[0]]), np.concatenate([points, closer[1]])
+        return (boxes, points) if len(boxes) else None
 
     def _detect_in(self, views: list[np.ndarray],
                    threshold: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
