@@ -24,6 +24,7 @@ import numpy as np
 from extractor.config import load_config, plugin_options
 from extractor.crops import ARCFACE_SIZE, DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec
 from extractor.faces import DetectedFace
+from extractor.models.backend import chosen_backend
 from extractor.stages import StageConfig, build_stage, run_on_frames
 
 logger = logging.getLogger(__name__)
@@ -51,17 +52,19 @@ class FaceExtractor:
     """Detect, align and mask the faces of images, one call at a time. The models load once,
     here; ``config``: a TOML file as ``extractor --config`` takes (its ``[run]`` detector, aligner,
     maskers and normalization are the defaults of the arguments left out; its plugin options
-    apply)."""
+    apply; ``backend``: the Keras backend of GPU-capable models, else ``KERAS_BACKEND``, as for
+    ``extractor run --backend``)."""
 
     def __init__(self, detector: str | None = None, aligner: str | None = None, maskers: tuple[str, ...] | None = None,
-                 identity: bool = False, normalization: str | None = None, config: str | Path | None = None):
+                 identity: bool = False, normalization: str | None = None, config: str | Path | None = None,
+                 backend: str | None = None):
         settings = load_config(config)
         run = settings["run"]
         maskers = maskers or run["masker"]
         self.config = StageConfig(detector=detector or run["detector"], aligner=aligner or run["aligner"],
                                   maskers=(maskers,) if isinstance(maskers, str) else tuple(maskers),
                                   normalization=normalization or run["normalization"],
-                                  identity="dlib-resnet" if identity else None,
+                                  identity="dlib-resnet" if identity else None, backend=chosen_backend(backend),
                                   plugin_options=plugin_options(settings, str(config or "default configuration")))
         names = ("detect", "align", "mask") + (("identity",) if identity else ())
         self.stages = {name: build_stage(name, self.config) for name in names}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 from pathlib import Path
@@ -68,15 +67,12 @@ def _plugin_options(config: dict | None) -> dict[str, dict]:
 
 def _chosen_backend(backend: str | None) -> str | None:
     """--backend, else KERAS_BACKEND, checked installed; None: auto (the plugin chooses)."""
-    from extractor.models.backend import BackendError, resolve_backend
+    from extractor.models.backend import BackendError, chosen_backend
 
-    if not backend and not os.environ.get("KERAS_BACKEND"):
-        return None
     try:
-        backend = resolve_backend(backend)
+        return chosen_backend(backend)
     except BackendError as exc:
         raise click.ClickException(str(exc)) from None
-    return backend
 
 
 def _parse_gpus(value: str | None) -> list[int] | None:

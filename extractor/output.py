@@ -387,7 +387,7 @@ class FrameWriter:
         repair_tail(path)  # a record torn by a kill is reported and dropped once, here
         records = list(read_records(path))
         frames = {record["frame"] for record in records}
-        self._earlier = (header, records)
+        self._earlier = (header, records) if self.settings.redo_faceless else None  # for _drop_faceless_frames
         # A resumed video's new tracks are numbered after the earlier run's.
         self.next_track_id = 1 + max((face.get("track", -1) for record in records for face in record.get("faces", [])),
                                      default=-1)

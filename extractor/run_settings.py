@@ -217,10 +217,11 @@ class RunSummary:
         return self.frames / self.seconds if self.seconds else 0.0
 
     def format(self) -> str:
-        again = f"{self.looked_again} {'it' if self.already_done else 'an earlier run'} found no face in, looked at " \
-                "again" if self.looked_again else ""
-        done = f" (+{self.already_done} done by an earlier run{'; ' + again if again else ''})" if self.already_done \
-            else f" ({again})" if again else ""
+        earlier = [f"+{self.already_done} done by an earlier run"] if self.already_done else []
+        if self.looked_again:
+            earlier.append(f"{self.looked_again} {'it' if self.already_done else 'an earlier run'} found no face "
+                           "in, looked at again")
+        done = f" ({'; '.join(earlier)})" if earlier else ""
         filtered = f" kept, {self.filtered_out} filtered out by identity" if self.filtered_out else ""
         filtered += f"{'' if filtered else ' kept'}, {self.low_quality} below --min-quality" if self.low_quality else ""
         filtered += "" if self.face_files else " (in the alignments file only: --no-faces)"

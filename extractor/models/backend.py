@@ -38,6 +38,14 @@ def resolve_backend(name: str | None) -> str:
     return chosen
 
 
+def chosen_backend(name: str | None) -> str | None:
+    """The backend a run asks for: ``name`` (--backend), else ``KERAS_BACKEND``, checked
+    installed; None when neither names one (auto: each plugin chooses its runtime)."""
+    if not name and not os.environ.get("KERAS_BACKEND"):
+        return None
+    return resolve_backend(name)
+
+
 def prepare_backend(backend: str, gpu_total_mb: int | None = None, budget_mb: int | None = None) -> None:
     """Set the environment a backend reads at import: call before Keras or the framework loads."""
     use_backend(backend)

@@ -220,11 +220,9 @@ class CenterFaceDetector(Detector):
         if not self.fine_from or not self.max_side or max(height, width) <= self.fine_from:
             return None
         view, scale = shrink_by(image, self.fine_factor(height, width))
-        seen = (np.float32(scale), *view.shape[:2])
-        outputs = self.runner(self._canvas(view)[None], pad_to=1)  # alone: a batch's pixels at most
         lowest = min(self.threshold, self.zoom_threshold) if self.zoom_tiles else self.threshold
-        boxes, points = decode(*(out[0] for out in outputs), *view.shape[:2], lowest, self.nms_iou)
-        closer = self.look_closer(image, boxes, seen)
+        ((boxes, points),) = self._detect_in([view], lowest, per_call=1)  # alone: a batch's pixels at most
+        closer = self.look_closer(image, boxes, (np.float32(scale), *view.shape[:2]))
         sure = boxes[:, 4] >= self.threshold
         boxes, points = boxes[sure].copy(), points[sure] / scale
         boxes[:, :4] /= scale
@@ -232,17 +230,18 @@ class CenterFaceDetector(Detector):
             boxes, points = np.concatenate([boxes, closer[0]]), np.concatenate([points, closer[1]])
         return (boxes, points) if len(boxes) else None
 
-    def _detect_in(self, views: list[np.ndarray],
-                   threshold: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _detect_in(self, views: list[np.ndarray], threshold: float | None = None,
+                   per_call: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Boxes and points (each view's pixels) at the usual threshold (or ``threshold``) in
-        same-sized ``views``, run in batches of the usual size (on GPUs: one compile)."""
+        same-sized ``views``, run in batches of the usual size (on GPUs: one compile), or of
+        ``per_call`` (views too big for a batch's memory)."""
         canvases = np.stack([self._canvas(view) for view in views])
         height, width = views[0].shape[:2]
-        found = []
-        for start in range(0, len(views), self.batch_size):
+        size, found = per_call or self.batch_size, []
+        for start in range(0, len(views), size):
             found += [decode(*outputs, height, width, self.threshold if threshold is None else threshold,
                              self.nms_iou)
-                      for outputs in zip(*self.runner(canvases[start:start + self.batch_size]))]
+                      for outputs in zip(*self.runner(canvases[start:start + size], pad_to=per_call))]
         return found
 
     def look_closer(self, image: np.ndarray, boxes: np.ndarray, seen) -> tuple[np.ndarray, np.ndarray] | None:
