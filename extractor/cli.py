@@ -76,12 +76,19 @@ def _chosen_backend(backend: str | None) -> str | None:
 
 
 def _parse_gpus(value: str | None) -> list[int] | None:
+    """--gpus 0,1 (None: all; ``none``: the CPU plan)."""
     if not value:
         return None
+    return [] if value.strip().lower() == "none" else _gpu_numbers([value], "--gpus")
+
+
+def _gpu_numbers(values, flag: str) -> list[int]:
+    """GPU numbers from values like ``0,1`` or several values (``-X 0 1``), as nvidia-smi numbers them."""
     try:
-        return [int(g) for g in value.split(",")]
+        return [int(g) for value in values for g in value.split(",") if g.strip()]
     except ValueError:
-        raise click.BadParameter(f"{value!r}: use GPU numbers like 0,1", param_hint="--gpus") from None
+        raise click.BadParameter(f"{','.join(values)!r}: use GPU numbers as nvidia-smi lists them, like 0,1",
+                                 param_hint=flag) from None
 
 
 def _parse_rotate(value: str) -> tuple[tuple[int, ...], bool]:
@@ -333,7 +340,10 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
                    "at most 4, on machines with 8 or more; 0 below).")
 @click.option("--stall-timeout", default=300.0, show_default=True, type=click.FloatRange(1.0),
               help="Stop with an error when no stage reports anything for this many seconds.")
-@click.option("--gpus", default=None, help="GPUs the workers may use, e.g. 0,1 (default: all).")
+@click.option("--gpus", default=None, help="GPUs the workers may use, e.g. 0,1, or none (default: all "
+              "that CUDA_VISIBLE_DEVICES leaves).")
+@click.option("-X", "--exclude-gpus", multiple=True, metavar="N",
+              help="GPUs not to use (faceswap's -X; all of them: the CPU plan).")
 @click.option("--vram", default=None, metavar="STAGE=MB,...",
               help="GPU-memory budget per worker of each stage, e.g. detect=2048,align=512.")
 @click.option("--detect-vram", type=click.IntRange(64), default=None, help="Same as --vram detect=MB.")
@@ -587,7 +597,9 @@ def _engine_options(flags: dict):
     return EngineOptions(workers={stage: flags[f"{stage}_workers"] for stage in STAGES},
                          frame_buffer=flags["frame_buffer"], vram_mb=budgets, stall_seconds=flags["stall_timeout"],
                          prepare_threads=flags["prepare_threads"],
-                         gpus=_parse_gpus(flags["gpus"]), ray_address=flags["ray_address"])
+                         gpus=_parse_gpus(flags["gpus"]),
+                         exclude_gpus=tuple(_gpu_numbers(flags["exclude_gpus"], "--exclude-gpus")),
+                         ray_address=flags["ray_address"])
 
 
 @main.command()

@@ -205,7 +205,6 @@ NOT_TAKEN = (
     (("-c", "--compile"), False, "not taken: extractor compiles nothing at start"),
     (("-C", "--configfile"), True, "faceswap's plugin settings (.ini) are not read: extractor's are a TOML file "
      "given before run (extractor --config FILE run ...; see extractor/default_config.toml)"),
-    (("-X", "--exclude-gpus"), True, "use --gpus to name the GPUs to use (e.g. --gpus 0,2)"),
     (("-k", "--benchmark"), False, "not taken: --batch-size STAGE=N sets a stage's batch"),
 )
 

@@ -34,7 +34,8 @@ class EngineOptions:
 
     workers: dict[str, int] = field(default_factory=dict)  # stage -> worker count; 0 or missing: the plan's default
     frame_buffer: int | None = None  # pool: frame slots; None: chosen from free RAM
-    gpus: list[int] | None = None  # which GPUs may be used; None: all
+    gpus: list[int] | None = None  # which GPUs may be used; None: all ([]: none, the CPU plan)
+    exclude_gpus: tuple[int, ...] = ()  # GPUs not to use (faceswap's -X); all of them: the CPU plan
     vram_mb: dict[str, int] = field(default_factory=dict)  # per-stage budget overrides
     count_bytes: bool = False  # pool: tally pickled bytes on every queue (benchmark, tests)
     gpu_inventory: list | None = None  # pool, for tests: a simulated inventory instead of nvidia-smi

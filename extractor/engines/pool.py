@@ -34,7 +34,7 @@ from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.assembler import FrameAssembler
 from extractor.identity_filter import ReferenceError
 from extractor.pipeline import Pipeline, build_pipeline
-from extractor.workers.devices import PlanError, WorkerPlan, detect_gpus, plan_devices, selected_gpus
+from extractor.workers.devices import PlanError, WorkerPlan, detect_gpus, plan_devices, usable_gpus
 from extractor.workers.gpu_support import gpu_capable_runtimes
 from extractor.workers.frame_pool import (FramePool, FramePoolError, check_frame_buffer, default_slot_count,
                                           slots_that_fit)
@@ -122,14 +122,14 @@ class PoolEngine:
     # --- planning --------------------------------------------------------------------------
     def plan(self) -> list[WorkerPlan]:
         inventory = self.options.gpu_inventory
-        gpus = detect_gpus() if inventory is None else inventory
-        selected = selected_gpus(gpus, self.options.gpus)
+        selected, gpu_notes = usable_gpus(detect_gpus() if inventory is None else inventory, self.options.gpus,
+                                          self.options.exclude_gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
         capable = self.options.gpu_runtimes
         if capable is None:
             capable = gpu_capable_runtimes() if selected else set()
         self.pipeline = build_pipeline(self.settings, self.options, selected, capable)
         plans, notes = plan_devices([spec.demand() for spec in self.pipeline.stages], selected, None)
-        notes = self.pipeline.notes + notes
+        notes = gpu_notes + self.pipeline.notes + notes
         check_worker_count(plans)
         self._prepare_threads = helper_threads(self.options.prepare_threads)
         helpers = f", {self._prepare_threads} threads preparing faces" if self._prepare_threads else ""

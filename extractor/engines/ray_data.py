@@ -319,7 +319,8 @@ def _plan(settings: RunSettings, options: EngineOptions) -> Pipeline:
 
     count = int(ray.cluster_resources().get("GPU", 0))
     memory = gpu_memory_mb(options) if count else 0
-    gpus = selected_gpus([GpuInfo(i, "ray", memory, memory) for i in range(count)], options.gpus)
+    gpus = selected_gpus([GpuInfo(i, "ray", memory, memory) for i in range(count)], options.gpus,
+                         options.exclude_gpus, where="the Ray cluster has")
     capable = options.gpu_runtimes if options.gpu_runtimes is not None else (gpu_capable_runtimes() if gpus else set())
     pipeline = build_pipeline(settings, options, gpus, capable)
     for note in pipeline.notes:

@@ -26,10 +26,11 @@ class PlanError(Exception):
 
 @dataclass(frozen=True)
 class GpuInfo:
-    index: int
+    index: int  # nvidia-smi's (PCI bus order; workers run with CUDA_DEVICE_ORDER=PCI_BUS_ID to match)
     name: str
     total_mb: int
     free_mb: int
+    uuid: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def detect_gpus() -> list[GpuInfo]:
     if not shutil.which("nvidia-smi"):
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index,name,memory.total,memory.free",
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index,name,memory.total,memory.free,uuid",
                               "--format=csv,noheader,nounits"], capture_output=True, text=True,
                              timeout=20, check=True).stdout
     except (OSError, subprocess.SubprocessError) as exc:
@@ -83,20 +84,53 @@ def detect_gpus() -> list[GpuInfo]:
         return []
     gpus = []
     for line in out.strip().splitlines():
-        index, name, total, free = (part.strip() for part in line.split(","))
-        gpus.append(GpuInfo(int(index), name, int(float(total)), int(float(free))))
+        index, name, total, free, *uuid = (part.strip() for part in line.split(","))
+        gpus.append(GpuInfo(int(index), name, int(float(total)), int(float(free)), "".join(uuid[:1])))
     return gpus
 
 
-def selected_gpus(gpus: list[GpuInfo], selected: list[int] | None) -> list[GpuInfo]:
-    """The GPUs --gpus names (all when it names none); a GPU the machine lacks is an error."""
-    if selected is None:
+def gpus_cuda_visible(gpus: list[GpuInfo], visible: str | None) -> list[GpuInfo]:
+    """The GPUs a user's ``CUDA_VISIBLE_DEVICES`` leaves (None: not set, all), read as CUDA reads
+    it: indices or UUIDs (a unique start of one, ``GPU-5ab3``), separated by commas, up to the first
+    entry that names none (``-1``, or empty: no GPU). nvidia-smi lists every GPU whatever the
+    variable says, and each worker sets the variable to its own GPU, so without this a run would
+    take GPUs its user had kept from it."""
+    if visible is None:
         return list(gpus)
+    kept: list[GpuInfo] = []
+    for entry in (part.strip() for part in visible.split(",")):
+        matches = [g for g in gpus if (entry.isdigit() and g.index == int(entry))
+                   or (entry.startswith("GPU-") and g.uuid.startswith(entry))]
+        if len(matches) != 1 or matches[0] in kept:
+            break
+        kept.append(matches[0])
+    return kept
+
+
+def selected_gpus(gpus: list[GpuInfo], selected: list[int] | None, excluded: tuple[int, ...] = (),
+                  where: str = "the machine has") -> list[GpuInfo]:
+    """The GPUs --gpus names (all when it names none) less those --exclude-gpus names (faceswap's
+    ``-X``; all of them: the CPU plan); a GPU not among ``gpus`` is an error saying which are."""
     known = {g.index for g in gpus}
-    missing = [i for i in selected if i not in known]
-    if missing:
-        raise PlanError(f"--gpus names GPU {missing} but the machine has {sorted(known) or 'none'}")
-    return [g for g in gpus if g.index in selected]
+    for flag, named in (("--gpus", selected or []), ("--exclude-gpus", excluded)):
+        missing = sorted(set(named) - known)
+        if missing:
+            raise PlanError(f"{flag} names GPU {', '.join(map(str, missing))} but {where} "
+                            f"{', '.join(map(str, sorted(known))) or 'none'}")
+    return [g for g in gpus if (selected is None or g.index in selected) and g.index not in excluded]
+
+
+def usable_gpus(found: list[GpuInfo], selected: list[int] | None, excluded: tuple[int, ...] = (),
+                visible: str | None = None) -> tuple[list[GpuInfo], list[str]]:
+    """The GPUs a run may plan on: those ``CUDA_VISIBLE_DEVICES`` leaves, then --gpus and
+    --exclude-gpus; with a note for the plan when the variable kept some from the run."""
+    gpus = gpus_cuda_visible(found, visible)
+    notes = []
+    if len(gpus) < len(found):
+        left = ", ".join(str(g.index) for g in gpus) or "none"
+        notes.append(f"CUDA_VISIBLE_DEVICES={visible} leaves GPU(s) {left} of the {len(found)} nvidia-smi lists")
+    where = "the machine has" if len(gpus) == len(found) else f"CUDA_VISIBLE_DEVICES={visible} leaves"
+    return selected_gpus(gpus, selected, excluded, where), notes
 
 
 def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list[int] | None = None,
@@ -161,6 +195,7 @@ def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list
 
 def apply_device_plan(plan: WorkerPlan) -> None:
     """In a fresh worker, before any framework is imported: pin the device and the CPU threads."""
+    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's numbering is nvidia-smi's, the plan's
     os.environ["CUDA_VISIBLE_DEVICES"] = "" if plan.gpu is None else str(plan.gpu)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["OMP_NUM_THREADS"] = str(plan.cpu_threads)
