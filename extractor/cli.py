@@ -323,6 +323,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--overwrite", is_flag=True, help="Start again even if the alignments file has frames.")
 @click.option("-P", "--single-process", "--singleprocess", "-sp", "single_process", is_flag=True,
               help="Same as --engine single.")
+@click.option("-g", "--align-filters", "align_filters", is_flag=True,
+              help="faceswap's aligner filters: here --min-quality 0.2 where no --min-quality is given.")
 @click.option("-a", "--re-align", "re_align", is_flag=True,
               help="faceswap's re-align: always done here (each face is aligned again on its first landmarks).")
 @click.option("-v", "--save-interval", "-si", "save_interval", default=0, type=click.IntRange(0),

@@ -42,6 +42,9 @@ class FaceSize(click.ParamType):
 
 # faceswap's extract takes several values after these flags (``-M unet-dfl vgg-clear``, ``-f a.jpg b.jpg``).
 SEVERAL_VALUES = ("-M", "--masker", "-f", "--filter", "-n", "--nfilter", "-X", "--exclude-gpus")
+# faceswap's -g (its aligner filters): the alignment quality that leaves out the faces read least well,
+# non-faces among them (docs/accuracy.md: 8 % of the sample video's faces).
+ALIGN_FILTERS_MIN_QUALITY = 0.2
 # faceswap's identity models, named after its -I (older faceswap's -I took none): extractor has one, dlib's ResNet.
 FACESWAP_IDENTITY_MODELS = ("vggface2", "t-face")
 
@@ -170,8 +173,12 @@ def reference_photos(paths, option: str) -> list[Path]:
 
 def fold_faceswap_flags(flags: dict) -> dict:
     """faceswap's flags that extractor's own cover, folded into them (in place): -m into
-    --min-size N%, -x into --max-size N%; -a and -v, always satisfied here, dropped."""
+    --min-size N%, -x into --max-size N%; -g (its aligner filters, which leave out faces it reads
+    as misaligned or not faces) into --min-quality 0.2 unless one is given; -a and -v, always
+    satisfied here, dropped."""
     flags.pop("re_align"), flags.pop("save_interval")
+    if flags.pop("align_filters") and not flags["min_quality"]:
+        flags["min_quality"] = ALIGN_FILTERS_MIN_QUALITY
     for size, short in (("min_size", "-m"), ("max_size", "-x")):
         percent = flags.pop(f"{size}_percent")
         if percent is not None:
@@ -200,8 +207,6 @@ NOT_TAKEN = (
      "(the box's longer side, about 0.7 of a square box's diagonal) or -m PERCENT"),
     (("-bt", "--blur-threshold"), True, "faceswap's older blur threshold: use --min-quality (0.2 leaves out the "
      "least steady faces, blurred ones among them)"),
-    (("-g", "--align-filters"), False, "faceswap's aligner filters: use --min-quality (0.2 leaves out the least "
-     "steady faces and most non-faces)"),
     (("-c", "--compile"), False, "not taken: extractor compiles nothing at start"),
     (("-C", "--configfile"), True, "faceswap's plugin settings (.ini) are not read: extractor's are a TOML file "
      "given before run (extractor --config FILE run ...; see extractor/default_config.toml)"),

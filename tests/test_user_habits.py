@@ -343,6 +343,10 @@ def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
             assert _run_params(["-i", "in", "-o", "out", name])["skip_existing_faces"] is True
         assert _run_params(["-i", "in", "-o", "out", "--min-size", "10%"])["min_size"] == (0, 10.0)
         assert _run_params(["-i", "in", "-o", "out", "--min-size", "40"])["min_size"] == (40, 0.0)
+        # -g (its aligner filters) leaves out the faces read least well, unless --min-quality says otherwise
+        assert _run_params(["-i", "in", "-o", "out", "-g"])["min_quality"] == 0.2
+        assert _run_params(["-i", "in", "-o", "out", "-g", "--min-quality", "0.5"])["min_quality"] == 0.5
+        assert _run_params(["-i", "in", "-o", "out"])["min_quality"] == 0.0
         # its global -X (--exclude-gpus), typed after the command with several numbers
         assert _run_params(["-i", "in", "-o", "out", "-X", "0", "2"])["exclude_gpus"] == ("0", "2")
     for bad, expected in ((["-r", "45"], "quarter turns"), (["--min-size", "150%"], "percentage"),
