@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from extractor.crops import MASK_CROP, CropSpec
+from extractor.crops import MASK_CROP, CropSpec, five_points
 from extractor.geometry import transform_points, turn_to_stand
 
 # Masks are stored as faceswap's maskers store theirs: 128 px, 'face' centering (crops.MASK_CROP).
@@ -106,6 +106,33 @@ class DetectedFace:
     @property
     def box_ltrb(self) -> list[float]:
         return [self.left, self.top, self.right, self.bottom]
+
+    # insightface's names (its ``Face``), for programs written against ``FaceAnalysis.get``.
+    @property
+    def bbox(self) -> np.ndarray:
+        """insightface's ``bbox``: left, top, right, bottom."""
+        return np.array(self.box_ltrb, np.float32)
+
+    @property
+    def det_score(self) -> float:
+        return self.score
+
+    @property
+    def kps(self) -> np.ndarray | None:
+        """insightface's five key points (eye centres, image left first, nose tip, mouth corners),
+        from the 68 landmarks (those its ``norm_crop`` takes); None before alignment."""
+        return None if self.landmarks is None else five_points(self.landmarks).astype(np.float32)
+
+    @property
+    def embedding(self) -> np.ndarray | None:
+        """The identity embedding (dlib's ResNet, 128-d, with ``identity=True``); None without."""
+        return next(iter(self.identity.values()), None)
+
+    @property
+    def normed_embedding(self) -> np.ndarray | None:
+        """The embedding at unit length: the dot product of two is their cosine similarity."""
+        embedding = self.embedding
+        return None if embedding is None else embedding / np.linalg.norm(embedding)
 
     def standing_turn(self) -> int | None:
         """Degrees clockwise (0, 90, 180, 270) that stand this face up, read from the detector's

@@ -54,3 +54,26 @@ def test_grey_and_bgra_images_are_taken_and_other_arrays_refused_in_one_line(ext
         with pytest.raises(ValueError, match=said.replace("(", r"\(").replace(")", r"\)")):
             extractor.get(bad)
     assert extractor.crop(image, extractor.get(image)[0], centering="arcface").shape == (112, 112, 3)
+
+
+def test_insightfaces_names_of_a_face_work_as_in_insightface(extractor):
+    """A program written against insightface's ``FaceAnalysis.get`` reads ``bbox``, ``kps``,
+    ``det_score`` and ``normed_embedding``: the same box, the five points its ``norm_crop``
+    aligns on (the arcface crop is cut from them), the score, an embedding of unit length."""
+    image = cv2.imread(str(PHOTOS[0]))
+    face = extractor.get(image)[0]
+    assert face.bbox.dtype == np.float32 and np.allclose(face.bbox, face.box_ltrb)
+    assert face.det_score == face.score
+    left_eye, right_eye, nose, mouth_left, mouth_right = face.kps
+    assert face.kps.shape == (5, 2) and left_eye[0] < nose[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
+    assert max(left_eye[1], right_eye[1]) < nose[1] < min(mouth_left[1], mouth_right[1])
+    template = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                         [41.5493, 92.3655], [70.7299, 92.2041]])  # insightface's arcface_dst
+    matrix = cv2.estimateAffinePartial2D(face.kps, template, ransacReprojThreshold=1e4)[0]  # every point: least squares
+    reference = cv2.warpAffine(image, matrix, (112, 112))
+    assert np.abs(extractor.crop(image, face, centering="arcface").astype(int) - reference).mean() < 0.5
+    assert face.embedding is None and face.normed_embedding is None  # no identity asked
+    with_identity = FaceExtractor(identity=True).get(image)[0]
+    assert with_identity.embedding.shape == (128,)
+    assert np.isclose(np.linalg.norm(with_identity.normed_embedding), 1.0)
+    assert float(with_identity.normed_embedding @ with_identity.normed_embedding) == pytest.approx(1.0)
