@@ -126,12 +126,18 @@ def test_a_gpu_worker_confirms_its_gpu_and_the_run_keeps_its_faces(tmp_path):
         assert chatter not in result.stderr + out, chatter
 
 
-def test_stand_in_nvidia_smi_on_path_the_cli_plans_for_the_cpu_and_says_why(tmp_path):
-    tools = tmp_path / "bin"
+def stand_in_nvidia_smi(folder) -> str:
+    """A folder holding an ``nvidia-smi`` that lists two GPUs, to put first on PATH."""
+    tools = folder / "bin"
     tools.mkdir()
     smi = tools / "nvidia-smi"
     smi.write_text("#!/bin/sh\necho '0, NVIDIA Sim, 24000, 23000'\necho '1, NVIDIA Sim, 24000, 23000'\n")
     smi.chmod(0o755)
+    return str(tools)
+
+
+def test_stand_in_nvidia_smi_on_path_the_cli_plans_for_the_cpu_and_says_why(tmp_path):
+    tools = stand_in_nvidia_smi(tmp_path)
     # A user's shell: no KERAS_BACKEND (tests that load Keras in this process set it).
     shell = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
     env = dict(shell, PATH=f"{tools}:{os.environ['PATH']}")
@@ -237,3 +243,19 @@ def test_a_worker_numbers_gpus_as_nvidia_smi_does(monkeypatch):
         assert (os.environ["CUDA_DEVICE_ORDER"], os.environ["CUDA_VISIBLE_DEVICES"]) == ("PCI_BUS_ID", "1")
     finally:
         cv2.setNumThreads(threads)
+
+
+def test_in_one_process_a_gpu_no_installed_runtime_can_use_leaves_the_detector_on_onnx_runtime(tmp_path,
+                                                                                                monkeypatch):
+    """The single-process engine and the Python API place no worker: CenterFace's ``auto`` runtime
+    chooses in the process. Where nvidia-smi lists GPUs but the install has no runtime with GPU
+    support (tensorflow-cpu, CPU ONNX Runtime), it must be the CPU's best, ONNX Runtime, not Keras
+    on tensorflow-cpu (slower, and TensorFlow's start-up with it)."""
+    from extractor.models.runners import OnnxRuntimeRunner
+    from extractor.plugins import registry
+
+    monkeypatch.setenv("PATH", f"{stand_in_nvidia_smi(tmp_path)}:{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    detector = registry.create("detect", "centerface")
+    detector.load()
+    assert isinstance(detector.runner, OnnxRuntimeRunner) and not detector.runner.on_gpu

@@ -42,7 +42,7 @@ from extractor.geometry import fit_to_sides, nms, shrink_by, shrink_to_side
 from extractor.plugins.base import Batch, DeviceNeed, Detector
 from extractor.plugins.detect import closer_look, wider_look
 from extractor.plugins.registry import register
-from extractor.workers.gpu_support import GPU_RUNTIME_ORDER
+from extractor.workers.gpu_support import GPU_RUNTIME_ORDER, gpu_capable_runtimes, pick_gpu_runtime
 
 STRIDE = 4
 PAD_TO = 32
@@ -155,7 +155,15 @@ class CenterFaceDetector(Detector):
 
         path = package_file(*self.ONNX)
         on_gpu = cuda_visible()
-        label = self.runtime_label(self.backend, on_gpu, {"runtime": self.requested_runtime})
+        if self.requested_runtime == "auto" and on_gpu:
+            # A process no plan placed (one process, the Python API) that sees a GPU: the runtime
+            # the plan would give a GPU worker, the first installed with GPU support; with none,
+            # the CPU's (Keras on tensorflow-cpu ran the detector slower than ONNX Runtime).
+            label = pick_gpu_runtime(self.gpu_runtimes(self.backend), gpu_capable_runtimes())
+            on_gpu = label is not None
+            label = label or self.runtime_label(self.backend, False)
+        else:
+            label = self.runtime_label(self.backend, on_gpu, {"runtime": self.requested_runtime})
         if label.startswith("keras/"):
             from extractor.models.onnx_to_keras import keras_model_from_onnx
 
