@@ -259,3 +259,32 @@ def test_in_one_process_a_gpu_no_installed_runtime_can_use_leaves_the_detector_o
     detector = registry.create("detect", "centerface")
     detector.load()
     assert isinstance(detector.runner, OnnxRuntimeRunner) and not detector.runner.on_gpu
+
+
+def test_one_process_sees_only_the_gpus_the_run_may_use(tmp_path, monkeypatch):
+    """The single-process engine places no worker, so it narrows its own view: with GPUs listed,
+    --gpus, --exclude-gpus (faceswap's -X) and the user's CUDA_VISIBLE_DEVICES decide which it sees
+    (none: the CPU), numbered as nvidia-smi numbers them; the variables are put back after."""
+    from extractor.engines.single import run_single_process
+
+    monkeypatch.setenv("PATH", f"{stand_in_nvidia_smi(tmp_path)}:{os.environ['PATH']}")
+    seen = []
+
+    def run(name, **options):
+        seen.clear()
+        options = EngineOptions(on_frame_written=lambda _: seen.append(
+            (os.environ.get("CUDA_DEVICE_ORDER"), os.environ.get("CUDA_VISIBLE_DEVICES"))), **options)
+        run_single_process(_settings(tmp_path / name), options)
+        return seen[0]
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    assert run("all") == ("PCI_BUS_ID", "0,1")
+    assert run("none", gpus=[]) == ("PCI_BUS_ID", "")
+    assert run("excluded", exclude_gpus=(0,)) == ("PCI_BUS_ID", "1")
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ and "CUDA_DEVICE_ORDER" not in os.environ
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert run("user", gpus=[1]) == ("PCI_BUS_ID", "1")
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    with pytest.raises(PlanError, match="--gpus names GPU 0 but CUDA_VISIBLE_DEVICES=1 leaves 1"):
+        run("hidden", gpus=[0])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
 
 from extractor.progress import Progress
@@ -14,6 +15,7 @@ from extractor.media import ExtractMedia
 from extractor.run_settings import EngineOptions, RunSettings, RunSummary
 from extractor.pipeline import build_pipeline
 from extractor.stages import build_stage, run_on_frames
+from extractor.workers.devices import detect_gpus, only_these_gpus, usable_gpus
 
 logger = logging.getLogger(__name__)
 
@@ -26,18 +28,31 @@ def _timed(summary: RunSummary, stage: str, func, *args):
 
 
 def run_single_process(settings: RunSettings, options: EngineOptions | None = None) -> RunSummary:
-    """Extract every frame of the input in this process; returns the run's summary."""
+    """Extract every frame of the input in this process; returns the run's summary. On a machine
+    with GPUs, the process sees only those the run may use (as the pool's plan would place its
+    workers: CUDA_VISIBLE_DEVICES, --gpus, --exclude-gpus)."""
+    options = options or EngineOptions()
+    found = detect_gpus()
+    if not found:
+        return _run(settings, options)
+    gpus, notes = usable_gpus(found, options.gpus, options.exclude_gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    for note in notes:
+        logger.info("%s", note)
+    with only_these_gpus(gpus):
+        return _run(settings, options)
+
+
+def _run(settings: RunSettings, options: EngineOptions) -> RunSummary:
     summary = RunSummary()
     start = time.perf_counter()
     source, writer, imported = settings.open_input_and_output(summary)
     progress = Progress(source.estimate_frames(), enabled=settings.show_progress)
-    pipeline = build_pipeline(settings, options or EngineOptions())
+    pipeline = build_pipeline(settings, options)
     stages = {spec.stage: build_stage(spec.stage, settings.stages) for spec in pipeline.stages}
     try:
         for name, stage in stages.items():
             _timed(summary, f"load {name}", stage.load)
-        engine = _Batches(stages, settings, writer, summary, progress, imported,
-                          (options or EngineOptions()).on_frame_written)
+        engine = _Batches(stages, settings, writer, summary, progress, imported, options.on_frame_written)
         engine.embed_references()
         pending: list[ExtractMedia] = []
         for item in source:

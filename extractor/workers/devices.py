@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -131,6 +132,24 @@ def usable_gpus(found: list[GpuInfo], selected: list[int] | None, excluded: tupl
         notes.append(f"CUDA_VISIBLE_DEVICES={visible} leaves GPU(s) {left} of the {len(found)} nvidia-smi lists")
     where = "the machine has" if len(gpus) == len(found) else f"CUDA_VISIBLE_DEVICES={visible} leaves"
     return selected_gpus(gpus, selected, excluded, where), notes
+
+
+@contextmanager
+def only_these_gpus(gpus: list[GpuInfo]):
+    """This process sees only ``gpus`` (numbered as nvidia-smi numbers them; none: the CPU) while
+    the block runs: the single-process engine's --gpus, --exclude-gpus and CUDA_VISIBLE_DEVICES,
+    set before any framework starts. The variables are put back after."""
+    saved = {name: os.environ.get(name) for name in ("CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES")}
+    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g.index) for g in gpus)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list[int] | None = None,
