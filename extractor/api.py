@@ -48,6 +48,20 @@ def as_bgr8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def most_prominent(faces: dict[int, DetectedFace], shape: tuple, count: int) -> list[int]:
+    """The keys of the ``count`` faces that are largest and nearest the image's centre, best
+    first: box area less twice the squared distance of its centre from the image's, as
+    insightface ranks them for ``max_num``."""
+    centre = np.array([shape[1], shape[0]]) / 2
+
+    def prominence(index: int) -> float:
+        face = faces[index]
+        offset = np.array([face.left + face.width / 2, face.top + face.height / 2]) - centre
+        return face.width * face.height - 2.0 * float(offset @ offset)
+
+    return sorted(faces, key=prominence, reverse=True)[:count]
+
+
 class FaceExtractor:
     """Detect, align and mask the faces of images, one call at a time. The models load once,
     here; ``config``: a TOML file as ``extractor --config`` takes (its ``[run]`` detector, aligner,
@@ -71,31 +85,37 @@ class FaceExtractor:
         for stage in self.stages.values():
             stage.load()
 
-    def get(self, image: np.ndarray) -> list[DetectedFace]:
-        """The faces of one image, in the order they were detected."""
-        return self.get_many([image])[0]
+    def get(self, image: np.ndarray, max_num: int = 0) -> list[DetectedFace]:
+        """The faces of one image, in the order they were detected; ``max_num`` > 0: at most that
+        many, the largest and most central first (insightface's ``get(img, max_num)``)."""
+        return self.get_many([image], max_num)[0]
 
-    def get_many(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
+    def get_many(self, images: list[np.ndarray], max_num: int = 0) -> list[list[DetectedFace]]:
         """The faces of each image, the detector run on them in batches of its size. An image the
         detector cannot process raises ``RuntimeError``; a face a later stage cannot process is
         left out, with a warning."""
         images = [as_bgr8(image) for image in images]
         size = max(1, self.stages["detect"].batch_size)
-        return [faces for start in range(0, len(images), size) for faces in self._batch(images[start:start + size])]
+        return [faces for start in range(0, len(images), size)
+                for faces in self._batch(images[start:start + size], max_num)]
 
-    def _batch(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
+    def _batch(self, images: list[np.ndarray], max_num: int) -> list[list[DetectedFace]]:
         found = run_on_frames(self.stages["detect"], images)
         if found.frame_failures:
             position, why = next(iter(found.frame_failures.items()))
             raise RuntimeError(f"image {position} of the batch: the detector could not process it ({why})")
         faces = found.faces
+        if max_num > 0:  # before the other stages, which then align only these
+            faces = [{index: per_image[index] for index in most_prominent(per_image, image.shape, max_num)}
+                     for per_image, image in zip(faces, images)]
         for name, stage in self.stages.items():
             if name != "detect":
                 result = run_on_frames(stage, images, faces)
                 for position, index, why in result.face_failures:
                     logger.warning("image %d of the batch: face %d left out (%s)", position, index, why)
                 faces = result.faces
-        return [[per_image[index] for index in sorted(per_image)] for per_image in faces]
+        return [[per_image[index] for index in (per_image if max_num > 0 else sorted(per_image))]
+                for per_image in faces]
 
     @staticmethod
     def crop(image: np.ndarray, face: DetectedFace, size: int | None = None, centering: str = DEFAULT_CENTERING,

@@ -77,3 +77,24 @@ def test_insightfaces_names_of_a_face_work_as_in_insightface(extractor):
     assert with_identity.embedding.shape == (128,)
     assert np.isclose(np.linalg.norm(with_identity.normed_embedding), 1.0)
     assert float(with_identity.normed_embedding @ with_identity.normed_embedding) == pytest.approx(1.0)
+
+
+def test_max_num_keeps_the_largest_and_most_central_faces_as_insightface_does(extractor):
+    """insightface's ``get(img, max_num=N)``: at most N faces, ranked by box area less twice the
+    squared distance of the box's centre from the image's, best first."""
+    image = cv2.imread(str(PHOTOS[1]))  # a group photo
+    every = extractor.get(image)
+    centre = np.array([image.shape[1], image.shape[0]]) / 2
+
+    def prominence(face):
+        offset = (face.bbox[:2] + face.bbox[2:]) / 2 - centre
+        return (face.bbox[2] - face.bbox[0]) * (face.bbox[3] - face.bbox[1]) - 2 * offset @ offset
+
+    ranked = sorted(every, key=prominence, reverse=True)
+    assert len(every) >= 3
+    for count in (1, 2):
+        kept = extractor.get(image, max_num=count)
+        assert [face.box_ltrb for face in kept] == [face.box_ltrb for face in ranked[:count]]
+        assert all(face.landmarks is not None for face in kept)
+    assert len(extractor.get(image, max_num=len(every) + 5)) == len(every)
+    assert [f.box_ltrb for f in extractor.get(image, max_num=0)] == [f.box_ltrb for f in every]
