@@ -330,7 +330,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("-v", "--save-interval", "-si", "save_interval", default=0, type=click.IntRange(0),
               help="faceswap's: not needed here (every frame is saved as it finishes).")
 @click.option("--detect-workers", default=0, type=click.IntRange(0),
-              help="Detect processes [default: one per GPU the detector can use, else 1].")
+              help="Detect processes [default: two per GPU the detector can use (one with under 8 cores a "
+                   "GPU), else 1].")
 @click.option("--align-workers", default=0, type=click.IntRange(0),
               help="Align processes [default: with --mask-workers, half the cores (see the plan)].")
 @click.option("--mask-workers", default=0, type=click.IntRange(0),

@@ -88,6 +88,23 @@ def stage_names(settings) -> tuple[str, ...]:
 ALIGN_COST_PER_MASK = 5
 
 
+# A GPU detector's worker spends most of a frame on the CPU (resizing, decoding, the closer
+# looks' tiles): on one H200, CenterFace's network took 1.5 ms of a frame's 5-6, and two workers
+# sharing the GPU gave 1.5-2.5 times the frames/s of one (docs/performance.md). So each GPU gets
+# two by default where the host has the cores for them and the GPU the memory.
+DETECT_WORKERS_PER_GPU = 2
+CORES_PER_GPU_FOR_TWO = 8  # measured with 16 cores for one GPU; half of them align and mask
+
+
+def detect_workers_per_gpu(gpus: list, budget_mb: int, cpu_count: int) -> int:
+    """Detect workers each GPU gets by default: two where there are ``CORES_PER_GPU_FOR_TWO``
+    cores a GPU and every GPU's free memory holds two budgets with their CUDA contexts; else one."""
+    from extractor.workers.devices import CUDA_CONTEXT_MB
+
+    fits = all(gpu.free_mb >= DETECT_WORKERS_PER_GPU * (budget_mb + CUDA_CONTEXT_MB) for gpu in gpus)
+    return DETECT_WORKERS_PER_GPU if fits and cpu_count >= CORES_PER_GPU_FOR_TWO * len(gpus) else 1
+
+
 def feeding_workers(cpu_count: int) -> dict[str, int]:
     """Aligners and maskers that a detector feeds (worker counts left at their default): half
     the cores, shared so that the slower of the two stages is as fast as it can be."""
@@ -132,8 +149,16 @@ def build_pipeline(settings, options, gpus: list | None = None, capable: set[str
             for cls, opts in zip(classes, plugin_options)))
         workers = options.workers.get(stage) or 0
         if not workers and stage == "detect" and on_gpu:
-            workers = len(gpus)
-            notes.append(f"detect: one worker per GPU ({workers}); --detect-workers N for more")
+            per_gpu = detect_workers_per_gpu(gpus, options.vram_mb.get(stage) or batch_mb,
+                                             cpu_count or os.cpu_count() or 1)
+            workers = per_gpu * len(gpus)
+            if per_gpu > 1:
+                notes.append(f"detect: {per_gpu} workers per GPU ({workers}; a GPU detector's worker is mostly "
+                             "CPU work); --detect-workers N to change")
+            else:
+                notes.append(f"detect: one worker per GPU ({workers}; {DETECT_WORKERS_PER_GPU} with "
+                             f"{CORES_PER_GPU_FOR_TWO} cores a GPU and the GPU memory for them); "
+                             "--detect-workers N to change")
         if not workers and stage in ("align", "mask") and any(spec.stage == "detect" for spec in specs):
             workers = feeding_workers(cpu_count or os.cpu_count() or 1)[stage]
             if gpu_detectors or workers > 1:

@@ -68,13 +68,20 @@ def test_every_gpu_gets_a_detect_worker_on_the_fastest_installed_runtime(tmp_pat
     options = EngineOptions()
     demands, notes = stage_demands(_settings(tmp_path), options, TWO_GPUS, {"keras/jax", "onnxruntime"}, cpu_count=16)
     detect = demands[0]
-    assert (detect.workers, detect.runtime, detect.vram_mb) == (2, "onnxruntime", 2500)
-    assert "detect: one worker per GPU (2)" in notes[0]
+    # two workers a GPU: a GPU detector's worker is mostly CPU work (two on one H200: 1.5-2.5x the frames/s)
+    assert (detect.workers, detect.runtime, detect.vram_mb) == (4, "onnxruntime", 2500)
+    assert "detect: 2 workers per GPU (4; a GPU detector's worker is mostly CPU work)" in notes[0]
     plans, _ = plan_devices(demands, TWO_GPUS, cpu_count=16)
-    assert sorted(p.gpu for p in plans if p.stage == "detect") == [0, 1]
+    assert sorted(p.gpu for p in plans if p.stage == "detect") == [0, 0, 1, 1]
     # fed: half of the 16 cores align and mask, shared by their CPU cost a frame (about 5 to 1)
     assert [len([p for p in plans if p.stage == stage]) for stage in ("align", "mask")] == [6, 2]
     assert "align: 6 worker(s) to keep the GPU detectors fed" in " ".join(notes)
+    # one a GPU where the host lacks the cores (8 a GPU) or a GPU the memory for two budgets
+    small = [GpuInfo(0, "sim-0", 8000, 5000), GpuInfo(1, "sim-1", 24000, 23000)]
+    for gpus, cores in ((TWO_GPUS, 8), (small, 32)):
+        demands, notes = stage_demands(_settings(tmp_path), options, gpus, {"onnxruntime"}, cpu_count=cores)
+        assert demands[0].workers == 2, (gpus, cores)
+        assert "detect: one worker per GPU (2; 2 with 8 cores a GPU and the GPU memory for them)" in notes[0]
     # --backend asks for a Keras backend: it wins where it has GPU support
     demands, _ = stage_demands(_settings(tmp_path, backend="jax"), options, TWO_GPUS, {"keras/jax", "onnxruntime"})
     assert demands[0].runtime == "keras/jax"
