@@ -329,6 +329,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="faceswap's re-align: always done here (each face is aligned again on its first landmarks).")
 @click.option("-v", "--save-interval", "-si", "save_interval", default=0, type=click.IntRange(0),
               help="faceswap's: not needed here (every frame is saved as it finishes).")
+@click.option("-c", "--compile", "compile_models", is_flag=True,
+              help="faceswap's PyTorch compile: not needed here (a GPU worker on PyTorch replays CUDA graphs).")
 @click.option("--detect-workers", default=0, type=click.IntRange(0),
               help="Detect processes [default: two per GPU the detector can use (one with under 8 cores a "
                    "GPU), else 1].")

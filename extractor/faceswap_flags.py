@@ -4,7 +4,7 @@ faceswap's short flags and long names (and faceswap 2's older ones: ``-sz``, ``-
 click aliases of extractor's own (``cli.py``); here is what aliases cannot do: several values after
 one flag (``-M components extended``), ``-m`` and ``-x`` as percentages of the frame's shorter
 side, folders of reference photos for ``-f``/``-n``, ``-I``'s model names, faceswap's global log
-options typed after the command, flags that are always satisfied here (``-a``, ``-v``), flags with
+options typed after the command, flags that are always satisfied here (``-a``, ``-v``, ``-c``), flags with
 no equivalent refused in one line saying what to use instead, and where a run without ``-o``
 puts its alignments file (where faceswap's convert looks for it).
 """
@@ -175,8 +175,8 @@ def fold_faceswap_flags(flags: dict) -> dict:
     """faceswap's flags that extractor's own cover, folded into them (in place): -m into
     --min-size N%, -x into --max-size N%; -g (its aligner filters, which leave out faces it reads
     as misaligned or not faces) into --min-quality 0.2 unless one is given; -a and -v, always
-    satisfied here, dropped."""
-    flags.pop("re_align"), flags.pop("save_interval")
+    satisfied here, and -c (a speed setting: PyTorch's CUDA graphs serve) dropped."""
+    flags.pop("re_align"), flags.pop("save_interval"), flags.pop("compile_models")
     if flags.pop("align_filters") and not flags["min_quality"]:
         flags["min_quality"] = ALIGN_FILTERS_MIN_QUALITY
     for size, short in (("min_size", "-m"), ("max_size", "-x")):
@@ -207,7 +207,6 @@ NOT_TAKEN = (
      "(the box's longer side, about 0.7 of a square box's diagonal) or -m PERCENT"),
     (("-bt", "--blur-threshold"), True, "faceswap's older blur threshold: use --min-quality (0.2 leaves out the "
      "least steady faces, blurred ones among them)"),
-    (("-c", "--compile"), False, "not taken: extractor compiles nothing at start"),
     (("-C", "--configfile"), True, "faceswap's plugin settings (.ini) are not read: extractor's are a TOML file "
      "given before run (extractor --config FILE run ...; see extractor/default_config.toml)"),
     (("-k", "--benchmark"), False, "not taken: --batch-size STAGE=N sets a stage's batch"),

@@ -343,6 +343,8 @@ def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
             assert _run_params(["-i", "in", "-o", "out", name])["skip_existing_faces"] is True
         assert _run_params(["-i", "in", "-o", "out", "--min-size", "10%"])["min_size"] == (0, 10.0)
         assert _run_params(["-i", "in", "-o", "out", "--min-size", "40"])["min_size"] == (40, 0.0)
+        # -c (compile PyTorch models), a speed setting, is taken and changes nothing
+        assert _run_params(["-i", "in", "-o", "out", "-c"]) == _run_params(["-i", "in", "-o", "out"])
         # -g (its aligner filters) leaves out the faces read least well, unless --min-quality says otherwise
         assert _run_params(["-i", "in", "-o", "out", "-g"])["min_quality"] == 0.2
         assert _run_params(["-i", "in", "-o", "out", "-g", "--min-quality", "0.5"])["min_quality"] == 0.5
