@@ -246,13 +246,13 @@ class CenterFaceDetector(Detector):
         """Boxes and points (each view's pixels) at the usual threshold (or ``threshold``) in
         same-sized ``views``, run in batches of the usual size (on GPUs: one compile), or of
         ``per_call`` (views too big for a batch's memory)."""
-        canvases = np.stack([self._canvas(view) for view in views])
         height, width = views[0].shape[:2]
         size, found = per_call or self.batch_size, []
-        for start in range(0, len(views), size):
+        for start in range(0, len(views), size):  # a batch's canvases at a time: a crowd has hundreds of tiles
+            canvases = np.stack([self._canvas(view) for view in views[start:start + size]])
             found += [decode(*outputs, height, width, self.threshold if threshold is None else threshold,
                              self.nms_iou)
-                      for outputs in zip(*self.runner(canvases[start:start + size], pad_to=per_call))]
+                      for outputs in zip(*self.runner(canvases, pad_to=per_call))]
         return found
 
     def look_closer(self, image: np.ndarray, boxes: np.ndarray, seen) -> tuple[np.ndarray, np.ndarray] | None:
