@@ -33,9 +33,9 @@ def run_single_process(settings: RunSettings, options: EngineOptions | None = No
     workers: CUDA_VISIBLE_DEVICES, --gpus, --exclude-gpus)."""
     options = options or EngineOptions()
     found = detect_gpus()
-    if not found:
-        return _run(settings, options)
     gpus, notes = usable_gpus(found, options.gpus, options.exclude_gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if not found:  # nothing to narrow (a GPU --gpus named is refused above, as by the pool)
+        return _run(settings, options)
     for note in notes:
         logger.info("%s", note)
     with only_these_gpus(gpus):
