@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from extractor.plugins import registry
 from extractor.stages import StageConfig
-from extractor.workers.devices import StageDemand
+from extractor.workers.devices import CUDA_CONTEXT_MB, StageDemand
 from extractor.workers.gpu_support import install_hint, pick_gpu_runtime
 
 
@@ -99,8 +99,6 @@ CORES_PER_GPU_FOR_TWO = 8  # measured with 16 cores for one GPU; half of them al
 def detect_workers_per_gpu(gpus: list, budget_mb: int, cpu_count: int) -> int:
     """Detect workers each GPU gets by default: two where there are ``CORES_PER_GPU_FOR_TWO``
     cores a GPU and every GPU's free memory holds two budgets with their CUDA contexts; else one."""
-    from extractor.workers.devices import CUDA_CONTEXT_MB
-
     fits = all(gpu.free_mb >= DETECT_WORKERS_PER_GPU * (budget_mb + CUDA_CONTEXT_MB) for gpu in gpus)
     return DETECT_WORKERS_PER_GPU if fits and cpu_count >= CORES_PER_GPU_FOR_TWO * len(gpus) else 1
 
