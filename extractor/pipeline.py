@@ -168,7 +168,7 @@ def build_pipeline(settings, options, gpus: list | None = None, capable: set[str
                                (options.vram_mb.get(stage) or batch_mb) if gpu else None, batch_mb,
                                heavy=any(cls.cpu_heavy for cls in classes)))
     if not gpus and gpu_plugins:
-        notes.insert(0, "no GPU found: every worker runs on the CPU")
+        notes.insert(0, "no GPU to use: every worker runs on the CPU")
     if without_runtime:
         hint = install_hint(without_runtime[0][1])
         stages = ", ".join(stage for stage, _ in without_runtime)

@@ -225,11 +225,14 @@ def test_the_plan_keeps_to_cuda_visible_devices_and_exclude_gpus(tmp_path, monke
     assert sorted(gpu for _, gpu in detect) == [1, 3]
     assert "CUDA_VISIBLE_DEVICES=3,1 leaves GPU(s) 3, 1 of the 4 nvidia-smi lists" in said
     assert plan("3,1", exclude_gpus=(3,))[0] == [("detect-0", 1)]
-    assert plan(None, exclude_gpus=(0, 2))[0] == [("detect-0", 1), ("detect-1", 3)]
+    detect, said = plan(None, exclude_gpus=(0, 2))
+    assert detect == [("detect-0", 1), ("detect-1", 3)]
+    assert "--gpus/--exclude-gpus leave GPU(s) 1, 3 of 0, 1, 2, 3" in said
     assert plan(None, gpus=[2])[0] == [("detect-0", 2)]
     for visible, options in ((None, {"exclude_gpus": (0, 1, 2, 3)}), (None, {"gpus": []}), ("", {}), ("-1", {})):
         detect, said = plan(visible, **options)
         assert detect == [("detect-0", None)], (visible, options)
+        assert "no GPU to use: every worker runs on the CPU" in said
     with pytest.raises(PlanError, match="--gpus names GPU 0 but CUDA_VISIBLE_DEVICES=3,1 leaves 1, 3"):
         plan("3,1", gpus=[0])
     with pytest.raises(PlanError, match="--exclude-gpus names GPU 5 but the machine has 0, 1, 2, 3"):

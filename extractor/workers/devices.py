@@ -131,7 +131,11 @@ def usable_gpus(found: list[GpuInfo], selected: list[int] | None, excluded: tupl
         left = ", ".join(str(g.index) for g in gpus) or "none"
         notes.append(f"CUDA_VISIBLE_DEVICES={visible} leaves GPU(s) {left} of the {len(found)} nvidia-smi lists")
     where = "the machine has" if len(gpus) == len(found) else f"CUDA_VISIBLE_DEVICES={visible} leaves"
-    return selected_gpus(gpus, selected, excluded, where), notes
+    chosen = selected_gpus(gpus, selected, excluded, where)
+    if len(chosen) < len(gpus):
+        left = ", ".join(str(g.index) for g in chosen) or "none"
+        notes.append(f"--gpus/--exclude-gpus leave GPU(s) {left} of {', '.join(str(g.index) for g in gpus)}")
+    return chosen, notes
 
 
 @contextmanager
@@ -176,7 +180,7 @@ def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list
     heavy_threads = max(1, cpu_count // max(1, heavy_workers))
     plans: list[WorkerPlan] = []
     if not gpus and any(d.vram_mb is not None for d in demands):
-        notes.append("no GPU found: every worker runs on the CPU")
+        notes.append("no GPU to use: every worker runs on the CPU")
     for demand in demands:
         if demand.vram_mb is None or not gpus:
             threads = heavy_threads if demand.heavy else 1
