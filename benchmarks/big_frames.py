@@ -1,12 +1,14 @@
 """``make big-frames``: small faces in big frames, with CenterFace's closer look and without.
 
-Two kinds of frame, built from ../shared/data's annotated photos (ground truth moved to match):
+Three kinds of frame, built from ../shared/data's annotated photos (ground truth moved to match):
 each photo alone in the middle of a grey frame 3000 to 8000 px wide (its faces become 0.2 to 1.5 %
 of the frame's side), and mosaics of the photos (4x4 and 5x5 grids, each photo at most its own
 size) filling 3000 and 4000 px frames, like a group photo where small faces are everywhere and so
-are doubtful spots, and denser ones (8x8 to 12x12 in 4000-8000 px frames: crowds of 360-800 faces).
+are doubtful spots, and denser ones (8x8 to 12x12 in 4000-8000 px frames: crowds of 360-800 faces);
+and each photo scaled so that its faces are 24-48 px, alone in 4K UHD and 2880 x 1620 video frames.
 Each frame is detected with ``zoom_tiles`` 0 (the shrunk frame alone), 64 and 512 (the default),
-and with ``fine_from`` 0 (no finer view of frames over 3840 px); the table gives faces found,
+and with ``fine_from`` 0 (no finer view at all: neither that of frames over 3840 px nor that of
+frames over 2560 px whose view shows no big face); the table gives faces found,
 detections not in the lists and detect CPU per frame.
 """
 from __future__ import annotations
@@ -61,8 +63,23 @@ def mosaic(photos: list, width: int, columns: int, seed: int) -> tuple[np.ndarra
     return frame, truths
 
 
+def scaled_alone(image: np.ndarray, boxes: list, face_px: int, width: int, height: int) -> tuple[np.ndarray, list]:
+    """The photo scaled so that its faces are ``face_px`` wide (the median), in the middle of a
+    grey ``width`` x ``height`` frame (a video frame's size)."""
+    scale = face_px / float(np.median([box[2] - box[0] for box in boxes]))
+    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    frame = np.full((height, width, 3), 128, np.uint8)
+    top, left = (height - image.shape[0]) // 2, (width - image.shape[1]) // 2
+    frame[top:top + image.shape[0], left:left + image.shape[1]] = image
+    return frame, moved(boxes, np.array([[scale, 0, left], [0, scale, top]]))
+
+
 def frame_sets(photos: list) -> dict[str, list]:
     sets = {}
+    for width, height in ((3840, 2160), (2880, 1620)):  # 4K UHD and 3K video frames
+        for face_px in (24, 32, 40, 48):
+            sets[f"faces of {face_px} px, each photo alone in {width} x {height}"] = [
+                scaled_alone(image, boxes, face_px, width, height) for image, boxes in photos]
     for side in (3000, 4000, 5000, 6000, 8000):
         sets[f"each photo alone in a {side} px frame"] = [(frame, moved(boxes, matrix)) for image, boxes in photos
                                                           for frame, matrix in [_in_canvas(image, side)]]
