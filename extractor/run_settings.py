@@ -38,7 +38,7 @@ class EngineOptions:
     exclude_gpus: tuple[int, ...] = ()  # GPUs not to use (faceswap's -X); all of them: the CPU plan
     vram_mb: dict[str, int] = field(default_factory=dict)  # per-stage budget overrides
     count_bytes: bool = False  # pool: tally pickled bytes on every queue (benchmark, tests)
-    gpu_inventory: list | None = None  # pool, for tests: a simulated inventory instead of nvidia-smi
+    gpu_inventory: list | None = None  # pool and single, for tests: a simulated inventory instead of nvidia-smi
     gpu_runtimes: set[str] | None = None  # pool, for tests: runtimes taken as GPU-capable instead of the installed
     on_frame_written: Callable[[int], None] | None = None  # called with the frame count after each write
     prepare_threads: int | None = None  # pool: threads warping and encoding faces for the coordinator; None: by cores

@@ -299,7 +299,6 @@ def test_one_process_sees_only_the_gpus_the_run_may_use(tmp_path, monkeypatch):
     with pytest.raises(PlanError, match="--gpus names GPU 0 but CUDA_VISIBLE_DEVICES=1 leaves 1"):
         run("hidden", gpus=[0])
     # a machine without GPUs: a GPU named is refused before any output, as the pool refuses it
-    monkeypatch.setattr("extractor.engines.single.detect_gpus", lambda: [])
     with pytest.raises(PlanError, match="--exclude-gpus names GPU 1 but the machine has none"):
-        run("cpu", exclude_gpus=(1,))
+        run("cpu", exclude_gpus=(1,), gpu_inventory=[])
     assert not (tmp_path / "cpu").exists()

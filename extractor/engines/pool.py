@@ -34,7 +34,7 @@ from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.assembler import FrameAssembler
 from extractor.identity_filter import ReferenceError
 from extractor.pipeline import Pipeline, build_pipeline
-from extractor.workers.devices import PlanError, WorkerPlan, detect_gpus, plan_devices, usable_gpus
+from extractor.workers.devices import PlanError, WorkerPlan, plan_devices, run_gpus
 from extractor.workers.gpu_support import gpu_capable_runtimes
 from extractor.workers.frame_pool import (FramePool, FramePoolError, check_frame_buffer, default_slot_count,
                                           slots_that_fit)
@@ -121,9 +121,7 @@ class PoolEngine:
 
     # --- planning --------------------------------------------------------------------------
     def plan(self) -> list[WorkerPlan]:
-        inventory = self.options.gpu_inventory
-        selected, gpu_notes = usable_gpus(detect_gpus() if inventory is None else inventory, self.options.gpus,
-                                          self.options.exclude_gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        _, selected, gpu_notes = run_gpus(self.options)
         capable = self.options.gpu_runtimes
         if capable is None:
             capable = gpu_capable_runtimes() if selected else set()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import time
 
 from extractor.progress import Progress
@@ -15,7 +14,7 @@ from extractor.media import ExtractMedia
 from extractor.run_settings import EngineOptions, RunSettings, RunSummary
 from extractor.pipeline import build_pipeline
 from extractor.stages import build_stage, run_on_frames
-from extractor.workers.devices import detect_gpus, only_these_gpus, usable_gpus
+from extractor.workers.devices import only_these_gpus, run_gpus
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +31,7 @@ def run_single_process(settings: RunSettings, options: EngineOptions | None = No
     with GPUs, the process sees only those the run may use (as the pool's plan would place its
     workers: CUDA_VISIBLE_DEVICES, --gpus, --exclude-gpus)."""
     options = options or EngineOptions()
-    found = detect_gpus()
-    gpus, notes = usable_gpus(found, options.gpus, options.exclude_gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    found, gpus, notes = run_gpus(options)
     if not found:  # nothing to narrow (a GPU --gpus named is refused above, as by the pool)
         return _run(settings, options)
     for note in notes:

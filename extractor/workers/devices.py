@@ -128,14 +128,33 @@ def usable_gpus(found: list[GpuInfo], selected: list[int] | None, excluded: tupl
     gpus = gpus_cuda_visible(found, visible)
     notes = []
     if len(gpus) < len(found):
-        left = ", ".join(str(g.index) for g in gpus) or "none"
-        notes.append(f"CUDA_VISIBLE_DEVICES={visible} leaves GPU(s) {left} of the {len(found)} nvidia-smi lists")
+        notes.append(f"CUDA_VISIBLE_DEVICES={visible} leaves GPU(s) {_numbers(gpus) or 'none'} of the {len(found)} "
+                     "nvidia-smi lists")
     where = "the machine has" if len(gpus) == len(found) else f"CUDA_VISIBLE_DEVICES={visible} leaves"
     chosen = selected_gpus(gpus, selected, excluded, where)
     if len(chosen) < len(gpus):
-        left = ", ".join(str(g.index) for g in chosen) or "none"
-        notes.append(f"--gpus/--exclude-gpus leave GPU(s) {left} of {', '.join(str(g.index) for g in gpus)}")
+        notes.append(f"--gpus/--exclude-gpus leave GPU(s) {_numbers(chosen) or 'none'} of {_numbers(gpus)}")
     return chosen, notes
+
+
+def run_gpus(options) -> tuple[list[GpuInfo], list[GpuInfo], list[str]]:
+    """A run's GPUs, for every engine on this machine: those nvidia-smi lists (or the simulated
+    ``options.gpu_inventory``), those the run may use under this process's CUDA_VISIBLE_DEVICES,
+    --gpus and --exclude-gpus (``usable_gpus``), and the plan's notes about them."""
+    found = detect_gpus() if options.gpu_inventory is None else options.gpu_inventory
+    usable, notes = usable_gpus(found, options.gpus, options.exclude_gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return found, usable, notes
+
+
+def _numbers(gpus: list[GpuInfo]) -> str:
+    return ", ".join(str(g.index) for g in gpus)
+
+
+def _show_only(indices: list[int]) -> None:
+    """CUDA in this process (and the processes it starts) sees only these GPUs, numbered as
+    nvidia-smi numbers them (CUDA's own order puts the fastest first)."""
+    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, indices))
 
 
 @contextmanager
@@ -144,8 +163,7 @@ def only_these_gpus(gpus: list[GpuInfo]):
     the block runs: the single-process engine's --gpus, --exclude-gpus and CUDA_VISIBLE_DEVICES,
     set before any framework starts. The variables are put back after."""
     saved = {name: os.environ.get(name) for name in ("CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES")}
-    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g.index) for g in gpus)
+    _show_only([g.index for g in gpus])
     try:
         yield
     finally:
@@ -218,8 +236,7 @@ def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list
 
 def apply_device_plan(plan: WorkerPlan) -> None:
     """In a fresh worker, before any framework is imported: pin the device and the CPU threads."""
-    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's numbering is nvidia-smi's, the plan's
-    os.environ["CUDA_VISIBLE_DEVICES"] = "" if plan.gpu is None else str(plan.gpu)
+    _show_only([] if plan.gpu is None else [plan.gpu])
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["OMP_NUM_THREADS"] = str(plan.cpu_threads)
     import cv2

@@ -216,7 +216,8 @@ class CenterFaceDetector(Detector):
         the lowest score a look needs; then, for each frame, the second looks its first pass asks
         for: tiles of its doubtful small spots if it was shrunk (``closer_look``), the whole frame
         smaller, in a black margin, if a big face was doubtful (``wider_look``), and a finer view
-        of a frame larger than 4K UHD (``look_finer``)."""
+        of a frame larger than 4K UHD, or of one over 2560 px whose view showed no big face
+        (``look_finer``)."""
         tensors = batch.feed[0]
         results: list = [None] * len(tensors)
         lowest = min([self.threshold] + [self.zoom_threshold] * bool(self.zoom_tiles)
