@@ -176,7 +176,12 @@ def shrink_to_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]
 def shrink_by(image: np.ndarray, factor: int) -> tuple[np.ndarray, float]:
     """``image`` shrunk ``factor`` (a whole number) times, each output pixel the mean of a
     ``factor`` x ``factor`` block (OpenCV's fast area path: a non-whole factor takes about three
-    times as long on a 4K frame), and the scale applied."""
+    times as long on a 4K frame), and the scale applied. A side shorter than ``factor`` keeps
+    one pixel (OpenCV refuses an empty image)."""
+    height, width = image.shape[:2]
+    if min(height, width) < factor:
+        size = (max(1, width // factor), max(1, height // factor))
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA), 1 / factor
     return cv2.resize(image, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA), 1 / factor
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from extractor.geometry import fit_to_sides, invert_affine, rotate_image, transform_points, umeyama
+from extractor.geometry import fit_to_sides, invert_affine, rotate_image, shrink_by, transform_points, umeyama
 from extractor.mean_face import MEAN_FACE_68
 
 
@@ -49,6 +49,15 @@ def test_fit_to_sides_enlarges_small_frames_and_shrinks_big_ones():
     assert shrunk.shape[:2] == (360, 640) and scale == 640 / 1920
     assert fit_to_sides(small, 0, 640)[0] is small and fit_to_sides(big, 480, 0)[0] is big
     assert fit_to_sides(small, 480, 320)[0].shape[:2] == (160, 320)  # never past max_side
+
+
+def test_shrink_by_averages_blocks_and_keeps_a_pixel_of_a_side_shorter_than_the_factor():
+    image = np.arange(8 * 12, dtype=np.uint8).reshape(8, 12, 1).repeat(3, axis=2)
+    shrunk, scale = shrink_by(image, 4)
+    assert shrunk.shape == (2, 3, 3) and scale == 0.25
+    assert shrunk[0, 0, 0] == round(image[:4, :4, 0].mean())
+    assert shrink_by(np.zeros((1, 4000, 3), np.uint8), 4)[0].shape == (1, 1000, 3)
+    assert shrink_by(np.zeros((3, 2, 3), np.uint8), 4)[0].shape == (1, 1, 3)
 
 
 def test_composed_affines_apply_the_last_first():

@@ -61,6 +61,18 @@ def test_faces_map_back_to_the_frame_and_only_the_windows_own_are_kept():
     assert np.allclose(kept.detector_points, [window.left + 20, 20])
 
 
+@pytest.mark.parametrize("height, width", [(1, 4000), (6000, 2), (1, 2600), (3, 9000), (1, 1)])
+def test_a_strip_too_thin_for_a_face_is_a_frame_without_faces(detect_stage, height, width):
+    """A frame a pixel or two high and as long as a 4K one was a frame failure ("the detector
+    could not process this frame", retried on every resumed run): its finer view shrank the
+    short side to nothing. It holds no face: it is looked at and found empty."""
+    strip = np.random.default_rng(0).integers(0, 255, (height, width, 3), np.uint8)
+    assert detect_stage.run([strip]) == [[]]
+    no_face = np.zeros((0, 5), np.float32)
+    assert detect_stage.plugin.finer_view_shrink(strip, no_face, (1.0,)) == 0  # no pass on a view of nothing
+    assert detect_stage.plugin.finer_view_shrink(np.zeros((100, 4000, 3), np.uint8), no_face, (1.0,)) > 0
+
+
 def test_the_faces_of_a_panorama_are_found(detect_stage):
     """An 8:1 panorama of the annotated photos side by side at their own size (faces of 12-500 px):
     seen whole at 640 px, its faces are 1-30 px and 8 % of them are found (``make panoramas``)."""
