@@ -230,6 +230,7 @@ def bad_inputs(work: Path) -> FaultResult:
     os.mkfifo(folder / "pipe.jpg")
     huge_header_png(folder / "huge_header.png")
     cv2.imwrite(str(folder / "strip_4x20000.png"), np.full((4, 20000, 3), 128, np.uint8))  # hostile, but valid
+    cv2.imwrite(str(folder / "strip_1x4000.png"), np.full((1, 4000, 3), 128, np.uint8))  # as long as a 4K frame
     cv2.imwrite(str(folder / "one_pixel.png"), np.full((1, 1, 3), 128, np.uint8))
     bad = {"made_by_us_empty.jpg": "empty file", "notes.txt": "not an image file",
            "annotations.json": "not an image file", "unreadable.jpg": "Permission denied",

@@ -21,6 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=VIDEO)
     parser.add_argument("--top", type=int, default=30, help="profile entries to print (0: none)")
+    parser.add_argument("--sort", default="tottime", help="cProfile order: tottime or cumulative")
     args = parser.parse_args()
     frames = [media.image for media in InputSource(args.video).video_frames()]
     detect = DetectStage(StageConfig())
@@ -36,7 +37,7 @@ def main() -> None:
     print(f"aligner: {1000 * (time.process_time() - start) / len(frames):.1f} CPU ms a frame, "
           f"{sum(map(len, found))} faces in {len(frames)} frames")
     if args.top:
-        pstats.Stats(profile).sort_stats("tottime").print_stats(args.top)
+        pstats.Stats(profile).sort_stats(args.sort).print_stats(args.top)
 
 
 if __name__ == "__main__":
