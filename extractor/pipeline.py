@@ -8,13 +8,13 @@ counts) reaches every engine through here and nowhere else.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from extractor.plugins import registry
 from extractor.stages import StageConfig
 from extractor.workers.devices import CUDA_CONTEXT_MB, StageDemand
 from extractor.workers.gpu_support import install_hint, pick_gpu_runtime
+from extractor.workers.limits import usable_cores
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def build_pipeline(settings, options, gpus: list | None = None, capable: set[str
         workers = options.workers.get(stage) or 0
         if not workers and stage == "detect" and on_gpu:
             per_gpu = detect_workers_per_gpu(gpus, options.vram_mb.get(stage) or batch_mb,
-                                             cpu_count or os.cpu_count() or 1)
+                                             cpu_count or usable_cores())
             workers = per_gpu * len(gpus)
             if per_gpu > 1:
                 notes.append(f"detect: {per_gpu} workers per GPU ({workers}; a GPU detector's worker is mostly "
@@ -158,7 +158,7 @@ def build_pipeline(settings, options, gpus: list | None = None, capable: set[str
                              f"{CORES_PER_GPU_FOR_TWO} cores a GPU and the GPU memory for them); "
                              "--detect-workers N to change")
         if not workers and stage in ("align", "mask") and any(spec.stage == "detect" for spec in specs):
-            workers = feeding_workers(cpu_count or os.cpu_count() or 1)[stage]
+            workers = feeding_workers(cpu_count or usable_cores())[stage]
             if gpu_detectors or workers > 1:
                 fed = "the GPU detectors" if gpu_detectors else "the detector"
                 notes.append(f"{stage}: {workers} worker(s) to keep {fed} fed; --{stage}-workers N to change")

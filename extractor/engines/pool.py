@@ -39,6 +39,7 @@ from extractor.workers.gpu_support import gpu_capable_runtimes
 from extractor.workers.frame_pool import (FramePool, FramePoolError, check_frame_buffer, default_slot_count,
                                           slots_that_fit)
 from extractor.workers.leftovers import own_semaphore_names, sweep_dead_runs, unlink_semaphore_names
+from extractor.workers.limits import limits_note, usable_cores
 from extractor.progress import Progress
 from extractor.workers.ordered_writer import OrderedFrameWriter, helper_threads
 from extractor.workers.messages import (Busy, Detected, FaceDone, FaceTask, Failed, FrameRef, Ready, Skipped, Started,
@@ -91,7 +92,7 @@ WORKERS_PER_CORE = 4  # more processes than this only wait for a core, each hold
 def check_worker_count(plans: list[WorkerPlan], cpu_count: int | None = None) -> None:
     """Refuse a pool of more worker processes than the machine can run (a flag or config value of
     1000 started 71 processes and 6.7 GB in seconds on 2 cores before this)."""
-    cores = cpu_count or os.cpu_count() or 1
+    cores = cpu_count or usable_cores()
     limit = max(8, WORKERS_PER_CORE * cores)
     if len(plans) > limit:
         stages = dict.fromkeys(p.stage for p in plans)
@@ -127,7 +128,7 @@ class PoolEngine:
             capable = gpu_capable_runtimes() if selected else set()
         self.pipeline = build_pipeline(self.settings, self.options, selected, capable)
         plans, notes = plan_devices([spec.demand() for spec in self.pipeline.stages], selected, None)
-        notes = gpu_notes + self.pipeline.notes + notes
+        notes = gpu_notes + [line for line in [limits_note()] if line] + self.pipeline.notes + notes
         check_worker_count(plans)
         self._prepare_threads = helper_threads(self.options.prepare_threads)
         helpers = f", {self._prepare_threads} threads preparing faces" if self._prepare_threads else ""

@@ -39,6 +39,7 @@ from dataclasses import replace
 import numpy as np
 
 from extractor.workers.devices import CUDA_CONTEXT_MB
+from extractor.workers.limits import usable_cores
 
 from extractor.media import ExtractMedia
 from extractor.output import FramePreparer, PreparedFrame
@@ -276,7 +277,7 @@ def _connect(address: str | None) -> bool:
         if address:
             ray.init(address=address, **quiet)
         else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
+            ray.init(num_cpus=usable_cores(), include_dashboard=False, **quiet)
     except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError from ray.init
         raise RayEngineError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: "
                              f"{exc}") from None

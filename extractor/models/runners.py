@@ -21,6 +21,7 @@ import numpy as np
 
 from extractor.models.model_files import derived_path, prune_stale, write_atomically
 from extractor.models.cuda_graphs import CudaGraphCache, torch_on_cuda
+from extractor.workers.limits import usable_cores
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +97,14 @@ def rewrite_dynamic(onnx_path: Path) -> bytes:
 
 def threads_from_environment() -> int:
     """``OMP_NUM_THREADS`` as one thread count (a worker's plan sets it; a user's may be empty, or
-    OpenMP's nested form "4,2", whose first level counts here); 0 (every core) when unset or bad."""
+    OpenMP's nested form "4,2", whose first level counts here). Unset or bad: 0 (the runtime's
+    own choice: every core), or the cores a container or job allows where that is fewer (the
+    runtimes count the host's)."""
     first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    return int(first) if first.isdigit() else 0
+    if first.isdigit():
+        return int(first)
+    cores = usable_cores()
+    return cores if cores < (os.cpu_count() or 1) else 0
 
 
 ORT_GPU_BUDGET_VARIABLE = "EXTRACTOR_ORT_GPU_MB"  # a GPU worker's budget, set by its plan

@@ -13,6 +13,8 @@ import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from extractor.workers.limits import usable_cores
+
 logger = logging.getLogger(__name__)
 
 # GPU memory a worker process holds outside its framework's allocator, so outside any budget a
@@ -194,7 +196,7 @@ def plan_devices(demands: list[StageDemand], gpus: list[GpuInfo], selected: list
     load = {g.index: 0 for g in gpus}
     on_cpu = [d for d in demands if d.vram_mb is None or not gpus]
     heavy_workers = sum(d.workers for d in on_cpu if d.heavy)
-    cpu_count = cpu_count or os.cpu_count() or 1
+    cpu_count = cpu_count or usable_cores()
     heavy_threads = max(1, cpu_count // max(1, heavy_workers))
     plans: list[WorkerPlan] = []
     if not gpus and any(d.vram_mb is not None for d in demands):

@@ -24,7 +24,8 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-import psutil
+
+from extractor.workers.limits import available_memory
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class PoolAddress:
 
 def default_slot_count(slot_bytes: int, minimum: int = MIN_SLOTS) -> int:
     """Slots that fit in a tenth of the available RAM, between ``minimum`` and 64."""
-    available = psutil.virtual_memory().available
+    available = available_memory()
     return int(max(minimum, min(MAX_DEFAULT_SLOTS, available * DEFAULT_RAM_SHARE // max(slot_bytes, 1))))
 
 
@@ -57,13 +58,13 @@ MAX_RAM_SHARE = 0.5  # a frame buffer may take at most half the RAM available at
 
 def slots_that_fit(slot_bytes: int, wanted: int) -> int:
     """``wanted`` slots of ``slot_bytes``, or as many as half the available RAM holds."""
-    return int(min(wanted, psutil.virtual_memory().available * MAX_RAM_SHARE // max(slot_bytes, 1)))
+    return int(min(wanted, available_memory() * MAX_RAM_SHARE // max(slot_bytes, 1)))
 
 
 def check_frame_buffer(slots: int, slot_bytes: int) -> None:
     """Refuse a frame buffer (``--frame-buffer`` x the largest frame) that would not fit in
     half the available RAM, saying what would."""
-    available = psutil.virtual_memory().available
+    available = available_memory()
     if slots * slot_bytes > available * MAX_RAM_SHARE:
         fits = int(available * MAX_RAM_SHARE // slot_bytes)
         raise FramePoolError(f"a frame buffer of {slots} frames of {slot_bytes / 1e6:.0f} MB needs "

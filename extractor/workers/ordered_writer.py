@@ -13,13 +13,13 @@ With no helper threads (the default where cores are few: on 2 cores two helpers 
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 from extractor.media import ExtractMedia
 from extractor.output import FrameWriter, PreparedFrame
+from extractor.workers.limits import usable_cores
 
 logger = logging.getLogger(__name__)
 MIN_CORES_FOR_HELPERS = 8  # below this the workers keep the cores busy (nothing gained on 2 cores)
@@ -31,7 +31,7 @@ def helper_threads(requested: int | None = None, cores: int | None = None) -> in
     on machines with 8 or more."""
     if requested is not None:
         return requested
-    cores = cores or os.cpu_count() or 1
+    cores = cores or usable_cores()
     return 0 if cores < MIN_CORES_FOR_HELPERS else min(MAX_HELPERS, cores // 4)
 
 

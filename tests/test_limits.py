@@ -1,0 +1,124 @@
+"""Cores and memory as a container or job limits them: read from the cgroup files (laid out as the
+kernel lays them out, v1 and v2), and for real in a cgroup made here where the machine lets us."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from extractor.workers.limits import CgroupLimits, available_memory, cgroup_limits, limits_note, usable_cores
+
+GB = 1 << 30
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(folder: Path, **files: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name.replace("_", ".", 1)).write_text(text + "\n")
+
+
+def test_cgroup_v2_limits_are_the_tightest_of_the_cgroup_and_those_above_it(tmp_path):
+    root = tmp_path / "cgroup"
+    write(root, cgroup_controllers="cpu memory")
+    write(root / "kubepods", cpu_max="400000 100000", memory_max=str(8 * GB), memory_current=str(3 * GB),
+          memory_stat="anon 1000\ninactive_file 1073741824")
+    write(root / "kubepods" / "pod1", cpu_max="250000 100000", memory_max="max", memory_current=str(2 * GB))
+    proc = tmp_path / "proc_cgroup"
+    proc.write_text("0::/kubepods/pod1\n")
+    limits = cgroup_limits(root, proc)
+    assert limits.cores == 2.5  # the pod's quota, under its parent's 4
+    assert limits.memory_bytes == 8 * GB - (3 * GB - GB)  # the parent's limit less what is in use (cache aside)
+    assert usable_cores(limits) == min(3, len(os.sched_getaffinity(0)))
+    assert available_memory(limits) == min(6 * GB, available_memory(CgroupLimits()))
+
+
+def test_cgroup_v1_limits_and_no_limit(tmp_path):
+    root = tmp_path / "cgroup"
+    write(root / "cpu,cpuacct" / "docker" / "abc", cpu_cfs_quota_us="100000", cpu_cfs_period_us="100000")
+    write(root / "memory" / "docker" / "abc", memory_limit_in_bytes=str(2 * GB), memory_usage_in_bytes=str(GB // 2),
+          memory_stat="cache 0\ntotal_inactive_file 0")
+    write(root / "memory", memory_limit_in_bytes="9223372036854771712", memory_usage_in_bytes=str(10 * GB))
+    proc = tmp_path / "proc_cgroup"
+    proc.write_text("12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/\n")
+    assert cgroup_limits(root, proc) == CgroupLimits(1.0, 2 * GB - GB // 2)
+    # A container whose namespace hides the host's path: the mount is its own cgroup.
+    write(root / "cpu,cpuacct", cpu_cfs_quota_us="-1", cpu_cfs_period_us="100000")
+    proc.write_text("12:memory:/\n4:cpu,cpuacct:/\n")
+    assert cgroup_limits(root, proc) == CgroupLimits(None, None)
+    assert cgroup_limits(tmp_path / "nothing", tmp_path / "no_proc") == CgroupLimits(None, None)
+
+
+def test_the_plan_says_when_a_limit_binds_and_nothing_when_none_does():
+    note = limits_note(CgroupLimits(cores=1.0, memory_bytes=GB))
+    assert note.startswith("this run may use 1 of the host's") and "1.1 GB of the host's" in note
+    if len(os.sched_getaffinity(0)) == os.cpu_count():
+        assert limits_note(CgroupLimits(None, None)) is None
+
+
+@contextmanager
+def limited_cgroup(memory_bytes: int, cores: float):
+    """A real cgroup v1 pair (memory, cpu) under this process's own, limited as asked; skips the
+    test where cgroups cannot be made here (not root, read-only, cgroup v2 only)."""
+    own = dict(line.split(":", 2)[1:] for line in Path("/proc/self/cgroup").read_text().splitlines())
+    mounts = {name: Path("/sys/fs/cgroup") / name for name in ("memory", "cpu")}
+    if not all(mount.is_dir() and name in own for name, mount in mounts.items()):
+        pytest.skip("no cgroup v1 memory and cpu hierarchies here")
+    name = f"extractor-test-{uuid.uuid4().hex[:8]}"
+    folders = {key: mounts[key] / own[key].lstrip("/") / name for key in mounts}
+    try:
+        for folder in folders.values():
+            folder.mkdir()
+        (folders["memory"] / "memory.limit_in_bytes").write_text(str(memory_bytes))
+        (folders["cpu"] / "cpu.cfs_period_us").write_text("100000")
+        (folders["cpu"] / "cpu.cfs_quota_us").write_text(str(int(cores * 100000)))
+    except OSError as exc:
+        for folder in folders.values():
+            if folder.is_dir():
+                folder.rmdir()
+        pytest.skip(f"cannot make a cgroup here: {exc}")
+    try:
+        yield folders
+    finally:
+        for folder in folders.values():
+            for _ in range(50):  # a process just ended may still be listed for a moment
+                try:
+                    folder.rmdir()
+                    break
+                except OSError:
+                    import time
+
+                    time.sleep(0.1)
+
+
+def run_in(folders: dict[str, Path], command: list[str]) -> subprocess.CompletedProcess:
+    """``command`` started inside the cgroups (the shell joins them, then becomes the command)."""
+    join = "; ".join(f"echo $$ > {folder / 'cgroup.procs'}" for folder in folders.values())
+    return subprocess.run(["sh", "-c", f'{join}; exec "$@"', "sh", *command], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def test_in_a_real_limited_cgroup_the_run_is_planned_for_its_limits(tmp_path, data_dir):
+    """One core's quota and 1.5 GB: the plan gives the detector one thread (two on this 2-core
+    host), says why, and sizes the frame buffer from 1.5 GB, not the host's memory."""
+    probe = ("from extractor.workers.limits import usable_cores, available_memory;"
+             "from extractor.workers.frame_pool import default_slot_count;"
+             "print(usable_cores(), available_memory(), default_slot_count(6_220_800))")
+    with limited_cgroup(int(1.5 * GB), 1.0) as folders:
+        cores, memory, slots = run_in(folders, [sys.executable, "-c", probe]).stdout.split()
+        assert int(cores) == 1 and int(memory) <= 1.5 * GB
+        assert int(slots) == int(0.1 * int(memory) // 6_220_800) < 64  # 1080p frames: a tenth of 1.5 GB
+        photos = tmp_path / "photos"
+        photos.mkdir()
+        (photos / "a.jpg").write_bytes((data_dir / "dlib_faces" / "2008_001009.jpg").read_bytes())
+        result = run_in(folders, [str(Path(sys.executable).with_name("extractor")), "run", "-i", str(photos),
+                                  "-o", str(tmp_path / "faces"), "--no-progress"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "this run may use 1 of the host's" in result.stderr
+    assert "detect-0   -> CPU (1 thread)" in result.stderr
+    assert "frames: 1\nfaces: 2\n" in result.stdout  # the two people of the photo
