@@ -122,3 +122,15 @@ def test_in_a_real_limited_cgroup_the_run_is_planned_for_its_limits(tmp_path, da
     assert "this run may use 1 of the host's" in result.stderr
     assert "detect-0   -> CPU (1 thread)" in result.stderr
     assert "frames: 1\nfaces: 2\n" in result.stdout  # the two people of the photo
+
+
+def test_a_worker_the_out_of_memory_killer_ends_is_named_as_such(tmp_path):
+    """250 MB for the whole run: the kernel kills a worker as it loads its model or takes its
+    first frames. The error says it was the out-of-memory killer (the cgroup's count of OOM kills
+    rose), not just "exit code -9"."""
+    video = ROOT.parent / "shared" / "data" / "video" / "short_hamilton_clip.mp4"
+    with limited_cgroup(250 * 1024 * 1024, float(os.cpu_count())) as folders:
+        result = run_in(folders, [str(Path(sys.executable).with_name("extractor")), "run", "-i", str(video),
+                                  "-o", str(tmp_path / "faces"), "--no-progress"])
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "worker died (exit code -9) (the kernel's out-of-memory killer" in result.stderr, result.stderr[-2000:]

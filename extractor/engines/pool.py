@@ -39,7 +39,7 @@ from extractor.workers.gpu_support import gpu_capable_runtimes
 from extractor.workers.frame_pool import (FramePool, FramePoolError, check_frame_buffer, default_slot_count,
                                           slots_that_fit)
 from extractor.workers.leftovers import own_semaphore_names, sweep_dead_runs, unlink_semaphore_names
-from extractor.workers.limits import limits_note, usable_cores
+from extractor.workers.limits import killed_because, limits_note, oom_kills, usable_cores
 from extractor.progress import Progress
 from extractor.workers.ordered_writer import OrderedFrameWriter, helper_threads
 from extractor.workers.messages import (Busy, Detected, FaceDone, FaceTask, Failed, FrameRef, Ready, Skipped, Started,
@@ -109,6 +109,7 @@ class PoolEngine:
         self._stop = threading.Event()
         self._frames: dict[int, FrameMeta] = {}
         self._loaded = 0
+        self._oom_kills_at_start = oom_kills()  # to tell an out-of-memory kill from another
         self._loading_done = False
         self._loader_error: BaseException | None = None
         self._busy: dict[str, str] = {}  # worker -> names of the frames of its last batch
@@ -412,7 +413,8 @@ class PoolEngine:
                 unfinished = sorted(self._frames)
                 lost = (f"{len(unfinished)} unfinished frame(s) from {self._frames[unfinished[0]].name} on "
                         "were not written" if unfinished else "no frame was in flight")
-                raise PipelineError(f"{label} worker died (exit code {proc.exitcode}); its last batch was "
+                raise PipelineError(f"{label} worker died (exit code {proc.exitcode})"
+                                    f"{killed_because(proc.exitcode, self._oom_kills_at_start)}; its last batch was "
                                     f"{last}; {lost}")
 
     def _names(self, seqs: list[int]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,13 +38,18 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _inactive_file(folder: Path, key: str) -> int:
-    """Page cache the kernel reclaims before it kills (``memory.stat``): not memory in use."""
-    for line in (_read(folder / "memory.stat") or "").splitlines():
+def _keyed(path: Path, key: str) -> int | None:
+    """The number after ``key`` in a cgroup file of "name value" lines (``memory.stat``, ``memory.events``)."""
+    for line in (_read(path) or "").splitlines():
         name, _, value = line.partition(" ")
         if name == key and value.isdigit():
             return int(value)
-    return 0
+    return None
+
+
+def _inactive_file(folder: Path, key: str) -> int:
+    """Page cache the kernel reclaims before it kills (``memory.stat``): not memory in use."""
+    return _keyed(folder / "memory.stat", key) or 0
 
 
 def _folders(mount: Path, path: str) -> list[Path]:
@@ -59,49 +65,85 @@ def _folders(mount: Path, path: str) -> list[Path]:
     return folders
 
 
-def _v2(folders: list[Path]) -> CgroupLimits:
-    cores, memory = [], []
-    for folder in folders:
-        quota, _, period = (_read(folder / "cpu.max") or "max").partition(" ")
-        if quota.isdigit() and period.isdigit() and int(period):
-            cores.append(int(quota) / int(period))
-        limit, current = _read(folder / "memory.max"), _read(folder / "memory.current")
-        if limit and limit.isdigit() and current and current.isdigit():
-            memory.append(int(limit) - (int(current) - _inactive_file(folder, "inactive_file")))
-    return CgroupLimits(min(cores, default=None), max(0, min(memory)) if memory else None)
+@dataclass(frozen=True)
+class Cgroups:
+    """This process's cgroup folders, its own first, then those above it: one list for cgroup v2
+    (``v2``), one per controller for v1 (CPU and memory have hierarchies of their own)."""
+
+    v2: bool
+    cpu: list[Path]
+    memory: list[Path]
 
 
-def _v1(mounts: dict[str, Path], paths: dict[str, str]) -> CgroupLimits:
-    cores, memory = [], []
-    if "cpu" in mounts and "cpu" in paths:
-        for folder in _folders(mounts["cpu"], paths["cpu"]):
-            quota, period = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
-            if quota and quota.isdigit() and period and period.isdigit() and int(period):
-                cores.append(int(quota) / int(period))  # -1 (no quota) is not all digits
-    if "memory" in mounts and "memory" in paths:
-        for folder in _folders(mounts["memory"], paths["memory"]):
-            limit, usage = _read(folder / "memory.limit_in_bytes"), _read(folder / "memory.usage_in_bytes")
-            if limit and limit.isdigit() and int(limit) < UNLIMITED_V1 and usage and usage.isdigit():
-                memory.append(int(limit) - (int(usage) - _inactive_file(folder, "total_inactive_file")))
-    return CgroupLimits(min(cores, default=None), max(0, min(memory)) if memory else None)
-
-
-def cgroup_limits(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> CgroupLimits:
-    """The CPU quota and memory headroom of this process's cgroups (v2, or v1's per-controller
-    hierarchies, mounted as ``cpu,cpuacct`` or ``cpu``); no limit where none can be read."""
+def my_cgroups(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> Cgroups:
+    """Where this process's cgroups are (v1's hierarchies mounted as ``cpu,cpuacct``, ``cpu``,
+    ``memory``...); empty lists where none can be read."""
     paths: dict[str, str] = {}
     for line in (_read(proc_cgroup) or "").splitlines():
         _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
         for controller in controllers.split(",") if controllers else [""]:
             paths[controller] = path
     if "" in paths and (root / "cgroup.controllers").exists():  # v2 alone
-        return _v2(_folders(root, paths[""]))
-    mounts = {}
+        folders = _folders(root, paths[""])
+        return Cgroups(True, folders, folders)
+    mounts: dict[str, Path] = {}
     for folder in root.iterdir() if root.is_dir() else []:
         for controller in folder.name.split(","):
             if controller in ("cpu", "memory") and folder.is_dir():
                 mounts.setdefault(controller, folder)
-    return _v1(mounts, paths)
+    found = {key: _folders(mounts[key], paths[key]) if key in mounts and key in paths else []
+             for key in ("cpu", "memory")}
+    return Cgroups(False, found["cpu"], found["memory"])
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None  # "max" and v1's -1: no limit
+
+
+def cgroup_limits(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> CgroupLimits:
+    """The CPU quota and memory headroom of this process's cgroups (v2 or v1); no limit where
+    none can be read."""
+    groups = my_cgroups(root, proc_cgroup)
+    cores, memory = [], []
+    for folder in groups.cpu:
+        if groups.v2:
+            quota, _, period = (_read(folder / "cpu.max") or "max").partition(" ")
+            quota, period = _number(quota), _number(period)
+        else:
+            quota, period = _number(_read(folder / "cpu.cfs_quota_us")), _number(_read(folder / "cpu.cfs_period_us"))
+        if quota is not None and period:
+            cores.append(quota / period)
+    names = (("memory.max", "memory.current", "inactive_file") if groups.v2 else
+             ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"))
+    for folder in groups.memory:
+        limit, used = _number(_read(folder / names[0])), _number(_read(folder / names[1]))
+        if limit is not None and limit < UNLIMITED_V1 and used is not None:
+            memory.append(limit - (used - _inactive_file(folder, names[2])))
+    return CgroupLimits(min(cores, default=None), max(0, min(memory)) if memory else None)
+
+
+def oom_kills(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int | None:
+    """Processes of this process's memory cgroup the kernel's out-of-memory killer has killed
+    (v2 ``memory.events``, v1 ``memory.oom_control``: any OOM kill, the host's too); None where
+    the kernel does not say. A run's workers share its cgroup."""
+    groups = my_cgroups(root, proc_cgroup)
+    if not groups.memory:
+        return None
+    return _keyed(groups.memory[0] / ("memory.events" if groups.v2 else "memory.oom_control"), "oom_kill")
+
+
+def killed_because(exit_code: int | None, oom_kills_at_start: int | None) -> str:
+    """Why a worker that ended with ``exit_code`` was killed, for the run's error line ("" when it
+    was not SIGKILL): the out-of-memory killer where the kernel counted a kill since the run started."""
+    if exit_code != -signal.SIGKILL:
+        return ""
+    now = oom_kills()
+    if now is None or oom_kills_at_start is None:
+        return " (SIGKILL: the kernel's out-of-memory killer, or another program)"
+    if now > oom_kills_at_start:
+        return (" (the kernel's out-of-memory killer: the run needed more memory than the machine, or its "
+                "container or job, allows; a smaller --frame-buffer, fewer workers or a lower --max-pixels need less)")
+    return " (SIGKILL, sent by another program)"
 
 
 def usable_cores(limits: CgroupLimits | None = None) -> int:
