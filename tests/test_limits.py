@@ -134,3 +134,19 @@ def test_a_worker_the_out_of_memory_killer_ends_is_named_as_such(tmp_path):
                                   "-o", str(tmp_path / "faces"), "--no-progress"])
     assert result.returncode == 1, result.stderr[-2000:]
     assert "worker died (exit code -9) (the kernel's out-of-memory killer" in result.stderr, result.stderr[-2000:]
+
+
+def test_workers_go_before_the_coordinator_when_memory_runs_out(tmp_path):
+    """A worker raises its own out-of-memory score (no privilege needed) so that the kernel ends a
+    worker, whose death the coordinator reports, rather than the coordinator (a bare "Killed")."""
+    from extractor.workers.limits import WORKER_OOM_SCORE_ADJ, first_for_the_oom_killer
+
+    probe = ("from extractor.workers.limits import first_for_the_oom_killer as f; f();"
+             "print(open('/proc/self/oom_score_adj').read())")
+    score = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT).stdout
+    assert int(score) == WORKER_OOM_SCORE_ADJ
+    fake = tmp_path / "proc"
+    fake.mkdir()
+    (fake / "oom_score_adj").write_text("900")  # a user's higher score is kept
+    first_for_the_oom_killer(fake)
+    assert (fake / "oom_score_adj").read_text() == "900"

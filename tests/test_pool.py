@@ -286,8 +286,8 @@ def test_killed_worker_stops_the_run_cleanly(tmp_path):
     output, _ = proc.communicate(timeout=60)
     assert time.monotonic() - sent < 20
     assert proc.returncode == 1, output
-    match = re.search(r"run stopped: (detect|align|mask)-0 worker died \(exit code -9\); "
-                      r"its last batch was (frame|no frame)", output)
+    match = re.search(r"run stopped: (detect|align|mask)-0 worker died \(exit code -9\) \(SIGKILL, sent by another "
+                      r"program\); its last batch was (frame|no frame)", output)
     assert match, output
     assert group_gone(proc.pid)
     assert shm_files() <= before

@@ -177,3 +177,18 @@ def limits_note(limits: CgroupLimits | None = None) -> str | None:
         return None
     return (f"this run may use {' and '.join(said)} (its container, job or CPU affinity): workers and "
             "frame buffer sized to that")
+
+
+WORKER_OOM_SCORE_ADJ = 500  # of -1000..1000: a worker goes before the coordinator when memory runs out
+
+
+def first_for_the_oom_killer(proc_self: Path = Path("/proc/self")) -> None:
+    """Put this process (a worker) ahead of the coordinator for the kernel's out-of-memory killer:
+    the coordinator then lives to stop the run with the reason, not as a bare "Killed". Raising
+    one's own score needs no privilege; a score already higher is kept."""
+    path = proc_self / "oom_score_adj"
+    try:
+        if int(path.read_text()) < WORKER_OOM_SCORE_ADJ:
+            path.write_text(str(WORKER_OOM_SCORE_ADJ))
+    except (OSError, ValueError):
+        pass  # not Linux, or /proc read-only: the kernel chooses as it would

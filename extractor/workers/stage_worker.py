@@ -22,6 +22,7 @@ from extractor.quiet import native_stderr_to_log, quiet_runtime_loggers
 from extractor.workers.devices import WorkerPlan, apply_device_plan
 from extractor.workers.frame_pool import PoolAddress, SlotViewer
 from extractor.workers.lifeline import die_with_parent
+from extractor.workers.limits import first_for_the_oom_killer
 from extractor.workers.messages import (Busy, Detected, FaceDone, FaceTask, Failed, FrameRef, Ready, Skipped, Started,
                                         Stats, decode_face, encode_face, pickled_size, to_wire)
 from extractor.workers.start import WorkerEnvironment, leave_fork_server
@@ -129,6 +130,7 @@ def gpu_mismatch(plan: WorkerPlan) -> str | None:
 def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
     """Process entry point (must stay importable at module level for spawn)."""
     die_with_parent(spec.coordinator_pid)
+    first_for_the_oom_killer()
     leave_fork_server()
     spec.environment.apply()
     quiet_runtime_loggers()
