@@ -106,7 +106,7 @@ def print_table(detect: DetectStage, sets: dict[str, list], variants: dict[str, 
                 pairs = len(match(faces, truths))
                 found, extra = found + pairs, extra + len(faces) - pairs
             cpu_ms = (time.process_time() - start) / len(frames) * 1000
-            cells.append(f"{found} ({found / total:.3f}), {extra}, {cpu_ms:.0f}")
+            cells.append(f"{found} ({f'{found / total:.3f}' if total else '-'}), {extra}, {cpu_ms:.0f}")
         print(f"| {name} | {total} | " + " | ".join(cells) + " |", flush=True)
 
 

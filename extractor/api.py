@@ -10,8 +10,9 @@
         face.box_ltrb, face.score, face.landmarks, face.quality, face.masks["components"].to_frame(image.shape)
         crop = extractor.crop(image, face)       # faceswap's 512 px 'head' crop; centering="arcface": 112 px
 
-The faces are those ``extractor run`` finds in the same image (the same stage code and options,
-from the packaged configuration or ``config``), each a ``faces.DetectedFace``.
+The faces are those ``extractor run`` finds in the same image in a photo folder (``photos=False``:
+as a video's frame), with the same stage code and options (from the packaged configuration or
+``config``), each a ``faces.DetectedFace``.
 """
 from __future__ import annotations
 
@@ -71,7 +72,9 @@ class FaceExtractor:
 
     def __init__(self, detector: str | None = None, aligner: str | None = None, maskers: tuple[str, ...] | None = None,
                  identity: bool = False, normalization: str | None = None, config: str | Path | None = None,
-                 backend: str | None = None):
+                 backend: str | None = None, photos: bool = True):
+        """``photos=False`` for a video's frames: they are looked at as ``extractor run`` looks at a
+        video's (a photo of 1280-2560 px whose view shows no big face gets a finer look too)."""
         settings = load_config(config)
         run = settings["run"]
         maskers = maskers or run["masker"]
@@ -79,7 +82,8 @@ class FaceExtractor:
                                   maskers=(maskers,) if isinstance(maskers, str) else tuple(maskers),
                                   normalization=normalization or run["normalization"],
                                   identity="dlib-resnet" if identity else None, backend=chosen_backend(backend),
-                                  plugin_options=plugin_options(settings, str(config or "default configuration")))
+                                  plugin_options=plugin_options(settings, str(config or "default configuration")),
+                                  photos=photos)
         names = ("detect", "align", "mask") + (("identity",) if identity else ())
         self.stages = {name: build_stage(name, self.config) for name in names}
         for stage in self.stages.values():

@@ -113,6 +113,8 @@ class RunSettings:
                              source.path if source.is_video else None)
         source.done = writer.done
         summary.already_done, summary.looked_again = len(writer.done), writer.looked_again
+        if not source.is_video:
+            self.stages = replace(self.stages, photos=True)
         turn = source.video_turn() if source.is_video and self.import_alignments is None else 0
         if turn:
             self.stages = replace(self.stages, upright=turn)

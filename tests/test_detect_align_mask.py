@@ -361,6 +361,51 @@ def test_a_4k_frame_whose_view_shows_no_big_face_is_looked_at_finer(detect_stage
     assert plugin.finer_view_shrink(face, big_face[:0], (640 / 1920,)) == 0  # 1080p: never
 
 
+def _small_faces_1080p(face_px: int = 18):
+    """A 1920 x 1080 frame of three people whose faces are about ``face_px`` wide (6 px seen at
+    640 px: no blob for the closer look), and their boxes."""
+    from benchmarks.big_frames import scaled_alone
+
+    image, entry = _image("dlib_faces", 4)  # 2008_002506.jpg: three people
+    return scaled_alone(image, [face["box"] for face in entry["faces"]], face_px, 1920, 1080)
+
+
+def test_a_1080p_photo_of_small_faces_gets_the_finer_look_a_video_frame_does_not(tmp_path):
+    """A photo is looked at once, a video's frames thousands of times: a 1080p photo whose view
+    shows no big face is also seen at 960 px, where its 18 px faces are found; the same frame in a
+    video is not (the cost a 1080p video of small faces would pay on every frame)."""
+    import av
+    from click.testing import CliRunner
+
+    from extractor.cli import main
+
+    frame, truth = _small_faces_1080p()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "group.png"), frame)
+    with av.open(str(tmp_path / "group.mkv"), "w") as container:  # lossless: the photo's own pixels
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "bgr0"
+        for packet in [*stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")), *stream.encode()]:
+            container.mux(packet)
+    found = {}
+    for source in (photos, tmp_path / "group.mkv"):
+        result = CliRunner().invoke(main, ["run", "-i", str(source), "-o", str(tmp_path / f"out_{source.stem}"),
+                                           "--single-process", "--no-progress", "--size", "64"])
+        assert result.exit_code == 0, result.output
+        found[source.stem] = int(next(line for line in result.output.splitlines() if line.startswith("faces:"))[7:])
+    assert found == {"photos": len(truth), "group": 0}, found
+
+
+def test_the_finer_look_of_photos_starts_at_1280_px():
+    plugin = registry.create("detect", "centerface", photos=True)
+    video = registry.create("detect", "centerface")
+    nothing, seen = np.zeros((0, 5), np.float32), (640 / 1920,)
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    assert plugin.finer_view_shrink(frame, nothing, seen) == 2 and video.finer_view_shrink(frame, nothing, seen) == 0
+    assert plugin.finer_view_shrink(np.zeros((720, 1280, 3), np.uint8), nothing, (0.5,)) == 0  # from 1280 px
+
+
 def test_a_group_photo_with_small_faces_everywhere_gets_enough_closer_looks(detect_stage):
     """A 4000 px mosaic of the annotated photos (a 5x5 grid, about 70 faces of 15-60 px): more
     doubtful spots than 24 tiles cover. The default cap looks at enough of them."""
