@@ -2,12 +2,12 @@
 allows, not what the host has.
 
 Why: ``os.cpu_count()`` and ``psutil.virtual_memory()`` see the whole host. In a container
-started with ``--cpus 4 --memory 8g`` on a 64-core host, a plan sized from them would start 32
-aligners and maskers, a detector of 64 threads and a frame buffer sized for the host's RAM, past
-what the kernel lets the container have. The limits live in the process's cgroup (v2:
-``cpu.max``, ``memory.max``; v1: ``cpu.cfs_quota_us``, ``memory.limit_in_bytes``), on its own
-cgroup or any above it, and in its CPU affinity (``taskset``, ``docker --cpuset-cpus``, Slurm's
-cpusets).
+started with ``--cpus 4 --memory 2g`` on a 64-core host, a plan sized from them would start 32
+aligners and maskers (about 75 MB each), a detector of 64 threads and 64 frame slots (1.6 GB of
+4K frames): twice what the kernel lets the container have. The limits live in the process's
+cgroup (v2: ``cpu.max``, ``memory.max``; v1: ``cpu.cfs_quota_us``, ``memory.limit_in_bytes``),
+on its own cgroup or any above it, and in its CPU affinity (``taskset``, ``docker
+--cpuset-cpus``, Slurm's cpusets).
 """
 from __future__ import annotations
 
