@@ -138,7 +138,7 @@ def main() -> None:
                         help="NME over the 8 human-annotated faces only (no dlib_faces reference)")
     args = parser.parse_args()
     normalizations = args.normalization.split(",")
-    config = StageConfig(detector=args.detector, aligner=args.aligner, photos=True)  # looked at as a photo run does
+    config = StageConfig(detector=args.detector, aligner=args.aligner, close_look=True)  # looked at as a photo run does
     detect, align = DetectStage(config), AlignStage(config)
     detect.load()
     align.load()

@@ -83,7 +83,7 @@ class FaceExtractor:
                                   normalization=normalization or run["normalization"],
                                   identity="dlib-resnet" if identity else None, backend=chosen_backend(backend),
                                   plugin_options=plugin_options(settings, str(config or "default configuration")),
-                                  photos=photos)
+                                  close_look=photos)
         names = ("detect", "align", "mask") + (("identity",) if identity else ())
         self.stages = {name: build_stage(name, self.config) for name in names}
         for stage in self.stages.values():

@@ -673,7 +673,8 @@ def eval_command(config, dataset_dirs, detector, backend, aligner, normalization
     from extractor.stages import AlignStage, DetectStage
 
     stage_config = StageConfig(detector=detector, aligner=aligner, normalization=normalization, re_feed=re_feed,
-                               backend=_chosen_backend(backend), plugin_options=_plugin_options(config), photos=True)
+                               backend=_chosen_backend(backend), plugin_options=_plugin_options(config),
+                               close_look=True)  # photos
     detect, align = DetectStage(stage_config), AlignStage(stage_config)
     reports = []
     for dataset_dir in dataset_dirs:

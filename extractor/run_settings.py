@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from extractor.geometry import rotate_image
 from extractor.media import ExtractMedia
 from extractor.output import FaceNames, FrameWriter, OutputSettings, check_outside_inputs
 from extractor.sources import DEFAULT_MAX_PIXELS, InputError, InputSource, SkippedInput
@@ -95,6 +96,23 @@ class RunSettings:
                 **({"track": {"every": self.track_every, "smooth": self.smooth}}
                    if video and self.track_every and self.import_alignments is None else {})}
 
+    def _decide_close_look(self, source: InputSource) -> None:
+        """A video whose sampled frames show faces only a finer view finds is looked at closely,
+        as photos are (``small_faces``); its frames' size decides first whether that could change
+        anything, from the header alone."""
+        from extractor.small_faces import finer_view_factor, needs_close_look
+        from extractor.upright import PROBE_FRAMES
+
+        size = source.video_size()
+        if self.stages.close_look or size is None or not finer_view_factor(self.stages, *size):
+            return
+        turned = [rotate_image(frame, self.stages.upright)[0] if self.stages.upright else frame
+                  for frame in source.sample_frames(PROBE_FRAMES)]
+        if needs_close_look(turned, self.stages):
+            self.stages = replace(self.stages, close_look=True)
+            logger.info("%s: faces only a finer view finds on its sampled frames: every frame gets the finer "
+                        "look photos get (more detection time a frame without a big face)", source.path)
+
     def open_input_and_output(self, summary: "RunSummary") -> tuple[InputSource, FrameWriter, dict | None]:
         """The input, the writer (output checked, locked, earlier frames read) and the imported
         faces: what every engine starts with. Refusals come here, before any model loads."""
@@ -114,7 +132,7 @@ class RunSettings:
         source.done = writer.done
         summary.already_done, summary.looked_again = len(writer.done), writer.looked_again
         if not source.is_video:
-            self.stages = replace(self.stages, photos=True)
+            self.stages = replace(self.stages, close_look=True)
         turn = source.video_turn() if source.is_video and self.import_alignments is None else 0
         if turn:
             self.stages = replace(self.stages, upright=turn)
@@ -130,6 +148,8 @@ class RunSettings:
                 logger.warning("%s: its faces stand up with its frames turned %d degrees clockwise (nothing in the "
                                "file says so): looked at so, faces kept in the stored frame's coordinates; "
                                "--rotate off looks at the frames as stored", source.path, turn)
+        if source.is_video and self.import_alignments is None:
+            self._decide_close_look(source)
         if source.is_video and self.track_every and self.import_alignments is None:
             self.stages = replace(self.stages, track_every=self.track_every, track_step=self.every_n)
             writer.tracks = TrackLabeller(source.video_fps(), self.smooth, writer.next_track_id, self.every_n)

@@ -221,6 +221,7 @@ class InputSource:
         if not self.path.exists():
             raise InputError(f"{self.path}: input does not exist")
         self.is_video = is_video_file(self.path)
+        self._samples: dict[int, list[np.ndarray]] = {}  # sample_frames, by count
         if self.path.is_file() and not self.is_video and self.path.suffix.lower() not in IMAGE_EXTENSIONS:
             raise InputError(f"{self.path}: not a folder, a video or an image")
 
@@ -259,11 +260,28 @@ class InputSource:
         except (av.error.FFmpegError, OSError, IndexError, ValueError):
             return 0
 
+    def video_size(self) -> tuple[int, int] | None:
+        """(height, width) of the video's frames as its header says; None when it does not open."""
+        import av
+
+        try:
+            with av.open(str(self.path)) as container:
+                context = video_stream(container, self.path).codec_context
+                return context.height, context.width
+        except (av.error.FFmpegError, OSError, InputError):
+            return None
+
     def sample_frames(self, count: int) -> list[np.ndarray]:
         """Up to ``count`` different frames spread over the video (the key frame at or before
         each of ``count`` evenly spaced times: one frame decoded each, however long the video
         and its key frame interval; from the start where the file cannot seek), to judge the
-        whole video by. Empty when nothing decodes or the frames are over --max-pixels."""
+        whole video by. Empty when nothing decodes or the frames are over --max-pixels. Decoded
+        once for every judge that asks (``upright``, ``small_faces``)."""
+        if count not in self._samples:
+            self._samples[count] = self._decode_samples(count)
+        return self._samples[count]
+
+    def _decode_samples(self, count: int) -> list[np.ndarray]:
         import av
 
         frames: dict[int | None, np.ndarray] = {}

@@ -47,7 +47,9 @@ class StageConfig:
     track_every: int = 0  # a video's faces followed between full detections every this many frames; 0: none
     track_step: int = 1  # frames from one frame of the run to the next (--extract-every-n)
     upright: int = 0  # degrees clockwise that turn a video's stored frames upright (its display rotation)
-    photos: bool = False  # the frames are photos, not a video's: the detector may look harder at each
+    # Photos, and a video whose sampled frames show faces only a finer view finds: the detector
+    # looks closer at each frame (CenterFace: its finer look from fine_if_from_close, not fine_if_from).
+    close_look: bool = False
 
     def plugin_names(self, stage: str) -> list[str]:
         return {"detect": [self.detector], "align": [self.aligner], "mask": list(self.maskers),
@@ -94,8 +96,8 @@ class StageConfig:
         merged.update({k: v for k, v in options.items() if v is not None})
         if self.batch_sizes.get(stage):
             merged["batch_size"] = self.batch_sizes[stage]
-        if stage == "detect" and self.photos:
-            merged["photos"] = True
+        if stage == "detect" and self.close_look:
+            merged["close_look"] = True
         if registry.get_plugin_class(stage, name).runtime == "keras":
             merged["backend"] = self.backend
         return registry.create(stage, name, **merged)

@@ -370,10 +370,11 @@ def _small_faces_1080p(face_px: int = 18):
     return scaled_alone(image, [face["box"] for face in entry["faces"]], face_px, 1920, 1080)
 
 
-def test_a_1080p_photo_of_small_faces_gets_the_finer_look_a_video_frame_does_not(tmp_path):
+def test_small_faces_of_a_1080p_photo_and_of_a_video_that_shows_them_are_found(tmp_path):
     """A photo is looked at once, a video's frames thousands of times: a 1080p photo whose view
-    shows no big face is also seen at 960 px, where its 18 px faces are found; the same frame in a
-    video is not (the cost a 1080p video of small faces would pay on every frame)."""
+    shows no big face is also seen at 960 px, where its 18 px faces are found. A video's frames
+    get that only where its sampled frames showed such faces (``small_faces``): here, the same
+    frame as a lossless video. With the close look turned off, the video's faces are not found."""
     import av
     from click.testing import CliRunner
 
@@ -388,17 +389,39 @@ def test_a_1080p_photo_of_small_faces_gets_the_finer_look_a_video_frame_does_not
         stream.width, stream.height, stream.pix_fmt = 1920, 1080, "bgr0"
         for packet in [*stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")), *stream.encode()]:
             container.mux(packet)
+    no_close_look = tmp_path / "config.toml"
+    no_close_look.write_text("[plugins.detect.centerface]\nfine_if_from_close = 0\n")
     found = {}
-    for source in (photos, tmp_path / "group.mkv"):
-        result = CliRunner().invoke(main, ["run", "-i", str(source), "-o", str(tmp_path / f"out_{source.stem}"),
+    for name, config, source in (("photo", [], photos), ("video", [], tmp_path / "group.mkv"),
+                                 ("video, close look off", ["--config", str(no_close_look)], tmp_path / "group.mkv")):
+        result = CliRunner().invoke(main, [*config, "run", "-i", str(source), "-o", str(tmp_path / name),
                                            "--single-process", "--no-progress", "--size", "64"])
         assert result.exit_code == 0, result.output
-        found[source.stem] = int(next(line for line in result.output.splitlines() if line.startswith("faces:"))[7:])
-    assert found == {"photos": len(truth), "group": 0}, found
+        found[name] = int(next(line for line in result.output.splitlines() if line.startswith("faces:"))[7:])
+    assert found == {"photo": len(truth), "video": len(truth), "video, close look off": 0}, found
+
+
+def test_a_video_gets_the_close_look_only_where_its_sampled_frames_show_faces_it_finds():
+    """The sample video enlarged to 1080p (audience faces of 30-60 px, all found in the usual
+    view): no face only the close look finds, so its frames are looked at as a video's. 4K and
+    720p frames: nothing to decide (the finer look is the same for both, or never)."""
+    from conftest import VIDEO
+    from extractor.small_faces import needs_close_look
+    from extractor.sources import InputSource
+
+    config = StageConfig()
+    sampled = InputSource(VIDEO).sample_frames(6)
+    enlarged = [cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_CUBIC) for frame in sampled]
+    assert not needs_close_look(enlarged, config)
+    small_faces = _small_faces_1080p()[0]
+    assert needs_close_look([small_faces, enlarged[0], small_faces], config)
+    assert not needs_close_look([small_faces, enlarged[0]], StageConfig(detector="mtcnn"))  # no finer look
+    assert not needs_close_look([cv2.resize(small_faces, (3840, 2160))] * 2, config)
+    assert not needs_close_look([cv2.resize(small_faces, (1280, 720))] * 2, config)
 
 
 def test_the_finer_look_of_photos_starts_at_1280_px():
-    plugin = registry.create("detect", "centerface", photos=True)
+    plugin = registry.create("detect", "centerface", close_look=True)
     video = registry.create("detect", "centerface")
     nothing, seen = np.zeros((0, 5), np.float32), (640 / 1920,)
     frame = np.zeros((1080, 1920, 3), np.uint8)

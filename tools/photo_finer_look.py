@@ -1,4 +1,4 @@
-"""Photos of 1280-2560 px: the finer look (``fine_if_from_photos``) against a video frame's
+"""Photos of 1280-2560 px: the finer look (``fine_if_from_close``) against a video frame's
 (``fine_if_from``): faces found and detect CPU a frame, each annotated photo scaled so that its
 faces are 16-32 px and set alone in a grey frame of a photo's size, and a photo without a face.
 
@@ -27,7 +27,7 @@ def main() -> None:
     sets["a photo without a face (dogs.jpg enlarged to 1920 px), 5 times"] = [
         (cv2.resize(dogs, (1920, round(1920 * dogs.shape[0] / dogs.shape[1]))), [])] * 5
     variants = {"a video's frames (fine_if_from 2560)": partial(vars(plugin).update, fine_if_from=2560),
-                "photos (fine_if_from_photos 1280)": partial(vars(plugin).update, fine_if_from=1280)}
+                "photos (fine_if_from_close 1280)": partial(vars(plugin).update, fine_if_from=1280)}
     print_table(detect, sets, variants)
 
 

@@ -22,9 +22,10 @@ px, a 6000 px frame shows a 40 px face at 4 px, no blob to start from (photos pa
 score lower, so the usual view stays. A frame longer than ``fine_if_from`` (2560: 4K UHD video)
 gets a finer look, about 960 px long, only where its usual view found no face or one under
 ``fine_if_under`` (0.04) of its long side: 32 px faces in 4K UHD frames, 9 -> 33 of 36 found,
-while a 4K video of big faces costs nothing more. A photo (``photos``: looked at once, not as
-one of a video's thousands of frames) gets it from ``fine_if_from_photos`` (1280): 16-20 px
-faces in a 1080p photo, 16-22 -> 33-35 of 36.
+while a 4K video of big faces costs nothing more. A photo (``close_look``: looked at once, not
+as one of a video's thousands of frames) gets it from ``fine_if_from_close`` (1280): 16-20 px
+faces in a 1080p photo, 16-22 -> 33-35 of 36; so does a video whose sampled frames showed faces
+only the finer view finds (``extractor.small_faces``).
 A frame whose first pass scored a big face as doubtful (close-ups: the network was trained on
 smaller faces) is looked at again smaller, in a black margin (``wider_look``).
 Frames smaller than ``min_side`` (default 480) are enlarged to it: the network predicts at stride
@@ -115,16 +116,17 @@ class CenterFaceDetector(Detector):
                  backend: str | None = None, max_side: int = 640, min_side: int = 480,
                  zoom_tiles: int = 512, zoom_threshold: float = 0.07, wider: bool = True,
                  follow_threshold: float = 0.3, fine_from: int = 3840, fine_shrink: int = 5,
-                 fine_if_from: int = 2560, fine_if_under: float = 0.04, fine_if_from_photos: int = 1280,
-                 photos: bool = False, **options):
+                 fine_if_from: int = 2560, fine_if_under: float = 0.04, fine_if_from_close: int = 1280,
+                 close_look: bool = False, **options):
         super().__init__(batch_size, **options)
         self.max_side = int(max_side)  # frames with a longer side are shrunk for detection (0: never)
         self.fine_from = int(fine_from)  # longer frames are also seen shrunk only fine_shrink times (0: never)
         self.fine_shrink = max(1, int(fine_shrink))
         # Frames longer than fine_if_from (4K UHD video) get the finer look where the usual view
         # found no face, or one under fine_if_under of the frame's long side (0: never); photos
-        # from fine_if_from_photos: a photo is looked at once, a video's frames thousands of times.
-        self.fine_if_from = int(fine_if_from_photos if photos else fine_if_from)
+        # (close_look) from fine_if_from_close: a photo is looked at once, a video's frames
+        # thousands of times, so a video gets it only where its sampled frames showed small faces.
+        self.fine_if_from = int(fine_if_from_close if close_look else fine_if_from)
         self.fine_if_under = float(fine_if_under)
         self.min_side = int(min_side)  # frames with a shorter long side are enlarged to it (0: never)
         if runtime not in RUNTIMES:

@@ -1,0 +1,75 @@
+"""Whether a video's frames need the close look photos get, decided before the run.
+
+A photo of 1280 to 2560 px whose usual 640 px view shows no big face is also seen at about
+960 px (CenterFace's finer look from ``fine_if_from_close``); a video's frames only from
+``fine_if_from`` (2560), since thousands of frames would each pay for it, most for nothing: the
+sample video enlarged to 1080p, 45 -> 61 ms a frame of detection and not one face more. But a
+1080p video of a crowd, a stand or a wide shot has faces of 16-20 px, 2-6 px in the usual view,
+no blob to start from. So a few frames spread over such a video are looked at both ways; where
+the finer view finds faces the usual one misses on at least two of them (on the one, in a video
+of one frame), every frame gets the close look. Decided once, from the same frames (those
+``upright`` samples), so every engine and a resumed run look at the video the same way.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from extractor.geometry import iou
+from extractor.stages import DetectStage, StageConfig
+
+EVIDENCE = 2  # sampled frames with faces only the close look finds
+GIVE_UP_AFTER = 2  # sampled frames without any such face: the video is settled as it is
+MATCH_IOU = 0.3
+
+
+def finer_view_factor(stages: StageConfig, height: int, width: int) -> int:
+    """How many times the run's finer look would shrink a frame of this size with the close look
+    on, for a frame the close look would change (longer than ``fine_if_from_close``, not longer
+    than ``fine_if_from``); 0 for any other frame, and for a detector with no finer look."""
+    if stages.detector != "centerface":
+        return 0
+    plugin = stages.create("detect", "centerface")  # the run's options; nothing is loaded
+    closer = stages.create("detect", "centerface", close_look=True)
+    longest = max(height, width)
+    if not closer.fine_if_from or longest <= closer.fine_if_from or (plugin.fine_if_from and
+                                                                     longest > plugin.fine_if_from):
+        return 0
+    return closer.finer_view_shrink(np.zeros((height, width, 3), np.uint8), np.zeros((0, 5), np.float32),
+                                    (1.0,))
+
+
+def probe_stages(stages: StageConfig) -> tuple[DetectStage, DetectStage]:
+    """The run's detector as it looks at a video's frames and as it looks at photos, on this
+    process's CPU through OpenCV's DNN module (as ``upright.PROBE``: no GPU memory outside the
+    plan's budgets), loaded for the probe only."""
+    options = {key: dict(value) for key, value in stages.plugin_options.items()}
+    options.setdefault("detect.centerface", {})["runtime"] = "opencv"
+    probe = replace(stages, plugin_options=options, upright_look=False, rotations=(), track_every=0, upright=0)
+    pair = DetectStage(probe), DetectStage(replace(probe, close_look=True))
+    for detect in pair:
+        detect.load()
+    return pair
+
+
+def faces_only_seen_closely(usual: DetectStage, closely: DetectStage, frame: np.ndarray) -> int:
+    """Faces found in ``frame`` looked at as a photo that are not found looked at as a video's frame."""
+    seen = [face.box_ltrb for face in usual.run([frame])[0]]
+    return sum(not any(iou(face.box_ltrb, box) >= MATCH_IOU for box in seen) for face in closely.run([frame])[0])
+
+
+def needs_close_look(frames: list[np.ndarray], stages: StageConfig) -> bool:
+    """Whether the video these frames were sampled from (turned as it is looked at) has faces
+    only the close look finds on ``EVIDENCE`` of them (on all, where fewer were sampled)."""
+    if not frames or not finer_view_factor(stages, *frames[0].shape[:2]):
+        return False
+    usual, closely = probe_stages(stages)
+    wanted, seen = min(EVIDENCE, len(frames)), 0
+    for looked, frame in enumerate(frames, 1):
+        seen += faces_only_seen_closely(usual, closely, frame) > 0
+        if seen >= wanted:
+            return True
+        if looked >= GIVE_UP_AFTER and not seen:
+            return False
+    return False
