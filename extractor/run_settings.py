@@ -100,11 +100,11 @@ class RunSettings:
         """A video whose sampled frames show faces only a finer view finds is looked at closely,
         as photos are (``small_faces``); its frames' size decides first whether that could change
         anything, from the header alone."""
-        from extractor.small_faces import finer_view_factor, needs_close_look
+        from extractor.small_faces import close_look_changes, needs_close_look
         from extractor.upright import PROBE_FRAMES
 
         size = source.video_size()
-        if self.stages.close_look or size is None or not finer_view_factor(self.stages, *size):
+        if self.stages.close_look or size is None or not close_look_changes(self.stages, *size):
             return
         turned = [rotate_image(frame, self.stages.upright)[0] if self.stages.upright else frame
                   for frame in source.sample_frames(PROBE_FRAMES)]

@@ -24,20 +24,17 @@ GIVE_UP_AFTER = 2  # sampled frames without any such face: the video is settled 
 MATCH_IOU = 0.3
 
 
-def finer_view_factor(stages: StageConfig, height: int, width: int) -> int:
-    """How many times the run's finer look would shrink a frame of this size with the close look
-    on, for a frame the close look would change (longer than ``fine_if_from_close``, not longer
-    than ``fine_if_from``); 0 for any other frame, and for a detector with no finer look."""
+def close_look_changes(stages: StageConfig, height: int, width: int) -> bool:
+    """Whether the close look would give a frame of this size a finer look that the usual one
+    does not (with the run's options: 1281-2560 px by default), read from the detector's own
+    rule for a frame whose view found no face; False for a detector with no finer look."""
     if stages.detector != "centerface":
-        return 0
-    plugin = stages.create("detect", "centerface")  # the run's options; nothing is loaded
+        return False
+    blank = np.broadcast_to(np.uint8(0), (height, width, 3))  # only its shape is read
+    no_face, seen = np.zeros((0, 5), np.float32), (1.0,)
+    usual = stages.create("detect", "centerface")  # the run's options; nothing is loaded
     closer = stages.create("detect", "centerface", close_look=True)
-    longest = max(height, width)
-    if not closer.fine_if_from or longest <= closer.fine_if_from or (plugin.fine_if_from and
-                                                                     longest > plugin.fine_if_from):
-        return 0
-    return closer.finer_view_shrink(np.zeros((height, width, 3), np.uint8), np.zeros((0, 5), np.float32),
-                                    (1.0,))
+    return bool(closer.finer_view_shrink(blank, no_face, seen)) and not usual.finer_view_shrink(blank, no_face, seen)
 
 
 def probe_stages(stages: StageConfig) -> tuple[DetectStage, DetectStage]:
@@ -62,7 +59,7 @@ def faces_only_seen_closely(usual: DetectStage, closely: DetectStage, frame: np.
 def needs_close_look(frames: list[np.ndarray], stages: StageConfig) -> bool:
     """Whether the video these frames were sampled from (turned as it is looked at) has faces
     only the close look finds on ``EVIDENCE`` of them (on all, where fewer were sampled)."""
-    if not frames or not finer_view_factor(stages, *frames[0].shape[:2]):
+    if not frames or not close_look_changes(stages, *frames[0].shape[:2]):
         return False
     usual, closely = probe_stages(stages)
     wanted, seen = min(EVIDENCE, len(frames)), 0

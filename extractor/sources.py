@@ -357,14 +357,8 @@ class InputSource:
     def max_frame_bytes(self) -> int:
         """Bytes of the largest decoded frame, read from headers only (sizes the frame pool)."""
         if self.is_video:  # through PyAV, as the frames are read (OpenCV's FFmpeg prints its errors)
-            import av
-
-            try:
-                with av.open(str(self.path)) as container:
-                    context = container.streams.video[0].codec_context
-                    return max(context.width * context.height * 3, 1)
-            except (av.error.FFmpegError, OSError, IndexError):
-                return 1  # refused with its reason when its frames are read
+            size = self.video_size()
+            return max(size[0] * size[1] * 3, 1) if size else 1  # else refused with its reason when read
         paths = self.image_paths()
         largest = 1
         for path in paths[::self.every_n]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,8 +92,6 @@ def limited_cgroup(memory_bytes: int, cores: float):
                     folder.rmdir()
                     break
                 except OSError:
-                    import time
-
                     time.sleep(0.1)
 
 
