@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -163,24 +164,45 @@ def is_video_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS
 
 
-def list_images(folder: Path, recursive: bool = False) -> tuple[list[Path], list[SkippedInput]]:
+def not_regular(path: Path) -> str:
+    """What an entry that is neither a regular file nor a folder is, for the line that skips it:
+    reading a named pipe waits for a writer forever, and a device such as /dev/zero never ends."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        return f"{path}: cannot be read ({error.strerror or error})"
+    kinds = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"{path}: {kind}, not a regular file" if kind != "not a regular file" else f"{path}: {kind}"
+
+
+def list_images(folder: Path, recursive: bool = False,
+                _seen: dict[Path, Path] | None = None) -> tuple[list[Path], list[SkippedInput]]:
     """Image files of ``folder`` (and its sub-folders if ``recursive``) in name order, and the
-    other entries (skipped, with a reason: sub-folders are named, never passed over silently)."""
+    other entries (skipped, with a reason: sub-folders are named, never passed over silently).
+    Sub-folders reached through symbolic links are searched too, each real folder once: a link
+    back up the tree would otherwise never end."""
+    seen = {folder.resolve(): folder} if _seen is None else _seen  # real folder -> the path it was searched as
     images, skipped = [], []
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or (path.suffix.lower() in ALIGNMENTS_EXTENSIONS and path.is_file()):
             continue  # hidden files and folders, alignments files: not inputs
-        if path.is_dir() and not path.is_symlink():
-            if recursive:
-                more, more_skipped = list_images(path, recursive)
+        if path.is_dir():
+            if not recursive:
+                skipped.append(SkippedInput(str(path), f"{path}: sub-folder not searched (add --recursive)"))
+            elif path.resolve() in seen:
+                skipped.append(SkippedInput(str(path), f"{path}: the same folder as {seen[path.resolve()]}, "
+                                                       "searched once"))
+            else:
+                seen[path.resolve()] = path
+                more, more_skipped = list_images(path, recursive, seen)
                 images += more
                 skipped += more_skipped
-            else:
-                skipped.append(SkippedInput(str(path), f"{path}: sub-folder not searched (add --recursive)"))
         elif path.is_symlink() and not path.exists():
             skipped.append(SkippedInput(str(path), f"{path}: broken symbolic link"))
         elif not path.is_file():
-            skipped.append(SkippedInput(str(path), f"{path}: not a regular file"))
+            skipped.append(SkippedInput(str(path), not_regular(path)))
         elif path.suffix.lower() in IMAGE_EXTENSIONS:
             images.append(path)
         elif path.suffix.lower() in VIDEO_EXTENSIONS:
@@ -220,6 +242,8 @@ class InputSource:
         self.max_pixels = max_pixels
         if not self.path.exists():
             raise InputError(f"{self.path}: input does not exist")
+        if not self.path.is_file() and not self.path.is_dir():
+            raise InputError(f"{not_regular(self.path)}: give a video file, an image or a folder")
         self.is_video = is_video_file(self.path)
         self._samples: dict[int, list[np.ndarray]] = {}  # sample_frames, by count
         if self.path.is_file() and not self.is_video and self.path.suffix.lower() not in IMAGE_EXTENSIONS:

