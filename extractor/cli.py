@@ -289,7 +289,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Refuse images whose header claims more pixels than this.")
 @click.option("--preview", is_flag=True,
               help="Write OUTPUT/preview/preview.png: a contact sheet of the faces found (kept out of the faces).")
-@click.option("--recursive", is_flag=True, help="Image folders: take the images of sub-folders too (linked ones included, each real folder once).")
+@click.option("--recursive", is_flag=True,
+              help="Image folders: take the images of sub-folders too (linked ones included, each real folder once).")
 @click.option("-b", "--batch", "--batch-mode", "batch", is_flag=True,
               help="INPUT is a folder of videos and image folders (faceswap's batch mode): each is extracted "
                    "into OUTPUT/<its name>/, with its own alignments file (--alignments: its name there); one "
