@@ -415,6 +415,7 @@ def test_a_video_gets_the_close_look_only_where_its_sampled_frames_show_faces_it
     assert not needs_close_look(enlarged, config)
     small_faces = _small_faces_1080p()[0]
     assert needs_close_look([small_faces, enlarged[0], small_faces], config)
+    assert needs_close_look([*enlarged[:4], small_faces, small_faces], config)  # a crowd only late in the video
     assert not needs_close_look([small_faces, enlarged[0]], StageConfig(detector="mtcnn"))  # no finer look
     assert not needs_close_look([cv2.resize(small_faces, (3840, 2160))] * 2, config)
     assert not needs_close_look([cv2.resize(small_faces, (1280, 720))] * 2, config)

@@ -1,0 +1,71 @@
+"""A 1080p video whose small faces come only late: is it given the close look, and what is found?
+
+Builds a lossless 1920 x 1080 video: 40 frames of the sample video enlarged (faces of 30-200 px,
+all found in the usual view), then 3 of each annotated photo of ../shared/data scaled so that its
+faces are 18 px, alone in the frame (found only in the finer view). Runs ``extractor run`` on it
+(single process) and prints the faces found, the listed small faces among them, the decision line
+and the run's CPU seconds.
+
+    python tools/late_crowd.py   (about a minute)
+"""
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from common import VIDEO
+
+from benchmarks.big_frames import annotated_photos, mosaic, moved
+from extractor.alignments import read_records
+from extractor.geometry import iou
+
+SIZE = (1920, 1080)
+
+
+def build(path: Path) -> dict[int, list]:
+    """The video at ``path``; the listed boxes (left, top, right, bottom) of each crowd frame by index."""
+    capture = cv2.VideoCapture(str(VIDEO))
+    frames = [cv2.resize(capture.read()[1], SIZE, interpolation=cv2.INTER_CUBIC) for _ in range(40)]
+    truth = {}
+    for seed in (0, 1):  # a crowd shot: 6 x 6 photos side by side, faces of about 10-40 px, 20 frames each
+        crowd, listed = mosaic(annotated_photos(), 1440, 6, seed)
+        frame = np.full((SIZE[1], SIZE[0], 3), 128, np.uint8)
+        frame[:, 240:240 + 1440] = crowd
+        for _ in range(20):
+            truth[len(frames)] = moved(listed, np.array([[1.0, 0, 240], [0, 1.0, 0]]))
+            frames.append(frame)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = *SIZE, "bgr0"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        container.mux(stream.encode())
+    return truth
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        video = Path(folder) / "late_crowd.mkv"
+        truth = build(video)
+        run = subprocess.run([sys.executable, "-m", "extractor", "run", "-i", str(video), "-o", f"{folder}/out",
+                              "--single-process", "--no-progress", "--size", "64"], capture_output=True, text=True)
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = usage.ru_utime + usage.ru_stime
+        records = {int(re.search(r"_(\d+)\.mkv$", r["frame"]).group(1)) - 1: r
+                   for r in read_records(Path(folder) / "out" / "alignments.jsonl")}
+        found = sum(any(iou(box, (f["box"][0], f["box"][1], f["box"][0] + f["box"][2], f["box"][1] + f["box"][3]))
+                        >= 0.3 for f in records.get(index, {"faces": []})["faces"])
+                    for index, boxes in truth.items() for box in boxes)
+        decision = [line for line in run.stderr.splitlines() + run.stdout.splitlines() if "finer view" in line]
+        faces = next(line for line in run.stdout.splitlines() if line.startswith("faces:"))
+        print(f"{faces}; small listed faces found {found} of {sum(map(len, truth.values()))}; CPU {cpu:.1f} s")
+        print(decision[0] if decision else "no close look decided")
+
+
+if __name__ == "__main__":
+    main()
