@@ -462,6 +462,8 @@ def _run_one(config, flags: dict) -> None:
         sys.exit(exit_status(stop))
     logging.getLogger("extractor").debug("summary:\n%s", summary.format())
     click.echo(summary.format())
+    if summary.frames and not summary.faces and not summary.already_done:
+        _say_what_size_limits_leave_out(settings.stages)
     if settings.output.preview_path:
         click.echo(f"preview: {settings.output.preview_path}")
     if fsa and (summary.frames or summary.already_done):
@@ -469,6 +471,19 @@ def _run_one(config, flags: dict) -> None:
     if summary.frames == 0 and summary.already_done == 0 and summary.skipped:
         # Every input was refused: a script running extractor must see a failure, not an empty success.
         raise click.ClickException(f"no frame of {settings.input_path} could be read (skipped inputs above)")
+
+
+def _say_what_size_limits_leave_out(stages) -> None:
+    """A run that kept no face with --min-size or --max-size set: the limits may be why (a number
+    meant as a percentage given as pixels, faceswap's -x 50 typed as --max-size 50)."""
+    limits = [f"--{name.replace('_', '-')} {percent:g}%" if percent else f"--{name.replace('_', '-')} {pixels} px"
+              for name, pixels, percent in (("min_size", stages.min_size, stages.min_size_percent),
+                                            ("max_size", stages.max_size, stages.max_size_percent))
+              if pixels or percent]
+    if limits:
+        click.echo(f"no face kept with {' and '.join(limits)}: faces outside the size limits are left out as "
+                   "they are found (a box's longer side, in pixels, or with % a percentage of the frame's shorter "
+                   "side)")
 
 
 def _face_size(flags: dict) -> int:
@@ -544,6 +559,11 @@ def _run_settings(config, flags: dict):
         if flags["import_alignments"] is not None and flags[size] != (0, 0.0):
             raise click.UsageError(f"--{size.replace('_', '-')} judges detected faces; --import-alignments takes "
                                    "the file's faces as they are")
+    for unit, (low, high) in ((" px", (flags["min_size"][0], flags["max_size"][0])),
+                              ("%", (flags["min_size"][1], flags["max_size"][1]))):
+        if low and high and high < low:
+            raise click.UsageError(f"--max-size {high:g}{unit} is under --min-size {low:g}{unit}: no face would be "
+                                   "kept")
     if flags["import_alignments"] is not None and flags["min_quality"] and not flags["realign"]:
         raise click.UsageError("--min-quality: imported faces carry no alignment quality; add --realign to align "
                                "and score them")

@@ -424,3 +424,26 @@ def test_min_and_max_size_as_a_percentage_of_the_frames_shorter_side(detect_stag
     assert sorted(max(f.width, f.height) for f in kept) == [side for side in sides
                                                             if (side >= limit if bound == "min_size_percent"
                                                                 else side <= limit)]
+
+
+def test_size_limits_that_keep_no_face_are_refused_or_named(tmp_path):
+    """--max-size under --min-size keeps nothing: refused before any work. A run whose limits
+    left every face out (a percentage given as pixels: --max-size 1) says the limits may be why,
+    instead of a bare 'faces: 0'; a run that keeps faces says nothing of them."""
+    photo = DATA / "dlib_faces" / "2008_002506.jpg"
+
+    def run(*flags):
+        return CliRunner().invoke(main, ["run", "-i", str(photo), "-o", str(tmp_path / "-".join(flags)),
+                                         "--single-process", "--size", "64", *flags])
+
+    for flags, said in ((("--min-size", "40", "--max-size", "20"), "--max-size 20 px is under --min-size 40 px"),
+                        (("--min-size", "10%", "--max-size", "5%"), "--max-size 5% is under --min-size 10%")):
+        result = run(*flags)
+        assert result.exit_code != 0 and said in result.output and not (tmp_path / "-".join(flags)).exists()
+    result = run("--max-size", "1")
+    assert result.exit_code == 0 and "faces: 0\n" in result.output
+    assert "no face kept with --max-size 1 px: faces outside the size limits are left out" in result.output
+    result = run("--min-size", "20", "--max-size", "5%")  # mixed units: judged frame by frame
+    assert "no face kept with --min-size 20 px and --max-size 5%" in result.output
+    result = run("--max-size", "90%")
+    assert "faces: 0" not in result.output and "no face kept" not in result.output
