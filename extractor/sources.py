@@ -5,6 +5,7 @@ file and the problem, and the caller reports it and moves on.
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import stat
@@ -16,6 +17,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import MAX_TEXT_CHUNK
 from pillow_heif import register_heif_opener
 
 from extractor.deep_images import DeepImageError, deep_image_size, is_exr, is_tiff, read_deep_image, tiff_size
@@ -125,6 +127,40 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise InputError(f"{path}: {exc}") from None
     except PermissionError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    except ValueError as exc:
+        if "MAX_TEXT" not in str(exc) and "text chunks" not in str(exc):
+            raise InputError(f"{path}: cannot decode image ({' '.join(str(exc).split())})") from None
+        return _read_png_without_metadata(path, max_pixels), (
+            f"{path}: a metadata chunk (text or colour profile) unpacks to over {MAX_TEXT_CHUNK // 2**20} MB; "
+            "the pixels are read without it")
+    except (OSError, SyntaxError) as exc:
+        raise InputError(f"{path}: cannot decode image ({' '.join(str(exc).split())})") from None
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_METADATA = {b"tEXt", b"zTXt", b"iTXt", b"iCCP"}  # text and colour profile: nothing a face needs
+
+
+def _read_png_without_metadata(path: str, max_pixels: int) -> np.ndarray:
+    """A PNG whose compressed text or colour-profile chunk Pillow will not unpack (a zlib bomb, or
+    a photo's oversized profile; OpenCV, which faceswap reads with, passes over them), read by
+    Pillow from its bytes without those chunks."""
+    with open(path, "rb") as file:
+        data = file.read()
+    if not data.startswith(PNG_SIGNATURE):
+        raise InputError(f"{path}: cannot decode image (its metadata is too large to unpack)")
+    kept, position = [PNG_SIGNATURE], len(PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position:position + 4], "big")
+        end = min(len(data), position + 12 + length)
+        if data[position + 4:position + 8] not in PNG_METADATA:
+            kept.append(data[position:end])
+        position = end
+    try:
+        with Image.open(io.BytesIO(b"".join(kept))) as pil_image:
+            check_pixels(path, *pil_image.size, max_pixels)
+            ImageOps.exif_transpose(pil_image, in_place=True)
+            return to_bgr8(pil_image)
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"{path}: cannot decode image ({' '.join(str(exc).split())})") from None
 

@@ -189,6 +189,14 @@ def huge_header_png(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def metadata_bomb_png(path: Path, photo: Path) -> None:
+    """A real photo as PNG with a colour-profile chunk that unpacks to 300 MB (a zlib bomb)."""
+    png = cv2.imencode(".png", cv2.imread(str(photo)))[1].tobytes()
+    chunk = b"iCCP" + b"profile\0\0" + zlib.compress(b"\0" * (300 * 2**20), 9)
+    path.write_bytes(png[:33] + struct.pack(">I", len(chunk) - 4) + chunk + struct.pack(">I", zlib.crc32(chunk))
+                     + png[33:])
+
+
 def cut_video(path: Path, frames: int = 100, keep: float = 0.6) -> int:
     """An MJPG AVI of the sample's first ``frames`` frames, cut to ``keep`` of its bytes.
 
@@ -229,6 +237,7 @@ def bad_inputs(work: Path) -> FaultResult:
     (folder / "dangling.jpg").symlink_to(folder / "does-not-exist.jpg")
     os.mkfifo(folder / "pipe.jpg")
     huge_header_png(folder / "huge_header.png")
+    metadata_bomb_png(folder / "metadata_bomb.png", DATA / "dlib_faces" / "2008_001009.jpg")  # pixels read, chunk not
     cv2.imwrite(str(folder / "strip_4x20000.png"), np.full((4, 20000, 3), 128, np.uint8))  # hostile, but valid
     cv2.imwrite(str(folder / "strip_1x4000.png"), np.full((1, 4000, 3), 128, np.uint8))  # as long as a 4K frame
     cv2.imwrite(str(folder / "one_pixel.png"), np.full((1, 1, 3), 128, np.uint8))
@@ -236,7 +245,8 @@ def bad_inputs(work: Path) -> FaultResult:
            "annotations.json": "not an image file", "unreadable.jpg": "Permission denied",
            "dangling.jpg": "broken symbolic link", "pipe.jpg": "not a regular file",
            "huge_header.png": "--max-pixels"}
-    warned = {"made_by_us_truncated_2008_001322.jpg": "truncated", "truncated_jpeg.jpg": "truncated"}
+    warned = {"made_by_us_truncated_2008_001322.jpg": "truncated", "truncated_jpeg.jpg": "truncated",
+              "metadata_bomb.png": "read without it"}
     inputs = len(list(folder.iterdir()))
     good = inputs - len(bad)
     # As root, file permissions do not stop reads: drop the capabilities that bypass them.
@@ -258,7 +268,7 @@ def bad_inputs(work: Path) -> FaultResult:
     lost = good - len(records) + damaged_frames(out, out / "alignments.jsonl")
     return outcome("bad inputs", inputs, len(bad) + len(warned), lost, int(result.hung),
                    len(shm_files() - before), problems,
-                   f"{len(bad)} skipped with a reason, {len(warned)} truncated decoded in part, "
+                   f"{len(bad)} skipped with a reason, {len(warned)} read with a warning (truncated, metadata), "
                        f"{len(records)} frames done")
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import zlib
 
 import cv2
 import numpy as np
@@ -51,6 +52,32 @@ def test_truncated_file_decodes_in_part_with_a_warning():
     image, warning = read_image(EDGE / "made_by_us_truncated_2008_001322.jpg")
     assert image.shape[2] == 3
     assert "made_by_us_truncated_2008_001322.jpg: truncated" in warning
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + (zlib.crc32(kind + data) & 0xFFFFFFFF).to_bytes(4, "big")
+
+
+@pytest.mark.parametrize("kind, head", [(b"zTXt", b"Comment\0\0"), (b"iTXt", b"XML:com.adobe.xmp\0\1\0\0\0"),
+                                        (b"iCCP", b"profile\0\0")])
+def test_a_png_whose_metadata_unpacks_too_large_is_read_without_it(tmp_path, kind, head):
+    """A compressed text or colour-profile chunk of 300 MB unpacked (a zlib bomb; OpenCV, which
+    faceswap reads with, passes over it): the pixels are read, exactly, with a warning; memory stays
+    bounded (Pillow refuses to unpack it, and the chunk is left out)."""
+    photo = cv2.imread(str(EDGE / "hopper_gray.jpg"))
+    png = cv2.imencode(".png", photo)[1].tobytes()
+    bomb = _png_chunk(kind, head + zlib.compress(b"\0" * (300 * 2**20), 9))
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png[:33] + bomb + png[33:])  # after IHDR, as a photo editor writes them
+    image, warning = read_image(path)
+    assert np.array_equal(image, photo)
+    assert warning == f"{path}: a metadata chunk (text or colour profile) unpacks to over 1 MB; the pixels are read " \
+                      "without it"
+    items = list(InputSource(tmp_path))  # a folder run reads it too, and says so
+    assert [item.filename for item in items] == ["bomb.png"] and items[0].warning == warning
+    path.write_bytes(b"GIF89a" + bomb)  # not a PNG: named, not read
+    with pytest.raises(InputError, match="bomb.png: not an image Pillow can read"):
+        read_image(path)
 
 
 def test_folder_skips_bad_files_and_goes_on(tmp_path):
