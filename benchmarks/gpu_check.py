@@ -183,7 +183,7 @@ def model_check(backend: str, budget_mb: int, photos: list[Path], video: Path, t
     from extractor.models.backend import gpu_visible, limit_gpu_memory, prepare_backend
     from extractor.plugins import registry
     from extractor.plugins.base import Batch
-    from extractor.sources import read_image
+    from extractor.images import read_image
 
     total_mb = detect_gpus()[0].total_mb
     if backend == "onnxruntime":
@@ -225,7 +225,7 @@ def onnxruntime_check(budget_mb: int, photos: list[Path], video: Path, timing_fr
     from extractor.models.backend import limit_onnxruntime_gpu_memory
     from extractor.plugins import registry
     from extractor.plugins.base import Batch
-    from extractor.sources import read_image
+    from extractor.images import read_image
 
     images = [read_image(path)[0] for path in photos]
     capture = cv2.VideoCapture(str(video))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from extractor.geometry import iou, points_size
-from extractor.sources import InputError, read_image
+from extractor.images import InputError, read_image
 from extractor.stages import AlignStage, DetectStage, StageConfig
 
 IOU_MATCH = 0.3

@@ -50,7 +50,7 @@ class FaceFilter:
 
     def read_reference(self, position: int) -> np.ndarray:
         """A reference image's pixels; an unreadable one is a ReferenceError naming it."""
-        from extractor.sources import InputError, read_image
+        from extractor.images import InputError, read_image
 
         try:
             return read_image(self.references[position])[0]

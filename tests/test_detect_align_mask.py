@@ -12,7 +12,7 @@ from extractor.faces import DetectedFace
 from extractor.geometry import iou, rotate_image
 from extractor.plugins import registry
 from extractor.plugins.base import needs_contrast
-from extractor.sources import read_image
+from extractor.images import read_image
 from extractor.stages import AlignStage, DetectStage, StageConfig, upright_turn
 
 

@@ -23,7 +23,7 @@ from extractor.faceswap_format import FACESWAP_MASK_NAMES
 from extractor.orientation import upright_to_stored
 from extractor.output import OutputSettings, read_face_metadata
 from extractor.run_settings import RunSettings
-from extractor.sources import read_image
+from extractor.images import read_image
 from extractor.stages import StageConfig
 from faceswap_judge import load_faceswap
 

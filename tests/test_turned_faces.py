@@ -13,7 +13,7 @@ from extractor.evaluate import match
 from extractor.models import face_model_3d
 from extractor.models.face_model_3d import FaceModel3D, rotation
 from extractor.plugins.align.turned import TURN_FROM, TURN_FULL, turned_weight
-from extractor.sources import read_image
+from extractor.images import read_image
 from extractor.stages import AlignStage, StageConfig
 
 TURNED = DATA.parent / "turned" / "aflw2000_3d"

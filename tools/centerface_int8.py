@@ -25,7 +25,8 @@ from extractor.geometry import iou
 from extractor.models.model_files import package_file
 from extractor.models.runners import dynamic_onnx
 from extractor.plugins.detect.centerface import decode
-from extractor.sources import InputSource, read_image
+from extractor.images import read_image
+from extractor.sources import InputSource
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

@@ -11,7 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from extractor.evaluate import face_yaw, find_annotation_files, match  # noqa: E402
 from extractor.media import ExtractMedia  # noqa: E402
-from extractor.sources import InputSource, read_image  # noqa: E402
+from extractor.images import read_image  # noqa: E402
+from extractor.sources import InputSource  # noqa: E402
 from extractor.stages import AlignStage, DetectStage, StageConfig  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

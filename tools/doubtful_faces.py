@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.robustness import CHANGES, changed_copy  # noqa: E402
 from extractor.evaluate import find_annotation_files, match  # noqa: E402
-from extractor.sources import read_image  # noqa: E402
+from extractor.images import read_image  # noqa: E402
 from extractor.stages import StageConfig  # noqa: E402
 from tools.common import loaded_stages  # noqa: E402
 

@@ -34,7 +34,7 @@ from extractor.mean_face import MEAN_FACE_68  # noqa: E402
 from extractor.plugins import registry  # noqa: E402
 from extractor.plugins.align.crop import landmarks_to_frame, pose_from_landmarks  # noqa: E402
 from extractor.plugins.base import Batch  # noqa: E402
-from extractor.sources import read_image  # noqa: E402
+from extractor.images import read_image  # noqa: E402
 
 CROP = 256
 

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 
 from extractor.evaluate import match  # noqa: E402
-from extractor.sources import read_image  # noqa: E402
+from extractor.images import read_image  # noqa: E402
 from extractor.stages import AlignStage, DetectStage, IdentityStage, StageConfig  # noqa: E402
 
 

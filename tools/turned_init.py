@@ -20,7 +20,7 @@ from extractor.mean_face import MEAN_FACE_68
 from extractor.models.face_model_3d import five_points
 from extractor.plugins.align.crop import crop_matrix, pose_from_landmarks, warp_crop
 from extractor.plugins.align.face_mesh import mesh_to_68
-from extractor.sources import read_image
+from extractor.images import read_image
 from extractor.stages import AlignStage, StageConfig
 
 DETECT, ALIGN = loaded_stages(FRONTAL_ONLY)  # "today": dlib68's frontal passes, as before the turned ones

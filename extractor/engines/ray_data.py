@@ -47,7 +47,8 @@ from extractor.pipeline import REFERENCE_STAGES, Pipeline, StageSpec, build_pipe
 from extractor.progress import Progress
 from extractor.run_settings import (EngineOptions, RunSettings, RunSummary, face_not_processed_line,
                                     frame_not_processed_line)
-from extractor.sources import InputError, InputSource, SkippedInput, read_image, seekable_timeline
+from extractor.images import InputError, read_image
+from extractor.sources import InputSource, SkippedInput, seekable_timeline
 from extractor.stop_signals import catch_stop_signals
 from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.messages import decode_face, encode_face

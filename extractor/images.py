@@ -1,0 +1,170 @@
+"""Image files decoded to 8-bit BGR: every format a photo comes in, read as faceswap reads it.
+
+Pillow reads the common formats, HEIC/AVIF (phones) through pillow-heif, OpenEXR and the TIFFs
+Pillow cannot through ``deep_images``; the EXIF orientation is applied; a header that claims more
+pixels than --max-pixels is refused before decoding. An image that cannot be used raises
+``InputError`` naming the file; one that can, in part, comes with a warning.
+"""
+from __future__ import annotations
+
+import io
+import os
+
+import cv2
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import MAX_TEXT_CHUNK
+from pillow_heif import register_heif_opener
+
+from extractor.deep_images import DeepImageError, deep_image_size, is_exr, is_tiff, read_deep_image, tiff_size
+
+# Phones save photos as HEIC (iPhones by default) and AVIF; the web gives .jfif, .avif and .gif
+# files. Pillow reads AVIF, JPEG 2000 and GIF itself, and HEIF through pillow-heif's opener,
+# which applies the file's own rotation (irot/imir) and resets its EXIF orientation to 1, so
+# exif_transpose below never turns a photo twice.
+register_heif_opener()
+# Pixels a frame may have (checked on the header, before decoding): 100 MP (10000 x 10000) holds
+# every camera photo (61 MP full frame, 100 MP medium format) while bounding what one frame can
+# cost (300 MB per decoded copy); a small file that claims more (a "decompression bomb") is refused.
+DEFAULT_MAX_PIXELS = 100_000_000
+# Our own --max-pixels guard runs on the header before any decoding, so Pillow's lower built-in
+# bomb limit (which would refuse large but legitimate scans) is switched off.
+Image.MAX_IMAGE_PIXELS = None
+
+
+
+class InputError(Exception):
+    """An input that cannot be used; the message names the file and the problem."""
+
+
+
+def to_bgr8(pil_image: Image.Image) -> np.ndarray:
+    """Any Pillow image (gray, RGBA, palette, CMYK, 16-bit, float) as an 8-bit BGR array."""
+    mode = pil_image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(pil_image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or array.max() > 255 else 255.0
+        if mode == "F":
+            top = max(float(array.max()), 1.0)
+        gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    if mode in ("L", "1"):
+        gray = np.asarray(pil_image.convert("L"))
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    if mode != "RGB":
+        pil_image = pil_image.convert("RGB")  # RGBA/LA/P drop alpha; CMYK/YCbCr/LAB convert
+    return cv2.cvtColor(np.asarray(pil_image), cv2.COLOR_RGB2BGR)
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str | None]:
+    """Decode an image file to 8-bit BGR with its EXIF orientation applied.
+
+    Returns the image and a warning (or None). A truncated file that still decodes in part is
+    returned with a warning; anything unusable raises ``InputError`` naming the file.
+    """
+    path = str(path)
+    try:
+        if os.path.getsize(path) == 0:
+            raise InputError(f"{path}: empty file (0 bytes)")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    if is_exr(path):
+        return _read_deep(path, max_pixels), None
+    try:
+        with Image.open(path) as pil_image:
+            check_pixels(path, *pil_image.size, max_pixels)
+            pages = getattr(pil_image, "n_frames", 1)
+            warning = (f"{path}: holds {pages} images (an animation, a burst or a multi-page file); only the "
+                       "first is used" if pages > 1 else None)
+            try:
+                pil_image.load()
+            except OSError as exc:
+                if "truncated" not in str(exc):
+                    raise
+                warning = f"{path}: truncated file ({exc}); using the part that decodes"
+                ImageFile.LOAD_TRUNCATED_IMAGES = True
+                try:
+                    with Image.open(path) as retry:
+                        retry.load()
+                        pil_image = retry.copy()
+                finally:
+                    ImageFile.LOAD_TRUNCATED_IMAGES = False
+            # In place: without an orientation to apply, the copying form copies the whole image.
+            ImageOps.exif_transpose(pil_image, in_place=True)
+            return to_bgr8(pil_image), warning
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        if is_tiff(path):
+            return _read_deep(path, max_pixels), None
+        raise InputError(f"{path}: not an image Pillow can read (unknown or corrupt format)") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    except PermissionError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    except ValueError as exc:
+        if "MAX_TEXT" not in str(exc) and "text chunks" not in str(exc):
+            raise InputError(f"{path}: cannot decode image ({' '.join(str(exc).split())})") from None
+        return _read_png_without_metadata(path, max_pixels), (
+            f"{path}: a metadata chunk (text or colour profile) unpacks to over {MAX_TEXT_CHUNK // 2**20} MB; "
+            "the pixels are read without it")
+    except (OSError, SyntaxError) as exc:
+        raise InputError(f"{path}: cannot decode image ({' '.join(str(exc).split())})") from None
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_METADATA = {b"tEXt", b"zTXt", b"iTXt", b"iCCP"}  # text and colour profile: nothing a face needs
+
+
+def _read_png_without_metadata(path: str, max_pixels: int) -> np.ndarray:
+    """A PNG whose compressed text or colour-profile chunk Pillow will not unpack (a zlib bomb, or
+    a photo's oversized profile; OpenCV, which faceswap reads with, passes over them), read by
+    Pillow from its bytes without those chunks."""
+    with open(path, "rb") as file:
+        data = file.read()
+    if not data.startswith(PNG_SIGNATURE):
+        raise InputError(f"{path}: cannot decode image (its metadata is too large to unpack)")
+    kept, position = [PNG_SIGNATURE], len(PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position:position + 4], "big")
+        end = min(len(data), position + 12 + length)
+        if data[position + 4:position + 8] not in PNG_METADATA:
+            kept.append(data[position:end])
+        position = end
+    try:
+        with Image.open(io.BytesIO(b"".join(kept))) as pil_image:
+            check_pixels(path, *pil_image.size, max_pixels)
+            ImageOps.exif_transpose(pil_image, in_place=True)
+            return to_bgr8(pil_image)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"{path}: cannot decode image ({' '.join(str(exc).split())})") from None
+
+
+def check_pixels(path: str, width: int, height: int, max_pixels: int) -> None:
+    """Refuse an image whose header claims more pixels than --max-pixels, before decoding it."""
+    if width * height > max_pixels:
+        raise InputError(f"{path}: header says {width}x{height} = {width * height} pixels, "
+                         f"over the --max-pixels limit of {max_pixels}")
+
+
+def _read_deep(path: str, max_pixels: int) -> np.ndarray:
+    """An OpenEXR frame or a TIFF Pillow cannot read (``deep_images``), its size checked first."""
+    try:
+        check_pixels(path, *deep_image_size(path), max_pixels)
+        return read_deep_image(path)
+    except DeepImageError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) of an image from its header, None when it cannot be read (the decode
+    reports why)."""
+    try:
+        if is_exr(path):
+            return deep_image_size(str(path))
+        with Image.open(path) as pil_image:
+            return pil_image.size
+    except UnidentifiedImageError:
+        return tiff_size(str(path)) if is_tiff(path) else None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, DeepImageError):
+        return None
