@@ -129,13 +129,15 @@ class FaceNames:
     """Face file names, unique per frame key and short enough for any file system.
 
     faceswap's convention: ``<frame stem>_<face index>.png`` (``face.jpg`` -> ``face_0.png``).
-    Where two inputs share a stem (``face.jpg`` and ``face.png``, or ``a/x.jpg`` and ``b/x.jpg``)
-    each gets a hash of its whole key after the stem; an over-long stem is cut and hashed the same
-    way. Names depend only on the input listing, so a resumed run names faces as the first did.
+    Where two inputs share a stem (``face.jpg`` and ``face.png``, or ``a/x.jpg`` and ``b/x.jpg``),
+    or one told apart only by case (``Face.jpg`` and ``face.jpg``: one file on a drive that ignores
+    case, as exFAT, macOS and Windows do), each gets a hash of its whole key after the stem; an
+    over-long stem is cut and hashed the same way. Names depend only on the input listing, so a
+    resumed run names faces as the first did.
     """
 
     def __init__(self, keys: list[str] | None):
-        counts = Counter(self._stem(key) for key in keys or [])
+        counts = Counter(self._stem(key).casefold() for key in keys or [])
         self.clashing = {stem for stem, count in counts.items() if count > 1}
 
     @staticmethod
@@ -145,7 +147,7 @@ class FaceNames:
 
     def __call__(self, key: str, face_index: int) -> str:
         stem = self._stem(key)
-        if stem in self.clashing or len(stem.encode("utf-8", "surrogateescape")) > MAX_STEM_BYTES:
+        if stem.casefold() in self.clashing or len(stem.encode("utf-8", "surrogateescape")) > MAX_STEM_BYTES:
             cut = stem.encode("utf-8", "surrogateescape")[:MAX_STEM_BYTES].decode("utf-8", "ignore")
             stem = f"{cut}~{_short_hash(key)}"
         return f"{stem}_{face_index}.png"

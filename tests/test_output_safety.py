@@ -18,7 +18,7 @@ from conftest import DATA, REPO
 from extractor.alignments import read_records
 from extractor.cli import main
 from extractor.fsa import read_fsa
-from extractor.output import OutputLock, read_face_metadata
+from extractor.output import FaceNames, OutputLock, read_face_metadata
 from extractor.sources import list_images
 
 PHOTO_A = DATA / "dlib_faces" / "2007_007763.jpg"
@@ -71,6 +71,17 @@ def test_same_stem_inputs_are_two_frames_with_their_own_faces(tmp_path):
     for name in files:
         meta = read_face_metadata(tmp_path / "out" / name)
         assert name == records[meta["frame"]]["face_files"][meta["face_index"]]
+
+
+def test_inputs_told_apart_only_by_case_get_face_names_that_differ_beyond_case():
+    """``Face.jpg`` and ``face.jpg`` are two files here, one on exFAT, macOS or Windows: their faces
+    must not share a name there (the second would overwrite the first's)."""
+    keys = ["Face.jpg", "face.jpg", "group/Crowd.png", "Group/crowd.png", "other.jpg"]
+    names = FaceNames(keys)
+    written = [names(key, 0) for key in keys]
+    assert len({name.casefold() for name in written}) == len(keys), written
+    assert written[-1] == "other_0.png"  # nothing to tell apart: faceswap's own name
+    assert written == [FaceNames(keys)(key, 0) for key in keys]  # a resumed run names them alike
 
 
 def test_sub_folders_are_reported_or_taken_with_recursive(photos, tmp_path):
