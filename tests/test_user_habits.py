@@ -447,3 +447,18 @@ def test_size_limits_that_keep_no_face_are_refused_or_named(tmp_path):
     assert "no face kept with --min-size 20 px and --max-size 5%" in result.output
     result = run("--max-size", "90%")
     assert "faces: 0" not in result.output and "no face kept" not in result.output
+
+
+def test_batch_outputs_differ_beyond_case(tmp_path):
+    """--batch names each item's output folder by its stem; names that would be one folder on a
+    drive that ignores case (exFAT, macOS, Windows) are told apart."""
+    from extractor.batch import batch_items
+
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for name in ("Clip.mp4", "clip.mp4", "Photos", "photos.avi", "other.mp4"):
+        (folder / name).mkdir() if "." not in name else (folder / name).write_bytes(b"")
+    items, _ = batch_items(folder, tmp_path / "out")
+    outputs = {path.name: out.name for path, out in items}
+    assert len({name.casefold() for name in outputs.values()}) == len(outputs), outputs
+    assert outputs["Photos"] == "Photos" and outputs["photos.avi"] == "photos_avi" and outputs["other.mp4"] == "other"
