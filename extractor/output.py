@@ -7,6 +7,7 @@ its frames without the alignments file, as faceswap's PNG header allows (``png.p
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
 import hashlib
 import json
@@ -153,6 +154,9 @@ class FaceNames:
         return f"{stem}_{face_index}.png"
 
 
+NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}  # flock not supported here
+
+
 class OutputLock:
     """One run per output folder: an exclusive ``flock`` on ``<folder>/.extractor.lock``.
 
@@ -171,6 +175,13 @@ class OutputLock:
             os.close(self._fd)
             raise OutputError(f"{folder}: another extractor run (pid {owner}) is writing into this folder; "
                               "wait for it, or choose another -o") from None
+        except OSError as error:
+            if error.errno not in NO_LOCKS:
+                raise
+            # An NFS mount without its lock daemon, some FUSE and network file systems: the run goes
+            # on, as faceswap's would, without the guard against a second run into this folder.
+            logger.warning("%s: its file system cannot lock files (%s); nothing stops a second run writing into "
+                           "this folder at the same time", folder, error.strerror)
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, str(os.getpid()).encode(), 0)
 

@@ -249,6 +249,27 @@ def test_a_second_run_into_a_locked_folder_is_refused(photos, tmp_path):
     assert code == 0, output
 
 
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.EOPNOTSUPP])
+def test_a_folder_whose_file_system_cannot_lock_is_written_with_a_warning(photos, tmp_path, monkeypatch, code):
+    """NFS without its lock daemon answers flock with ENOLCK, some FUSE file systems with
+    EOPNOTSUPP (neither can be mounted here: flock is made to answer so): the run goes on and
+    says the folder is not guarded; any other error of flock still stops it."""
+    def flock_as_such_a_mount(fd, operation):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr("extractor.output.fcntl.flock", flock_as_such_a_mount)
+    code_, output = _run("-i", photos, "-o", tmp_path / "out")
+    assert code_ == 0 and "its file system cannot lock files" in output, output
+    assert {r["frame"] for r in read_records(tmp_path / "out" / "alignments.jsonl")} == {"a.jpg", "b.jpg"}
+
+    def flock_failing(fd, operation):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr("extractor.output.fcntl.flock", flock_failing)
+    code_, output = _run("-i", photos, "-o", tmp_path / "other")
+    assert code_ != 0 and "Input/output error" in output, output
+
+
 def test_imported_faces_with_bad_landmarks_are_skipped_with_a_message(photos, tmp_path):
     out = tmp_path / "first"
     assert _run("-i", photos, "-o", out)[0] == 0
