@@ -123,6 +123,10 @@ def check_log_file(path: Path) -> None:
         with open(path, "rb") as handle:
             first = handle.readline(256)
     except FileNotFoundError:
+        try:  # its folder made now, as -o and -p make theirs; the file at its first line
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.ClickException(f"{path}: --logfile cannot be made ({exc.strerror or exc})") from None
         return
     except OSError as exc:
         raise click.ClickException(f"{path}: --logfile cannot be read ({exc.strerror or exc})") from None

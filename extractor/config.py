@@ -22,7 +22,7 @@ def load_config(path: str | Path | None) -> dict:
     if path is None:
         return config
     try:
-        user = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
+        user = tomllib.loads(Path(path).read_bytes().decode("utf-8-sig"))  # a byte order mark, as Notepad writes
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): a TOML file is UTF-8") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:

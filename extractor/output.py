@@ -94,6 +94,9 @@ class OutputCounts:
 
 def check_writable(settings: OutputSettings) -> None:
     """Refuse an output that cannot be written before any work starts (probe file per folder)."""
+    if settings.alignments_path.is_dir():
+        raise OutputError(f"{settings.alignments_path}: is a folder; -p/--alignments names the alignments file "
+                          f"(as {settings.alignments_path / 'alignments.jsonl'})")
     for folder in {settings.output_dir, settings.alignments_path.parent}:
         if folder.exists() and not folder.is_dir():
             raise OutputError(f"{folder}: is a file, not a folder (-o names the folder the faces go to)")

