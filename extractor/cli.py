@@ -26,6 +26,16 @@ from extractor.stages import StageConfig  # noqa: E402
 STAGES = ("detect", "align", "mask")
 
 
+class FilePath(click.Path):
+    """``click.Path`` that refuses an empty value: ``-o "$OUT"`` with ``OUT`` unset would otherwise
+    mean the current folder, and a run would write (or read) there."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path (an unset variable in a script?): name a file or folder", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def _names(stage: str) -> list[str]:
     return [cls.name for cls in registry.available(stage)]
 
@@ -173,9 +183,9 @@ class _OneLineErrors(click.Group):
 @click.version_option(package_name="extractor", message="extractor %(version)s")
 @click.option("--loglevel", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-@click.option("--logfile", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--logfile", type=FilePath(dir_okay=False, path_type=Path), default=None,
               help="Also write the log to this file (always at DEBUG level).")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--config", "config_path", type=FilePath(exists=True, dir_okay=False, path_type=Path),
               default=None, help="TOML file of defaults and plugin options (see extractor/default_config.toml).")
 @click.pass_context
 def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: Path | None) -> None:
@@ -220,13 +230,13 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 
 
 @main.command(cls=FaceswapStyleCommand)
-@click.option("-i", "--input", "--input-dir", "input_path", required=True, type=click.Path(path_type=Path),
+@click.option("-i", "--input", "--input-dir", "input_path", required=True, type=FilePath(path_type=Path),
               help="Image folder, image file or video file.")
-@click.option("-o", "--output", "--output-dir", "output_dir", type=click.Path(path_type=Path),
+@click.option("-o", "--output", "--output-dir", "output_dir", type=FilePath(path_type=Path),
               help="Folder for the aligned face PNGs. Without it, as faceswap's extract without -o: the alignments "
                    "file only, where faceswap looks for it (beside a video: <stem>_alignments.fsa; in an image "
                    "folder: alignments.fsa).")
-@click.option("-p", "--alignments", "-al", type=click.Path(path_type=Path), default=None,
+@click.option("-p", "--alignments", "-al", type=FilePath(path_type=Path), default=None,
               help="Alignments file (default: OUTPUT/alignments.jsonl). A name ending in .fsa gets faceswap's "
                    "file, written when the run finishes, beside extractor's own (.jsonl, what a resume reads).")
 @click.option("-D", "--detector", default=registry.DEFAULTS["detect"], show_default=True,
@@ -303,7 +313,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("-K", "--no-faces", "--skip-saving-faces", "-ssf", "no_faces", is_flag=True,
               help="Write the alignments file only (boxes, landmarks, masks, thumbnails), no face PNGs, as "
                    "faceswap's extract without -o: for convert or a later crop; faster.")
-@click.option("--import-alignments", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+@click.option("--import-alignments", type=FilePath(exists=True, dir_okay=False, path_type=Path), default=None,
               help="faceswap .fsa: take boxes and landmarks from it instead of detecting (only re-mask).")
 @click.option("--realign", is_flag=True, help="With --import-alignments: re-align the imported boxes.")
 @click.option("--progress/--no-progress", default=None,
@@ -311,10 +321,10 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("-I", "--identity", "with_identity", is_flag=True,
               help="Store a 128-d identity embedding (dlib ResNet) with every face (faceswap's model names after "
                    "it, vggface2 or t-face, are taken as this).")
-@click.option("-f", "--filter", "filter_refs", multiple=True, type=click.Path(exists=True, path_type=Path),
+@click.option("-f", "--filter", "filter_refs", multiple=True, type=FilePath(exists=True, path_type=Path),
               help="Keep only faces of the person in these reference images (files or folders; -f a b, or "
                    "repeat the flag).")
-@click.option("-n", "--nfilter", "nfilter_refs", multiple=True, type=click.Path(exists=True, path_type=Path),
+@click.option("-n", "--nfilter", "nfilter_refs", multiple=True, type=FilePath(exists=True, path_type=Path),
               help="Drop faces of the person in these reference images (files or folders; -n a b, or repeat "
                    "the flag).")
 @click.option("--filter-threshold", default=0.6, show_default=True, type=click.FloatRange(0.0, 2.0),
@@ -653,9 +663,9 @@ def plugins() -> None:
 
 
 @main.command()
-@click.argument("alignments", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("alignments", type=FilePath(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["fsa"]), default="fsa", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=FilePath(dir_okay=False, path_type=Path), default=None,
               help="File to write, e.g. video_alignments.fsa [default: ALIGNMENTS with .fsa for .jsonl].")
 def export(alignments: Path, fmt: str, output: Path | None) -> None:
     """Write ALIGNMENTS (extractor's .jsonl) in faceswap's .fsa format (version 2.x)."""
@@ -674,7 +684,7 @@ def export(alignments: Path, fmt: str, output: Path | None) -> None:
 
 
 @main.command(name="eval")
-@click.argument("dataset_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("dataset_dirs", nargs=-1, required=True, type=FilePath(exists=True, file_okay=False, path_type=Path))
 @click.option("--detector", default=registry.DEFAULTS["detect"], show_default=True,
               type=PluginChoice("detect", _names("detect")))
 @click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax", "torch"]),

