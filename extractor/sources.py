@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 from dataclasses import dataclass
 from functools import cached_property
@@ -122,7 +123,12 @@ class InputSource:
         self.every_n = every_n
         self.max_pixels = max_pixels
         if not self.path.exists():
-            raise InputError(f"{self.path}: input does not exist")
+            scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]+):/", str(self.path))
+            if scheme:  # (a path keeps one slash of "://")
+                raise InputError(f"{scheme.group(1)}://{str(self.path)[len(scheme.group(0)):]}: a URL; extractor "
+                                 "reads files and folders: download the video first")
+            raise InputError(f"{self.path}: input does not exist"
+                             + (" (standard input is not read: give a file)" if str(self.path) == "-" else ""))
         if not self.path.is_file() and not self.path.is_dir():
             raise InputError(f"{not_regular(self.path)}: give a video file, an image or a folder")
         self.is_video = is_video_file(self.path)
