@@ -116,7 +116,8 @@ class RunSettings:
     def open_input_and_output(self, summary: "RunSummary") -> tuple[InputSource, FrameWriter, dict | None]:
         """The input, the writer (output checked, locked, earlier frames read) and the imported
         faces: what every engine starts with. Refusals come here, before any model loads."""
-        source = InputSource(self.input_path, self.every_n, self.max_pixels, recursive=self.recursive)
+        source = InputSource(self.input_path, self.every_n, self.max_pixels, recursive=self.recursive,
+                             face_folder=self.output.output_dir)
         if not source.is_video and not source.image_paths():
             others = source.listing_problems()
             listed = f" ({len(others)} other entries: {', '.join(Path(o.source).name for o in others[:3])}" \

@@ -59,12 +59,13 @@ def not_regular(path: Path) -> str:
     return f"{path}: {kind}, not a regular file" if kind != "not a regular file" else f"{path}: {kind}"
 
 
-def list_images(folder: Path, recursive: bool = False,
+def list_images(folder: Path, recursive: bool = False, face_folder: Path | None = None,
                 _seen: dict[Path, Path] | None = None) -> tuple[list[Path], list[SkippedInput]]:
     """Image files of ``folder`` (and its sub-folders if ``recursive``) in name order, and the
     other entries (skipped, with a reason: sub-folders are named, never passed over silently).
     Sub-folders reached through symbolic links are searched too, each real folder once: a link
-    back up the tree would otherwise never end."""
+    back up the tree would otherwise never end; the run's ``face_folder``, which a link may reach,
+    never (its faces are not inputs)."""
     seen = {folder.resolve(): folder} if _seen is None else _seen  # real folder -> the path it was searched as
     images, skipped = [], []
     for path in sorted(folder.iterdir()):
@@ -73,12 +74,14 @@ def list_images(folder: Path, recursive: bool = False,
         if path.is_dir():
             if not recursive:
                 skipped.append(SkippedInput(str(path), f"{path}: sub-folder not searched (add --recursive)"))
+            elif face_folder is not None and path.resolve() == face_folder.resolve():
+                skipped.append(SkippedInput(str(path), f"{path}: this run's face folder, not searched"))
             elif path.resolve() in seen:
                 skipped.append(SkippedInput(str(path), f"{path}: the same folder as {seen[path.resolve()]}, "
                                                        "searched once"))
             else:
                 seen[path.resolve()] = path
-                more, more_skipped = list_images(path, recursive, seen)
+                more, more_skipped = list_images(path, recursive, face_folder, seen)
                 images += more
                 skipped += more_skipped
         elif path.is_symlink() and not path.exists():
@@ -114,9 +117,11 @@ class InputSource:
     """Frames of an image folder or a video file, in order, every ``every_n``-th frame."""
 
     def __init__(self, path: str | os.PathLike, every_n: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 done: set[str] | frozenset[str] = frozenset(), recursive: bool = False):
+                 done: set[str] | frozenset[str] = frozenset(), recursive: bool = False,
+                 face_folder: Path | None = None):
         self.path = Path(path)
         self.recursive = recursive
+        self.face_folder = face_folder  # the run's, which a linked sub-folder may reach: never searched
         self.done = done  # frame names finished by an earlier run (--skip-existing): not decoded
         if every_n < 1:
             raise ValueError("--extract-every-n must be 1 or more")
@@ -241,7 +246,8 @@ class InputSource:
         times, and a big folder on a network drive is slow to list."""
         if self.is_video:
             return [], []
-        return ([self.path], []) if self.path.is_file() else list_images(self.path, self.recursive)
+        return ([self.path], []) if self.path.is_file() else list_images(self.path, self.recursive,
+                                                                         self.face_folder)
 
     def listing_problems(self) -> list[SkippedInput]:
         """Entries of an image folder that are not inputs (non-images, sub-folders...), with why."""

@@ -115,6 +115,21 @@ def test_linked_sub_folders_are_searched_once_each_and_a_link_back_up_ends(photo
     assert "linked/d.jpg" in [p.relative_to(photos).as_posix() for p in list_images(photos, recursive=True)[0]]
 
 
+def test_a_face_folder_a_linked_sub_folder_reaches_is_never_searched(photos, tmp_path):
+    """--recursive follows linked sub-folders; a face folder inside one's target (reached through
+    the link, not inside the input folder itself) must not become input on the next run."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(PHOTO_A, elsewhere / "c.jpg")
+    (photos / "linked").symlink_to(elsewhere)
+    out = elsewhere / "faces"
+    for flags in ([], ["--skip-existing"]):  # the second run lists the face folder the first made
+        code, output = _run("-i", photos, "-o", out, "--recursive", *flags)
+        assert code == 0, output
+    assert f"{photos}/linked/faces: this run's face folder, not searched" in output
+    assert {r["frame"] for r in read_records(out / "alignments.jsonl")} == {"a.jpg", "b.jpg", "linked/c.jpg"}
+
+
 def test_a_named_pipe_or_a_device_is_named_never_read(photos, tmp_path):
     os.mkfifo(photos / "pipe.jpg")  # reading it would wait for a writer forever
     (photos / "zero.png").symlink_to("/dev/zero")  # reading it would never end
