@@ -21,6 +21,9 @@ def load_config(path: str | Path | None) -> dict:
     config = tomllib.loads(DEFAULT_CONFIG.read_text())
     if path is None:
         return config
+    if not str(path).strip():
+        raise ConfigError("an empty path given for the configuration file (an unset variable?): name a TOML file, "
+                          "or give none")
     try:
         user = tomllib.loads(Path(path).read_bytes().decode("utf-8-sig"))  # a byte order mark, as Notepad writes
     except UnicodeDecodeError as exc:

@@ -98,3 +98,12 @@ def test_max_num_keeps_the_largest_and_most_central_faces_as_insightface_does(ex
         assert all(face.landmarks is not None for face in kept)
     assert len(extractor.get(image, max_num=len(every) + 5)) == len(every)
     assert [f.box_ltrb for f in extractor.get(image, max_num=0)] == [f.box_ltrb for f in every]
+
+
+@pytest.mark.parametrize("config, said", [("", "an empty path given for the configuration file"),
+                                          ("/no/such.toml", "/no/such.toml: cannot read the configuration")])
+def test_a_config_path_that_is_empty_or_missing_is_one_clear_error(config, said):
+    from extractor.config import ConfigError
+
+    with pytest.raises(ConfigError, match=said):
+        FaceExtractor(config=config)
