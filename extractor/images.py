@@ -97,6 +97,11 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     except UnidentifiedImageError:
         if is_tiff(path):
             return _read_deep(path, max_pixels), None
+        if _is_png(path):  # Pillow refuses a PNG whose metadata chunk's checksum is wrong; libpng skips it
+            image = _read_png_pixels_only(path, max_pixels)
+            if image is not None:
+                return image, (f"{path}: a damaged metadata chunk (its checksum is wrong); the pixels are read "
+                               "without it")
         raise InputError(f"{path}: not an image Pillow can read (unknown or corrupt format)") from None
     except Image.DecompressionBombError as exc:
         raise InputError(f"{path}: {exc}") from None
@@ -105,39 +110,48 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     except ValueError as exc:
         if "MAX_TEXT" not in str(exc) and "text chunks" not in str(exc):
             raise InputError(f"{path}: cannot decode image ({' '.join(str(exc).split())})") from None
-        return _read_png_without_metadata(path, max_pixels), (
-            f"{path}: a metadata chunk (text or colour profile) unpacks to over {MAX_TEXT_CHUNK // 2**20} MB; "
-            "the pixels are read without it")
+        image = _read_png_pixels_only(path, max_pixels) if _is_png(path) else None
+        if image is None:
+            raise InputError(f"{path}: cannot decode image (its metadata is too large to unpack)") from None
+        return image, (f"{path}: a metadata chunk (text or colour profile) unpacks to over "
+                       f"{MAX_TEXT_CHUNK // 2**20} MB; the pixels are read without it")
     except (OSError, SyntaxError) as exc:
         raise InputError(f"{path}: cannot decode image ({' '.join(str(exc).split())})") from None
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PNG_METADATA = {b"tEXt", b"zTXt", b"iTXt", b"iCCP"}  # text and colour profile: nothing a face needs
+# Ancillary chunks (a lower-case first letter) that still count: transparency and EXIF orientation.
+PNG_ANCILLARY_KEPT = (b"tRNS", b"eXIf")
 
 
-def _read_png_without_metadata(path: str, max_pixels: int) -> np.ndarray:
-    """A PNG whose compressed text or colour-profile chunk Pillow will not unpack (a zlib bomb, or
-    a photo's oversized profile; OpenCV, which faceswap reads with, passes over them), read by
-    Pillow from its bytes without those chunks."""
+def _is_png(path: str) -> bool:
+    with open(path, "rb") as file:
+        return file.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+
+
+def _read_png_pixels_only(path: str, max_pixels: int) -> np.ndarray | None:
+    """A PNG Pillow refuses for a metadata chunk (one whose compressed text or colour profile
+    unpacks too large: a zlib bomb, a photo's oversized profile; one whose checksum is wrong)
+    that OpenCV, which faceswap reads with, passes over: read by Pillow from its bytes without
+    its other ancillary chunks (text, profile, gamma...), then, if that fails, without any. None
+    where the pixels themselves cannot be read."""
     with open(path, "rb") as file:
         data = file.read()
-    if not data.startswith(PNG_SIGNATURE):
-        raise InputError(f"{path}: cannot decode image (its metadata is too large to unpack)")
-    kept, position = [PNG_SIGNATURE], len(PNG_SIGNATURE)
+    chunks, position = [], len(PNG_SIGNATURE)
     while position + 8 <= len(data):
-        length = int.from_bytes(data[position:position + 4], "big")
-        end = min(len(data), position + 12 + length)
-        if data[position + 4:position + 8] not in PNG_METADATA:
-            kept.append(data[position:end])
+        end = min(len(data), position + 12 + int.from_bytes(data[position:position + 4], "big"))
+        chunks.append((data[position + 4:position + 8], data[position:end]))
         position = end
-    try:
-        with Image.open(io.BytesIO(b"".join(kept))) as pil_image:
-            check_pixels(path, *pil_image.size, max_pixels)
-            ImageOps.exif_transpose(pil_image, in_place=True)
-            return to_bgr8(pil_image)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"{path}: cannot decode image ({' '.join(str(exc).split())})") from None
+    for kept_ancillary in (PNG_ANCILLARY_KEPT, ()):
+        kept = [chunk for kind, chunk in chunks if kind[:1].isupper() or kind in kept_ancillary]
+        try:
+            with Image.open(io.BytesIO(PNG_SIGNATURE + b"".join(kept))) as pil_image:
+                check_pixels(path, *pil_image.size, max_pixels)
+                ImageOps.exif_transpose(pil_image, in_place=True)
+                return to_bgr8(pil_image)
+        except (OSError, ValueError, SyntaxError):
+            continue
+    return None
 
 
 def check_pixels(path: str, width: int, height: int, max_pixels: int) -> None:

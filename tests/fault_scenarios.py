@@ -197,6 +197,13 @@ def metadata_bomb_png(path: Path, photo: Path) -> None:
                      + png[33:])
 
 
+def damaged_text_png(path: Path, photo: Path) -> None:
+    """A real photo as PNG with a text chunk whose checksum is wrong (as a careless editor writes it)."""
+    png = cv2.imencode(".png", cv2.imread(str(photo)))[1].tobytes()
+    text = b"Comment\0edited"
+    path.write_bytes(png[:33] + struct.pack(">I", len(text)) + b"tEXt" + text + b"\0\0\0\0" + png[33:])
+
+
 def cut_video(path: Path, frames: int = 100, keep: float = 0.6) -> int:
     """An MJPG AVI of the sample's first ``frames`` frames, cut to ``keep`` of its bytes.
 
@@ -238,6 +245,7 @@ def bad_inputs(work: Path) -> FaultResult:
     os.mkfifo(folder / "pipe.jpg")
     huge_header_png(folder / "huge_header.png")
     metadata_bomb_png(folder / "metadata_bomb.png", DATA / "dlib_faces" / "2008_001009.jpg")  # pixels read, chunk not
+    damaged_text_png(folder / "damaged_text.png", DATA / "dlib_faces" / "2008_001322.jpg")  # read without the chunk
     cv2.imwrite(str(folder / "strip_4x20000.png"), np.full((4, 20000, 3), 128, np.uint8))  # hostile, but valid
     cv2.imwrite(str(folder / "strip_1x4000.png"), np.full((1, 4000, 3), 128, np.uint8))  # as long as a 4K frame
     cv2.imwrite(str(folder / "one_pixel.png"), np.full((1, 1, 3), 128, np.uint8))
@@ -246,7 +254,7 @@ def bad_inputs(work: Path) -> FaultResult:
            "dangling.jpg": "broken symbolic link", "pipe.jpg": "not a regular file",
            "huge_header.png": "--max-pixels"}
     warned = {"made_by_us_truncated_2008_001322.jpg": "truncated", "truncated_jpeg.jpg": "truncated",
-              "metadata_bomb.png": "read without it"}
+              "metadata_bomb.png": "read without it", "damaged_text.png": "checksum is wrong"}
     inputs = len(list(folder.iterdir()))
     good = inputs - len(bad)
     # As root, file permissions do not stop reads: drop the capabilities that bypass them.

@@ -81,6 +81,26 @@ def test_a_png_whose_metadata_unpacks_too_large_is_read_without_it(tmp_path, kin
         read_image(path)
 
 
+def test_a_png_with_a_damaged_metadata_chunk_is_read_as_opencv_reads_it(tmp_path):
+    """A text chunk whose checksum is wrong (as some editors write them): libpng, which faceswap
+    reads with, passes over it, Pillow refused the file. Read without it, with a warning; a PNG
+    whose pixel data is damaged is still refused with its name."""
+    photo = cv2.imread(str(EDGE / "hopper_gray.jpg"))
+    png = cv2.imencode(".png", photo)[1].tobytes()
+    text = b"Comment\0written by a careless editor"
+    damaged = len(text).to_bytes(4, "big") + b"tEXt" + text + b"\0\0\0\0"  # a wrong checksum
+    path = tmp_path / "damaged_text.png"
+    path.write_bytes(png[:33] + damaged + png[33:])
+    image, warning = read_image(path)
+    assert np.array_equal(image, photo) and "a damaged metadata chunk (its checksum is wrong)" in warning
+    pixels = bytearray(png)
+    start = pixels.index(b"IDAT") + 4
+    pixels[start:start + 64] = bytes(64)  # the pixel data itself damaged
+    path.write_bytes(bytes(pixels))
+    with pytest.raises(InputError, match="damaged_text.png: "):
+        read_image(path)
+
+
 def test_folder_skips_bad_files_and_goes_on(tmp_path):
     for name in ("made_by_us_empty.jpg", "hopper_gray.jpg", "dogs.jpg"):
         shutil.copy(EDGE / name, tmp_path / name)
