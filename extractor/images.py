@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 
 import cv2
 import numpy as np
@@ -60,9 +61,29 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     """Decode an image file to 8-bit BGR with its EXIF orientation applied.
 
     Returns the image and a warning (or None). A truncated file that still decodes in part is
-    returned with a warning; anything unusable raises ``InputError`` naming the file.
+    returned with a warning; anything unusable raises ``InputError`` naming the file. Pillow's
+    own warnings about the file's damaged metadata ("Corrupt EXIF data") become that warning,
+    naming the file, instead of lines naming Pillow's source.
     """
     path = str(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image, warning = _decode(path, max_pixels)
+    damaged = []
+    for caught_warning in caught:
+        text = " ".join(str(caught_warning.message).split())
+        if "corrupt" in text.lower() or "exif" in text.lower():
+            damaged.append(text)
+        else:  # not about this file's metadata: shown as it would have been
+            warnings.warn_explicit(caught_warning.message, caught_warning.category, caught_warning.filename,
+                                   caught_warning.lineno)
+    if damaged:
+        note = f"{path}: damaged metadata ({damaged[0]}); the pixels are read"
+        warning = f"{warning}; {note}" if warning else note
+    return image, warning
+
+
+def _decode(path: str, max_pixels: int) -> tuple[np.ndarray, str | None]:
     try:
         if os.path.getsize(path) == 0:
             raise InputError(f"{path}: empty file (0 bytes)")
@@ -176,8 +197,10 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
     try:
         if is_exr(path):
             return deep_image_size(str(path))
-        with Image.open(path) as pil_image:
-            return pil_image.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # damaged metadata: the decode names the file
+            with Image.open(path) as pil_image:
+                return pil_image.size
     except UnidentifiedImageError:
         return tiff_size(str(path)) if is_tiff(path) else None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, DeepImageError):

@@ -8,6 +8,7 @@ swap left and right, so the 68 landmarks are renumbered to stay a valid face ann
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,10 @@ def exif_orientation(path: str) -> int:
     if not path or Path(path).suffix.lower() not in IMAGE_EXTENSIONS:
         return 1
     try:
-        with Image.open(path) as image:
-            orientation = image.getexif().get(ORIENTATION_TAG, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # damaged EXIF: the decode named the file already
+            with Image.open(path) as image:
+                orientation = image.getexif().get(ORIENTATION_TAG, 1)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return 1
     return orientation if orientation in range(1, 9) else 1

