@@ -94,7 +94,9 @@ def _decode(path: str, max_pixels: int) -> tuple[np.ndarray, str | None]:
     try:
         with Image.open(path) as pil_image:
             check_pixels(path, *pil_image.size, max_pixels)
-            pages = getattr(pil_image, "n_frames", 1)
+            # A camera's or phone's JPEG often carries more images after the photo (MPO: a preview,
+            # an HDR gain map, a depth map, a stereo pair's other eye): the photo is the first.
+            pages = getattr(pil_image, "n_frames", 1) if pil_image.format != "MPO" else 1
             warning = (f"{path}: holds {pages} images (an animation, a burst or a multi-page file); only the "
                        "first is used" if pages > 1 else None)
             try:

@@ -199,6 +199,11 @@ def test_an_animation_or_multi_page_file_says_only_its_first_image_is_used(tmp_p
     image, warning = read_image(path)
     assert image.shape[:2] == (first.height, first.width)
     assert warning == f"{path}: holds 3 images (an animation, a burst or a multi-page file); only the first is used"
+    photo = tmp_path / "phone.jpg"  # a phone's JPEG with an HDR gain map after it (MPO): just a photo
+    first.save(photo, format="MPO", save_all=True, append_images=[first.convert("L").resize((64, 64)).convert("RGB")])
+    assert Image.open(photo).format == "MPO" and Image.open(photo).n_frames == 2
+    image, warning = read_image(photo)
+    assert image.shape[:2] == (first.height, first.width) and warning is None
 
 
 def test_an_exr_plate_is_read_as_faceswap_reads_it(tmp_path, detect_stage):
