@@ -132,6 +132,9 @@ class InputSource:
             if scheme:  # (a path keeps one slash of "://")
                 raise InputError(f"{scheme.group(1)}://{str(self.path)[len(scheme.group(0)):]}: a URL; extractor "
                                  "reads files and folders: download the video first")
+            if any(wildcard in self.path.name for wildcard in "*?["):  # a pattern the shell did not expand
+                raise InputError(f"{self.path}: no such file; -i takes a folder (every image in it is read: "
+                                 f"-i {self.path.parent}), an image or a video, not a pattern")
             raise InputError(f"{self.path}: input does not exist"
                              + (" (standard input is not read: give a file)" if str(self.path) == "-" else ""))
         if not self.path.is_file() and not self.path.is_dir():

@@ -60,6 +60,8 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["run", "-i", "https://example.com/clip.mp4", "-o", "{tmp}/o"],
      "https://example.com/clip.mp4: a URL; extractor reads files and folders: download the video first"),
     (["run", "-i", "-", "-o", "{tmp}/o"], "-: input does not exist (standard input is not read: give a file)"),
+    (["run", "-i", "{tmp}/photos/*.jpg", "-o", "{tmp}/o"], "photos/*.jpg: no such file; -i takes a folder (every "
+                                                           "image in it is read: -i "),
 ])
 def test_bad_flags_and_files_are_one_line(tmp_path, monkeypatch, args, expected):
     monkeypatch.chdir(tmp_path)  # an empty path taken as "." would write here, not into the checkout
