@@ -5,9 +5,10 @@ Only the listing lives here; the CLI runs each item as a plain ``extractor run``
 """
 from __future__ import annotations
 
-import hashlib
+from collections import Counter
 from pathlib import Path
 
+from extractor.output import short_hash
 from extractor.sources import ALIGNMENTS_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputError
 
 
@@ -17,8 +18,8 @@ def batch_items(folder: Path, output_dir: Path | None) -> tuple[list[tuple[Path,
 
     A video's output is named by its stem, a folder's by its name; names that would collide get
     the video's extension (``clip_mp4``), and those told apart only by case (one folder on a drive
-    that ignores case) a hash of the input's name as well. An output folder inside ``folder`` is refused: a later
-    item would read an earlier one's faces. Without an output folder (alignments only, each where
+    that ignores case) a hash of the input's name as well. An output folder inside ``folder`` is
+    refused: a later item would read an earlier one's faces. Without an output folder (alignments only, each where
     faceswap looks for it), every output is None."""
     if not folder.is_dir():
         raise InputError(f"{folder}: --batch takes a folder of videos and image folders")
@@ -37,12 +38,13 @@ def batch_items(folder: Path, output_dir: Path | None) -> tuple[list[tuple[Path,
                             "without --batch)")
         else:
             left_out.append(f"{path}: not a video or a folder")
-    stems = [(path.stem if path.is_file() else path.name).casefold() for path in items]
-    names = [f"{path.stem}_{path.suffix.lstrip('.').lower()}" if stems.count(stem) > 1 and path.is_file()
-             else path.stem if path.is_file() else path.name for stem, path in zip(stems, items)]
-    folded = [name.casefold() for name in names]  # still one name on a drive that ignores case: Clip.mp4, clip.mp4
-    names = [f"{name}~{hashlib.sha1(path.name.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
-             if folded.count(name.casefold()) > 1 else name for name, path in zip(names, items)]
+    names = [path.stem if path.is_file() else path.name for path in items]
+    stems = Counter(name.casefold() for name in names)
+    names = [f"{name}_{path.suffix.lstrip('.').lower()}" if stems[name.casefold()] > 1 and path.is_file() else name
+             for name, path in zip(names, items)]
+    folded = Counter(name.casefold() for name in names)  # still one name where case is ignored: Clip.mp4, clip.mp4
+    names = [f"{name}~{short_hash(path.name)}" if folded[name.casefold()] > 1 else name
+             for name, path in zip(names, items)]
     if not items:
         raise InputError(f"{folder}: no video or image folder in it; nothing to do")
     return [(path, output_dir / name if output_dir is not None else None) for path, name in zip(items, names)], left_out

@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from contextlib import contextmanager
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -33,10 +35,8 @@ DEFAULT_MAX_PIXELS = 100_000_000
 Image.MAX_IMAGE_PIXELS = None
 
 
-
 class InputError(Exception):
     """An input that cannot be used; the message names the file and the problem."""
-
 
 
 def to_bgr8(pil_image: Image.Image) -> np.ndarray:
@@ -120,12 +120,9 @@ def _decode(path: str, max_pixels: int) -> tuple[np.ndarray, str | None]:
     except UnidentifiedImageError:
         if is_tiff(path):
             return _read_deep(path, max_pixels), None
-        if _is_png(path):  # Pillow refuses a PNG whose metadata chunk's checksum is wrong; libpng skips it
-            image = _read_png_pixels_only(path, max_pixels)
-            if image is not None:
-                return image, (f"{path}: a damaged metadata chunk (its checksum is wrong); the pixels are read "
-                               "without it")
-        raise InputError(f"{path}: not an image Pillow can read (unknown or corrupt format)") from None
+        # Pillow refuses a PNG whose metadata chunk's checksum is wrong; libpng passes over it.
+        return _png_pixels_only(path, max_pixels, "a damaged metadata chunk (its checksum is wrong)",
+                                "not an image Pillow can read (unknown or corrupt format)")
     except Image.DecompressionBombError as exc:
         raise InputError(f"{path}: {exc}") from None
     except PermissionError as exc:
@@ -133,11 +130,9 @@ def _decode(path: str, max_pixels: int) -> tuple[np.ndarray, str | None]:
     except ValueError as exc:
         if "MAX_TEXT" not in str(exc) and "text chunks" not in str(exc):
             raise InputError(f"{path}: cannot decode image ({' '.join(str(exc).split())})") from None
-        image = _read_png_pixels_only(path, max_pixels) if _is_png(path) else None
-        if image is None:
-            raise InputError(f"{path}: cannot decode image (its metadata is too large to unpack)") from None
-        return image, (f"{path}: a metadata chunk (text or colour profile) unpacks to over "
-                       f"{MAX_TEXT_CHUNK // 2**20} MB; the pixels are read without it")
+        too_large = f"a metadata chunk (text or colour profile) unpacks to over {MAX_TEXT_CHUNK // 2**20} MB"
+        return _png_pixels_only(path, max_pixels, too_large,
+                                "cannot decode image (its metadata is too large to unpack)")
     except (OSError, SyntaxError) as exc:
         raise InputError(f"{path}: cannot decode image ({' '.join(str(exc).split())})") from None
 
@@ -147,34 +142,39 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_ANCILLARY_KEPT = (b"tRNS", b"eXIf")
 
 
-def _is_png(path: str) -> bool:
+def _png_pixels_only(path: str, max_pixels: int, damage: str, refusal: str) -> tuple[np.ndarray, str]:
+    """A PNG Pillow refuses for a metadata chunk (``damage``: one whose compressed text or colour
+    profile unpacks too large, a zlib bomb or a photo's oversized profile; one whose checksum is
+    wrong) that OpenCV, which faceswap reads with, passes over: read by Pillow from its bytes
+    without its other ancillary chunks (text, profile, gamma...), then, if that fails, without any,
+    with a warning. ``InputError`` (``refusal``) where it is no PNG or its pixels cannot be read."""
     with open(path, "rb") as file:
-        return file.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
-
-
-def _read_png_pixels_only(path: str, max_pixels: int) -> np.ndarray | None:
-    """A PNG Pillow refuses for a metadata chunk (one whose compressed text or colour profile
-    unpacks too large: a zlib bomb, a photo's oversized profile; one whose checksum is wrong)
-    that OpenCV, which faceswap reads with, passes over: read by Pillow from its bytes without
-    its other ancillary chunks (text, profile, gamma...), then, if that fails, without any. None
-    where the pixels themselves cannot be read."""
-    with open(path, "rb") as file:
-        data = file.read()
-    chunks, position = [], len(PNG_SIGNATURE)
+        data = file.read() if file.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE else b""  # a PNG only
+    chunks, position = [], 0
     while position + 8 <= len(data):
         end = min(len(data), position + 12 + int.from_bytes(data[position:position + 4], "big"))
         chunks.append((data[position + 4:position + 8], data[position:end]))
         position = end
-    for kept_ancillary in (PNG_ANCILLARY_KEPT, ()):
+    for kept_ancillary in (PNG_ANCILLARY_KEPT, ()) if chunks else ():
         kept = [chunk for kind, chunk in chunks if kind[:1].isupper() or kind in kept_ancillary]
         try:
             with Image.open(io.BytesIO(PNG_SIGNATURE + b"".join(kept))) as pil_image:
                 check_pixels(path, *pil_image.size, max_pixels)
                 ImageOps.exif_transpose(pil_image, in_place=True)
-                return to_bgr8(pil_image)
+                return to_bgr8(pil_image), f"{path}: {damage}; the pixels are read without it"
         except (OSError, ValueError, SyntaxError):
             continue
-    return None
+    raise InputError(f"{path}: {refusal}") from None
+
+
+@contextmanager
+def opened_quietly(path: str | os.PathLike) -> Iterator[Image.Image]:
+    """``Image.open`` for a header read (size, orientation) without Pillow's warnings about damaged
+    metadata: the decode (``read_image``) names the file once."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(path) as pil_image:
+            yield pil_image
 
 
 def check_pixels(path: str, width: int, height: int, max_pixels: int) -> None:
@@ -199,10 +199,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
     try:
         if is_exr(path):
             return deep_image_size(str(path))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # damaged metadata: the decode names the file
-            with Image.open(path) as pil_image:
-                return pil_image.size
+        with opened_quietly(path) as pil_image:
+            return pil_image.size
     except UnidentifiedImageError:
         return tiff_size(str(path)) if is_tiff(path) else None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, DeepImageError):

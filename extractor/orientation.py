@@ -8,7 +8,6 @@ swap left and right, so the 68 landmarks are renumbered to stay a valid face ann
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,15 +67,14 @@ def exif_orientation(path: str) -> int:
     processes stay the same in every engine (a header read: well under a millisecond)."""
     from PIL import Image
 
+    from extractor.images import opened_quietly
     from extractor.sources import IMAGE_EXTENSIONS
 
     if not path or Path(path).suffix.lower() not in IMAGE_EXTENSIONS:
         return 1
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # damaged EXIF: the decode named the file already
-            with Image.open(path) as image:
-                orientation = image.getexif().get(ORIENTATION_TAG, 1)
+        with opened_quietly(path) as image:
+            orientation = image.getexif().get(ORIENTATION_TAG, 1)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return 1
     return orientation if orientation in range(1, 9) else 1

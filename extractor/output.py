@@ -115,7 +115,8 @@ def check_writable(settings: OutputSettings) -> None:
 MAX_STEM_BYTES = 160  # face file stems longer than this are shortened (file systems allow 255 bytes)
 
 
-def _short_hash(text: str) -> str:
+def short_hash(text: str) -> str:
+    """Eight hex digits of ``text``, to tell apart names that would otherwise be one file."""
     return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
 
 
@@ -153,7 +154,7 @@ class FaceNames:
         stem = self._stem(key)
         if stem.casefold() in self.clashing or len(stem.encode("utf-8", "surrogateescape")) > MAX_STEM_BYTES:
             cut = stem.encode("utf-8", "surrogateescape")[:MAX_STEM_BYTES].decode("utf-8", "ignore")
-            stem = f"{cut}~{_short_hash(key)}"
+            stem = f"{cut}~{short_hash(key)}"
         return f"{stem}_{face_index}.png"
 
 

@@ -8,8 +8,9 @@ sample video enlarged to 1080p, 45 -> 61 ms a frame of detection and not one fac
 no blob to start from. So a few frames spread over such a video are looked at both ways; where
 the finer view finds faces the usual one misses on at least two of them (on the one, in a video
 of one frame), every frame gets the close look: each sampled frame is looked at, since a crowd
-may fill only part of a video (about 0.1 CPU-s a 1080p frame). Decided once, from the same frames (those
-``upright`` samples), so every engine and a resumed run look at the video the same way.
+may fill only part of a video (about 0.1 CPU-s a 1080p frame). Decided once, from the same
+frames (those ``upright`` samples), so every engine and a resumed run look at the video the same
+way.
 """
 from __future__ import annotations
 

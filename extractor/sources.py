@@ -55,8 +55,8 @@ def not_regular(path: Path) -> str:
         return f"{path}: cannot be read ({error.strerror or error})"
     kinds = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
              (stat.S_ISSOCK, "a socket"))
-    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
-    return f"{path}: {kind}, not a regular file" if kind != "not a regular file" else f"{path}: {kind}"
+    kind = next((f"{name}, " for test, name in kinds if test(mode)), "")
+    return f"{path}: {kind}not a regular file"
 
 
 def list_images(folder: Path, recursive: bool = False, face_folder: Path | None = None,

@@ -189,19 +189,23 @@ def huge_header_png(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def png_with_chunk(image: np.ndarray, kind: bytes, data: bytes, checksum: bool = True) -> bytes:
+    """``image`` as PNG bytes with one more chunk just after its header, where editors put their
+    metadata; its checksum wrong where ``checksum`` is False (as a careless editor writes it)."""
+    png = cv2.imencode(".png", image)[1].tobytes()
+    crc = zlib.crc32(kind + data) if checksum else 0
+    return png[:33] + struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc) + png[33:]
+
+
 def metadata_bomb_png(path: Path, photo: Path) -> None:
     """A real photo as PNG with a colour-profile chunk that unpacks to 300 MB (a zlib bomb)."""
-    png = cv2.imencode(".png", cv2.imread(str(photo)))[1].tobytes()
-    chunk = b"iCCP" + b"profile\0\0" + zlib.compress(b"\0" * (300 * 2**20), 9)
-    path.write_bytes(png[:33] + struct.pack(">I", len(chunk) - 4) + chunk + struct.pack(">I", zlib.crc32(chunk))
-                     + png[33:])
+    bomb = b"profile\0\0" + zlib.compress(b"\0" * (300 * 2**20), 9)
+    path.write_bytes(png_with_chunk(cv2.imread(str(photo)), b"iCCP", bomb))
 
 
 def damaged_text_png(path: Path, photo: Path) -> None:
-    """A real photo as PNG with a text chunk whose checksum is wrong (as a careless editor writes it)."""
-    png = cv2.imencode(".png", cv2.imread(str(photo)))[1].tobytes()
-    text = b"Comment\0edited"
-    path.write_bytes(png[:33] + struct.pack(">I", len(text)) + b"tEXt" + text + b"\0\0\0\0" + png[33:])
+    """A real photo as PNG with a text chunk whose checksum is wrong."""
+    path.write_bytes(png_with_chunk(cv2.imread(str(photo)), b"tEXt", b"Comment\0edited", checksum=False))
 
 
 def cut_video(path: Path, frames: int = 100, keep: float = 0.6) -> int:

@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from conftest import DATA, VIDEO, write_exr
 from faceswap_judge import load_faceswap
+from fault_scenarios import png_with_chunk
 from extractor.geometry import iou
 from extractor.media import ExtractMedia
 from extractor.images import InputError, read_image
@@ -55,10 +56,6 @@ def test_truncated_file_decodes_in_part_with_a_warning():
     assert "made_by_us_truncated_2008_001322.jpg: truncated" in warning
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return len(data).to_bytes(4, "big") + kind + data + (zlib.crc32(kind + data) & 0xFFFFFFFF).to_bytes(4, "big")
-
-
 @pytest.mark.parametrize("kind, head", [(b"zTXt", b"Comment\0\0"), (b"iTXt", b"XML:com.adobe.xmp\0\1\0\0\0"),
                                         (b"iCCP", b"profile\0\0")])
 def test_a_png_whose_metadata_unpacks_too_large_is_read_without_it(tmp_path, kind, head):
@@ -66,17 +63,16 @@ def test_a_png_whose_metadata_unpacks_too_large_is_read_without_it(tmp_path, kin
     faceswap reads with, passes over it): the pixels are read, exactly, with a warning; memory stays
     bounded (Pillow refuses to unpack it, and the chunk is left out)."""
     photo = cv2.imread(str(EDGE / "hopper_gray.jpg"))
-    png = cv2.imencode(".png", photo)[1].tobytes()
-    bomb = _png_chunk(kind, head + zlib.compress(b"\0" * (300 * 2**20), 9))
     path = tmp_path / "bomb.png"
-    path.write_bytes(png[:33] + bomb + png[33:])  # after IHDR, as a photo editor writes them
+    bomb = head + zlib.compress(b"\0" * (300 * 2**20), 9)
+    path.write_bytes(png_with_chunk(photo, kind, bomb))
     image, warning = read_image(path)
     assert np.array_equal(image, photo)
     assert warning == f"{path}: a metadata chunk (text or colour profile) unpacks to over 1 MB; the pixels are read " \
                       "without it"
     items = list(InputSource(tmp_path))  # a folder run reads it too, and says so
     assert [item.filename for item in items] == ["bomb.png"] and items[0].warning == warning
-    path.write_bytes(b"GIF89a" + bomb)  # not a PNG: named, not read
+    path.write_bytes(b"GIF89a" + path.read_bytes()[33:33 + 12 + len(bomb)])  # the chunk alone: not a PNG
     with pytest.raises(InputError, match="bomb.png: not an image Pillow can read"):
         read_image(path)
 
@@ -87,10 +83,8 @@ def test_a_png_with_a_damaged_metadata_chunk_is_read_as_opencv_reads_it(tmp_path
     whose pixel data is damaged is still refused with its name."""
     photo = cv2.imread(str(EDGE / "hopper_gray.jpg"))
     png = cv2.imencode(".png", photo)[1].tobytes()
-    text = b"Comment\0written by a careless editor"
-    damaged = len(text).to_bytes(4, "big") + b"tEXt" + text + b"\0\0\0\0"  # a wrong checksum
     path = tmp_path / "damaged_text.png"
-    path.write_bytes(png[:33] + damaged + png[33:])
+    path.write_bytes(png_with_chunk(photo, b"tEXt", b"Comment\0written by a careless editor", checksum=False))
     image, warning = read_image(path)
     assert np.array_equal(image, photo) and "a damaged metadata chunk (its checksum is wrong)" in warning
     pixels = bytearray(png)

@@ -1,10 +1,10 @@
 """A 1080p video whose small faces come only late: is it given the close look, and what is found?
 
 Builds a lossless 1920 x 1080 video: 40 frames of the sample video enlarged (faces of 30-200 px,
-all found in the usual view), then 3 of each annotated photo of ../shared/data scaled so that its
-faces are 18 px, alone in the frame (found only in the finer view). Runs ``extractor run`` on it
-(single process) and prints the faces found, the listed small faces among them, the decision line
-and the run's CPU seconds.
+all found in the usual view), then 40 of a crowd: two 6 x 6 mosaics of the annotated photos of
+../shared/data (faces of about 10-40 px), 20 frames each. Runs ``extractor run`` on it (single
+process) and prints the faces found, the crowd's listed faces among them, the decision line and
+the run's CPU seconds.
 
     python tools/late_crowd.py   (about a minute)
 """
@@ -31,9 +31,9 @@ def build(path: Path) -> dict[int, list]:
     """The video at ``path``; the listed boxes (left, top, right, bottom) of each crowd frame by index."""
     capture = cv2.VideoCapture(str(VIDEO))
     frames = [cv2.resize(capture.read()[1], SIZE, interpolation=cv2.INTER_CUBIC) for _ in range(40)]
-    truth = {}
+    truth, photos = {}, annotated_photos()
     for seed in (0, 1):  # a crowd shot: 6 x 6 photos side by side, faces of about 10-40 px, 20 frames each
-        crowd, listed = mosaic(annotated_photos(), 1440, 6, seed)
+        crowd, listed = mosaic(photos, 1440, 6, seed)
         frame = np.full((SIZE[1], SIZE[0], 3), 128, np.uint8)
         frame[:, 240:240 + 1440] = crowd
         for _ in range(20):
@@ -63,7 +63,7 @@ def main() -> None:
                     for index, boxes in truth.items() for box in boxes)
         decision = [line for line in run.stderr.splitlines() + run.stdout.splitlines() if "finer view" in line]
         faces = next(line for line in run.stdout.splitlines() if line.startswith("faces:"))
-        print(f"{faces}; small listed faces found {found} of {sum(map(len, truth.values()))}; CPU {cpu:.1f} s")
+        print(f"{faces}; the crowd's listed faces found {found} of {sum(map(len, truth.values()))}; CPU {cpu:.1f} s")
         print(decision[0] if decision else "no close look decided")
 
 
