@@ -4,15 +4,17 @@ Builds a lossless 1920 x 1080 video: 40 frames of the sample video enlarged (fac
 all found in the usual view), then 40 of a crowd: two 6 x 6 mosaics of the annotated photos of
 ../shared/data (faces of about 10-40 px), 20 frames each. Runs ``extractor run`` on it (single
 process) and prints the faces found, the crowd's listed faces among them, the decision line and
-the run's CPU seconds.
+the run's CPU seconds. ``--probe``: instead, the CPU the decision takes on the sample video
+enlarged to 1080p (its six sampled frames looked at both ways, the two models loaded), three times.
 
-    python tools/late_crowd.py   (about a minute)
+    python tools/late_crowd.py [--probe]   (about a minute)
 """
 import re
 import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import av
@@ -48,7 +50,22 @@ def build(path: Path) -> dict[int, list]:
     return truth
 
 
+def probe_cost() -> None:
+    from extractor.small_faces import needs_close_look
+    from extractor.sources import InputSource
+    from extractor.stages import StageConfig
+
+    sampled = InputSource(VIDEO).sample_frames(6)
+    enlarged = [cv2.resize(frame, SIZE, interpolation=cv2.INTER_CUBIC) for frame in sampled]
+    for _ in range(3):
+        start = time.process_time()
+        decided = needs_close_look(enlarged, StageConfig())
+        print(f"close look {'chosen' if decided else 'not chosen'}: {time.process_time() - start:.2f} CPU-s")
+
+
 def main() -> None:
+    if "--probe" in sys.argv[1:]:
+        return probe_cost()
     with tempfile.TemporaryDirectory() as folder:
         video = Path(folder) / "late_crowd.mkv"
         truth = build(video)
