@@ -13,6 +13,7 @@ from extractor.progress import Progress
 from extractor.media import ExtractMedia
 from extractor.run_settings import EngineOptions, RunSettings, RunSummary
 from extractor.pipeline import build_pipeline
+from extractor.quiet import native_stderr_to_log
 from extractor.stages import build_stage, run_on_frames
 from extractor.workers.devices import only_these_gpus, run_gpus
 
@@ -49,7 +50,8 @@ def _run(settings: RunSettings, options: EngineOptions) -> RunSummary:
     stages = {spec.stage: build_stage(spec.stage, settings.stages) for spec in pipeline.stages}
     try:
         for name, stage in stages.items():
-            _timed(summary, f"load {name}", stage.load)
+            with native_stderr_to_log(f"{name} start-up"):  # TensorFlow's oneDNN note, absl's: the log only
+                _timed(summary, f"load {name}", stage.load)
         engine = _Batches(stages, settings, writer, summary, progress, imported, options.on_frame_written)
         engine.embed_references()
         pending: list[ExtractMedia] = []
