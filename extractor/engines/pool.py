@@ -42,8 +42,8 @@ from extractor.workers.leftovers import own_semaphore_names, sweep_dead_runs, un
 from extractor.workers.limits import killed_because, limits_note, oom_kills, usable_cores
 from extractor.progress import Progress
 from extractor.workers.ordered_writer import OrderedFrameWriter, helper_threads
-from extractor.workers.messages import (Busy, Detected, FaceDone, FaceTask, Failed, FrameRef, Ready, Skipped, Started,
-                                        Stats, decode_face, encode_face, from_wire, pickled_size, to_wire)
+from extractor.workers.messages import (Busy, Detected, FaceDone, FaceTask, Failed, FrameRef, Logged, Ready, Skipped,
+                                        Started, Stats, decode_face, encode_face, from_wire, pickled_size, to_wire)
 from extractor.workers.stage_worker import WorkerSpec, worker_main
 from extractor.workers.start import WorkerEnvironment, worker_context
 
@@ -180,7 +180,8 @@ class PoolEngine:
             for plan in plans:
                 config = self.pipeline.spec(plan.stage).config(self.settings.stages, plan.gpu is not None)
                 spec = WorkerSpec(plan, config, pool.address, os.getpid(), environment,
-                                  count_bytes=self.options.count_bytes, last=plan.stage == stages[-1])
+                                  count_bytes=self.options.count_bytes, last=plan.stage == stages[-1],
+                                  log_level=logging.getLogger().getEffectiveLevel())
                 proc = ctx.Process(target=worker_main, name=f"extractor-{plan.label}",
                                    args=(spec, inputs[plan.label], downstream[plan.stage], results), daemon=True)
                 proc.start()
@@ -377,6 +378,15 @@ class PoolEngine:
             raise _worker_failure(message.label, f"on {self._names(message.seqs)}", message.trace)
         elif isinstance(message, Stats):
             self._record_stats(message)
+        elif isinstance(message, Logged):
+            self._log_for_worker(message)
+
+    def _log_for_worker(self, record: Logged) -> None:
+        """A worker's log record, in this process's log under the worker's logger, its label
+        first; a warning in the summary too."""
+        logging.getLogger(record.logger).log(record.level, "%s: %s", record.label, record.text)
+        if record.level >= logging.WARNING:
+            self.summary.start_up_warning(record.text)
 
     def _written(self, pool: FramePool, slot: int, writer: FrameWriter) -> None:
         """A frame is on disk: its slot goes back to the loader."""
@@ -443,6 +453,8 @@ class PoolEngine:
             if isinstance(message, Stats):
                 self._record_stats(message)
                 waiting.discard(message.label)
+            elif isinstance(message, Logged):
+                self._log_for_worker(message)
             elif isinstance(message, Failed):
                 raise _worker_failure(message.label, "while stopping", message.trace)
         for proc in processes.values():

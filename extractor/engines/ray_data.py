@@ -177,7 +177,7 @@ class StageActor:
 
     def __init__(self, specs: tuple[StageSpec, ...], config, gpu_total_mb: int | None,
                  cpu_threads: int | None = None):
-        from extractor.quiet import native_stderr_to_log, quiet_runtime_loggers
+        from extractor.quiet import native_stderr_to_log, quiet_runtime_loggers, records_kept
         from extractor.stages import build_stage
         from extractor.workers.stage_worker import blind_runtimes, set_up_frameworks
 
@@ -189,11 +189,13 @@ class StageActor:
             cv2.setNumThreads(cpu_threads)
         self.stages, self.unconfirmed = [], []
         for spec in specs:
-            with native_stderr_to_log(f"{spec.stage} actor start-up"):
+            # Its warnings (a plugin's load) go to the driver with its first frames, as these lines do.
+            with native_stderr_to_log(f"{spec.stage} actor start-up"), records_kept(logging.WARNING) as said:
                 set_up_frameworks(spec.runtime, spec.gpu_mb, gpu_total_mb if spec.on_gpu else None, cpu_threads)
                 stage = build_stage(spec.stage, spec.config(config, spec.on_gpu))
                 stage.load()
                 blind = blind_runtimes(spec.runtime) if spec.on_gpu else []
+            self.unconfirmed += [record.getMessage() for record in said]
             if blind:  # said once, with the actor's first frames (as a pool worker says it when ready)
                 self.unconfirmed.append(f"a {spec.stage} actor was given a GPU by Ray, but {', '.join(blind)} "
                                         "sees no GPU in it: it runs on the CPU")
@@ -342,9 +344,10 @@ def run_ray(settings: RunSettings, options: EngineOptions) -> RunSummary:
         # ray.init sets its own SIGTERM handler (exit at once): a stop signal takes every engine's
         # Ctrl-C path here too (``stop_signals``).
         ray_handlers = catch_stop_signals()
-        from extractor.quiet import native_lines_to_log
+        from extractor.quiet import native_lines_to_log, python_warnings_to_log
 
-        with native_lines_to_log(RAY_NATIVE_LINE, "ray"):  # Ray's own lines: to the log, not the terminal
+        # Ray's own lines and its Python warnings: to the log, not the terminal.
+        with native_lines_to_log(RAY_NATIVE_LINE, "ray"), python_warnings_to_log("ray"):
             _run(settings, options, source, writer, summary, imported)
     finally:
         restore_handlers(ray_handlers)
@@ -460,7 +463,7 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
         dataset = dataset.map_batches(prepare_frames, batch_size=PREPARE_BATCH_FRAMES,
                                       num_cpus=_task_share(cpu_share), fn_kwargs={"preparer": preparer})
     progress = Progress(source.estimate_frames(), enabled=settings.show_progress)
-    rows = 0
+    rows, said = 0, set()
     try:
         for row in dataset.iter_rows():
             rows += 1
@@ -468,8 +471,10 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
                 summary.admit(SkippedInput(row["key"], row["problem"]))
                 continue
             for line in filter(None, row["warning"].split("\n")):
-                logger.warning(line)
-                summary.warnings.append(line)
+                if line not in said:  # an actor's start-up warning, given by each actor of its stage: once
+                    said.add(line)
+                    logger.warning(line)
+                    summary.warnings.append(line)
             if tracked:
                 done = decode_faces(row["faces"])
                 writer.write(ExtractMedia(row["key"], row["image"], [done[i] for i in sorted(done)],

@@ -13,7 +13,7 @@ from extractor.progress import Progress
 from extractor.media import ExtractMedia
 from extractor.run_settings import EngineOptions, RunSettings, RunSummary
 from extractor.pipeline import build_pipeline
-from extractor.quiet import native_stderr_to_log
+from extractor.quiet import start_up_quietly
 from extractor.stages import build_stage, run_on_frames
 from extractor.workers.devices import only_these_gpus, run_gpus
 
@@ -50,8 +50,12 @@ def _run(settings: RunSettings, options: EngineOptions) -> RunSummary:
     stages = {spec.stage: build_stage(spec.stage, settings.stages) for spec in pipeline.stages}
     try:
         for name, stage in stages.items():
-            with native_stderr_to_log(f"{name} start-up"):  # TensorFlow's oneDNN note, absl's: the log only
+            # TensorFlow's oneDNN note, absl's: the log only; a plugin's warnings: the summary too.
+            with start_up_quietly(f"{name} start-up") as said:
                 _timed(summary, f"load {name}", stage.load)
+            for record in said:
+                if record.levelno >= logging.WARNING:
+                    summary.start_up_warning(record.getMessage())
         engine = _Batches(stages, settings, writer, summary, progress, imported, options.on_frame_written)
         engine.embed_references()
         pending: list[ExtractMedia] = []

@@ -15,10 +15,14 @@ threshold, and add each tree's leaf (68 x 2 numbers) to the shape; the unit box 
 face's box.
 
 ``python -m extractor.models.dlib_ert`` converts the installed model once (``make install`` runs
-it; about 30 s). Without the cache, the aligner runs dlib itself: the same points, slower.
+it; about 15-30 s); an aligner that finds no converted copy (a ``pip install``) converts it as it
+loads, once per machine (``ready``). Where the cache cannot be written or read, the aligner runs
+dlib itself: the same points, slower, and no turned passes (they start the trees from a given
+shape, which dlib's API cannot take).
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import shutil
 import tempfile
@@ -26,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extractor.models.model_files import derived_path, package_file, prune_stale
+from extractor.models.model_files import derived_path, package_file, present, prune_stale
 
 logger = logging.getLogger(__name__)
 
@@ -103,11 +107,11 @@ def convert(model: Path) -> Path:
     """Read ``model`` and write its arrays to its cache folder (atomically: a folder written
     beside it, then renamed; a run converting at the same time leaves one complete copy)."""
     target = cache_folder(model)
-    if (target / "done").exists():
+    if present(target / "done"):
         prune_stale(target, model)  # copies of earlier installs of the model
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("reading %s into numpy arrays, once (about 30 s)", model)
+    logger.info("reading %s into numpy arrays, once (about 15-30 s; kept in %s)", model, target.parent)
     arrays = read_dlib_model(model)
     scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
@@ -121,6 +125,22 @@ def convert(model: Path) -> Path:
             raise
     prune_stale(target, model)
     return target
+
+
+def ready(model: Path) -> Path:
+    """``convert``, one process at a time: align workers starting together (the pool's, a Ray
+    node's) wait for the first one's copy instead of each reading the 100 MB file. Raises
+    OSError where the cache cannot be written."""
+    target = cache_folder(model)
+    if present(target / "done"):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / "dlib_ert.lock", "ab") as lock:  # one for the cache: nothing left per install
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+        except OSError:
+            pass  # a file system without locks: each converts, and the renames keep one whole copy
+        return convert(model)
 
 
 class ShapePredictor:
@@ -143,12 +163,12 @@ class ShapePredictor:
 
     @staticmethod
     def converted(model: Path) -> bool:
-        return (cache_folder(model) / "done").exists()
+        return present(cache_folder(model) / "done")
 
     @classmethod
     def load(cls, model: Path) -> ShapePredictor | None:
         folder = cache_folder(model)
-        if not (folder / "done").exists():
+        if not present(folder / "done"):
             return None
         try:
             # The leaves (65 MB) stay memory-mapped, shared by every process that maps them; the

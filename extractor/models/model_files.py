@@ -33,6 +33,27 @@ def cache_root() -> Path:
     return Path(os.environ.get("EXTRACTOR_CACHE") or default)
 
 
+def cache_writable() -> bool:
+    """Whether derived files can be kept: the cache folder made (or there) and a file written in it."""
+    root = cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            return True
+    except OSError:
+        return False
+
+
+def present(path: Path) -> bool:
+    """Whether ``path`` exists; False where it cannot even be looked at: a cache below a folder
+    this user may not enter (a container run as another user with HOME=/root), where
+    ``Path.exists`` raises PermissionError."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def _home() -> Path:
     try:
         return Path.home()

@@ -101,7 +101,16 @@ class Stats(NamedTuple):
     pid: int
 
 
-RESULT_KINDS = (Started, Ready, Busy, Detected, FaceDone, Skipped, Failed, Stats)
+class Logged(NamedTuple):
+    """A log record of a worker (its level, logger name and text), for the coordinator's log:
+    a worker has no terminal or log file of its own."""
+    label: str
+    level: int
+    logger: str
+    text: str
+
+
+RESULT_KINDS = (Started, Ready, Busy, Detected, FaceDone, Skipped, Failed, Stats, Logged)
 _KIND_NUMBER = {kind: number for number, kind in enumerate(RESULT_KINDS)}
 
 

@@ -7,10 +7,13 @@ coordinator decides how the run ends) and dies with the coordinator, whatever ki
 (``lifeline``).
 
 It tells the coordinator what happens with the typed messages of ``messages`` (Started, Ready,
-Busy, Detected, FaceDone, Skipped, Failed, Stats).
+Busy, Detected, FaceDone, Skipped, Failed, Stats), and sends it its log records (Logged), at the
+levels the coordinator's log takes: a warning of a plugin's load reaches the terminal, and what
+the frameworks print at start-up reaches --logfile.
 """
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import signal
@@ -23,8 +26,8 @@ from extractor.workers.devices import WorkerPlan, apply_device_plan
 from extractor.workers.frame_pool import PoolAddress, SlotViewer
 from extractor.workers.lifeline import die_with_parent
 from extractor.workers.limits import first_for_the_oom_killer
-from extractor.workers.messages import (Busy, Detected, FaceDone, FaceTask, Failed, FrameRef, Ready, Skipped, Started,
-                                        Stats, decode_face, encode_face, pickled_size, to_wire)
+from extractor.workers.messages import (Busy, Detected, FaceDone, FaceTask, Failed, FrameRef, Logged, Ready, Skipped,
+                                        Started, Stats, decode_face, encode_face, pickled_size, to_wire)
 from extractor.workers.start import WorkerEnvironment, leave_fork_server
 
 POLL_SECONDS = 0.5
@@ -40,6 +43,7 @@ class WorkerSpec:
     linger: float = 0.005
     count_bytes: bool = False
     last: bool = False  # the last stage sends finished faces to the coordinator
+    log_level: int = logging.WARNING  # the lowest level the coordinator's log takes (DEBUG with --logfile)
 
 
 class _Sender:
@@ -57,6 +61,31 @@ class _Sender:
             self.bytes += pickled_size(message)
             self.messages += 1
         target.put(message)
+
+
+class _LogToCoordinator(logging.Handler):
+    """The worker's log records, as Logged messages on the result queue."""
+
+    def __init__(self, label: str, result_queue):
+        super().__init__()
+        self.label, self.result_queue = label, result_queue
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        self.result_queue.put(to_wire(Logged(self.label, record.levelno, record.name, text)))
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass  # the queue is gone (the run is ending): nothing to tell
+
+
+def _log_to_coordinator(label: str, result_queue, level: int) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # a fork server's, if any: not ours to write through
+        root.removeHandler(handler)
+    root.addHandler(_LogToCoordinator(label, result_queue))
+    root.setLevel(level)
 
 
 def _collect(in_queue, batch_size: int, linger: float) -> tuple[list, bool]:
@@ -133,6 +162,7 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
     first_for_the_oom_killer()
     leave_fork_server()
     spec.environment.apply()
+    _log_to_coordinator(spec.plan.label, result_queue, spec.log_level)
     quiet_runtime_loggers()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     label, stage_name = spec.plan.label, spec.plan.stage
@@ -145,7 +175,7 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
 
         stage = build_stage(stage_name, spec.stage_config)
         # The frameworks' start-up lines (TensorFlow's oneDNN note, absl's) go to the log only.
-        with native_stderr_to_log(f"{label} start-up"):
+        with native_stderr_to_log("start-up"):  # its lines go home under the worker's label
             plan = spec.plan
             set_up_frameworks(plan.runtime, plan.memory_mb if plan.gpu is not None else None, plan.gpu_total_mb,
                               plan.cpu_threads)

@@ -8,8 +8,8 @@ start in their pose, steadied by a 3D face model (``turned.py``; ``turned = fals
 file turns it off).
 
 The trees run in numpy (``models.dlib_ert``: the same points, a batch per call, loaded in
-milliseconds instead of dlib's second) once ``make install`` has converted the model; dlib runs
-them otherwise.
+milliseconds instead of dlib's second), converted once per machine (``make install``, else as
+the aligner first loads); dlib runs them where no converted copy can be kept.
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import numpy as np
 
 from extractor.calibration import DLIB_BOX
 from extractor.geometry import transform_points
-from extractor.models.dlib_ert import ShapePredictor, installed_model
+from extractor.models.dlib_ert import ShapePredictor, installed_model, ready
+from extractor.models.model_files import cache_root, cache_writable
 from extractor.models.face_model_3d import INSTALL_HINT, FaceModel3D
 from extractor.plugins.align.crop import CropAligner, landmarks_to_frame, pose_from_landmarks
 from extractor.plugins.align.turned import TurnedFaces
@@ -51,7 +52,8 @@ class Dlib68Aligner(CropAligner):
 
     @classmethod
     def runtime_label(cls, backend: str | None, on_gpu: bool, options: dict | None = None) -> str:
-        return "numpy" if ShapePredictor.converted(installed_model()) else "dlib"
+        # Not yet converted, it is as it loads, where the cache can be written (``dlib_ert.ready``).
+        return "numpy" if ShapePredictor.converted(installed_model()) or cache_writable() else "dlib"
 
     def __init__(self, *args, turned: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
@@ -64,10 +66,16 @@ class Dlib68Aligner(CropAligner):
         self.box = (margin, margin, self.input_size - margin, self.input_size - margin)  # dlib's, inclusive
         self.trees = ShapePredictor.load(model)
         if self.trees is None:
+            try:
+                ready(model)  # a pip install: converted now, once per machine
+                self.trees = ShapePredictor.load(model)
+            except OSError as exc:
+                logger.warning("dlib68: dlib's model cannot be kept as numpy arrays in %s (%s): running dlib "
+                               "itself (slower to load; profiles aligned as frontal faces); $EXTRACTOR_CACHE "
+                               "names a folder that can be written", cache_root(), exc)
+        if self.trees is None:
             import dlib
 
-            logger.info("dlib68: running dlib's own predictor (slower to load; profiles aligned as frontal "
-                        "faces); `python -m extractor.models.dlib_ert` converts its model for numpy once")
             self.dlib_predictor = dlib.shape_predictor(str(model))
             self.dlib_box = dlib.rectangle(*self.box)
         elif self.turned:  # the passes start the trees from a given shape: numpy trees only
