@@ -162,32 +162,43 @@ NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}  # floc
 
 
 class OutputLock:
-    """One run per output folder: an exclusive ``flock`` on ``<folder>/.extractor.lock``.
+    """One run per output: an exclusive ``flock`` on a hidden lock file, ``<folder>/.extractor.lock``
+    for a face folder (``for_folder``), ``.<name>.lock`` beside an alignments file
+    (``for_alignments``: two runs into one alignments file, with their own -o or none, would
+    write every frame twice).
 
     The kernel drops the lock with the process, whatever ends it (kill -9 included), so a lock
     left by a dead run is never in the way; the file holds the owner's pid for the message. The
     (hidden, empty once released) file stays: unlinking it would let two runs lock two inodes.
     """
 
-    def __init__(self, folder: Path):
-        self.path = folder / ".extractor.lock"
+    def __init__(self, path: Path, what: str, instead: str):
+        self.path = path
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             owner = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(self._fd)
-            raise OutputError(f"{folder}: another extractor run (pid {owner}) is writing into this folder; "
-                              "wait for it, or choose another -o") from None
+            raise OutputError(f"{what}: another extractor run (pid {owner}) is writing into {instead[0]}; wait for "
+                              f"it, or choose another {instead[1]}") from None
         except OSError as error:
             if error.errno not in NO_LOCKS:
                 raise
             # An NFS mount without its lock daemon, some FUSE and network file systems: the run goes
-            # on, as faceswap's would, without the guard against a second run into this folder.
+            # on, as faceswap's would, without the guard against a second run into this output.
             logger.warning("%s: its file system cannot lock files (%s); nothing stops a second run writing into "
-                           "this folder at the same time", folder, error.strerror)
+                           "%s at the same time", what, error.strerror, instead[0])
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+
+    @classmethod
+    def for_folder(cls, folder: Path) -> "OutputLock":
+        return cls(folder / ".extractor.lock", str(folder), ("this folder", "-o"))
+
+    @classmethod
+    def for_alignments(cls, path: Path) -> "OutputLock":
+        return cls(path.parent / f".{path.name}.lock", str(path), ("this alignments file", "-p (or -o)"))
 
     def release(self) -> None:
         if self._fd is not None:
@@ -362,7 +373,7 @@ class FrameWriter:
         self.tracks = None  # tracking.TrackLabeller for a tracked video: track ids, steady landmarks
         self.preparer = FramePreparer(settings, self.face_names, face_filter, want_previews=bool(settings.preview_path))
         check_writable(settings)
-        self.lock = OutputLock(settings.output_dir)
+        self.locks = self._lock_outputs()
         self.looked_again = 0  # frames an earlier run found no face in, done again (--skip-existing-faces)
         try:
             self.done = self._earlier_frames()
@@ -376,11 +387,29 @@ class FrameWriter:
                 self._drop_faceless_frames()
             self.alignments = AlignmentsWriter(settings.alignments_path, made_with=settings.made_with)
         except BaseException:
-            self.lock.release()
+            self._release_locks()
             raise
         self.counts = OutputCounts()
         self.problems: list[str] = []  # faces dropped at writing, one line each (for the summary)
         self.preview = ContactSheet() if settings.preview_path else None
+
+    def _lock_outputs(self) -> list[OutputLock]:
+        """The alignments file's lock, and the face folder's where faces (or a preview) go there:
+        runs without -o on two videos of one folder write two alignments files, side by side."""
+        locks = []
+        try:
+            if self.settings.save_faces or self.settings.preview_path:
+                locks.append(OutputLock.for_folder(self.settings.output_dir))
+            locks.append(OutputLock.for_alignments(self.settings.alignments_path))
+        except BaseException:
+            for lock in locks:
+                lock.release()
+            raise
+        return locks
+
+    def _release_locks(self) -> None:
+        for lock in self.locks:
+            lock.release()
 
     def _earlier_frames(self) -> set[str]:
         """Frames an earlier run wrote to this alignments file, per --skip-existing/--overwrite.
@@ -539,4 +568,4 @@ class FrameWriter:
         if self.preview is not None and self.preview.count:
             self.settings.preview_path.parent.mkdir(parents=True, exist_ok=True)
             self.preview.save(self.settings.preview_path)
-        self.lock.release()
+        self._release_locks()

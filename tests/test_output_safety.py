@@ -213,7 +213,7 @@ def test_skip_existing_faces_looks_again_only_where_no_face_was_found(photos, tm
         code, output = _run("-i", photos, "-o", out, "-sf")
     assert code != 0 and "No space left on device); it was left as it was" in output, output
     assert alignments.read_bytes() == kept_file and sorted(p.name for p in out.iterdir()) == sorted(
-        [*pngs, "alignments.jsonl", ".extractor.lock"])
+        [*pngs, "alignments.jsonl", ".extractor.lock", ".alignments.jsonl.lock"])
     code, output = _run("-i", photos, "-o", out, "-sf")
     assert code == 0 and "frames: 2 (+1 done by an earlier run; 2 it found no face in, looked at again)" in output
     after = list(read_records(alignments))
@@ -254,7 +254,7 @@ def test_a_resume_of_another_input_is_refused_not_mixed_in(photos, tmp_path):
 def test_a_second_run_into_a_locked_folder_is_refused(photos, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    lock = OutputLock(out)  # as a run in progress holds it
+    lock = OutputLock.for_folder(out)  # as a run in progress holds it
     try:
         code, output = _run("-i", photos, "-o", out)
         assert code != 0 and "another extractor run" in output
@@ -262,6 +262,52 @@ def test_a_second_run_into_a_locked_folder_is_refused(photos, tmp_path):
         lock.release()
     code, output = _run("-i", photos, "-o", out)  # a released (or dead owner's) lock is no obstacle
     assert code == 0, output
+
+
+def test_a_second_run_into_an_alignments_file_in_use_is_refused_whatever_its_o(photos, tmp_path):
+    """Two runs with their own -o and one -p (a job retried while its first attempt still runs,
+    with --skip-existing) wrote every frame twice into one alignments file: the second is refused,
+    the file untouched."""
+    shared = tmp_path / "shared.jsonl"
+    code, output = _run("-i", photos, "-o", tmp_path / "first", "-p", shared)
+    assert code == 0, output
+    before = shared.read_bytes()
+    lock = OutputLock.for_alignments(shared)  # as a run in progress holds it
+    try:
+        code, output = _run("-i", photos, "-o", tmp_path / "second", "-p", shared, "--skip-existing")
+        assert code != 0 and f"{shared}: another extractor run (pid {os.getpid()}) is writing into this " \
+            "alignments file" in output, output
+        assert shared.read_bytes() == before
+    finally:
+        lock.release()
+
+
+def test_runs_without_o_on_two_videos_of_one_folder_go_side_by_side(tmp_path):
+    """faceswap's habit, one run per video without -o, in parallel: each writes only its own
+    alignments file beside its video, so one does not wait for (or refuse) the other."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import VIDEO
+
+    shutil.copy(VIDEO, tmp_path / "long.mp4")
+    shutil.copy(REPO / "samples" / "hamilton_clip_60frames.mp4", tmp_path / "short.mp4")
+    first = subprocess.Popen([sys.executable, "-m", "extractor", "run", "-i", "long.mp4", "--no-progress"],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        alignments = tmp_path / "long_alignments.jsonl"
+        deadline = time.monotonic() + 300
+        while not (alignments.exists() and alignments.read_bytes().count(b"\n") >= 2):  # it is writing
+            assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()
+            time.sleep(0.05)
+        code, output = _run("-i", tmp_path / "short.mp4", "-N", "30")
+        assert first.poll() is None, "the first run ended before the second ran: nothing tested"
+        assert code == 0 and "frames: 2" in output, output
+    finally:
+        first.wait(timeout=300)
+    assert first.returncode == 0, first.stdout.read()
+    assert len(list(read_records(tmp_path / "short_alignments.jsonl"))) == 2
 
 
 @pytest.mark.parametrize("code", [errno.ENOLCK, errno.EOPNOTSUPP])
