@@ -194,6 +194,7 @@ class RunSummary:
     frames_without_face: int = 0
     filtered_out: int = 0  # faces dropped by --filter/--nfilter
     low_quality: int = 0  # faces left out by --min-quality
+    outside_size_limits: int = 0  # faces found that --min-size/--max-size left out
     without_png: int = 0  # faces in the alignments file only: too enlarged for --min-scale
     already_done: int = 0  # frames an earlier run finished (--skip-existing)
     looked_again: int = 0  # frames an earlier run found no face in, done again (--skip-existing-faces)
@@ -252,7 +253,10 @@ class RunSummary:
             earlier.append(f"{self.looked_again} {'it' if self.already_done else 'an earlier run'} found no face "
                            "in, looked at again")
         done = f" ({'; '.join(earlier)})" if earlier else ""
-        filtered = f" kept, {self.filtered_out} filtered out by identity" if self.filtered_out else ""
+        outside, filtered = self.outside_size_limits, ""
+        filtered += f" kept, {outside} outside --min-size/--max-size" if outside else ""
+        filtered += f"{'' if filtered else ' kept'}, {self.filtered_out} filtered out by identity" \
+            if self.filtered_out else ""
         filtered += f"{'' if filtered else ' kept'}, {self.low_quality} below --min-quality" if self.low_quality else ""
         filtered += "" if self.face_files else " (in the alignments file only: --no-faces)"
         filtered += f" ({self.without_png} without a face PNG: --min-scale)" if self.without_png else ""

@@ -175,6 +175,7 @@ class DetectStage:
         self.config = config
         self.plugin: Plugin = config.create("detect", config.detector)
         self.follower = FaceFollower(config.track_every, config.track_step) if config.track_every else None
+        self.outside_size_limits = 0  # faces found that --min-size/--max-size left out, in all (the summary)
 
     @property
     def batch_size(self) -> int:
@@ -186,10 +187,11 @@ class DetectStage:
     def run(self, images: list[np.ndarray], upright: int = 0) -> list[list[DetectedFace]]:
         """Faces found in each image (of --min-size to --max-size), retried on rotated copies if none.
         ``upright``: degrees clockwise that turn the images upright (a video stored turned): they are looked
-        at so, and the faces come back in the stored images' coordinates."""
-        if upright:
-            return self._turned(images, upright, self._run_upright)
-        return self._run_upright(images)
+        at so, and the faces come back in the stored images' coordinates. The size limits judge the
+        faces of every look at once, at the end: a frame whose faces are all outside them has faces,
+        and is not looked at again turned."""
+        found = self._turned(images, upright, self._run_upright) if upright else self._run_upright(images)
+        return self._sized_within(found, images)
 
     @staticmethod
     def _turned(images: list[np.ndarray], angle: int, detect) -> list[list[DetectedFace]]:
@@ -290,11 +292,10 @@ class DetectStage:
 
     def _detect_with_doubts(self, images: list[np.ndarray]) -> tuple[list[list[DetectedFace]],
                                                                       list[list[DetectedFace]]]:
-        """The faces found in each image (of --min-size to --max-size), and its doubtful spots
-        (``Batch.doubtful``; none from a detector that reports none)."""
+        """The faces found in each image (whatever their size: ``run`` applies the limits), and its
+        doubtful spots (``Batch.doubtful``; none from a detector that reports none)."""
         batch = self.plugin.process(Batch(list(images)))
-        found = self._look_along_panoramas(images, batch.detections)
-        return self._sized_within(found, images), batch.doubtful or [[] for _ in images]
+        return self._look_along_panoramas(images, batch.detections), batch.doubtful or [[] for _ in images]
 
     def _look_along_panoramas(self, images: list[np.ndarray],
                               found: list[list[DetectedFace]]) -> list[list[DetectedFace]]:
@@ -313,13 +314,15 @@ class DetectStage:
 
     def _sized_within(self, faces: list[list[DetectedFace]], images: list[np.ndarray]) -> list[list[DetectedFace]]:
         """The faces of each image whose box's longer side reaches --min-size and does not pass
-        --max-size: pixels, or (faceswap's ``-m``, ``-x``) a percentage of the image's shorter side."""
+        --max-size: pixels, or (faceswap's ``-m``, ``-x``) a percentage of the image's shorter side;
+        the others are counted (``outside_size_limits``)."""
         config, kept = self.config, []
         for found, image in zip(faces, images):
             short = min(image.shape[:2])
             minimum = max(config.min_size, config.min_size_percent / 100 * short)
             maximum = max(config.max_size, config.max_size_percent / 100 * short) or float("inf")
             kept.append([f for f in found if minimum <= max(f.width, f.height) <= maximum])
+            self.outside_size_limits += len(found) - len(kept[-1])
         return kept
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import pickle
+import re
 import shutil
 import struct
 import zlib
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import DATA
+from conftest import DATA, REPO
 from extractor.alignments import read_records
 from extractor.cli import main
 from extractor.output import OutputSettings
@@ -441,12 +442,30 @@ def test_size_limits_that_keep_no_face_are_refused_or_named(tmp_path):
         result = run(*flags)
         assert result.exit_code != 0 and said in result.output and not (tmp_path / "-".join(flags)).exists()
     result = run("--max-size", "1")
-    assert result.exit_code == 0 and "faces: 0\n" in result.output
+    assert result.exit_code == 0 and "faces: 0 kept, 3 outside --min-size/--max-size\n" in result.output
     assert "no face kept with --max-size 1 px: faces outside the size limits are left out" in result.output
     result = run("--min-size", "20", "--max-size", "5%")  # mixed units: judged frame by frame
     assert "no face kept with --min-size 20 px and --max-size 5%" in result.output
     result = run("--max-size", "90%")
     assert "faces: 0" not in result.output and "no face kept" not in result.output
+
+
+@pytest.mark.parametrize("engine", ["pool", "single", "ray"])
+def test_the_summary_counts_the_faces_the_size_limits_leave_out(tmp_path, engine):
+    """Every face found is either kept or counted as outside --min-size/--max-size, on every
+    engine: with the limits, the kept and the left out add up to the faces of a run without them."""
+    video = REPO / "samples" / "hamilton_clip_60frames.mp4"
+
+    def faces(*flags):
+        result = CliRunner().invoke(main, ["run", "-i", str(video), "-o", str(tmp_path / "-".join(flags or ["all"])),
+                                           "-N", "6", "--size", "64", "--engine", engine, "--no-progress", *flags])
+        assert result.exit_code == 0, result.output
+        return re.search(r"^faces: (\d+)(?: kept, (\d+) outside --min-size/--max-size)?$", result.output, re.M).groups()
+
+    everything, none_outside = faces()
+    kept, outside = faces("--min-size", "80")
+    assert none_outside is None and outside is not None and int(kept) > 0 and int(outside) > 0, (kept, outside)
+    assert int(kept) + int(outside) == int(everything), (kept, outside, everything)
 
 
 def test_batch_outputs_differ_beyond_case(tmp_path):

@@ -435,6 +435,7 @@ class PoolEngine:
         self.summary.bytes_pickled += stats.bytes_sent
         self.summary.messages += stats.messages
         self.summary.worker_busy_seconds[stats.label] = stats.busy_seconds
+        self.summary.outside_size_limits += stats.outside_size_limits
 
     # --- endings ---------------------------------------------------------------------------
     def _finish(self, queues, results, processes, plans) -> None:

@@ -68,12 +68,13 @@ class RayEngineError(Exception):
 
 # --- reading -----------------------------------------------------------------------------------
 
-ROW_COLUMNS = ("key", "index", "source", "problem", "warning", "image", "faces")
+ROW_COLUMNS = ("key", "index", "source", "problem", "warning", "image", "faces", "outside")
 
 
 def _empty_row(key: str, index: int, source: str, problem: str = "", image=None) -> dict:
     return {"key": key, "index": index, "source": source, "problem": problem, "warning": "",
-            "image": np.zeros((0, 0, 3), np.uint8) if image is None else image, "faces": b""}
+            "image": np.zeros((0, 0, 3), np.uint8) if image is None else image, "faces": b"",
+            "outside": 0}  # faces the detector found outside --min-size/--max-size
 
 
 def encode_faces(faces: dict) -> bytes:
@@ -221,7 +222,12 @@ class StageActor:
         images = [batch["image"][i] for i in usable]
         faces, problems, warnings = list(batch["faces"]), list(batch["problem"]), list(batch["warning"])
         if stage.name == "detect":
+            before = stage.outside_size_limits
             result = run_on_frames(stage, images, None, [int(batch["index"][i]) for i in usable])
+            outside = list(batch["outside"])
+            if outside:  # the batch's count rides in its first row
+                outside[0] += stage.outside_size_limits - before
+            batch["outside"] = outside
         else:
             result = run_on_frames(stage, images, [decode_faces(faces[i]) for i in usable])
         for position, i in enumerate(usable):
@@ -259,7 +265,8 @@ def prepare_frames(batch: dict, preparer: FramePreparer) -> dict:
         low_quality.append(prepared.low_quality)
         previews.append(pickle.dumps(prepared.previews) if prepared.previews else b"")
     return {"key": batch["key"], "problem": batch["problem"], "warning": batch["warning"], "record": records,
-            "pngs": pngs, "filtered": filtered, "low_quality": low_quality, "previews": previews}
+            "pngs": pngs, "filtered": filtered, "low_quality": low_quality, "previews": previews,
+            "outside": batch["outside"]}
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -467,6 +474,7 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
     try:
         for row in dataset.iter_rows():
             rows += 1
+            summary.outside_size_limits += int(row["outside"])
             if row["problem"]:
                 summary.admit(SkippedInput(row["key"], row["problem"]))
                 continue

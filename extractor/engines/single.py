@@ -73,6 +73,7 @@ def _run(settings: RunSettings, options: EngineOptions) -> RunSummary:
         writer.close()
         progress.close()
     summary.take_counts(writer)
+    summary.outside_size_limits = getattr(stages.get("detect"), "outside_size_limits", 0)
     summary.peak_rss = progress.peak_rss
     summary.seconds = time.perf_counter() - start
     return summary

@@ -93,12 +93,14 @@ class Failed(NamedTuple):
 
 
 class Stats(NamedTuple):
-    """A worker's last word: pickled bytes and messages it sent, seconds busy."""
+    """A worker's last word: pickled bytes and messages it sent, seconds busy, and (a detect
+    worker) the faces it found that --min-size/--max-size left out."""
     label: str
     bytes_sent: int
     messages: int
     busy_seconds: float
     pid: int
+    outside_size_limits: int = 0
 
 
 class Logged(NamedTuple):

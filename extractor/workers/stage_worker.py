@@ -200,7 +200,8 @@ def worker_main(spec: WorkerSpec, in_queue, out_queue, result_queue) -> None:
                 seqs = []
             if stop:
                 break
-        result_queue.put(to_wire(Stats(label, sender.bytes, sender.messages, busy, os.getpid())))
+        result_queue.put(to_wire(Stats(label, sender.bytes, sender.messages, busy, os.getpid(),
+                                       getattr(stage, "outside_size_limits", 0))))
     except BaseException:  # noqa: BLE001 - report every failure, then exit non-zero
         result_queue.put(to_wire(Failed(label, seqs, traceback.format_exc())))
         raise SystemExit(1) from None
