@@ -264,7 +264,8 @@ class RunSummary:
                  *([f"tracks: {self.tracks}"] if self.tracks is not None else []),
                  f"frames without a face: {self.frames_without_face}",
                  f"skipped inputs: {len(self.skipped)}"]
-        lines += [f"  - {s.reason}" for s in self.skipped]
+        lines += [f"  - {s.reason}" for s in self.skipped[:20]]
+        lines += [f"  ... and {len(self.skipped) - 20} more (see the log)"] if len(self.skipped) > 20 else []
         if self.warnings:
             lines.append(f"warnings: {len(self.warnings)}")
             lines += [f"  - {warning}" for warning in self.warnings[:20]]

@@ -30,6 +30,15 @@ VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 # Alignments files (faceswap's .fsa, extractor's .jsonl) sit beside the frames they describe, where
 # faceswap's extract and convert put and look for them: never inputs, passed over quietly.
 ALIGNMENTS_EXTENSIONS = {".fsa", ".jsonl"}
+# Camera RAW files: no reader here (nor in faceswap); the camera's JPEG of the shot, where it sits
+# beside the RAW file, is the photo read.
+RAW_EXTENSIONS = {".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf",
+                  ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".erf", ".kdc", ".mrw", ".mos", ".raw"}
+# Files that describe a photo beside it: edits (Lightroom's .xmp, an iPhone's .aae, RawTherapee's
+# .pp3, DxO's .dop), a camera's thumbnail (.thm), Google Takeout's .json.
+SIDECAR_EXTENSIONS = {".xmp", ".aae", ".pp3", ".dop", ".thm", ".json"}
+# What operating systems leave in folders of photos (hidden files, starting with a dot, aside).
+SYSTEM_FILES = {"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"}
 SAMPLE_STEP = 10  # a video with few key frames is sampled every this many frames from its start
 
 
@@ -68,9 +77,13 @@ def list_images(folder: Path, recursive: bool = False, face_folder: Path | None 
     never (its faces are not inputs)."""
     seen = {folder.resolve(): folder} if _seen is None else _seen  # real folder -> the path it was searched as
     images, skipped = [], []
-    for path in sorted(folder.iterdir()):
+    entries = sorted(folder.iterdir())
+    companion = _companions_of_images(entries)
+    for path in entries:
         if path.name.startswith(".") or (path.suffix.lower() in ALIGNMENTS_EXTENSIONS and path.is_file()):
             continue  # hidden files and folders, alignments files: not inputs
+        if companion(path):
+            continue  # a sidecar or RAW file of a photo read, a system file: passed over quietly
         if path.is_dir():
             if not recursive:
                 skipped.append(SkippedInput(str(path), f"{path}: sub-folder not searched (add --recursive)"))
@@ -93,9 +106,31 @@ def list_images(folder: Path, recursive: bool = False, face_folder: Path | None 
         elif path.suffix.lower() in VIDEO_EXTENSIONS:
             skipped.append(SkippedInput(str(path), f"{path}: a video, not read with a folder's images: extract it "
                                                    f"on its own (-i {path}; --batch: each video of a folder)"))
+        elif path.suffix.lower() in RAW_EXTENSIONS:
+            skipped.append(SkippedInput(str(path), f"{path}: a camera RAW file, not decoded here: convert it to JPEG, "
+                                                   "PNG or TIFF first, or keep the camera's JPEG of it beside it"))
         else:
             skipped.append(SkippedInput(str(path), f"{path}: not an image file (unknown extension)"))
     return images, skipped
+
+
+def _companions_of_images(entries: list[Path]):
+    """Whether an entry of a folder goes with the photos in it, and so is passed over quietly
+    (a folder of 5,000 photos exported with their 5,000 Google Takeout .json files, or shot RAW +
+    JPEG, gave 5,000 skip lines): a file named after a photo plus a suffix (``a.jpg.json``), a
+    sidecar or RAW file with a photo's stem (``a.xmp``, ``a.aae``, ``a.nef`` beside ``a.jpg``),
+    an operating system's file (``Thumbs.db``, ``desktop.ini``)."""
+    photos = [path for path in entries if path.suffix.lower() in IMAGE_EXTENSIONS]
+    names, stems = {path.name.casefold() for path in photos}, {path.stem.casefold() for path in photos}
+
+    def companion(path: Path) -> bool:
+        name, suffix = path.name.casefold(), path.suffix.lower()
+        if name in SYSTEM_FILES or suffix in IMAGE_EXTENSIONS:
+            return name in SYSTEM_FILES
+        return path.stem.casefold() in names or (
+            suffix in SIDECAR_EXTENSIONS | RAW_EXTENSIONS and path.stem.casefold() in stems)
+
+    return companion
 
 
 def video_frame_key(video: Path, index: int) -> str:

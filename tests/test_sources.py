@@ -128,6 +128,29 @@ def test_folder_skips_bad_files_and_goes_on(tmp_path):
     assert {s.source.split("/")[-1] for s in skipped} == {"made_by_us_empty.jpg", "notes.txt"}
 
 
+def test_the_files_that_go_with_photos_are_passed_over_quietly(tmp_path):
+    """A photo library as people export it: each photo's sidecars (Google Takeout's
+    ``a.jpg.json``, Lightroom's ``.xmp``, an iPhone's ``.AAE``), RAW + JPEG shots, Windows' and
+    macOS's own files. Only what is neither a photo nor goes with one is named: a RAW file
+    without its JPEG (as such), a stray file; the summary lists 20 of them at most."""
+    from extractor.run_settings import RunSummary
+
+    for name in ("a.jpg", "IMG_1.JPG"):
+        shutil.copy(EDGE / "hopper_gray.jpg", tmp_path / name)
+    for name in ("a.jpg.json", "a.xmp", "a.jpg.xmp", "a.NEF", "IMG_1.AAE", "IMG_1.CR2", "Thumbs.db", "desktop.ini",
+                 "b.dng", "b.jpg.json", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    items = list(InputSource(tmp_path))
+    assert sorted(i.filename for i in items if not isinstance(i, SkippedInput)) == ["IMG_1.JPG", "a.jpg"]
+    skipped = {os.path.basename(i.source): i.reason for i in items if isinstance(i, SkippedInput)}
+    assert sorted(skipped) == ["b.dng", "b.jpg.json", "notes.txt"]
+    assert "a camera RAW file, not decoded here: convert it to JPEG, PNG or TIFF first" in skipped["b.dng"]
+    summary = RunSummary(skipped=[SkippedInput(f"f{i}.txt", f"f{i}.txt: not an image") for i in range(25)])
+    shown = summary.format()
+    assert "skipped inputs: 25" in shown and "f19.txt" in shown and "f20.txt" not in shown
+    assert "... and 5 more (see the log)" in shown
+
+
 def test_video_every_nth_frame():
     frames = list(InputSource(VIDEO, every_n=25))
     assert [f.frame_index for f in frames] == list(range(0, 275, 25))
