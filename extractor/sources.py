@@ -177,7 +177,9 @@ class InputSource:
         self.is_video = is_video_file(self.path)
         self._samples: dict[int, list[np.ndarray]] = {}  # sample_frames, by count
         if self.path.is_file() and not self.is_video and self.path.suffix.lower() not in IMAGE_EXTENSIONS:
-            raise InputError(f"{self.path}: not a folder, a video or an image")
+            raw = self.path.suffix.lower() in RAW_EXTENSIONS
+            raise InputError(f"{self.path}: " + ("a camera RAW file, not decoded here: convert it to JPEG, PNG or TIFF "
+                                                 "first" if raw else "not a folder, a video or an image"))
 
     def estimate_frames(self) -> int | None:
         """Frames this source will yield (for progress and ETA), from headers and listings."""

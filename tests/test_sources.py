@@ -145,6 +145,8 @@ def test_the_files_that_go_with_photos_are_passed_over_quietly(tmp_path):
     skipped = {os.path.basename(i.source): i.reason for i in items if isinstance(i, SkippedInput)}
     assert sorted(skipped) == ["b.dng", "b.jpg.json", "notes.txt"]
     assert "a camera RAW file, not decoded here: convert it to JPEG, PNG or TIFF first" in skipped["b.dng"]
+    with pytest.raises(InputError, match="b.dng: a camera RAW file, not decoded here"):
+        InputSource(tmp_path / "b.dng")  # given alone
     summary = RunSummary(skipped=[SkippedInput(f"f{i}.txt", f"f{i}.txt: not an image") for i in range(25)])
     shown = summary.format()
     assert "skipped inputs: 25" in shown and "f19.txt" in shown and "f20.txt" not in shown
