@@ -100,14 +100,13 @@ class RunSettings:
         """A video whose sampled frames show faces only a finer view finds is looked at closely,
         as photos are (``small_faces``); its frames' size decides first whether that could change
         anything, from the header alone."""
-        from extractor.small_faces import close_look_changes, needs_close_look
-        from extractor.upright import PROBE_FRAMES
+        from extractor.small_faces import close_look_changes, close_look_samples, needs_close_look
 
         size = source.video_size()
         if self.stages.close_look or size is None or not close_look_changes(self.stages, *size):
             return
         turned = [rotate_image(frame, self.stages.upright)[0] if self.stages.upright else frame
-                  for frame in source.sample_frames(PROBE_FRAMES)]
+                  for frame in source.sample_frames(close_look_samples(source))]
         if needs_close_look(turned, self.stages):
             self.stages = replace(self.stages, close_look=True)
             logger.info("%s: faces only a finer view finds on its sampled frames: every frame gets the finer "

@@ -227,6 +227,16 @@ class InputSource:
         except (av.error.FFmpegError, OSError, InputError):
             return None
 
+    def video_seconds(self) -> float:
+        """How long the video lasts, from its header (0 when it does not say or does not open)."""
+        import av
+
+        try:
+            with av.open(str(self.path)) as container:
+                return _seconds(container, video_stream(container, self.path))
+        except (av.error.FFmpegError, OSError, InputError):
+            return 0.0
+
     def sample_frames(self, count: int) -> list[np.ndarray]:
         """Up to ``count`` different frames spread over the video (the key frame at or before
         each of ``count`` evenly spaced times: one frame decoded each, however long the video
@@ -246,8 +256,7 @@ class InputSource:
                 stream = video_stream(container, self.path)
                 if stream.codec_context.width * stream.codec_context.height > self.max_pixels:
                     return []
-                duration = float(stream.duration * stream.time_base) if stream.duration else \
-                    (container.duration or 0) / 1e6
+                duration = _seconds(container, stream)
                 if duration <= 0:
                     return [frame.to_ndarray(format="bgr24")
                             for frame, _ in zip(container.decode(stream), range(count))]
@@ -421,6 +430,11 @@ class InputSource:
         elif announced and decoded < announced:
             yield SkippedInput(str(self.path), f"{self.path}: video ended after {decoded} frames of the {announced} "
                                "its header announces (file cut off?)")
+
+
+def _seconds(container, stream) -> float:
+    """A video stream's duration as its header says, else the container's (0: unsaid)."""
+    return float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
 
 
 def video_stream(container, path: Path):

@@ -421,6 +421,39 @@ def test_a_video_gets_the_close_look_only_where_its_sampled_frames_show_faces_it
     assert not needs_close_look([cv2.resize(small_faces, (1280, 720))] * 2, config)
 
 
+def test_a_long_video_is_judged_on_two_frames_a_minute(tmp_path, monkeypatch):
+    """Six samples spread over a ten-minute video fall 100 s apart: a crowd of a minute and a
+    half between two of them was never looked at (``python tools/late_crowd.py --long``). A run on
+    a 1080p video over three minutes judges it on two frames a minute (an hour's at most); a short
+    one keeps six. Its sampled frames are those times' frames."""
+    from fractions import Fraction
+
+    import av
+
+    from conftest import VIDEO
+    from extractor import small_faces
+    from extractor.output import OutputSettings
+    from extractor.run_settings import RunSettings
+    from extractor.sources import InputSource
+
+    long = tmp_path / "ten_minutes.mp4"
+    with av.open(str(long), "w") as container:  # 60 flat 1080p frames, one every 10 s
+        stream = container.add_stream("libx264", rate=Fraction(1, 10), options={"g": "1"})
+        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
+        for index in range(60):
+            frame = np.full((1080, 1920, 3), index * 4, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        container.mux(stream.encode())
+    source = InputSource(long)
+    assert abs(source.video_seconds() - 600) < 15
+    assert small_faces.close_look_samples(source) == 20 and small_faces.close_look_samples(InputSource(VIDEO)) == 6
+    judged = []
+    monkeypatch.setattr(small_faces, "needs_close_look", lambda frames, stages: judged.append(frames) or False)
+    RunSettings(long, OutputSettings(tmp_path / "out", tmp_path / "out" / "a.jsonl"))._decide_close_look(source)
+    shown = [round(int(frame[0, 0, 0]) / 4) for frame in judged[0]]  # which frame each is
+    assert len(shown) == 20 and all(abs(index - (1 + 3 * i)) <= 1 for i, index in enumerate(shown)), shown
+
+
 def test_the_finer_look_of_photos_starts_at_1280_px():
     plugin = registry.create("detect", "centerface", close_look=True)
     video = registry.create("detect", "centerface")

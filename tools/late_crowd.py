@@ -6,8 +6,11 @@ all found in the usual view), then 40 of a crowd: two 6 x 6 mosaics of the annot
 process) and prints the faces found, the crowd's listed faces among them, the decision line and
 the run's CPU seconds. ``--probe``: instead, the CPU the decision takes on the sample video
 enlarged to 1080p (its six sampled frames looked at both ways, the two models loaded), three times.
+``--long``: instead, a 10-minute 1080p video (a frame every 2 s) of the sample video enlarged,
+with the crowd from 4:20 to 5:40 only, between where six evenly spaced samples fall, and the same
+without it: the decision and its CPU, from six samples and from as many as a run takes for its length.
 
-    python tools/late_crowd.py [--probe]   (about a minute)
+    python tools/late_crowd.py [--probe | --long]   (about a minute)
 """
 import re
 import resource
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -63,9 +67,45 @@ def probe_cost() -> None:
         print(f"close look {'chosen' if decided else 'not chosen'}: {time.process_time() - start:.2f} CPU-s")
 
 
+def build_long(path: Path, crowd_shown: bool = True) -> None:
+    """Ten minutes at 0.5 frames/s, a key frame every 5 frames (10 s): the sample video enlarged,
+    its crowd (``build``'s first mosaic) from 260 to 340 s (or not: ``crowd_shown``)."""
+    capture = cv2.VideoCapture(str(VIDEO))
+    scenes = [cv2.resize(capture.read()[1], SIZE, interpolation=cv2.INTER_AREA) for _ in range(60)]
+    crowd = np.full((SIZE[1], SIZE[0], 3), 128, np.uint8)
+    crowd[:, 240:240 + 1440] = mosaic(annotated_photos(), 1440, 6, 0)[0]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(1, 2), options={"crf": "18", "g": "5"})
+        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
+        for index in range(300):
+            frame = crowd if crowd_shown and 130 <= index < 170 else scenes[index % len(scenes)]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        container.mux(stream.encode())
+
+
+def long_video() -> None:
+    from extractor.small_faces import close_look_samples, needs_close_look
+    from extractor.sources import InputSource
+    from extractor.stages import StageConfig
+
+    for crowd_shown in (True, False):
+        with tempfile.TemporaryDirectory() as folder:
+            video = Path(folder) / "long.mp4"
+            build_long(video, crowd_shown)
+            source = InputSource(video)
+            for count in (6, close_look_samples(source)):
+                start = time.process_time()
+                frames = source.sample_frames(count)
+                decided = needs_close_look(frames, StageConfig())
+                print(f"{'with' if crowd_shown else 'without'} the crowd, {count} samples ({len(frames)} decoded): "
+                      f"close look {'chosen' if decided else 'not chosen'}, {time.process_time() - start:.2f} CPU-s")
+
+
 def main() -> None:
     if "--probe" in sys.argv[1:]:
         return probe_cost()
+    if "--long" in sys.argv[1:]:
+        return long_video()
     with tempfile.TemporaryDirectory() as folder:
         video = Path(folder) / "late_crowd.mkv"
         truth = build(video)
