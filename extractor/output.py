@@ -172,7 +172,9 @@ class OutputLock:
     (hidden, empty once released) file stays: unlinking it would let two runs lock two inodes.
     """
 
-    def __init__(self, path: Path, what: str, instead: str):
+    def __init__(self, path: Path, what: str, kind: str, other: str):
+        """``what``: the output as the user named it; ``kind``: "this folder" or "this alignments
+        file", for the messages; ``other``: the flag that names another."""
         self.path = path
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -180,25 +182,25 @@ class OutputLock:
         except BlockingIOError:
             owner = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(self._fd)
-            raise OutputError(f"{what}: another extractor run (pid {owner}) is writing into {instead[0]}; wait for "
-                              f"it, or choose another {instead[1]}") from None
+            raise OutputError(f"{what}: another extractor run (pid {owner}) is writing into {kind}; wait for it, "
+                              f"or choose another {other}") from None
         except OSError as error:
             if error.errno not in NO_LOCKS:
                 raise
             # An NFS mount without its lock daemon, some FUSE and network file systems: the run goes
             # on, as faceswap's would, without the guard against a second run into this output.
             logger.warning("%s: its file system cannot lock files (%s); nothing stops a second run writing into "
-                           "%s at the same time", what, error.strerror, instead[0])
+                           "%s at the same time", what, error.strerror, kind)
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, str(os.getpid()).encode(), 0)
 
     @classmethod
     def for_folder(cls, folder: Path) -> "OutputLock":
-        return cls(folder / ".extractor.lock", str(folder), ("this folder", "-o"))
+        return cls(folder / ".extractor.lock", str(folder), "this folder", "-o")
 
     @classmethod
     def for_alignments(cls, path: Path) -> "OutputLock":
-        return cls(path.parent / f".{path.name}.lock", str(path), ("this alignments file", "-p (or -o)"))
+        return cls(path.parent / f".{path.name}.lock", str(path), "this alignments file", "-p (or -o)")
 
     def release(self) -> None:
         if self._fd is not None:
