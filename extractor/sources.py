@@ -24,9 +24,12 @@ logger = logging.getLogger(__name__)
 # OpenEXR (VFX plates, which faceswap reads too) through extractor/deep_images.py.
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
                     ".pnm", ".heic", ".heif", ".avif", ".jp2", ".gif", ".exr"}
-# faceswap's video extensions, and what phones (.3gp) and camcorders (.mts, .m2ts) write.
+# faceswap's video extensions, what phones (.3gp) and camcorders (.mts, .m2ts, .mod, .tod, .dv) write,
+# broadcast and editing files (.mxf, .y4m, .qt), older web and DivX files, raw H.264/H.265 streams.
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".vob",
-                    ".mts", ".m2ts", ".3gp", ".ogv"}
+                    ".mts", ".m2ts", ".3gp", ".ogv", ".mod", ".tod", ".dv", ".mxf", ".y4m", ".qt", ".m2v", ".divx",
+                    ".asf", ".rm", ".rmvb", ".f4v", ".ogm", ".mjpeg", ".mjpg", ".h264", ".264", ".h265", ".265",
+                    ".hevc"}
 # Alignments files (faceswap's .fsa, extractor's .jsonl) sit beside the frames they describe, where
 # faceswap's extract and convert put and look for them: never inputs, passed over quietly.
 ALIGNMENTS_EXTENSIONS = {".fsa", ".jsonl"}
@@ -452,19 +455,20 @@ def video_stream(container, path: Path):
     return container.streams.video[0]
 
 
-def _packet_times(path: Path) -> list[int]:
-    """The presentation time stamps of a video's packets, in the order they are stored."""
+def _packet_times(path: Path) -> list[int | None]:
+    """The presentation time stamps of a video's packets, in the order they are stored (None for
+    a packet without one; FFmpeg's flushing packet, empty, left out)."""
     import av
 
     with av.open(str(path)) as container:
         stream = video_stream(container, path)
-        return [packet.pts for packet in container.demux(stream) if packet.pts is not None]
+        return [packet.pts for packet in container.demux(stream) if packet.size]
 
 
 def video_timeline(path: Path) -> list[int]:
     """The presentation time stamps of a video's frames in order, read from its packets (no
     decoding): where each range of frames starts, for readers that seek."""
-    return sorted(_packet_times(path))
+    return sorted(pts for pts in _packet_times(path) if pts is not None)
 
 
 REORDER_PACKETS = 64  # how far a stored packet may stand from its place in time (B-frames: a few)
@@ -473,8 +477,12 @@ REORDER_PACKETS = 64  # how far a stored packet may stand from its place in time
 def seekable_timeline(path: Path) -> list[int] | None:
     """``video_timeline``, or None when the time stamps are not one timeline that a seek can
     find a frame in: clips joined end to end, a recorded stream that restarted its clock (time
-    stamps repeat, or go back further than frame reordering explains)."""
+    stamps repeat, or go back further than frame reordering explains), or a raw H.264 or H.265
+    stream, whose packets carry no time stamp at all."""
     stored = _packet_times(path)
+    if stored and all(pts is None for pts in stored):
+        return None
+    stored = [pts for pts in stored if pts is not None]
     timeline = sorted(stored)
     if len(set(timeline)) < len(timeline):
         return None

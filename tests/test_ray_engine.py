@@ -92,6 +92,34 @@ def test_joined_clips_are_read_through_whole_not_lost(local_ray, tmp_path):
         _same_faces(a, b)
 
 
+@pytest.mark.parametrize("name, container, codec", [("clip.h264", "h264", "libx264"),
+                                                    ("clip.y4m", "yuv4mpegpipe", "rawvideo"),
+                                                    ("clip.mxf", "mxf", "mpeg2video")])
+def test_raw_streams_and_broadcast_files_are_videos_on_every_engine(local_ray, tmp_path, name, container, codec):
+    """A raw H.264 stream (no container, no time stamp: Ray found "no video frame in it" and
+    ranges could not seek), a .y4m and an .mxf: videos that FFmpeg reads, read whole and in order
+    by Ray as by the single engine."""
+    import av
+
+    from extractor.engines.single import run_single_process
+
+    video = tmp_path / name
+    with av.open(str(VIDEO)) as source, av.open(str(video), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        for frame, _ in zip(source.decode(video=0), range(12)):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")))
+        out.mux(stream.encode())
+    assert InputSource(video).is_video
+    single = run_single_process(_settings(video, tmp_path / "single"))
+    summary = run_ray(_settings(video, tmp_path / "ray"), EngineOptions())
+    assert summary.frames == single.frames == 12 and summary.faces == single.faces > 0 and not summary.skipped
+    ours, theirs = (list(read_records(tmp_path / engine / "alignments.jsonl")) for engine in ("ray", "single"))
+    assert [r["frame"] for r in ours] == [r["frame"] for r in theirs]
+    for a, b in zip(ours, theirs):
+        _same_faces(a, b)
+
+
 def test_a_killed_actor_loses_no_frame_and_writes_none_twice(local_ray, tmp_path, video_run):
     reference_settings, _ = video_run
     reference = {r["frame"]: r for r in read_records(reference_settings.output.alignments_path)}

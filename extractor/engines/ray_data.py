@@ -140,8 +140,8 @@ def read_plan(settings: RunSettings, source: InputSource) -> tuple[list[dict], l
     except Exception as exc:  # noqa: BLE001 - PyAV's errors and a file that is not a video
         return [], [SkippedInput(str(source.path), f"{source.path}: cannot open video ({exc})")]
     if timeline is None:  # joined clips, a restarted clock: one reader, through the whole video, in order
-        logger.warning("%s: its time stamps are not one timeline (joined clips?): read by one task, from "
-                       "start to end", source.path)
+        logger.warning("%s: its time stamps are not one timeline a seek can use (joined clips, a restarted "
+                       "clock, a raw stream): read by one task, from start to end", source.path)
         return [{"kind": "video", "path": str(source.path), "key": "", "start": 0, "stop": -1, "first_pts": -1,
                  "end_pts": -1}], []
     if not timeline:
