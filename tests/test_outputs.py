@@ -47,6 +47,7 @@ def test_cli_run_plugins_and_eval(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["plugins"])
     assert result.exit_code == 0 and "mtcnn" in result.output and "dlib68" in result.output
+    assert "not installed" not in result.output, result.output  # make install installs every plugin's packages
     result = runner.invoke(main, ["run", "-i", str(DATA / "ibug_300vw" / "001" / "imgs"), "-o", str(tmp_path),
                                   "--masker", "extended", "--size", "96", "--min-size", "40"])
     assert result.exit_code == 0, result.output

