@@ -186,9 +186,7 @@ class InputSource:
         self.is_video = is_video_file(self.path)
         self._samples: dict[int, list[np.ndarray]] = {}  # sample_frames, by count
         if self.path.is_file() and not self.is_video and self.path.suffix.lower() not in IMAGE_EXTENSIONS:
-            raw = self.path.suffix.lower() in RAW_EXTENSIONS
-            raise InputError(f"{self.path}: " + ("a camera RAW file, not decoded here: convert it to JPEG, PNG or TIFF "
-                                                 "first" if raw else "not a folder, a video or an image"))
+            raise InputError(f"{self.path}: {_what_else(self.path)}")
 
     def estimate_frames(self) -> int | None:
         """Frames this source will yield (for progress and ETA), from headers and listings."""
@@ -439,6 +437,31 @@ class InputSource:
         elif announced and decoded < announced:
             yield SkippedInput(str(self.path), f"{self.path}: video ended after {decoded} frames of the {announced} "
                                "its header announces (file cut off?)")
+
+
+def _what_else(path: Path) -> str:
+    """Why a file given as the input, with no image or video extension, is not read, and what
+    it looks like: a video or an image under another name (a download saved without its
+    extension) is told to take the one it needs. Its extension decides, as faceswap's does and
+    as every engine and resume must agree."""
+    if path.suffix.lower() in RAW_EXTENSIONS:
+        return "a camera RAW file, not decoded here: convert it to JPEG, PNG or TIFF first"
+    import av
+    from PIL import Image
+
+    try:
+        with av.open(str(path)) as container:
+            if container.streams.video and container.streams.video[0].frames != 1 and \
+                    container.format.name not in ("image2", "png_pipe", "jpeg_pipe", "webp_pipe"):
+                return (f"a video ({container.format.long_name or container.format.name}) without a video "
+                        "extension: rename it with one, such as .mp4")
+    except (av.error.FFmpegError, OSError, ValueError):
+        pass
+    try:
+        with Image.open(path) as image:
+            return f"a {image.format} image without an image extension: rename it with one, such as .jpg"
+    except (OSError, ValueError):
+        return "not a folder, a video or an image"
 
 
 def _seconds(container, stream) -> float:

@@ -147,6 +147,15 @@ def test_the_files_that_go_with_photos_are_passed_over_quietly(tmp_path):
     assert "a camera RAW file, not decoded here: convert it to JPEG, PNG or TIFF first" in skipped["b.dng"]
     with pytest.raises(InputError, match="b.dng: a camera RAW file, not decoded here"):
         InputSource(tmp_path / "b.dng")  # given alone
+    # A download saved without its extension, given alone: named for what it is.
+    shutil.copy(VIDEO, tmp_path / "clip")
+    shutil.copy(EDGE / "hopper_gray.jpg", tmp_path / "photo")
+    with pytest.raises(InputError, match=r"clip: a video \(QuickTime / MOV\) without a video extension: rename it"):
+        InputSource(tmp_path / "clip")
+    with pytest.raises(InputError, match="photo: a JPEG image without an image extension: rename it with one"):
+        InputSource(tmp_path / "photo")
+    with pytest.raises(InputError, match="notes.txt: not a folder, a video or an image"):
+        InputSource(tmp_path / "notes.txt")
     summary = RunSummary(skipped=[SkippedInput(f"f{i}.txt", f"f{i}.txt: not an image") for i in range(25)])
     shown = summary.format()
     assert "skipped inputs: 25" in shown and "f19.txt" in shown and "f20.txt" not in shown
