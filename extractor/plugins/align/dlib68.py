@@ -81,8 +81,9 @@ class Dlib68Aligner(CropAligner):
         elif self.turned:  # the passes start the trees from a given shape: numpy trees only
             try:
                 self.turned_faces = TurnedFaces(FaceModel3D.installed(), self.detector, re_feed=self.re_feed)
-            except RuntimeError as exc:
-                logger.warning("dlib68: turned faces are aligned as frontal ones: %s (%s)", exc, INSTALL_HINT)
+            except RuntimeError as exc:  # its package's remedy, not the general `make install` (a pip install has none)
+                logger.warning("dlib68: turned faces are aligned as frontal ones: %s: %s",
+                               str(exc).removesuffix(": run `make install`"), INSTALL_HINT)
         super().load()
 
     def process(self, batch: Batch) -> Batch:
