@@ -151,8 +151,18 @@ class FaceswapStyleCommand(click.Command):
         except click.UsageError as exc:
             if "unexpected extra argument" not in exc.message:
                 raise
-            raise click.UsageError(f"{exc.message}: -i/--input takes one folder, image or video (a shell pattern "
-                                   "such as photos/*.jpg gives several: give their folder, -i photos)", ctx) from None
+            raise click.UsageError(f"{exc.message}: {_extra_arguments_hint(exc.message)}", ctx) from None
+
+
+def _extra_arguments_hint(message: str) -> str:
+    """Why a run got words it has no place for: files (a shell pattern expanded after -i), or a
+    value typed after one of faceswap's on/off flags (``-b 2``: batch mode takes none)."""
+    extra = message[message.find("(") + 1:message.rfind(")")].split()
+    if any(Path(word).exists() for word in extra):
+        return ("-i/--input takes one folder, image or video (a shell pattern such as photos/*.jpg gives several: "
+                "give their folder, -i photos)")
+    return ("a value after a flag that takes none? faceswap's on/off flags (-b, -B, -K, -s, -e, -P, -a, -c) "
+            "take no value")
 
 
 def reference_photos(paths, option: str) -> list[Path]:

