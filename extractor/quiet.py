@@ -56,11 +56,14 @@ def records_kept(level: int = logging.INFO):
     process whose own log nobody reads (a Ray actor), to send them where they are read."""
     records: list[logging.LogRecord] = []
     handler, root = _KeepRecords(level, records), logging.getLogger()
+    before = root.level
     root.addHandler(handler)
+    root.setLevel(min(before or logging.WARNING, level))  # records under the process's level are kept too
     try:
         yield records
     finally:
         root.removeHandler(handler)
+        root.setLevel(before)
 
 
 @contextlib.contextmanager

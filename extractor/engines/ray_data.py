@@ -68,13 +68,14 @@ class RayEngineError(Exception):
 
 # --- reading -----------------------------------------------------------------------------------
 
-ROW_COLUMNS = ("key", "index", "source", "problem", "warning", "image", "faces", "outside")
+ROW_COLUMNS = ("key", "index", "source", "problem", "warning", "image", "faces", "outside", "log")
 
 
 def _empty_row(key: str, index: int, source: str, problem: str = "", image=None) -> dict:
     return {"key": key, "index": index, "source": source, "problem": problem, "warning": "",
             "image": np.zeros((0, 0, 3), np.uint8) if image is None else image, "faces": b"",
-            "outside": 0}  # faces the detector found outside --min-size/--max-size
+            "outside": 0,  # faces the detector found outside --min-size/--max-size
+            "log": b""}  # an actor's start-up log records (pickled), for the driver's --logfile
 
 
 def encode_faces(faces: dict) -> bytes:
@@ -188,15 +189,18 @@ class StageActor:
 
             os.environ["OMP_NUM_THREADS"] = str(cpu_threads)
             cv2.setNumThreads(cpu_threads)
-        self.stages, self.unconfirmed = [], []
+        self.stages, self.unconfirmed, self.start_up_log = [], [], []
         for spec in specs:
-            # Its warnings (a plugin's load) go to the driver with its first frames, as these lines do.
-            with native_stderr_to_log(f"{spec.stage} actor start-up"), records_kept(logging.WARNING) as said:
+            # Its log records go to the driver with its first frames: warnings (a plugin's load) to
+            # the terminal and the summary, the rest (the frameworks' start-up lines) to --logfile.
+            with records_kept(logging.DEBUG) as said, native_stderr_to_log("start-up"):
                 set_up_frameworks(spec.runtime, spec.gpu_mb, gpu_total_mb if spec.on_gpu else None, cpu_threads)
                 stage = build_stage(spec.stage, spec.config(config, spec.on_gpu))
                 stage.load()
                 blind = blind_runtimes(spec.runtime) if spec.on_gpu else []
-            self.unconfirmed += [record.getMessage() for record in said]
+            self.unconfirmed += [record.getMessage() for record in said if record.levelno >= logging.WARNING]
+            self.start_up_log += [(record.levelno, record.name, f"{spec.stage} actor: {record.getMessage()}")
+                                  for record in said if record.levelno < logging.WARNING]
             if blind:  # said once, with the actor's first frames (as a pool worker says it when ready)
                 self.unconfirmed.append(f"a {spec.stage} actor was given a GPU by Ray, but {', '.join(blind)} "
                                         "sees no GPU in it: it runs on the CPU")
@@ -209,6 +213,10 @@ class StageActor:
             warnings = list(batch["warning"])
             warnings[0] = "\n".join(filter(None, [*self.unconfirmed, warnings[0]]))
             batch["warning"], self.unconfirmed = warnings, []
+        if self.start_up_log and len(batch["log"]):
+            log = list(batch["log"])
+            log[0] = pickle.dumps((pickle.loads(log[0]) if log[0] else []) + self.start_up_log)  # after earlier actors'
+            batch["log"], self.start_up_log = log, []
         return batch
 
     @staticmethod
@@ -266,7 +274,7 @@ def prepare_frames(batch: dict, preparer: FramePreparer) -> dict:
         previews.append(pickle.dumps(prepared.previews) if prepared.previews else b"")
     return {"key": batch["key"], "problem": batch["problem"], "warning": batch["warning"], "record": records,
             "pngs": pngs, "filtered": filtered, "low_quality": low_quality, "previews": previews,
-            "outside": batch["outside"]}
+            "outside": batch["outside"], "log": batch["log"]}
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -475,6 +483,8 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
         for row in dataset.iter_rows():
             rows += 1
             summary.outside_size_limits += int(row["outside"])
+            for level, name, text in pickle.loads(row["log"]) if row["log"] else []:
+                logging.getLogger(name).log(level, "%s", text)
             if row["problem"]:
                 summary.admit(SkippedInput(row["key"], row["problem"]))
                 continue
