@@ -34,7 +34,7 @@ def batch_items(folder: Path, output_dir: Path | None) -> tuple[list[tuple[Path,
     for path in entries:
         if path.name.startswith(".") or (path.suffix.lower() in ALIGNMENTS_EXTENSIONS and path.is_file()):
             continue  # hidden files and folders, alignments files: not inputs
-        if path.is_file() and companion(path):
+        if companion(path):
             continue  # a video's subtitles or .nfo, a system file: passed over quietly
         if path.is_dir() or (path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS):
             items.append(path)

@@ -44,6 +44,7 @@ SIDECAR_EXTENSIONS = {".xmp", ".aae", ".pp3", ".dop", ".thm", ".json"}
 VIDEO_SIDECAR_EXTENSIONS = {".srt", ".ass", ".ssa", ".vtt", ".sub", ".idx", ".nfo", ".thm", ".xml", ".xmp", ".json"}
 # What operating systems leave in folders of photos (hidden files, starting with a dot, aside).
 SYSTEM_FILES = {"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"}
+RAW_REFUSAL = "a camera RAW file, not decoded here: convert it to JPEG, PNG or TIFF first"
 SAMPLE_STEP = 10  # a video with few key frames is sampled every this many frames from its start
 
 
@@ -112,8 +113,7 @@ def list_images(folder: Path, recursive: bool = False, face_folder: Path | None 
             skipped.append(SkippedInput(str(path), f"{path}: a video, not read with a folder's images: extract it "
                                                    f"on its own (-i {path}; --batch: each video of a folder)"))
         elif path.suffix.lower() in RAW_EXTENSIONS:
-            skipped.append(SkippedInput(str(path), f"{path}: a camera RAW file, not decoded here: convert it to JPEG, "
-                                                   "PNG or TIFF first, or keep the camera's JPEG of it beside it"))
+            skipped.append(SkippedInput(str(path), f"{path}: {RAW_REFUSAL}, or keep the camera's JPEG of it beside it"))
         else:
             skipped.append(SkippedInput(str(path), f"{path}: not an image file (unknown extension)"))
     return images, skipped
@@ -130,6 +130,8 @@ def companions_of(entries: list[Path], main: set[str], sidecars: set[str]):
     names, stems = {path.name.casefold() for path in mains}, {path.stem.casefold() for path in mains}
 
     def companion(path: Path) -> bool:
+        if not path.is_file():
+            return False
         name = path.name.casefold()
         if name in SYSTEM_FILES:
             return True
@@ -445,7 +447,7 @@ def _what_else(path: Path) -> str:
     extension) is told to take the one it needs. Its extension decides, as faceswap's does and
     as every engine and resume must agree."""
     if path.suffix.lower() in RAW_EXTENSIONS:
-        return "a camera RAW file, not decoded here: convert it to JPEG, PNG or TIFF first"
+        return RAW_REFUSAL
     import av
     from PIL import Image
 

@@ -189,7 +189,7 @@ class StageActor:
 
             os.environ["OMP_NUM_THREADS"] = str(cpu_threads)
             cv2.setNumThreads(cpu_threads)
-        self.stages, self.unconfirmed, self.start_up_log = [], [], []
+        self.stages, self.start_up_warnings, self.start_up_log = [], [], []
         for spec in specs:
             # Its log records go to the driver with its first frames: warnings (a plugin's load) to
             # the terminal and the summary, the rest (the frameworks' start-up lines) to --logfile.
@@ -198,21 +198,21 @@ class StageActor:
                 stage = build_stage(spec.stage, spec.config(config, spec.on_gpu))
                 stage.load()
                 blind = blind_runtimes(spec.runtime) if spec.on_gpu else []
-            self.unconfirmed += [record.getMessage() for record in said if record.levelno >= logging.WARNING]
+            self.start_up_warnings += [record.getMessage() for record in said if record.levelno >= logging.WARNING]
             self.start_up_log += [(record.levelno, record.name, f"{spec.stage} actor: {record.getMessage()}")
                                   for record in said if record.levelno < logging.WARNING]
             if blind:  # said once, with the actor's first frames (as a pool worker says it when ready)
-                self.unconfirmed.append(f"a {spec.stage} actor was given a GPU by Ray, but {', '.join(blind)} "
-                                        "sees no GPU in it: it runs on the CPU")
+                self.start_up_warnings.append(f"a {spec.stage} actor was given a GPU by Ray, but "
+                                              f"{', '.join(blind)} sees no GPU in it: it runs on the CPU")
             self.stages.append(stage)
 
     def __call__(self, batch: dict) -> dict:
         for stage in self.stages:
             batch = self._run(stage, batch)
-        if self.unconfirmed and len(batch["warning"]):
+        if self.start_up_warnings and len(batch["warning"]):
             warnings = list(batch["warning"])
-            warnings[0] = "\n".join(filter(None, [*self.unconfirmed, warnings[0]]))
-            batch["warning"], self.unconfirmed = warnings, []
+            warnings[0] = "\n".join(filter(None, [*self.start_up_warnings, warnings[0]]))
+            batch["warning"], self.start_up_warnings = warnings, []
         if self.start_up_log and len(batch["log"]):
             log = list(batch["log"])
             log[0] = pickle.dumps((pickle.loads(log[0]) if log[0] else []) + self.start_up_log)  # after earlier actors'

@@ -129,11 +129,9 @@ def convert(model: Path) -> Path:
 
 def ready(model: Path) -> Path:
     """``convert``, one process at a time: align workers starting together (the pool's, a Ray
-    node's) wait for the first one's copy instead of each reading the 100 MB file. Raises
-    OSError where the cache cannot be written."""
+    node's) wait for the first one's copy (``convert`` then finds it done) instead of each reading
+    the 100 MB file. Raises OSError where the cache cannot be written."""
     target = cache_folder(model)
-    if present(target / "done"):
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / "dlib_ert.lock", "ab") as lock:  # one for the cache: nothing left per install
         try:

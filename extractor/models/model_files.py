@@ -45,7 +45,7 @@ def _usable_cache(xdg_cache_home: str, home: str) -> Path:
     else the home one all the same (nothing is kept: every deriving step goes on without it).
     Decided once per process for these variables."""
     try:
-        default = Path(xdg_cache_home or Path.home() / ".cache") / "extractor"
+        default = Path(xdg_cache_home or (Path(home) if home else Path.home()) / ".cache") / "extractor"
         if present(default) or _made(default):
             return default
     except RuntimeError:  # no HOME and no password entry (some containers)
