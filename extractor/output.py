@@ -30,7 +30,7 @@ from extractor.geometry import compose_affine, transform_points
 from extractor.faceswap_format import THUMB_SIZE, face_in_stored_frame, png_header, thumbnail
 from extractor.media import ExtractMedia
 from extractor.orientation import exif_orientation, upright_to_stored
-from extractor.png import encode_png, text_chunks
+from extractor.png import encode_png, is_whole_png, text_chunks
 from extractor.preview import ContactSheet, is_our_preview
 
 logger = logging.getLogger(__name__)
@@ -127,6 +127,17 @@ def _our_face(path: Path) -> bool:
         with open(path, "rb") as handle:
             return PNG_KEYWORD in text_chunks(handle.read(1 << 20))
     except (OSError, ValueError, IndexError, struct.error):  # not a PNG, or one cut short
+        return False
+
+
+def _lost_write(path: Path) -> bool:
+    """Whether a file holds nothing: empty or zeros, what a face PNG whose record was lost with it
+    looks like after the machine stopped (power lost before either reached the disk). Nothing of
+    anyone's is lost when the resumed run writes its face there."""
+    try:
+        with open(path, "rb") as handle:
+            return not any(block.strip(b"\0") for block in iter(lambda: handle.read(1 << 16), b""))
+    except OSError:
         return False
 
 
@@ -377,6 +388,7 @@ class FrameWriter:
         check_writable(settings)
         self.locks = self._lock_outputs()
         self.looked_again = 0  # frames an earlier run found no face in, done again (--skip-existing-faces)
+        self.damaged_faces: dict[str, list[Path]] = {}  # frame -> its earlier face PNGs not whole: done again
         try:
             self.done = self._earlier_frames()
             self._refuse_another_inputs(keys, video)
@@ -385,8 +397,8 @@ class FrameWriter:
             if settings.preview_path and settings.preview_path.exists() and not is_our_preview(settings.preview_path):
                 raise OutputError(f"{settings.preview_path}: exists and is not a contact sheet of ours; it would be "
                                   "written over: move it away or choose another -o")
-            if settings.redo_faceless and self.done:
-                self._drop_faceless_frames()
+            if self.done:
+                self._drop_frames_to_redo()
             self.alignments = AlignmentsWriter(settings.alignments_path, made_with=settings.made_with)
         except BaseException:
             self._release_locks()
@@ -435,7 +447,7 @@ class FrameWriter:
         repair_tail(path)  # a record torn by a kill is reported and dropped once, here
         records = list(read_records(path))
         frames = {record["frame"] for record in records}
-        self._earlier = (header, records) if self.settings.redo_faceless else None  # for _drop_faceless_frames
+        self._earlier = (header, records)  # for _drop_frames_to_redo
         # A resumed video's new tracks are numbered after the earlier run's.
         self.next_track_id = 1 + max((face.get("track", -1) for record in records for face in record.get("faces", [])),
                                      default=-1)
@@ -461,18 +473,39 @@ class FrameWriter:
                               "different faces: run with the recorded settings, or --overwrite to start again")
         return frames
 
-    def _drop_faceless_frames(self) -> None:
-        """--skip-existing-faces: the earlier run's records of frames without a face leave the
-        file (those frames are done again, each keeping one record), and the header records this
-        run's settings, those of the earlier passes beside them."""
+    def _drop_frames_to_redo(self) -> None:
+        """Frames of the earlier run done again, their records leaving the file (every frame keeps
+        one record): those with a face PNG on disk that is not whole (empty or cut short: the
+        machine stopped before it reached the disk, while its record did), and, with
+        --skip-existing-faces, those it found no face in; then the header records this run's
+        settings, those of the earlier passes beside them. A face PNG that is gone was deleted
+        (a curated folder): its frame stays done, as faceswap's resume leaves it."""
         header, records = self._earlier
-        with_faces = [record for record in records if record["faces"]]
-        self.looked_again = len(records) - len(with_faces)
-        self.done = {record["frame"] for record in with_faces}
+        self.damaged_faces = damaged = {record["frame"]: paths for record in records
+                                        if (paths := self._damaged_faces_of(record))}
+        redo_faceless = self.settings.redo_faceless
+        kept = [record for record in records
+                if record["frame"] not in damaged and (record["faces"] or not redo_faceless)]
+        self.looked_again = sum(not record["faces"] for record in records) if redo_faceless else 0
+        self.done = {record["frame"] for record in kept}
         recorded, wanted = header.get("made_with", {}), self.settings.made_with
-        earlier = list(header.get("earlier_made_with", [])) + ([recorded] if recorded != wanted else [])
-        if self.looked_again or recorded != wanted:
-            rewrite_records(self.settings.alignments_path, wanted, with_faces, earlier)
+        earlier = list(header.get("earlier_made_with", []))
+        if redo_faceless and recorded != wanted:
+            earlier.append(recorded)
+        if damaged:
+            paths = [path for frame_paths in damaged.values() for path in frame_paths]
+            for path in paths:  # first: a face PNG that no record lists is refused as another's
+                path.unlink(missing_ok=True)
+            logger.warning("%s%s: %d face PNG(s) of the earlier run not whole (empty or cut short: the machine "
+                           "stopped before they reached the disk?); their %d frame(s) are extracted again",
+                           paths[0], ", ..." if len(paths) > 1 else "", len(paths), len(damaged))
+        if len(kept) < len(records) or (redo_faceless and recorded != wanted):
+            rewrite_records(self.settings.alignments_path, wanted if redo_faceless else recorded, kept, earlier)
+
+    def _damaged_faces_of(self, record: dict) -> list[Path]:
+        """The face PNGs of an earlier run's record that are on disk but not whole."""
+        paths = [self.settings.output_dir / PurePosixPath(name).name for name in record.get("face_files", [])]
+        return [path for path in paths if path.exists() and not is_whole_png(path)]
 
     def _refuse_another_inputs(self, keys: list[str] | None, video: Path | None) -> None:
         """A resume goes on the same input's frames: an alignments file none of whose frames is a
@@ -498,7 +531,8 @@ class FrameWriter:
             stem, _, number = path.stem.rpartition("_")
             if not number.isdigit() or path.name in self._ours:
                 continue
-            if (stem in stems or (video_name is not None and video_name.match(stem))) and not _our_face(path):
+            if (stem in stems or (video_name is not None and video_name.match(stem))) and not _our_face(path) \
+                    and not _lost_write(path):
                 raise OutputError(f"{path}: already in the face folder and not a face of this run (or of the run "
                                   "it resumes); it would be written over: move it away or choose another -o")
 

@@ -78,3 +78,22 @@ def text_chunks(data: bytes) -> dict[str, str]:
             break
         pos += 12 + length
     return out
+
+
+IEND_CHUNK = chunk(b"IEND", b"")
+
+
+def is_whole_png(path) -> bool:
+    """Whether the file at ``path`` starts as a PNG and ends with its closing chunk: a face
+    written whole. One the machine stopped writing (power lost before it reached the disk) is
+    empty, cut short or filled with zeros. Reads its first 8 and last 12 bytes; False when unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(SIGNATURE))
+            handle.seek(0, 2)
+            if handle.tell() < len(SIGNATURE) + len(IEND_CHUNK):
+                return False
+            handle.seek(-len(IEND_CHUNK), 2)
+            return head == SIGNATURE and handle.read() == IEND_CHUNK
+    except OSError:
+        return False

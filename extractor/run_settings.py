@@ -131,6 +131,7 @@ class RunSettings:
                              source.path if source.is_video else None)
         source.done = writer.done
         summary.already_done, summary.looked_again = len(writer.done), writer.looked_again
+        summary.damaged_again = len(writer.damaged_faces)
         if not source.is_video:
             self.stages = replace(self.stages, close_look=True)
         turn = source.video_turn() if source.is_video and self.import_alignments is None else 0
@@ -197,6 +198,7 @@ class RunSummary:
     without_png: int = 0  # faces in the alignments file only: too enlarged for --min-scale
     already_done: int = 0  # frames an earlier run finished (--skip-existing)
     looked_again: int = 0  # frames an earlier run found no face in, done again (--skip-existing-faces)
+    damaged_again: int = 0  # frames an earlier run wrote whose face PNGs were not whole, done again
     skipped: list[SkippedInput] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -251,6 +253,8 @@ class RunSummary:
         if self.looked_again:
             earlier.append(f"{self.looked_again} {'it' if self.already_done else 'an earlier run'} found no face "
                            "in, looked at again")
+        if self.damaged_again:
+            earlier.append(f"{self.damaged_again} whose face PNGs were not whole, extracted again")
         done = f" ({'; '.join(earlier)})" if earlier else ""
         outside, filtered = self.outside_size_limits, ""
         filtered += f" kept, {outside} outside --min-size/--max-size" if outside else ""

