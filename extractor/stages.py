@@ -224,24 +224,29 @@ class DetectStage:
 
     def _look_for_lying_faces(self, images: list[np.ndarray], found: list[list[DetectedFace]],
                               doubtful: list[list[DetectedFace]]) -> None:
-        """Frames with no face found whose doubtful spots lie on their side or upside down (a photo
-        stored turned without saying so, every face of it missed as stored), looked at again
-        turned as most of those spots ask (``upright_turn``), then the other quarter turns until
-        a look confirms a spot (upside down, the spots' key points are often read a quarter off);
-        a face found there is kept only where it confirms such a spot (in place). A blind turned
-        look at every faceless frame finds faces in clutter (``--rotate on``)."""
-        first = [0 if faces else upright_turn(spots) for faces, spots in zip(found, doubtful)]
+        """Frames whose doubtful spots that no found face explains lie on their side or upside
+        down, looked at again turned as most of those spots ask (``upright_turn``), then the other
+        quarter turns until a look confirms a spot (upside down, the spots' key points are often
+        read a quarter off); a face found there is kept only where it confirms such a spot, beside
+        the faces found as the frame stands (in place). Such spots are every face of a photo stored
+        turned without saying so, or one face lying among upright ones (someone lying down, a head
+        bent far over: missed as the frame stands in 4 of 17 faces turned 90 degrees in their
+        photos). A blind turned look at every frame finds faces in clutter (``--rotate on``)."""
+        spots = [[spot for spot, explained in zip(spots, overlapping([spot.box_ltrb for spot in spots],
+                                                                     [face.box_ltrb for face in faces], LOOKS_OVERLAP))
+                  if not explained] for faces, spots in zip(found, doubtful)]
         waiting = {i: [turn] + [other for other in (180, 90, 270) if other != turn]
-                   for i, turn in enumerate(first) if turn}
+                   for i, turn in enumerate(upright_turn(unexplained) for unexplained in spots) if turn}
         while waiting:
             looked = sorted(waiting)
             again = self._detect_turned([images[i] for i in looked], [waiting[i][0] for i in looked])
             for i, faces in zip(looked, again):
-                confirms = overlapping([face.box_ltrb for face in faces], [spot.box_ltrb for spot in doubtful[i]],
+                confirms = overlapping([face.box_ltrb for face in faces], [spot.box_ltrb for spot in spots[i]],
                                        LYING_SPOT_CONFIRMS)
-                found[i] = [face for face, confirmed in zip(faces, confirms) if confirmed]
+                lying = [face for face, confirmed in zip(faces, confirms) if confirmed]
+                found[i] = merge_looks(found[i], lying) if found[i] else lying
                 waiting[i].pop(0)
-                if found[i] or not waiting[i]:
+                if lying or not waiting[i]:
                     del waiting[i]
 
     def run_isolated(self, images: list[np.ndarray], indices: list[int] | None = None) -> tuple[list, dict[int, str]]:
