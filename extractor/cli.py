@@ -297,10 +297,10 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
                    "passes of the aligner (docs/accuracy.md).")
 @click.option("-r", "--rotate", "--rotate-images", default="auto", show_default=True,
               help="auto: a frame whose faces, or doubtful spots no face explains, lie on their side or upside "
-                   "down is looked at again turned upright (a photo stored sideways, someone lying down), and a video with no display rotation whose faces "
-                   "stand up only turned is looked at turned; on: also retry frames with no face turned 90, 270, "
-                   "180; angles like 90,270: those (one number is a step, as in faceswap: 90 = 90,180,270); off: none "
-                   "of these.")
+                   "down is looked at again turned upright (a photo stored sideways, someone lying down), and a "
+                   "video with no display rotation whose faces stand up only turned is looked at turned; on: also "
+                   "retry frames with no face turned 90, 270, 180; angles like 90,270: those (one number is a step, "
+                   "as in faceswap: 90 = 90,180,270); off: none of these.")
 @click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
               help="Refuse images whose header claims more pixels than this.")
 @click.option("--preview", is_flag=True,
