@@ -14,7 +14,7 @@ from typing import Callable
 from extractor.geometry import rotate_image
 from extractor.media import ExtractMedia
 from extractor.output import FaceNames, FrameWriter, OutputSettings, check_outside_inputs
-from extractor.sources import DEFAULT_MAX_PIXELS, InputError, InputSource, SkippedInput
+from extractor.sources import DEFAULT_MAX_PIXELS, InputError, InputSource, SkippedInput, is_video_file
 from extractor.stages import StageConfig
 from extractor.tracking import TrackLabeller
 
@@ -119,11 +119,14 @@ class RunSettings:
                              face_folder=self.output.output_dir)
         if not source.is_video and not source.image_paths():
             others = source.listing_problems()
-            listed = f" ({len(others)} other entries: {', '.join(Path(o.source).name for o in others[:3])}" \
-                     f"{', ...' if len(others) > 3 else ''})" if others else ""
-            folders = any("sub-folder" in other.reason for other in others)
-            raise InputError(f"{self.input_path}: no image to extract from{listed}; nothing to do"
-                             f"{' (sub-folders are searched with --recursive)' if folders else ''}")
+            names = ", ".join(Path(other.source).name for other in others[:3]) + (", ..." if len(others) > 3 else "")
+            listed = f" ({len(others)} other {'entry' if len(others) == 1 else 'entries'}: {names})" if others else ""
+            hints = [hint for hint, present in (
+                ("sub-folders are searched with --recursive", any("sub-folder" in other.reason for other in others)),
+                ("each video of a folder is extracted with --batch", any(is_video_file(Path(other.source))
+                                                                         for other in others))) if present]
+            hint = f" ({'; '.join(hints)})" if hints else ""
+            raise InputError(f"{self.input_path}: no image to extract from{listed}; nothing to do{hint}")
         check_outside_inputs(self.output, self.input_path, self.recursive)
         self.output.made_with = self.made_with(source.is_video)
         keys = source.frame_keys()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import DATA
+from conftest import DATA, REPO
 from extractor import fsa
 from extractor.cli import main
 from extractor.fsa import UnsafeFileError, read_fsa
@@ -74,7 +74,12 @@ def test_an_input_folder_without_images_says_there_is_nothing_to_do(tmp_path):
     (tmp_path / "notes" / "sub").mkdir()
     result = _cli("run", "-i", tmp_path / "notes", "-o", tmp_path / "out")
     assert result.exit_code != 0 and "(2 other entries: a.txt, sub)" in result.output
-    assert "--recursive" in result.output
+    assert "--recursive" in result.output and "--batch" not in result.output
+    (tmp_path / "clips").mkdir()  # videos, as faceswap's batch mode takes them
+    shutil.copy(REPO / "samples" / "hamilton_clip_60frames.mp4", tmp_path / "clips")
+    result = _cli("run", "-i", tmp_path / "clips", "-o", tmp_path / "out")
+    assert result.exit_code != 0 and "(1 other entry: hamilton_clip_60frames.mp4); nothing to do (each video of a " \
+        "folder is extracted with --batch)" in result.output, result.output
 
 
 @pytest.mark.parametrize("text, expected", [
