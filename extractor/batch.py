@@ -28,7 +28,7 @@ def batch_items(folder: Path, output_dir: Path | None) -> tuple[list[tuple[Path,
                                    or folder.resolve() in output_dir.resolve().parents):
         raise InputError(f"{output_dir}: is inside the batch folder {folder}; its faces would become inputs: "
                          "choose an -o outside it")
-    items, left_out = [], []
+    items, left_out, loose_images = [], [], 0
     entries = sorted(folder.iterdir())
     companion = companions_of(entries, VIDEO_EXTENSIONS, VIDEO_SIDECAR_EXTENSIONS)
     for path in entries:
@@ -39,6 +39,7 @@ def batch_items(folder: Path, output_dir: Path | None) -> tuple[list[tuple[Path,
         if path.is_dir() or (path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS):
             items.append(path)
         elif path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+            loose_images += 1
             left_out.append(f"{path}: a loose image; --batch takes videos and image folders (run its folder "
                             "without --batch)")
         else:
@@ -51,5 +52,7 @@ def batch_items(folder: Path, output_dir: Path | None) -> tuple[list[tuple[Path,
     names = [f"{name}~{short_hash(path.name)}" if folded[name.casefold()] > 1 else name
              for name, path in zip(names, items)]
     if not items:
-        raise InputError(f"{folder}: no video or image folder in it; nothing to do")
+        hint = f" (its {loose_images} image{'s' if loose_images > 1 else ''}: run it without --batch)" \
+            if loose_images else ""
+        raise InputError(f"{folder}: no video or image folder in it; nothing to do{hint}")
     return [(path, output_dir / name if output_dir is not None else None) for path, name in zip(items, names)], left_out

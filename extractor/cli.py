@@ -418,8 +418,8 @@ def _run_batch(config, flags: dict) -> None:
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             failed.append(source.name)
-    click.echo(f"batch: {len(items)} inputs, {len(items) - len(failed)} extracted, {len(failed)} failed"
-               + (f", {len(left_out)} entries left out (above)" if left_out else ""))
+    entries = f", {len(left_out)} {'entry' if len(left_out) == 1 else 'entries'} left out (above)" if left_out else ""
+    click.echo(f"batch: {len(items)} inputs, {len(items) - len(failed)} extracted, {len(failed)} failed{entries}")
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(items)} inputs failed: {', '.join(failed)}")
 

@@ -295,7 +295,7 @@ def test_batch_mode_extracts_each_video_and_folder_into_its_own_and_goes_on_past
     result = CliRunner().invoke(main, ["run", "-i", str(batch), "-o", str(out), "--batch", "--single-process",
                                        "--size", "64", "--alignments", "alignments.fsa"])
     assert result.exit_code != 0 and "1 of 4 inputs failed: cut.mp4" in result.output, result.output
-    assert "batch: 4 inputs, 3 extracted, 1 failed, 1 entries left out" in result.output
+    assert "batch: 4 inputs, 3 extracted, 1 failed, 1 entry left out" in result.output
     assert sorted(p.name for p in out.iterdir()) == ["clip_mkv", "clip_mp4", "cut", "photos"]
     frames = {name: [r["frame"] for r in read_records(out / name / "alignments.jsonl")]
               for name in ("clip_mkv", "clip_mp4", "photos")}
@@ -308,6 +308,9 @@ def test_batch_mode_extracts_each_video_and_folder_into_its_own_and_goes_on_past
     assert result.exit_code != 0 and "--alignments is a file name (no folder)" in result.output, result.output
     result = CliRunner().invoke(main, ["run", "-i", str(batch), "-o", str(batch / "faces"), "--batch"])
     assert result.exit_code != 0 and "is inside the batch folder" in result.output, result.output
+    result = CliRunner().invoke(main, ["run", "-i", str(batch / "photos"), "-o", str(out), "--batch"])
+    assert result.exit_code != 0 and "no video or image folder in it; nothing to do (its 1 image: run it without " \
+        "--batch)" in result.output, result.output
 
 
 # --- faceswap's extract command line, as its users type it ---------------------------------------
