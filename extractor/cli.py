@@ -289,7 +289,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("--batch-size", "batch_sizes", multiple=True, metavar="STAGE=N",
               help="Batch size of a stage, e.g. --batch-size align=32 (default: the plugin's).")
 @click.option("-O", "--normalization", "-nm", default=StageConfig.normalization, show_default=True,
-              type=click.Choice(Aligner.NORMALIZATIONS),
+              type=click.Choice(Aligner.NORMALIZATIONS, case_sensitive=False),
               help="Normalise the face crop the aligner sees; auto: CLAHE on dim or flat faces only, for dlib68.")
 @click.option("-R", "--re-feed", "-rf", default=0, show_default=True, type=click.IntRange(0, 10),
               help="As faceswap's: align each face again from this many slightly moved crops and average the "

@@ -56,10 +56,11 @@ FACESWAP_ONLY_PLUGINS = {"detect": ("s3fd", "cv2-dnn"), "align": ("fan", "cv2-dn
 
 
 class PluginChoice(click.Choice):
-    """A stage's plugin names; one of faceswap's own plugins is refused saying so and what to use."""
+    """A stage's plugin names, in any case (faceswap lowercases them: ``-D MTCNN``); one of
+    faceswap's own plugins is refused saying so and what to use."""
 
     def __init__(self, stage: str, names: list[str]):
-        super().__init__(names)
+        super().__init__(names, case_sensitive=False)
         self.stage = stage
 
     def convert(self, value, param, ctx):

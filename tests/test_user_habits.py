@@ -330,8 +330,8 @@ def _run_params(args: list[str]) -> dict:
 def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
     """A faceswap command line (its short flags, its long names, several values after one flag)
     gives the settings of extractor's own flags; faceswap's one-number rotation is a step."""
-    faceswap = ("-i in --output-dir out -p al.fsa -D mtcnn -A face-mesh -M components extended -z 256 -N 2 -m 10 "
-                "-x 200 -O clahe -R 2 -r 90 -b -B -K -s -P -a -v 100 -f a.jpg b.jpg -n c.jpg").split()
+    faceswap = ("-i in --output-dir out -p al.fsa -D MTCNN -A Face-Mesh -M components Extended -z 256 -N 2 -m 10 "
+                "-x 200 -O CLAHE -R 2 -r 90 -b -B -K -s -P -a -v 100 -f a.jpg b.jpg -n c.jpg").split()
     ours = ("--input in --output out --alignments al.fsa --detector mtcnn --aligner face-mesh --masker components "
             "--masker extended --size 256 --extract-every-n 2 --normalization clahe --re-feed 2 --rotate 90,180,270 "
             "--batch --debug-landmarks --no-faces --skip-existing --single-process --filter a.jpg --filter b.jpg "
