@@ -10,6 +10,8 @@ puts its alignments file (where faceswap's convert looks for it).
 """
 from __future__ import annotations
 
+import itertools
+import shlex
 from functools import partial
 from pathlib import Path
 
@@ -149,6 +151,14 @@ class FaceswapStyleCommand(click.Command):
     def parse_args(self, ctx, args):
         try:
             return super().parse_args(ctx, spread_values(without_identity_models(list(args))))
+        except click.MissingParameter as exc:
+            leading = list(itertools.takewhile(lambda word: not word.startswith("-"), args))
+            if exc.param is None or exc.param.name != "input_path" or not leading:
+                raise
+            output = f" -o {shlex.quote(leading[1])}" if len(leading) > 1 else ""
+            raise click.UsageError(f"{' '.join(map(shlex.quote, leading))}: the input is given with -i (and the face "
+                                   f"folder with -o): extractor run -i {shlex.quote(leading[0])}{output}",
+                                   ctx) from None
         except click.UsageError as exc:
             if "unexpected extra argument" not in exc.message:
                 raise

@@ -64,6 +64,8 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["run", "-i", "-", "-o", "{tmp}/o"], "-: input does not exist (standard input is not read: give a file)"),
     (["run", "-i", "{tmp}/photos/*.jpg", "-o", "{tmp}/o"], "photos/*.jpg: no such file; -i takes a folder (every "
                                                            "image in it is read: -i "),
+    (["run", "photos", "faces"], "photos faces: the input is given with -i (and the face folder with -o): "
+                                 "extractor run -i photos -o faces"),
 ])
 def test_bad_flags_and_files_are_one_line(tmp_path, monkeypatch, args, expected):
     monkeypatch.chdir(tmp_path)  # an empty path taken as "." would write here, not into the checkout
