@@ -82,6 +82,20 @@ def _tilted(image: np.ndarray, degrees: float = 30) -> tuple[np.ndarray, np.ndar
     return cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), matrix
 
 
+def face_turned_in_place(image: np.ndarray, box, degrees: float) -> np.ndarray:
+    """The photo with the face of ``box`` alone turned ``degrees`` (counter-clockwise) about its
+    centre, in a soft-edged disc: someone lying down among people standing
+    (``tools/lying_faces.py``)."""
+    left, top, right, bottom = box
+    centre, radius = ((left + right) / 2, (top + bottom) / 2), int(0.9 * (right - left))
+    turned = cv2.warpAffine(image, cv2.getRotationMatrix2D(centre, degrees, 1.0), image.shape[1::-1],
+                            borderMode=cv2.BORDER_REFLECT)
+    disc = np.zeros(image.shape[:2], np.uint8)
+    cv2.circle(disc, tuple(int(c) for c in centre), radius, 255, -1)
+    disc = cv2.GaussianBlur(disc, (0, 0), radius / 10)[..., None] / 255.0
+    return (turned * disc + image * (1 - disc)).astype(np.uint8)
+
+
 CHANGES: dict[str, Change] = {
     "original": lambda image: (image, SAME),
     "dark (x0.25)": lambda image: (_scaled(image, 0.25), SAME),

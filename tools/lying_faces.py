@@ -10,27 +10,15 @@ tools/lying_faces.py [ANGLE ...] (about two minutes for the five default angles)
 import json
 import sys
 
-import cv2
 import numpy as np
 from common import SHARED
 
+from benchmarks.robustness import face_turned_in_place
 from extractor.evaluate import find_annotation_files
 from extractor.images import read_image
 from extractor.stages import DetectStage, StageConfig
 
 MIN_SIDE = 40
-
-
-def turned_in_place(image: np.ndarray, box, angle: float) -> np.ndarray:
-    """``image`` with the face of ``box`` turned ``angle`` degrees about its centre in a disc."""
-    left, top, right, bottom = box
-    centre, radius = ((left + right) / 2, (top + bottom) / 2), int(0.9 * (right - left))
-    turned = cv2.warpAffine(image, cv2.getRotationMatrix2D(centre, angle, 1.0), image.shape[1::-1],
-                            borderMode=cv2.BORDER_REFLECT)
-    disc = np.zeros(image.shape[:2], np.uint8)
-    cv2.circle(disc, tuple(int(c) for c in centre), radius, 255, -1)
-    disc = cv2.GaussianBlur(disc, (0, 0), radius / 10)[..., None] / 255.0
-    return (turned * disc + image * (1 - disc)).astype(np.uint8)
 
 
 def found_at(faces, box) -> bool:
@@ -53,7 +41,7 @@ def main(angles: list[float]) -> None:
             image, _ = read_image(path.parent / entry["file"])
             for box in boxes:
                 for angle in angles:
-                    hit = found_at(detect.run([turned_in_place(image, box, angle)])[0], box)
+                    hit = found_at(detect.run([face_turned_in_place(image, box, angle)])[0], box)
                     counts[angle][0] += hit
                     counts[angle][1] += 1
                     if not hit:
