@@ -127,6 +127,9 @@ class CenterFaceDetector(Detector):
         # (close_look) from fine_if_from_close: a photo is looked at once, a video's frames
         # thousands of times, so a video gets it only where its sampled frames showed small faces.
         self.fine_if_from = int(fine_if_from_close if close_look else fine_if_from)
+        # Where the closer look found small faces, frames from fine_if_from_close get the finer look
+        # whatever the decision for the video: they show the faces it is for.
+        self.fine_if_found_from = min(self.fine_if_from, int(fine_if_from_close))
         self.fine_if_under = float(fine_if_under)
         self.min_side = int(min_side)  # frames with a shorter long side are enlarged to it (0: never)
         if runtime not in RUNTIMES:
@@ -265,7 +268,8 @@ class CenterFaceDetector(Detector):
         if longest > self.fine_from:
             factor = self.fine_factor(height, width)
         else:
-            if not self.fine_if_from or longest <= self.fine_if_from or boxes is None:
+            fine_from = self.fine_if_found_from if small_found else self.fine_if_from
+            if not fine_from or longest <= fine_from or boxes is None:
                 return 0
             sure = boxes[boxes[:, 4] >= self.threshold]
             sides = np.maximum(sure[:, 2] - sure[:, 0], sure[:, 3] - sure[:, 1]) / seen[0]
