@@ -258,9 +258,10 @@ class CenterFaceDetector(Detector):
         ``fine_from`` always gets one (``fine_factor``). One longer than ``fine_if_from`` (4K
         UHD video: a 32 px face is 5 px seen at 640 px, no blob for the closer look) gets one
         seen about ``FINE_IF_SIDE`` px long where its usual view (first-pass ``boxes`` seen at
-        ``seen``) found no face or one smaller than ``fine_if_under`` of its long side, or where
-        its closer look found small faces (``small_found``: people far behind someone close):
-        small faces may be there; a frame of big faces only costs nothing more."""
+        ``seen``) found no face or one smaller than ``fine_if_under`` of its long side: small
+        faces may be there; a frame of big faces only costs nothing more. Where its closer look
+        found small faces (``small_found``: people far behind someone close, a crowd shot of a
+        video), a frame gets one whatever its faces, from ``fine_if_from_close`` (1280 px) on."""
         height, width = image.shape[:2]
         longest = max(height, width)
         if not self.fine_from or not self.max_side:
