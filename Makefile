@@ -95,6 +95,7 @@ wheel-check: install
 
 bench: install
 	$(BIN)/python -m benchmarks.bench
+	$(BIN)/python -m benchmarks.resume
 
 # Video tracking against detection on every frame: faces kept, frames/s, landmark NME and jitter.
 tracking: install

@@ -10,13 +10,14 @@ with sorted keys and no spaces (``canonical``).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 from extractor.faces import DetectedFace
 
@@ -104,13 +105,15 @@ def _header(made_with: dict | None, earlier: list[dict] | None = None) -> dict:
     return {"header": header}
 
 
-def _replace_contents(path: Path, data: bytes) -> None:
-    """``path`` holds ``data`` (written beside, then renamed over it: a kill leaves the old file
-    or the new one, each whole)."""
+def _replace_contents(path: Path, chunks: Iterable[bytes]) -> None:
+    """``path`` holds the bytes of ``chunks`` (written beside, then renamed over it: a kill leaves
+    the old file or the new one, each whole). Written as they come: a long video's file is not
+    held in memory."""
     scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(scratch, "wb") as handle:
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(scratch, path)
@@ -120,25 +123,49 @@ def _replace_contents(path: Path, data: bytes) -> None:
         scratch.unlink(missing_ok=True)
 
 
+def _blocks(handle, limit: int | None = None, size: int = 1 << 20) -> Iterator[bytes]:
+    """A file's bytes from where ``handle`` stands, a block at a time (``limit`` bytes at most)."""
+    while limit is None or limit > 0:
+        block = handle.read(size if limit is None else min(size, limit))
+        if not block:
+            return
+        if limit is not None:
+            limit -= len(block)
+        yield block
+
+
 def rewrite_header(path: Path, made_with: dict) -> None:
     """Replace a damaged first line with a new header (this run's settings); the records after
     it stay byte for byte."""
-    data = path.read_bytes()
-    rest = data[data.index(b"\n") + 1:] if b"\n" in data else b""
-    _replace_contents(path, _line(_header(made_with)) + rest)
+    with open(path, "rb") as handle:
+        handle.readline()
+        _replace_contents(path, itertools.chain([_line(_header(made_with))], _blocks(handle)))
 
 
-def rewrite_records(path: Path, made_with: dict, records: list[dict], earlier: list[dict] | None = None) -> None:
-    """The alignments file holding only ``records``, under a header of ``made_with`` (and the
-    settings of ``earlier`` passes): --skip-existing-faces drops the records of frames it looks
-    at again, so that every frame keeps one record."""
-    _replace_contents(path, _line(_header(made_with, earlier)) + b"".join(_line(record) for record in records))
+def rewrite_records(path: Path, made_with: dict, keep: Callable[[dict], bool],
+                    earlier: list[dict] | None = None) -> None:
+    """The alignments file holding only its records that ``keep``, under a header of
+    ``made_with`` (and the settings of ``earlier`` passes): a resume drops the records of the
+    frames it does again, so that every frame keeps one record. Read and written a record at a
+    time (its bad lines were reported when the resume read it)."""
+    records = (_line(record) for record in read_records(path, quiet=True) if keep(record))
+    _replace_contents(path, itertools.chain([_line(_header(made_with, earlier))], records))
+
+
+def _intact(line: bytes, wrapper: dict) -> bool:
+    """Whether a parsed line's record is as it was written: its CRC-32 over the record's text as
+    the line holds it (the canonical text ``_line`` writes: no JSON written again, the cost of
+    reading a long video's file), else over the record written canonically again."""
+    head = b'{"crc32":%d,"record":' % wrapper["crc32"] if type(wrapper["crc32"]) is int else None
+    body = line.rstrip(b"\r\n")
+    if head and body.startswith(head) and body.endswith(b"}") and zlib.crc32(body[len(head):-1]) == wrapper["crc32"]:
+        return True
+    return zlib.crc32(canonical(wrapper["record"]).encode()) == wrapper["crc32"]
 
 
 def _valid_line(line: bytes) -> bool:
     try:
-        wrapper = json.loads(line)
-        return zlib.crc32(canonical(wrapper["record"]).encode()) == wrapper["crc32"]
+        return _intact(line, json.loads(line))
     except (ValueError, KeyError, TypeError):
         return False
 
@@ -147,29 +174,40 @@ def repair_tail(path: Path) -> list[TornRecord]:
     """Cut a torn tail (a record half-written when a run was killed) off an alignments file.
 
     Returns what was dropped. Only the tail can be torn in an append-only file; a bad line in
-    the middle is left for ``read_records`` to skip and report.
+    the middle is left for ``read_records`` to skip and report. Reads back from the end only as
+    far as the last whole record: a long video's file is not read whole.
     """
     if not path.exists():
         return []
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    good_end, dropped = len(data), []
-    # Walk back from the end over lines that are incomplete or fail their check.
-    offset = len(data)
-    for number in range(len(lines), 0, -1):
-        line = lines[number - 1]
-        start = offset - len(line)
-        if line and _valid_line(line):
-            break
-        if line:
-            dropped.append(TornRecord(number, "incomplete or failed its checksum"))
-        good_end = start
-        offset = start - 1
-    if good_end < len(data):
-        with open(path, "r+b") as handle:
-            handle.truncate(good_end)
-        for torn in dropped:
-            logger.warning("%s line %d: torn record (%s); dropped", path, torn.line_number, torn.reason)
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        start, lines = size, [b""]
+        while start > 0:  # back a block at a time, until the tail holds a line that passes its check
+            start = max(0, start - (1 << 20))
+            handle.seek(start)
+            lines = handle.read(size - start).split(b"\n")
+            if any(line and _valid_line(line) for line in reversed(lines[1 if start else 0:])):
+                break
+        # Back over the lines incomplete or failing their check, to the whole one found (a block's
+        # first piece, maybe the end of a line begun before it, is never reached but at the file's start).
+        good_end, offset, torn = size, size, []
+        for index in range(len(lines) - 1, -1, -1):
+            line = lines[index]
+            line_start = offset - len(line)
+            if line and _valid_line(line):
+                break
+            if line:
+                torn.append(index)
+            good_end, offset = line_start, line_start - 1
+        if not torn:
+            return []
+        handle.seek(0)
+        lines_before = sum(block.count(b"\n") for block in _blocks(handle, limit=start))
+    with open(path, "r+b") as handle:
+        handle.truncate(good_end)
+    dropped = [TornRecord(lines_before + index + 1, "incomplete or failed its checksum") for index in torn]
+    for record in dropped:
+        logger.warning("%s line %d: torn record (%s); dropped", path, record.line_number, record.reason)
     return dropped
 
 
@@ -239,22 +277,25 @@ def is_frame_record(record) -> bool:
             and isinstance(files, list) and all(isinstance(name, str) for name in files))
 
 
-def read_records(path: str | os.PathLike, torn: list[TornRecord] | None = None) -> Iterator[dict]:
-    """Frame records of an alignments file in order; bad lines are reported in ``torn``."""
-    with open(path, encoding="utf-8") as handle:
+def read_records(path: str | os.PathLike, torn: list[TornRecord] | None = None,
+                 quiet: bool = False) -> Iterator[dict]:
+    """Frame records of an alignments file in order; bad lines are logged (unless ``quiet``: said
+    already) and reported in ``torn``."""
+    with open(path, "rb") as handle:  # bytes: a byte that is not UTF-8 (a bad sector) spoils its line only
         for number, line in enumerate(handle, start=1):
             problem = None
             try:
                 wrapper = json.loads(line)
                 record = wrapper["record"]
-                if zlib.crc32(canonical(record).encode()) != wrapper["crc32"]:
+                if not _intact(line, wrapper):
                     problem = "checksum mismatch"
                 elif "header" not in record and not is_frame_record(record):
                     problem = "not a frame record (its frame, faces or face files are of the wrong kind)"
             except (ValueError, KeyError, TypeError) as exc:
                 problem = f"unreadable line ({exc.__class__.__name__})"
             if problem:
-                logger.warning("%s line %d: %s; record dropped", path, number, problem)
+                if not quiet:
+                    logger.warning("%s line %d: %s; record dropped", path, number, problem)
                 if torn is not None:
                     torn.append(TornRecord(number, problem))
                 continue

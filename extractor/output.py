@@ -18,6 +18,7 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -371,6 +372,13 @@ class FramePreparer:
         return thumbnail(pixels)
 
 
+class EarlierFrame(NamedTuple):
+    """What a resume keeps of each record of the run it resumes."""
+    frame: str
+    has_faces: bool
+    face_files: tuple[str, ...]
+
+
 class FrameWriter:
     """Writes each finished frame: its face PNGs first, then its alignments record.
 
@@ -445,13 +453,14 @@ class FrameWriter:
             path.unlink()
             return set()
         repair_tail(path)  # a record torn by a kill is reported and dropped once, here
-        records = list(read_records(path))
-        frames = {record["frame"] for record in records}
+        records, last_track = [], -1  # what a resume needs of each record (a long video's are not all kept)
+        for record in read_records(path):
+            records.append(EarlierFrame(record["frame"], bool(record["faces"]), tuple(record.get("face_files", ()))))
+            last_track = max([last_track] + [face.get("track", -1) for face in record["faces"]])
+        frames = {record.frame for record in records}
         self._earlier = (header, records)  # for _drop_frames_to_redo
-        # A resumed video's new tracks are numbered after the earlier run's.
-        self.next_track_id = 1 + max((face.get("track", -1) for record in records for face in record.get("faces", [])),
-                                     default=-1)
-        self._ours = {name for record in records for name in record.get("face_files", [])}
+        self.next_track_id = last_track + 1  # a resumed video's new tracks are numbered after the earlier run's
+        self._ours = {name for record in records for name in record.face_files}
         if frames and not self.settings.skip_existing:
             raise OutputError(f"{path} already holds {len(frames)} frames: add --skip-existing to resume "
                               "that run, or --overwrite to start again")
@@ -481,13 +490,13 @@ class FrameWriter:
         settings, those of the earlier passes beside them. A face PNG that is gone was deleted
         (a curated folder): its frame stays done, as faceswap's resume leaves it."""
         header, records = self._earlier
-        self.damaged_faces = damaged = {record["frame"]: paths for record in records
+        self.damaged_faces = damaged = {record.frame: paths for record in records
                                         if (paths := self._damaged_faces_of(record))}
         redo_faceless = self.settings.redo_faceless
         kept = [record for record in records
-                if record["frame"] not in damaged and (record["faces"] or not redo_faceless)]
-        self.looked_again = sum(not record["faces"] for record in records) if redo_faceless else 0
-        self.done = {record["frame"] for record in kept}
+                if record.frame not in damaged and (record.has_faces or not redo_faceless)]
+        self.looked_again = sum(not record.has_faces for record in records) if redo_faceless else 0
+        self.done = {record.frame for record in kept}
         recorded, wanted = header.get("made_with", {}), self.settings.made_with
         earlier = list(header.get("earlier_made_with", []))
         if redo_faceless and recorded != wanted:
@@ -500,11 +509,12 @@ class FrameWriter:
                            "stopped before they reached the disk?); their %d frame(s) are extracted again",
                            paths[0], ", ..." if len(paths) > 1 else "", len(paths), len(damaged))
         if len(kept) < len(records) or (redo_faceless and recorded != wanted):
-            rewrite_records(self.settings.alignments_path, wanted if redo_faceless else recorded, kept, earlier)
+            rewrite_records(self.settings.alignments_path, wanted if redo_faceless else recorded,
+                            lambda record: record["frame"] in self.done, earlier)
 
-    def _damaged_faces_of(self, record: dict) -> list[Path]:
+    def _damaged_faces_of(self, record: EarlierFrame) -> list[Path]:
         """The face PNGs of an earlier run's record that are on disk but not whole."""
-        paths = [self.settings.output_dir / PurePosixPath(name).name for name in record.get("face_files", [])]
+        paths = [self.settings.output_dir / PurePosixPath(name).name for name in record.face_files]
         return [path for path in paths if path.exists() and not is_whole_png(path)]
 
     def _refuse_another_inputs(self, keys: list[str] | None, video: Path | None) -> None:

@@ -273,6 +273,48 @@ def test_a_record_of_the_wrong_shape_is_dropped_with_a_line_not_a_crash(tmp_path
     assert export.exit_code == 0, export.output
 
 
+def test_a_byte_that_is_not_utf8_in_the_alignments_file_costs_its_record_only(tmp_path):
+    """A bad sector or a flipped bit in the middle of the file: that line is dropped with a line
+    naming it, the records around it are read (resume and export); it was UnicodeDecodeError,
+    the whole file refused."""
+    out = tmp_path / "out"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        shutil.copy(PHOTO, photos / name)
+    assert _cli("run", "-i", photos, "-o", out, "--single-process", "--size", "64").exit_code == 0
+    alignments = out / "alignments.jsonl"
+    lines = alignments.read_bytes().split(b"\n")
+    lines[2] = lines[2][:40] + b"\xff" + lines[2][41:]  # b.jpg's record
+    alignments.write_bytes(b"\n".join(lines))
+    export = _cli("export", alignments, "-o", tmp_path / "a.fsa")
+    assert export.exit_code == 0 and "wrote 2 frames" in export.output, export.output
+    assert f"{alignments} line 3: unreadable line (UnicodeDecodeError)" in export.output
+    result = _cli("run", "-i", photos, "-o", out, "--single-process", "--size", "64", "--skip-existing")
+    assert result.exit_code == 0 and "frames: 1 (+2 done by an earlier run)" in result.output, result.output
+
+
+def test_a_torn_tail_is_cut_however_long_its_records(tmp_path):
+    """The tail is read back a block (1 MB) at a time: records longer than a block (a crowd
+    frame's), torn records, a tail of zeros longer than a block (power lost) are cut as a read
+    of the whole file cut them, with the same lines named."""
+    from extractor.alignments import _header, _line, read_records, repair_tail
+
+    def record(index: int, pad: int) -> bytes:
+        return _line({"frame": f"f{index}.png", "index": index, "source": "s", "image_shape": [1, 1, 3],
+                      "faces": [], "pad": "z" * pad})
+
+    path = tmp_path / "alignments.jsonl"
+    whole = [_line(_header({"a": 1})), record(0, 10), record(1, 3_000_000), record(2, 20)]
+    tails = {b"": [], record(3, 2_500_000)[:-1_000_000]: [5], b"\0" * 2_500_000: [5],
+             record(3, 5)[:-3] + b"\n" + b"x" * 1_500_000: [6, 5]}
+    for tail, named in tails.items():
+        path.write_bytes(b"".join(whole) + tail)
+        assert [torn.line_number for torn in repair_tail(path)] == named
+        assert path.read_bytes() == b"".join(whole)
+        assert [r["frame"] for r in read_records(path)] == ["f0.png", "f1.png", "f2.png"]
+
+
 def test_a_header_whose_settings_are_not_a_table_is_a_damaged_header(tmp_path):
     from extractor.alignments import AlignmentsWriter
 
