@@ -1,17 +1,22 @@
 """Progress of a run: per-stage counters, a live display on a terminal, and peak memory.
 
 The display redraws one bar per stage in place (frames detected, faces aligned and masked,
-frames written, frames/s, ETA) and stays silent when stderr is not a terminal (logs, CI, pipes).
-Memory of this process and its children is sampled at the same pace for the final summary.
+frames written, frames/s, ETA) on a terminal. Where stderr is not one (a batch job's log, nohup,
+a pipe) a run instead logs one line a minute (frames written, frames/s, time left): an hours-long
+run says it is alive without filling its log with redraws. Memory of this process and its
+children is sampled at the same pace for the final summary.
 """
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
 import psutil
 
 BAR = 24
+LOG_EVERY = 60.0  # seconds between progress lines where no live display is drawn
+logger = logging.getLogger(__name__)
 
 
 def total_rss() -> int:
@@ -35,12 +40,13 @@ def _bar(done: int, total: int | None) -> str:
 
 class Progress:
     def __init__(self, total_frames: int | None, stream=None, enabled: bool | None = None,
-                 interval: float = 0.5):
+                 interval: float = 0.5, log_every: float | None = LOG_EVERY):
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.total = total_frames
         self.interval = interval
-        self.start = time.monotonic()
+        self.log_every = None if self.enabled else log_every  # None: no progress lines
+        self.start = self._logged = time.monotonic()
         self.counts = {"detected": 0, "faces": 0, "aligned": 0, "masked": 0, "written": 0}
         self.peak_rss = 0
         self._last = 0.0
@@ -59,6 +65,19 @@ class Progress:
         self.peak_rss = max(self.peak_rss, total_rss())
         if self.enabled:
             self._draw(now)
+        elif self.log_every is not None and now - self._logged >= self.log_every and not force:
+            self._logged = now
+            logger.info("progress: %s", self.summary_line(now))
+
+    def summary_line(self, now: float | None = None) -> str:
+        """Frames written (of how many), frames/s and the time left, in one line."""
+        written = self.counts["written"]
+        rate = written / max((now or time.monotonic()) - self.start, 1e-6)
+        if not self.total:
+            return f"{written} frames written, {rate:.1f} frames/s"
+        left = time.strftime("%H:%M:%S", time.gmtime(max(0, self.total - written) / rate)) if rate > 0 else "?"
+        return f"{written} of {self.total} frames written ({100 * written / self.total:.1f} %), {rate:.1f} " \
+               f"frames/s, {left} left"
 
     def lines(self, now: float | None = None) -> list[str]:
         """The display's lines (also what tests read)."""

@@ -258,8 +258,9 @@ def test_debug_landmarks_config_and_logfile(tmp_path):
     assert result.exit_code != 0 and "no detect plugin named 'nope'" in result.output
 
 
-def test_progress_lines_and_quiet_when_not_a_terminal(tmp_path):
+def test_progress_lines_and_quiet_when_not_a_terminal(tmp_path, caplog):
     import io
+    import logging
 
     stream = io.StringIO()
     progress = Progress(10, stream=stream, interval=0)
@@ -270,8 +271,15 @@ def test_progress_lines_and_quiet_when_not_a_terminal(tmp_path):
     assert lines[0].startswith("detect  [#########") and "4/10 frames, 6 faces found" in lines[0]
     assert "3/6 faces" in lines[2] and "2/10 frames" in lines[3] and "ETA" in lines[3]
     shown = io.StringIO()
-    Progress(10, stream=shown, enabled=True, interval=0).add(written=1)
-    assert "written [" in shown.getvalue() and "\x1b[2K" in shown.getvalue()
+    with caplog.at_level(logging.INFO, logger="extractor.progress"):
+        Progress(10, stream=shown, enabled=True, interval=0, log_every=0).add(written=1)
+        assert "written [" in shown.getvalue() and "\x1b[2K" in shown.getvalue()
+        assert "progress:" not in caplog.text  # a terminal has its bars
+        # Not a terminal (a batch job's log, nohup): a line every log_every seconds (a minute) instead
+        Progress(10, stream=io.StringIO(), interval=0, log_every=0).add(written=4)
+        Progress(None, stream=io.StringIO(), interval=0, log_every=0).add(written=3)
+    assert "progress: 4 of 10 frames written (40.0 %)" in caplog.text and " frames/s, " in caplog.text
+    assert "left" in caplog.text and "progress: 3 frames written, " in caplog.text
 
 
 def test_batch_mode_extracts_each_video_and_folder_into_its_own_and_goes_on_past_a_bad_one(tmp_path):

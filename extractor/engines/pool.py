@@ -118,7 +118,7 @@ class PoolEngine:
         self._started: set[str] = set()  # workers that have opened their queues
         self._dropped: set[int] = set()  # frames the detector could not process
         self._prepare_threads = 0  # the coordinator's helper threads preparing faces (set by the plan)
-        self.progress = Progress(None, enabled=False)
+        self.progress = Progress(None, enabled=False, log_every=None)  # the run's, once it has its input
         self.pipeline: Pipeline | None = None
 
     # --- planning --------------------------------------------------------------------------
