@@ -186,14 +186,18 @@ def check_export_target(path: Path, source: Path) -> None:
 
 def write_fsa(records, path: str | Path) -> tuple[int, list[str]]:
     """Write records as a faceswap ``.fsa`` (zlib-compressed pickle), whole or not at all (a
-    temporary file renamed over it); returns the frame count and the faces left out."""
+    temporary file, on the disk before it is renamed over the old one: a power cut leaves the
+    old file or the new, never an empty one); returns the frame count and the faces left out."""
     problems: list[str] = []
     content = records_to_fsa(records, problems)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        temporary.write_bytes(zlib.compress(pickle.dumps(content)))
+        with open(temporary, "wb") as handle:
+            handle.write(zlib.compress(pickle.dumps(content)))
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

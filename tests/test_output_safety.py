@@ -360,6 +360,28 @@ def test_a_folder_whose_file_system_cannot_lock_is_written_with_a_warning(photos
     assert code_ != 0 and "Input/output error" in output, output
 
 
+def test_an_fsa_reaches_the_disk_before_it_replaces_the_old_one(photos, tmp_path, monkeypatch):
+    """extractor export (and a run's --alignments NAME.fsa) writes beside the file and renames over
+    it once the new bytes are on the disk: a power cut leaves the old .fsa or the new one, never an
+    empty one. A write that cannot reach the disk leaves the old file as it was, and says so."""
+    out = tmp_path / "first"
+    assert _run("-i", photos, "-o", out)[0] == 0
+    fsa = tmp_path / "a.fsa"
+    assert CliRunner().invoke(main, ["export", str(out / "alignments.jsonl"), "-o", str(fsa)]).exit_code == 0
+    before = fsa.read_bytes()
+    real_fsync = os.fsync
+
+    def disk_gone(fd):  # the new file's bytes do not reach the disk
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_gone)
+    result = CliRunner().invoke(main, ["export", str(out / "alignments.jsonl"), "-o", str(fsa)])
+    assert result.exit_code != 0 and "a.fsa: cannot write (Input/output error)" in result.output, result.output
+    assert fsa.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["a.fsa", "first", "photos"]
+
+
 def test_imported_faces_with_bad_landmarks_are_skipped_with_a_message(photos, tmp_path):
     out = tmp_path / "first"
     assert _run("-i", photos, "-o", out)[0] == 0
