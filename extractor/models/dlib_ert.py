@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -115,8 +116,11 @@ def convert(model: Path) -> Path:
     arrays = read_dlib_model(model)
     scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
-        for name in ARRAYS:
-            np.save(scratch / f"{name}.npy", arrays[name])
+        for name in ARRAYS:  # each on the disk before the folder is named: a power cut leaves no empty array
+            with open(scratch / f"{name}.npy", "wb") as handle:
+                np.save(handle, arrays[name])
+                handle.flush()
+                os.fsync(handle.fileno())
         (scratch / "done").touch()
         scratch.rename(target)
     except OSError:
@@ -127,10 +131,12 @@ def convert(model: Path) -> Path:
     return target
 
 
-def ready(model: Path) -> Path:
+def ready(model: Path, damaged: bool = False) -> Path:
     """``convert``, one process at a time: align workers starting together (the pool's, a Ray
     node's) wait for the first one's copy (``convert`` then finds it done) instead of each reading
-    the 100 MB file. Raises OSError where the cache cannot be written."""
+    the 100 MB file. ``damaged``: the copy there did not load (a power cut, a bad disk): removed
+    and converted again, unless another worker has done so meanwhile. Raises OSError where the
+    cache cannot be written."""
     target = cache_folder(model)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / "dlib_ert.lock", "ab") as lock:  # one for the cache: nothing left per install
@@ -138,6 +144,8 @@ def ready(model: Path) -> Path:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
         except OSError:
             pass  # a file system without locks: each converts, and the renames keep one whole copy
+        if damaged and ShapePredictor.load(model, quiet=True) is None:
+            shutil.rmtree(target, ignore_errors=True)
         return convert(model)
 
 
@@ -164,7 +172,9 @@ class ShapePredictor:
         return present(cache_folder(model) / "done")
 
     @classmethod
-    def load(cls, model: Path) -> ShapePredictor | None:
+    def load(cls, model: Path, quiet: bool = False) -> ShapePredictor | None:
+        """The converted model; None where it is not converted, or where its copy does not load
+        (said, unless ``quiet``: ``ready(model, damaged=True)`` converts it again)."""
         folder = cache_folder(model)
         if not present(folder / "done"):
             return None
@@ -173,9 +183,9 @@ class ShapePredictor:
             # rest is small and read whole. Plain ndarrays either way: memmap's subclass slows indexing.
             return cls({name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r" if name == "leaves" else None))
                         for name in ARRAYS})
-        except (OSError, ValueError, KeyError) as exc:
-            logger.warning("%s: unreadable (%s); running dlib itself. Delete the folder and run `python -m "
-                           "extractor.models.dlib_ert` to convert the model again", folder, exc)
+        except (OSError, ValueError, KeyError, EOFError, IndexError) as exc:  # EOFError: an empty array file
+            if not quiet:
+                logger.warning("%s: unreadable (%s); dlib's model is converted again", folder, exc)
             return None
 
     def __call__(self, crops: np.ndarray, box: tuple[int, int, int, int],

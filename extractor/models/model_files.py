@@ -151,6 +151,8 @@ def write_atomically(target: Path, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
+            out.flush()
+            os.fsync(out.fileno())  # on the disk before it has its name: a power cut leaves no empty copy
         os.replace(scratch, target)
     except BaseException:
         Path(scratch).unlink(missing_ok=True)

@@ -63,7 +63,9 @@ def dynamic_onnx(onnx_path: Path, fresh: bool = False) -> bytes:
     cached = derived_path(onnx_path, DYNAMIC_FORMAT, "-dynamic.onnx")
     if not fresh:
         try:
-            return cached.read_bytes()
+            graph = cached.read_bytes()
+            if graph.strip(b"\0"):  # empty or zeros: a write the machine lost
+                return graph
         except OSError:
             pass  # not made yet, or unreadable: made now
     graph = rewrite_dynamic(onnx_path)
@@ -165,12 +167,12 @@ class OnnxRuntimeRunner:
         options.inter_op_num_threads = 1
         # Idle threads sleep instead of spinning: the cores are shared with the other stages.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf
+        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf
 
         providers = onnxruntime_providers(on_gpu)
         try:
             self.session = onnxruntime.InferenceSession(dynamic_onnx(onnx_path), options, providers=providers)
-        except (Fail, InvalidGraph, InvalidProtobuf) as exc:  # a damaged cached copy: made again
+        except (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf) as exc:  # a damaged cached copy: made again
             logger.warning("%s: cached copy unreadable (%s); rewriting it", onnx_path, exc)
             self.session = onnxruntime.InferenceSession(dynamic_onnx(onnx_path, fresh=True), options,
                                                         providers=providers)

@@ -67,7 +67,8 @@ class Dlib68Aligner(CropAligner):
         self.trees = ShapePredictor.load(model)
         if self.trees is None:
             try:
-                ready(model)  # a pip install: converted now, once per machine
+                # A pip install: converted now, once per machine; a copy that did not load, again.
+                ready(model, damaged=ShapePredictor.converted(model))
                 self.trees = ShapePredictor.load(model)
             except OSError as exc:
                 logger.warning("dlib68: dlib's model cannot be kept as numpy arrays in %s (%s): running dlib "
