@@ -402,7 +402,8 @@ class FrameWriter:
             self._refuse_another_inputs(keys, video)
             if settings.save_faces:
                 self._refuse_foreign_faces(keys or [], video)
-            if settings.preview_path and settings.preview_path.exists() and not is_our_preview(settings.preview_path):
+            if settings.preview_path and settings.preview_path.exists() and not is_our_preview(settings.preview_path) \
+                    and not _lost_write(settings.preview_path):
                 raise OutputError(f"{settings.preview_path}: exists and is not a contact sheet of ours; it would be "
                                   "written over: move it away or choose another -o")
             if self.done:

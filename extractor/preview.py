@@ -6,6 +6,7 @@ full it drops every other one and doubles its stride, so the sheet samples the w
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -72,13 +73,16 @@ class ContactSheet:
 
     def save(self, path: Path) -> None:
         """The sheet as a PNG marked as ours (a later run may replace it, nothing else), written
-        beside and renamed over."""
+        beside and renamed over once on the disk (a power cut leaves no empty sheet)."""
         from extractor.png import encode_png
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         scratch = path.with_name(f".{path.name}.tmp")
-        scratch.write_bytes(encode_png(self.image(), [(PREVIEW_KEYWORD, "extractor contact sheet")]))
+        with open(scratch, "wb") as handle:
+            handle.write(encode_png(self.image(), [(PREVIEW_KEYWORD, "extractor contact sheet")]))
+            handle.flush()
+            os.fsync(handle.fileno())
         scratch.replace(path)
 
 

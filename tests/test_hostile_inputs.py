@@ -367,3 +367,6 @@ def test_a_preview_path_holding_someone_elses_file_is_refused(tmp_path):
     for _ in range(2):  # our own sheet: replaced by the next run
         result = _cli("run", "-i", PHOTO, "-o", out, "--preview", "--single-process", "--size", "64", "--overwrite")
         assert result.exit_code == 0, result.output
+    users.write_bytes(b"")  # ours, as a power cut left it: nothing of anyone's to keep
+    result = _cli("run", "-i", PHOTO, "-o", out, "--preview", "--single-process", "--size", "64", "--overwrite")
+    assert result.exit_code == 0 and users.stat().st_size > 1000, result.output
