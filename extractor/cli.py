@@ -140,7 +140,7 @@ def check_log_file(path: Path) -> None:
         return
     except OSError as exc:
         raise click.ClickException(f"{path}: --logfile cannot be read ({exc.strerror or exc})") from None
-    if first and not LOG_LINE.match(first):
+    if first.strip(b"\0") and not LOG_LINE.match(first):  # empty, or zeros (a power cut's): nothing to keep
         raise click.ClickException(f"{path}: exists and is not an extractor log; --logfile appends only to its own "
                                    "logs: choose another file")
 
