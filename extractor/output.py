@@ -31,7 +31,7 @@ from extractor.geometry import compose_affine, transform_points
 from extractor.faceswap_format import THUMB_SIZE, face_in_stored_frame, png_header, thumbnail
 from extractor.media import ExtractMedia
 from extractor.orientation import exif_orientation, upright_to_stored
-from extractor.png import encode_png, is_whole_png, text_chunks
+from extractor.png import SIGNATURE as PNG_SIGNATURE, encode_png, is_whole_png, text_chunks
 from extractor.preview import ContactSheet, is_our_preview
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,14 @@ def _our_face(path: Path) -> bool:
         with open(path, "rb") as handle:
             return PNG_KEYWORD in text_chunks(handle.read(1 << 20))
     except (OSError, ValueError, IndexError, struct.error):  # not a PNG, or one cut short
+        return False
+
+
+def _starts_as_png(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+    except OSError:
         return False
 
 
@@ -514,9 +522,12 @@ class FrameWriter:
                             lambda record: record["frame"] in self.done, earlier)
 
     def _damaged_faces_of(self, record: EarlierFrame) -> list[Path]:
-        """The face PNGs of an earlier run's record that are on disk but not whole."""
+        """The face PNGs of an earlier run's record that are on disk but not whole: cut short,
+        empty or zeros. A file there that is none of these (another image under the name) is
+        not ours to remove: its frame stays done."""
         paths = [self.settings.output_dir / PurePosixPath(name).name for name in record.face_files]
-        return [path for path in paths if path.exists() and not is_whole_png(path)]
+        return [path for path in paths if path.exists() and not is_whole_png(path)
+                and (_starts_as_png(path) or _lost_write(path))]
 
     def _refuse_another_inputs(self, keys: list[str] | None, video: Path | None) -> None:
         """A resume goes on the same input's frames: an alignments file none of whose frames is a

@@ -254,9 +254,10 @@ def test_a_resume_does_again_the_frames_whose_faces_the_machine_lost(photos, tmp
     assert sorted(r["frame"] for r in after) == ["a.jpg", "b.jpg", "c.jpg"]  # one record a frame
     assert {path.name: path.read_bytes() for path in out.glob("*.png")} == whole
     (out / a_face).unlink()  # the user's choice: left so
+    (out / b_face).write_bytes(PHOTO_A.read_bytes())  # another image under the name: not ours to remove
     code, output = _run("-i", photos, "-o", out, "--skip-existing")
     assert code == 0 and "frames: 0 (+3 done by an earlier run)" in output, output
-    assert not (out / a_face).exists()
+    assert not (out / a_face).exists() and (out / b_face).read_bytes() == PHOTO_A.read_bytes()
 
 
 def test_a_resume_of_another_input_is_refused_not_mixed_in(photos, tmp_path):
