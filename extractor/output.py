@@ -95,6 +95,14 @@ class OutputCounts:
 
 def check_writable(settings: OutputSettings) -> None:
     """Refuse an output that cannot be written before any work starts (probe file per folder)."""
+    # A long video's name + "_alignments.jsonl" (faceswap's place, without -o), and the files kept
+    # beside it (its lock, a scratch copy when it is written again), within the file system's names.
+    name, limit = os.fsencode(settings.alignments_path.name), _name_max(settings.alignments_path.parent)
+    beside = len(os.fsencode(f".{settings.alignments_path.name}.{os.getpid()}.tmp")) - len(name)
+    if len(name) + beside > limit:
+        raise OutputError(f"{settings.alignments_path}: a file name of {len(name)} bytes, over the {limit - beside} "
+                          f"its file system allows ({limit}, less the files kept beside it): name the alignments "
+                          "file with -p/--alignments")
     if settings.alignments_path.is_dir():
         raise OutputError(f"{settings.alignments_path}: is a folder; -p/--alignments names the alignments file "
                           f"(as {settings.alignments_path / 'alignments.jsonl'})")
@@ -111,6 +119,16 @@ def check_writable(settings: OutputSettings) -> None:
             probe.unlink()
         except OSError as exc:
             raise OutputError(f"{folder}: output folder cannot be written ({exc.strerror or exc})") from None
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (bytes) the file system of ``folder`` (or of its nearest existing
+    parent) takes; 255 where it does not say."""
+    try:
+        folder = next((parent for parent in (folder.absolute(), *folder.absolute().parents) if parent.exists()))
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, StopIteration):
+        return 255
 
 
 MAX_STEM_BYTES = 160  # face file stems longer than this are shortened (file systems allow 255 bytes)

@@ -383,6 +383,24 @@ def test_an_fsa_reaches_the_disk_before_it_replaces_the_old_one(photos, tmp_path
     assert fsa.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["a.fsa", "first", "photos"]
 
 
+def test_an_alignments_name_too_long_for_the_file_system_is_named_before_any_work(tmp_path):
+    """A video whose name is long (240 bytes: a download's title), run without -o as faceswap's
+    users do: its alignments file beside it, <stem>_alignments.jsonl, would be 257 bytes, over
+    the 255 of the file system: said in one line with what to do (it was OSError, File name too
+    long); -p names another, and the run goes on."""
+    video = tmp_path / ("v" * 240 + ".mp4")
+    shutil.copy(REPO / "samples" / "hamilton_clip_60frames.mp4", video)
+    code, output = _run("-i", video, "--extract-every-n", "30")
+    assert code != 0 and "_alignments.jsonl: a file name of 257 bytes, over the " in output, output
+    assert "its file system allows (255, less the files kept beside it): name the alignments file with " \
+        "-p/--alignments" in output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [video.name]
+    code, output = _run("-i", video, "--extract-every-n", "30", "-p", tmp_path / ("a" * 240 + ".jsonl"))
+    assert code != 0 and "a file name of 246 bytes" in output, output  # fits, but its lock would not
+    code, output = _run("-i", video, "--extract-every-n", "30", "-p", tmp_path / "clip.fsa")
+    assert code == 0 and (tmp_path / "clip.fsa").exists(), output
+
+
 def test_imported_faces_with_bad_landmarks_are_skipped_with_a_message(photos, tmp_path):
     out = tmp_path / "first"
     assert _run("-i", photos, "-o", out)[0] == 0
