@@ -103,13 +103,17 @@ def check_writable(settings: OutputSettings) -> None:
         raise OutputError(f"{settings.alignments_path}: a file name of {len(name)} bytes, over the {limit - beside} "
                           f"its file system allows ({limit}, less the files kept beside it): name the alignments "
                           "file with -p/--alignments")
-    if settings.alignments_path.is_dir():
+    try:
+        is_folder = settings.alignments_path.is_dir()
+    except OSError as exc:  # a folder name too long, a folder that may not be entered...
+        raise OutputError(f"{settings.alignments_path}: cannot be written ({exc.strerror or exc})") from None
+    if is_folder:
         raise OutputError(f"{settings.alignments_path}: is a folder; -p/--alignments names the alignments file "
                           f"(as {settings.alignments_path / 'alignments.jsonl'})")
     for folder in {settings.output_dir, settings.alignments_path.parent}:
-        if folder.exists() and not folder.is_dir():
-            raise OutputError(f"{folder}: is a file, not a folder (-o names the folder the faces go to)")
         try:
+            if folder.exists() and not folder.is_dir():
+                raise OutputError(f"{folder}: is a file, not a folder (-o names the folder the faces go to)")
             folder.mkdir(parents=True, exist_ok=True)
             probe = folder / f".extractor-write-test-{os.getpid()}"
             with open(probe, "wb") as handle:
