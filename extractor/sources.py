@@ -173,7 +173,11 @@ class InputSource:
             raise ValueError("--extract-every-n must be 1 or more")
         self.every_n = every_n
         self.max_pixels = max_pixels
-        if not self.path.exists():
+        try:
+            exists = self.path.exists()
+        except OSError as exc:  # a name over the file system's length, a folder that may not be entered
+            raise InputError(f"{self.path}: cannot be read ({exc.strerror or exc})") from None
+        if not exists:
             scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]+):/", str(self.path))
             if scheme:  # (a path keeps one slash of "://")
                 raise InputError(f"{scheme.group(1)}://{str(self.path)[len(scheme.group(0)):]}: a URL; extractor "

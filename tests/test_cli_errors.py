@@ -67,6 +67,7 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["run", "photos", "faces"], "photos faces: the input is given with -i (and the face folder with -o): "
                                  "extractor run -i photos -o faces"),
     (["run", "-i", "{jpeg}", "-o", "{tmp}/" + "x" * 300], "/alignments.jsonl: cannot be written (File name too long)"),
+    (["run", "-i", "{tmp}/" + "x" * 300, "-o", "{tmp}/o"], "x: cannot be read (File name too long)"),
 ])
 def test_bad_flags_and_files_are_one_line(tmp_path, monkeypatch, args, expected):
     monkeypatch.chdir(tmp_path)  # an empty path taken as "." would write here, not into the checkout
