@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from extractor.faces import DetectedFace
+from extractor.safe_write import replace_file
 
 logger = logging.getLogger(__name__)
 FORMAT = "extractor-alignments"
@@ -106,21 +107,12 @@ def _header(made_with: dict | None, earlier: list[dict] | None = None) -> dict:
 
 
 def _replace_contents(path: Path, chunks: Iterable[bytes]) -> None:
-    """``path`` holds the bytes of ``chunks`` (written beside, then renamed over it: a kill leaves
-    the old file or the new one, each whole). Written as they come: a long video's file is not
-    held in memory."""
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """``path`` holds the bytes of ``chunks`` (``safe_write.replace_file``: written as they come,
+    so a long video's file is not held in memory)."""
     try:
-        with open(scratch, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(scratch, path)
+        replace_file(path, chunks)
     except OSError as exc:
         raise OutputError(f"{path}: cannot be written again ({exc.strerror or exc}); it was left as it was") from exc
-    finally:
-        scratch.unlink(missing_ok=True)
 
 
 def _blocks(handle, limit: int | None = None, size: int = 1 << 20) -> Iterator[bytes]:
@@ -181,26 +173,21 @@ def repair_tail(path: Path) -> list[TornRecord]:
         return []
     with open(path, "rb") as handle:
         size = handle.seek(0, os.SEEK_END)
-        start, lines = size, [b""]
-        while start > 0:  # back a block at a time, until the tail holds a line that passes its check
+        start, last_whole = size, None
+        while start > 0 and last_whole is None:  # back a block at a time, to the last line that passes its check
             start = max(0, start - (1 << 20))
             handle.seek(start)
             lines = handle.read(size - start).split(b"\n")
-            if any(line and _valid_line(line) for line in reversed(lines[1 if start else 0:])):
-                break
-        # Back over the lines incomplete or failing their check, to the whole one found (a block's
-        # first piece, maybe the end of a line begun before it, is never reached but at the file's start).
-        good_end, offset, torn = size, size, []
-        for index in range(len(lines) - 1, -1, -1):
-            line = lines[index]
-            line_start = offset - len(line)
-            if line and _valid_line(line):
-                break
-            if line:
-                torn.append(index)
-            good_end, offset = line_start, line_start - 1
-        if not torn:
+            # (a block's first piece may be the end of a line begun before it: read whole, or at the start)
+            last_whole = next((index for index in range(len(lines) - 1, 0 if start else -1, -1)
+                               if lines[index] and _valid_line(lines[index])), None)
+        if size == 0:
             return []
+        good_end = 0 if last_whole is None else min(size, start + len(b"\n".join(lines[:last_whole + 1])) + 1)
+        if good_end == size:
+            return []
+        first_after = 0 if last_whole is None else last_whole + 1
+        torn = [index for index in range(len(lines) - 1, first_after - 1, -1) if lines[index]]
         handle.seek(0)
         lines_before = sum(block.count(b"\n") for block in _blocks(handle, limit=start))
     with open(path, "r+b") as handle:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import os
 import pickle
 import zlib
 from pathlib import Path
@@ -26,6 +25,7 @@ from extractor.crops import MASK_CROP, faceswap_mask_interpolator
 from extractor.faces import DetectedFace, Mask
 from extractor.geometry import compose_affine, invert_affine
 from extractor.orientation import MIRRORED, move_box, move_landmarks, stored_shape, upright_to_stored
+from extractor.safe_write import replace_file
 
 logger = logging.getLogger(__name__)
 
@@ -192,13 +192,5 @@ def write_fsa(records, path: str | Path) -> tuple[int, list[str]]:
     content = records_to_fsa(records, problems)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(zlib.compress(pickle.dumps(content)))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    replace_file(path, zlib.compress(pickle.dumps(content)))
     return len(content["__data__"]), problems

@@ -31,8 +31,9 @@ from extractor.geometry import compose_affine, transform_points
 from extractor.faceswap_format import THUMB_SIZE, face_in_stored_frame, png_header, thumbnail
 from extractor.media import ExtractMedia
 from extractor.orientation import exif_orientation, upright_to_stored
-from extractor.png import SIGNATURE as PNG_SIGNATURE, encode_png, is_whole_png, text_chunks
+from extractor.png import encode_png, is_damaged_png, text_chunks
 from extractor.preview import ContactSheet, is_our_preview
+from extractor.safe_write import lost_write
 
 logger = logging.getLogger(__name__)
 
@@ -150,25 +151,6 @@ def _our_face(path: Path) -> bool:
         with open(path, "rb") as handle:
             return PNG_KEYWORD in text_chunks(handle.read(1 << 20))
     except (OSError, ValueError, IndexError, struct.error):  # not a PNG, or one cut short
-        return False
-
-
-def _starts_as_png(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
-    except OSError:
-        return False
-
-
-def _lost_write(path: Path) -> bool:
-    """Whether a file holds nothing: empty or zeros, what a face PNG whose record was lost with it
-    looks like after the machine stopped (power lost before either reached the disk). Nothing of
-    anyone's is lost when the resumed run writes its face there."""
-    try:
-        with open(path, "rb") as handle:
-            return not any(block.strip(b"\0") for block in iter(lambda: handle.read(1 << 16), b""))
-    except OSError:
         return False
 
 
@@ -433,7 +415,7 @@ class FrameWriter:
             if settings.save_faces:
                 self._refuse_foreign_faces(keys or [], video)
             if settings.preview_path and settings.preview_path.exists() and not is_our_preview(settings.preview_path) \
-                    and not _lost_write(settings.preview_path):
+                    and not lost_write(settings.preview_path):
                 raise OutputError(f"{settings.preview_path}: exists and is not a contact sheet of ours; it would be "
                                   "written over: move it away or choose another -o")
             if self.done:
@@ -548,8 +530,7 @@ class FrameWriter:
         empty or zeros. A file there that is none of these (another image under the name) is
         not ours to remove: its frame stays done."""
         paths = [self.settings.output_dir / PurePosixPath(name).name for name in record.face_files]
-        return [path for path in paths if path.exists() and not is_whole_png(path)
-                and (_starts_as_png(path) or _lost_write(path))]
+        return [path for path in paths if path.exists() and is_damaged_png(path)]
 
     def _refuse_another_inputs(self, keys: list[str] | None, video: Path | None) -> None:
         """A resume goes on the same input's frames: an alignments file none of whose frames is a
@@ -576,7 +557,7 @@ class FrameWriter:
             if not number.isdigit() or path.name in self._ours:
                 continue
             if (stem in stems or (video_name is not None and video_name.match(stem))) and not _our_face(path) \
-                    and not _lost_write(path):
+                    and not lost_write(path):
                 raise OutputError(f"{path}: already in the face folder and not a face of this run (or of the run "
                                   "it resumes); it would be written over: move it away or choose another -o")
 

@@ -17,6 +17,8 @@ import zlib
 import cv2
 import numpy as np
 
+from extractor.safe_write import lost_write
+
 try:
     from isal import isal_zlib as deflate
 except ImportError:  # a platform without isal wheels: same files, slower
@@ -83,17 +85,26 @@ def text_chunks(data: bytes) -> dict[str, str]:
 IEND_CHUNK = chunk(b"IEND", b"")
 
 
-def is_whole_png(path) -> bool:
-    """Whether the file at ``path`` starts as a PNG and ends with its closing chunk: a face
-    written whole. One the machine stopped writing (power lost before it reached the disk) is
-    empty, cut short or filled with zeros. Reads its first 8 and last 12 bytes; False when unreadable."""
+def is_damaged_png(path) -> bool:
+    """Whether the file at ``path`` is a PNG the machine stopped writing (power lost before it
+    reached the disk): one that starts as a PNG but lacks its closing chunk (cut short, its end
+    zeros), or one that holds nothing (empty or zeros). Another file (an image of another kind)
+    is not; nor is a file that cannot be read."""
+    starts, ends = _png_ends(path)  # its first 8 and last 12 bytes: all a whole face costs
+    if starts is None:
+        return False
+    return not ends if starts else lost_write(path)
+
+
+def _png_ends(path) -> tuple[bool | None, bool | None]:
+    """(starts with the PNG signature, ends with the IEND chunk); (None, None) when unreadable."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(len(SIGNATURE))
-            handle.seek(0, 2)
-            if handle.tell() < len(SIGNATURE) + len(IEND_CHUNK):
-                return False
+            size = handle.seek(0, 2)
+            if size < len(SIGNATURE) + len(IEND_CHUNK):
+                return head == SIGNATURE, False
             handle.seek(-len(IEND_CHUNK), 2)
-            return head == SIGNATURE and handle.read() == IEND_CHUNK
+            return head == SIGNATURE, handle.read() == IEND_CHUNK
     except OSError:
-        return False
+        return None, None

@@ -6,7 +6,6 @@ full it drops every other one and doubles its stride, so the sheet samples the w
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import cv2
@@ -76,14 +75,11 @@ class ContactSheet:
         beside and renamed over once on the disk (a power cut leaves no empty sheet)."""
         from extractor.png import encode_png
 
+        from extractor.safe_write import replace_file
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_name(f".{path.name}.tmp")
-        with open(scratch, "wb") as handle:
-            handle.write(encode_png(self.image(), [(PREVIEW_KEYWORD, "extractor contact sheet")]))
-            handle.flush()
-            os.fsync(handle.fileno())
-        scratch.replace(path)
+        replace_file(path, encode_png(self.image(), [(PREVIEW_KEYWORD, "extractor contact sheet")]))
 
 
 def is_our_preview(path: Path) -> bool:

@@ -69,24 +69,26 @@ class Progress:
             self._logged = now
             logger.info("progress: %s", self.summary_line(now))
 
-    def summary_line(self, now: float | None = None) -> str:
-        """Frames written (of how many), frames/s and the time left, in one line."""
+    def _rate_and_left(self, now: float | None) -> tuple[float, str]:
+        """Frames written a second, and the time left at that rate ("?" where it cannot be told)."""
         written = self.counts["written"]
         rate = written / max((now or time.monotonic()) - self.start, 1e-6)
+        if not self.total or rate <= 0:
+            return rate, "?"
+        return rate, time.strftime("%H:%M:%S", time.gmtime(max(0, self.total - written) / rate))
+
+    def summary_line(self, now: float | None = None) -> str:
+        """Frames written (of how many), frames/s and the time left, in one line."""
+        written, (rate, left) = self.counts["written"], self._rate_and_left(now)
         if not self.total:
             return f"{written} frames written, {rate:.1f} frames/s"
-        left = time.strftime("%H:%M:%S", time.gmtime(max(0, self.total - written) / rate)) if rate > 0 else "?"
         return f"{written} of {self.total} frames written ({100 * written / self.total:.1f} %), {rate:.1f} " \
                f"frames/s, {left} left"
 
     def lines(self, now: float | None = None) -> list[str]:
         """The display's lines (also what tests read)."""
         c = self.counts
-        elapsed = max((now or time.monotonic()) - self.start, 1e-6)
-        rate = c["written"] / elapsed
-        eta = "?"
-        if self.total and rate > 0:
-            eta = time.strftime("%H:%M:%S", time.gmtime(max(0, self.total - c["written"]) / rate))
+        rate, eta = self._rate_and_left(now)
         total = self.total or "?"
         return [
             f"detect  {_bar(c['detected'], self.total)} {c['detected']}/{total} frames, {c['faces']} faces found",
