@@ -361,7 +361,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Threads warping and encoding faces beside the writer (default: a quarter of the cores, "
                    "at most 4, on machines with 8 or more; 0 below).")
 @click.option("--stall-timeout", default=300.0, show_default=True, type=click.FloatRange(1.0),
-              help="Stop with an error when no stage reports anything for this many seconds.")
+              help="Stop with an error when no stage reports anything for this many seconds (a "
+                   "pause, Ctrl-Z then fg, does not count).")
 @click.option("--gpus", default=None, help="GPUs the workers may use, e.g. 0,1, or none (default: all "
               "that CUDA_VISIBLE_DEVICES leaves).")
 @click.option("-X", "--exclude-gpus", multiple=True, metavar="N",

@@ -293,3 +293,24 @@ def test_killed_worker_stops_the_run_cleanly(tmp_path):
     assert shm_files() <= before
     records = list(read_records(tmp_path / "alignments.jsonl"))
     assert len(records) >= 5 and damaged_frames(tmp_path, tmp_path / "alignments.jsonl") == 0
+
+
+def test_a_run_paused_longer_than_the_stall_timeout_goes_on_when_resumed(tmp_path):
+    """Ctrl-Z then `fg` (the whole group stopped, then SIGCONT): the pause is no worker's stall.
+    Time counted while the coordinator itself was stopped once stopped the resumed run with
+    "no progress for N s". SIGSTOP: the kernel drops Ctrl-Z's SIGTSTP in a group, like this one,
+    that has no terminal's shell above it."""
+    proc = start(["-i", str(VIDEO), "-o", str(tmp_path), "--masker", "components", "--size", "64",
+                  "--stall-timeout", "2"])
+    assert wait_for_records(tmp_path / "alignments.jsonl", 5, proc)
+    for _ in range(5):
+        if proc.poll() is not None:
+            break
+        os.killpg(proc.pid, signal.SIGSTOP)
+        time.sleep(3.5)
+        os.killpg(proc.pid, signal.SIGCONT)
+        time.sleep(0.4)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    assert "no progress" not in output
+    assert len(list(read_records(tmp_path / "alignments.jsonl"))) == 275

@@ -45,6 +45,7 @@ from extractor.workers.ordered_writer import OrderedFrameWriter, helper_threads
 from extractor.workers.messages import (Busy, Detected, FaceDone, FaceTask, Failed, FrameRef, Logged, Ready, Skipped,
                                         Started, Stats, decode_face, encode_face, from_wire, pickled_size, to_wire)
 from extractor.workers.stage_worker import WorkerSpec, worker_main
+from extractor.workers.stall_clock import StallClock
 from extractor.workers.start import WorkerEnvironment, worker_context
 
 logger = logging.getLogger(__name__)
@@ -319,7 +320,7 @@ class PoolEngine:
     def _coordinate_messages(self, pool: FramePool, results, ordered: OrderedFrameWriter, processes,
                              all_queues: list) -> None:
         assembler = FrameAssembler()
-        last_message = time.monotonic()
+        stall = StallClock()
         while not (self._loading_done and assembler.next_seq >= self._loaded):
             ordered.write_ready()
             try:
@@ -327,13 +328,13 @@ class PoolEngine:
             except queue.Empty:
                 self._check_health(processes)
                 self.progress.tick()
-                if self._frames and time.monotonic() - last_message > self.options.stall_seconds:
+                if stall.tick() > self.options.stall_seconds and self._frames:
                     stuck = "; ".join(f"{label}: {names}" for label, names in self._busy.items())
                     raise PipelineError(f"no progress for {self.options.stall_seconds:.0f} s with "
                                         f"{len(self._frames)} frames in flight (a stuck worker?); "
                                         f"last batches: {stuck or 'none'}") from None
                 continue
-            last_message = time.monotonic()
+            stall.restart()
             self._handle(from_wire(message), assembler, processes, all_queues)
             for seq, faces in assembler.pop_ready():
                 meta = self._frames.pop(seq)
