@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from extractor.output import short_hash
+from extractor.output import marked, name_max, short_hash
 from extractor.sources import (ALIGNMENTS_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VIDEO_SIDECAR_EXTENSIONS,
                                InputError, companions_of)
 
@@ -19,7 +19,8 @@ def batch_items(folder: Path, output_dir: Path | None) -> tuple[list[tuple[Path,
 
     A video's output is named by its stem, a folder's by its name; names that would collide get
     the video's extension (``clip_mp4``), and those told apart only by case (one folder on a drive
-    that ignores case) a hash of the input's name as well. An output folder inside ``folder`` is
+    that ignores case) a hash of the input's name as well; a name the file system would not take
+    (over 255 bytes) is cut before its hash. An output folder inside ``folder`` is
     refused: a later item would read an earlier one's faces. Without an output folder (alignments only, each where
     faceswap looks for it), every output is None."""
     if not folder.is_dir():
@@ -51,6 +52,9 @@ def batch_items(folder: Path, output_dir: Path | None) -> tuple[list[tuple[Path,
     folded = Counter(name.casefold() for name in names)  # still one name where case is ignored: Clip.mp4, clip.mp4
     names = [f"{name}~{short_hash(path.name)}" if folded[name.casefold()] > 1 else name
              for name, path in zip(names, items)]
+    limit = name_max(output_dir) if output_dir is not None else 255
+    names = [marked(name, path.name, limit) if len(name.encode("utf-8", "surrogateescape")) > limit else name
+             for name, path in zip(names, items)]  # a long name the suffixes took past the file system's
     if not items:
         hint = f" (its {loose_images} image{'s' if loose_images > 1 else ''}: run it without --batch)" \
             if loose_images else ""

@@ -98,7 +98,7 @@ def check_writable(settings: OutputSettings) -> None:
     """Refuse an output that cannot be written before any work starts (probe file per folder)."""
     # A long video's name + "_alignments.jsonl" (faceswap's place, without -o), and the files kept
     # beside it (its lock, a scratch copy when it is written again), within the file system's names.
-    name, limit = os.fsencode(settings.alignments_path.name), _name_max(settings.alignments_path.parent)
+    name, limit = os.fsencode(settings.alignments_path.name), name_max(settings.alignments_path.parent)
     beside = len(os.fsencode(f".{settings.alignments_path.name}.{os.getpid()}.tmp")) - len(name)
     if len(name) + beside > limit:
         raise OutputError(f"{settings.alignments_path}: a file name of {len(name)} bytes, over the {limit - beside} "
@@ -126,7 +126,7 @@ def check_writable(settings: OutputSettings) -> None:
             raise OutputError(f"{folder}: output folder cannot be written ({exc.strerror or exc})") from None
 
 
-def _name_max(folder: Path) -> int:
+def name_max(folder: Path) -> int:
     """The longest file name (bytes) the file system of ``folder`` (or of its nearest existing
     parent) takes; 255 where it does not say."""
     try:
@@ -142,6 +142,13 @@ MAX_STEM_BYTES = 160  # face file stems longer than this are shortened (file sys
 def short_hash(text: str) -> str:
     """Eight hex digits of ``text``, to tell apart names that would otherwise be one file."""
     return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def marked(name: str, key: str, max_bytes: int) -> str:
+    """``name`` cut to leave room for ``~`` and a hash of ``key`` (what tells it apart), within
+    ``max_bytes`` once encoded (a character cut in two is dropped)."""
+    cut = name.encode("utf-8", "surrogateescape")[:max_bytes - 9].decode("utf-8", "ignore")
+    return f"{cut}~{short_hash(key)}"
 
 
 def _our_face(path: Path) -> bool:
@@ -177,8 +184,7 @@ class FaceNames:
     def __call__(self, key: str, face_index: int) -> str:
         stem = self._stem(key)
         if stem.casefold() in self.clashing or len(stem.encode("utf-8", "surrogateescape")) > MAX_STEM_BYTES:
-            cut = stem.encode("utf-8", "surrogateescape")[:MAX_STEM_BYTES].decode("utf-8", "ignore")
-            stem = f"{cut}~{short_hash(key)}"
+            stem = marked(stem, key, MAX_STEM_BYTES + 9)
         return f"{stem}_{face_index}.png"
 
 

@@ -3,6 +3,7 @@ configuration and logging, on real runs over ../shared/data."""
 from __future__ import annotations
 
 import ast
+import os
 import pickle
 import re
 import shutil
@@ -511,3 +512,23 @@ def test_batch_outputs_differ_beyond_case(tmp_path):
     outputs = {path.name: out.name for path, out in items}
     assert len({name.casefold() for name in outputs.values()}) == len(outputs), outputs
     assert outputs["Photos"] == "Photos" and outputs["photos.avi"] == "photos_avi" and outputs["other.mp4"] == "other"
+
+
+def test_batch_outputs_of_long_names_stay_within_the_file_systems_names(tmp_path):
+    """Downloads named by their title: two videos of 246-byte stems told apart only by case. Each
+    output folder's name (stem, extension, hash) was 259 bytes, and both inputs failed with
+    "File name too long"; now each is cut before its hash, and both are extracted."""
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    stem = "a" * 242 + "é" * 2  # 246 bytes: a character cut in two is dropped, not left half
+    for name in (stem, stem.upper()):
+        shutil.copy(REPO / "samples" / "hamilton_clip_60frames.mp4", folder / f"{name}.mp4")
+    result = CliRunner().invoke(main, ["run", "-i", str(folder), "-o", str(tmp_path / "out"), "--batch",
+                                       "--extract-every-n", "30", "--size", "64", "--engine", "single",
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    outputs = sorted((tmp_path / "out").iterdir())
+    assert len(outputs) == 2 and len({out.name.casefold() for out in outputs}) == 2, outputs
+    for out in outputs:
+        assert len(os.fsencode(out.name)) <= 255 and out.name.startswith(("a" * 242, "A" * 242)), out.name
+        assert len(list(read_records(out / "alignments.jsonl"))) == 2
