@@ -26,10 +26,11 @@ from extractor.deep_images import DeepImageError, deep_image_size, is_exr, is_ti
 # which applies the file's own rotation (irot/imir) and resets its EXIF orientation to 1, so
 # exif_transpose below never turns a photo twice.
 register_heif_opener()
-# Pixels a frame may have (checked on the header, before decoding): 100 MP (10000 x 10000) holds
-# every camera photo (61 MP full frame, 100 MP medium format) while bounding what one frame can
-# cost (300 MB per decoded copy); a small file that claims more (a "decompression bomb") is refused.
-DEFAULT_MAX_PIXELS = 100_000_000
+# Pixels a frame may have (checked on the header, before decoding): 250 MP holds every camera's
+# full-size photo (200 MP phones, 16320 x 12240; 151 MP and "100 MP" medium format, which is 102)
+# while bounding what one frame can cost (750 MB per decoded copy); a small file that claims more
+# (a "decompression bomb") is refused.
+DEFAULT_MAX_PIXELS = 250_000_000
 # Our own --max-pixels guard runs on the header before any decoding, so Pillow's lower built-in
 # bomb limit (which would refuse large but legitimate scans) is switched off.
 Image.MAX_IMAGE_PIXELS = None

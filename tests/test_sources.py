@@ -308,3 +308,21 @@ def test_a_float_tiff_pillow_cannot_read_is_read_as_faceswap_reads_it(tmp_path, 
     assert len(detect_stage.run([image])[0]) == 7
     with pytest.raises(InputError, match=f"{path}: header says 500x375 = 187500 pixels, over the --max-pixels"):
         read_image(path, max_pixels=1000)
+
+
+@pytest.mark.parametrize("width, height", [(16320, 12240),  # 200 MP phones (Samsung, Xiaomi, Motorola)
+                                           (14204, 10652),  # 151 MP medium format (Phase One IQ4)
+                                           (12000, 9000)])  # 108 MP phones
+def test_every_camera_photo_is_under_the_default_pixel_limit(tmp_path, width, height):
+    """A camera's full-size photo is read by default: 100 MP refused 108 MP phone photos and the
+    102 MP medium-format ones (Fujifilm GFX100, Hasselblad X2D), whose cameras say 100."""
+    from extractor.images import DEFAULT_MAX_PIXELS, check_pixels
+
+    check_pixels("photo.jpg", width, height, DEFAULT_MAX_PIXELS)
+
+
+def test_a_102_mp_photo_is_read_with_the_default_limit(tmp_path):
+    path = tmp_path / "gfx100.png"
+    Image.new("RGB", (11648, 8736), (90, 120, 150)).save(path, compress_level=1)  # a GFX100's 102 MP
+    image, warning = read_image(path)
+    assert warning is None and image.shape == (8736, 11648, 3) and tuple(image[4000, 6000]) == (150, 120, 90)
