@@ -335,19 +335,29 @@ class InputSource:
 
     def max_frame_bytes(self) -> int:
         """Bytes of the largest decoded frame, read from headers only (sizes the frame pool)."""
+        return self.frame_bytes()[1]
+
+    @cached_property
+    def _frame_sizes(self) -> list[int]:
+        """Bytes of each decoded frame, read from headers only (a video: its one frame size)."""
         if self.is_video:  # through PyAV, as the frames are read (OpenCV's FFmpeg prints its errors)
             size = self.video_size()
-            return max(size[0] * size[1] * 3, 1) if size else 1  # else refused with its reason when read
-        paths = self.image_paths()
-        largest = 1
-        for path in paths[::self.every_n]:
+            return [size[0] * size[1] * 3] if size else []  # else refused with its reason when read
+        sizes = []
+        for path in self.image_paths()[::self.every_n]:
             size = image_size(path)
             if size is None:
                 continue  # reported when the frame is decoded
             width, height = size
             if width * height <= self.max_pixels:
-                largest = max(largest, width * height * 3)
-        return largest
+                sizes.append(width * height * 3)
+        return sizes
+
+    def frame_bytes(self) -> tuple[int, int]:
+        """Bytes of a usual frame (three in four are no larger) and of the largest, read from
+        headers only: the frame pool's slots hold the first, and a larger frame takes several."""
+        sizes = sorted(self._frame_sizes) or [1]
+        return max(sizes[(len(sizes) - 1) * 3 // 4], 1), max(sizes[-1], 1)
 
     def __iter__(self) -> Iterator[ExtractMedia | SkippedInput]:
         if self.is_video:

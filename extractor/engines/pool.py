@@ -37,7 +37,7 @@ from extractor.pipeline import Pipeline, build_pipeline
 from extractor.workers.devices import PlanError, WorkerPlan, plan_devices, run_gpus
 from extractor.workers.gpu_support import gpu_capable_runtimes
 from extractor.workers.frame_pool import (FramePool, FramePoolError, check_frame_buffer, default_slot_count,
-                                          slots_that_fit)
+                                          slots_that_fit, slots_with_room_for)
 from extractor.workers.leftovers import own_semaphore_names, sweep_dead_runs, unlink_semaphore_names
 from extractor.workers.limits import killed_because, limits_note, oom_kills, usable_cores
 from extractor.progress import Progress
@@ -149,14 +149,20 @@ class PoolEngine:
             writer.close()
             raise
         sweep_dead_runs()
-        slot_bytes = source.max_frame_bytes()
+        # Slots cut for the usual frame (three in four are no larger); a larger one takes several.
+        # As many frames in flight as slots of the usual frame would give, in a block as large as
+        # frame slots cut for the largest would be, where half the RAM holds it, and never less
+        # than those frames and the largest: one big photo leaves a folder its frames in flight.
+        slot_bytes, self._largest = source.frame_bytes()
         self._slot_minimum = 2 * len(plans) + 2  # a frame for each worker in hand and one queued
-        slots = self._slot_count(slot_bytes)
-        check_frame_buffer(slots, slot_bytes)
-        self.summary.slots, self.summary.slot_bytes = slots, slot_bytes
-        logger.info("frame pool: %d slots of %.1f MB (%.0f MB in all, at most half the free RAM); frames of up to "
-                    "%.0f MP (--max-pixels)", slots, slot_bytes / 1e6, slots * slot_bytes / 1e6,
-                    self.settings.max_pixels / 1e6)
+        frames = self._slot_count(slot_bytes)
+        check_frame_buffer(frames, slot_bytes, self._largest)
+        for_the_largest = slots_that_fit(slot_bytes, self._slot_count(self._largest) * self._largest // slot_bytes)
+        slots = max(slots_with_room_for(frames, slot_bytes, self._largest), for_the_largest)
+        self.summary.slots, self.summary.slot_bytes = frames, slot_bytes
+        logger.info("frame pool: %d frames in flight, %.0f MB in slots of %.1f MB (a larger frame takes several; at "
+                    "most half the free RAM); frames of up to %.0f MP (--max-pixels)", frames, slots * slot_bytes / 1e6,
+                    slot_bytes / 1e6, self.settings.max_pixels / 1e6)
         ctx = worker_context()
         own_semaphore_names()  # the queues' semaphores: sem.extractor-<pid>-*, unlinked once workers start
         stages = self.pipeline.names
@@ -176,7 +182,7 @@ class PoolEngine:
         cv2.setNumThreads(1)
         pool = loader = None
         try:
-            pool = FramePool(slot_bytes, slots)
+            pool = FramePool(slot_bytes, slots, max_frames=frames)
             environment = WorkerEnvironment()
             for plan in plans:
                 config = self.pipeline.spec(plan.stage).config(self.settings.stages, plan.gpu is not None)
@@ -246,9 +252,9 @@ class PoolEngine:
     def _put_frame(self, pool: FramePool, queues: dict, results, image, name: str, index: int, source: str,
                    reference: int | None) -> bool:
         """One frame into a slot and its first message(s) out; False when the run is stopping."""
-        if image.nbytes > pool.slot_bytes and not self._grow(pool, image, name):
+        if image.nbytes > self._largest and not self._grow(pool, image, name):
             return False
-        slot = self._acquire(pool)
+        slot = self._acquire(pool, pool.slots_for(image.nbytes))
         if slot is None:
             return False
         shape = pool.store(slot, image)
@@ -285,6 +291,7 @@ class PoolEngine:
             raise FramePoolError(f"{name}: a frame of {image.shape[1]}x{image.shape[0]} does not fit in the memory "
                                  "left for frames (two at least); a smaller --max-pixels refuses such frames")
         pool.grow(image.nbytes, slots)
+        self._largest = image.nbytes
         self.summary.slots, self.summary.slot_bytes = slots, image.nbytes
         logger.info("frame pool: %s is %dx%d, larger than the frames before it: re-cut into %d slots of %.1f MB",
                     name, image.shape[1], image.shape[0], slots, image.nbytes / 1e6)
@@ -299,10 +306,10 @@ class PoolEngine:
             return first[max(index, 0) // self.settings.stages.track_every % len(first)]
         return first
 
-    def _acquire(self, pool: FramePool) -> int | None:
+    def _acquire(self, pool: FramePool, count: int) -> int | None:
         while not self._stop.is_set():
             try:
-                return pool.acquire(timeout=0.2)
+                return pool.acquire(timeout=0.2, count=count)
             except queue.Empty:
                 continue
         return None

@@ -1,4 +1,6 @@
 """The frame pool: one anonymous shared-memory block cut into fixed slots that hold decoded frames.
+A frame larger than a slot (one big photo in a folder of small ones) takes several adjacent
+slots, so the slots can be cut for the usual frame and a folder keeps its frames in flight.
 
 Why one block and not a segment per frame: one allocation per run (not per frame), so nothing
 can leak frame by frame, and the block's size is the hard bound on frame memory. A video whose
@@ -21,6 +23,7 @@ import mmap
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,26 +64,35 @@ def slots_that_fit(slot_bytes: int, wanted: int) -> int:
     return int(min(wanted, available_memory() * MAX_RAM_SHARE // max(slot_bytes, 1)))
 
 
-def check_frame_buffer(slots: int, slot_bytes: int) -> None:
-    """Refuse a frame buffer (``--frame-buffer`` x the largest frame) that would not fit in
-    half the available RAM, saying what would."""
-    available = available_memory()
-    if slots * slot_bytes > available * MAX_RAM_SHARE:
-        fits = int(available * MAX_RAM_SHARE // slot_bytes)
-        raise FramePoolError(f"a frame buffer of {slots} frames of {slot_bytes / 1e6:.0f} MB needs "
-                             f"{slots * slot_bytes / 1e9:.1f} GB, over half the available memory "
-                             f"({available / 1e9:.1f} GB): use --frame-buffer {fits} or less"
+def slots_with_room_for(frames: int, slot_bytes: int, largest: int) -> int:
+    """Slots for ``frames`` frames of ``slot_bytes``, one of which may be the ``largest``."""
+    return frames + -(-largest // slot_bytes) - 1
+
+
+def check_frame_buffer(frames: int, slot_bytes: int, largest: int = 0) -> None:
+    """Refuse a frame buffer (``--frame-buffer`` usual frames, one of which may be the largest)
+    that would not fit in half the available RAM, saying what would."""
+    available, largest = available_memory(), max(largest, slot_bytes)
+    needs = slots_with_room_for(frames, slot_bytes, largest) * slot_bytes
+    if needs > available * MAX_RAM_SHARE:
+        fits = int((available * MAX_RAM_SHARE - largest) // slot_bytes) + 1
+        raise FramePoolError(f"a frame buffer of {frames} frames of {slot_bytes / 1e6:.0f} MB"
+                             f"{f' (one of {largest / 1e6:.0f} MB)' if largest > slot_bytes else ''} needs "
+                             f"{needs / 1e9:.1f} GB, over half the available memory "
+                             f"({available / 1e9:.1f} GB): use --frame-buffer {max(fits, 0)} or less"
                              + ("" if fits >= 2 else ", or a smaller --max-pixels"))
 
 
 class FramePool:
     """Owner side (the main process): creates the block, hands out and takes back slots."""
 
-    def __init__(self, slot_bytes: int, slots: int):
+    def __init__(self, slot_bytes: int, slots: int, max_frames: int | None = None):
+        """``max_frames``: frames in the block at once (all ``slots`` where not said)."""
         if slot_bytes <= 0 or slots <= 0:
             raise ValueError("frame pool needs a positive slot size and count")
         self.slot_bytes = int(slot_bytes)
         self.slots = int(slots)
+        self.max_frames = int(max_frames or slots)
         size = self.slot_bytes * self.slots
         try:
             self._fd = os.memfd_create("extractor-frame-pool", os.MFD_CLOEXEC)
@@ -90,32 +102,52 @@ class FramePool:
             raise FramePoolError(f"cannot create the frame pool ({self.slots} frames, {size / 1e6:.0f} MB) in "
                                  f"shared memory: {exc.strerror or exc}; try a smaller --frame-buffer") from None
         self.address = PoolAddress(os.getpid(), self._fd, self.slot_bytes)
-        self._free: queue.Queue[int] = queue.Queue()
-        for slot in range(self.slots):
-            self._free.put(slot)
+        self._free = bytearray(b"\1" * self.slots)  # 1: the slot is free
+        self._taken: dict[int, int] = {}  # first slot of a frame: how many slots it has
+        self._changed = threading.Condition()
         self._closed = False
         self._lock = threading.Lock()
         atexit.register(self.close)  # last line of defence; close() is normally called first
 
-    def acquire(self, timeout: float | None = None) -> int:
-        """A free slot id; blocks (back-pressure) until one is released. Raises queue.Empty."""
-        return self._free.get(timeout=timeout)
+    def slots_for(self, nbytes: int) -> int:
+        """Adjacent slots a frame of ``nbytes`` takes."""
+        return max(1, -(-int(nbytes) // self.slot_bytes))
+
+    def acquire(self, timeout: float | None = None, count: int = 1) -> int:
+        """The first of ``count`` adjacent free slots; blocks (back-pressure) until frames are
+        released, or while ``max_frames`` are in. Raises queue.Empty after ``timeout`` seconds."""
+        if count > self.slots:
+            raise ValueError(f"a frame of {count} slots does not fit in a pool of {self.slots}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while len(self._taken) >= self.max_frames or (first := self._free.find(b"\1" * count)) < 0:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise queue.Empty
+                self._changed.wait(left)
+            self._free[first:first + count] = bytes(count)
+            self._taken[first] = count
+            return first
 
     def release(self, slot: int) -> None:
-        self._free.put(slot)
+        with self._changed:
+            count = self._taken.pop(slot)
+            self._free[slot:slot + count] = b"\1" * count
+            self._changed.notify_all()
 
     @property
     def free_slots(self) -> int:
-        return self._free.qsize()
+        with self._changed:
+            return self._free.count(1)
 
     def view(self, slot: int, shape: tuple[int, ...]) -> np.ndarray:
         return slot_view(self._map, self.slot_bytes, slot, shape)
 
     def store(self, slot: int, image: np.ndarray) -> tuple[int, ...]:
-        """Copy a decoded frame into its slot; returns the shape to send with the handle."""
-        if image.nbytes > self.slot_bytes:
-            raise ValueError(f"frame of {image.shape} ({image.nbytes} bytes) is larger than a pool slot "
-                             f"({self.slot_bytes} bytes)")
+        """Copy a decoded frame into its slot(s); returns the shape to send with the handle."""
+        if self.slots_for(image.nbytes) > self._taken.get(slot, 1):
+            raise ValueError(f"frame of {image.shape} ({image.nbytes} bytes) is larger than its pool slots "
+                             f"({self._taken.get(slot, 1)} of {self.slot_bytes} bytes)")
         target = self.view(slot, image.shape)
         target[...] = image
         return tuple(image.shape)
@@ -137,15 +169,10 @@ class FramePool:
             old.close()
         except BufferError:
             pass  # a view of an earlier frame is still held: that mapping goes with it
-        self.slot_bytes, self.slots = int(slot_bytes), int(slots)
+        self.slot_bytes, self.slots, self.max_frames = int(slot_bytes), int(slots), int(slots)
         self.address = PoolAddress(os.getpid(), self._fd, self.slot_bytes)
-        while True:
-            try:
-                self._free.get_nowait()
-            except queue.Empty:
-                break
-        for slot in range(self.slots):
-            self._free.put(slot)
+        with self._changed:
+            self._free, self._taken = bytearray(b"\1" * self.slots), {}
 
     def close(self) -> None:
         """Unmap and close the block (idempotent); its memory goes with the last process mapping it."""
