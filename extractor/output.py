@@ -33,7 +33,7 @@ from extractor.media import ExtractMedia
 from extractor.orientation import exif_orientation, upright_to_stored
 from extractor.png import encode_png, is_damaged_png, text_chunks
 from extractor.preview import ContactSheet, is_our_preview
-from extractor.safe_write import lost_write
+from extractor.safe_write import lost_write, scratch_path
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def check_writable(settings: OutputSettings) -> None:
     # A long video's name + "_alignments.jsonl" (faceswap's place, without -o), and the files kept
     # beside it (its lock, a scratch copy when it is written again), within the file system's names.
     name, limit = os.fsencode(settings.alignments_path.name), name_max(settings.alignments_path.parent)
-    beside = len(os.fsencode(f".{settings.alignments_path.name}.{os.getpid()}.tmp")) - len(name)
+    beside = len(os.fsencode(scratch_path(settings.alignments_path).name)) - len(name)
     if len(name) + beside > limit:
         raise OutputError(f"{settings.alignments_path}: a file name of {len(name)} bytes, over the {limit - beside} "
                           f"its file system allows ({limit}, less the files kept beside it): name the alignments "

@@ -11,10 +11,15 @@ from pathlib import Path
 from typing import Iterable
 
 
+def scratch_path(target: Path) -> Path:
+    """Where ``replace_file`` writes ``target``'s new bytes before renaming them over it."""
+    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+
+
 def replace_file(target: Path, chunks: bytes | Iterable[bytes]) -> None:
     """``target`` holds ``chunks`` (bytes, or pieces written as they come: a long file need not be
     in memory). Raises OSError, the old file left as it was and no scratch file behind."""
-    scratch = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    scratch = scratch_path(target)
     try:
         with open(scratch, "wb") as handle:
             for chunk in [chunks] if isinstance(chunks, bytes) else chunks:

@@ -333,10 +333,6 @@ class InputSource:
         """Every frame key of an image input (None for a video, whose keys cannot collide)."""
         return None if self.is_video else [self.image_key(p) for p in self.image_paths()]
 
-    def max_frame_bytes(self) -> int:
-        """Bytes of the largest decoded frame, read from headers only (sizes the frame pool)."""
-        return self.frame_bytes()[1]
-
     @cached_property
     def _frame_sizes(self) -> list[int]:
         """Bytes of each decoded frame, read from headers only (a video: its one frame size)."""

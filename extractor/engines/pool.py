@@ -36,8 +36,8 @@ from extractor.identity_filter import ReferenceError
 from extractor.pipeline import Pipeline, build_pipeline
 from extractor.workers.devices import PlanError, WorkerPlan, plan_devices, run_gpus
 from extractor.workers.gpu_support import gpu_capable_runtimes
-from extractor.workers.frame_pool import (FramePool, FramePoolError, check_frame_buffer, default_slot_count,
-                                          slots_that_fit, slots_with_room_for)
+from extractor.workers.frame_pool import (FramePool, FramePoolError, block_slots, check_frame_buffer,
+                                          default_slot_count, slots_that_fit)
 from extractor.workers.leftovers import own_semaphore_names, sweep_dead_runs, unlink_semaphore_names
 from extractor.workers.limits import killed_because, limits_note, oom_kills, usable_cores
 from extractor.progress import Progress
@@ -149,16 +149,13 @@ class PoolEngine:
             writer.close()
             raise
         sweep_dead_runs()
-        # Slots cut for the usual frame (three in four are no larger); a larger one takes several.
-        # As many frames in flight as slots of the usual frame would give, in a block as large as
-        # frame slots cut for the largest would be, where half the RAM holds it, and never less
-        # than those frames and the largest: one big photo leaves a folder its frames in flight.
+        # Slots cut for the usual frame (three in four are no larger), a larger one taking several:
+        # one big photo leaves a folder its frames in flight (``frame_pool.block_slots``).
         slot_bytes, self._largest = source.frame_bytes()
         self._slot_minimum = 2 * len(plans) + 2  # a frame for each worker in hand and one queued
         frames = self._slot_count(slot_bytes)
         check_frame_buffer(frames, slot_bytes, self._largest)
-        for_the_largest = slots_that_fit(slot_bytes, self._slot_count(self._largest) * self._largest // slot_bytes)
-        slots = max(slots_with_room_for(frames, slot_bytes, self._largest), for_the_largest)
+        slots = block_slots(frames, slot_bytes, self._largest, self._slot_count(self._largest))
         self.summary.slots, self.summary.slot_bytes = frames, slot_bytes
         logger.info("frame pool: %d frames in flight, %.0f MB in slots of %.1f MB (a larger frame takes several; at "
                     "most half the free RAM); frames of up to %.0f MP (--max-pixels)", frames, slots * slot_bytes / 1e6,

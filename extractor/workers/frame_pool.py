@@ -69,6 +69,14 @@ def slots_with_room_for(frames: int, slot_bytes: int, largest: int) -> int:
     return frames + -(-largest // slot_bytes) - 1
 
 
+def block_slots(frames: int, slot_bytes: int, largest: int, frames_of_largest: int) -> int:
+    """Slots of ``slot_bytes`` (the usual frame) in the block: as many bytes as
+    ``frames_of_largest`` slots cut for the largest frame would take, where half the RAM holds
+    them, and never fewer than ``frames`` usual frames with the largest beside them."""
+    for_the_largest = slots_that_fit(slot_bytes, frames_of_largest * largest // slot_bytes)
+    return max(slots_with_room_for(frames, slot_bytes, largest), for_the_largest)
+
+
 def check_frame_buffer(frames: int, slot_bytes: int, largest: int = 0) -> None:
     """Refuse a frame buffer (``--frame-buffer`` usual frames, one of which may be the largest)
     that would not fit in half the available RAM, saying what would."""
@@ -145,9 +153,9 @@ class FramePool:
 
     def store(self, slot: int, image: np.ndarray) -> tuple[int, ...]:
         """Copy a decoded frame into its slot(s); returns the shape to send with the handle."""
-        if self.slots_for(image.nbytes) > self._taken.get(slot, 1):
+        if self.slots_for(image.nbytes) > self._taken[slot]:
             raise ValueError(f"frame of {image.shape} ({image.nbytes} bytes) is larger than its pool slots "
-                             f"({self._taken.get(slot, 1)} of {self.slot_bytes} bytes)")
+                             f"({self._taken[slot]} of {self.slot_bytes} bytes)")
         target = self.view(slot, image.shape)
         target[...] = image
         return tuple(image.shape)
