@@ -92,10 +92,11 @@ def crop_matrix(pose: np.ndarray, crop_box: tuple[float, float, float], crop_siz
 
 
 def warp_crop(image: np.ndarray, matrix: np.ndarray, crop_size: int) -> np.ndarray:
-    """Cut the crop out of the frame (replicated borders for faces cut by the frame edge)."""
-    shrink = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
-    flags = cv2.INTER_AREA if shrink < 1 else cv2.INTER_LINEAR
-    return cv2.warpAffine(image, matrix, (crop_size, crop_size), flags=flags,
+    """Cut the crop out of the frame (replicated borders for faces cut by the frame edge),
+    bilinear whether the face is enlarged or shrunk (``warpAffine`` has no area averaging: its
+    INTER_AREA is bilinear). dlib's trees were trained on raw pixels: shrinking large faces with
+    area averaging first, nearest-pixel and bicubic sampling all aligned worse (docs/accuracy.md)."""
+    return cv2.warpAffine(image, matrix, (crop_size, crop_size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
 
 
