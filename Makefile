@@ -15,7 +15,7 @@ BACKEND_STAMP := $(VENV)/.backend-$(BACKEND)-gpu$(GPU)
 .PHONY: install demo test wheel-check bench bench-gpu tracking faults lint eval robustness big-frames panoramas close-ups calibrate clean
 
 install: $(STAMP) $(BACKEND_STAMP)
-	@# dlib's landmark model read into numpy arrays once (~/.cache/extractor; about 30 s the first time).
+	@# dlib's landmark model read into numpy arrays once (~/.cache/extractor; about 5 s the first time).
 	@$(BIN)/python -m extractor.models.dlib_ert
 	@# Bytecode for the editable install, as pip compiles an installed package: with
 	@# PYTHONDONTWRITEBYTECODE set, every run would compile extractor again (0.2 s of CPU).

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import DATA, VIDEO
 from extractor.models import model_files
-from extractor.models.dlib_ert import ShapePredictor, cache_folder, convert, installed_model, read_dlib_model
+from extractor.models.dlib_ert import (ShapePredictor, _DlibReader, cache_folder, convert, installed_model,
+                                       read_dlib_model)
 from extractor.plugins.align.crop import pose_from_detection, pose_from_landmarks
 from extractor.plugins.base import Batch
 from extractor.plugins.registry import create
@@ -185,6 +186,32 @@ def test_cache_is_keyed_to_the_model_file(tmp_path, monkeypatch):
     assert cache_folder(model) != before and cache_folder(model).parent == tmp_path / "cache"
     os.utime(model, ns=(1, 1))
     assert cache_folder(model).name.endswith("-1-v1")
+
+
+def _dlib_integer(value: int) -> bytes:
+    """dlib's serialisation of an integer: a header byte (0x80: negative; low 4 bits: how many
+    bytes follow), then its magnitude's little-endian bytes, as few as hold it."""
+    size = (abs(value).bit_length() + 7) // 8
+    return bytes([size | (0x80 if value < 0 else 0)]) + abs(value).to_bytes(size, "little")
+
+
+def test_floats_of_every_width_are_read_in_runs_and_one_by_one_alike():
+    """Most of the model's floats are 6 bytes (a 3-byte mantissa, a 1-byte power) and are read a
+    run at a time; the others (a short mantissa, zero, a long power) stop the run and are read
+    one by one: each value must come back exactly, wherever it falls."""
+    rng = np.random.default_rng(0)
+    usual = [(int(m), int(p)) for m, p in zip(rng.integers(-(2 ** 23), 2 ** 23, 60) | (1 << 16),
+                                              rng.integers(-40, 40, 60))]
+    odd = [(0, 0), (5, -3), (-300, 2), (-(2 ** 23) + 1, -200), (2 ** 23 - 1, 300), (1, 0)]
+    for order in range(5):
+        pairs = usual[:]
+        for position, pair in zip(rng.integers(0, len(pairs), len(odd)), odd if order else []):
+            pairs.insert(int(position), pair)
+        data = b"".join(_dlib_integer(m) + _dlib_integer(p) for m, p in pairs) + _dlib_integer(7)
+        reader = _DlibReader(data)
+        values = reader.floats(len(pairs))
+        assert values.tolist() == [m * 2.0 ** p for m, p in pairs]
+        assert reader.integer() == 7  # and the reader stands just after the last float
 
 
 def test_a_file_that_is_not_a_complete_predictor_is_refused_by_name(tmp_path):

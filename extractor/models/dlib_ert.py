@@ -15,7 +15,7 @@ threshold, and add each tree's leaf (68 x 2 numbers) to the shape; the unit box 
 face's box.
 
 ``python -m extractor.models.dlib_ert`` converts the installed model once (``make install`` runs
-it; about 15-30 s); an aligner that finds no converted copy (a ``pip install``) converts it as it
+it; about 5 s); an aligner that finds no converted copy (a ``pip install``) converts it as it
 loads, once per machine (``ready``). Where the cache cannot be written or read, the aligner runs
 dlib itself: the same points, slower, and no turned passes (they start the trees from a given
 shape, which dlib's API cannot take).
@@ -56,10 +56,32 @@ class _DlibReader:
 
     def floats(self, count: int) -> np.ndarray:
         out = np.empty(count, np.float64)
-        for k in range(count):
-            mantissa = self.integer()
-            out[k] = mantissa * 2.0 ** self.integer()  # exact: float32 mantissas have 24 bits
+        done = 0
+        while done < count:
+            run = self._common_floats(out[done:]) if count - done >= 8 else 0
+            done += run
+            if done < count:  # one float of another width (or a short read): integer by integer
+                mantissa = self.integer()
+                out[done] = mantissa * 2.0 ** self.integer()  # exact: float32 mantissas have 24 bits
+                done += 1
         return out
+
+    def _common_floats(self, out: np.ndarray) -> int:
+        """Reads into ``out`` the run of floats from here that have the usual width, a 3-byte
+        mantissa and a 1-byte power (6 bytes: 996 in 1000 of the model's 16 million floats), all
+        at once; returns how many. Each row's two headers are checked, so the run stops before
+        the first float of another width, at a number boundary."""
+        rows = min(len(out), (len(self.data) - self.pos) // 6)
+        raw = np.frombuffer(self.data, np.uint8, count=rows * 6, offset=self.pos).reshape(rows, 6)
+        usual = ((raw[:, 0] & 0x0F) == 3) & ((raw[:, 4] & 0x0F) == 1)
+        run = rows if usual.all() else int(usual.argmin())
+        raw = raw[:run].astype(np.int64)
+        mantissa = raw[:, 1] | raw[:, 2] << 8 | raw[:, 3] << 16
+        mantissa = np.where(raw[:, 0] & 0x80, -mantissa, mantissa)
+        power = np.where(raw[:, 4] & 0x80, -raw[:, 5], raw[:, 5]).astype(np.int32)
+        out[:run] = np.ldexp(mantissa.astype(np.float64), power)
+        self.pos += 6 * run
+        return run
 
     def matrix(self) -> np.ndarray:
         rows, cols = -self.integer(), -self.integer()
@@ -112,7 +134,7 @@ def convert(model: Path) -> Path:
         prune_stale(target, model)  # copies of earlier installs of the model
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("reading %s into numpy arrays, once (about 15-30 s; kept in %s)", model, target.parent)
+    logger.info("reading %s into numpy arrays, once (about 5 s; kept in %s)", model, target.parent)
     arrays = read_dlib_model(model)
     scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
