@@ -7,7 +7,7 @@
     extractor = FaceExtractor()                  # the CLI's defaults: CenterFace, dlib68, components
     image = cv2.imread("group.jpg")              # BGR, as OpenCV reads it
     for face in extractor.get(image):
-        face.box_ltrb, face.score, face.landmarks, face.quality, face.masks["components"].to_frame(image.shape)
+        face.box_ltrb, face.score, face.landmarks, face.pose, face.quality, face.masks["components"]
         crop = extractor.crop(image, face)       # faceswap's 512 px 'head' crop; centering="arcface": 112 px
 
 The faces are those ``extractor run`` finds in the same image in a photo folder (``photos=False``:

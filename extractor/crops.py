@@ -81,18 +81,34 @@ def legacy_matrix(landmarks: np.ndarray) -> np.ndarray:
     return umeyama(np.asarray(landmarks)[17:], MEAN_FACE_51)[:2]
 
 
-def centering_offset(landmarks: np.ndarray, legacy: np.ndarray, centering: str) -> np.ndarray:
-    """How far (in unit-square units) ``centering`` moves the crop's centre from legacy's:
-    the projection of its 3-D centre point for the head pose that the landmarks show."""
-    if centering == "legacy":
-        return np.zeros(2, np.float32)
+def _head_in_3d(landmarks: np.ndarray, legacy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rotation (a Rodrigues vector) and translation of the mean 3-D head that best project
+    onto the landmarks in the unit square (PnP, OpenCV's iterative solver)."""
     # faceswap keeps landmarks as float32, so its normalised points (and pose) are float32 too.
     points = cv2.transform(np.asarray(landmarks, np.float32)[:, None, :], legacy).reshape(-1, 2)
     points = np.nan_to_num(points)[HEAD_POINTS]
     _, rotation, translation = cv2.solvePnP(MEAN_HEAD_3D, points, CAMERA, NO_DISTORTION,
                                             flags=cv2.SOLVEPNP_ITERATIVE)
+    return rotation, translation
+
+
+def centering_offset(landmarks: np.ndarray, legacy: np.ndarray, centering: str) -> np.ndarray:
+    """How far (in unit-square units) ``centering`` moves the crop's centre from legacy's:
+    the projection of its 3-D centre point for the head pose that the landmarks show."""
+    if centering == "legacy":
+        return np.zeros(2, np.float32)
+    rotation, translation = _head_in_3d(landmarks, legacy)
     centre = cv2.projectPoints(CENTRE_3D[centering][None], rotation, translation, CAMERA, NO_DISTORTION)[0]
     return centre.reshape(2).astype(np.float32) - np.float32(0.5)
+
+
+def head_pose(landmarks: np.ndarray) -> np.ndarray:
+    """The head's pitch, yaw and roll in degrees (insightface's ``Face.pose`` order), the Euler
+    angles of the rotation that also centres the 'head' and 'face' crops: what faceswap's
+    ``AlignedFace.pose`` gives for the same points (its sort tool's yaw and pitch)."""
+    rotation, _ = _head_in_3d(landmarks, legacy_matrix(landmarks))
+    projection = np.hstack([cv2.Rodrigues(rotation)[0], np.zeros((3, 1))])
+    return cv2.decomposeProjectionMatrix(projection)[-1].reshape(3)
 
 
 def padding(size: int, centering: str, coverage: float = 1.0) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from extractor.crops import MASK_CROP, CropSpec, five_points
+from extractor.crops import MASK_CROP, CropSpec, five_points, head_pose
 from extractor.geometry import transform_points, turn_to_stand
 
 # Masks are stored as faceswap's maskers store theirs: 128 px, 'face' centering (crops.MASK_CROP).
@@ -124,6 +124,12 @@ class DetectedFace:
         return None if self.landmarks is None else five_points(self.landmarks).astype(np.float32)
 
     @property
+    def pose(self) -> np.ndarray | None:
+        """insightface's ``pose``: pitch, yaw and roll in degrees, from the 68 landmarks as
+        faceswap's ``AlignedFace.pose`` reads them; None before alignment."""
+        return None if self.landmarks is None else head_pose(self.landmarks).astype(np.float32)
+
+    @property
     def embedding(self) -> np.ndarray | None:
         """The identity embedding (dlib's ResNet, 128-d, with ``identity=True``); None without."""
         return next(iter(self.identity.values()), None)
@@ -170,6 +176,8 @@ class DetectedFace:
             out["quality"] = round(float(self.quality), 4)
         if self.landmarks is not None:
             out["landmarks"] = np.round(np.asarray(self.landmarks, dtype=np.float64), 3).tolist()
+            if np.isfinite(self.landmarks).all():
+                out["pose"] = [round(float(angle), 2) for angle in self.pose]  # pitch, yaw, roll (degrees)
         if self.masks:
             out["masks"] = {name: mask.to_dict() for name, mask in self.masks.items()}
         if self.identity:

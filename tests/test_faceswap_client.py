@@ -103,6 +103,20 @@ def test_face_pngs_are_faceswaps_own_head_crops(faceswap, photo_run, video_run):
         assert np.abs(cv2.imread(path).astype(int) - crop).mean() <= MAX_MAD
 
 
+def test_each_faces_pose_is_what_faceswaps_aligned_face_reads(faceswap, photo_run, video_run):
+    """The pitch, yaw and roll in each face's record (and its PNG's extractor header) are the
+    angles faceswap's ``AlignedFace.pose`` gives for the same landmarks (its sort tool's yaw and
+    pitch), to the record's hundredth of a degree."""
+    poses = 0
+    for settings, _ in (photo_run, video_run):
+        for path in sorted(settings.output.output_dir.glob("*.png"))[::7]:
+            ours = read_face_metadata(path)["face"]
+            theirs = faceswap.AlignedFace(np.array(ours["landmarks"], np.float32), centering="head", size=512).pose
+            assert np.abs(np.array(ours["pose"]) - [theirs.pitch, theirs.yaw, theirs.roll]).max() <= 0.006, path
+            poses += 1
+    assert poses >= 10
+
+
 @pytest.mark.parametrize("size", [64, 256, 512, 1000])
 def test_every_centering_cuts_as_faceswap_does(faceswap, size):
     """Each faceswap centering at several sizes, on real photos and their annotated landmarks."""
