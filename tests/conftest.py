@@ -20,6 +20,22 @@ DATA = Path(os.environ.get("EXTRACTOR_TEST_DATA", REPO.parent / "shared" / "data
 VIDEO = DATA / "video" / "short_hamilton_clip.mp4"
 
 
+# The Keras backend of the shell the tests run in (normally none).
+SHELL_KERAS_BACKEND = os.environ.get("KERAS_BACKEND")
+
+
+@pytest.fixture(autouse=True)
+def _runs_started_later_see_the_users_environment():
+    """A test that loads a Keras model in this process sets KERAS_BACKEND (Keras reads it as it
+    is first imported); every ``extractor run`` a later test starts would inherit it and load
+    Keras where a user's run (no KERAS_BACKEND) loads ONNX Runtime, seconds slower to start."""
+    yield
+    if SHELL_KERAS_BACKEND is None:
+        os.environ.pop("KERAS_BACKEND", None)
+    else:
+        os.environ["KERAS_BACKEND"] = SHELL_KERAS_BACKEND
+
+
 def annotations(set_name: str) -> dict:
     return json.loads((DATA / set_name / "annotations.json").read_text())
 

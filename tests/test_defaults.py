@@ -3,12 +3,17 @@ command's flags and the stage config cannot say different things."""
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
 
+from conftest import REPO, SHELL_KERAS_BACKEND
 from extractor.cli import eval_command, main, run
 from extractor.config import load_config
+from extractor.models.backend import resolve_backend, use_backend
 from extractor.plugins import registry
 from extractor.stages import StageConfig
 
@@ -62,3 +67,20 @@ def test_a_stage_batch_comes_from_the_flag_then_the_config_then_the_plugin():
     assert StageConfig(plugin_options={"detect.centerface": {"batch_size": 2}}).batch_size("detect") == 2
     assert StageConfig(batch_sizes={"detect": 8}, plugin_options={"detect.centerface": {"batch_size": 2}}
                        ).batch_size("detect") == 8
+
+
+def test_a_test_that_loads_keras_chooses_its_backend_in_this_process():
+    """The first of a pair (file order): a Keras backend chosen in the test process, as every test
+    that loads a Keras model does (``use_backend`` sets KERAS_BACKEND before Keras is imported)."""
+    use_backend(resolve_backend(None))
+    assert os.environ.get("KERAS_BACKEND")
+
+
+def test_a_run_started_after_it_gets_the_default_plan_of_a_users_shell(tmp_path):
+    """The second: a run started after it plans as from a user's shell (no KERAS_BACKEND, ONNX
+    Runtime for CenterFace on a CPU-only machine), not on the Keras backend the test before chose
+    (conftest puts the environment back after each test)."""
+    assert os.environ.get("KERAS_BACKEND") == SHELL_KERAS_BACKEND
+    run = subprocess.run([sys.executable, "-m", "extractor", "run", "-i", str(REPO / "samples" / "images"),
+                          "-o", str(tmp_path), "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and ("[onnxruntime]" in run.stderr or SHELL_KERAS_BACKEND), run.stderr

@@ -29,8 +29,9 @@ from extractor.engines.single import run_single_process
 from extractor.run_settings import RunSettings
 from extractor.stages import StageConfig
 from extractor.workers.assembler import FrameAssembler
+from extractor.workers.messages import Ready
 from extractor.workers.ordered_writer import OrderedFrameWriter
-from extractor.engines.pool import run_pool
+from extractor.engines.pool import PoolEngine, run_pool
 from extractor.run_settings import EngineOptions
 from extractor.workers.start import WorkerEnvironment, worker_context
 
@@ -365,3 +366,18 @@ def test_one_big_photo_leaves_the_folders_other_frames_their_slots(tmp_path):
     assert summary.slots >= default_slot_count(sizes[-2]), summary.slots
     records = {record["frame"]: record for record in read_records(tmp_path / "a.jsonl")}
     assert len(records) == 13 and len(records["scan.jpg"]["faces"]) == 2
+
+
+def test_a_stall_while_a_worker_still_loads_its_model_says_so(tmp_path):
+    """--stall-timeout counts from the start, so a model load that hangs (a stuck GPU driver) is
+    caught too; the message then names the workers that have not loaded yet instead of asking
+    about stuck batches none of them had."""
+    settings = RunSettings(input_path=VIDEO, output=OutputSettings(tmp_path, tmp_path / "alignments.jsonl"))
+    engine = PoolEngine(settings, EngineOptions(stall_seconds=5))
+    workers = {"detect-0": None, "align-0": None, "mask-0": None}
+    engine._handle(Ready("align-0", 1, None), FrameAssembler(), workers, [])
+    assert engine._stall_message(workers) == ("no progress for 5 s: detect-0, mask-0 still loading (a model that "
+                                              "loads slowly here wants a longer --stall-timeout)")
+    for label in ("detect-0", "mask-0"):
+        engine._handle(Ready(label, 1, None), FrameAssembler(), workers, [])
+    assert "(a stuck worker?)" in engine._stall_message(workers)

@@ -117,6 +117,7 @@ class PoolEngine:
         self._loader_bytes = 0
         self.imported: dict[str, list] | None = None
         self._started: set[str] = set()  # workers that have opened their queues
+        self._ready: set[str] = set()  # workers that have loaded their models
         self._dropped: set[int] = set()  # frames the detector could not process
         self._prepare_threads = 0  # the coordinator's helper threads preparing faces (set by the plan)
         self.progress = Progress(None, enabled=False, log_every=None)  # the run's, once it has its input
@@ -333,10 +334,7 @@ class PoolEngine:
                 self._check_health(processes)
                 self.progress.tick()
                 if stall.tick() > self.options.stall_seconds and self._frames:
-                    stuck = "; ".join(f"{label}: {names}" for label, names in self._busy.items())
-                    raise PipelineError(f"no progress for {self.options.stall_seconds:.0f} s with "
-                                        f"{len(self._frames)} frames in flight (a stuck worker?); "
-                                        f"last batches: {stuck or 'none'}") from None
+                    raise PipelineError(self._stall_message(processes)) from None
                 continue
             stall.restart()
             self._handle(from_wire(message), assembler, processes, all_queues)
@@ -371,6 +369,7 @@ class PoolEngine:
             if len(self._started) == len(processes):  # every worker has opened the queues
                 unlink_semaphore_names(all_queues)
         elif isinstance(message, Ready):
+            self._ready.add(message.label)
             logger.info("worker %s ready (pid %d)", message.label, message.pid)
             if message.mismatch:  # planned on a GPU, but its framework does not see one
                 logger.warning(message.mismatch)
@@ -419,6 +418,17 @@ class PoolEngine:
             raise self._loader_error
         if self._loader_error is not None:
             raise PipelineError(f"loader failed: {self._loader_error!r}") from self._loader_error
+
+    def _stall_message(self, processes) -> str:
+        """What --stall-timeout stopped: the workers still loading their models, else the batches
+        each worker was last given."""
+        loading = sorted(set(processes) - self._ready)
+        if loading:
+            return (f"no progress for {self.options.stall_seconds:.0f} s: {', '.join(loading)} still loading "
+                    f"(a model that loads slowly here wants a longer --stall-timeout)")
+        stuck = "; ".join(f"{label}: {names}" for label, names in self._busy.items())
+        return (f"no progress for {self.options.stall_seconds:.0f} s with {len(self._frames)} frames in flight "
+                f"(a stuck worker?); last batches: {stuck or 'none'}")
 
     def _check_health(self, processes) -> None:
         self._raise_loader_error()
