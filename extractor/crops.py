@@ -22,6 +22,7 @@ by 8k px), bilinear.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -81,23 +82,31 @@ def legacy_matrix(landmarks: np.ndarray) -> np.ndarray:
     return umeyama(np.asarray(landmarks)[17:], MEAN_FACE_51)[:2]
 
 
-def _head_in_3d(landmarks: np.ndarray, legacy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _head_in_3d(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rotation (a Rodrigues vector) and translation of the mean 3-D head that best project
-    onto the landmarks in the unit square (PnP, OpenCV's iterative solver)."""
+    onto the landmarks in the unit square (PnP, OpenCV's iterative solver). Kept for the last
+    faces asked about: the writer needs it twice a face (its crop's centre, its record's pose)."""
+    points = np.ascontiguousarray(landmarks)
+    return _head_of(points.tobytes(), points.dtype.str)
+
+
+@lru_cache(maxsize=64)
+def _head_of(landmark_bytes: bytes, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    landmarks = np.frombuffer(landmark_bytes, dtype).reshape(-1, 2)
     # faceswap keeps landmarks as float32, so its normalised points (and pose) are float32 too.
-    points = cv2.transform(np.asarray(landmarks, np.float32)[:, None, :], legacy).reshape(-1, 2)
+    points = cv2.transform(landmarks.astype(np.float32)[:, None, :], legacy_matrix(landmarks)).reshape(-1, 2)
     points = np.nan_to_num(points)[HEAD_POINTS]
     _, rotation, translation = cv2.solvePnP(MEAN_HEAD_3D, points, CAMERA, NO_DISTORTION,
                                             flags=cv2.SOLVEPNP_ITERATIVE)
     return rotation, translation
 
 
-def centering_offset(landmarks: np.ndarray, legacy: np.ndarray, centering: str) -> np.ndarray:
+def centering_offset(landmarks: np.ndarray, centering: str) -> np.ndarray:
     """How far (in unit-square units) ``centering`` moves the crop's centre from legacy's:
     the projection of its 3-D centre point for the head pose that the landmarks show."""
     if centering == "legacy":
         return np.zeros(2, np.float32)
-    rotation, translation = _head_in_3d(landmarks, legacy)
+    rotation, translation = _head_in_3d(landmarks)
     centre = cv2.projectPoints(CENTRE_3D[centering][None], rotation, translation, CAMERA, NO_DISTORTION)[0]
     return centre.reshape(2).astype(np.float32) - np.float32(0.5)
 
@@ -106,7 +115,7 @@ def head_pose(landmarks: np.ndarray) -> np.ndarray:
     """The head's pitch, yaw and roll in degrees (insightface's ``Face.pose`` order), the Euler
     angles of the rotation that also centres the 'head' and 'face' crops: what faceswap's
     ``AlignedFace.pose`` gives for the same points (its sort tool's yaw and pitch)."""
-    rotation, _ = _head_in_3d(landmarks, legacy_matrix(landmarks))
+    rotation, _ = _head_in_3d(landmarks)
     projection = np.hstack([cv2.Rodrigues(rotation)[0], np.zeros((3, 1))])
     return cv2.decomposeProjectionMatrix(projection)[-1].reshape(3)
 
@@ -154,7 +163,7 @@ class CropSpec:
             return umeyama(five_points(landmarks), arcface_template(self.size))[:2]
         legacy = legacy_matrix(landmarks)
         moved = legacy.copy()
-        moved[:, 2] -= centering_offset(landmarks, legacy, self.centering)
+        moved[:, 2] -= centering_offset(landmarks, self.centering)
         pad = padding(self.size, self.centering, self.coverage)
         out = moved * (self.size - 2 * pad)
         out[:, 2] += pad

@@ -144,10 +144,13 @@ def short_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
 
 
+MARK_BYTES = 9  # what ``marked`` adds: "~" and an 8-character hash
+
+
 def marked(name: str, key: str, max_bytes: int) -> str:
     """``name`` cut to leave room for ``~`` and a hash of ``key`` (what tells it apart), within
     ``max_bytes`` once encoded (a character cut in two is dropped)."""
-    cut = name.encode("utf-8", "surrogateescape")[:max_bytes - 9].decode("utf-8", "ignore")
+    cut = name.encode("utf-8", "surrogateescape")[:max_bytes - MARK_BYTES].decode("utf-8", "ignore")
     return f"{cut}~{short_hash(key)}"
 
 
@@ -184,7 +187,7 @@ class FaceNames:
     def __call__(self, key: str, face_index: int) -> str:
         stem = self._stem(key)
         if stem.casefold() in self.clashing or len(stem.encode("utf-8", "surrogateescape")) > MAX_STEM_BYTES:
-            stem = marked(stem, key, MAX_STEM_BYTES + 9)
+            stem = marked(stem, key, MAX_STEM_BYTES + MARK_BYTES)
         return f"{stem}_{face_index}.png"
 
 
