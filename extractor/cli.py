@@ -376,7 +376,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               type=click.Choice(["pool", "single", "ray"]),
               help="pool: worker processes on this machine; single: one process; ray: a Ray cluster.")
 @click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
-              help="--engine ray: join this cluster (default: start a local Ray sized to this machine).")
+              help="--engine ray: join this cluster (default: RAY_ADDRESS where set, else a new local Ray "
+                   "sized to this machine; auto: the cluster `ray start` runs here).")
 @refuse_not_taken
 @click.pass_obj
 def run(config, **flags):

