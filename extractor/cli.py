@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -412,18 +413,34 @@ def _run_batch(config, flags: dict) -> None:
     for line in left_out:
         logging.getLogger("extractor").warning("left out of the batch: %s", line)
     failed = []
-    for number, (source, output) in enumerate(items, 1):
-        click.echo(f"[{number}/{len(items)}] {source} -> {output or faceswap_alignments_place(source)}")
-        try:
-            _run_one(config, {**flags, "input_path": source, "output_dir": output,
-                              "alignments": output / name if name is not None else None})
-        except click.ClickException as exc:
-            click.echo(f"Error: {exc.format_message()}", err=True)
-            failed.append(source.name)
+    with _one_engine_for_every_run(flags, bool(items)):
+        for number, (source, output) in enumerate(items, 1):
+            click.echo(f"[{number}/{len(items)}] {source} -> {output or faceswap_alignments_place(source)}")
+            try:
+                _run_one(config, {**flags, "input_path": source, "output_dir": output,
+                                  "alignments": output / name if name is not None else None})
+            except click.ClickException as exc:
+                click.echo(f"Error: {exc.format_message()}", err=True)
+                failed.append(source.name)
     entries = f", {len(left_out)} {'entry' if len(left_out) == 1 else 'entries'} left out (above)" if left_out else ""
     click.echo(f"batch: {len(items)} inputs, {len(items) - len(failed)} extracted, {len(failed)} failed{entries}")
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(items)} inputs failed: {', '.join(failed)}")
+
+
+@contextmanager
+def _one_engine_for_every_run(flags: dict, any_run: bool):
+    """What the runs of a batch share: Ray, started or joined once (the pool's fork server is
+    already shared: it is this process's)."""
+    with ExitStack() as shared:
+        if flags["engine_name"] == "ray" and any_run:
+            from extractor.engines.ray_data import RayEngineError, one_ray_for_every_run
+
+            try:
+                shared.enter_context(one_ray_for_every_run(flags["ray_address"]))
+            except RayEngineError as exc:
+                raise click.ClickException(str(exc)) from None
+        yield
 
 
 def _without_face_folder(flags: dict) -> dict:

