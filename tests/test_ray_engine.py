@@ -23,7 +23,7 @@ ray = pytest.importorskip("ray", reason="Ray is part of the test environment (ma
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
 
@@ -240,3 +240,23 @@ def test_face_stages_on_the_cpu_share_one_actor_and_detection_keeps_its_own(tmp_
         assert [[spec.stage for spec in group] for group in groups] == [["detect"], ["align", "mask", "identity"]]
         assert groups[0][0].on_gpu == bool(gpus)
         assert max(spec.workers for spec in groups[1]) == 2
+
+
+def test_an_input_missing_on_another_node_than_the_drivers_stops_the_run_naming_it(local_ray, tmp_path):
+    """A cluster whose nodes lack the input (no shared file system) would list most of it as
+    unreadable; a file gone from the driver's own node is an unreadable input, as in the pool."""
+    from extractor.engines.ray_data import RayEngineError, problem_of, read_units
+    from extractor.sources import SkippedInput
+
+    gone = str(tmp_path / "gone.jpg")
+    unit = {"kind": ["image"], "path": [gone], "key": ["gone.jpg"], "start": [0], "stop": [1], "first_pts": [-1],
+            "end_pts": [-1]}
+
+    def row(driver_node: str) -> dict:
+        [columns] = read_units(unit, 10 ** 8, 1, frozenset(), driver_node=driver_node)
+        return {column: values[0] for column, values in columns.items()}
+
+    on_the_drivers = row(ray.get_runtime_context().get_node_id())
+    assert isinstance(problem_of(on_the_drivers), SkippedInput) and gone in on_the_drivers["problem"]
+    with pytest.raises(RayEngineError, match=f"{gone}: not on the Ray node that read it .*must be there on every"):
+        problem_of(row("f" * 56))  # read on another node than the driver's

@@ -21,7 +21,8 @@
   the same stage actors first, as a small dataset of their own.
 - Outputs: the last stage (tasks) turns each frame into its alignments record and its face PNG
   bytes (``FramePreparer``, the same code the other engines write with); the driver, the only
-  writer, writes them with ``FrameWriter``. So a cluster needs no shared file system, the
+  writer, writes them with ``FrameWriter``. So the outputs need no shared file system (the
+  input does: each node reads its share at the driver's path), the
   alignments file stays append-only and in order, and --skip-existing, the lock and the
   refusals behave exactly as in the pool. What crosses the network to the driver is the PNG
   bytes (about 280 kB per 512 px face), which is where a big cluster's bottleneck moves.
@@ -89,14 +90,23 @@ def decode_faces(data: bytes) -> dict:
     return {index: decode_face(face) for index, face in pickle.loads(data).items()} if data else {}
 
 
-def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, imported: dict | None = None):
+def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, imported: dict | None = None,
+               driver_node: str = ""):
     """Decode a batch of read units (an image file, or a range of video frames) into frame rows,
     yielded ``VIDEO_RANGE`` frames at a time (a unit may be a whole video: see ``read_plan``);
-    ``imported``: the faces of an imported .fsa by frame key (encoded), put in their rows."""
+    ``imported``: the faces of an imported .fsa by frame key (encoded), put in their rows;
+    ``driver_node``: the Ray node id of the driver, which listed the files (another node
+    without one of them is named: see ``NOT_ON_NODE``)."""
+    import ray
+
+    elsewhere = bool(driver_node) and ray.get_runtime_context().get_node_id() != driver_node
     rows: list[dict] = []
     for kind, path, key, start, stop, first_pts, end_pts in zip(
             batch["kind"], batch["path"], batch["key"], batch["start"], batch["stop"], batch["first_pts"],
             batch["end_pts"]):
+        if elsewhere and not os.path.exists(path):  # listed by the driver, not here: a node without the input
+            rows.append(_empty_row(key, int(start), path, not_on_this_node(path)))
+            continue
         if kind == "image":
             try:
                 image, warning = read_image(path, max_pixels)
@@ -121,6 +131,27 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, impo
                 rows = []
     if rows:
         yield _columns(rows, imported)
+
+
+NOT_ON_NODE = "not on the Ray node that read it"
+
+
+def not_on_this_node(path: str) -> str:
+    """Why a file the driver listed gives no frame on this (other) node: it does not have it."""
+    import ray
+
+    return (f"{path}: {NOT_ON_NODE} ({ray.util.get_node_ip_address()}): each node reads its share of the input at "
+            "the driver's path, so the input must be there on every node (a shared file system, or a copy at that "
+            "path)")
+
+
+def problem_of(row: dict) -> SkippedInput:
+    """A frame row's problem as the summary lists it; an input missing on another node than the
+    driver's stops the run instead: the cluster cannot see the input, and going on would list
+    most of it as unreadable."""
+    if NOT_ON_NODE in row["problem"]:
+        raise RayEngineError(row["problem"])
+    return SkippedInput(row["key"], row["problem"])
 
 
 def _columns(rows: list[dict], imported: dict | None) -> dict:
@@ -504,6 +535,7 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
     if settings.face_filter is not None and settings.face_filter.needs_embedding:
         _embed_references(settings, options, pipeline, cpu_share)
     reading = {"max_pixels": settings.max_pixels, "every_n": settings.every_n, "done": frozenset(source.done),
+               "driver_node": ray.get_runtime_context().get_node_id(),
                "imported": None if imported is None else
                {key: [encode_face(face) for face in faces] for key, faces in imported.items()}}
     dataset = ray.data.from_items(units, override_num_blocks=len(units)).map_batches(
@@ -524,7 +556,7 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
             for level, name, text in pickle.loads(row["log"]) if row["log"] else []:
                 logging.getLogger(name).log(level, "%s", text)
             if row["problem"]:
-                summary.admit(SkippedInput(row["key"], row["problem"]))
+                summary.admit(problem_of(row))
                 continue
             for line in filter(None, row["warning"].split("\n")):
                 if line not in said:  # an actor's start-up warning, given by each actor of its stage: once
