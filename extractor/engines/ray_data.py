@@ -348,8 +348,10 @@ def one_ray_for_every_run(address: str | None):
     an input here). Between two runs a stop signal is handled as before Ray, not by ``ray.init``'s
     own handler (an exit at once)."""
     before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-    started = _connect(address)
-    restore_handlers(before)
+    try:
+        started = _connect(address)
+    finally:
+        restore_handlers(before)
     try:
         yield
     finally:
