@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,56 @@ def test_why_ray_failed_names_the_reason_behind_its_connection_error():
         assert why_ray_failed(exc) == ("Failed to connect to Ray cluster at 10.0.0.1:6379 "
                                        "(ray.exceptions.AuthenticationError: token missing)")
     assert why_ray_failed(ValueError("bad")) == "bad"
+
+
+def _can_hide_folders() -> bool:
+    """Whether a process can get a mount namespace of its own here (root, or user namespaces)."""
+    try:
+        return subprocess.run(["unshare", "--mount", "true"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(not _can_hide_folders(), reason="needs unshare --mount (root) to make a node without the input")
+def test_a_cluster_whose_other_node_lacks_the_input_reads_it_on_the_drivers(tmp_path):
+    """A node joined in a mount namespace of its own, the input folder covered there: a cluster
+    without a shared file system. The input (given relative to the driver's folder, which no
+    node shares) is read on the driver's node, and every face comes back."""
+    from ray.cluster_utils import Cluster
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for source in sorted((DATA / "dlib_faces").glob("*.jpg"))[:3]:
+        (photos / source.name).write_bytes(source.read_bytes())
+    head = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    hidden = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               f"mount -t tmpfs tmpfs {photos} && exec {Path(sys.executable).with_name('ray')} start "
+                               f"--address={head.address} "
+                               "--num-cpus 2 --block"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ray.init(address=head.address, log_to_driver=False, logging_level="ERROR")
+        try:
+            for _ in range(120):
+                if len([node for node in ray.nodes() if node["Alive"]]) == 2:
+                    break
+                time.sleep(0.5)
+            assert len([node for node in ray.nodes() if node["Alive"]]) == 2, "the second node did not join"
+            from extractor.engines.ray_data import nodes_without
+
+            first = str(sorted(photos.iterdir())[0])
+            assert len(nodes_without([str(photos), first])) == 1  # the hidden node sees an empty folder
+        finally:
+            ray.shutdown()
+        result = subprocess.run([sys.executable, "-m", "extractor", "run", "--no-progress", "--size", "128", "-i",
+                                 "photos", "-o", str(tmp_path / "out"), "--engine", "ray", "--ray-address",
+                                 head.address], capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                                env=dict(os.environ, PYTHONPATH=str(REPO)))
+    finally:
+        hidden.terminate()
+        hidden.wait(timeout=60)
+        head.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert "the input is not on 1 of the cluster's nodes" in result.stderr
+    assert [record["frame"] for record in read_records(tmp_path / "out" / "alignments.jsonl")] == \
+        sorted(path.name for path in photos.iterdir())
+    assert "skipped inputs: 0" in result.stdout

@@ -21,8 +21,8 @@
   the same stage actors first, as a small dataset of their own.
 - Outputs: the last stage (tasks) turns each frame into its alignments record and its face PNG
   bytes (``FramePreparer``, the same code the other engines write with); the driver, the only
-  writer, writes them with ``FrameWriter``. So the outputs need no shared file system (the
-  input does: each node reads its share at the driver's path), the
+  writer, writes them with ``FrameWriter``. So the outputs need no shared file system (nor
+  the input: where a node lacks it, the driver's node reads it all, ``where_to_read``), the
   alignments file stays append-only and in order, and --skip-existing, the lock and the
   refusals behave exactly as in the pool. What crosses the network to the driver is the PNG
   bytes (about 280 kB per 512 px face), which is where a big cluster's bottleneck moves.
@@ -91,12 +91,14 @@ def decode_faces(data: bytes) -> dict:
 
 
 def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, imported: dict | None = None,
-               driver_node: str = ""):
+               driver_node: str = "", driver_folder: str = ""):
     """Decode a batch of read units (an image file, or a range of video frames) into frame rows,
     yielded ``VIDEO_RANGE`` frames at a time (a unit may be a whole video: see ``read_plan``);
     ``imported``: the faces of an imported .fsa by frame key (encoded), put in their rows;
     ``driver_node``: the Ray node id of the driver, which listed the files (another node
-    without one of them is named: see ``NOT_ON_NODE``)."""
+    without one of them is named: see ``NOT_ON_NODE``); ``driver_folder``: its working folder,
+    where a relative input path starts (a node's own is another), the rows keeping the path as
+    given."""
     import ray
 
     elsewhere = bool(driver_node) and ray.get_runtime_context().get_node_id() != driver_node
@@ -104,12 +106,13 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, impo
     for kind, path, key, start, stop, first_pts, end_pts in zip(
             batch["kind"], batch["path"], batch["key"], batch["start"], batch["stop"], batch["first_pts"],
             batch["end_pts"]):
-        if elsewhere and not os.path.exists(path):  # listed by the driver, not here: a node without the input
-            rows.append(_empty_row(key, int(start), path, not_on_this_node(path)))
+        readable = os.path.join(driver_folder, path)
+        if elsewhere and not os.path.exists(readable):  # listed by the driver, not here: a node without the input
+            rows.append(_empty_row(key, int(start), path, not_on_this_node(readable)))
             continue
         if kind == "image":
             try:
-                image, warning = read_image(path, max_pixels)
+                image, warning = read_image(readable, max_pixels)
             except Exception as exc:  # noqa: BLE001 - InputError and anything a decoder raises
                 rows.append(_empty_row(key, int(start), path, str(exc)))
                 continue
@@ -117,15 +120,15 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, impo
             row["warning"] = warning or ""
             rows.append(row)
             continue
-        source = InputSource(path, every_n, max_pixels, done)
+        source = InputSource(readable, every_n, max_pixels, done)
         if first_pts < 0:  # the whole video, read through (its time stamps do not allow seeking)
             frames = source.video_frames()
         else:
             frames = source.video_frames(int(start), int(stop), (int(first_pts), None if end_pts < 0 else int(end_pts)))
         for item in frames:
-            rows.append(_empty_row(item.source, int(start), item.source, item.reason)
+            rows.append(_empty_row(path, int(start), path, item.reason.replace(readable, path))
                         if isinstance(item, SkippedInput) else
-                        _empty_row(item.filename, item.frame_index, item.source, image=item.image))
+                        _empty_row(item.filename, item.frame_index, path, image=item.image))
             if len(rows) == VIDEO_RANGE:
                 yield _columns(rows, imported)
                 rows = []
@@ -143,6 +146,38 @@ def not_on_this_node(path: str) -> str:
     return (f"{path}: {NOT_ON_NODE} ({ray.util.get_node_ip_address()}): each node reads its share of the input at "
             "the driver's path, so the input must be there on every node (a shared file system, or a copy at that "
             "path)")
+
+
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def nodes_without(paths: list[str]) -> list[str]:
+    """Addresses of the cluster's live nodes with CPUs (where read tasks run) that lack one of
+    ``paths``: a task pinned to each node looks."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    exists = ray.remote(num_cpus=0)(_exists)
+    nodes = [node for node in ray.nodes() if node["Alive"] and node["Resources"].get("CPU", 0) > 0]
+    looks = [[exists.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+              .remote(path) for path in paths] for node in nodes]
+    return [node["NodeManagerAddress"] for node, seen in zip(nodes, looks) if not all(ray.get(seen))]
+
+
+def where_to_read(paths: list[str]) -> dict:
+    """Ray options of the read tasks: anywhere when every node has the input (``paths``: the
+    input and its first file), else on the driver's node alone, said in one line; a cluster
+    without a shared file system still runs, its other nodes detecting, aligning and masking."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    missing = nodes_without(paths)
+    if not missing:
+        return {}
+    logger.info("plan: the input is not on %d of the cluster's nodes (%s): it is read on this node alone (on a file "
+                "system every node shares, each node would read its share)", len(missing), ", ".join(missing))
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)}
 
 
 def problem_of(row: dict) -> SkippedInput:
@@ -506,7 +541,8 @@ def _embed_references(settings: RunSettings, options: EngineOptions, pipeline: P
               "first_pts": -1, "end_pts": -1} for position, path in enumerate(face_filter.references)]
     dataset = ray.data.from_items(units, override_num_blocks=len(units)).map_batches(
         read_units, batch_size=1, num_cpus=_task_share(cpu_share),
-        fn_kwargs={"max_pixels": settings.max_pixels, "every_n": 1, "done": frozenset()})
+        fn_kwargs={"max_pixels": settings.max_pixels, "every_n": 1, "done": frozenset(), "driver_folder": os.getcwd()},
+        **where_to_read(sorted({os.path.abspath(path) for path in face_filter.references})))
     for row in _through_stages(dataset, pipeline, REFERENCE_STAGES, settings, options, cpu_share).iter_rows():
         position = int(row["key"])
         if row["problem"]:
@@ -537,11 +573,12 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
     if settings.face_filter is not None and settings.face_filter.needs_embedding:
         _embed_references(settings, options, pipeline, cpu_share)
     reading = {"max_pixels": settings.max_pixels, "every_n": settings.every_n, "done": frozenset(source.done),
-               "driver_node": ray.get_runtime_context().get_node_id(),
+               "driver_node": ray.get_runtime_context().get_node_id(), "driver_folder": os.getcwd(),
                "imported": None if imported is None else
                {key: [encode_face(face) for face in faces] for key, faces in imported.items()}}
     dataset = ray.data.from_items(units, override_num_blocks=len(units)).map_batches(
-        read_units, batch_size=1, num_cpus=_task_share(cpu_share), fn_kwargs=reading)
+        read_units, batch_size=1, num_cpus=_task_share(cpu_share), fn_kwargs=reading,
+        **where_to_read(sorted({os.path.abspath(settings.input_path), os.path.abspath(units[0]["path"])})))
     dataset = _through_stages(dataset, pipeline, stages, settings, options, cpu_share)
     tracked = writer.tracks is not None  # track ids and steady landmarks: frame after frame, here
     if not tracked:
