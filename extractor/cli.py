@@ -434,7 +434,7 @@ def _one_engine_for_every_run(flags: dict, any_run: bool):
     already shared: it is this process's)."""
     with ExitStack() as shared:
         if flags["engine_name"] == "ray" and any_run:
-            from extractor.engines.ray_data import RayEngineError, one_ray_for_every_run
+            from extractor.engines.ray_cluster import RayEngineError, one_ray_for_every_run
 
             try:
                 shared.enter_context(one_ray_for_every_run(flags["ray_address"]))
@@ -478,7 +478,7 @@ def _run_one(config, flags: dict) -> None:
 
     failures = (InputError, PlanError, OutputError, FramePoolError, UnsafeFileError, ReferenceError)
     if flags["engine_name"] == "ray":
-        from extractor.engines.ray_data import RayEngineError
+        from extractor.engines.ray_cluster import RayEngineError
 
         failures += (RayEngineError,)
     try:

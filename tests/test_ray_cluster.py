@@ -141,7 +141,7 @@ def test_a_batch_starts_one_ray_for_all_its_inputs(tmp_path):
 
 def test_between_a_batchs_runs_a_stop_signal_is_not_rays_exit_at_once():
     script = ("import signal\n"
-              "from extractor.engines.ray_data import one_ray_for_every_run\n"
+              "from extractor.engines.ray_cluster import one_ray_for_every_run\n"
               "signal.signal(signal.SIGTERM, signal.default_int_handler)\n"
               "with one_ray_for_every_run(None):\n"
               "    print(signal.getsignal(signal.SIGTERM) is signal.default_int_handler)\n")
@@ -152,7 +152,7 @@ def test_between_a_batchs_runs_a_stop_signal_is_not_rays_exit_at_once():
 
 
 def test_why_ray_failed_names_the_reason_behind_its_connection_error():
-    from extractor.engines.ray_data import why_ray_failed
+    from extractor.engines.ray_cluster import why_ray_failed
 
     try:
         try:
@@ -198,7 +198,7 @@ def test_a_cluster_whose_other_node_lacks_the_input_reads_it_on_the_drivers(tmp_
                     break
                 time.sleep(0.5)
             assert len([node for node in ray.nodes() if node["Alive"]]) == 2, "the second node did not join"
-            from extractor.engines.ray_data import nodes_without
+            from extractor.engines.ray_cluster import nodes_without
 
             first = str(sorted(photos.iterdir())[0])
             assert len(nodes_without([str(photos), first])) == 1  # the hidden node sees an empty folder

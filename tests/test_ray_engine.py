@@ -245,7 +245,8 @@ def test_face_stages_on_the_cpu_share_one_actor_and_detection_keeps_its_own(tmp_
 def test_an_input_missing_on_another_node_than_the_drivers_stops_the_run_naming_it(local_ray, tmp_path):
     """A cluster whose nodes lack the input (no shared file system) would list most of it as
     unreadable; a file gone from the driver's own node is an unreadable input, as in the pool."""
-    from extractor.engines.ray_data import RayEngineError, problem_of, read_units
+    from extractor.engines.ray_cluster import RayEngineError, problem_of
+    from extractor.engines.ray_data import read_units
     from extractor.sources import SkippedInput
 
     gone = str(tmp_path / "gone.jpg")

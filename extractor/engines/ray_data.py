@@ -34,15 +34,12 @@ import logging
 import os
 import pickle
 import re
-import signal
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
 
 from extractor.workers.devices import CUDA_CONTEXT_MB
-from extractor.workers.limits import usable_cores
 
 from extractor.media import ExtractMedia
 from extractor.output import FramePreparer, PreparedFrame
@@ -52,9 +49,10 @@ from extractor.run_settings import (EngineOptions, RunSettings, RunSummary, face
                                     frame_not_processed_line)
 from extractor.images import InputError, read_image
 from extractor.sources import InputSource, SkippedInput, seekable_timeline
-from extractor.stop_signals import STOP_SIGNALS, catch_stop_signals
+from extractor.stop_signals import catch_stop_signals
 from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.messages import decode_face, encode_face
+from extractor.engines.ray_cluster import connect, not_on_this_node, problem_of, where_to_read
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +61,6 @@ PREPARE_BATCH_FRAMES = 8  # frames per prepare task (records and face PNGs)
 # A line of Ray's native (C++) logger, e.g. "[2026-12-03 10:50:38,197 E 21480 21480] core_worker.cc:...":
 # on a normal run its driver logs an error-level line for every actor pool (ray-project/ray#53727).
 RAY_NATIVE_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+ \d+\] ")
-
-
-class RayEngineError(Exception):
-    """Ray is missing, cannot start or join the cluster, or the run asks for what this engine lacks."""
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -96,7 +90,7 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, impo
     yielded ``VIDEO_RANGE`` frames at a time (a unit may be a whole video: see ``read_plan``);
     ``imported``: the faces of an imported .fsa by frame key (encoded), put in their rows;
     ``driver_node``: the Ray node id of the driver, which listed the files (another node
-    without one of them is named: see ``NOT_ON_NODE``); ``driver_folder``: its working folder,
+    without one of them is named: see ``ray_cluster.NOT_ON_NODE``); ``driver_folder``: its working folder,
     where a relative input path starts (a node's own is another), the rows keeping the path as
     given."""
     import ray
@@ -134,59 +128,6 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, impo
                 rows = []
     if rows:
         yield _columns(rows, imported)
-
-
-NOT_ON_NODE = "not on the Ray node that read it"
-
-
-def not_on_this_node(path: str) -> str:
-    """Why a file the driver listed gives no frame on this (other) node: it does not have it."""
-    import ray
-
-    return (f"{path}: {NOT_ON_NODE} ({ray.util.get_node_ip_address()}): each node reads its share of the input at "
-            "the driver's path, so the input must be there on every node (a shared file system, or a copy at that "
-            "path)")
-
-
-def _exists(path: str) -> bool:
-    return os.path.exists(path)
-
-
-def nodes_without(paths: list[str]) -> list[str]:
-    """Addresses of the cluster's live nodes with CPUs (where read tasks run) that lack one of
-    ``paths``: a task pinned to each node looks."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    exists = ray.remote(num_cpus=0)(_exists)
-    nodes = [node for node in ray.nodes() if node["Alive"] and node["Resources"].get("CPU", 0) > 0]
-    looks = [[exists.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
-              .remote(path) for path in paths] for node in nodes]
-    return [node["NodeManagerAddress"] for node, seen in zip(nodes, looks) if not all(ray.get(seen))]
-
-
-def where_to_read(paths: list[str]) -> dict:
-    """Ray options of the read tasks: anywhere when every node has the input (``paths``: the
-    input and its first file), else on the driver's node alone, said in one line; a cluster
-    without a shared file system still runs, its other nodes detecting, aligning and masking."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    missing = nodes_without(paths)
-    if not missing:
-        return {}
-    logger.info("plan: the input is not on %d of the cluster's nodes (%s): it is read on this node alone (on a file "
-                "system every node shares, each node would read its share)", len(missing), ", ".join(missing))
-    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)}
-
-
-def problem_of(row: dict) -> SkippedInput:
-    """A frame row's problem as the summary lists it; an input missing on another node than the
-    driver's stops the run instead: the cluster cannot see the input, and going on would list
-    most of it as unreadable."""
-    if NOT_ON_NODE in row["problem"]:
-        raise RayEngineError(row["problem"])
-    return SkippedInput(row["key"], row["problem"])
 
 
 def _columns(rows: list[dict], imported: dict | None) -> dict:
@@ -347,67 +288,6 @@ def prepare_frames(batch: dict, preparer: FramePreparer) -> dict:
 
 # --- the run -----------------------------------------------------------------------------------
 
-def _connect(address: str | None) -> bool:
-    """Join ``address`` (``auto`` or ``HOST:PORT``), else the cluster Ray's own ``RAY_ADDRESS``
-    names, else start a local instance sized to this machine; True when this run connected (and
-    so disconnects). The local instance is always a new one (Ray's ``local``): left to itself,
-    ``ray.init`` joins the cluster last started with ``ray start`` on this machine, refusing the
-    local instance's size, or hangs on the address a crashed one left behind."""
-    try:
-        import ray
-    except ImportError:
-        raise RayEngineError("--engine ray needs Ray: pip install 'extractor[ray]'") from None
-    if ray.is_initialized():
-        return False
-    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
-    logging.getLogger("ray").setLevel(logging.ERROR)
-    quiet = {"runtime_env": env, "log_to_driver": False, "logging_level": logging.ERROR}
-    if not address and os.environ.get("RAY_ADDRESS"):
-        address = os.environ["RAY_ADDRESS"]
-        logger.info("joining the Ray cluster at %s (RAY_ADDRESS)", address)
-    try:
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            ray.init(address="local", num_cpus=usable_cores(), include_dashboard=False, **quiet)
-    except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError from ray.init
-        raise RayEngineError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: "
-                             f"{why_ray_failed(exc)}") from None
-    return True
-
-
-@contextmanager
-def one_ray_for_every_run(address: str | None):
-    """Ray connected once for the runs of a ``--batch``: each run finds it up and leaves it so
-    (``_connect``), where a local instance was started and stopped for every input (about 10 s
-    an input here). Between two runs a stop signal is handled as before Ray, not by ``ray.init``'s
-    own handler (an exit at once)."""
-    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-    try:
-        started = _connect(address)
-    finally:
-        restore_handlers(before)
-    try:
-        yield
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
-
-
-def why_ray_failed(exc: BaseException) -> str:
-    """``exc``'s message, with the last line of the deepest error behind it where that says more:
-    Ray's "Failed to connect to Ray cluster at ..." wraps the reason (a token the cluster wants,
-    a time-out) in a traceback held as text."""
-    deepest = exc
-    while (deepest.__cause__ or deepest.__context__) is not None:
-        deepest = deepest.__cause__ or deepest.__context__
-    lines = [line.strip() for line in str(deepest).splitlines() if line.strip()]
-    reason = lines[-1] if lines else ""
-    return f"{exc} ({reason})" if deepest is not exc and reason and reason not in str(exc) else str(exc)
-
-
 def gpu_memory_mb(options: EngineOptions) -> int:
     """Memory of one GPU, to turn budgets into Ray's GPU fractions: as given, else the smallest
     GPU nvidia-smi lists on this machine (the driver's: the cluster's nodes are taken to hold the
@@ -461,7 +341,7 @@ def run_ray(settings: RunSettings, options: EngineOptions) -> RunSummary:
     started = False
     ray_handlers: dict = {}
     try:
-        started = _connect(options.ray_address)
+        started = connect(options.ray_address)
         # ray.init sets its own SIGTERM handler (exit at once): a stop signal takes every engine's
         # Ctrl-C path here too (``stop_signals``).
         ray_handlers = catch_stop_signals()

@@ -1,0 +1,141 @@
+"""Which Ray a run uses, and where on it the input can be read.
+
+- Joining or starting: ``--ray-address``, else Ray's own ``RAY_ADDRESS`` (what a cluster's users
+  and Ray's job runner set), else a new local instance sized to this machine, never one a
+  ``ray start`` left running or a crashed head's stale address (``connect``). A batch keeps one
+  for all its inputs (``one_ray_for_every_run``). A join that fails says Ray's reason.
+- Reading: each node reads its share of the input at the driver's path where every node has it
+  (a shared file system); else the driver's node reads it all (``where_to_read``), and a node
+  that still lacks a file stops the run in one line (``problem_of``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from contextlib import contextmanager
+
+from extractor.sources import SkippedInput
+from extractor.stop_signals import STOP_SIGNALS
+from extractor.stop_signals import restore as restore_handlers
+from extractor.workers.limits import usable_cores
+
+logger = logging.getLogger(__name__)
+
+
+class RayEngineError(Exception):
+    """Ray is missing, cannot start or join the cluster, or the run asks for what this engine lacks."""
+
+
+def connect(address: str | None) -> bool:
+    """Join ``address`` (``auto`` or ``HOST:PORT``), else the cluster Ray's own ``RAY_ADDRESS``
+    names, else start a local instance sized to this machine; True when this run connected (and
+    so disconnects). The local instance is always a new one (Ray's ``local``): left to itself,
+    ``ray.init`` joins the cluster last started with ``ray start`` on this machine, refusing the
+    local instance's size, or hangs on the address a crashed one left behind."""
+    try:
+        import ray
+    except ImportError:
+        raise RayEngineError("--engine ray needs Ray: pip install 'extractor[ray]'") from None
+    if ray.is_initialized():
+        return False
+    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    quiet = {"runtime_env": env, "log_to_driver": False, "logging_level": logging.ERROR}
+    if not address and os.environ.get("RAY_ADDRESS"):
+        address = os.environ["RAY_ADDRESS"]
+        logger.info("joining the Ray cluster at %s (RAY_ADDRESS)", address)
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(address="local", num_cpus=usable_cores(), include_dashboard=False, **quiet)
+    except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError from ray.init
+        raise RayEngineError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: "
+                             f"{why_ray_failed(exc)}") from None
+    return True
+
+
+@contextmanager
+def one_ray_for_every_run(address: str | None):
+    """Ray connected once for the runs of a ``--batch``: each run finds it up and leaves it so
+    (``connect``), where a local instance was started and stopped for every input (about 10 s
+    an input here). Between two runs a stop signal is handled as before Ray, not by ``ray.init``'s
+    own handler (an exit at once)."""
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    try:
+        started = connect(address)
+    finally:
+        restore_handlers(before)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def why_ray_failed(exc: BaseException) -> str:
+    """``exc``'s message, with the last line of the deepest error behind it where that says more:
+    Ray's "Failed to connect to Ray cluster at ..." wraps the reason (a token the cluster wants,
+    a time-out) in a traceback held as text."""
+    deepest = exc
+    while (deepest.__cause__ or deepest.__context__) is not None:
+        deepest = deepest.__cause__ or deepest.__context__
+    lines = [line.strip() for line in str(deepest).splitlines() if line.strip()]
+    reason = lines[-1] if lines else ""
+    return f"{exc} ({reason})" if deepest is not exc and reason and reason not in str(exc) else str(exc)
+
+
+NOT_ON_NODE = "not on the Ray node that read it"
+
+
+def not_on_this_node(path: str) -> str:
+    """Why a file the driver listed gives no frame on this (other) node: it does not have it."""
+    import ray
+
+    return (f"{path}: {NOT_ON_NODE} ({ray.util.get_node_ip_address()}): each node reads its share of the input at "
+            "the driver's path, so the input must be there on every node (a shared file system, or a copy at that "
+            "path)")
+
+
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def nodes_without(paths: list[str]) -> list[str]:
+    """Addresses of the cluster's live nodes with CPUs (where read tasks run) that lack one of
+    ``paths``: a task pinned to each node looks."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    exists = ray.remote(num_cpus=0)(_exists)
+    nodes = [node for node in ray.nodes() if node["Alive"] and node["Resources"].get("CPU", 0) > 0]
+    looks = [[exists.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+              .remote(path) for path in paths] for node in nodes]
+    return [node["NodeManagerAddress"] for node, seen in zip(nodes, looks) if not all(ray.get(seen))]
+
+
+def where_to_read(paths: list[str]) -> dict:
+    """Ray options of the read tasks: anywhere when every node has the input (``paths``: the
+    input and its first file), else on the driver's node alone, said in one line; a cluster
+    without a shared file system still runs, its other nodes detecting, aligning and masking."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    missing = nodes_without(paths)
+    if not missing:
+        return {}
+    logger.info("plan: the input is not on %d of the cluster's nodes (%s): it is read on this node alone (on a file "
+                "system every node shares, each node would read its share)", len(missing), ", ".join(missing))
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)}
+
+
+def problem_of(row: dict) -> SkippedInput:
+    """A frame row's problem as the summary lists it; an input missing on another node than the
+    driver's stops the run instead: the cluster cannot see the input, and going on would list
+    most of it as unreadable."""
+    if NOT_ON_NODE in row["problem"]:
+        raise RayEngineError(row["problem"])
+    return SkippedInput(row["key"], row["problem"])
