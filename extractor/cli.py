@@ -434,10 +434,10 @@ def _one_engine_for_every_run(flags: dict, any_run: bool):
     already shared: it is this process's)."""
     with ExitStack() as shared:
         if flags["engine_name"] == "ray" and any_run:
-            from extractor.engines.ray_cluster import RayEngineError, one_ray_for_every_run
+            from extractor.engines.ray_cluster import RayEngineError, connected
 
             try:
-                shared.enter_context(one_ray_for_every_run(flags["ray_address"]))
+                shared.enter_context(connected(flags["ray_address"]))
             except RayEngineError as exc:
                 raise click.ClickException(str(exc)) from None
         yield

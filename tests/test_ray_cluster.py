@@ -141,9 +141,9 @@ def test_a_batch_starts_one_ray_for_all_its_inputs(tmp_path):
 
 def test_between_a_batchs_runs_a_stop_signal_is_not_rays_exit_at_once():
     script = ("import signal\n"
-              "from extractor.engines.ray_cluster import one_ray_for_every_run\n"
+              "from extractor.engines.ray_cluster import connected\n"
               "signal.signal(signal.SIGTERM, signal.default_int_handler)\n"
-              "with one_ray_for_every_run(None):\n"
+              "with connected(None):\n"
               "    print(signal.getsignal(signal.SIGTERM) is signal.default_int_handler)\n")
     with _short_ray_folder() as short:
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,

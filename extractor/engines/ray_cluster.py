@@ -3,7 +3,7 @@
 - Joining or starting: ``--ray-address``, else Ray's own ``RAY_ADDRESS`` (what a cluster's users
   and Ray's job runner set), else a new local instance sized to this machine, never one a
   ``ray start`` left running or a crashed head's stale address (``connect``). A batch keeps one
-  for all its inputs (``one_ray_for_every_run``). A join that fails says Ray's reason.
+  for all its inputs (``connected``). A join that fails says Ray's reason.
 - Reading: each node reads its share of the input at the driver's path where every node has it
   (a shared file system); else the driver's node reads it all (``where_to_read``), and a node
   that still lacks a file stops the run in one line (``problem_of``).
@@ -57,11 +57,12 @@ def connect(address: str | None) -> bool:
 
 
 @contextmanager
-def one_ray_for_every_run(address: str | None):
-    """Ray connected once for the runs of a ``--batch``: each run finds it up and leaves it so
-    (``connect``), where a local instance was started and stopped for every input (about 10 s
-    an input here). Between two runs a stop signal is handled as before Ray, not by ``ray.init``'s
-    own handler (an exit at once)."""
+def connected(address: str | None):
+    """Ray for the length of a block: started or joined (``connect``) unless it is up already,
+    and left only by the block that connected. A run uses it; so does a ``--batch`` around its
+    runs, which then find Ray up and leave it so (a local instance started and stopped for every
+    input took about 10 s an input here). Inside it a stop signal is handled as before Ray, not
+    by ``ray.init``'s own handler (an exit at once)."""
     before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     try:
         started = connect(address)

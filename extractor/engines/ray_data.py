@@ -52,7 +52,7 @@ from extractor.sources import InputSource, SkippedInput, seekable_timeline
 from extractor.stop_signals import catch_stop_signals
 from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.messages import decode_face, encode_face
-from extractor.engines.ray_cluster import connect, not_on_this_node, problem_of, where_to_read
+from extractor.engines.ray_cluster import connected, not_on_this_node, problem_of, where_to_read
 
 logger = logging.getLogger(__name__)
 
@@ -338,25 +338,19 @@ def run_ray(settings: RunSettings, options: EngineOptions) -> RunSummary:
     summary = RunSummary()
     start = time.perf_counter()
     source, writer, imported = settings.open_input_and_output(summary)
-    started = False
     ray_handlers: dict = {}
     try:
-        started = connect(options.ray_address)
-        # ray.init sets its own SIGTERM handler (exit at once): a stop signal takes every engine's
-        # Ctrl-C path here too (``stop_signals``).
-        ray_handlers = catch_stop_signals()
-        from extractor.quiet import native_lines_to_log, python_warnings_to_log
+        with connected(options.ray_address):
+            # A stop signal takes every engine's Ctrl-C path here too (``stop_signals``).
+            ray_handlers = catch_stop_signals()
+            from extractor.quiet import native_lines_to_log, python_warnings_to_log
 
-        # Ray's own lines and its Python warnings: to the log, not the terminal.
-        with native_lines_to_log(RAY_NATIVE_LINE, "ray"), python_warnings_to_log("ray"):
-            _run(settings, options, source, writer, summary, imported)
+            # Ray's own lines and its Python warnings: to the log, not the terminal.
+            with native_lines_to_log(RAY_NATIVE_LINE, "ray"), python_warnings_to_log("ray"):
+                _run(settings, options, source, writer, summary, imported)
     finally:
         restore_handlers(ray_handlers)
         writer.close()
-        if started:
-            import ray
-
-            ray.shutdown()
     summary.take_counts(writer)
     summary.seconds = time.perf_counter() - start
     return summary
