@@ -1,11 +1,12 @@
-"""Deep images Pillow cannot read, decoded as faceswap decodes them: OpenEXR frames (VFX plates,
-renders) and TIFFs of 32-bit float colour (scientific and VFX tools).
+"""Deep images Pillow cannot read, or reads wrongly, decoded as faceswap decodes them: OpenEXR
+frames (VFX plates, renders), TIFFs of 32-bit float colour (scientific and VFX tools) and colour
+JPEG 2000 (whose 16-bit whites Pillow turns black: its 8-bit rounding wraps past 255).
 
 faceswap reads every image through OpenCV, unchanged, then scales integers by their type's range
 and clips floats to 0-1 before making them 8 bits (no display transform): extractor does the
 same (``faceswap_8bit``), so its crops of such a frame are the pixels faceswap cuts from it. The
 OpenEXR package (the Academy Software Foundation's bindings) reads EXR files, which OpenCV's
-wheels carry no codec for; OpenCV reads the TIFFs. Sizes come from the headers, so that
+wheels carry no codec for; OpenCV reads the TIFFs and JPEG 2000. Sizes come from the headers, so that
 --max-pixels is checked before any decoding.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import io
 import logging
 import os
 import re
+import warnings
 
 import numpy as np
 
@@ -109,7 +111,8 @@ def tiff_size(path: str) -> tuple[int, int] | None:
     from PIL import TiffImagePlugin
 
     try:
-        with open(path, "rb") as file:
+        with open(path, "rb") as file, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a damaged header: the decode names the file once
             head = file.read(8)
             if head[:4] not in (b"II*\0", b"MM\0*"):
                 return None
@@ -122,13 +125,23 @@ def tiff_size(path: str) -> tuple[int, int] | None:
 
 
 def read_tiff(path: str) -> np.ndarray:
-    """A TIFF through OpenCV (as faceswap reads it), as 8-bit BGR: alpha left out, grey made
-    colour."""
+    """A TIFF through OpenCV (as faceswap reads it), as 8-bit BGR."""
+    return read_with_opencv(path, "a TIFF neither Pillow nor OpenCV can decode")
+
+
+def read_with_opencv(path: str, refusal: str) -> np.ndarray:
+    """An image through OpenCV, unchanged (as faceswap reads it), as 8-bit BGR: alpha left out,
+    grey made colour. ``refusal`` is the error where OpenCV cannot decode it."""
     import cv2
 
-    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    # OpenCV prints its codecs' complaints about a damaged file to stderr; the error raised says it once.
+    level = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if image is None or image.ndim not in (2, 3):
-        raise DeepImageError("a TIFF neither Pillow nor OpenCV can decode")
+        raise DeepImageError(refusal)
     image = faceswap_8bit(image)
     if image.ndim == 3 and image.shape[2] >= 3:
         return np.ascontiguousarray(image[..., :3])

@@ -1,7 +1,8 @@
 """Image files decoded to 8-bit BGR: every format a photo comes in, read as faceswap reads it.
 
 Pillow reads the common formats, HEIC/AVIF (phones) through pillow-heif, OpenEXR and the TIFFs
-Pillow cannot through ``deep_images``; the EXIF orientation is applied; a header that claims more
+Pillow cannot through ``deep_images``; colour JPEG 2000 and a CMYK JPEG's colours come from OpenCV,
+whose pixels faceswap reads; the EXIF orientation is applied; a header that claims more
 pixels than --max-pixels is refused before decoding. An image that cannot be used raises
 ``InputError`` naming the file; one that can, in part, comes with a warning.
 """
@@ -19,7 +20,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import MAX_TEXT_CHUNK
 from pillow_heif import register_heif_opener
 
-from extractor.deep_images import DeepImageError, deep_image_size, is_exr, is_tiff, read_deep_image, tiff_size
+from extractor.deep_images import (DeepImageError, deep_image_size, is_exr, is_tiff, read_deep_image, read_with_opencv,
+                                   tiff_size)
 
 # Phones save photos as HEIC (iPhones by default) and AVIF; the web gives .jfif, .avif and .gif
 # files. Pillow reads AVIF, JPEG 2000 and GIF itself, and HEIF through pillow-heif's opener,
@@ -95,6 +97,8 @@ def _decode(path: str, max_pixels: int) -> tuple[np.ndarray, str | None]:
     try:
         with Image.open(path) as pil_image:
             check_pixels(path, *pil_image.size, max_pixels)
+            if pil_image.format == "JPEG2000" and pil_image.mode in ("RGB", "RGBA"):
+                return _jpeg2000(path), None
             # A camera's or phone's JPEG often carries more images after the photo (MPO: a preview,
             # an HDR gain map, a depth map, a stereo pair's other eye): the photo is the first.
             pages = getattr(pil_image, "n_frames", 1) if pil_image.format != "MPO" else 1
@@ -113,6 +117,8 @@ def _decode(path: str, max_pixels: int) -> tuple[np.ndarray, str | None]:
                         pil_image = retry.copy()
                 finally:
                     ImageFile.LOAD_TRUNCATED_IMAGES = False
+            if pil_image.format == "JPEG" and pil_image.mode == "CMYK" and warning is None:
+                pil_image = _cmyk_in_opencv_colours(path, pil_image)
             # In place: without an orientation to apply, the copying form copies the whole image.
             ImageOps.exif_transpose(pil_image, in_place=True)
             return to_bgr8(pil_image), warning
@@ -190,6 +196,30 @@ def _read_deep(path: str, max_pixels: int) -> np.ndarray:
     try:
         check_pixels(path, *deep_image_size(path), max_pixels)
         return read_deep_image(path)
+    except DeepImageError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def _cmyk_in_opencv_colours(path: str, pil_image: Image.Image) -> Image.Image:
+    """A CMYK JPEG (print and stock photos) in the colours OpenCV gives it, as faceswap reads it
+    (Pillow's own conversion to RGB is a level or two darker), its EXIF kept for the orientation."""
+    try:
+        bgr = read_with_opencv(path, "a CMYK JPEG OpenCV cannot decode")
+    except DeepImageError:
+        return pil_image
+    if bgr.shape[:2] != pil_image.size[::-1]:
+        return pil_image
+    upright = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    if "exif" in pil_image.info:
+        upright.info["exif"] = pil_image.info["exif"]
+    return upright
+
+
+def _jpeg2000(path: str) -> np.ndarray:
+    """Colour JPEG 2000 through OpenCV, as faceswap reads it: Pillow makes 16 bits into 8 with a
+    rounding that wraps, its whites (from 65408 of 65535) read black."""
+    try:
+        return read_with_opencv(path, "cannot decode JPEG 2000 image (cut short or damaged)")
     except DeepImageError as exc:
         raise InputError(f"{path}: {exc}") from None
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 import zlib
 
 import cv2
@@ -326,3 +327,51 @@ def test_a_102_mp_photo_is_read_with_the_default_limit(tmp_path):
     Image.new("RGB", (11648, 8736), (90, 120, 150)).save(path, compress_level=1)  # a GFX100's 102 MP
     image, warning = read_image(path)
     assert warning is None and image.shape == (8736, 11648, 3) and tuple(image[4000, 6000]) == (150, 120, 90)
+
+
+def test_a_16_bit_colour_jpeg_2000_is_read_as_faceswap_reads_it_whites_included(tmp_path):
+    photo, _ = read_image(DATA / "dlib_faces" / "2007_007763.jpg")
+    deep = photo.astype(np.uint16) * 257
+    deep[:8] = 65535  # white: Pillow's 16-to-8-bit rounding wrapped it to black
+    deep[8:16] = 65420
+    path = tmp_path / "frame.jp2"
+    assert cv2.imwrite(str(path), deep)
+    image, warning = read_image(path)
+    theirs = load_faceswap().read_image(str(path), raise_error=True)  # faceswap's own reader, the judge
+    assert warning is None and np.array_equal(image, theirs)
+    assert (image[:16] >= 250).all()  # not black
+
+
+def test_cut_tiffs_and_jpeg_2000s_are_named_once_without_the_libraries_own_lines(tmp_path, capfd):
+    image, _ = read_image(DATA / "dlib_faces" / "2007_007763.jpg")
+    assert cv2.imwrite(str(tmp_path / "whole.tif"), image.astype(np.float32) / 255)  # what Pillow cannot read
+    assert cv2.imwrite(str(tmp_path / "whole.jp2"), image.astype(np.uint16) * 257)
+    for name in ("whole.tif", "whole.jp2"):
+        data = (tmp_path / name).read_bytes()
+        (tmp_path / f"cut{name[5:]}").write_bytes(data[:len(data) // 3])
+        (tmp_path / name).unlink()
+    with warnings.catch_warnings(record=True) as caught:  # what a run would print
+        warnings.simplefilter("always")
+        InputSource(tmp_path).frame_bytes()  # the headers, read as a run plans its frame pool
+    assert not caught  # Pillow's "UserWarning: Corrupt EXIF data" on the cut TIFF
+    with pytest.raises(InputError, match=f"^{tmp_path / 'cut.jp2'}: cannot decode JPEG 2000 image"):
+        read_image(tmp_path / "cut.jp2")
+    with pytest.raises(InputError, match=f"^{tmp_path / 'cut.tif'}: "):
+        read_image(tmp_path / "cut.tif")
+    said = capfd.readouterr()
+    assert said.err == "" and said.out == ""  # not OpenCV's "[ERROR:0@0.5] ... OpenJPEG2000: ..." lines
+
+
+def test_a_cmyk_jpeg_is_read_in_the_colours_faceswap_reads_it_upright(tmp_path):
+    faceswap = load_faceswap()
+    sample = EDGE / "pil_sample_cmyk.jpg"  # a print shop's CMYK JPEG (Adobe's inverted CMYK)
+    assert Image.open(sample).mode == "CMYK"
+    image, _ = read_image(sample)
+    assert np.array_equal(image, faceswap.read_image(str(sample), raise_error=True))  # Pillow's: 0.7 levels darker
+    photo = Image.open(DATA / "dlib_faces" / "2007_007763.jpg").convert("CMYK")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side, shown upright
+    photo.save(tmp_path / "turned.jpg", quality=95, exif=exif.tobytes())
+    image, _ = read_image(tmp_path / "turned.jpg")
+    stored = faceswap.read_image(str(tmp_path / "turned.jpg"), raise_error=True)
+    assert np.array_equal(image, np.rot90(stored, -1))
