@@ -6,8 +6,8 @@ faceswap reads every image through OpenCV, unchanged, then scales integers by th
 and clips floats to 0-1 before making them 8 bits (no display transform): extractor does the
 same (``faceswap_8bit``), so its crops of such a frame are the pixels faceswap cuts from it. The
 OpenEXR package (the Academy Software Foundation's bindings) reads EXR files, which OpenCV's
-wheels carry no codec for; OpenCV reads the TIFFs and JPEG 2000. Sizes come from the headers, so that
---max-pixels is checked before any decoding.
+wheels carry no codec for; OpenCV reads the TIFFs and JPEG 2000. Sizes come from the headers, so
+that --max-pixels is checked before any decoding.
 """
 from __future__ import annotations
 

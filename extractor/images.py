@@ -209,10 +209,10 @@ def _cmyk_in_opencv_colours(path: str, pil_image: Image.Image) -> Image.Image:
         return pil_image
     if bgr.shape[:2] != pil_image.size[::-1]:
         return pil_image
-    upright = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    recoloured = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))  # as stored: the orientation comes after
     if "exif" in pil_image.info:
-        upright.info["exif"] = pil_image.info["exif"]
-    return upright
+        recoloured.info["exif"] = pil_image.info["exif"]
+    return recoloured
 
 
 def _jpeg2000(path: str) -> np.ndarray:
