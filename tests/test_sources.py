@@ -375,3 +375,18 @@ def test_a_cmyk_jpeg_is_read_in_the_colours_faceswap_reads_it_upright(tmp_path):
     image, _ = read_image(tmp_path / "turned.jpg")
     stored = faceswap.read_image(str(tmp_path / "turned.jpg"), raise_error=True)
     assert np.array_equal(image, np.rot90(stored, -1))
+
+
+def test_renders_and_codestreams_pillow_reads_are_images_of_a_folder(tmp_path):
+    """Targa (renders, game captures), bare JPEG 2000 codestreams and .jpx, QOI and PCX files are
+    read as photos (they were skipped as 'not an image file'), their pixels as stored."""
+    photo = Image.open(DATA / "dlib_faces" / "2007_007763.jpg").convert("RGB")
+    expected = cv2.cvtColor(np.asarray(photo), cv2.COLOR_RGB2BGR)
+    names = ["render.tga", "scan.j2k", "archive.jpx", "capture.qoi", "old.pcx"]
+    for name in names:
+        photo.save(tmp_path / name)
+    items = list(InputSource(tmp_path))
+    assert not [item for item in items if isinstance(item, SkippedInput)]
+    assert sorted(item.filename for item in items) == sorted(names)
+    for item in items:
+        assert np.array_equal(item.image, expected), item.filename  # all lossless
