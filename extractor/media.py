@@ -38,7 +38,7 @@ class ExtractMedia:
         self._image_shape = None if image is None else tuple(image.shape)
         self._detected_faces: list[DetectedFace] = list(detected_faces or [])
         self.frame_index = frame_index  # position in the input (frame number of a video)
-        self.source = source  # the file it was decoded from
+        self.source = source  # the file it was decoded from, an absolute path (an export run elsewhere finds it)
         self.warning = warning  # a decoding problem worth telling the user (e.g. truncated)
 
     @property

@@ -372,7 +372,7 @@ class InputSource:
             except InputError as exc:
                 yield SkippedInput(str(path), str(exc))
                 continue
-            yield ExtractMedia(key, image, frame_index=index, source=str(path), warning=warning)
+            yield ExtractMedia(key, image, frame_index=index, source=str(path.absolute()), warning=warning)
 
     def video_frames(self, start: int = 0, stop: int | None = None,
                      bounds: tuple[int, int | None] | None = None) -> Iterator[ExtractMedia | SkippedInput]:
@@ -437,7 +437,7 @@ class InputSource:
                                                "skipped, as is every later frame over it")
                         continue
                     yield ExtractMedia(name, frame.to_ndarray(format="bgr24"), frame_index=index,
-                                       source=str(self.path))
+                                       source=str(self.path.absolute()))
         decoded = index + 1 - start
         if bounds is not None:
             return
