@@ -174,10 +174,13 @@ class FaceswapStyleCommand(click.Command):
 
 
 # Flags a run takes once, with what to do instead of giving one twice.
-ONE_EACH = {"input_path": "-i/--input", "output_dir": "-o/--output"}
+ONE_EACH = {"input_path": "-i/--input", "output_dir": "-o/--output", "alignments": "-p/--alignments",
+            "import_alignments": "--import-alignments"}
 ONE_EACH_HINT = {"input_path": "a run takes one folder, image or video: put them in one folder (-i FOLDER), or "
                                "--batch for each video and image folder of a folder",
-                 "output_dir": "a run writes its faces into one folder"}
+                 "output_dir": "a run writes its faces into one folder",
+                 "alignments": "a run writes one alignments file",
+                 "import_alignments": "a run imports one alignments file (its input's)"}
 
 
 def values_of(opts: list[str], args: list[str]) -> list[str]:

@@ -55,6 +55,9 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["run", "-i", "{jpeg}", "--input={menpo}", "-o", "{tmp}/o"],  # click would take the last alone
      "-i/--input given twice ({jpeg}, {menpo}): a run takes one folder, image or video"),
     (["extract", "-i", "{menpo}", "-o", "{tmp}/a", "--output-dir", "{tmp}/b"], "-o/--output given twice"),
+    (["run", "-i", "{menpo}", "--import-alignments", "a.fsa", "--import-alignments", "b.fsa"],
+     "--import-alignments given twice (a.fsa, b.fsa): a run imports one alignments file"),
+    (["run", "-i", "{menpo}", "-p", "a.fsa", "-al", "b.fsa"], "-p/--alignments given twice"),
     (["extract", "-i", "{jpeg}", "-o", "{tmp}/o", "-b", "2"], "(2): a value after a flag that takes none? "
                                                             "faceswap's on/off flags (-b, -B"),
     (["run", "-i", "{jpeg}", "-o", "{tmp}/o", "-p", "{tmp}"], "is a folder; -p/--alignments names the alignments file"),
