@@ -53,7 +53,7 @@ def deep_image_size(path: str) -> tuple[int, int]:
 
 def read_deep_image(path: str) -> np.ndarray:
     """An EXR or a TIFF Pillow cannot read, as 8-bit BGR."""
-    return read_exr(path) if is_exr(path) else read_tiff(path)
+    return read_exr(path) if is_exr(path) else read_with_opencv(path, "a TIFF neither Pillow nor OpenCV can decode")
 
 
 def exr_size(path: str) -> tuple[int, int]:
@@ -122,11 +122,6 @@ def tiff_size(path: str) -> tuple[int, int] | None:
         return int(directory[256]), int(directory[257])
     except (OSError, KeyError, ValueError, TypeError, SyntaxError):
         return None
-
-
-def read_tiff(path: str) -> np.ndarray:
-    """A TIFF through OpenCV (as faceswap reads it), as 8-bit BGR."""
-    return read_with_opencv(path, "a TIFF neither Pillow nor OpenCV can decode")
 
 
 def read_with_opencv(path: str, refusal: str) -> np.ndarray:

@@ -168,7 +168,6 @@ class FaceswapStyleCommand(click.Command):
                 raise
             raise click.UsageError(f"{exc.message}: {_extra_arguments_hint(exc.message)}", ctx) from None
 
-
     def _option(self, name: str) -> click.Option:
         return next(param for param in self.params if param.name == name)
 

@@ -534,7 +534,8 @@ def test_batch_outputs_of_long_names_stay_within_the_file_systems_names(tmp_path
         assert len(list(read_records(out / "alignments.jsonl"))) == 2
 
 
-def test_an_export_from_another_folder_finds_the_video_a_relative_input_named(tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine", ["single", "ray"])
+def test_an_export_from_another_folder_finds_the_video_a_relative_input_named(tmp_path, monkeypatch, engine):
     """`cd videos; extractor run -i clip.mp4 -o faces`, later `extractor export videos/faces/...`
     from elsewhere: the records name the video where it is (they named it `clip.mp4`, looked for
     from wherever the export ran), so the .fsa still carries faceswap's video_meta."""
@@ -542,7 +543,7 @@ def test_an_export_from_another_folder_finds_the_video_a_relative_input_named(tm
     videos.mkdir()
     shutil.copy(REPO / "samples" / "hamilton_clip_60frames.mp4", videos / "clip.mp4")
     monkeypatch.chdir(videos)
-    result = CliRunner().invoke(main, ["run", "-i", "clip.mp4", "-o", "faces", "--engine", "single",
+    result = CliRunner().invoke(main, ["run", "-i", "clip.mp4", "-o", "faces", "--engine", engine,
                                        "--extract-every-n", "20", "--no-faces"])
     assert result.exit_code == 0, result.output
     monkeypatch.chdir(tmp_path)

@@ -91,8 +91,8 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, impo
     ``imported``: the faces of an imported .fsa by frame key (encoded), put in their rows;
     ``driver_node``: the Ray node id of the driver, which listed the files (another node
     without one of them is named: see ``ray_cluster.NOT_ON_NODE``); ``driver_folder``: its working folder,
-    where a relative input path starts (a node's own is another), the rows keeping the path as
-    given."""
+    where a relative input path starts (a node's own is another): a frame's source is that whole
+    path, as the other engines record it; a problem names the path as given."""
     import ray
 
     elsewhere = bool(driver_node) and ray.get_runtime_context().get_node_id() != driver_node
@@ -110,7 +110,7 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, impo
             except Exception as exc:  # noqa: BLE001 - InputError and anything a decoder raises
                 rows.append(_empty_row(key, int(start), path, str(exc)))
                 continue
-            row = _empty_row(key, int(start), path, image=image)
+            row = _empty_row(key, int(start), readable, image=image)
             row["warning"] = warning or ""
             rows.append(row)
             continue
@@ -122,7 +122,7 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, impo
         for item in frames:
             rows.append(_empty_row(path, int(start), path, item.reason.replace(readable, path))
                         if isinstance(item, SkippedInput) else
-                        _empty_row(item.filename, item.frame_index, path, image=item.image))
+                        _empty_row(item.filename, item.frame_index, item.source, image=item.image))
             if len(rows) == VIDEO_RANGE:
                 yield _columns(rows, imported)
                 rows = []
