@@ -32,7 +32,7 @@ class ExtractMedia:
 
     def __init__(self, filename: str, image: np.ndarray | None,
                  detected_faces: list[DetectedFace] | None = None, frame_index: int = 0,
-                 source: str = "", warning: str | None = None):
+                 source: str = "", warning: str | None = None, orientation: int | None = None):
         self._filename = filename
         self._image = image
         self._image_shape = None if image is None else tuple(image.shape)
@@ -40,6 +40,9 @@ class ExtractMedia:
         self.frame_index = frame_index  # position in the input (frame number of a video)
         self.source = source  # the file it was decoded from, an absolute path (an export run elsewhere finds it)
         self.warning = warning  # a decoding problem worth telling the user (e.g. truncated)
+        # The photo's EXIF orientation as its reader found it; None: read from ``source`` where the
+        # outputs are made (the same machine, except on a Ray cluster without a shared file system).
+        self.orientation = orientation
 
     @property
     def filename(self) -> str:

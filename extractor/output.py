@@ -323,7 +323,7 @@ class FramePreparer:
         files = {index: self.face_names(name, index) for index, face in enumerate(faces)
                  if self.settings.save_faces and self._sharp_enough(face)}
         record = frame_record(name, media.frame_index, media.source, image.shape, faces, list(files.values()))
-        orientation = exif_orientation(media.source) if faces else 1
+        orientation = (media.orientation or exif_orientation(media.source)) if faces else 1
         if orientation != 1:
             record["orientation"] = orientation  # coordinates stay upright; faceswap's are as stored
         prepared = PreparedFrame(record, [], filtered, low_quality=low_quality, problems=problems)

@@ -185,6 +185,8 @@ def test_a_cluster_whose_other_node_lacks_the_input_reads_it_on_the_drivers(tmp_
     photos.mkdir()
     for source in sorted((DATA / "dlib_faces").glob("*.jpg"))[:3]:
         (photos / source.name).write_bytes(source.read_bytes())
+    for copy in range(6):  # photos stored turned, enough that some are prepared on the node without them
+        (photos / f"hopper_{copy}.jpg").write_bytes((DATA / "edge_cases" / "hopper_orientation_6.jpg").read_bytes())
     head = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     hidden = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                                f"mount -t tmpfs tmpfs {photos} && exec {Path(sys.executable).with_name('ray')} start "
@@ -217,3 +219,6 @@ def test_a_cluster_whose_other_node_lacks_the_input_reads_it_on_the_drivers(tmp_
     assert [record["frame"] for record in read_records(tmp_path / "out" / "alignments.jsonl")] == \
         sorted(path.name for path in photos.iterdir())
     assert "skipped inputs: 0" in result.stdout
+    # Photos stored turned: their faces go to faceswap in the stored pixels, whichever node made their outputs.
+    turned = [r for r in read_records(tmp_path / "out" / "alignments.jsonl") if r["frame"].startswith("hopper")]
+    assert len(turned) == 6 and all(r["faces"] and r.get("orientation") == 6 for r in turned)

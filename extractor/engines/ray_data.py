@@ -48,6 +48,7 @@ from extractor.progress import Progress
 from extractor.run_settings import (EngineOptions, RunSettings, RunSummary, face_not_processed_line,
                                     frame_not_processed_line)
 from extractor.images import InputError, read_image
+from extractor.orientation import exif_orientation
 from extractor.sources import InputSource, SkippedInput, seekable_timeline
 from extractor.stop_signals import catch_stop_signals
 from extractor.stop_signals import restore as restore_handlers
@@ -65,11 +66,11 @@ RAY_NATIVE_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+
 
 # --- reading -----------------------------------------------------------------------------------
 
-ROW_COLUMNS = ("key", "index", "source", "problem", "warning", "image", "faces", "outside", "log")
+ROW_COLUMNS = ("key", "index", "source", "orientation", "problem", "warning", "image", "faces", "outside", "log")
 
 
 def _empty_row(key: str, index: int, source: str, problem: str = "", image=None) -> dict:
-    return {"key": key, "index": index, "source": source, "problem": problem, "warning": "",
+    return {"key": key, "index": index, "source": source, "orientation": 1, "problem": problem, "warning": "",
             "image": np.zeros((0, 0, 3), np.uint8) if image is None else image, "faces": b"",
             "outside": 0,  # faces the detector found outside --min-size/--max-size
             "log": b""}  # an actor's start-up log records (pickled), for the driver's --logfile
@@ -112,6 +113,7 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, impo
                 continue
             row = _empty_row(key, int(start), readable, image=image)
             row["warning"] = warning or ""
+            row["orientation"] = exif_orientation(readable)  # the prepare task's node may not have the file
             rows.append(row)
             continue
         source = InputSource(readable, every_n, max_pixels, done)
@@ -274,7 +276,8 @@ def prepare_frames(batch: dict, preparer: FramePreparer) -> dict:
             continue
         done = decode_faces(batch["faces"][i])
         faces = [done[index] for index in sorted(done)]
-        media = ExtractMedia(batch["key"][i], batch["image"][i], faces, int(batch["index"][i]), batch["source"][i])
+        media = ExtractMedia(batch["key"][i], batch["image"][i], faces, int(batch["index"][i]), batch["source"][i],
+                             orientation=int(batch["orientation"][i]))
         prepared = preparer.prepare(media)
         records.append(json.dumps(prepared.record))
         pngs.append(pickle.dumps(prepared.pngs))
