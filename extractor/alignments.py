@@ -53,6 +53,10 @@ class OutputError(Exception):
     """Output cannot be written (unwritable folder, full disk); the message names the file."""
 
 
+class AlignmentsLost(OutputError):
+    """The alignments file being written lost its name mid-run (deleted, moved, its folder too)."""
+
+
 class DamagedHeader(OutputError):
     """An extractor alignments file whose header line is damaged (its records may be intact)."""
 
@@ -212,6 +216,7 @@ class AlignmentsWriter:
         self._good_size = os.fstat(self._fd).st_size
         self._sync_every = sync_every
         self._pending = 0
+        self.lost_at_close: str | None = None
         if self._good_size == 0:
             self._write(_header(made_with))
 
@@ -225,6 +230,7 @@ class AlignmentsWriter:
             if self._pending >= self._sync_every:
                 os.fsync(self._fd)
                 self._pending = 0
+                self._check_still_named()
         except OSError as exc:
             try:  # leave no torn record behind
                 os.ftruncate(self._fd, self._good_size)
@@ -236,6 +242,28 @@ class AlignmentsWriter:
     def append(self, record: dict) -> None:
         self._write(record)
 
+    def lost(self) -> str | None:
+        """Why the file being written is no longer at ``path`` (it or its folder deleted, moved or
+        replaced while the run went on), else None: records written after that reach no file that
+        anyone can open, so the run must stop rather than finish with nothing saved."""
+        try:
+            named = os.stat(self.path)
+        except OSError:
+            named = None
+        own = os.fstat(self._fd)
+        if named is not None and (named.st_dev, named.st_ino) == (own.st_dev, own.st_ino):
+            return None
+        if not self.path.parent.is_dir():
+            return (f"{self.path.parent}: the output folder was deleted or moved during the run; the run stopped "
+                    "(what it had written went with the folder)")
+        return (f"{self.path}: the alignments file was deleted, moved or replaced during the run; the run stopped "
+                "(the frames still to come would have reached no file)")
+
+    def _check_still_named(self) -> None:
+        why = self.lost()
+        if why is not None:
+            raise AlignmentsLost(why)
+
     def close(self) -> None:
         if self._fd is None:
             return
@@ -243,6 +271,7 @@ class AlignmentsWriter:
             os.fsync(self._fd)
         except OSError:
             pass
+        self.lost_at_close = self.lost()  # the last records, after the last check, may have reached no file
         os.close(self._fd)
         self._fd = None
 

@@ -497,6 +497,8 @@ def _run_one(config, flags: dict) -> None:
         sys.exit(exit_status(stop))
     logging.getLogger("extractor").debug("summary:\n%s", summary.format())
     click.echo(summary.format())
+    if summary.alignments_lost:
+        raise click.ClickException(summary.alignments_lost)
     if summary.frames and not summary.faces and not summary.already_done:
         _say_what_size_limits_leave_out(settings.stages)
     if settings.output.preview_path:

@@ -23,8 +23,9 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from extractor.alignments import (FORMAT_VERSION, AlignmentsWriter, DamagedHeader, OutputError, frame_record,
-                                  read_header, read_records, repair_tail, rewrite_header, rewrite_records)
+from extractor.alignments import (FORMAT_VERSION, AlignmentsLost, AlignmentsWriter, DamagedHeader, OutputError,
+                                  frame_record, read_header, read_records, repair_tail, rewrite_header,
+                                  rewrite_records)
 from extractor.crops import DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec
 from extractor.faces import DetectedFace
 from extractor.geometry import compose_affine, transform_points
@@ -606,6 +607,10 @@ class FrameWriter:
         except OutputError as exc:
             for face in written:  # the frame is rolled back whole: no face without its record
                 face.unlink(missing_ok=True)
+            if isinstance(exc, AlignmentsLost):
+                raise
+            if (why := self.alignments.lost()) is not None:  # a face not written because the folder went
+                raise AlignmentsLost(why) from exc
             raise OutputError(f"{exc}; the run stopped at frame {record['frame']}, and the {self.counts.frames} "
                               f"frames finished before it are intact in {self.settings.alignments_path}") from exc
         for problem in prepared.problems:

@@ -209,6 +209,7 @@ class RunSummary:
     peak_rss: int = 0  # bytes, this process and its children together
     tracks: int | None = None  # a tracked video: the tracks its faces form
     face_files: bool = True  # whether face PNGs were written (not with --no-faces)
+    alignments_lost: str | None = None  # the alignments file (or its folder) was deleted or moved mid-run
 
     def admit(self, item: ExtractMedia | SkippedInput) -> ExtractMedia | None:
         """Report a skipped input or a decode warning; returns the frame to process, if any."""
@@ -230,6 +231,7 @@ class RunSummary:
         self.face_files = writer.settings.save_faces
         self.tracks = writer.tracks.tracks if writer.tracks is not None else None
         self.warnings += writer.problems
+        self.alignments_lost = writer.alignments.lost_at_close
 
     def frame_not_processed(self, name: str, reason: str) -> None:
         """A frame the detector failed on: reported and counted, not written (a resume retries it)."""

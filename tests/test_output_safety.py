@@ -454,3 +454,46 @@ def test_without_face_files_a_resume_must_agree_and_overwrite_deletes_no_png(pho
     code, output = _run("-i", photos / "a.jpg", "-o", out, "--overwrite")
     assert all(path.read_bytes() == b"the user's own picture" for path in users)
     assert code != 0 and "a_0.png: already in the face folder and not a face of this run" in output, output
+
+
+@pytest.mark.parametrize("removed", ["alignments file", "output folder"])
+def test_an_alignments_file_deleted_during_the_run_stops_it_with_an_error(photos, tmp_path, monkeypatch, removed):
+    """Deleted (or moved) while the run goes on, the alignments file is still written through its
+    open descriptor: the run finished 'successfully' with nothing saved, or said the frames were
+    'intact' in a file that was gone. It now stops with a line saying what happened."""
+    from extractor.output import FrameWriter
+
+    shutil.copy(PHOTO_A, photos / "c.jpg")
+    out = tmp_path / "out"
+    real_commit = FrameWriter.commit
+
+    def commit_then_delete(self, prepared):  # the user's rm after the first frame
+        record = real_commit(self, prepared)
+        if self.counts.frames == 1:
+            if removed == "alignments file":
+                (out / "alignments.jsonl").unlink()
+            else:
+                shutil.rmtree(out)
+        return record
+
+    monkeypatch.setattr(FrameWriter, "commit", commit_then_delete)
+    code, output = _run("-i", photos, "-o", out)
+    said = {"alignments file": f"{out / 'alignments.jsonl'}: the alignments file was deleted, moved or replaced "
+                               "during the run; the run stopped",
+            "output folder": f"{out}: the output folder was deleted or moved during the run; the run stopped"}[removed]
+    assert code == 1 and said in output, output
+    assert "intact" not in output
+
+
+def test_a_long_run_whose_alignments_file_is_deleted_stops_at_its_next_sync(tmp_path):
+    """The check runs with every fsync (16 records), so a long video stops soon after, not at its end."""
+    from extractor.alignments import AlignmentsLost, AlignmentsWriter
+
+    path = tmp_path / "alignments.jsonl"
+    writer = AlignmentsWriter(path, made_with={})
+    path.unlink()
+    with pytest.raises(AlignmentsLost, match="the alignments file was deleted"):
+        for index in range(100):
+            writer.append({"frame": f"{index}.png", "index": index, "faces": []})
+    assert index < 16  # the header and 15 records: the first sync
+    writer.close()
