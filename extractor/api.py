@@ -92,22 +92,28 @@ class FaceExtractor:
     def get(self, image: np.ndarray, max_num: int = 0) -> list[DetectedFace]:
         """The faces of one image, in the order they were detected; ``max_num`` > 0: at most that
         many, the largest and most central first (insightface's ``get(img, max_num)``)."""
-        return self.get_many([image], max_num)[0]
+        return self.get_many([as_bgr8(image)], max_num)[0]  # its own error, not images[0]'s
 
     def get_many(self, images: list[np.ndarray], max_num: int = 0) -> list[list[DetectedFace]]:
         """The faces of each image, the detector run on them in batches of its size. An image the
         detector cannot process raises ``RuntimeError``; a face a later stage cannot process is
         left out, with a warning."""
-        images = [as_bgr8(image) for image in images]
+        checked = []
+        for position, image in enumerate(images):
+            try:
+                checked.append(as_bgr8(image))
+            except ValueError as exc:
+                raise ValueError(f"images[{position}]: {exc}") from None
         size = max(1, self.stages["detect"].batch_size)
-        return [faces for start in range(0, len(images), size)
-                for faces in self._batch(images[start:start + size], max_num)]
+        return [faces for start in range(0, len(checked), size)
+                for faces in self._batch(checked[start:start + size], max_num, start)]
 
-    def _batch(self, images: list[np.ndarray], max_num: int) -> list[list[DetectedFace]]:
+    def _batch(self, images: list[np.ndarray], max_num: int, first: int = 0) -> list[list[DetectedFace]]:
+        """``images``: the caller's ``images[first:first + len(images)]``, as its messages name them."""
         found = run_on_frames(self.stages["detect"], images)
         if found.frame_failures:
             position, why = next(iter(found.frame_failures.items()))
-            raise RuntimeError(f"image {position} of the batch: the detector could not process it ({why})")
+            raise RuntimeError(f"images[{first + position}]: the detector could not process it ({why})")
         faces = found.faces
         if max_num > 0:  # before the other stages, which then align only these
             faces = [{index: per_image[index] for index in most_prominent(per_image, image.shape, max_num)}
@@ -116,7 +122,7 @@ class FaceExtractor:
             if name != "detect":
                 result = run_on_frames(stage, images, faces)
                 for position, index, why in result.face_failures:
-                    logger.warning("image %d of the batch: face %d left out (%s)", position, index, why)
+                    logger.warning("images[%d]: face %d left out (%s)", first + position, index, why)
                 faces = result.faces
         return [[per_image[index] for index in (per_image if max_num > 0 else sorted(per_image))]
                 for per_image in faces]

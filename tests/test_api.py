@@ -54,6 +54,9 @@ def test_grey_and_bgra_images_are_taken_and_other_arrays_refused_in_one_line(ext
         with pytest.raises(ValueError, match=said.replace("(", r"\(").replace(")", r"\)")):
             extractor.get(bad)
     assert extractor.crop(image, extractor.get(image)[0], centering="arcface").shape == (112, 112, 3)
+    batch = extractor.stages["detect"].batch_size
+    with pytest.raises(ValueError, match=rf"^images\[{batch + 1}\]: expected an image, got None"):
+        extractor.get_many([image] * (batch + 1) + [None])  # named by its place in the list, past a batch
 
 
 def test_insightfaces_names_of_a_face_work_as_in_insightface(extractor):
