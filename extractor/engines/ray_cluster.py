@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 from contextlib import contextmanager
 
@@ -21,6 +22,11 @@ from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.limits import usable_cores
 
 logger = logging.getLogger(__name__)
+
+# A line of Ray's native (C++) logger, e.g. "[2026-12-03 10:50:38,197 E 21480 21480] core_worker.cc:...":
+# on a normal run its driver logs an error-level line for every actor pool (ray-project/ray#53727), and
+# a join that fails one line a second for each try.
+RAY_NATIVE_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+ \d+\] ")
 
 
 class RayEngineError(Exception):
@@ -48,15 +54,36 @@ def connect(address: str | None) -> bool:
     if address and (silent := nothing_answers(address)):
         raise RayEngineError(f"cannot join the Ray cluster at {address}: {silent}: is its head running (ray start "
                              "--head), and is this the address it printed?")
+    from extractor.quiet import native_lines_to_log
+
     try:
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            ray.init(address="local", num_cpus=usable_cores(), include_dashboard=False, **quiet)
+        with native_lines_to_log(RAY_NATIVE_LINE, "ray"):  # a failing join's line a second: to the log
+            if address:
+                ray.init(address=address, **quiet)
+            else:
+                ray.init(address="local", num_cpus=usable_cores(), include_dashboard=False, **quiet)
     except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError from ray.init
+        if address and wants_a_token(exc):
+            raise RayEngineError(
+                f"cannot join the Ray cluster at {address}: it asks for Ray's token (token authentication: 'ray "
+                "start --head' turns it on where a token exists, as ~/.ray/auth_token): set RAY_AUTH_MODE=token, "
+                "with the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN ('ray get-auth-token' on the "
+                "head prints it)") from None
         raise RayEngineError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: "
                              f"{why_ray_failed(exc)}") from None
     return True
+
+
+def wants_a_token(exc: BaseException) -> bool:
+    """Whether ``ray.init`` failed because the cluster asks for a token this process did not
+    send (Ray sends one to an address given only with ``RAY_AUTH_MODE=token``)."""
+    from ray.exceptions import AuthenticationError
+
+    while exc is not None:
+        if isinstance(exc, AuthenticationError) or "InvalidAuthToken" in str(exc):
+            return os.environ.get("RAY_AUTH_MODE", "").lower() != "token"
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 @contextmanager

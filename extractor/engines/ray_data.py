@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import pickle
-import re
 import time
 from dataclasses import replace
 
@@ -53,15 +52,12 @@ from extractor.sources import InputSource, SkippedInput, seekable_timeline
 from extractor.stop_signals import catch_stop_signals
 from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.messages import decode_face, encode_face
-from extractor.engines.ray_cluster import connected, not_on_this_node, problem_of, where_to_read
+from extractor.engines.ray_cluster import RAY_NATIVE_LINE, connected, not_on_this_node, problem_of, where_to_read
 
 logger = logging.getLogger(__name__)
 
 VIDEO_RANGE = 32  # frames per read task of a video
 PREPARE_BATCH_FRAMES = 8  # frames per prepare task (records and face PNGs)
-# A line of Ray's native (C++) logger, e.g. "[2026-12-03 10:50:38,197 E 21480 21480] core_worker.cc:...":
-# on a normal run its driver logs an error-level line for every actor pool (ray-project/ray#53727).
-RAY_NATIVE_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+ \d+\] ")
 
 
 # --- reading -----------------------------------------------------------------------------------
