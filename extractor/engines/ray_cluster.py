@@ -14,6 +14,9 @@ import logging
 import os
 import re
 import signal
+import sys
+import threading
+import time
 from contextlib import contextmanager
 
 from extractor.sources import SkippedInput
@@ -112,22 +115,73 @@ def nothing_answers(address: str) -> str | None:
     ``ray start``), else None. Where nothing listens (a wrong host or port, a head not running, or
     one that died and left its address behind), ``ray.init`` tries again for about 14 minutes,
     printing its own lines: told at once instead."""
-    import socket
-
     from ray._private.services import canonicalize_bootstrap_address
 
     try:
         target = address[len("ray://"):] if address.startswith("ray://") else canonicalize_bootstrap_address(address)
     except Exception:  # noqa: BLE001 - Ray's own error (no cluster for "auto", a bad address) comes at once
         return None
-    host, _, port = (target or "").rpartition(":")
+    return _silent(target or "")
+
+
+def _silent(target: str, timeout: float = 5.0) -> str | None:
+    """Why no connection opens to ``target`` (HOST:PORT), else None (also for what is no HOST:PORT)."""
+    import socket
+
+    host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         return None
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             return None
     except OSError as exc:
         return f"nothing answers at {target} ({exc.strerror or exc})"
+
+
+class HeadWatch:
+    """Watches the cluster's head (its GCS) while a run goes on. A minute after the head stops
+    answering (a head node that crashed or was preempted), Ray's core worker ends the driver with
+    exit status 1 and no Python error, its one line in the log with Ray's others: the run ended
+    without a word. Once the head has answered no connection for ``patience`` seconds the watch
+    ends the run itself, saying why. Nothing is lost: records and faces are written with plain
+    ``os.write`` (no buffer to flush), and the clean-up a normal stop would do waits on the dead
+    head too (Ray Data's executor and ``ray.shutdown`` ask it), until Ray's own exit."""
+
+    def __init__(self, every: float = 2.0, patience: float = 15.0):
+        import ray
+
+        self.gcs_address, self.every, self.patience = ray.get_runtime_context().gcs_address, every, patience
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="extractor-head-watch", daemon=True)
+
+    def _watch(self) -> None:
+        silent_since = None
+        while not self._stop.wait(self.every):
+            why = _silent(self.gcs_address, timeout=self.every)
+            if why is None:
+                silent_since = None
+            elif silent_since is None:
+                silent_since = time.monotonic()
+            elif time.monotonic() - silent_since >= self.patience:
+                self._end_the_run(f"the Ray cluster's head stopped answering ({why} for {self.patience:.0f} s): the "
+                                  "run stopped; once the cluster is back, the same command with --skip-existing goes "
+                                  "on from the frames written")
+
+    @staticmethod
+    def _end_the_run(reason: str) -> None:
+        logger.debug("head watch: %s", reason)  # the log file; the terminal gets the line below
+        sys.stderr.write(f"Error: {reason}\n")
+        sys.stderr.flush()
+        time.sleep(0.5)  # Ray's lines go through a pipe to the terminal (``native_lines_to_log``): ours too
+        os._exit(1)
+
+    def __enter__(self) -> HeadWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 def why_ray_failed(exc: BaseException) -> str:

@@ -52,7 +52,8 @@ from extractor.sources import InputSource, SkippedInput, seekable_timeline
 from extractor.stop_signals import catch_stop_signals
 from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.messages import decode_face, encode_face
-from extractor.engines.ray_cluster import RAY_NATIVE_LINE, connected, not_on_this_node, problem_of, where_to_read
+from extractor.engines.ray_cluster import (RAY_NATIVE_LINE, HeadWatch, connected, not_on_this_node, problem_of,
+                                          where_to_read)
 
 logger = logging.getLogger(__name__)
 
@@ -345,7 +346,7 @@ def run_ray(settings: RunSettings, options: EngineOptions) -> RunSummary:
             from extractor.quiet import native_lines_to_log, python_warnings_to_log
 
             # Ray's own lines and its Python warnings: to the log, not the terminal.
-            with native_lines_to_log(RAY_NATIVE_LINE, "ray"), python_warnings_to_log("ray"):
+            with native_lines_to_log(RAY_NATIVE_LINE, "ray"), python_warnings_to_log("ray"), HeadWatch():
                 _run(settings, options, source, writer, summary, imported)
     finally:
         restore_handlers(ray_handlers)
