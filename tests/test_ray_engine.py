@@ -139,6 +139,37 @@ def test_a_killed_actor_loses_no_frame_and_writes_none_twice(local_ray, tmp_path
         _same_faces(record, reference[record["frame"]])
 
 
+def test_a_frozen_actor_stops_the_run_after_the_stall_timeout(local_ray, tmp_path):
+    """An actor frozen (SIGSTOP here; a hung GPU driver on a real cluster) left the run waiting
+    for ever: --stall-timeout now stops it, as it stops the pool, with the frames written kept."""
+    from extractor.engines.ray_cluster import RayEngineError
+
+    frozen: list[psutil.Process] = []
+
+    def freeze(frames_written: int) -> None:
+        if frames_written == 3 and not frozen:
+            frozen.extend(p for p in psutil.process_iter(["cmdline"])
+                          if " ".join(p.info["cmdline"] or []).startswith("ray::MapWorker"))
+            for process in frozen:
+                process.suspend()
+
+    photos = tmp_path / "photos"  # more frames than Ray Data computes ahead of the writer
+    photos.mkdir()
+    for index in range(150):
+        (photos / f"{index:03d}.jpg").write_bytes((DATA / "dlib_faces" / "2008_001009.jpg").read_bytes())
+    try:
+        with pytest.raises(RayEngineError, match="no frame came back for 10 s: a Ray worker is stuck"):
+            run_ray(_settings(photos, tmp_path / "ray"), EngineOptions(stall_seconds=10, on_frame_written=freeze))
+    finally:
+        for process in frozen:  # Ray Data's clean-up ends them; any left go on (and end with the instance)
+            try:
+                process.resume()
+            except psutil.Error:
+                pass
+    assert frozen
+    assert 3 <= len(list(read_records(tmp_path / "ray" / "alignments.jsonl"))) < 150
+
+
 def test_ctrl_c_leaves_a_valid_file_that_resumes_to_the_whole(local_ray, tmp_path):
     out = tmp_path / "ray"
 
