@@ -412,6 +412,7 @@ class InputSource:
             if first_pts is not None:
                 container.seek(first_pts, stream=stream, backward=True, any_frame=False)
             index, damaged, oversized = start - 1, 0, False
+            source = str(self.path.absolute())  # what every frame records, looked up once
             for packet in container.demux(stream):
                 try:
                     frames = packet.decode()
@@ -436,8 +437,7 @@ class InputSource:
                                                f"{frame.height}, over the --max-pixels limit of {self.max_pixels}: "
                                                "skipped, as is every later frame over it")
                         continue
-                    yield ExtractMedia(name, frame.to_ndarray(format="bgr24"), frame_index=index,
-                                       source=str(self.path.absolute()))
+                    yield ExtractMedia(name, frame.to_ndarray(format="bgr24"), frame_index=index, source=source)
         decoded = index + 1 - start
         if bounds is not None:
             return

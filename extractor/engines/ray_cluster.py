@@ -4,6 +4,9 @@
   and Ray's job runner set), else a new local instance sized to this machine, never one a
   ``ray start`` left running or a crashed head's stale address (``connect``). A batch keeps one
   for all its inputs (``connected``). A join that fails says Ray's reason.
+- Watching, while a run goes on: the head (``HeadWatch``) and the rows coming back
+  (``StallWatch``, --stall-timeout): a dead head or a stuck actor ends the run in one line, not
+  silently or never.
 - Reading: each node reads its share of the input at the driver's path where every node has it
   (a shared file system); else the driver's node reads it all (``where_to_read``), and a node
   that still lacks a file stops the run in one line (``problem_of``).
@@ -23,6 +26,7 @@ from extractor.sources import SkippedInput
 from extractor.stop_signals import STOP_SIGNALS
 from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.limits import usable_cores
+from extractor.workers.stall_clock import StallClock
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +150,37 @@ def _silent(target: str, timeout: float = 5.0) -> str | None:
         return f"nothing answers at {target} ({exc.strerror or exc})"
 
 
-class HeadWatch:
+class DriverWatch:
+    """A daemon thread calling ``check`` every ``every`` seconds while a ``with`` block runs, until
+    ``check`` says it is done: the driver's watchdogs below, beside its main thread, which waits
+    in Ray Data's queue of finished rows."""
+
+    every = 2.0
+    name = "extractor-watch"
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            if self.check():
+                return
+
+    def check(self) -> bool:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+
+class HeadWatch(DriverWatch):
     """Watches the cluster's head (its GCS) while a run goes on. A minute after the head stops
     answering (a head node that crashed or was preempted), Ray's core worker ends the driver with
     exit status 1 and no Python error, its one line in the log with Ray's others: the run ended
@@ -155,25 +189,26 @@ class HeadWatch:
     ``os.write`` (no buffer to flush), and the clean-up a normal stop would do waits on the dead
     head too (Ray Data's executor and ``ray.shutdown`` ask it), until Ray's own exit."""
 
-    def __init__(self, every: float = 2.0, patience: float = 15.0):
+    name = "extractor-head-watch"
+
+    def __init__(self, patience: float = 15.0):
         import ray
 
-        self.gcs_address, self.every, self.patience = ray.get_runtime_context().gcs_address, every, patience
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="extractor-head-watch", daemon=True)
+        super().__init__()
+        self.gcs_address, self.patience = ray.get_runtime_context().gcs_address, patience
+        self._silent_since: float | None = None
 
-    def _watch(self) -> None:
-        silent_since = None
-        while not self._stop.wait(self.every):
-            why = _silent(self.gcs_address, timeout=self.every)
-            if why is None:
-                silent_since = None
-            elif silent_since is None:
-                silent_since = time.monotonic()
-            elif time.monotonic() - silent_since >= self.patience:
-                self._end_the_run(f"the Ray cluster's head stopped answering ({why} for {self.patience:.0f} s): the "
-                                  "run stopped; once the cluster is back, the same command with --skip-existing goes "
-                                  "on from the frames written")
+    def check(self) -> bool:
+        why = _silent(self.gcs_address, timeout=self.every)
+        if why is None:
+            self._silent_since = None
+        elif self._silent_since is None:
+            self._silent_since = time.monotonic()
+        elif time.monotonic() - self._silent_since >= self.patience:
+            self._end_the_run(f"the Ray cluster's head stopped answering ({why} for {self.patience:.0f} s): the "
+                              "run stopped; once the cluster is back, the same command with --skip-existing goes on "
+                              "from the frames written")
+        return False
 
     @staticmethod
     def _end_the_run(reason: str) -> None:
@@ -183,13 +218,40 @@ class HeadWatch:
         time.sleep(0.5)  # Ray's lines go through a pipe to the terminal (``native_lines_to_log``): ours too
         os._exit(1)
 
-    def __enter__(self) -> HeadWatch:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+class StallWatch(DriverWatch):
+    """--stall-timeout for this engine: a frame pipeline whose rows stop coming (an actor frozen
+    or hung in a driver, a task that never returns) waited for ever. Where no row has come for
+    ``seconds`` (counted as the pool counts them, a pause of the whole run left out: ``StallClock``),
+    the main thread is interrupted and the run stops with ``reason``; Ray Data's own clean-up
+    ends its actors. ``rows`` is counted by the main thread, read here."""
+
+    every = 0.2
+    name = "extractor-stall-watch"
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.rows, self.reason = seconds, 0, None
+        self._clock, self._seen = StallClock(), 0
+
+    def check(self) -> bool:
+        if self.rows != self._seen:
+            self._seen = self.rows
+            self._clock.restart()
+        elif self._clock.tick() > self.seconds:
+            self.reason = (f"no frame came back for {self.seconds:.0f} s: a Ray worker is stuck (a frozen "
+                           "process, a hung GPU driver) or its model loads slowly here (a longer --stall-timeout)")
+            logger.debug("stall watch: %s", self.reason)
+            # A signal, not _thread.interrupt_main(): the main thread waits in a lock (Ray Data's
+            # queue of finished rows) that only a signal wakes.
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            return True
+        return False
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # else no signal could reach the wait
+            self._thread.start()
+        return self
 
 
 def why_ray_failed(exc: BaseException) -> str:

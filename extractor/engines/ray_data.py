@@ -33,8 +33,6 @@ import json
 import logging
 import os
 import pickle
-import signal
-import threading
 import time
 from dataclasses import replace
 
@@ -54,9 +52,8 @@ from extractor.sources import InputSource, SkippedInput, seekable_timeline
 from extractor.stop_signals import catch_stop_signals
 from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.messages import decode_face, encode_face
-from extractor.workers.stall_clock import StallClock
-from extractor.engines.ray_cluster import (RAY_NATIVE_LINE, HeadWatch, RayEngineError, connected, not_on_this_node,
-                                          problem_of, where_to_read)
+from extractor.engines.ray_cluster import (RAY_NATIVE_LINE, HeadWatch, RayEngineError, StallWatch, connected,
+                                          not_on_this_node, problem_of, where_to_read)
 
 logger = logging.getLogger(__name__)
 
@@ -433,45 +430,6 @@ def _embed_references(settings: RunSettings, options: EngineOptions, pipeline: P
 
             raise ReferenceError(f"reference {face_filter.references[position]}: {row['problem']}")
         face_filter.take_reference(position, list(decode_faces(row["faces"]).values()))
-
-
-class StallWatch:
-    """--stall-timeout for this engine: a frame pipeline whose rows stop coming (an actor frozen
-    or hung in a driver, a task that never returns) waited for ever. Where no row has come for
-    ``seconds`` (counted as the pool counts them, a pause of the whole run left out: ``StallClock``),
-    the main thread is interrupted and the run stops with ``reason``; Ray Data's own clean-up
-    ends its actors. ``rows`` is counted by the main thread, read here."""
-
-    def __init__(self, seconds: float):
-        self.seconds, self.rows, self.reason = seconds, 0, None
-        self._stop = threading.Event()
-        self._main = threading.main_thread().ident
-        self._thread = threading.Thread(target=self._watch, name="extractor-stall-watch", daemon=True)
-
-    def _watch(self) -> None:
-        clock, seen = StallClock(), 0
-        while not self._stop.wait(0.2):
-            if self.rows != seen:
-                seen = self.rows
-                clock.restart()
-            elif clock.tick() > self.seconds:
-                self.reason = (f"no frame came back for {self.seconds:.0f} s: a Ray worker is stuck (a frozen "
-                               "process, a hung GPU driver) or its model loads slowly here (a longer --stall-timeout)")
-                logger.debug("stall watch: %s", self.reason)
-                # A signal, not _thread.interrupt_main(): the main thread waits in a lock (Ray Data's
-                # queue of finished rows) that only a signal wakes.
-                signal.pthread_kill(self._main, signal.SIGINT)
-                return
-
-    def __enter__(self) -> StallWatch:
-        if threading.current_thread() is threading.main_thread():  # else no signal could reach the wait
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
 
 
 def _run(settings: RunSettings, options: EngineOptions, source, writer, summary: RunSummary,
