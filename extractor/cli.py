@@ -41,11 +41,10 @@ def _names(stage: str) -> list[str]:
     return [cls.name for cls in registry.available(stage)]
 
 
-MAX_BATCH = {"detect": 64, "align": 1024, "mask": 1024}  # frames (detect) or faces per batch
-
-
 def _parse_batch_sizes(values) -> dict[str, int]:
     """--batch-size, with batches bounded: a detect batch holds whole frames in memory at once."""
+    from extractor.plugins.options import MAX_BATCH
+
     sizes = _parse_stage_numbers(values, "--batch-size")
     for stage, size in sizes.items():
         if size > MAX_BATCH[stage]:

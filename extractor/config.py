@@ -72,6 +72,7 @@ def plugin_options(config: dict, source: str = "configuration") -> dict[str, dic
     """{"stage.name": options} for StageConfig, checked against the registry: unknown plugins,
     unknown keys and values a plugin refuses are errors naming the section and key."""
     from extractor.plugins import registry
+    from extractor.plugins.options import check_options
 
     out = {}
     for stage, plugins in config.get("plugins", {}).items():
@@ -85,11 +86,12 @@ def plugin_options(config: dict, source: str = "configuration") -> dict[str, dic
             if unknown:
                 raise ConfigError(f"{section}: unknown key(s) {sorted(unknown)}; "
                                   f"{name} takes {sorted(_accepted_options(cls) - {'backend'})}")
-            for key, value in options.items():
-                if isinstance(value, float) and not math.isfinite(value):
-                    raise ConfigError(f"{section}: {key} = {value} is not a finite number")
             try:
-                cls(**options)  # constructors check values; nothing is loaded
+                check_options(cls, options)
+            except ValueError as exc:
+                raise ConfigError(f"{section}: {exc}") from None
+            try:
+                cls(**options)  # constructors check the rest; nothing is loaded
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{section}: bad value ({exc})") from None
             out[f"{stage}.{name}"] = dict(options)

@@ -16,6 +16,7 @@ import numpy as np
 
 from extractor.faces import DetectedFace
 from extractor.media import convert_colour
+from extractor.plugins.options import Limit
 from extractor.workers.gpu_support import GPU_RUNTIME_ORDER
 
 
@@ -67,6 +68,9 @@ class Plugin:
     model_packages: ClassVar[dict[str, str]] = {}
     # Packages the plugin runs without, but better with: package -> what is lost, how to install.
     optional_packages: ClassVar[dict[str, str]] = {}
+    # Ranges of the numeric options (``options.Limit``), checked when a configuration sets them;
+    # their kinds come from the constructor's defaults.
+    option_limits: ClassVar[dict[str, Limit]] = {}
 
     def __init__(self, batch_size: int | None = None, **options):
         self.batch_size = batch_size or type(self).batch_size

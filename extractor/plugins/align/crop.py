@@ -20,6 +20,7 @@ from extractor.faces import DetectedFace
 from extractor.geometry import ALIGN_POINTS, invert_affine, points_size, transform_points, umeyama
 from extractor.mean_face import MEAN_FACE_68
 from extractor.plugins.base import Aligner, Batch
+from extractor.plugins.options import Limit
 
 
 MIN_POINTS_SPREAD = 2.0  # pixels: key points closer together than this say nothing of a face's pose
@@ -121,6 +122,8 @@ class CropAligner(Aligner):
     """
 
     crop_box: tuple[float, float, float] = (0.5, 0.5, 1.5)
+    option_limits = {"refine": Limit(0, 5, meaning="extra passes"), "refine_below": Limit(0, meaning="pixels"),
+                     "re_feed": Limit(0, 10, meaning="moved crops, as --re-feed")}
 
     def __init__(self, batch_size=None, detector: str | None = None, refine: int = 1, refine_below: int = 0,
                  re_feed: int = 0, **options):

@@ -12,6 +12,7 @@ import numpy as np
 from extractor.faces import DetectedFace
 from extractor.geometry import iou
 from extractor.plugins.base import Batch, DeviceNeed, Detector
+from extractor.plugins.options import SCORE
 from extractor.plugins.registry import register
 from extractor.plugins.tflite import TFLITE_PACKAGES, load_interpreter, package_model_path
 
@@ -48,6 +49,7 @@ class BlazeFaceDetector(Detector):
     max_side = input_size  # every frame is letterboxed into the model's square
     colour_format = "RGB"
     batch_size = 8
+    option_limits = {"threshold": SCORE}
     device_need = DeviceNeed(gpu=False)  # TFLite on the CPU
     runtime = "tflite"
     description = "MediaPipe BlazeFace full-range (TFLite); very fast; weak on small faces"

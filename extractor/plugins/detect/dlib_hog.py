@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from extractor.faces import DetectedFace
 from extractor.plugins.base import Batch, DeviceNeed, Detector
+from extractor.plugins.options import Limit
 from extractor.plugins.registry import register
 
 
@@ -16,6 +17,8 @@ class DlibHogDetector(Detector):
     input_size = 0
     colour_format = "RGB"
     batch_size = 1
+    # Each upsampling doubles the frame's sides: 2 on a 4K frame is an 8K one; 9 took 8 GB.
+    option_limits = {"upsample": Limit(0, 3, meaning="doublings of the frame's size")}
     device_need = DeviceNeed(gpu=False)
     runtime = "dlib"
     description = "dlib HOG frontal detector (CPU); frontal faces only"

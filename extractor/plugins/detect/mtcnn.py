@@ -17,6 +17,7 @@ import numpy as np
 from extractor.faces import DetectedFace
 from extractor.geometry import shrink_to_side
 from extractor.plugins.base import Batch, DeviceNeed, Detector
+from extractor.plugins.options import SCORE, Limit
 from extractor.plugins.detect.mtcnn_cascade import CascadeSettings, detect
 from extractor.plugins.registry import register
 
@@ -27,6 +28,7 @@ class MTCNNDetector(Detector):
     input_size = 0  # whole frame, scale pyramid
     colour_format = "RGB"
     batch_size = 4
+    option_limits = {"thresholds": SCORE, "max_side": Limit(160, off=0, meaning="pixels")}
     device_need = DeviceNeed(gpu=True, base_mb=350, per_item_mb=120)
     runtime = "keras"
     description = "MTCNN cascade (Keras 3 on any backend); finds small faces; 5 points per face"

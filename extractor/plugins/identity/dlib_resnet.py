@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from extractor.plugins.base import Batch, DeviceNeed, Plugin
+from extractor.plugins.options import Limit
 from extractor.plugins.registry import register
 
 CHIP = 150
@@ -23,6 +24,7 @@ class DlibResnetIdentity(Plugin):
     input_size = CHIP
     colour_format = "RGB"
     batch_size = 32
+    option_limits = {"jitters": Limit(0, 100, meaning="jittered copies each face is read again from")}
     device_need = DeviceNeed(gpu=False)
     runtime = "dlib"
     cpu_heavy = True
