@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from contextlib import ExitStack, contextmanager
@@ -29,11 +30,16 @@ STAGES = ("detect", "align", "mask")
 
 class FilePath(click.Path):
     """``click.Path`` that refuses an empty value: ``-o "$OUT"`` with ``OUT`` unset would otherwise
-    mean the current folder, and a run would write (or read) there."""
+    mean the current folder, and a run would write (or read) there. A leading ``~`` is the home
+    folder, as faceswap's paths take it: the shell leaves it as it is when quoted (``-o "~/faces"``),
+    after ``=`` (``--output=~/faces``) and in a configuration file, and a folder named ``~`` would
+    be made in the current one."""
 
     def convert(self, value, param, ctx):
         if isinstance(value, str) and not value.strip():
             self.fail("an empty path (an unset variable in a script?): name a file or folder", param, ctx)
+        if isinstance(value, str) and value.startswith("~"):
+            value = os.path.expanduser(value)
         return super().convert(value, param, ctx)
 
 

