@@ -25,7 +25,8 @@ def load_config(path: str | Path | None) -> dict:
         raise ConfigError("an empty path given for the configuration file (an unset variable?): name a TOML file, "
                           "or give none")
     try:
-        user = tomllib.loads(Path(path).read_bytes().decode("utf-8-sig"))  # a byte order mark, as Notepad writes
+        # ~ as the command line takes it; utf-8-sig: a byte order mark, as Notepad writes
+        user = tomllib.loads(Path(path).expanduser().read_bytes().decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): a TOML file is UTF-8") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:

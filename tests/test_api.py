@@ -110,3 +110,11 @@ def test_a_config_path_that_is_empty_or_missing_is_one_clear_error(config, said)
 
     with pytest.raises(ConfigError, match=said):
         FaceExtractor(config=config)
+
+
+def test_a_config_path_under_the_home_folder_is_read_from_it(tmp_path, monkeypatch):
+    from extractor.config import load_config
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "mine.toml").write_text("[run]\nsize = 64\n")
+    assert load_config("~/mine.toml")["run"]["size"] == 64
