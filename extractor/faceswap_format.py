@@ -164,22 +164,32 @@ def records_to_fsa(records, problems: list[str] | None = None) -> dict:
     return {"__meta__": {"version": FSA_VERSION, "written_by": WRITTEN_BY}, "__data__": data}
 
 
+def written_by_extractor(path: Path) -> bool:
+    """Whether the ``.fsa`` at ``path`` is one extractor wrote: its ``__meta__``, pickled before
+    the frames, names extractor (faceswap's own saves, its manual tool's included, drop the
+    name). Read from the file's first bytes only: a long video's file takes half a minute and
+    gigabytes to load whole, before a resume could start."""
+    try:
+        with open(path, "rb") as handle:
+            start = zlib.decompressobj().decompress(handle.read(1 << 16), 1 << 12)
+    except (OSError, zlib.error):
+        return False
+    frames_at = start.find(b"__data__")
+    meta = start[:max(frames_at, 0)]
+    return b"__meta__" in meta and b"written_by" in meta and WRITTEN_BY.encode() in meta
+
+
 def check_export_target(path: Path, source: Path) -> None:
     """An export writes a new file, or replaces an ``.fsa`` an earlier export wrote; never the
     alignments it reads, a photo or anything else (OutputError naming the file)."""
     from extractor.alignments import OutputError
-    from extractor.fsa import UnsafeFileError, read_fsa
 
     if path.resolve() == source.resolve():
         raise OutputError(f"{path}: is the alignments file being exported; choose another -o")
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; -o names the .fsa file to write")
     if path.exists():
-        try:
-            ours = read_fsa(path).get("__meta__", {}).get("written_by") == WRITTEN_BY
-        except (UnsafeFileError, OSError, AttributeError):
-            ours = False
-        if not ours:
+        if not written_by_extractor(path):
             raise OutputError(f"{path}: exists and is not an .fsa that extractor exported; it was left untouched: "
                               "choose another -o, or remove it first")
 

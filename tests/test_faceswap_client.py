@@ -237,6 +237,35 @@ def test_fsa_loads_in_faceswap_without_a_rewrite(faceswap, photo_run, video_run,
     assert alignments.frames_count == 275
 
 
+def test_an_fsa_faceswap_saved_again_is_theirs_and_never_replaced(faceswap, photo_run, tmp_path):
+    """An .fsa extractor wrote, then saved by faceswap (its manual tool's edits): theirs now, so a
+    run or an export naming it is refused before any work, the edits untouched; one a frame of
+    which is named like extractor's mark is theirs too. The mark is read from the file's start
+    only (a long video's file loads in half a minute)."""
+    from extractor.faceswap_format import written_by_extractor
+
+    (settings, _), fsa = photo_run, tmp_path / "edited.fsa"
+    _export(settings.output.alignments_path, fsa)
+    assert written_by_extractor(fsa)
+    alignments = faceswap.Alignments(str(tmp_path), filename=fsa.name)
+    alignments.backup()  # what the manual tool does before its save
+    alignments.save()
+    before = fsa.read_bytes()
+    assert not written_by_extractor(fsa)
+    result = CliRunner().invoke(main, ["export", str(settings.output.alignments_path), "-o", str(fsa)])
+    assert result.exit_code != 0 and "is not an .fsa that extractor exported" in result.output, result.output
+    result = CliRunner().invoke(main, ["run", "-i", str(settings.input_path), "-o", str(tmp_path / "again"),
+                                       "--alignments", str(fsa), "--single-process"])
+    assert result.exit_code != 0 and "is not an .fsa that extractor exported" in result.output, result.output
+    assert fsa.read_bytes() == before and not (tmp_path / "again").exists()
+    named = tmp_path / "named.fsa"
+    named.write_bytes(zlib.compress(pickle.dumps({"__meta__": {"version": 2.4},
+                                                  "__data__": {"written_by extractor.png": {"faces": []}}})))
+    assert not written_by_extractor(named)
+    named.write_bytes(b"not compressed")
+    assert not written_by_extractor(named)
+
+
 def test_without_face_files_the_fsa_is_the_same_for_faceswap(faceswap, photo_run, tmp_path):
     """--no-faces (faceswap's extract without -o): no PNG, and records whose .fsa faceswap loads
     with the same faces, and thumbnails like those of a run with face files (cut at the frame's
