@@ -65,17 +65,38 @@ def proposals(regression: np.ndarray, scores: np.ndarray, threshold: float, stri
     return by_score(rows)
 
 
-def overlaps(boxes: np.ndarray, method: str) -> np.ndarray:
-    """Pairwise intersection over union (``"union"``) or over the smaller box (``"min"``)."""
+def overlaps(boxes: np.ndarray, others: np.ndarray, method: str) -> np.ndarray:
+    """Intersection over union (``"union"``) or over the smaller box (``"min"``) of each of
+    ``boxes`` (rows) with each of ``others`` (columns)."""
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    low, high = np.maximum(boxes[None, :, :2], boxes[:, None, :2]), np.minimum(boxes[None, :, 2:], boxes[:, None, 2:])
+    other_area = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    low = np.maximum(others[None, :, :2], boxes[:, None, :2])
+    high = np.minimum(others[None, :, 2:], boxes[:, None, 2:])
     inter = np.prod(np.maximum(0, high - low), axis=-1)
     if method == "union":
-        denominator = area[:, None] + area[None, :] - inter
+        denominator = area[:, None] + other_area[None, :] - inter
     else:
-        denominator = np.minimum(area[:, None], area[None, :])
+        denominator = np.minimum(area[:, None], other_area[None, :])
     with np.errstate(divide="ignore", invalid="ignore"):
         return inter / denominator
+
+
+PAIRS_AT_ONCE = 1 << 20  # box pairs compared at once: a few tens of MB however many proposals
+
+
+def beaten_by_better(boxes: np.ndarray, threshold: float, method: str) -> np.ndarray:
+    """Whether each box (best first) overlaps any box before it by more than ``threshold``. The
+    pairs are compared a band of rows at a time: all at once took n x n x 5 floats, about 800 MB
+    for the 4,100 proposals of a 1080p frame at the default thresholds, 111 GB at 0.01."""
+    count = len(boxes)
+    beaten = np.zeros(count, bool)
+    step = max(1, PAIRS_AT_ONCE // max(count, 1))
+    for start in range(0, count, step):
+        end = min(start + step, count)
+        over = overlaps(boxes[start:end], boxes[start:], method) > threshold
+        over &= np.arange(start, count)[None, :] > np.arange(start, end)[:, None]  # a later box only
+        beaten[start:] |= over.any(axis=0)
+    return beaten
 
 
 def suppress(rows: np.ndarray, threshold: float, method: str = "union", sort: bool = True) -> np.ndarray:
@@ -86,8 +107,7 @@ def suppress(rows: np.ndarray, threshold: float, method: str = "union", sort: bo
     kept = []
     for image in np.unique(rows[:, 0]):
         mine = rows[rows[:, 0] == image]
-        beaten = np.triu(overlaps(mine[:, 1:5], method) > threshold, k=1).any(axis=0)
-        kept.append(mine[~beaten])
+        kept.append(mine[~beaten_by_better(mine[:, 1:5], threshold, method)])
     return np.concatenate(kept) if kept else rows[:0]
 
 
