@@ -167,7 +167,7 @@ def records_to_fsa(records, problems: list[str] | None = None) -> dict:
 def written_by_extractor(path: Path) -> bool:
     """Whether the ``.fsa`` at ``path`` is one extractor wrote: its ``__meta__``, pickled before
     the frames, names extractor (faceswap's own saves, its manual tool's included, drop the
-    name). Read from the file's first bytes only: a long video's file takes half a minute and
+    name). Read from the file's first bytes only: a long video's file takes seconds to minutes and
     gigabytes to load whole, before a resume could start."""
     try:
         with open(path, "rb") as handle:
