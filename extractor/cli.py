@@ -134,8 +134,11 @@ LOG_LINE = re.compile(rb"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} [A-Z]+ ")
 
 def check_log_file(path: Path) -> None:
     """--logfile appends to a new file or to an extractor log, never to anything else (a photo, an
-    alignments file): its first line must be a log line."""
+    alignments file): its first line must be a log line. A stream (``/dev/stderr``, a terminal, a
+    named pipe) is written to as it is: reading its first line waited for typing, for ever."""
     try:
+        if Path(path).exists() and not Path(path).is_file() and not Path(path).is_dir():
+            return
         with open(path, "rb") as handle:
             first = handle.readline(256)
     except FileNotFoundError:

