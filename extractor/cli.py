@@ -22,6 +22,7 @@ from extractor.faceswap_flags import (FaceswapStyleCommand, FaceSize, faceswap_a
 from extractor.output import OutputSettings  # noqa: E402
 from extractor.plugins import registry  # noqa: E402
 from extractor.plugins.base import Aligner  # noqa: E402
+from extractor.plugins.options import MAX_BATCH  # noqa: E402
 from extractor.sources import DEFAULT_MAX_PIXELS, InputError  # noqa: E402
 from extractor.stages import StageConfig  # noqa: E402
 
@@ -49,8 +50,6 @@ def _names(stage: str) -> list[str]:
 
 def _parse_batch_sizes(values) -> dict[str, int]:
     """--batch-size, with batches bounded: a detect batch holds whole frames in memory at once."""
-    from extractor.plugins.options import MAX_BATCH
-
     sizes = _parse_stage_numbers(values, "--batch-size")
     for stage, size in sizes.items():
         if size > MAX_BATCH[stage]:

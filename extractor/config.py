@@ -57,23 +57,11 @@ def _check_tables(user: dict, path: str | Path) -> None:
                                   f"[plugins.{stage}.{name}] and its keys under it")
 
 
-def _accepted_options(cls) -> set[str]:
-    """Named parameters of the plugin's constructors (its class and its bases)."""
-    import inspect
-
-    names = set()
-    for klass in cls.__mro__:
-        if "__init__" in vars(klass):
-            names |= {p.name for p in inspect.signature(klass.__init__).parameters.values()
-                      if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"}
-    return names
-
-
 def plugin_options(config: dict, source: str = "configuration") -> dict[str, dict]:
     """{"stage.name": options} for StageConfig, checked against the registry: unknown plugins,
     unknown keys and values a plugin refuses are errors naming the section and key."""
     from extractor.plugins import registry
-    from extractor.plugins.options import check_options
+    from extractor.plugins.options import check_options, constructor_defaults
 
     out = {}
     for stage, plugins in config.get("plugins", {}).items():
@@ -83,10 +71,11 @@ def plugin_options(config: dict, source: str = "configuration") -> dict[str, dic
                 cls = registry.get_plugin_class(stage, name)
             except ValueError as exc:
                 raise ConfigError(f"{section}: {exc}") from None
-            unknown = set(options) - _accepted_options(cls)
+            accepted = set(constructor_defaults(cls))
+            unknown = set(options) - accepted
             if unknown:
                 raise ConfigError(f"{section}: unknown key(s) {sorted(unknown)}; "
-                                  f"{name} takes {sorted(_accepted_options(cls) - {'backend'})}")
+                                  f"{name} takes {sorted(accepted - {'backend'})}")
             try:
                 check_options(cls, options)
             except ValueError as exc:

@@ -16,9 +16,6 @@ from dataclasses import dataclass
 MAX_BATCH = {"detect": 64, "align": 1024, "mask": 1024, "identity": 1024}  # frames (detect) or faces a batch
 
 
-SCORE_MEANING = "a detector's score"
-
-
 @dataclass(frozen=True)
 class Limit:
     """The range an option's number must lie in; ``off``: a value outside it that turns the
@@ -42,6 +39,7 @@ class Limit:
             raise ValueError(f"{key} = {value!r} is out of range: it takes {span}{off}{meaning}")
 
 
+SCORE_MEANING = "a detector's score"
 SCORE = Limit(0.01, 1, meaning=SCORE_MEANING)
 
 
@@ -64,7 +62,7 @@ def constructor_defaults(cls) -> dict[str, object]:
 def check_options(cls, options: dict) -> None:
     """A ValueError for the first option of ``options`` that ``cls`` would take wrongly: of
     another kind than its default, a non-finite number, or out of ``cls.option_limits``."""
-    defaults = constructor_defaults(cls)
+    defaults = {**constructor_defaults(cls), "batch_size": cls.batch_size}  # the class's, not the constructor's None
     for key, value in options.items():
         _check_kind(key, value, defaults.get(key))
         if key == "batch_size":
@@ -83,8 +81,6 @@ def _check_kind(key: str, value, default) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{key} = {value} is not a finite number")
     if default is None or default is inspect.Parameter.empty:
-        if key == "batch_size" and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"{key} = {value!r} is not a whole number")
         return
     if isinstance(default, bool):
         wrong = not isinstance(value, bool) and "true or false"
