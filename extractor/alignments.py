@@ -212,6 +212,8 @@ class AlignmentsWriter:
         if self.path.exists() and self.path.stat().st_size:
             read_header(self.path)  # never append to (or repair) a file that is not ours
         repair_tail(self.path)
+        self.created = not self.path.exists()  # by this writer (FrameWriter removes it if no record follows)
+        self.records = 0  # frame records appended by this writer
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._good_size = os.fstat(self._fd).st_size
         self._sync_every = sync_every
@@ -241,6 +243,7 @@ class AlignmentsWriter:
 
     def append(self, record: dict) -> None:
         self._write(record)
+        self.records += 1
 
     def lost(self) -> str | None:
         """Why the file being written is no longer at ``path`` (it or its folder deleted, moved or

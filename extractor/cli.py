@@ -494,12 +494,12 @@ def _run_one(config, flags: dict) -> None:
     except failures as exc:
         raise click.ClickException(str(exc)) from None
     except PipelineError as exc:
-        raise click.ClickException(f"run stopped: {exc}\nframes finished before the fault are in "
-                                   f"{settings.output.alignments_path}") from None
+        raise click.ClickException(f"run stopped: {exc}\n{_frames_kept(settings, 'before the fault')}") from None
     except KeyboardInterrupt as stop:
         how = f" ({stop})" if isinstance(stop, Stopped) else ""
-        click.echo(f"interrupted{how}: frames finished so far are in {settings.output.alignments_path}"
-                   + (f" ({fsa} is written when a run finishes: resume with --skip-existing)" if fsa else ""),
+        kept = settings.output.alignments_path.exists()
+        click.echo(f"interrupted{how}: {_frames_kept(settings, 'so far')}"
+                   + (f" ({fsa} is written when a run finishes: resume with --skip-existing)" if fsa and kept else ""),
                    err=True)
         sys.exit(exit_status(stop))
     logging.getLogger("extractor").debug("summary:\n%s", summary.format())
@@ -515,6 +515,12 @@ def _run_one(config, flags: dict) -> None:
     if summary.frames == 0 and summary.already_done == 0 and summary.skipped:
         # Every input was refused: a script running extractor must see a failure, not an empty success.
         raise click.ClickException(f"no frame of {settings.input_path} could be read (skipped inputs above)")
+
+
+def _frames_kept(settings, when: str) -> str:
+    """Where a stopped run's finished frames are; a run that finished none leaves no file."""
+    path = settings.output.alignments_path
+    return f"frames finished {when} are in {path}" if path.exists() else f"no frame was finished {when}"
 
 
 def _say_what_size_limits_leave_out(stages) -> None:

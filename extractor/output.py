@@ -95,8 +95,9 @@ class OutputCounts:
     without_png: int = 0  # faces in the alignments file whose crop --min-scale found too enlarged for a PNG
 
 
-def check_writable(settings: OutputSettings) -> None:
-    """Refuse an output that cannot be written before any work starts (probe file per folder)."""
+def check_writable(settings: OutputSettings) -> list[Path]:
+    """Refuse an output that cannot be written before any work starts (probe file per folder);
+    the folders it made for the output, deepest first (removed again if the run writes nothing)."""
     # A long video's name + "_alignments.jsonl" (faceswap's place, without -o), and the files kept
     # beside it (its lock, a scratch copy when it is written again), within the file system's names.
     name, limit = os.fsencode(settings.alignments_path.name), name_max(settings.alignments_path.parent)
@@ -119,10 +120,12 @@ def check_writable(settings: OutputSettings) -> None:
 
         raise OutputError(f"{not_regular(settings.alignments_path)}: the alignments file is read back (by a resume, "
                           "by export); name a file with -p/--alignments")
+    made: set[Path] = set()
     for folder in {settings.output_dir, settings.alignments_path.parent}:
         try:
             if folder.exists() and not folder.is_dir():
                 raise OutputError(f"{folder}: is a file, not a folder (-o names the folder the faces go to)")
+            made.update(_missing_folders(folder))
             folder.mkdir(parents=True, exist_ok=True)
             probe = folder / f".extractor-write-test-{os.getpid()}"
             with open(probe, "wb") as handle:
@@ -132,6 +135,16 @@ def check_writable(settings: OutputSettings) -> None:
             probe.unlink()
         except OSError as exc:
             raise OutputError(f"{folder}: output folder cannot be written ({exc.strerror or exc})") from None
+    return sorted(made, key=lambda folder: len(folder.parts), reverse=True)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet."""
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def name_max(folder: Path) -> int:
@@ -217,6 +230,7 @@ class OutputLock:
         """``what``: the output as the user named it; ``kind``: "this folder" or "this alignments
         file", for the messages; ``other``: the flag that names another."""
         self.path = path
+        self.created = not os.path.lexists(path)  # by this run: removed again if the run writes nothing
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -422,7 +436,7 @@ class FrameWriter:
         self.next_track_id = 0  # the first track id this run gives (after a resumed run's)
         self.tracks = None  # tracking.TrackLabeller for a tracked video: track ids, steady landmarks
         self.preparer = FramePreparer(settings, self.face_names, face_filter, want_previews=bool(settings.preview_path))
-        check_writable(settings)
+        self._made_folders = check_writable(settings)
         self.locks = self._lock_outputs()
         self.looked_again = 0  # frames an earlier run found no face in, done again (--skip-existing-faces)
         self.damaged_faces: dict[str, list[Path]] = {}  # frame -> its earlier face PNGs not whole: done again
@@ -650,4 +664,21 @@ class FrameWriter:
         if self.preview is not None and self.preview.count:
             self.settings.preview_path.parent.mkdir(parents=True, exist_ok=True)
             self.preview.save(self.settings.preview_path)
+        if not self.done and not self.alignments.records and self.alignments.created:
+            self._remove_what_this_run_made()
         self._release_locks()
+
+    def _remove_what_this_run_made(self) -> None:
+        """A run that wrote no frame (its one input unreadable, refused, interrupted at once)
+        leaves nothing behind: not an alignments file holding only its header (a ``--batch``
+        input's folder of it), nor the folders and lock files it made. The locks go while held,
+        so no other run can take this output in between; a folder is removed only if empty."""
+        self.settings.alignments_path.unlink(missing_ok=True)
+        for lock in self.locks:
+            if lock.created:
+                lock.path.unlink(missing_ok=True)
+        for folder in self._made_folders:
+            try:
+                folder.rmdir()
+            except OSError:  # something else is in it (a face PNG of a frame whose record failed)
+                pass

@@ -49,6 +49,29 @@ def test_a_video_cut_before_its_index_is_one_line_without_ffmpegs_own(tmp_path, 
     assert "moov" not in capfd.readouterr().err
 
 
+def test_a_run_that_writes_no_frame_leaves_nothing_behind(tmp_path):
+    """An unreadable input left its output folder (a --batch input's among the others) holding an
+    alignments file with only its header and two lock files; a user's own files stay."""
+    from conftest import VIDEO
+
+    clips = tmp_path / "clips"
+    (clips / "photos").mkdir(parents=True)
+    shutil.copy(PHOTO, clips / "photos")
+    (clips / "download.mp4").write_bytes(VIDEO.read_bytes()[:5000])
+    result = _cli("run", "-i", clips / "download.mp4", "-o", tmp_path / "new" / "faces", "--single-process")
+    assert result.exit_code != 0 and not (tmp_path / "new").exists(), result.output
+    result = _cli("run", "-i", clips / "photos", "-o", tmp_path / "new" / "faces", "--frame-buffer", 10 ** 8)
+    assert "over half the available memory" in result.output and not (tmp_path / "new").exists(), result.output
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    result = _cli("run", "-i", clips / "download.mp4", "-o", mine, "--single-process")
+    assert result.exit_code != 0 and [path.name for path in mine.iterdir()] == ["notes.txt"], result.output
+    result = _cli("run", "-i", clips, "-o", tmp_path / "batch", "--batch", "--single-process")
+    assert "1 extracted, 1 failed" in result.output, result.output
+    assert sorted(path.name for path in (tmp_path / "batch").iterdir()) == ["photos"]
+
+
 def test_a_sound_file_named_like_a_video_is_named_as_such_on_every_engine(tmp_path):
     import av
 

@@ -144,19 +144,19 @@ class PoolEngine:
         start = time.perf_counter()
         source, writer, self.imported = self.settings.open_input_and_output(self.summary)
         self.progress = Progress(source.estimate_frames(), enabled=self.settings.show_progress)
-        try:
+        try:  # refusals of the plan or the frame buffer: the writer removes an output left empty
             plans = self.plan()
+            sweep_dead_runs()
+            # Slots cut for the usual frame (three in four are no larger), a larger one taking several:
+            # one big photo leaves a folder its frames in flight (``frame_pool.block_slots``).
+            slot_bytes, self._largest = source.frame_bytes()
+            self._slot_minimum = 2 * len(plans) + 2  # a frame for each worker in hand and one queued
+            frames = self._slot_count(slot_bytes)
+            check_frame_buffer(frames, slot_bytes, self._largest)
+            slots = block_slots(frames, slot_bytes, self._largest, self._slot_count(self._largest))
         except BaseException:
             writer.close()
             raise
-        sweep_dead_runs()
-        # Slots cut for the usual frame (three in four are no larger), a larger one taking several:
-        # one big photo leaves a folder its frames in flight (``frame_pool.block_slots``).
-        slot_bytes, self._largest = source.frame_bytes()
-        self._slot_minimum = 2 * len(plans) + 2  # a frame for each worker in hand and one queued
-        frames = self._slot_count(slot_bytes)
-        check_frame_buffer(frames, slot_bytes, self._largest)
-        slots = block_slots(frames, slot_bytes, self._largest, self._slot_count(self._largest))
         self.summary.slots, self.summary.slot_bytes = frames, slot_bytes
         logger.info("frame pool: %d frames in flight, %.0f MB in slots of %.1f MB (a larger frame takes several; at "
                     "most half the free RAM); frames of up to %.0f MP (--max-pixels)", frames, slots * slot_bytes / 1e6,

@@ -46,9 +46,9 @@ def _run(settings: RunSettings, options: EngineOptions) -> RunSummary:
     start = time.perf_counter()
     source, writer, imported = settings.open_input_and_output(summary)
     progress = Progress(source.estimate_frames(), enabled=settings.show_progress)
-    pipeline = build_pipeline(settings, options)
-    stages = {spec.stage: build_stage(spec.stage, settings.stages) for spec in pipeline.stages}
     try:
+        pipeline = build_pipeline(settings, options)
+        stages = {spec.stage: build_stage(spec.stage, settings.stages) for spec in pipeline.stages}
         for name, stage in stages.items():
             # TensorFlow's oneDNN note, absl's: the log only; a plugin's warnings: the summary too.
             with start_up_quietly(f"{name} start-up") as said:
