@@ -9,6 +9,10 @@ scores within 1e-3).
 Frames longer than ``max_side`` (default 1920) are shrunk for detection: the pyramid's first
 level is 0.6 of the frame in float32, so a 48 MP photo would cost gigabytes; faces big enough to
 align stay findable at 1920 px.
+
+On a CPU, frames share a cascade only up to ``CPU_PIXELS_AT_ONCE``: small video frames gain from
+running four together (a call's overhead shared), big ones do not, and four 1920 x 1440 photos at
+once took 1.6 GB more (docs/performance.md). On a GPU the worker's memory budget bounds the batch.
 """
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ from extractor.plugins.base import Batch, DeviceNeed, Detector
 from extractor.plugins.options import SCORE, Limit
 from extractor.plugins.detect.mtcnn_cascade import CascadeSettings, detect
 from extractor.plugins.registry import register
+
+
+CPU_PIXELS_AT_ONCE = 4_000_000  # four 640 x 360 or 1280 x 720 frames, one 1080p frame or photo
 
 
 @register
@@ -40,13 +47,17 @@ class MTCNNDetector(Detector):
         self.settings = CascadeSettings(thresholds=tuple(float(t) for t in thresholds))
         self.backend = backend
         self.nets = None
+        self.on_gpu = False  # whether the networks run on a GPU (set by load)
 
     def load(self):
         from extractor.models.mtcnn_nets import build_onet, build_pnet, build_rnet
         from extractor.models.runners import KerasRunner
 
+        from extractor.models.backend import gpu_visible
+
         backend = self.backend or "tensorflow"
         self.nets = [KerasRunner(build, backend) for build in (build_pnet, build_rnet, build_onet)]
+        self.on_gpu = gpu_visible(backend)
         super().load()
 
     def pre_process(self, batch: Batch) -> None:
@@ -63,11 +74,18 @@ class MTCNNDetector(Detector):
         would waste work on image folders and make a frame's faces depend on its neighbours."""
         frames = batch.feed[0]
         results = [None] * len(frames)
-        for indices in self.groups_of_one_shape(frames):
-            rows = detect([frames[i] for i in indices], *self.nets, self.settings)
-            for local, index in enumerate(indices):
-                results[index] = rows[rows[:, 0] == local]
+        for same_shape in self.groups_of_one_shape(frames):
+            at_once = self.frames_at_once(*frames[same_shape[0]].shape[:2])
+            for start in range(0, len(same_shape), at_once):
+                indices = same_shape[start:start + at_once]
+                rows = detect([frames[i] for i in indices], *self.nets, self.settings)
+                for local, index in enumerate(indices):
+                    results[index] = rows[rows[:, 0] == local]
         batch.prediction = results
+
+    def frames_at_once(self, height: int, width: int) -> int:
+        """How many frames of this size run through one cascade."""
+        return self.batch_size if self.on_gpu else max(1, min(self.batch_size, CPU_PIXELS_AT_ONCE // (height * width)))
 
     def post_process(self, batch: Batch) -> None:
         batch.detections = []
