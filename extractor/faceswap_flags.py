@@ -53,8 +53,14 @@ FACESWAP_IDENTITY_MODELS = ("vggface2", "t-face")
 
 # faceswap's own plugins, whose models no installable package ships (MODELS.md): named as such, not
 # as a typo.
-FACESWAP_ONLY_PLUGINS = {"detect": ("s3fd", "cv2-dnn"), "align": ("fan", "cv2-dnn"),
+FACESWAP_ONLY_PLUGINS = {"detect": ("s3fd", "cv2-dnn", "retinaface"), "align": ("fan", "cv2-dnn", "hrnet"),
                          "mask": ("bisenet-fp", "vgg-clear", "vgg-obstructed", "unet-dfl")}
+# faceswap's choices that are not models: what extractor has for each.
+FACESWAP_OTHER_CHOICES = {
+    "file": "is faceswap's import of boxes and landmarks from a file; extractor imports a faceswap alignments file "
+            "with --import-alignments FILE.fsa (and --realign to align its boxes again)",
+    "custom": "is faceswap's blank mask, for painting by hand in its manual tool, not a computed one",
+}
 
 
 class PluginChoice(click.Choice):
@@ -69,6 +75,9 @@ class PluginChoice(click.Choice):
         if str(value).lower() in FACESWAP_ONLY_PLUGINS[self.stage]:
             self.fail(f"{value!r} is faceswap's own {self.stage} plugin, whose model no installable package "
                       f"ships; extractor's: {', '.join(self.choices)}", param, ctx)
+        if str(value).lower() in FACESWAP_OTHER_CHOICES and str(value).lower() not in self.choices:
+            self.fail(f"{value!r} {FACESWAP_OTHER_CHOICES[str(value).lower()]}; extractor's {self.stage} plugins: "
+                      f"{', '.join(self.choices)}", param, ctx)
         return super().convert(value, param, ctx)
 
 

