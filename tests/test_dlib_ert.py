@@ -10,8 +10,8 @@ import pytest
 
 from conftest import DATA, VIDEO
 from extractor.models import model_files
-from extractor.models.dlib_ert import (ShapePredictor, _DlibReader, cache_folder, convert, installed_model,
-                                       read_dlib_model)
+from extractor.models.dlib_ert import ShapePredictor, cache_folder, convert, installed_model, read_dlib_model
+from extractor.models.dlib_serial import DlibReader
 from extractor.plugins.align.crop import pose_from_detection, pose_from_landmarks
 from extractor.plugins.base import Batch
 from extractor.plugins.registry import create
@@ -208,7 +208,7 @@ def test_floats_of_every_width_are_read_in_runs_and_one_by_one_alike():
         for position, pair in zip(rng.integers(0, len(pairs), len(odd)), odd if order else []):
             pairs.insert(int(position), pair)
         data = b"".join(_dlib_integer(m) + _dlib_integer(p) for m, p in pairs) + _dlib_integer(7)
-        reader = _DlibReader(data)
+        reader = DlibReader(data)
         values = reader.floats(len(pairs))
         assert values.tolist() == [m * 2.0 ** p for m, p in pairs]
         assert reader.integer() == 7  # and the reader stands just after the last float

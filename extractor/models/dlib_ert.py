@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from extractor.models.dlib_serial import DlibReader
 from extractor.models.model_files import derived_path, package_file, present, prune_stale
 
 logger = logging.getLogger(__name__)
@@ -39,65 +40,16 @@ FORMAT = 1  # bump when the cached arrays change meaning
 ARRAYS = ("initial_shape", "split_left", "split_right", "split_threshold", "leaves", "anchors", "deltas")
 
 
-class _DlibReader:
-    """dlib's serialisation: an integer is a header byte (0x80: negative; low 4 bits: how many
-    bytes follow) and its little-endian bytes; a float is two integers, mantissa and power of
-    two; a matrix is -rows, -columns and its values; a vector is its length and its items."""
-
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
-
-    def integer(self) -> int:
-        header = self.data[self.pos]
-        size = header & 0x0F
-        value = int.from_bytes(self.data[self.pos + 1:self.pos + 1 + size], "little")
-        self.pos += 1 + size
-        return -value if header & 0x80 else value
-
-    def floats(self, count: int) -> np.ndarray:
-        out = np.empty(count, np.float64)
-        done = 0
-        while done < count:
-            run = self._common_floats(out[done:]) if count - done >= 8 else 0
-            done += run
-            if done < count:  # one float of another width (or a short read): integer by integer
-                mantissa = self.integer()
-                out[done] = mantissa * 2.0 ** self.integer()  # exact: float32 mantissas have 24 bits
-                done += 1
-        return out
-
-    def _common_floats(self, out: np.ndarray) -> int:
-        """Reads into ``out`` the run of floats from here that have the usual width, a 3-byte
-        mantissa and a 1-byte power (6 bytes: 996 in 1000 of the model's 16 million floats), all
-        at once; returns how many. Each row's two headers are checked, so the run stops before
-        the first float of another width, at a number boundary."""
-        rows = min(len(out), (len(self.data) - self.pos) // 6)
-        raw = np.frombuffer(self.data, np.uint8, count=rows * 6, offset=self.pos).reshape(rows, 6)
-        usual = ((raw[:, 0] & 0x0F) == 3) & ((raw[:, 4] & 0x0F) == 1)
-        run = rows if usual.all() else int(usual.argmin())
-        raw = raw[:run].astype(np.int64)
-        mantissa = raw[:, 1] | raw[:, 2] << 8 | raw[:, 3] << 16
-        mantissa = np.where(raw[:, 0] & 0x80, -mantissa, mantissa)
-        power = np.where(raw[:, 4] & 0x80, -raw[:, 5], raw[:, 5]).astype(np.int32)
-        out[:run] = np.ldexp(mantissa.astype(np.float64), power)
-        self.pos += 6 * run
-        return run
-
-    def matrix(self) -> np.ndarray:
-        rows, cols = -self.integer(), -self.integer()
-        return self.floats(rows * cols).reshape(rows, cols)
-
-
 def read_dlib_model(path: Path) -> dict[str, np.ndarray]:
     """The arrays of a dlib ``shape_predictor`` file (serialisation version 1)."""
-    reader = _DlibReader(Path(path).read_bytes())
+    reader = DlibReader(Path(path).read_bytes())
     try:
         return _read_shape_predictor(reader)
     except (IndexError, ValueError) as exc:  # IndexError: the file ends mid-model
         raise ValueError(f"{path}: not a complete dlib shape predictor ({exc})") from None
 
 
-def _read_shape_predictor(reader: _DlibReader) -> dict[str, np.ndarray]:
+def _read_shape_predictor(reader: DlibReader) -> dict[str, np.ndarray]:
     if reader.integer() != 1:
         raise ValueError("serialisation version is not 1")
     initial_shape = reader.matrix().ravel()

@@ -151,6 +151,19 @@ def preload_cuda_libraries(onnxruntime) -> None:
         logger.info("ONNX Runtime loading CUDA libraries: %s", " ".join(said.getvalue().split()))
 
 
+def cpu_session_options():
+    """ONNX Runtime's settings for a worker: its plan's threads, no spinning, no graph chatter."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # its graph warnings are about the file, not the user's run
+    options.intra_op_num_threads = threads_from_environment()
+    options.inter_op_num_threads = 1
+    # Idle threads sleep instead of spinning: the cores are shared with the other stages.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 class OnnxRuntimeRunner:
     """The ONNX file through ONNX Runtime, one image per call (as OpenCV DNN, so that a frame's
     result never depends on its batch); threads from the worker's plan; on a GPU worker with
@@ -161,12 +174,7 @@ class OnnxRuntimeRunner:
     def __init__(self, onnx_path: Path, output_names: list[str], on_gpu: bool = False):
         import onnxruntime
 
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # its graph warnings are about the file, not the user's run
-        options.intra_op_num_threads = threads_from_environment()
-        options.inter_op_num_threads = 1
-        # Idle threads sleep instead of spinning: the cores are shared with the other stages.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options = cpu_session_options()
         from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf
 
         providers = onnxruntime_providers(on_gpu)
