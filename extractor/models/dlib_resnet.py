@@ -12,7 +12,7 @@ Tags and skips (how residual blocks reach back to their input) leave no settings
 read from the layer sequence: a block starts at the convolution after a max pool or after a
 residual sum; its sum adds the block's input, average-pooled first where an average pool precedes
 the sum (a block that halves the maps), and zero-padded where the two differ in size (dlib's
-``add_prev``: 32 -> 64 channels, 8 x 8 -> 4 x 4 pooled against 3 x 3). Reading takes about 0.1 s; a
+``add_prev``: 32 -> 64 channels, 8 x 8 -> 4 x 4 pooled against 3 x 3). Reading and building take 0.3 s; a
 file of any other layout is refused (``ValueError``), and the plugin runs dlib itself.
 """
 from __future__ import annotations
@@ -156,6 +156,8 @@ def onnx_model(means: np.ndarray, layers: list[Layer]):
     block_input, previous = None, None
     for layer in layers:
         settings = layer.settings
+        if layer.kind in ("avg_pool_2", "add_prev_") and settings.get("rows", 1) and block_input is None:
+            raise ValueError(f"a residual {layer.kind} with no block before it")
         if layer.kind == "con_4":
             if previous in ("max_pool_2", "sum"):
                 block_input = (tensor, shape)
@@ -168,6 +170,8 @@ def onnx_model(means: np.ndarray, layers: list[Layer]):
                                 pads=pads)
             shape = (count, *_pooled_size(shape, layer)[1:])
         elif layer.kind == "affine_":
+            if settings["mode"] != 0:  # dlib's CONV_MODE: one gamma and beta a channel
+                raise ValueError("an affine layer in FC mode")
             gamma, beta = settings["params"].reshape(2, 1, shape[0], 1, 1)
             tensor = graph.node("Add", [graph.node("Mul", [tensor, graph.weight(gamma)]), graph.weight(beta)])
         elif layer.kind == "relu_":
@@ -217,11 +221,16 @@ class ResnetEmbedder:
     name = "onnxruntime"
 
     def __init__(self, path: Path | None = None):
+        import onnx
         import onnxruntime
 
         from extractor.models.runners import cpu_session_options
 
-        model = onnx_model(*read_network(path or installed_model()))
+        path = path or installed_model()
+        try:
+            model = onnx_model(*read_network(path))
+        except onnx.checker.ValidationError as exc:
+            raise ValueError(f"{path}: its network does not make a valid ONNX graph ({exc})") from None
         self.session = onnxruntime.InferenceSession(model.SerializeToString(), cpu_session_options(),
                                                     providers=["CPUExecutionProvider"])
         self.output = self.session.get_outputs()[0].name
