@@ -224,14 +224,14 @@ class ResnetEmbedder:
         import onnx
         import onnxruntime
 
-        from extractor.models.runners import cpu_session_options
+        from extractor.models.runners import worker_session_options
 
         path = path or installed_model()
         try:
             model = onnx_model(*read_network(path))
         except onnx.checker.ValidationError as exc:
             raise ValueError(f"{path}: its network does not make a valid ONNX graph ({exc})") from None
-        self.session = onnxruntime.InferenceSession(model.SerializeToString(), cpu_session_options(),
+        self.session = onnxruntime.InferenceSession(model.SerializeToString(), worker_session_options(),
                                                     providers=["CPUExecutionProvider"])
         self.output = self.session.get_outputs()[0].name
 

@@ -8,7 +8,8 @@ import numpy as np
 class DlibReader:
     """dlib's serialisation: an integer is a header byte (0x80: negative; low 4 bits: how many
     bytes follow) and its little-endian bytes; a float is two integers, mantissa and power of
-    two; a matrix is -rows, -columns and its values; a vector is its length and its items."""
+    two; a matrix is -rows, -columns and its values; a vector or a string is its length and its
+    items; a boolean one character; a network's tensor its sizes and raw float32 values."""
 
     def __init__(self, data: bytes):
         self.data, self.pos = data, 0
@@ -70,14 +71,6 @@ class DlibReader:
             raise ValueError(f"expected {count} flags at byte {self.pos}")
         self.pos += count
         return flags
-
-    def next_integer(self) -> int:
-        """The integer that comes next, left to be read."""
-        start = self.pos
-        try:
-            return self.integer()
-        finally:
-            self.pos = start
 
     def tensor(self) -> np.ndarray:
         """A network tensor (version 2): its four sizes, then its values as little-endian float32."""

@@ -151,8 +151,8 @@ def preload_cuda_libraries(onnxruntime) -> None:
         logger.info("ONNX Runtime loading CUDA libraries: %s", " ".join(said.getvalue().split()))
 
 
-def cpu_session_options():
-    """ONNX Runtime's settings for a worker: its plan's threads, no spinning, no graph chatter."""
+def worker_session_options():
+    """ONNX Runtime's session settings in a worker: its plan's threads, no spinning, no graph chatter."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -174,7 +174,7 @@ class OnnxRuntimeRunner:
     def __init__(self, onnx_path: Path, output_names: list[str], on_gpu: bool = False):
         import onnxruntime
 
-        options = cpu_session_options()
+        options = worker_session_options()
         from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf
 
         providers = onnxruntime_providers(on_gpu)
