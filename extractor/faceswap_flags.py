@@ -72,11 +72,12 @@ class PluginChoice(click.Choice):
         self.stage = stage
 
     def convert(self, value, param, ctx):
-        if str(value).lower() in FACESWAP_ONLY_PLUGINS[self.stage]:
+        name = str(value).lower()
+        if name in FACESWAP_ONLY_PLUGINS[self.stage]:
             self.fail(f"{value!r} is faceswap's own {self.stage} plugin, whose model no installable package "
                       f"ships; extractor's: {', '.join(self.choices)}", param, ctx)
-        if str(value).lower() in FACESWAP_OTHER_CHOICES and str(value).lower() not in self.choices:
-            self.fail(f"{value!r} {FACESWAP_OTHER_CHOICES[str(value).lower()]}; extractor's {self.stage} plugins: "
+        if name in FACESWAP_OTHER_CHOICES and name not in self.choices:
+            self.fail(f"{value!r} {FACESWAP_OTHER_CHOICES[name]}; extractor's {self.stage} plugins: "
                       f"{', '.join(self.choices)}", param, ctx)
         return super().convert(value, param, ctx)
 

@@ -129,6 +129,9 @@ def test_a_log_sent_to_a_stream_is_written_not_read(tmp_path):
     reader.join(timeout=30)
     assert done.returncode == 0, done.stderr
     assert any(" INFO extractor: run: " in line for line in lines) and any("summary:" in line for line in lines)
+
+
+def test_python_dash_m_is_the_same_command():
     import subprocess
     import sys
 

@@ -52,7 +52,7 @@ def read_network(path: Path) -> tuple[np.ndarray, list[Layer]]:
 def _read(reader: DlibReader) -> tuple[np.ndarray, list[Layer]]:
     if reader.integer() != 1 or not reader.string().startswith("loss_metric"):
         raise ValueError("its loss layer is not dlib's metric loss")
-    reader.number(), reader.number()  # the loss's margin and distance threshold: training settings
+    _skip(reader, numbers=2)  # the loss's margin and distance threshold: training settings
     while (version := reader.integer()) != 3:  # the wrappers' versions, down to the input layer's (3)
         if version not in (1, 2):
             raise ValueError(f"a layer of serialisation version {version}")
@@ -61,7 +61,7 @@ def _read(reader: DlibReader) -> tuple[np.ndarray, list[Layer]]:
         raise ValueError(f"input layer {kind!r}")
     means = np.array([reader.number() for _ in range(3)], np.float32)
     if kind.endswith("_sized"):
-        reader.integer(), reader.integer()  # its rows and columns (150)
+        _skip(reader, integers=2)  # its rows and columns (150)
     layers = []
     while reader.pos < len(reader.data):
         layers.append(_read_layer(reader))
