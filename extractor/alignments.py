@@ -148,6 +148,12 @@ def rewrite_records(path: Path, made_with: dict, keep: Callable[[dict], bool],
     _replace_contents(path, itertools.chain([_line(_header(made_with, earlier))], records))
 
 
+def rewrite_records_as(path: Path, records: Iterable[dict]) -> None:
+    """The alignments file holding ``records`` instead of its own, under its own header."""
+    header = read_header(path)
+    _replace_contents(path, itertools.chain([_line({"header": header})], (_line(record) for record in records)))
+
+
 def _intact(line: bytes, wrapper: dict) -> bool:
     """Whether a parsed line's record is as it was written: its CRC-32 over the record's text as
     the line holds it (the canonical text ``_line`` writes: no JSON written again, the cost of

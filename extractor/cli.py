@@ -719,6 +719,44 @@ def export(alignments: Path, fmt: str, output: Path | None) -> None:
     click.echo(f"wrote {frames} frames to {output}" + (f" ({left_out} face(s) left out)" if left_out else ""))
 
 
+@main.command(name="remove-faces")
+@click.argument("alignments", type=FilePath(exists=True, dir_okay=False, path_type=Path))
+@click.option("-f", "-fc", "--faces", "faces_dir", type=FilePath(exists=True, file_okay=False, path_type=Path),
+              default=None, help="The face folder you sorted [default: the alignments file's folder].")
+def remove_faces(alignments: Path, faces_dir: Path | None) -> None:
+    """After deleting faces from a run's face folder: remove them from ALIGNMENTS (the run's .jsonl,
+    or the .fsa it wrote beside it) too, and number the faces left in each frame again, their PNGs
+    renamed to match, as faceswap's alignments tool's remove-faces job does. An .fsa extractor wrote
+    beside the .jsonl is written again."""
+    from extractor.alignments import OutputError
+    from extractor.faceswap_format import written_by_extractor
+    from extractor.remove_faces import remove_deleted_faces
+
+    ours = alignments.with_suffix(".jsonl") if alignments.suffix.lower() == ".fsa" else alignments
+    if not ours.is_file():
+        raise click.ClickException(f"{alignments}: no extractor alignments file ({ours.name}) beside it; for a file "
+                                   "faceswap wrote, use faceswap's alignments tool (-j remove-faces)")
+    folder = faces_dir or ours.parent
+    try:
+        outcome = remove_deleted_faces(ours, folder)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
+    if outcome.unmatched:
+        logging.getLogger("extractor").warning(
+            "%d PNG(s) in %s are no face of %s (%s%s): left as they are", len(outcome.unmatched), folder, ours.name,
+            outcome.unmatched[0].name, ", ..." if len(outcome.unmatched) > 1 else "")
+    click.echo(f"{outcome.removed} face(s) of {outcome.frames} frame(s) removed from {ours}"
+               + (f"; {len(outcome.renumbered)} face PNG(s) numbered again" if outcome.renumbered else ""))
+    fsa = ours.with_suffix(".fsa")
+    if not (outcome.removed or outcome.renumbered):
+        return
+    if fsa.exists() and written_by_extractor(fsa):
+        _write_faceswap_alignments(ours, fsa)
+    elif fsa.exists():
+        click.echo(f"{fsa}: saved by faceswap since extractor wrote it; left as it is (extractor export -o "
+                   "ANOTHER.fsa writes the faces left)")
+
+
 @main.command(name="eval")
 @click.argument("dataset_dirs", nargs=-1, required=True, type=FilePath(exists=True, file_okay=False, path_type=Path))
 @click.option("--detector", default=registry.DEFAULTS["detect"], show_default=True,

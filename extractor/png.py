@@ -82,6 +82,23 @@ def text_chunks(data: bytes) -> dict[str, str]:
     return out
 
 
+def with_texts(data: bytes, texts: dict[str, str]) -> bytes:
+    """A PNG file's bytes with the iTXt chunks of ``texts``' keywords given those texts (each
+    where it stood; pixels and every other chunk byte for byte)."""
+    if not data.startswith(SIGNATURE):
+        raise ValueError("not a PNG file")
+    parts, pos = [SIGNATURE], len(SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        end = pos + 12 + length
+        keyword = data[pos + 8:end - 4].partition(b"\0")[0].decode("latin-1") if kind == b"iTXt" else None
+        parts.append(text_chunk(keyword, texts[keyword]) if keyword in texts else data[pos:end])
+        pos = end
+        if kind == b"IEND":
+            break
+    return b"".join(parts)
+
+
 IEND_CHUNK = chunk(b"IEND", b"")
 
 

