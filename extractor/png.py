@@ -82,6 +82,28 @@ def text_chunks(data: bytes) -> dict[str, str]:
     return out
 
 
+MAX_HEADER_CHUNK = 1 << 24  # bytes: a face's headers take kilobytes
+
+
+def leading_text_chunks(path) -> dict[str, str]:
+    """The iTXt chunks before a PNG file's pixels (where faces carry their headers), read chunk by
+    chunk: a folder of thousands of faces is read for its headers, not its pixels."""
+    parts = []
+    with open(path, "rb") as handle:
+        parts.append(handle.read(len(SIGNATURE)))
+        while True:
+            head = handle.read(8)
+            if len(head) < 8:
+                break
+            length, kind = struct.unpack(">I4s", head)
+            if kind in (b"IDAT", b"IEND"):
+                break
+            if length > MAX_HEADER_CHUNK:  # a damaged or hostile length: never read gigabytes for a header
+                raise ValueError(f"a {kind.decode('latin-1')} chunk of {length} bytes before the pixels")
+            parts.append(head + handle.read(length + 4))
+    return text_chunks(b"".join(parts))
+
+
 def with_texts(data: bytes, texts: dict[str, str]) -> bytes:
     """A PNG file's bytes with the iTXt chunks of ``texts``' keywords given those texts (each
     where it stood; pixels and every other chunk byte for byte)."""

@@ -21,6 +21,8 @@ import json
 import logging
 import os
 import re
+import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +30,7 @@ import numpy as np
 
 from extractor.alignments import OutputError, read_header, read_records, rewrite_records_as
 from extractor.output import FACESWAP_KEYWORD, PNG_KEYWORD, OutputLock
-from extractor.png import text_chunks, with_texts
+from extractor.png import leading_text_chunks, with_texts
 from extractor.safe_write import replace_file
 
 logger = logging.getLogger(__name__)
@@ -52,7 +54,7 @@ class Outcome:
     removed: int = 0  # faces that left the alignments file
     frames: int = 0  # frames that lost faces
     renumbered: list[tuple[FacePng, int, str]] = field(default_factory=list)  # (png, new index, new name)
-    unmatched: list[Path] = field(default_factory=list)  # PNGs in the folder that are no face of the file
+    unmatched: list[Path] = field(default_factory=list)  # PNGs in the folder that are no face of the file (left)
 
 
 def read_face_pngs(folder: Path) -> tuple[list[FacePng], list[Path]]:
@@ -60,9 +62,8 @@ def read_face_pngs(folder: Path) -> tuple[list[FacePng], list[Path]]:
     faces, others = [], []
     for path in sorted(folder.glob("*.png")):
         try:
-            with open(path, "rb") as handle:
-                texts = text_chunks(handle.read(1 << 20))
-        except (OSError, ValueError, IndexError, UnicodeDecodeError):
+            texts = leading_text_chunks(path)
+        except (OSError, ValueError, IndexError, UnicodeDecodeError, struct.error, zlib.error):
             others.append(path)
             continue
         try:
@@ -185,7 +186,7 @@ def remove_deleted_faces(alignments: Path, folder: Path) -> Outcome:
     locks = [OutputLock.for_folder(folder), OutputLock.for_alignments(alignments)]  # not while a run writes there
     try:
         records = list(read_records(alignments))
-        pngs, _ = read_face_pngs(folder)
+        pngs, others = read_face_pngs(folder)
         if any(written_indices(record) for record in records) and not any(
                 png.frame in {record["frame"] for record in records} for png in pngs):
             raise OutputError(f"{folder}: holds no face of {alignments}; every face would leave it: nothing was "
@@ -196,6 +197,7 @@ def remove_deleted_faces(alignments: Path, folder: Path) -> Outcome:
             rewrite_records_as(alignments, new_records)
         if outcome.renumbered:
             _move_pngs(folder, outcome.renumbered)
+        outcome.unmatched = sorted(outcome.unmatched + others)
         return outcome
     finally:
         for lock in locks:

@@ -166,3 +166,28 @@ def test_a_job_cut_short_after_the_alignments_is_finished_by_running_it_again(fa
         assert (source["face_index"], source["original_filename"]) == (index, name)
         assert np.allclose(metas[str(folder / name)]["itxt"]["alignments"]["landmarks_xy"],
                            after["faces"][index]["landmarks"], atol=0.01)
+
+
+def test_pngs_that_are_no_face_of_the_run_are_named_and_left_alone(run):
+    """A picture of the user's, a file cut to nothing, and a 3 GB file whose first chunk claims 4 GB
+    (read for its header, it would be read whole) are no faces of the run: said, left as they were."""
+    import resource
+    import struct
+    import subprocess
+    import sys
+
+    _, folder = run
+    strays = {"holiday.png": (DATA / "edge_cases" / "32bit.png").read_bytes(), "empty.png": b""}
+    for name, data in strays.items():
+        (folder / name).write_bytes(data)
+    with open(folder / "huge.png", "wb") as huge:  # sparse: no disk taken
+        huge.write(b"\x89PNG\r\n\x1a\n" + struct.pack(">I4s", 0xFFFFFFF0, b"iTXt") + b"faceswap\0")
+        huge.truncate(3 << 30)
+    limit = 1 << 30  # the job's address space: its own needs fit well within it, the 3 GB file does not
+    result = subprocess.run([sys.executable, "-m", "extractor", "remove-faces", str(folder / "alignments.jsonl")],
+                            capture_output=True, text=True, timeout=120,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert result.returncode == 0 and "0 face(s) of 0 frame(s)" in result.stdout, result.stdout + result.stderr
+    assert "3 PNG(s)" in result.stdout and "are no face of alignments.jsonl" in result.stdout
+    assert {name: (folder / name).read_bytes() for name in strays} == strays
+    assert (folder / "huge.png").stat().st_size == 3 << 30
