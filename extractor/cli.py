@@ -742,8 +742,8 @@ def remove_faces(alignments: Path, faces_dir: Path | None) -> None:
     except OutputError as exc:
         raise click.ClickException(str(exc)) from None
     if outcome.unmatched:
-        click.echo(f"{len(outcome.unmatched)} PNG(s) in {folder} are no face of {ours.name} ({outcome.unmatched[0].name}"
-                   f"{', ...' if len(outcome.unmatched) > 1 else ''}): left as they are")
+        first = outcome.unmatched[0].name + (", ..." if len(outcome.unmatched) > 1 else "")
+        click.echo(f"{len(outcome.unmatched)} PNG(s) in {folder} are no face of {ours.name} ({first}): left as they are")
     click.echo(f"{outcome.removed} face(s) of {outcome.frames} frame(s) removed from {ours}"
                + (f"; {len(outcome.renumbered)} face PNG(s) numbered again" if outcome.renumbered else ""))
     fsa = ours.with_suffix(".fsa")
