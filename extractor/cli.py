@@ -743,7 +743,7 @@ def remove_faces(alignments: Path, faces_dir: Path | None) -> None:
         raise click.ClickException(str(exc)) from None
     if outcome.unmatched:
         first = outcome.unmatched[0].name + (", ..." if len(outcome.unmatched) > 1 else "")
-        click.echo(f"{len(outcome.unmatched)} PNG(s) in {folder} are no face of {ours.name} ({first}): left as they are")
+        click.echo(f"{len(outcome.unmatched)} PNG(s) in {folder} are no face of {ours.name} ({first}): left alone")
     click.echo(f"{outcome.removed} face(s) of {outcome.frames} frame(s) removed from {ours}"
                + (f"; {len(outcome.renumbered)} face PNG(s) numbered again" if outcome.renumbered else ""))
     fsa = ours.with_suffix(".fsa")
