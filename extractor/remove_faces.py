@@ -76,7 +76,7 @@ def read_face_pngs(folder: Path) -> tuple[list[FacePng], list[Path]]:
                 faces.append(FacePng(path, source["source_filename"], None, int(source["face_index"]), texts))
             else:
                 others.append(path)
-        except (ValueError, KeyError, TypeError, SyntaxError):
+        except (ValueError, KeyError, TypeError, SyntaxError, RecursionError, MemoryError):  # not a header of ours
             others.append(path)
     return faces, others
 
@@ -183,12 +183,14 @@ def _move_pngs(folder: Path, renumbered: list[tuple[FacePng, int, str]]) -> None
 def remove_deleted_faces(alignments: Path, folder: Path) -> Outcome:
     """The job: ``alignments`` (extractor's .jsonl) made to match the face PNGs left in ``folder``."""
     read_header(alignments)  # not an extractor alignments file: refused, untouched
-    locks = [OutputLock.for_folder(folder), OutputLock.for_alignments(alignments)]  # not while a run writes there
+    locks = []
     try:
+        locks.append(OutputLock.for_folder(folder))  # not while a run writes there
+        locks.append(OutputLock.for_alignments(alignments))
         records = list(read_records(alignments))
         pngs, others = read_face_pngs(folder)
-        if any(written_indices(record) for record in records) and not any(
-                png.frame in {record["frame"] for record in records} for png in pngs):
+        frames = {record["frame"] for record in records}
+        if any(written_indices(record) for record in records) and not any(png.frame in frames for png in pngs):
             raise OutputError(f"{folder}: holds no face of {alignments}; every face would leave it: nothing was "
                               "changed (is this the run's face folder?)")
         new_records, outcome = plan(records, pngs)

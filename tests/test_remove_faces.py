@@ -191,3 +191,19 @@ def test_pngs_that_are_no_face_of_the_run_are_named_and_left_alone(run):
     assert "3 PNG(s)" in result.stdout and "are no face of alignments.jsonl" in result.stdout
     assert {name: (folder / name).read_bytes() for name in strays} == strays
     assert (folder / "huge.png").stat().st_size == 3 << 30
+
+
+def test_not_while_a_run_writes_into_the_folder(run):
+    from extractor.output import OutputLock
+
+    _, folder = run
+    (folder / _records(folder)[GROUP]["face_files"][0]).unlink()
+    before = (folder / "alignments.jsonl").read_bytes()
+    running = OutputLock.for_folder(folder)  # what a run into this folder holds while it writes
+    try:
+        result = CliRunner().invoke(main, ["remove-faces", str(folder / "alignments.jsonl")])
+    finally:
+        running.release()
+    assert result.exit_code == 1 and "another extractor run" in result.output
+    assert (folder / "alignments.jsonl").read_bytes() == before
+    assert "1 face(s) of 1 frame(s) removed" in _remove_faces(folder / "alignments.jsonl")
