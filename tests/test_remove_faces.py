@@ -207,3 +207,23 @@ def test_not_while_a_run_writes_into_the_folder(run):
     assert result.exit_code == 1 and "another extractor run" in result.output
     assert (folder / "alignments.jsonl").read_bytes() == before
     assert "1 face(s) of 1 frame(s) removed" in _remove_faces(folder / "alignments.jsonl")
+
+
+def test_an_fsa_faceswap_saved_since_is_left_as_it_is(faceswap, run):
+    """The .fsa beside the run's file, saved by faceswap since (its manual tool's edits), is theirs."""
+    _, folder = run
+    alignments = faceswap.Alignments(str(folder), filename="alignments.fsa")
+    alignments.backup()
+    alignments.save()
+    theirs = (folder / "alignments.fsa").read_bytes()
+    (folder / _records(folder)[GROUP]["face_files"][0]).unlink()
+    said = _remove_faces(folder / "alignments.jsonl")
+    assert "1 face(s) of 1 frame(s) removed" in said and "saved by faceswap since extractor wrote it" in said
+    assert (folder / "alignments.fsa").read_bytes() == theirs
+
+
+def test_a_file_faceswap_wrote_alone_is_for_faceswaps_own_tool(tmp_path):
+    fsa = tmp_path / "clip_alignments.fsa"
+    fsa.write_bytes(b"x")
+    result = CliRunner().invoke(main, ["remove-faces", str(fsa)])
+    assert result.exit_code == 1 and "use faceswap's alignments tool" in result.output
