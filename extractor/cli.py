@@ -324,7 +324,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Write the alignments file only (boxes, landmarks, masks, thumbnails), no face PNGs, as "
                    "faceswap's extract without -o: for convert or a later crop; faster.")
 @click.option("--import-alignments", type=FilePath(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="faceswap .fsa: take boxes and landmarks from it instead of detecting (only re-mask).")
+              help="faceswap .fsa, or a run's own .jsonl: take boxes and landmarks from it instead of detecting "
+                   "(only re-mask; the faces cut again at this run's --size and --centering).")
 @click.option("--realign", is_flag=True, help="With --import-alignments: re-align the imported boxes.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr (default: only when stderr is a terminal).")
@@ -650,6 +651,11 @@ def _run_settings(config, flags: dict):
         every_n=flags["every_n"], max_pixels=flags["max_pixels"], show_progress=flags["progress"],
         import_alignments=flags["import_alignments"], realign=flags["realign"], recursive=flags["recursive"],
         track_every=flags["track_every"] if flags["track"] else 0, smooth=flags["smooth"])
+    imported = settings.import_alignments
+    if imported is not None and imported.resolve() == settings.output.alignments_path.resolve():
+        raise click.UsageError(f"--import-alignments {imported} is the alignments file this run writes: its faces "
+                               "would be read from the file being written (or, with --overwrite, removed first); "
+                               "give the new faces another -o (or --alignments)")
     if flags["filter_refs"] or flags["nfilter_refs"]:
         from extractor.identity_filter import FaceFilter, ReferenceError
 

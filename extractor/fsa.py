@@ -172,11 +172,42 @@ def _face_from(face) -> DetectedFace:
     return detected
 
 
+def extractor_file_faces(path: str | Path) -> tuple[dict[str, list], list[str]] | None:
+    """Faces of extractor's own alignments file (a run's ``.jsonl``: its faces re-cut at another
+    size or centering, or aligned again), as ``imported_faces`` gives a faceswap file's: in each
+    frame's stored pixels (the records' are upright); None where ``path`` is not such a file."""
+    from extractor.alignments import DamagedHeader, OutputError, read_header, read_records
+    from extractor.faceswap_format import face_in_stored_frame
+
+    try:
+        read_header(path)
+    except DamagedHeader:
+        pass  # ours: its records are checked one by one
+    except OutputError:
+        return None
+    out, problems = {}, []
+    for record in read_records(path):
+        faces = []
+        for index, face in enumerate(record["faces"]):
+            try:
+                left, top, width, height = face["box"]
+                upright = _face_from({"x": left, "y": top, "w": width, "h": height,
+                                      "landmarks_xy": face.get("landmarks")})
+                faces.append(face_in_stored_frame(upright, record.get("orientation", 1), record["image_shape"]))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                problems.append(f"{path}: frame {record['frame']!r} face {index} skipped ({exc})")
+        out[record["frame"]] = faces
+    return out, problems
+
+
 def imported_faces(path: str | Path, video: Path | None = None) -> tuple[dict[str, list], list[str]]:
     """Faces of a faceswap alignments file by frame key (keys of a video's frames mapped as
     faceswap maps them), as ``DetectedFace`` with box and landmarks in the frame's stored pixels
     (masks are recomputed by the run), and one line per face that cannot be used (skipped, not
-    fatal)."""
+    fatal). extractor's own alignments file is read too (``extractor_file_faces``)."""
+    ours = extractor_file_faces(path)
+    if ours is not None:
+        return ours
     try:
         frames = fsa_frames(read_fsa(path))
     except ValueError as exc:

@@ -426,6 +426,36 @@ def test_import_reports_keys_that_match_no_frame(video_run, tmp_path):
     assert result.exit_code != 0 and "none of its 277 frame key(s) is a frame of this input" in result.output
 
 
+def test_a_runs_own_alignments_file_is_imported_too(faceswap, photo_run, tmp_path):
+    """Re-cutting a run's faces at another size from its .jsonl (faceswap's alignments tool's
+    extract job): every face back where it was, EXIF-turned photos included, at the new size."""
+    settings, _ = photo_run
+    out = tmp_path / "small"
+    result = CliRunner().invoke(main, ["run", "-i", str(settings.input_path), "-o", str(out), "--import-alignments",
+                                       str(settings.output.alignments_path), "--size", "256", "--single-process"])
+    assert result.exit_code == 0, result.output
+    before = {r["frame"]: r for r in read_records(settings.output.alignments_path)}
+    back = {r["frame"]: r for r in read_records(out / "alignments.jsonl")}
+    assert set(back) == set(before) and any(r.get("orientation", 1) != 1 for r in back.values())
+    for frame, record in back.items():
+        assert len(record["faces"]) == len(before[frame]["faces"])
+        for mine, again in zip(before[frame]["faces"], record["faces"]):
+            assert np.allclose(mine["landmarks"], again["landmarks"], atol=1e-2), frame
+    assert {meta["width"] for _, meta, _ in _headers(faceswap, out)} == {256}
+
+
+def test_importing_the_file_the_run_writes_is_refused(photo_run, tmp_path):
+    """With --overwrite, the file (and its faces) would be gone before its faces were read."""
+    settings, _ = photo_run
+    folder = tmp_path / "faces"
+    shutil.copytree(settings.output.output_dir, folder)
+    before = sorted(path.name for path in folder.iterdir())
+    result = CliRunner().invoke(main, ["run", "-i", str(settings.input_path), "-o", str(folder), "--overwrite",
+                                       "--import-alignments", str(folder / "alignments.jsonl"), "--size", "256"])
+    assert result.exit_code == 2 and "is the alignments file this run writes" in result.output, result.output
+    assert sorted(path.name for path in folder.iterdir()) == before
+
+
 def test_import_of_an_exif_turned_photo_comes_back_upright(photo_run, tmp_path):
     settings, _ = photo_run
     fsa = tmp_path / "a.fsa"
