@@ -98,40 +98,48 @@ def _which_face(png: FacePng, faces: list[dict]) -> int | None:
     return None
 
 
-def plan(records: list[dict], pngs: list[FacePng]) -> tuple[list[dict], Outcome]:
-    """The records with the deleted faces left out and the rest numbered again, and what the PNGs need."""
-    by_frame: dict[str, list[FacePng]] = {}
+def by_frame(pngs: list[FacePng]) -> dict[str, list[FacePng]]:
+    grouped: dict[str, list[FacePng]] = {}
     for png in pngs:
-        by_frame.setdefault(png.frame, []).append(png)
-    outcome, matched_pngs, new_records = Outcome(), set(), []
-    for record in records:
-        faces, written = record["faces"], written_indices(record)
-        shown: dict[int, FacePng] = {}
-        for png in by_frame.get(record["frame"], []):
-            index = _which_face(png, faces)
-            if index is not None and index not in shown:
-                shown[index] = png
-                matched_pngs.add(png.path)
-        kept = [index for index in range(len(faces)) if index not in written or index in shown]
-        new_files, moves = [], []
-        for new_index, old_index in enumerate(kept):
-            if old_index not in written:
-                continue
-            name = RUN_NAME.sub(rf"\g<stem>_{new_index}.png", written[old_index])
-            new_files.append(name)
-            png = shown[old_index]
-            target = _name_for(png, name)
-            if png.header_index != new_index or target != png.path.name:
-                moves.append((png, new_index, target))
-        outcome.renumbered += moves
-        if len(kept) == len(faces) and new_files == record.get("face_files", []):
-            new_records.append(record)  # as it was (its PNGs may still need their headers mended)
+        grouped.setdefault(png.frame, []).append(png)
+    return grouped
+
+
+def plan_record(record: dict, pngs: list[FacePng], outcome: Outcome, matched: set[Path]) -> dict:
+    """``record`` with the faces deleted from the folder left out and the rest numbered again (the
+    record itself where nothing changes); what its PNGs need goes into ``outcome``, the PNGs that
+    are its faces into ``matched``. ``pngs``: the folder's PNGs of its frame."""
+    faces, written = record["faces"], written_indices(record)
+    shown: dict[int, FacePng] = {}
+    for png in pngs:
+        index = _which_face(png, faces)
+        if index is not None and index not in shown:
+            shown[index] = png
+            matched.add(png.path)
+    kept = [index for index in range(len(faces)) if index not in written or index in shown]
+    new_files = []
+    for new_index, old_index in enumerate(kept):
+        if old_index not in written:
             continue
-        outcome.removed += len(faces) - len(kept)
-        outcome.frames += len(faces) > len(kept)
-        new_records.append({**record, "faces": [faces[index] for index in kept],
-                            **({"face_files": new_files} if "face_files" in record else {})})
-    outcome.unmatched = [png.path for png in pngs if png.path not in matched_pngs]
+        name = RUN_NAME.sub(rf"\g<stem>_{new_index}.png", written[old_index])
+        new_files.append(name)
+        png = shown[old_index]
+        target = _name_for(png, name)
+        if png.header_index != new_index or target != png.path.name:
+            outcome.renumbered.append((png, new_index, target))
+    if len(kept) == len(faces) and new_files == record.get("face_files", []):
+        return record  # as it was (its PNGs may still need their headers mended)
+    outcome.removed += len(faces) - len(kept)
+    outcome.frames += len(faces) > len(kept)
+    return {**record, "faces": [faces[index] for index in kept],
+            **({"face_files": new_files} if "face_files" in record else {})}
+
+
+def plan(records, pngs: list[FacePng]) -> tuple[list[dict], Outcome]:
+    """Every record as ``plan_record`` leaves it, and what the PNGs need."""
+    outcome, matched, grouped = Outcome(), set(), by_frame(pngs)
+    new_records = [plan_record(record, grouped.get(record["frame"], []), outcome, matched) for record in records]
+    outcome.unmatched = [png.path for png in pngs if png.path not in matched]
     return new_records, outcome
 
 
@@ -181,25 +189,32 @@ def _move_pngs(folder: Path, renumbered: list[tuple[FacePng, int, str]]) -> None
 
 
 def remove_deleted_faces(alignments: Path, folder: Path) -> Outcome:
-    """The job: ``alignments`` (extractor's .jsonl) made to match the face PNGs left in ``folder``."""
+    """The job: ``alignments`` (extractor's .jsonl) made to match the face PNGs left in ``folder``.
+    Its records are read as they come, twice (what changes, then the file written again): a long
+    video's file is never held whole."""
     read_header(alignments)  # not an extractor alignments file: refused, untouched
     locks = []
     try:
         locks.append(OutputLock.for_folder(folder))  # not while a run writes there
         locks.append(OutputLock.for_alignments(alignments))
-        records = list(read_records(alignments))
         pngs, others = read_face_pngs(folder)
-        frames = {record["frame"] for record in records}
-        if any(written_indices(record) for record in records) and not any(png.frame in frames for png in pngs):
+        grouped = by_frame(pngs)
+        outcome, matched, changed, wrote_faces, ours_here = Outcome(), set(), False, False, False
+        for record in read_records(alignments):
+            changed |= plan_record(record, grouped.get(record["frame"], []), outcome, matched) is not record
+            wrote_faces |= bool(written_indices(record))
+            ours_here |= record["frame"] in grouped
+        if wrote_faces and not ours_here:
             raise OutputError(f"{folder}: holds no face of {alignments}; every face would leave it: nothing was "
                               "changed (is this the run's face folder?)")
-        new_records, outcome = plan(records, pngs)
         _check_targets(folder, outcome.renumbered)
-        if any(new is not old for old, new in zip(records, new_records)):
-            rewrite_records_as(alignments, new_records)
+        if changed:
+            throwaway = Outcome()
+            rewrite_records_as(alignments, (plan_record(record, grouped.get(record["frame"], []), throwaway, set())
+                                            for record in read_records(alignments, quiet=True)))
         if outcome.renumbered:
             _move_pngs(folder, outcome.renumbered)
-        outcome.unmatched = sorted(outcome.unmatched + others)
+        outcome.unmatched = sorted([png.path for png in pngs if png.path not in matched] + others)
         return outcome
     finally:
         for lock in locks:
