@@ -30,7 +30,7 @@ import numpy as np
 
 from extractor.alignments import OutputError, read_header, read_records, rewrite_records_as
 from extractor.output import FACESWAP_KEYWORD, PNG_KEYWORD, OutputLock
-from extractor.png import leading_text_chunks, with_texts
+from extractor.png import leading_text_chunks, text_chunks, with_texts
 from extractor.safe_write import replace_file
 
 logger = logging.getLogger(__name__)
@@ -44,9 +44,8 @@ class FacePng:
 
     path: Path
     frame: str
-    landmarks: np.ndarray | None  # extractor's header's; None where only faceswap's header is left
+    landmarks: np.ndarray | None  # extractor's header's (float32); None where only faceswap's header is left
     header_index: int
-    texts: dict[str, str]
 
 
 @dataclass
@@ -69,15 +68,19 @@ def read_face_pngs(folder: Path) -> tuple[list[FacePng], list[Path]]:
         try:
             if PNG_KEYWORD in texts:
                 ours = json.loads(texts[PNG_KEYWORD])
-                faces.append(FacePng(path, ours["frame"], np.asarray(ours["face"]["landmarks"], float),
-                                     int(ours["face_index"]), texts))
+                face = FacePng(path, ours["frame"], np.asarray(ours["face"]["landmarks"], np.float32),
+                               int(ours["face_index"]))
             elif FACESWAP_KEYWORD in texts:
                 source = ast.literal_eval(texts[FACESWAP_KEYWORD])["source"]
-                faces.append(FacePng(path, source["source_filename"], None, int(source["face_index"]), texts))
+                face = FacePng(path, source["source_filename"], None, int(source["face_index"]))
             else:
-                others.append(path)
+                face = None
         except (ValueError, KeyError, TypeError, SyntaxError, RecursionError, MemoryError):  # not a header of ours
+            face = None
+        if face is None or not isinstance(face.frame, str) or face.header_index < 0:
             others.append(path)
+        else:
+            faces.append(face)
     return faces, others
 
 
@@ -151,14 +154,15 @@ def _name_for(png: FacePng, run_name: str) -> str:
     return run_name if current and current["stem"] == stem else png.path.name
 
 
-def _renumbered_texts(png: FacePng, index: int, name: str) -> dict[str, str]:
-    texts = {}
-    if FACESWAP_KEYWORD in png.texts:
-        header = ast.literal_eval(png.texts[FACESWAP_KEYWORD])
+def _renumbered_texts(data: bytes, index: int, name: str) -> dict[str, str]:
+    """A face PNG's headers (``data``: the file) saying its new number and name."""
+    found, texts = text_chunks(data), {}
+    if FACESWAP_KEYWORD in found:
+        header = ast.literal_eval(found[FACESWAP_KEYWORD])
         header["source"].update(face_index=index, original_filename=name)
         texts[FACESWAP_KEYWORD] = str(header)
-    if PNG_KEYWORD in png.texts:
-        texts[PNG_KEYWORD] = json.dumps({**json.loads(png.texts[PNG_KEYWORD]), "face_index": index})
+    if PNG_KEYWORD in found:
+        texts[PNG_KEYWORD] = json.dumps({**json.loads(found[PNG_KEYWORD]), "face_index": index})
     return texts
 
 
@@ -179,7 +183,8 @@ def _move_pngs(folder: Path, renumbered: list[tuple[FacePng, int, str]]) -> None
     scratch = []
     for png, index, name in renumbered:
         path = folder / f".{name}.{os.getpid()}.renumbered"
-        replace_file(path, with_texts(png.path.read_bytes(), _renumbered_texts(png, index, name)))
+        data = png.path.read_bytes()
+        replace_file(path, with_texts(data, _renumbered_texts(data, index, name)))
         scratch.append(path)
     for path, (_, _, name) in zip(scratch, renumbered):
         os.replace(path, folder / name)

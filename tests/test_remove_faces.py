@@ -2,6 +2,7 @@
 the faces left are numbered again, with faceswap's own library as the judge of the result."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -13,6 +14,7 @@ from extractor.alignments import read_records
 from extractor.cli import main
 from extractor.engines.single import run_single_process
 from extractor.output import OutputSettings
+from extractor.png import encode_png
 from extractor.run_settings import RunSettings
 from faceswap_judge import load_faceswap
 
@@ -169,15 +171,18 @@ def test_a_job_cut_short_after_the_alignments_is_finished_by_running_it_again(fa
 
 
 def test_pngs_that_are_no_face_of_the_run_are_named_and_left_alone(run):
-    """A picture of the user's, a file cut to nothing, and a 3 GB file whose first chunk claims 4 GB
-    (read for its header, it would be read whole) are no faces of the run: said, left as they were."""
+    """A picture of the user's, a file cut to nothing, one whose header names its frame as a list,
+    and a 3 GB file whose first chunk claims 4 GB (read for its header, it would be read whole) are
+    no faces of the run: said, left as they were."""
     import resource
     import struct
     import subprocess
     import sys
 
     _, folder = run
-    strays = {"holiday.png": (DATA / "edge_cases" / "32bit.png").read_bytes(), "empty.png": b""}
+    odd_header = json.dumps({"frame": [GROUP], "face_index": -1, "face": {"landmarks": [[0, 0]] * 68}})
+    strays = {"holiday.png": (DATA / "edge_cases" / "32bit.png").read_bytes(), "empty.png": b"",
+              "odd.png": encode_png(np.zeros((8, 8, 3), np.uint8), [("extractor", odd_header)])}
     for name, data in strays.items():
         (folder / name).write_bytes(data)
     with open(folder / "huge.png", "wb") as huge:  # sparse: no disk taken
@@ -188,7 +193,7 @@ def test_pngs_that_are_no_face_of_the_run_are_named_and_left_alone(run):
                             capture_output=True, text=True, timeout=120,
                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
     assert result.returncode == 0 and "0 face(s) of 0 frame(s)" in result.stdout, result.stdout + result.stderr
-    assert "3 PNG(s)" in result.stdout and "are no face of alignments.jsonl" in result.stdout
+    assert "4 PNG(s)" in result.stdout and "are no face of alignments.jsonl" in result.stdout
     assert {name: (folder / name).read_bytes() for name in strays} == strays
     assert (folder / "huge.png").stat().st_size == 3 << 30
 
