@@ -211,7 +211,7 @@ def remove_deleted_faces(alignments: Path, folder: Path) -> Outcome:
             ours_here |= record["frame"] in grouped
         if wrote_faces and not ours_here:
             raise OutputError(f"{folder}: holds no face of {alignments}; every face would leave it: nothing was "
-                              "changed (is this the run's face folder?)")
+                              "changed (the run's face folder goes after --faces)")
         _check_targets(folder, outcome.renumbered)
         if changed:
             throwaway = Outcome()
