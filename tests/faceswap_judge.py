@@ -24,8 +24,16 @@ def load_faceswap() -> types.SimpleNamespace:
     from lib.align import AlignedFace, Alignments, DetectedFace
     from lib.align.aligned_mask import Mask
     from lib.align.objects import PNGHeader
-    from lib.image import read_image, read_image_meta_batch
+    from lib.image import read_image, read_image_meta
     from lib.video import VideoInfo
+
+    def read_image_meta_batch(filenames):
+        """faceswap's ``read_image_meta_batch``, one file after another: faceswap's runs its
+        ``read_image_meta`` (``ast.literal_eval`` of each header) in a thread pool, which CPython
+        3.11's AST constructor does not always survive (python/cpython#106905: now and then
+        ``SystemError: AST constructor recursion depth mismatch``). Each file is read by faceswap's
+        own code all the same."""
+        return ((filename, read_image_meta(filename)) for filename in filenames)
 
     return types.SimpleNamespace(AlignedFace=AlignedFace, Alignments=Alignments, DetectedFace=DetectedFace,
                                  Mask=Mask, PNGHeader=PNGHeader, read_image=read_image,
