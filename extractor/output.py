@@ -32,7 +32,7 @@ from extractor.geometry import compose_affine, transform_points
 from extractor.faceswap_format import THUMB_SIZE, face_in_stored_frame, png_header, thumbnail
 from extractor.media import ExtractMedia
 from extractor.orientation import exif_orientation, upright_to_stored
-from extractor.png import encode_png, is_damaged_png, text_chunks
+from extractor.png import encode_png, is_damaged_png, leading_text_chunks
 from extractor.preview import ContactSheet, is_our_preview
 from extractor.safe_write import lost_write, scratch_path
 
@@ -51,7 +51,7 @@ def draw_landmarks(image: np.ndarray, points: np.ndarray, colour=(0, 255, 0)) ->
 
 def read_face_metadata(path: str | os.PathLike) -> dict:
     """The extractor metadata embedded in an aligned face PNG."""
-    chunks = text_chunks(Path(path).read_bytes())
+    chunks = leading_text_chunks(path)  # the headers come before the pixels, which are not read
     if PNG_KEYWORD not in chunks:
         raise ValueError(f"{path}: no '{PNG_KEYWORD}' metadata in this PNG")
     return json.loads(chunks[PNG_KEYWORD])
@@ -179,8 +179,7 @@ def _our_face(path: Path) -> bool:
     """Whether a PNG is a face extractor wrote (its ``extractor`` chunk): one a killed run left
     without its record, which the resumed run writes again."""
     try:
-        with open(path, "rb") as handle:
-            return PNG_KEYWORD in text_chunks(handle.read(1 << 20))
+        return PNG_KEYWORD in leading_text_chunks(path)
     except (OSError, ValueError, IndexError, struct.error):  # not a PNG, or one cut short
         return False
 

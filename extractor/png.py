@@ -62,23 +62,29 @@ def encode_png(image: np.ndarray, texts: list[tuple[str, str]] | tuple = ()) -> 
                      chunk(b"IDAT", deflate.compress(rows.tobytes(), DEFLATE_LEVEL)), chunk(b"IEND", b"")])
 
 
-def text_chunks(data: bytes) -> dict[str, str]:
-    """All iTXt chunks of a PNG file's bytes, keyword -> text."""
+def _chunks(data: bytes):
+    """(kind, start, end) of each chunk of a PNG file's bytes, up to IEND (``end``: after its CRC)."""
     if not data.startswith(SIGNATURE):
         raise ValueError("not a PNG file")
-    out, pos = {}, len(SIGNATURE)
+    pos = len(SIGNATURE)
     while pos + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        yield kind, pos, pos + 12 + length
+        if kind == b"IEND":
+            return
+        pos += 12 + length
+
+
+def text_chunks(data: bytes) -> dict[str, str]:
+    """All iTXt chunks of a PNG file's bytes, keyword -> text."""
+    out = {}
+    for kind, start, end in _chunks(data):
         if kind == b"iTXt":
-            keyword, _, rest = body.partition(b"\0")
+            keyword, _, rest = data[start + 8:end - 4].partition(b"\0")
             compressed, _method = rest[0], rest[1]
             _lang, _, rest = rest[2:].partition(b"\0")
             _translated, _, text = rest.partition(b"\0")
             out[keyword.decode("latin-1")] = (zlib.decompress(text) if compressed else text).decode("utf-8")
-        if kind == b"IEND":
-            break
-        pos += 12 + length
     return out
 
 
@@ -107,17 +113,10 @@ def leading_text_chunks(path) -> dict[str, str]:
 def with_texts(data: bytes, texts: dict[str, str]) -> bytes:
     """A PNG file's bytes with the iTXt chunks of ``texts``' keywords given those texts (each
     where it stood; pixels and every other chunk byte for byte)."""
-    if not data.startswith(SIGNATURE):
-        raise ValueError("not a PNG file")
-    parts, pos = [SIGNATURE], len(SIGNATURE)
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        end = pos + 12 + length
-        keyword = data[pos + 8:end - 4].partition(b"\0")[0].decode("latin-1") if kind == b"iTXt" else None
-        parts.append(text_chunk(keyword, texts[keyword]) if keyword in texts else data[pos:end])
-        pos = end
-        if kind == b"IEND":
-            break
+    parts = [SIGNATURE]
+    for kind, start, end in _chunks(data):
+        keyword = data[start + 8:end - 4].partition(b"\0")[0].decode("latin-1") if kind == b"iTXt" else None
+        parts.append(text_chunk(keyword, texts[keyword]) if keyword in texts else data[start:end])
     return b"".join(parts)
 
 

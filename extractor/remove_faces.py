@@ -138,14 +138,6 @@ def plan_record(record: dict, pngs: list[FacePng], outcome: Outcome, matched: se
             **({"face_files": new_files} if "face_files" in record else {})}
 
 
-def plan(records, pngs: list[FacePng]) -> tuple[list[dict], Outcome]:
-    """Every record as ``plan_record`` leaves it, and what the PNGs need."""
-    outcome, matched, grouped = Outcome(), set(), by_frame(pngs)
-    new_records = [plan_record(record, grouped.get(record["frame"], []), outcome, matched) for record in records]
-    outcome.unmatched = [png.path for png in pngs if png.path not in matched]
-    return new_records, outcome
-
-
 def _name_for(png: FacePng, run_name: str) -> str:
     """The file name a face should have: the run's (``run_name``) where the file
     still has a name of the run's kind for its frame; a name the user gave it (a sort) is kept."""

@@ -148,14 +148,16 @@ def test_faces_the_run_wrote_no_png_for_stay(tmp_path):
 def test_a_job_cut_short_after_the_alignments_is_finished_by_running_it_again(faceswap, run):
     """The alignments file is written first; a crash before the PNGs are numbered again leaves
     their headers behind it. The faces are told by their landmarks, so the next run ends the job."""
-    from extractor.remove_faces import plan, read_face_pngs
     from extractor.alignments import rewrite_records_as
+    from extractor.remove_faces import Outcome, by_frame, plan_record, read_face_pngs
 
     _, folder = run
     crowd = _records(folder)[CROWD]
     (folder / crowd["face_files"][0]).unlink()
-    new_records, outcome = plan(list(read_records(folder / "alignments.jsonl")), read_face_pngs(folder)[0])
-    rewrite_records_as(folder / "alignments.jsonl", new_records)  # then the machine stopped
+    grouped, outcome = by_frame(read_face_pngs(folder)[0]), Outcome()
+    new_records = [plan_record(record, grouped.get(record["frame"], []), outcome, set())
+                   for record in read_records(folder / "alignments.jsonl")]
+    rewrite_records_as(folder / "alignments.jsonl", new_records)  # as the job does first; then the machine stopped
     assert outcome.renumbered and len(_records(folder)[CROWD]["faces"]) == len(crowd["faces"]) - 1
 
     said = _remove_faces(folder / "alignments.jsonl")
