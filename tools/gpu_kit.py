@@ -10,12 +10,13 @@ cuts the lot into parts small enough to travel one a command:
 
     python tools/gpu_kit.py build          # .gpukit/: part folders, and the commands to run there
 
-Each part is carried by one command (``carry: [".gpukit/NAME"]``); what a command left in the
-checkout's ignored folders stays there while the machine is held, so the last command finds every
-part there and runs ``python3 tools/gpu_kit.py device``: the parts joined and checked, the wheels
-installed beside the machine's own packages (``.gpukit/site``), dlib's model converted, then the
-GPU checks one phase after another, each bounded in time, each writing its report to ``$OUT`` as
-it ends (a phase cut short leaves the others' figures). ``--no-onnxruntime-gpu`` leaves ONNX
+Each transfer carries some part folders (``carry: [".gpukit/NAME", ...]``) and runs ``python3
+tools/gpu_kit.py keep``, which moves them to ``.gpukit/arrived`` (ignored, and named by no later
+transfer, so they stay while the machine is held); the last one runs ``python3 tools/gpu_kit.py
+device``: the parts joined and checked, the wheels installed beside the machine's own packages
+(``.gpukit/site``), dlib's model converted, then the GPU checks one phase after another, each
+bounded in time, each writing its report to ``$OUT`` as it ends (a phase cut short leaves the
+others' figures). ``--no-onnxruntime-gpu`` leaves ONNX
 Runtime's CUDA build out: fewer parts, Keras on JAX and PyTorch only.
 """
 from __future__ import annotations
@@ -119,7 +120,7 @@ def build(args: argparse.Namespace) -> None:
     print(f"{KIT}: {len(calls)} commands on the lent machine, back to back (it is given back after 30 s idle):")
     for n, folders in enumerate(calls, 1):
         if n < len(calls):
-            print(f"  run(carry={folders}, command='true')")
+            print(f"  run(carry={folders}, command='python3 tools/gpu_kit.py keep')")
         else:
             print(f"  run(carry={folders + ['.gpukit/manifest.json']}, timeout_s=480, "
                   "command='python3 tools/gpu_kit.py device')")
@@ -142,6 +143,23 @@ def commands(parts: list[Path], size: int) -> list[list[str]]:
 # ---------------------------------------------------------------- on the lent machine
 SITE = KIT / "site"
 UNPACKED = KIT / "unpacked"
+ARRIVED = KIT / "arrived"  # parts moved out of the carried paths: no later transfer replaces them
+
+
+def keep(_args: argparse.Namespace) -> None:
+    """After each transfer: its parts moved to ``.gpukit/arrived``, and what has arrived said."""
+    ARRIVED.mkdir(parents=True, exist_ok=True)
+    for part in KIT.glob("*-*"):
+        if part.is_dir() and part.name[-1].isdigit():
+            shutil.rmtree(ARRIVED / part.name, ignore_errors=True)
+            part.rename(ARRIVED / part.name)
+    print("arrived:", " ".join(sorted(p.name for p in ARRIVED.iterdir())))
+
+
+def part_file(kit: str, n: int, folder: str) -> Path:
+    """Where part ``n`` of ``kit`` lies: where it was carried, or kept in ``.gpukit/arrived``."""
+    carried = KIT / folder / f"{kit}.tar.{n}"
+    return carried if carried.exists() else ARRIVED / folder / carried.name
 
 
 class Log:
@@ -160,7 +178,7 @@ def unpack(log: Log) -> list[str]:
     names of those unpacked."""
     ready = []
     for kit in json.loads((KIT / "manifest.json").read_text()):
-        parts = [KIT / part / f"{kit['name']}.tar.{n}" for n, part in enumerate(kit["parts"], 1)]
+        parts = [part_file(kit["name"], n, folder) for n, folder in enumerate(kit["parts"], 1)]
         missing = [str(part.parent.name) for part in parts if not part.exists()]
         if missing:
             log(f"kit {kit['name']}: parts {', '.join(missing)} did not arrive (each needs its own command)")
@@ -257,11 +275,12 @@ def main() -> None:
     packing = commands.add_parser("build", help="here: download and cut the kit into parts")
     packing.add_argument("--no-onnxruntime-gpu", action="store_true", help="leave ONNX Runtime's CUDA build out")
     packing.add_argument("--part-mib", type=int, default=PART_BYTES // 2 ** 20)
+    commands.add_parser("keep", help="on the lent machine, after each transfer: keep its parts")
     running = commands.add_parser("device", help="on the lent machine: install the kit and run the GPU checks")
     running.add_argument("--seconds", type=float, default=420, help="the whole of it, install included")
     running.add_argument("--frames", type=int, default=300, help="frames of the 1080p video in the pool runs")
     args = parser.parse_args()
-    build(args) if args.command == "build" else device(args)
+    {"build": build, "keep": keep, "device": device}[args.command](args)
 
 
 if __name__ == "__main__":
