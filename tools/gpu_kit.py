@@ -122,7 +122,7 @@ def build(args: argparse.Namespace) -> None:
         if n < len(calls):
             print(f"  run(carry={folders}, command='python3 tools/gpu_kit.py keep')")
         else:
-            print(f"  run(carry={folders + ['.gpukit/manifest.json']}, timeout_s=480, "
+            print(f"  run(carry={folders + ['.gpukit/manifest.json']}, timeout_s=500, "
                   "command='python3 tools/gpu_kit.py device')")
 
 
@@ -259,6 +259,8 @@ def device(args: argparse.Namespace) -> None:
                      "jax.devices(), keras.__version__, o.__version__, o.get_available_providers())'"], 60),
         ("dlib model", [python, "-m", "extractor.models.dlib_ert"], 60),
         ("what a user sees", check + ["--skip-models", "--skip-pools", "--out", str(out / "cli")], 150),
+        ("the GPU parity tests", [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_models.py",
+                                  "-k", "on_gpu"], 120),
         ("the model on each runtime", check + ["--skip-cli", "--skip-pools", "--backends", backends,
                                                "--out", str(out / "models")], 150),
         ("the pool, the plan's detect workers", check + ["--skip-models", "--skip-cli", "--backends", backends,
@@ -277,7 +279,7 @@ def main() -> None:
     packing.add_argument("--part-mib", type=int, default=PART_BYTES // 2 ** 20)
     commands.add_parser("keep", help="on the lent machine, after each transfer: keep its parts")
     running = commands.add_parser("device", help="on the lent machine: install the kit and run the GPU checks")
-    running.add_argument("--seconds", type=float, default=420, help="the whole of it, install included")
+    running.add_argument("--seconds", type=float, default=450, help="the whole of it, install included")
     running.add_argument("--frames", type=int, default=300, help="frames of the 1080p video in the pool runs")
     args = parser.parse_args()
     {"build": build, "keep": keep, "device": device}[args.command](args)
