@@ -291,7 +291,8 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
               help="Videos: follow faces from frame to frame between full detections: track ids, about 1.6x the "
                    "frames/s, 0.9 of the faces of detecting every frame (docs/tracking.md).")
 @click.option("--track-every", default=10, show_default=True, type=click.IntRange(1),
-              help="Videos, tracked: a full detection at least every this many frames (and at scene cuts).")
+              help="Videos, tracked: a full detection at least every this many frames (and at scene cuts); 1: "
+                   "every frame detected (every face), landmarks still steadied.")
 @click.option("--smooth/--no-smooth", default=True, show_default=True,
               help="Videos, tracked: steady each face's landmarks over time (One Euro filter).")
 @click.option("--batch-size", "batch_sizes", multiple=True, metavar="STAGE=N",

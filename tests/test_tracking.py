@@ -166,6 +166,21 @@ def test_photo_folders_are_unchanged_by_tracking(tmp_path):
     assert not any("track" in face for record in on for face in record["faces"])
 
 
+def test_tracking_every_frame_keeps_every_face_and_steadies_its_landmarks(tmp_path):
+    """--track --track-every 1 (README): every frame a full detection, so the very faces of an
+    untracked run, each with a track id, its landmarks steadied (moved from the raw ones)."""
+    raw = run_single_process(_tracked_settings(SAMPLE, tmp_path / "raw", track_every=0, save_faces=False))
+    each = run_single_process(_tracked_settings(SAMPLE, tmp_path / "each", track_every=1, save_faces=False))
+    assert raw.faces == each.faces > 0 and each.tracks > 0
+    raw_records, each_records = (list(read_records(tmp_path / name / "alignments.jsonl")) for name in ("raw", "each"))
+    assert [[f["box"] for f in r["faces"]] for r in raw_records] == [[f["box"] for f in r["faces"]]
+                                                                    for r in each_records]
+    assert all("track" in f for r in each_records for f in r["faces"])
+    moved = [np.abs(np.subtract(a["landmarks"], b["landmarks"])).max()
+             for r, e in zip(raw_records, each_records) for a, b in zip(r["faces"], e["faces"])]
+    assert max(moved) > 0.5  # steadied along the track: not the raw points
+
+
 def test_a_resumed_tracked_video_continues_its_frames_and_track_ids(tracked_sample, tmp_path):
     _, _, whole = tracked_sample
 
