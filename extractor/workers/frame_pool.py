@@ -91,6 +91,12 @@ def check_frame_buffer(frames: int, slot_bytes: int, largest: int = 0) -> None:
                              + ("" if fits >= 2 else ", or a smaller --max-pixels"))
 
 
+def shared_block_supported() -> bool:
+    """Whether this system has what the block needs: Linux's ``memfd_create``, and ``/proc`` for
+    the workers to open it by (macOS and Windows have neither; there, ``--engine single``)."""
+    return hasattr(os, "memfd_create") and os.path.isdir(f"/proc/{os.getpid()}/fd")
+
+
 class FramePool:
     """Owner side (the main process): creates the block, hands out and takes back slots."""
 
@@ -102,6 +108,9 @@ class FramePool:
         self.slots = int(slots)
         self.max_frames = int(max_frames or slots)
         size = self.slot_bytes * self.slots
+        if not shared_block_supported():
+            raise FramePoolError("the worker pool's frame block needs Linux (memfd_create and /proc): use "
+                                 "--engine single")
         try:
             self._fd = os.memfd_create("extractor-frame-pool", os.MFD_CLOEXEC)
             os.ftruncate(self._fd, size)
