@@ -403,14 +403,14 @@ def run(config, **flags):
 
 
 def _one_process_where_no_pool(flags: dict) -> None:
-    """The worker pool shares frames through Linux's memfd_create and /proc; elsewhere (macOS) the
-    run goes in one process, said in one line, instead of failing."""
+    """The worker pool shares frames through shared memory (Linux's memfd_create, POSIX shm_open);
+    a system with neither (Windows) runs in one process, said in one line, instead of failing."""
     from extractor.workers.frame_pool import shared_block_supported
 
     if flags["engine_name"] == "pool" and not shared_block_supported():
         logging.getLogger("extractor").warning(
-            "the worker pool needs Linux's memfd_create and /proc (this is %s): every stage runs in this process "
-            "(--engine single; --engine ray for workers)", sys.platform)
+            "the worker pool needs shared memory (memfd_create or POSIX shm_open), which this system (%s) lacks: "
+            "every stage runs in this process (--engine single; --engine ray for workers)", sys.platform)
         flags["engine_name"] = "single"
 
 

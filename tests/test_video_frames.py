@@ -2,8 +2,11 @@
 damaged spot read past and reported, a clean file without a warning."""
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
+import pytest
 
 from conftest import VIDEO, joined_clips, turned_video
 from extractor.sources import InputSource, SkippedInput, seekable_timeline, video_timeline
@@ -78,9 +81,14 @@ def test_every_nth_frame_of_the_decoded_frames():
     assert [f.frame_index for f in frames] == list(range(0, 275, 25))
 
 
-def test_a_video_whose_frames_grow_mid_way_is_extracted_whole_by_the_pool(tmp_path):
+@pytest.mark.parametrize("block", ["memfd", "posix shm"])
+def test_a_video_whose_frames_grow_mid_way_is_extracted_whole_by_the_pool(tmp_path, monkeypatch, block):
     """The pool's slots are sized from the video's header; larger frames later re-cut them (once
-    the frames in flight are written) instead of stopping the run."""
+    the frames in flight are written) instead of stopping the run; the workers map the grown
+    block again from the descriptor they were handed (the memfd, or the POSIX shared-memory
+    object used where there is no memfd_create)."""
+    if block == "posix shm":
+        monkeypatch.delattr(os, "memfd_create")
     from extractor.alignments import read_records
     from extractor.engines.pool import run_pool
     from extractor.engines.single import run_single_process

@@ -9,11 +9,13 @@ larger slots once every frame in it is done (``grow``). The loader
 waits for a free slot before decoding the next frame: that wait is the back-pressure that keeps
 memory flat however long the input is.
 
-Why anonymous (``memfd_create``) and not a named ``/dev/shm`` segment: the block has no name, so
-its memory goes when the last process that maps it ends, whatever ends the run (kill -9 of the
-whole process group included), and no later sweep has anything to guess about. Workers open it
-through ``/proc/<coordinator pid>/fd/<fd>`` (same user: allowed) and see a slot as a zero-copy
-ndarray view (``SlotViewer``); queues carry only ``(seq, slot, shape)``.
+Why anonymous (``memfd_create``; where the system has none, macOS, a POSIX shared-memory object
+unlinked as soon as it is made) and not a named ``/dev/shm`` segment: the block has no name, so
+its memory goes when the last process that holds it ends, whatever ends the run (kill -9 of the
+whole process group included), and no later sweep has anything to guess about. Each worker is
+handed its own descriptor of the block as it starts (``PoolAddress`` pickles as
+``multiprocessing``'s ``DupFd``: the fork server or spawn passes it over its socket), maps it and
+sees a slot as a zero-copy ndarray view (``SlotViewer``); queues carry only ``(seq, slot, shape)``.
 """
 from __future__ import annotations
 
@@ -39,11 +41,21 @@ DEFAULT_RAM_SHARE = 0.10  # of the RAM available at start
 
 @dataclass(frozen=True)
 class PoolAddress:
-    """How a worker finds the block: the owner's pid and its file descriptor for the memfd."""
+    """How a worker finds the block: a file descriptor of it (the owner's own or, once a worker
+    has started, the copy it was handed) and the size of a slot."""
 
-    owner_pid: int
     fd: int
     slot_bytes: int
+
+    def __reduce__(self):
+        """Pickled as a worker starts: the descriptor travels with it (``DupFd``), not its number."""
+        from multiprocessing.reduction import DupFd
+
+        return _handed_address, (DupFd(self.fd), self.slot_bytes)
+
+
+def _handed_address(handed, slot_bytes: int) -> PoolAddress:
+    return PoolAddress(handed.detach(), slot_bytes)
 
 
 def default_slot_count(slot_bytes: int, minimum: int = MIN_SLOTS) -> int:
@@ -92,9 +104,29 @@ def check_frame_buffer(frames: int, slot_bytes: int, largest: int = 0) -> None:
 
 
 def shared_block_supported() -> bool:
-    """Whether this system has what the block needs: Linux's ``memfd_create``, and ``/proc`` for
-    the workers to open it by (macOS and Windows have neither; there, ``--engine single``)."""
-    return hasattr(os, "memfd_create") and os.path.isdir(f"/proc/{os.getpid()}/fd")
+    """Whether this system can make the block: Linux's ``memfd_create`` or POSIX shared memory
+    (macOS); Windows has neither (there, ``--engine single``)."""
+    if hasattr(os, "memfd_create"):
+        return True
+    try:
+        import _posixshmem  # noqa: F401  (the module multiprocessing.shared_memory uses)
+    except ImportError:
+        return False
+    return True
+
+
+def _anonymous_block() -> int:
+    """A descriptor of a new, empty, nameless shared-memory file."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("extractor-frame-pool", os.MFD_CLOEXEC)
+    import secrets
+
+    import _posixshmem
+
+    name = f"/xf{os.getpid()}-{secrets.token_hex(4)}"  # macOS: at most 31 characters
+    fd = _posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
+    _posixshmem.shm_unlink(name)  # nameless from here: it goes with the last process holding it
+    return fd
 
 
 class FramePool:
@@ -109,16 +141,16 @@ class FramePool:
         self.max_frames = int(max_frames or slots)
         size = self.slot_bytes * self.slots
         if not shared_block_supported():
-            raise FramePoolError("the worker pool's frame block needs Linux (memfd_create and /proc): use "
-                                 "--engine single")
+            raise FramePoolError("the worker pool's frame block needs shared memory (Linux's memfd_create or "
+                                 "POSIX shm_open): use --engine single")
         try:
-            self._fd = os.memfd_create("extractor-frame-pool", os.MFD_CLOEXEC)
+            self._fd = _anonymous_block()
             os.ftruncate(self._fd, size)
             self._map = mmap.mmap(self._fd, size)
         except OSError as exc:
             raise FramePoolError(f"cannot create the frame pool ({self.slots} frames, {size / 1e6:.0f} MB) in "
                                  f"shared memory: {exc.strerror or exc}; try a smaller --frame-buffer") from None
-        self.address = PoolAddress(os.getpid(), self._fd, self.slot_bytes)
+        self.address = PoolAddress(self._fd, self.slot_bytes)
         self._free = bytearray(b"\1" * self.slots)  # 1: the slot is free
         self._taken: dict[int, int] = {}  # first slot of a frame: how many slots it has
         self._changed = threading.Condition()
@@ -187,7 +219,7 @@ class FramePool:
         except BufferError:
             pass  # a view of an earlier frame is still held: that mapping goes with it
         self.slot_bytes, self.slots, self.max_frames = int(slot_bytes), int(slots), int(slots)
-        self.address = PoolAddress(os.getpid(), self._fd, self.slot_bytes)
+        self.address = PoolAddress(self._fd, self.slot_bytes)
         with self._changed:
             self._free, self._taken = bytearray(b"\1" * self.slots), {}
 
@@ -216,7 +248,8 @@ def slot_view(buffer, slot_bytes: int, slot: int, shape) -> np.ndarray:
 
 
 class SlotViewer:
-    """Worker side: map the coordinator's block and look at slots without copying."""
+    """Worker side: map the coordinator's block (the descriptor it was handed, kept to map the
+    block again once the coordinator has re-cut and grown it) and look at slots without copying."""
 
     def __init__(self, address: PoolAddress):
         self.address = address
@@ -224,11 +257,7 @@ class SlotViewer:
         self.slot_bytes = address.slot_bytes
 
     def _open(self) -> mmap.mmap:
-        fd = os.open(f"/proc/{self.address.owner_pid}/fd/{self.address.fd}", os.O_RDWR | os.O_CLOEXEC)
-        try:
-            return mmap.mmap(fd, 0)
-        finally:
-            os.close(fd)  # the mapping keeps the memory; the descriptor is not needed
+        return mmap.mmap(self.address.fd, 0)  # the whole block, as large as it is now
 
     def view(self, slot: int, shape, slot_bytes: int = 0) -> np.ndarray:
         """The slot's frame; ``slot_bytes``: the slot size the handle was made with (the block
