@@ -123,7 +123,9 @@ def _anonymous_block() -> int:
 
     import _posixshmem
 
-    name = f"/xf{os.getpid()}-{secrets.token_hex(4)}"  # macOS: at most 31 characters
+    # At most 31 characters (macOS); named as leftovers.sweep_dead_runs knows it, should a kill
+    # land between the two calls.
+    name = f"/extractor_{os.getpid()}_{secrets.token_hex(4)}"
     fd = _posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
     _posixshmem.shm_unlink(name)  # nameless from here: it goes with the last process holding it
     return fd
