@@ -56,9 +56,10 @@ DLIB_MODEL = "models/shape_predictor_68_face_landmarks.dat"
 PART_BYTES = 56 * 2 ** 20  # with the checkout (about 4 MB), under the 64 MiB a command carries
 
 
-def pinned(name: str) -> str:
-    """``name==version`` as installed here, so the device runs what the tests ran."""
-    return f"{name}=={metadata.version(name)}"
+def pinned(name: str, installed_as: str | None = None) -> str:
+    """``name==version`` as installed here (as ``installed_as``: another build of the same
+    package), so the device runs what the tests ran."""
+    return f"{name}=={metadata.version(installed_as or name)}"
 
 
 def download(specs: list[str], folder: Path) -> None:
@@ -84,24 +85,25 @@ def data_files(folder: Path) -> None:
         shutil.copy2(DATA / relative, target)
 
 
-def split(archive: Path, name: str, size: int) -> list[Path]:
-    """``archive`` cut into ``.gpukit/<name>-<n>/<name>.tar.<n>`` parts of at most ``size`` bytes."""
-    parts = []
+def split(archive: Path, name: str, size: int) -> tuple[list[Path], str]:
+    """``archive`` cut into ``.gpukit/<name>-<n>/<name>.tar.<n>`` parts of at most ``size`` bytes,
+    and its SHA-256, read once."""
+    parts, digest = [], hashlib.sha256()
     with archive.open("rb") as source:
         while chunk := source.read(size):
+            digest.update(chunk)
             folder = KIT / f"{name}-{len(parts) + 1}"
             folder.mkdir()
             (folder / f"{name}.tar.{len(parts) + 1}").write_bytes(chunk)
             parts.append(folder)
-    return parts
+    return parts, digest.hexdigest()
 
 
 def pack(name: str, staging: Path, size: int) -> dict:
     archive = KIT / f"{name}.tar"
     with tarfile.open(archive, "w") as tar:
         tar.add(staging, arcname=name)
-    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    parts = split(archive, name, size)
+    parts, digest = split(archive, name, size)
     archive.unlink()
     return {"name": name, "sha256": digest, "parts": [part.name for part in parts]}
 
@@ -110,8 +112,7 @@ def build(args: argparse.Namespace) -> None:
     shutil.rmtree(KIT, ignore_errors=True)
     staging = KIT / "staging"
     base = staging / "base"
-    download([pinned(name) for name in WHEELS] + [f"{OPENCV}=={metadata.version('opencv-python')}"],
-             base / "wheels")
+    download([pinned(name) for name in WHEELS] + [pinned(OPENCV, installed_as="opencv-python")], base / "wheels")
     dlib_model_package(base / "site")
     data_files(base / "data")
     kits = [pack("base", base, args.part_mib * 2 ** 20)]

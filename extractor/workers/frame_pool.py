@@ -103,31 +103,37 @@ def check_frame_buffer(frames: int, slot_bytes: int, largest: int = 0) -> None:
                              + ("" if fits >= 2 else ", or a smaller --max-pixels"))
 
 
+def _posix_shm():
+    """POSIX shared memory (``_posixshmem``, the module ``multiprocessing.shared_memory`` uses), or
+    None where the system has none (Windows)."""
+    try:
+        import _posixshmem
+    except ImportError:
+        return None
+    return _posixshmem
+
+
 def shared_block_supported() -> bool:
     """Whether this system can make the block: Linux's ``memfd_create`` or POSIX shared memory
     (macOS); Windows has neither (there, ``--engine single``)."""
-    if hasattr(os, "memfd_create"):
-        return True
-    try:
-        import _posixshmem  # noqa: F401  (the module multiprocessing.shared_memory uses)
-    except ImportError:
-        return False
-    return True
+    return hasattr(os, "memfd_create") or _posix_shm() is not None
 
 
 def _anonymous_block() -> int:
     """A descriptor of a new, empty, nameless shared-memory file."""
     if hasattr(os, "memfd_create"):
         return os.memfd_create("extractor-frame-pool", os.MFD_CLOEXEC)
+    shm = _posix_shm()
+    if shm is None:
+        raise FramePoolError("the worker pool's frame block needs shared memory (Linux's memfd_create or POSIX "
+                             "shm_open): use --engine single")
     import secrets
-
-    import _posixshmem
 
     # At most 31 characters (macOS); named as leftovers.sweep_dead_runs knows it, should a kill
     # land between the two calls.
     name = f"/extractor_{os.getpid()}_{secrets.token_hex(4)}"
-    fd = _posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
-    _posixshmem.shm_unlink(name)  # nameless from here: it goes with the last process holding it
+    fd = shm.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
+    shm.shm_unlink(name)  # nameless from here: it goes with the last process holding it
     return fd
 
 
@@ -142,9 +148,6 @@ class FramePool:
         self.slots = int(slots)
         self.max_frames = int(max_frames or slots)
         size = self.slot_bytes * self.slots
-        if not shared_block_supported():
-            raise FramePoolError("the worker pool's frame block needs shared memory (Linux's memfd_create or "
-                                 "POSIX shm_open): use --engine single")
         try:
             self._fd = _anonymous_block()
             os.ftruncate(self._fd, size)
