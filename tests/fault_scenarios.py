@@ -455,7 +455,7 @@ def worker_killed(work: Path) -> FaultResult:
         os.kill(stage_worker_pids(proc.pid)[1], signal.SIGKILL)
         return lambda first, resumed: (
             None if "worker died" in first.output else "the dead worker was not reported",
-            f"stopped in {first.seconds:.1f} s: {first.output.strip().splitlines()[-2][:110]}; resumed to equal")
+            f"stopped in {first.seconds:.1f} s: {first.output.strip().splitlines()[-2]}; resumed to equal")
     return _interrupt_then_resume(work, "worker_killed", inject)
 
 
