@@ -30,13 +30,17 @@ class UnsafeFileError(Exception):
 
 
 # (module, name) pairs a faceswap alignments pickle legitimately needs: numpy arrays, dtypes,
-# scalars, and a few plain builtins. Everything else is refused.
+# scalars, and a few plain builtins. Everything else is refused. Pickle protocol 5 (Python 3.14's
+# default) stores an array as its bytes and numpy's ``_frombuffer``, which makes no object array;
+# protocol 2 stores bytes as ``_codecs.encode`` of a string (an encoding, nothing run).
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("numpy", "ndarray"), ("numpy", "dtype"),
     ("collections", "OrderedDict"),
     ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "bytearray"), ("builtins", "complex"),
+    ("_codecs", "encode"),
 }
 
 

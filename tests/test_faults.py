@@ -21,7 +21,8 @@ def test_fault_scenario(scenario, work):
     assert result.problems == [], result.detail
 
 
-def test_restricted_unpickler_reads_plain_data_and_arrays(tmp_path):
+@pytest.mark.parametrize("protocol", [2, 4, 5])  # 4: Python 3.11-3.13's default, 5: 3.14's
+def test_restricted_unpickler_reads_plain_data_and_arrays(tmp_path, protocol):
     import pickle
     import zlib
 
@@ -31,9 +32,17 @@ def test_restricted_unpickler_reads_plain_data_and_arrays(tmp_path):
         "faces": [{"x": 1, "y": 2, "w": 3, "h": 4, "landmarks_xy": np.arange(136, dtype=np.float32).reshape(68, 2),
                    "mask": {}, "identity": {}, "thumb": None}], "video_meta": {}}}
     path = tmp_path / "ok.fsa"
-    path.write_bytes(zlib.compress(pickle.dumps(data)))
+    path.write_bytes(zlib.compress(pickle.dumps(data, protocol=protocol)))
     back = read_fsa(path)
     assert np.array_equal(back["frame_000001.png"]["faces"][0]["landmarks_xy"],
                           data["frame_000001.png"]["faces"][0]["landmarks_xy"])
     with pytest.raises(UnsafeFileError, match="refused to load 'builtins.eval'"):
         safe_loads(b"cbuiltins\neval\n(S'1+1'\ntR.")
+
+    class ObjectsFromBytes:  # numpy's _frombuffer asked for an array of Python objects
+        def __reduce__(self):
+            from numpy._core.numeric import _frombuffer
+            return _frombuffer, (b"\1" * 8, np.dtype(object), (1,), "C")
+
+    with pytest.raises(UnsafeFileError, match="cannot create an OBJECT array"):
+        safe_loads(pickle.dumps(ObjectsFromBytes(), protocol=protocol))
