@@ -202,5 +202,7 @@ def write_fsa(records, path: str | Path) -> tuple[int, list[str]]:
     content = records_to_fsa(records, problems)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    replace_file(path, zlib.compress(pickle.dumps(content)))
+    # protocol 4: what faceswap writes on the Pythons it runs on (3.14's default, 5, stores arrays
+    # otherwise), so a file made on any Python is the same bytes
+    replace_file(path, zlib.compress(pickle.dumps(content, protocol=4)))
     return len(content["__data__"]), problems

@@ -222,6 +222,7 @@ def test_fsa_loads_in_faceswap_without_a_rewrite(faceswap, photo_run, video_run,
         fsa = tmp_path / f"{name}.fsa"
         _export(settings.output.alignments_path, fsa)
         before = fsa.read_bytes()
+        assert zlib.decompress(before)[:2] == b"\x80\x04"  # pickle protocol 4 on every Python (3.14's default: 5)
         alignments = faceswap.Alignments(str(tmp_path), filename=fsa.name)
         alignments.update_legacy_has_source(str(settings.input_path))  # what its tools run with a source
         assert fsa.read_bytes() == before  # nothing rewritten
