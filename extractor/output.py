@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import stat
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from extractor.orientation import exif_orientation, upright_to_stored
 from extractor.png import encode_png, is_damaged_png, leading_text_chunks
 from extractor.preview import ContactSheet, is_our_preview
 from extractor.safe_write import lost_write, scratch_path
+from extractor.sources import not_regular, stat_if_there
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +109,8 @@ def check_writable(settings: OutputSettings) -> list[Path]:
                           f"its file system allows ({limit}, less the files kept beside it): name the alignments "
                           "file with -p/--alignments")
     try:
-        is_folder = settings.alignments_path.is_dir()
+        there = stat_if_there(settings.alignments_path)
+        is_folder = there is not None and stat.S_ISDIR(there.st_mode)
     except OSError as exc:  # a folder name too long, a folder that may not be entered...
         raise OutputError(f"{settings.alignments_path}: cannot be written ({exc.strerror or exc})") from None
     if is_folder:
@@ -116,8 +119,6 @@ def check_writable(settings: OutputSettings) -> list[Path]:
     if settings.alignments_path.exists() and not settings.alignments_path.is_file():
         # /dev/null took every record and lost them; a pipe or /dev/stdout hung or failed: the file
         # is read back (a resume, --skip-existing, the .fsa written at the end) and synced to disk.
-        from extractor.sources import not_regular
-
         raise OutputError(f"{not_regular(settings.alignments_path)}: the alignments file is read back (by a resume, "
                           "by export); name a file with -p/--alignments")
     made: set[Path] = set()

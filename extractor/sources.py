@@ -64,6 +64,16 @@ def is_video_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS
 
 
+def stat_if_there(path: Path) -> os.stat_result | None:
+    """``path``'s status, None where nothing is there; OSError where it cannot be told (a name
+    over the file system's length, a folder that may not be entered). Path.exists() says False
+    for those too on Python 3.14, which would report a name too long as a missing input."""
+    try:
+        return path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def not_regular(path: Path) -> str:
     """What an entry that is neither a regular file nor a folder is, for the line that skips it:
     reading a named pipe waits for a writer forever, and a device such as /dev/zero never ends."""
@@ -177,7 +187,7 @@ class InputSource:
         self.every_n = every_n
         self.max_pixels = max_pixels
         try:
-            exists = self.path.exists()
+            exists = stat_if_there(self.path) is not None
         except OSError as exc:  # a name over the file system's length, a folder that may not be entered
             raise InputError(f"{self.path}: cannot be read ({exc.strerror or exc})") from None
         if not exists:
