@@ -1,9 +1,9 @@
 # Every target installs what it needs first, so each works on a fresh clone.
-# The first of python3, python3.12, python3.11, python3.13 that is 3.11 to 3.13 (the versions every
-# pinned package has wheels for and the tests run on: TensorFlow 2.21 has none for 3.14);
-# `make PYTHON=/path/to/python3.12` chooses one.
+# The first of python3, python3.12, python3.11, python3.13, python3.14 that is 3.11 to 3.14 (the
+# versions the pinned packages have wheels for; on 3.14, which TensorFlow 2.21 has none for, the
+# Keras models run on JAX); `make PYTHON=/path/to/python3.12` chooses one.
 ifeq ($(origin PYTHON),undefined)
-PYTHON := $(shell for p in python3 python3.12 python3.11 python3.13; do $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 14))' 2>/dev/null && echo $$p && break; done)
+PYTHON := $(shell for p in python3 python3.12 python3.11 python3.13 python3.14; do $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 15))' 2>/dev/null && echo $$p && break; done)
 endif
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -23,7 +23,7 @@ install: $(STAMP) $(BACKEND_STAMP)
 	@$(BIN)/python -m compileall -q extractor benchmarks
 
 $(STAMP): requirements.txt pyproject.toml
-	@test -n "$(PYTHON)" || { echo "extractor needs Python 3.11, 3.12 or 3.13 (python3 is $$(python3 --version 2>&1)):" \
+	@test -n "$(PYTHON)" || { echo "extractor needs Python 3.11 to 3.14 (python3 is $$(python3 --version 2>&1)):" \
 		"install one, then make PYTHON=python3.12"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -41,6 +41,8 @@ $(STAMP): requirements.txt pyproject.toml
 $(BACKEND_STAMP): $(STAMP)
 ifeq ($(GPU),1)
 ifeq ($(BACKEND),tensorflow)
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info >= (3, 14))' || { echo "TensorFlow 2.21 has no" \
+		"wheels for Python 3.14: make install BACKEND=torch GPU=1 (or BACKEND=jax), or a Python 3.11 to 3.13"; exit 1; }
 	# TensorFlow's CUDA 12 libraries: ONNX Runtime stays the CPU build (its GPU build wants CUDA 13,
 	# and the two cuDNN packages would share one folder); CenterFace runs on Keras/TensorFlow there.
 	$(BIN)/pip uninstall -q -y tensorflow-cpu

@@ -239,6 +239,10 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
                                 if key in run_defaults}}
 
 
+BACKEND_HELP = ("Keras backend for GPU-capable models (default: KERAS_BACKEND, else TensorFlow on a GPU and ONNX "
+                "Runtime on a CPU-only machine; JAX where TensorFlow is not installed, as on Python 3.14).")
+
+
 @main.command(cls=FaceswapStyleCommand)
 @click.option("-i", "--input", "--input-dir", "input_path", required=True, type=FilePath(path_type=Path),
               help="Image folder, image file or video file.")
@@ -252,8 +256,7 @@ def main(ctx: click.Context, loglevel: str, logfile: Path | None, config_path: P
 @click.option("-D", "--detector", default=registry.DEFAULTS["detect"], show_default=True,
               type=PluginChoice("detect", _names("detect")))
 @click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax", "torch"]),
-              help="Keras backend for GPU-capable models (default: KERAS_BACKEND, else TensorFlow on a GPU "
-                   "and ONNX Runtime on a CPU-only machine).")
+              help=BACKEND_HELP)
 @click.option("-A", "--aligner", default=registry.DEFAULTS["align"], show_default=True,
               type=PluginChoice("align", _names("align")))
 @click.option("-M", "--masker", "maskers", multiple=True, type=PluginChoice("mask", _names("mask")),
@@ -781,8 +784,7 @@ def remove_faces(alignments: Path, faces_dir: Path | None) -> None:
 @click.option("--detector", default=registry.DEFAULTS["detect"], show_default=True,
               type=PluginChoice("detect", _names("detect")))
 @click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax", "torch"]),
-              help="Keras backend for GPU-capable models (default: KERAS_BACKEND, else TensorFlow on a GPU "
-                   "and ONNX Runtime on a CPU-only machine).")
+              help=BACKEND_HELP)
 @click.option("--aligner", default=registry.DEFAULTS["align"], show_default=True,
               type=PluginChoice("align", _names("align")))
 @click.option("--normalization", default=StageConfig.normalization, show_default=True,

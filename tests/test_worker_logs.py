@@ -4,6 +4,7 @@ it), the frameworks' start-up chatter (TensorFlow's absl and oneDNN lines, Ray D
 --logfile only. A pool worker or a Ray actor has no terminal or log file of its own."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -61,4 +62,5 @@ def test_framework_start_up_lines_go_to_the_log_file_only(tmp_path, photos, comm
     assert "frames: 1\n" in done.stdout or "recall    1.000" in done.stdout, done.stdout
     for chatter in ("absl::InitializeLog", "oneDNN"):
         assert chatter not in done.stderr + done.stdout, (chatter, done.stderr[-2000:])
-    assert "oneDNN" in log
+    if importlib.util.find_spec("tensorflow"):  # JAX, where it is not installed (Python 3.14), says nothing
+        assert "oneDNN" in log

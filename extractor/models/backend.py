@@ -16,7 +16,6 @@ import importlib.util
 import os
 
 BACKENDS = ("tensorflow", "jax", "torch")
-DEFAULT_BACKEND = "tensorflow"
 
 
 class BackendError(Exception):
@@ -27,9 +26,15 @@ def installed_backends() -> list[str]:
     return [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
 
 
+def default_backend() -> str:
+    """TensorFlow (the default install's), else the first installed of JAX and PyTorch: on Python
+    3.14, for which TensorFlow has no wheels, the install puts JAX in its place."""
+    return next(iter(installed_backends()), "tensorflow")
+
+
 def resolve_backend(name: str | None) -> str:
-    """The backend to use: ``name``, else ``KERAS_BACKEND``, else TensorFlow; checked installed."""
-    chosen = name or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
+    """The backend to use: ``name``, else ``KERAS_BACKEND``, else the default; checked installed."""
+    chosen = name or os.environ.get("KERAS_BACKEND") or default_backend()
     if chosen not in BACKENDS:
         raise BackendError(f"unknown backend {chosen!r}; choose one of {', '.join(BACKENDS)}")
     if importlib.util.find_spec(chosen) is None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from extractor.faces import DetectedFace
 from extractor.media import convert_colour
+from extractor.models.backend import default_backend
 from extractor.plugins.options import Limit
 from extractor.workers.gpu_support import GPU_RUNTIME_ORDER
 
@@ -106,7 +107,7 @@ class Plugin:
     def runtime_label(cls, backend: str | None, on_gpu: bool, options: dict | None = None) -> str:
         """What will run the model (given the run's backend, device and this plugin's options),
         for the printed plan and ``extractor plugins``."""
-        return f"keras/{backend or 'tensorflow'}" if cls.runtime == "keras" else cls.runtime
+        return f"keras/{backend or default_backend()}" if cls.runtime == "keras" else cls.runtime
 
     @classmethod
     def gpu_runtimes(cls, backend: str | None, options: dict | None = None) -> list[str]:

@@ -45,6 +45,7 @@ import numpy as np
 
 from extractor.faces import DetectedFace
 from extractor.geometry import fit_to_sides, nms, shrink_by, shrink_to_side
+from extractor.models.backend import default_backend
 from extractor.plugins.base import Batch, DeviceNeed, Detector
 from extractor.plugins.options import SCORE, SCORE_MEANING, Limit
 from extractor.plugins.detect import closer_look, wider_look
@@ -162,7 +163,7 @@ class CenterFaceDetector(Detector):
         if requested == "auto":
             requested = "keras" if backend or on_gpu else "onnxruntime"
         return {"opencv": "opencv-dnn", "onnxruntime": "onnxruntime"}.get(requested,
-                                                                          f"keras/{backend or 'tensorflow'}")
+                                                                          f"keras/{backend or default_backend()}")
 
     @classmethod
     def gpu_runtimes(cls, backend: str | None, options: dict | None = None) -> list[str]:

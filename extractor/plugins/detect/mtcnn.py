@@ -50,11 +50,11 @@ class MTCNNDetector(Detector):
         self.on_gpu = False  # whether the networks run on a GPU (set by load)
 
     def load(self):
-        from extractor.models.backend import gpu_visible
+        from extractor.models.backend import default_backend, gpu_visible
         from extractor.models.mtcnn_nets import build_onet, build_pnet, build_rnet
         from extractor.models.runners import KerasRunner
 
-        backend = self.backend or "tensorflow"
+        backend = self.backend or default_backend()
         self.nets = [KerasRunner(build, backend) for build in (build_pnet, build_rnet, build_onet)]
         self.on_gpu = gpu_visible(backend)
         super().load()
