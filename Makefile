@@ -1,9 +1,11 @@
 # Every target installs what it needs first, so each works on a fresh clone.
-# The first of python3, python3.12, python3.11, python3.13, python3.14 that is 3.11 to 3.14 (the
-# versions the pinned packages have wheels for; on 3.14, which TensorFlow 2.21 has none for, the
-# Keras models run on JAX); `make PYTHON=/path/to/python3.12` chooses one.
+# The first of python3, python3.12, python3.11, python3.13 that is 3.11 to 3.13, else a 3.14 (the
+# versions the pinned packages have wheels for; TensorFlow 2.21 has none for 3.14, where the Keras
+# models run on JAX, MTCNN at half the speed on a CPU); `make PYTHON=/path/to/python3.12` chooses one.
 ifeq ($(origin PYTHON),undefined)
-PYTHON := $(shell for p in python3 python3.12 python3.11 python3.13 python3.14; do $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 15))' 2>/dev/null && echo $$p && break; done)
+PYTHON := $(shell for below in 14 15; do for p in python3 python3.12 python3.11 python3.13 python3.14; do \
+	$$p -c "import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, $$below))" 2>/dev/null && echo $$p && exit; \
+	done; done)
 endif
 VENV ?= .venv
 BIN := $(VENV)/bin
