@@ -13,6 +13,7 @@ These run on the CPU; they are what keeps the GPU path honest between sessions t
 from __future__ import annotations
 
 import json
+import importlib.util
 import os
 import subprocess
 import sys
@@ -200,6 +201,28 @@ def _run_cli(out, backend: str, detector: str):
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return {r["frame"]: r["faces"] for r in read_records(out / "alignments.jsonl")}
+
+
+@pytest.mark.skipif("jax" not in installed_backends() or importlib.util.find_spec("filelock") is None,
+                    reason="JAX keeps programs only with jax and filelock installed")
+def test_jax_programs_are_kept_for_the_next_run_unless_the_user_names_a_folder(tmp_path):
+    """A JAX worker compiles each new input shape (seconds a run); they are kept in extractor's
+    cache folder, so the next run loads them instead. A user's own folder is used as it is."""
+    photo = tmp_path / "in"
+    photo.mkdir()
+    (photo / "a.jpg").write_bytes(PHOTOS[0].read_bytes())
+    env = dict(os.environ, EXTRACTOR_CACHE=str(tmp_path / "cache"))
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    mine = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "mine"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    for out, extra in (("one", {}), ("two", mine)):
+        done = subprocess.run([sys.executable, "-m", "extractor", "run", "-i", str(photo), "-o", str(tmp_path / out),
+                               "-D", "mtcnn", "--backend", "jax", "--single-process", "--no-progress"],
+                              capture_output=True, text=True, env=dict(env, **extra), timeout=600)
+        assert done.returncode == 0 and "faces: " in done.stdout, done.stderr[-2000:]
+    kept = list((tmp_path / "cache" / "jax-programs").glob("*-cache"))
+    assert len(kept) >= 3, kept  # MTCNN's three networks at least
+    assert list((tmp_path / "mine").glob("*-cache")) and len(list((tmp_path / "cache" / "jax-programs").glob(
+        "*-cache"))) == len(kept)
 
 
 @NO_TENSORFLOW
