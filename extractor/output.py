@@ -116,7 +116,7 @@ def check_writable(settings: OutputSettings) -> list[Path]:
     if is_folder:
         raise OutputError(f"{settings.alignments_path}: is a folder; -p/--alignments names the alignments file "
                           f"(as {settings.alignments_path / 'alignments.jsonl'})")
-    if settings.alignments_path.exists() and not settings.alignments_path.is_file():
+    if there is not None and not stat.S_ISREG(there.st_mode):
         # /dev/null took every record and lost them; a pipe or /dev/stdout hung or failed: the file
         # is read back (a resume, --skip-existing, the .fsa written at the end) and synced to disk.
         raise OutputError(f"{not_regular(settings.alignments_path)}: the alignments file is read back (by a resume, "
