@@ -499,6 +499,7 @@ def _run_one(config, flags: dict) -> None:
         settings.stages.aligner + (f" (re-feed {settings.stages.re_feed})" if settings.stages.re_feed else ""),
         ", ".join(settings.stages.maskers))
     from extractor.identity_filter import ReferenceError
+    from extractor.last_words import said_if_cut_short
     from extractor.stop_signals import Stopped, exit_status, stop_signals_interrupt
 
     failures = (InputError, PlanError, OutputError, FramePoolError, UnsafeFileError, ReferenceError)
@@ -507,7 +508,8 @@ def _run_one(config, flags: dict) -> None:
 
         failures += (RayEngineError,)
     try:
-        with stop_signals_interrupt():  # SIGTERM, SIGHUP: as Ctrl-C, in every engine
+        with said_if_cut_short(CUT_SHORT[flags["engine_name"]], settings.output.alignments_path), \
+                stop_signals_interrupt():  # SIGTERM, SIGHUP: as Ctrl-C, in every engine
             summary = engine(flags["engine_name"])(settings, options)
     except failures as exc:
         raise click.ClickException(str(exc)) from None
@@ -533,6 +535,15 @@ def _run_one(config, flags: dict) -> None:
     if summary.frames == 0 and summary.already_done == 0 and summary.skipped:
         # Every input was refused: a script running extractor must see a failure, not an empty success.
         raise click.ClickException(f"no frame of {settings.input_path} could be read (skipped inputs above)")
+
+
+# What ended a run that could not say so itself (``last_words``), by engine.
+CUT_SHORT = {
+    "pool": "the run was killed (by the system's out-of-memory killer, or kill -9)",
+    "single": "the run was killed (by the system's out-of-memory killer, or kill -9)",
+    "ray": ("Ray ended the run (as it does when the Ray node this command runs on stops: ray stop, its raylet "
+            "killed or out of memory), or the run was killed"),
+}
 
 
 def _frames_kept(settings, when: str) -> str:

@@ -439,13 +439,15 @@ def _interrupt_then_resume(work: Path, name: str, inject, extra: list[str] | Non
 
 
 def stage_worker_pids(pid: int) -> list[int]:
-    """Pids of a run's stage workers, sorted: its descendants but Python's resource tracker and
-    the fork server that the workers are forked from (its own child: the workers are its children)."""
+    """Pids of a run's stage workers, sorted: its descendants but Python's resource tracker, the
+    fork server that the workers are forked from (its own child: the workers are its children)
+    and the run's watcher (``extractor.last_words``)."""
     import psutil
 
     def helper(proc) -> bool:
         command = " ".join(proc.cmdline())
-        return "resource_tracker" in command or (proc.ppid() == pid and "forkserver" in command)
+        return ("resource_tracker" in command or "extractor-last-words" in command
+                or (proc.ppid() == pid and "forkserver" in command))
 
     return sorted(c.pid for c in psutil.Process(pid).children(recursive=True) if not helper(c))
 
@@ -461,9 +463,10 @@ def worker_killed(work: Path) -> FaultResult:
 
 def interrupted(work: Path) -> FaultResult:
     def inject(proc, out):
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # the whole group, as a terminal sends it: the run's watcher too
         return lambda first, resumed: (
-            None if first.returncode == 130 else f"exit code {first.returncode} after Ctrl-C, not 130",
+            f"exit code {first.returncode} after Ctrl-C, not 130" if first.returncode != 130
+            else "Ctrl-C was reported as a kill" if "was killed" in first.output else None,
             f"Ctrl-C ended it in {first.seconds:.1f} s (exit {first.returncode}); resumed to equal")
     return _interrupt_then_resume(work, "interrupted_by_ctrl_c", inject)
 
@@ -529,9 +532,13 @@ def coordinator_killed(work: Path) -> FaultResult:
         while time.monotonic() - begin < 10 and any(alive(pid) for pid in workers):
             time.sleep(0.05)
         left, took = [pid for pid in workers if alive(pid)], time.monotonic() - begin
+        said = "Error: the run was killed"
         return lambda first, resumed: (
-            f"{len(left)} of {len(workers)} workers alive 10 s after the coordinator died" if left else None,
-            f"{len(workers)} workers ended {took:.2f} s after the coordinator; resumed to equal")
+            f"{len(left)} of {len(workers)} workers alive 10 s after the coordinator died" if left
+            else None if said in first.output and "--skip-existing goes on" in first.output
+            else f"no line said the run was killed and how to go on: {first.output[-300:]}",
+            f"{len(workers)} workers ended {took:.2f} s after the coordinator, a line said where the frames are; "
+            "resumed to equal")
     return _interrupt_then_resume(work, "coordinator_killed", inject)
 
 

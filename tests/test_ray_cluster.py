@@ -234,6 +234,45 @@ def _the_head_dies_mid_run(head: subprocess.Popen, address: str, env: dict, tmp_
     _, stderr = run.communicate(timeout=120)
     assert run.returncode == 1 and time.monotonic() - killed < 40, stderr  # Ray's own exit: 60 s, silent
     assert "Error: the Ray cluster's head stopped answering (nothing answers at " in stderr, stderr
+    assert "Ray ended the run" not in stderr, stderr  # that line said it: the run's watcher keeps quiet
+    assert 0 < len(list(read_records(out / "alignments.jsonl"))) < 150
+
+
+def test_a_run_whose_ray_node_stops_says_where_its_frames_are(tmp_path):
+    """Ray ends its driver at once, exit status 1 and not a word, when the Ray node it runs on
+    stops (``ray stop`` in another terminal, its raylet killed or out of memory): the run's
+    watcher (``extractor.last_words``) says so, with where the finished frames are."""
+    import psutil
+
+    photos = tmp_path / "many"
+    photos.mkdir()
+    for index in range(150):
+        (photos / f"{index:03d}.jpg").write_bytes((DATA / "dlib_faces" / "2008_001009.jpg").read_bytes())
+    out = tmp_path / "out"
+    with _short_ray_folder() as short:
+        run = subprocess.Popen([sys.executable, "-m", "extractor", "run", "--no-progress", "--size", "64", "-i",
+                                str(photos), "-o", str(out), "--engine", "ray"], cwd=REPO, env=_own_ray_env(short),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and run.poll() is None and not (
+                    (out / "alignments.jsonl").exists() and (out / "alignments.jsonl").read_bytes().count(b"\n") > 2):
+                time.sleep(0.1)
+            raylets = [child for child in psutil.Process(run.pid).children(recursive=True) if child.name() == "raylet"]
+            assert len(raylets) == 1 and run.poll() is None, raylets
+            raylets[0].kill()
+            _, stderr = run.communicate(timeout=120)
+        finally:
+            for process in psutil.process_iter():  # what Ray's local instance left, if anything
+                try:
+                    if short in " ".join(process.cmdline()):
+                        process.kill()
+                except psutil.Error:
+                    pass
+    assert run.returncode == 1, stderr
+    assert "Error: Ray ended the run (as it does when the Ray node this command runs on stops: ray stop" in stderr
+    assert (f"frames finished so far are in {out / 'alignments.jsonl'}; the same command with --skip-existing goes "
+            "on from them") in stderr, stderr
     assert 0 < len(list(read_records(out / "alignments.jsonl"))) < 150
 
 

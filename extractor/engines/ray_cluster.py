@@ -212,7 +212,10 @@ class HeadWatch(DriverWatch):
 
     @staticmethod
     def _end_the_run(reason: str) -> None:
+        from extractor.last_words import ending_on_purpose
+
         logger.debug("head watch: %s", reason)  # the log file; the terminal gets the line below
+        ending_on_purpose()  # the line below says it
         sys.stderr.write(f"Error: {reason}\n")
         sys.stderr.flush()
         time.sleep(0.5)  # Ray's lines go through a pipe to the terminal (``native_lines_to_log``): ours too
