@@ -49,6 +49,9 @@ def said_if_cut_short(what: str, alignments: Path):
     """For the length of the block, a watcher that says ``what`` and where the finished frames
     are (``alignments``, if it exists by then) should the process end without leaving it."""
     global _pipe
+    if os.name != "posix":  # a pipe end cannot be handed to a child there (pass_fds): no watcher
+        yield
+        return
     read_end, write_end = os.pipe()  # neither is inherited by other children (PEP 446)
     try:
         watcher = subprocess.Popen([sys.executable, "-I", "-S", "-c", WATCHER, str(read_end), what, str(alignments)],
