@@ -16,60 +16,50 @@ reaches the whole process group; the run answers it itself) and ends with the ru
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from contextlib import contextmanager
-from pathlib import Path
 
 ENDED = b"ended"
-
-# The watcher: reads until the pipe closes; speaks only where the run did not say it ended.
-WATCHER = r"""# extractor-last-words
-import os, signal, sys
-for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):
-    signal.signal(getattr(signal, name), signal.SIG_IGN)
-pipe, what, alignments = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-said = b""
-while chunk := os.read(pipe, 64):
-    said += chunk
-if not said.endswith(b"ended"):
-    kept = (f"frames finished so far are in {alignments}; the same command with --skip-existing goes on from them"
-            if os.path.exists(alignments) else "no frame was finished")
-    try:
-        os.write(2, f"Error: {what}: {kept}\n".encode())
-    except OSError:
-        pass  # no terminal left to tell
-"""
 
 _pipe: int | None = None  # the write end of the running run's watcher, if any
 
 
-@contextmanager
-def said_if_cut_short(what: str, alignments: Path):
-    """For the length of the block, a watcher that says ``what`` and where the finished frames
-    are (``alignments``, if it exists by then) should the process end without leaving it."""
-    global _pipe
-    if os.name != "posix":  # a pipe end cannot be handed to a child there (pass_fds): no watcher
-        yield
-        return
-    read_end, write_end = os.pipe()  # neither is inherited by other children (PEP 446)
-    try:
-        watcher = subprocess.Popen([sys.executable, "-I", "-S", "-c", WATCHER, str(read_end), what, str(alignments)],
-                                   pass_fds=(read_end,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    except OSError:  # no process can be started (a process limit): the run goes on without one
-        os.close(read_end)
-        os.close(write_end)
-        yield
-        return
-    os.close(read_end)
-    previous, _pipe = _pipe, write_end
-    try:
-        yield
-    finally:
+class said_if_cut_short:  # noqa: N801 - used as a function: with said_if_cut_short(...):
+    """For the length of a ``with`` block, a watcher that says ``what`` and where the finished
+    frames are (``alignments``, if it exists by then) should the process end without leaving the
+    block. A class, not a contextlib generator: the watcher runs this file by a bare interpreter,
+    which then imports nothing it does not use."""
+
+    def __init__(self, what: str, alignments: os.PathLike | str):
+        self.what, self.alignments = what, str(alignments)
+        self.watcher, self.pipe, self.previous = None, None, None
+
+    def __enter__(self):
+        global _pipe
+        import subprocess
+
+        if os.name != "posix":  # a pipe end cannot be handed to a child there (pass_fds): no watcher
+            return self
+        read_end, write_end = os.pipe()  # neither is inherited by other children (PEP 446)
+        try:
+            self.watcher = subprocess.Popen([sys.executable, "-I", "-S", __file__, str(read_end), self.what,
+                                             self.alignments], pass_fds=(read_end,), stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL)
+        except OSError:  # no process can be started (a process limit): the run goes on without one
+            os.close(write_end)
+            return self
+        finally:
+            os.close(read_end)
+        self.pipe, self.previous, _pipe = write_end, _pipe, write_end
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _pipe
+        if self.watcher is None:
+            return
         ending_on_purpose()
-        _pipe = previous
-        os.close(write_end)
-        watcher.wait()
+        _pipe = self.previous
+        os.close(self.pipe)
+        self.watcher.wait()
 
 
 def ending_on_purpose() -> None:
@@ -80,3 +70,25 @@ def ending_on_purpose() -> None:
             os.write(_pipe, ENDED)
         except OSError:
             pass
+
+
+def watch(pipe: int, what: str, alignments: str) -> None:
+    """The watcher: reads until the pipe closes; speaks only where the run did not say it ended."""
+    import signal
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):  # the run answers the terminal's signals
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    said = b""
+    while chunk := os.read(pipe, 64):
+        said += chunk
+    if not said.endswith(ENDED):
+        kept = (f"frames finished so far are in {alignments}; the same command with --skip-existing goes on from them"
+                if os.path.exists(alignments) else "no frame was finished")
+        try:
+            os.write(2, f"Error: {what}: {kept}\n".encode())
+        except OSError:
+            pass  # no terminal left to tell
+
+
+if __name__ == "__main__":
+    watch(int(sys.argv[1]), sys.argv[2], sys.argv[3])

@@ -446,7 +446,7 @@ def stage_worker_pids(pid: int) -> list[int]:
 
     def helper(proc) -> bool:
         command = " ".join(proc.cmdline())
-        return ("resource_tracker" in command or "extractor-last-words" in command
+        return ("resource_tracker" in command or "last_words.py" in command
                 or (proc.ppid() == pid and "forkserver" in command))
 
     return sorted(c.pid for c in psutil.Process(pid).children(recursive=True) if not helper(c))
