@@ -99,8 +99,10 @@ def test_quality_score_ranks_faces_by_their_true_error(default_report, turned_re
 def test_profiles_are_aligned_within_the_goal_and_frontal_faces_as_before(default_report, turned_report):
     """Turned faces (dlib68's turned passes): the AFLW2000-3D profiles (60-90 degrees) at most 7 %
     of the box (14.7 % with the frontal passes alone); frontal faces of both sets as before
-    (2.5 % on ../shared/data, 3.8 % on ../shared/turned, under 30 degrees)."""
+    (2.5 % on ../shared/data, 3.8 % on ../shared/turned, under 30 degrees). takeo.ppm (225 px
+    wide) is detected at its own size, not enlarged: 0.0352 -> 0.0360 for its face, 0.02539 ->
+    0.02548 for the set; on 94 face crops so detected the median stays (docs/accuracy.md)."""
     turned = {label: value for label, _, value in turned_report.yaw_bins()}
     frontal = {label: value for label, _, value in default_report.yaw_bins()}
     assert turned["60-90"] <= 0.07, turned_report.format()
-    assert turned["0-30"] <= 0.0380 and frontal["0-30"] <= 0.0254, (turned, frontal)
+    assert turned["0-30"] <= 0.0380 and frontal["0-30"] <= 0.0255, (turned, frontal)

