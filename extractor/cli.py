@@ -499,7 +499,7 @@ def _run_one(config, flags: dict) -> None:
         settings.stages.aligner + (f" (re-feed {settings.stages.re_feed})" if settings.stages.re_feed else ""),
         ", ".join(settings.stages.maskers))
     from extractor.identity_filter import ReferenceError
-    from extractor.last_words import said_if_cut_short
+    from extractor.last_words import CutShortWatch
     from extractor.stop_signals import Stopped, exit_status, stop_signals_interrupt
 
     failures = (InputError, PlanError, OutputError, FramePoolError, UnsafeFileError, ReferenceError)
@@ -508,7 +508,7 @@ def _run_one(config, flags: dict) -> None:
 
         failures += (RayEngineError,)
     try:
-        with said_if_cut_short(CUT_SHORT[flags["engine_name"]], settings.output.alignments_path), \
+        with CutShortWatch(CUT_SHORT[flags["engine_name"]], settings.output.alignments_path), \
                 stop_signals_interrupt():  # SIGTERM, SIGHUP: as Ctrl-C, in every engine
             summary = engine(flags["engine_name"])(settings, options)
     except failures as exc:

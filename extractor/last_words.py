@@ -23,7 +23,7 @@ ENDED = b"ended"
 _pipe: int | None = None  # the write end of the running run's watcher, if any
 
 
-class said_if_cut_short:  # noqa: N801 - used as a function: with said_if_cut_short(...):
+class CutShortWatch:
     """For the length of a ``with`` block, a watcher that says ``what`` and where the finished
     frames are (``alignments``, if it exists by then) should the process end without leaving the
     block. A class, not a contextlib generator: the watcher runs this file by a bare interpreter,

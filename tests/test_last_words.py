@@ -13,8 +13,8 @@ LINE = "Error: the test process was cut short: "
 
 def _process(body: str, alignments) -> subprocess.CompletedProcess:
     script = ("import os, sys\n"
-              "from extractor.last_words import ending_on_purpose, said_if_cut_short\n"
-              f"with said_if_cut_short('the test process was cut short', {str(alignments)!r}):\n"
+              "from extractor.last_words import ending_on_purpose, CutShortWatch\n"
+              f"with CutShortWatch('the test process was cut short', {str(alignments)!r}):\n"
               + "".join(f"    {line}\n" for line in body.splitlines()))
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
 
@@ -40,6 +40,6 @@ def test_without_a_process_to_start_the_run_goes_on(tmp_path, monkeypatch):
     from extractor import last_words
 
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
-    with last_words.said_if_cut_short("cut short", tmp_path / "alignments.jsonl"):
+    with last_words.CutShortWatch("cut short", tmp_path / "alignments.jsonl"):
         ran = True
     assert ran and last_words._pipe is None

@@ -279,11 +279,11 @@ class CenterFaceDetector(Detector):
         of a frame larger than 4K UHD, or of one over 2560 px whose view showed no big face
         (``look_finer``)."""
         tensors, seen = batch.feed
-        lowest = min([self.threshold, SMALL_SPOT_FROM] + [self.zoom_threshold] * bool(self.zoom_tiles)
-                     + [wider_look.DOUBT_FROM] * self.wider)
+        later = [i for i, image in enumerate(batch.images) if self.enlarged_later(*image.shape[:2])]
+        lowest = min([self.threshold] + [self.zoom_threshold] * bool(self.zoom_tiles)
+                     + [wider_look.DOUBT_FROM] * self.wider + [SMALL_SPOT_FROM] * bool(later))
         results = self._first_looks(tensors, seen, lowest)
-        small = [i for i, image in enumerate(batch.images)
-                 if self.enlarged_later(*image.shape[:2]) and self.may_hide_small_faces(results[i][0])]
+        small = [i for i in later if self.may_hide_small_faces(results[i][0])]
         if small:  # looked at again enlarged, as every frame under min_side once was
             views = [fit_to_sides(batch.images[i], self.min_side, self.max_side) for i in small]
             for i, (view, scale) in zip(small, views):
