@@ -2,8 +2,9 @@
 
 First, extractor against the tool a CPU user would pick instead: face_recognition 1.3.0's
 ``face_detection --cpus N`` (dlib HOG, detection only) and ``extractor run`` with no flags (full
-extraction: detect, align, mask, write), on the same folder of real photos built from
-../shared/data, one after the other in one run; then each detector's frames/s on the sample video.
+extraction: detect, align, mask, write), on the same folder of 256 px face crops, then of real
+photos, built from ../shared/data, one after the other in one run; then each detector's frames/s
+on the sample video.
 
 Then it prints, for the same input and plugins: frames/s of --single-process and of the pool and their
 ratio; the bottleneck stage's frames/s running alone; bytes pickled per frame on the queues;
@@ -298,6 +299,44 @@ def photo_folder(folder: Path, copies: int) -> int:
     return count
 
 
+def face_crop(image, box, side: int = 256, jitter=(0.0, 0.0, 0.0)):
+    """The face of ``box`` cut out square at 1.8 times its box, as a face set's crops are,
+    brought to ``side`` px (0: at its own size); ``jitter``: its centre moved and its side
+    scaled by these shares of the box. Returns the crop and the matrix from the photo to it."""
+    import numpy as np
+
+    left, top, right, bottom = box
+    cut = max(right - left, bottom - top) * 1.8 * (1 + jitter[2])
+    x = (left + right - cut) / 2 + jitter[0] * (right - left)
+    y = (top + bottom - cut) / 2 + jitter[1] * (bottom - top)
+    scale = side / cut if side else 1.0
+    size = side or int(round(cut))
+    matrix = np.array([[scale, 0, -x * scale], [0, scale, -y * scale]])
+    flags = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return cv2.warpAffine(image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT), matrix
+
+
+def face_crop_folder(folder: Path, copies: int) -> int:
+    """Every listed face of ../shared/data of 30 px or more as 256 px crops (a face set's, at 1.8
+    times its box), ``copies`` of each moved by up to 5 % of its box; returns the count."""
+    import numpy as np
+
+    count = 0
+    for listing in sorted(DATA.glob("*/annotations.json")):
+        for number, entry in enumerate(json.loads(listing.read_text())["images"]):
+            boxes = [face["box"] for face in entry.get("faces") or []
+                     if max(face["box"][2] - face["box"][0], face["box"][3] - face["box"][1]) >= 30]
+            image = cv2.imread(str(listing.parent / entry["file"])) if boxes else None
+            for face, box in enumerate(boxes if image is not None else []):
+                for copy in range(copies):
+                    jitter = np.random.default_rng(count).uniform(-0.05, 0.05, 3)
+                    crop, _ = face_crop(image, box, 256, tuple(jitter))
+                    cv2.imwrite(str(folder / f"{listing.parent.name}_{number}_{face}_{copy}.jpg"), crop,
+                                [cv2.IMWRITE_JPEG_QUALITY, 92])
+                    count += 1
+    return count
+
+
 def _timed_command(command: list[str]) -> tuple[float, float, str]:
     """Wall seconds, CPU seconds of the command and every process under it, and its stdout.
 
@@ -332,28 +371,35 @@ def _timed_command(command: list[str]) -> tuple[float, float, str]:
     return elapsed, sum(cpu.values()), out
 
 
-def against_peer(copies: int, cpus: int, rounds: int = 5, also: list[str] | None = None) -> None:
+def against_peer(copies: int, cpus: int, rounds: int = 5, also: list[str] | None = None, fill=None,
+                 also_config: str = "") -> None:
     """Wall time, process start and model loads included, of the peer's HOG detection and of a
-    default ``extractor run`` on the same photo folder, one after the other, ``rounds`` times
-    (alternating, so a noisy neighbour on a shared machine hits both); each round gives a ratio,
-    and the median ratio is the figure. ``also``: extra flags for one more extractor run in each
-    round (e.g. ``--size 256``), for the same ratio. Then each tool on one photo: its start-up
-    CPU, which with the folder's CPU gives its CPU per further photo."""
+    default ``extractor run`` on the same photo folder (``fill``: what fills it, by default
+    ``photo_folder``), one after the other, ``rounds`` times (alternating, so a noisy neighbour on
+    a shared machine hits both); each round gives a ratio, and the median ratio is the figure.
+    ``also`` (extra flags) or ``also_config`` (a ``--config`` file's text): one more extractor run
+    in each round (e.g. ``--size 256``), for the same ratio. Then each tool on one photo: its
+    start-up CPU, which with the folder's CPU gives its CPU per further photo."""
     bin_dir = Path(sys.executable).parent
     peer = bin_dir / "face_detection"
     ours = [str(bin_dir / "extractor"), "--loglevel", "WARNING", "run", "--no-progress", "-i"]
     variants = {"peer": lambda folder, out: [str(peer), "--cpus", str(cpus), str(folder)],
                 "ours": lambda folder, out: ours + [str(folder), "-o", str(out)]}
-    if also:
-        variants["also"] = lambda folder, out: ours + [str(folder), "-o", str(out)] + also
+    also_label = " ".join(also or []) + (f"--config ({' '.join(also_config.split())})" if also_config else "")
 
     runs: dict[str, list[tuple[float, float]]] = {tool: [] for tool in variants}  # (wall, cpu) per round
     peer_out = ""
     with tempfile.TemporaryDirectory() as tmp:
+        if also or also_config:
+            config = Path(tmp) / "also.toml"
+            config.write_text(also_config)
+            also_run = ours[:3] + (["--config", str(config)] if also_config else []) + ours[3:]
+            variants["also"] = lambda folder, out: also_run + [str(folder), "-o", str(out)] + (also or [])
+            runs["also"] = []
         photos, one = Path(tmp) / "photos", Path(tmp) / "one"
         photos.mkdir()
         one.mkdir()
-        count = photo_folder(photos, copies)
+        count = (fill or photo_folder)(photos, copies)
         first = sorted(photos.iterdir())[0]
         shutil.copy(first, one / first.name)
         for _ in range(rounds):
@@ -375,7 +421,8 @@ def against_peer(copies: int, cpus: int, rounds: int = 5, also: list[str] | None
         values = ratios(tool)
         return f"**{values[len(values) // 2]:.2f}** ({', '.join(f'{r:.2f}' for r in values)})"
 
-    print(f"photos: {count} ({copies} copies of every annotated photo of {DATA}), {psutil.cpu_count()} CPUs, "
+    what = "every annotated photo" if fill in (None, photo_folder) else f"each ({fill.__name__})"
+    print(f"images: {count} ({copies} copies of {what} of {DATA}), {psutil.cpu_count()} CPUs, "
           f"{rounds} alternating rounds")
     print("\n| tool (same folder, one run) | images/s (each round) | faces |\n| --- | --- | --- |")
     print(f"| face_recognition 1.3.0 `face_detection --cpus {cpus}` (HOG, detection only) | "
@@ -383,9 +430,9 @@ def against_peer(copies: int, cpus: int, rounds: int = 5, also: list[str] | None
     print(f"| `extractor run` defaults (detect + align + mask + write 512 px PNGs) | "
           f"{', '.join(f'{r:.1f}' for r in rates['ours'])} | {faces} |")
     print(f"| **extractor / face_recognition** (median of the rounds' ratios) | {ratio_cell('ours')} | |")
-    if also:
-        print(f"| `extractor run {' '.join(also)}` | {', '.join(f'{r:.1f}' for r in rates['also'])} | |")
-        print(f"| **extractor {' '.join(also)} / face_recognition** | {ratio_cell('also')} | |")
+    if also or also_config:
+        print(f"| `extractor run` {also_label} | {', '.join(f'{r:.1f}' for r in rates['also'])} | |")
+        print(f"| **extractor {also_label} / face_recognition** | {ratio_cell('also')} | |")
     print("\n| tool | CPU-s for the folder (median of rounds) | one photo: wall s, CPU-s (start-up) | "
           "CPU ms per further photo |\n| --- | --- | --- | --- |")
     for tool, label in (("peer", "face_recognition"), ("ours", "extractor")):
@@ -466,12 +513,18 @@ def main() -> None:
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray vs pool comparison")
     parser.add_argument("--detectors", default="centerface,mtcnn,blazeface,dlib-hog",
                         help="detectors timed on the sample video ('' to skip)")
-    parser.add_argument("--only", choices=["peer", "face-sizes", "ray"], help="run one part only")
+    parser.add_argument("--only", choices=["peer", "face-sizes", "ray", "crops"], help="run one part only "
+                        "(crops: the peer comparison on 256 px face crops, also with CenterFace's own_size_first off)")
     parser.add_argument("--also", default="", help="flags of one more extractor run in the peer comparison")
     args = parser.parse_args()
     config = StageConfig(maskers=("components",))
     if args.only == "ray":
         ray_against_pool(args.video, config, args.rounds)
+        return
+    if args.only in ("crops", None):  # 256 px face crops: seen at their own size first, and enlarged as before
+        against_peer(10, psutil.cpu_count() or 1, args.rounds, fill=face_crop_folder,
+                     also_config="[plugins.detect.centerface]\nown_size_first = false\n")
+    if args.only == "crops":
         return
     if args.only != "face-sizes":
         against_peer(args.copies, psutil.cpu_count() or 1, args.rounds, args.also.split() or None)

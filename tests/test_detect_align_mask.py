@@ -305,12 +305,15 @@ def _seen_scales_and_faces(plugin, images: list[np.ndarray]) -> tuple[list[float
 
 
 def _enlarged_always(plugin, images: list[np.ndarray]) -> list[list]:
-    """The faces found with every frame under min_side enlarged to it, the same loaded model."""
-    plugin.enlarged_later = lambda height, width: False
+    """The faces found with every frame under min_side enlarged to it (``own_size_first = false``),
+    the same loaded model; each was."""
+    plugin.own_size_first = False
     try:
-        return plugin.process(Batch(list(images))).detections
+        scales, found = _seen_scales_and_faces(plugin, images)
     finally:
-        del plugin.enlarged_later
+        plugin.own_size_first = True
+    assert all(scale > 1 for scale in scales)
+    return found
 
 
 def test_face_crops_are_looked_at_their_own_size_with_the_same_faces(detect_stage):

@@ -19,8 +19,9 @@ import cv2
 import numpy as np
 from common import SHARED, VIDEO, loaded_stages
 
+from benchmarks.bench import face_crop
 from extractor.evaluate import find_annotation_files
-from extractor.geometry import iou
+from extractor.geometry import iou, transform_points
 from extractor.images import read_image
 from extractor.plugins.base import Batch
 
@@ -39,8 +40,7 @@ def listed_faces():
 def found(detect, images, enlarged_always: bool):
     """Faces found in each image, and the scale each was last seen at."""
     plugin = detect.plugin
-    if enlarged_always:
-        plugin.enlarged_later = lambda height, width: False
+    plugin.own_size_first = not enlarged_always
     try:
         batch = Batch(list(images))
         plugin.pre_process(batch)
@@ -49,8 +49,7 @@ def found(detect, images, enlarged_always: bool):
         plugin.post_process(batch)
         return batch.detections, scales
     finally:
-        if enlarged_always:
-            del plugin.enlarged_later
+        plugin.own_size_first = True
 
 
 def shrunk_photos(detect) -> None:
@@ -59,7 +58,7 @@ def shrunk_photos(detect) -> None:
         frames = enlarged = listed = 0
         for image, entries in listed_faces():
             small = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-            if not detect.plugin.enlarged_later(*small.shape[:2]):
+            if not detect.plugin.enlarged_later(*small.shape[:2]):  # a frame the rule leaves as it was
                 continue
             frames += 1
             boxes = [np.array(face["box"], float) * factor for face in entries]
@@ -94,17 +93,10 @@ def shrunk_video(detect) -> None:
 
 
 def crop(image, box, points, side):
-    """The face cut square at 1.8 times its box: brought to ``side`` px (0: at its own size)."""
-    left, top, right, bottom = box
-    cut = max(right - left, bottom - top) * 1.8
-    x, y = (left + right - cut) / 2, (top + bottom - cut) / 2
-    scale = side / cut if side else 1.0
-    size = side or int(round(cut))
-    matrix = np.array([[scale, 0, -x * scale], [0, scale, -y * scale]])
-    flags = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    cut_out = cv2.warpAffine(image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT)
-    moved = None if points is None else (np.asarray(points, float) - [x, y]) * scale
-    return cut_out, (np.array(box, float) - [x, y, x, y]) * scale, moved
+    """The face cut out as ``make bench``'s face crops are (``face_crop``), its box and points moved there."""
+    cut_out, matrix = face_crop(image, box, side)
+    corners = transform_points(np.reshape(box, (2, 2)), matrix).ravel()
+    return cut_out, corners, None if points is None else transform_points(points, matrix)
 
 
 def crops(detect, align) -> None:

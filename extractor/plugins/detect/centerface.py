@@ -136,7 +136,7 @@ class CenterFaceDetector(Detector):
                  zoom_tiles: int = 512, zoom_threshold: float = 0.07, wider: bool = True,
                  follow_threshold: float = 0.3, fine_from: int = 3840, fine_shrink: int = 5,
                  fine_if_from: int = 2560, fine_if_under: float = 0.04, fine_if_from_close: int = 1280,
-                 close_look: bool = False, **options):
+                 close_look: bool = False, own_size_first: bool = True, **options):
         super().__init__(batch_size, **options)
         self.max_side = int(max_side)  # frames with a longer side are shrunk for detection (0: never)
         self.fine_from = int(fine_from)  # longer frames are also seen shrunk only fine_shrink times (0: never)
@@ -151,6 +151,7 @@ class CenterFaceDetector(Detector):
         self.fine_if_found_from = min(self.fine_if_from, int(fine_if_from_close))
         self.fine_if_under = float(fine_if_under)
         self.min_side = int(min_side)  # frames with a shorter long side are enlarged to it (0: never)
+        self.own_size_first = bool(own_size_first)  # ... those it would at least double seen at their size first
         if runtime not in RUNTIMES:
             raise ValueError(f"centerface runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         self.threshold = float(threshold)
@@ -237,7 +238,7 @@ class CenterFaceDetector(Detector):
         its own size costs little, and for most such frames (their faces are big) is the only one."""
         longest = max(height, width)
         target = min(self.min_side, self.max_side) if self.max_side else self.min_side
-        if not target or longest >= target:
+        if not self.own_size_first or not target or longest >= target:
             return False
         scale = target / longest
         enlarged = padded_size(round(height * scale), round(width * scale))
