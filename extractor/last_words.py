@@ -19,6 +19,9 @@ import os
 import sys
 
 ENDED = b"ended"
+# Seconds a finished run waits for its watcher to end: at once, but where a process forked from
+# the run still holds the pipe (the watcher then ends with that one, quiet).
+WATCHER_WAIT = 5.0
 
 _pipe: int | None = None  # the write end of the running run's watcher, if any
 
@@ -54,12 +57,17 @@ class CutShortWatch:
 
     def __exit__(self, *exc) -> None:
         global _pipe
+        import subprocess
+
         if self.watcher is None:
             return
         ending_on_purpose()
         _pipe = self.previous
         os.close(self.pipe)
-        self.watcher.wait()
+        try:  # it ends at once, unless a process forked from this one still holds the pipe: then later, quiet
+            self.watcher.wait(timeout=WATCHER_WAIT)
+        except subprocess.TimeoutExpired:  # it has been told: it ends on its own
+            pass
 
 
 def ending_on_purpose() -> None:

@@ -36,6 +36,25 @@ def test_a_run_that_ends_through_python_or_says_why_itself_is_not_reported(tmp_p
         assert LINE not in ended.stderr, (body, ended.stderr)
 
 
+def test_a_forked_child_that_holds_the_pipe_does_not_hold_the_run_up(tmp_path):
+    """A process forked inside the block keeps the pipe open after the run has ended: the run
+    waits at most WATCHER_WAIT for its watcher, which then stays quiet (it was told)."""
+    script = ("import os, time\n"
+              "from extractor import last_words\n"
+              "last_words.WATCHER_WAIT = 0.5\n"
+              f"watch = last_words.CutShortWatch('the test process was cut short', {str(tmp_path / 'a.jsonl')!r})\n"
+              "watch.__enter__()\n"
+              "if os.fork() == 0:  # holds the pipe's write end for 4 s\n"
+              "    time.sleep(4)\n"
+              "    os._exit(0)\n"
+              "start = time.monotonic()\n"
+              "watch.__exit__(None, None, None)\n"
+              "print(round(time.monotonic() - start, 1))\n")
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert float(ended.stdout) < 2, ended
+    assert LINE not in ended.stderr
+
+
 def test_without_a_process_to_start_the_run_goes_on(tmp_path, monkeypatch):
     from extractor import last_words
 
