@@ -40,12 +40,18 @@ class CutShortWatch:
         global _pipe
         import subprocess
 
+        from extractor.workers.limits import OUT_OF_MEMORY, oom_kill_file, oom_kills
+
         if os.name != "posix":  # a pipe end cannot be handed to a child there (pass_fds): no watcher
             return self
+        # The out-of-memory killer may end this process rather than a worker: said as such where
+        # the cgroup's count of its kills rose during the run.
+        counter, kills = oom_kill_file(), oom_kills()
+        oom = [str(counter), str(kills), f"the run was killed by {OUT_OF_MEMORY}"] if kills is not None else []
         read_end, write_end = os.pipe()  # neither is inherited by other children (PEP 446)
         try:
             self.watcher = subprocess.Popen([sys.executable, "-I", "-S", __file__, str(read_end), self.what,
-                                             self.alignments], pass_fds=(read_end,), stdin=subprocess.DEVNULL,
+                                             self.alignments, *oom], pass_fds=(read_end,), stdin=subprocess.DEVNULL,
                                             stdout=subprocess.DEVNULL)
         except OSError:  # no process can be started (a process limit): the run goes on without one
             os.close(write_end)
@@ -80,8 +86,23 @@ def ending_on_purpose() -> None:
             pass
 
 
-def watch(pipe: int, what: str, alignments: str) -> None:
-    """The watcher: reads until the pipe closes; speaks only where the run did not say it ended."""
+def oom_kills_now(counter: str) -> int | None:
+    """The ``oom_kill`` count of a cgroup's ``memory.events`` or ``memory.oom_control`` file."""
+    try:
+        with open(counter) as lines:
+            for line in lines:
+                name, _, value = line.strip().partition(" ")
+                if name == "oom_kill" and value.isdigit():
+                    return int(value)
+    except OSError:
+        pass
+    return None
+
+
+def watch(pipe: int, what: str, alignments: str, counter: str = "", kills_at_start: str = "",
+          out_of_memory: str = "") -> None:
+    """The watcher: reads until the pipe closes; speaks only where the run did not say it ended,
+    saying ``out_of_memory`` where the cgroup's ``counter`` of OOM kills rose since the start."""
     import signal
 
     for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):  # the run answers the terminal's signals
@@ -90,6 +111,9 @@ def watch(pipe: int, what: str, alignments: str) -> None:
     while chunk := os.read(pipe, 64):
         said += chunk
     if not said.endswith(ENDED):
+        now = oom_kills_now(counter) if counter else None
+        if now is not None and kills_at_start.isdigit() and now > int(kills_at_start):
+            what = out_of_memory
         kept = (f"frames finished so far are in {alignments}; the same command with --skip-existing goes on from them"
                 if os.path.exists(alignments) else "no frame was finished")
         try:
@@ -99,4 +123,4 @@ def watch(pipe: int, what: str, alignments: str) -> None:
 
 
 if __name__ == "__main__":
-    watch(int(sys.argv[1]), sys.argv[2], sys.argv[3])
+    watch(int(sys.argv[1]), *sys.argv[2:])

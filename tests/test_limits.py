@@ -123,16 +123,39 @@ def test_in_a_real_limited_cgroup_the_run_is_planned_for_its_limits(tmp_path, da
     assert "frames: 1\nfaces: 2\n" in result.stdout  # the two people of the photo
 
 
-def test_a_worker_the_out_of_memory_killer_ends_is_named_as_such(tmp_path):
+def test_a_run_the_out_of_memory_killer_ends_is_said_to_be_so(tmp_path):
     """250 MB for the whole run: the kernel kills a worker as it loads its model or takes its
-    first frames. The error says it was the out-of-memory killer (the cgroup's count of OOM kills
-    rose), not just "exit code -9"."""
+    first frames (their raised score makes them its likelier pick), or now and then the run's
+    own process. Either way the error says it was the out-of-memory killer (the cgroup's count of
+    OOM kills rose), not just "exit code -9" or a bare "Killed": the coordinator's line for a
+    worker, the run's watcher's (``last_words``) for the coordinator."""
     video = ROOT.parent / "shared" / "data" / "video" / "short_hamilton_clip.mp4"
     with limited_cgroup(250 * 1024 * 1024, float(os.cpu_count())) as folders:
         result = run_in(folders, [str(Path(sys.executable).with_name("extractor")), "run", "-i", str(video),
                                   "-o", str(tmp_path / "faces"), "--no-progress"])
-    assert result.returncode == 1, result.stderr[-2000:]
-    assert "worker died (exit code -9) (the kernel's out-of-memory killer" in result.stderr, result.stderr[-2000:]
+    said = {1: "worker died (exit code -9) (the kernel's out-of-memory killer: the run needed more memory",
+            -9: "Error: the run was killed by the kernel's out-of-memory killer: the run needed more memory"}
+    assert result.returncode in said and said[result.returncode] in result.stderr, result.stderr[-2000:]
+
+
+def test_a_run_whose_own_process_the_out_of_memory_killer_ends_says_so(tmp_path):
+    """The run's own process the biggest in its cgroup: the kernel ends it, and its watcher says
+    it was the out-of-memory killer and where the finished frames are (a generic "killed" before
+    the count of the cgroup's OOM kills was read)."""
+    alignments = tmp_path / "alignments.jsonl"
+    alignments.write_text("")
+    script = ("from extractor.last_words import CutShortWatch\n"
+              f"with CutShortWatch('the run was killed', {str(alignments)!r}):\n"
+              "    hog = []\n"
+              "    while True:\n"
+              "        hog.append(b'x' * (16 << 20))\n")
+    with limited_cgroup(200 * 1024 * 1024, float(os.cpu_count())) as folders:
+        result = run_in(folders, [sys.executable, "-c", script])
+    assert result.returncode == -9, result.stderr[-2000:]
+    assert result.stderr == ("Error: the run was killed by the kernel's out-of-memory killer: the run needed more "
+                             "memory than the machine, or its container or job, allows; a smaller --frame-buffer, "
+                             "fewer workers or a lower --max-pixels need less: frames finished so far are in "
+                             f"{alignments}; the same command with --skip-existing goes on from them\n")
 
 
 def test_workers_go_before_the_coordinator_when_memory_runs_out(tmp_path):

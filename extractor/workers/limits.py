@@ -123,14 +123,25 @@ def cgroup_limits(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> 
     return CgroupLimits(min(cores, default=None), max(0, min(memory)) if memory else None)
 
 
-def oom_kills(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int | None:
-    """Processes of this process's memory cgroup the kernel's out-of-memory killer has killed
-    (v2 ``memory.events``, v1 ``memory.oom_control``: any OOM kill, the host's too); None where
-    the kernel does not say. A run's workers share its cgroup."""
+# What the run needed, said wherever the out-of-memory killer ended a part of it.
+OUT_OF_MEMORY = ("the kernel's out-of-memory killer: the run needed more memory than the machine, or its container "
+                 "or job, allows; a smaller --frame-buffer, fewer workers or a lower --max-pixels need less")
+
+
+def oom_kill_file(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> Path | None:
+    """The file that counts the out-of-memory kills of this process's memory cgroup (v2
+    ``memory.events``, v1 ``memory.oom_control``: its ``oom_kill`` line); None where there is none."""
     groups = my_cgroups(root, proc_cgroup)
     if not groups.memory:
         return None
-    return _keyed(groups.memory[0] / ("memory.events" if groups.v2 else "memory.oom_control"), "oom_kill")
+    return groups.memory[0] / ("memory.events" if groups.v2 else "memory.oom_control")
+
+
+def oom_kills(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int | None:
+    """Processes of this process's memory cgroup the kernel's out-of-memory killer has killed
+    (any OOM kill, the host's too); None where the kernel does not say. A run's workers share its cgroup."""
+    counter = oom_kill_file(root, proc_cgroup)
+    return None if counter is None else _keyed(counter, "oom_kill")
 
 
 def killed_because(exit_code: int | None, oom_kills_at_start: int | None) -> str:
@@ -142,8 +153,7 @@ def killed_because(exit_code: int | None, oom_kills_at_start: int | None) -> str
     if now is None or oom_kills_at_start is None:
         return " (SIGKILL: the kernel's out-of-memory killer, or another program)"
     if now > oom_kills_at_start:
-        return (" (the kernel's out-of-memory killer: the run needed more memory than the machine, or its "
-                "container or job, allows; a smaller --frame-buffer, fewer workers or a lower --max-pixels need less)")
+        return f" ({OUT_OF_MEMORY})"
     return " (SIGKILL, sent by another program)"
 
 
