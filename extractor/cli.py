@@ -538,9 +538,10 @@ def _run_one(config, flags: dict) -> None:
 
 
 # What ended a run that could not say so itself (``last_words``), by engine.
+KILLED = "the run was killed (by the system's out-of-memory killer, or kill -9)"
 CUT_SHORT = {
-    "pool": "the run was killed (by the system's out-of-memory killer, or kill -9)",
-    "single": "the run was killed (by the system's out-of-memory killer, or kill -9)",
+    "pool": KILLED,
+    "single": KILLED,
     "ray": ("Ray ended the run (as it does when the Ray node this command runs on stops: ray stop, its raylet "
             "killed or out of memory), or the run was killed"),
 }

@@ -38,15 +38,16 @@ class CutShortWatch:
 
     def __enter__(self):
         global _pipe
-        import subprocess
-
-        from extractor.workers.limits import OUT_OF_MEMORY, oom_kill_file, oom_kills
-
         if os.name != "posix":  # a pipe end cannot be handed to a child there (pass_fds): no watcher
             return self
+        import subprocess
+
+        from extractor.workers.limits import OUT_OF_MEMORY, oom_kill_file
+
         # The out-of-memory killer may end this process rather than a worker: said as such where
-        # the cgroup's count of its kills rose during the run.
-        counter, kills = oom_kill_file(), oom_kills()
+        # the cgroup's count of its kills rose during the run (read here and by the watcher alike).
+        counter = oom_kill_file()
+        kills = oom_kills_now(str(counter)) if counter is not None else None
         oom = [str(counter), str(kills), f"the run was killed by {OUT_OF_MEMORY}"] if kills is not None else []
         read_end, write_end = os.pipe()  # neither is inherited by other children (PEP 446)
         try:

