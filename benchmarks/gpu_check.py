@@ -11,8 +11,9 @@
    against its budget, and the share of a core each of the coordinator's threads used (whether
    writing is the limit).
 3. ``extractor run`` on the photos as a user types it (default flags, each ``--backend``, ONNX
-   Runtime), against the CPU plan with the GPUs hidden: the plan's lines, any line saying a worker
-   does not see its GPU, framework start-up chatter, and whether the faces are the CPU plan's.
+   Runtime, ``--identity``), against the CPU plan with the GPUs hidden: the plan's lines, any line
+   saying a worker does not see its GPU, framework start-up chatter, and whether the faces (and
+   identity embeddings) are the CPU plan's.
 
 Each model check runs in a process of its own: Keras picks its backend once per process, and the
 budget must be set before the framework starts.
@@ -296,7 +297,9 @@ CHATTER = ("oneDNN", "absl::InitializeLog", "cuInit", "TF-TRT", "XLA service", "
 # name -> (flags of `extractor run`, a config file's text or None)
 CLI_RUNS = {"default flags": ([], None), "--backend jax": (["--backend", "jax"], None),
             "--backend torch": (["--backend", "torch"], None),
-            "ONNX Runtime (config)": ([], '[plugins.detect.centerface]\nruntime = "onnxruntime"\n')}
+            "ONNX Runtime (config)": ([], '[plugins.detect.centerface]\nruntime = "onnxruntime"\n'),
+            # dlib's face recognition network through ONNX Runtime's CUDA provider: its embeddings too
+            "--identity": (["--identity"], None)}
 
 
 def cli_run(photos: Path, out: Path, extra: list[str], config_text: str | None = None,
@@ -322,16 +325,18 @@ def cli_run(photos: Path, out: Path, extra: list[str], config_text: str | None =
     done = subprocess.run([sys.executable, "-m", "extractor", *prefix, "run", "-i", str(photos), "-o", str(out),
                            "--no-progress", *extra], capture_output=True, text=True, timeout=600, env=env)
     text = done.stdout + done.stderr
-    faces = {}
+    faces, identities = {}, {}
     if (out / "alignments.jsonl").exists():
-        faces = {r["frame"]: [f["landmarks"] for f in r["faces"]] for r in read_records(out / "alignments.jsonl")}
+        for record in read_records(out / "alignments.jsonl"):
+            faces[record["frame"]] = [f["landmarks"] for f in record["faces"]]
+            identities[record["frame"]] = [f.get("identity", {}).get("dlib-resnet") for f in record["faces"]]
     return {"rc": done.returncode, "seconds": time.monotonic() - started,
             "plan": [line.strip() for line in text.splitlines()
                      if ("->" in line or "GPU" in line or "worker(s)" in line) and " run: " not in line
                      and "was planned on GPU" not in line],
             "mismatch": [line.strip() for line in text.splitlines() if "was planned on GPU" in line],
             "chatter": [word for word in CHATTER if word in text], "tail": text[-800:] if done.returncode else "",
-            "faces": faces}
+            "faces": faces, "identities": identities}
 
 
 def cli_checks(photos: list[Path], work: Path) -> list[dict]:
@@ -340,8 +345,8 @@ def cli_checks(photos: list[Path], work: Path) -> list[dict]:
     folder.mkdir(parents=True, exist_ok=True)
     for photo in photos:
         shutil.copy(photo, folder / photo.name)
-    reference = cli_run(folder, work / "cpu", [], hide_gpus=True)
-    results = [dict(reference, name="GPUs hidden (CPU plan)")]
+    reference = cli_run(folder, work / "cpu", ["--identity"], hide_gpus=True)
+    results = [dict(reference, name="GPUs hidden (CPU plan, --identity)")]
     for name, (extra, config_text) in CLI_RUNS.items():
         run = cli_run(folder, work / re.sub(r"\W+", "_", name), extra, config_text)
         run["name"] = name
@@ -349,9 +354,14 @@ def cli_checks(photos: list[Path], work: Path) -> list[dict]:
             k: len(v) for k, v in reference["faces"].items()}
         run["max_landmark_px"] = max((float(np.abs(np.subtract(a, b)).max()) for frame, ours in run["faces"].items()
                                       for a, b in zip(ours, reference["faces"].get(frame, []))), default=None)
+        run["max_identity_difference"] = max(
+            (float(np.abs(np.subtract(a, b)).max()) for frame, ours in run["identities"].items()
+             for a, b in zip(ours, reference["identities"].get(frame, [])) if a is not None and b is not None),
+            default=None)
         results.append(run)
     for run in results:
         run.pop("faces")
+        run.pop("identities")
     return results
 
 
@@ -363,6 +373,8 @@ def cli_report(runs: list[dict]) -> list[str]:
     for run in runs:
         same = (f"{run.get('same_face_counts')}, {run.get('max_landmark_px')}" if "same_face_counts" in run
                 else "reference")
+        if run.get("max_identity_difference") is not None:
+            same += f"; embeddings within {run['max_identity_difference']:.2g}"
         lines.append(f"| {run['name']} | {run['rc']} {run['tail'][-200:]!r} | {'; '.join(run['plan'])} | "
                      f"{'; '.join(run['mismatch']) or 'none'} | {', '.join(run['chatter']) or 'none'} | {same} | "
                      f"{run['seconds']:.1f} |")

@@ -131,20 +131,23 @@ def build_pipeline(settings, options, gpus: list | None = None, capable: set[str
     for stage in stage_names(settings):
         names = config.plugin_names(stage)
         classes = [registry.get_plugin_class(stage, name) for name in names]
-        gpu_plugins = gpu_plugins or any(cls.device_need.gpu for cls in classes)
         plugin_options = [config.plugin_options.get(f"{stage}.{name}", {}) for name in names]
-        wanted = [cls.gpu_runtimes(config.backend, opts) for cls, opts in zip(classes, plugin_options)
-                  if cls.device_need.gpu]
-        chosen = [pick_gpu_runtime(candidates, capable) for candidates in wanted]
+        # What can run each plugin on a GPU, given its options (none: a CPU plugin here, e.g.
+        # CenterFace on OpenCV DNN, or dlib's own code for jittered identities).
+        candidates = [cls.gpu_runtimes(config.backend, opts) if cls.device_need.gpu else []
+                      for cls, opts in zip(classes, plugin_options)]
+        gpu_plugins = gpu_plugins or any(candidates)
+        wanted = [runtimes for runtimes in candidates if runtimes]
+        chosen = [pick_gpu_runtime(runtimes, capable) for runtimes in wanted]
         on_gpu = bool(gpus and wanted and all(chosen))
         if gpus and wanted and not on_gpu:
             without_runtime.append((stage, next(c for c, pick in zip(wanted, chosen) if not pick)))
-        gpu = [cls for cls in classes if cls.device_need.gpu] if on_gpu else []
+        gpu = [cls for cls, runtimes in zip(classes, candidates) if runtimes] if on_gpu else []
         batch_mb = sum(cls.batch_vram_mb(config.batch_sizes.get(stage)) for cls in gpu) if gpu else None
         labels = iter(chosen)
         runtime = ", ".join(dict.fromkeys(
-            next(labels) if on_gpu and cls.device_need.gpu else cls.runtime_label(config.backend, False, opts)
-            for cls, opts in zip(classes, plugin_options)))
+            next(labels) if on_gpu and runtimes else cls.runtime_label(config.backend, False, opts)
+            for cls, opts, runtimes in zip(classes, plugin_options, candidates)))
         workers = options.workers.get(stage) or 0
         if not workers and stage == "detect" and on_gpu:
             per_gpu = detect_workers_per_gpu(gpus, options.vram_mb.get(stage) or batch_mb,

@@ -4,6 +4,7 @@ every GPU when a runtime can, and let each GPU worker confirm its GPU."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -91,6 +92,28 @@ def test_every_gpu_gets_a_detect_worker_on_the_fastest_installed_runtime(tmp_pat
     assert demands[0].workers == 3
 
 
+def test_identity_goes_on_a_gpu_through_onnx_runtime_unless_its_jitters_need_dlibs_own_code(tmp_path):
+    """dlib's face recognition network runs in ONNX Runtime: on a GPU where onnxruntime-gpu is
+    installed, under a budget of its own; with ``jitters`` dlib's own code runs it, on the CPU,
+    and no note blames the install for that."""
+    def identity_of(capable, **options):
+        settings = _settings(tmp_path, identity="dlib-resnet",
+                             plugin_options={"identity.dlib-resnet": options} if options else {})
+        demands, notes = stage_demands(settings, EngineOptions(), TWO_GPUS, capable, cpu_count=16)
+        plans, _ = plan_devices(demands, TWO_GPUS, cpu_count=16)
+        demand = next(d for d in demands if d.stage == "identity")
+        return demand, [p.gpu for p in plans if p.stage == "identity"], notes
+
+    demand, gpus, _ = identity_of({"onnxruntime"})
+    assert (demand.runtime, demand.vram_mb) == ("onnxruntime", 556) and gpus[0] in (0, 1)
+    demand, gpus, notes = identity_of({"onnxruntime"}, jitters=2)
+    assert (demand.runtime, demand.vram_mb, gpus) == ("dlib", None, [None])
+    assert not any("no installed runtime" in note for note in notes)
+    demand, gpus, notes = identity_of(set())
+    assert (demand.runtime, gpus) == ("onnxruntime", [None])
+    assert "no installed runtime can use them for detect, identity" in notes[0]
+
+
 def test_a_gpu_worker_confirms_its_gpu_and_the_run_keeps_its_faces(tmp_path):
     """Real workers planned on two (simulated) GPUs with ONNX Runtime taken as GPU-capable: each
     one's framework lists no GPU, so each says so in one line; the faces are the CPU plan's. No
@@ -109,16 +132,19 @@ def test_a_gpu_worker_confirms_its_gpu_and_the_run_keeps_its_faces(tmp_path):
         from test_gpu_plan import TWO_GPUS
         out = Path(sys.argv[1])
         faces = {{}}
-        for name, runtimes, backend in (("cpu", None, None), ("gpu", {{"onnxruntime"}}, None),
-                                        ("tf", {{{keras!r}}}, {keras[len("keras/"):]!r})):
+        for name, runtimes, backend, identity in (("cpu", None, None, "dlib-resnet"),
+                                                  ("gpu", {{"onnxruntime"}}, None, "dlib-resnet"),
+                                                  ("tf", {{{keras!r}}}, {keras[len("keras/"):]!r}, None)):
             settings = RunSettings(Path({str(PHOTOS)!r}), OutputSettings(out / name, out / name / "a.jsonl", size=64),
-                                   StageConfig(backend=backend))
+                                   StageConfig(backend=backend, identity=identity))
             options = EngineOptions(gpu_inventory=TWO_GPUS if runtimes else [], gpu_runtimes=runtimes)
             summary = run_pool(settings, options)
             print(name, "plan:", " | ".join(summary.plan))
             print(name, "warnings:", " | ".join(summary.warnings))
-            faces[name] = [[f["landmarks"] for f in r["faces"]] for r in read_records(out / name / "a.jsonl")]
+            faces[name] = [[(f["landmarks"], f.get("identity")) for f in r["faces"]]
+                           for r in read_records(out / name / "a.jsonl")]
         print("same faces:", faces["cpu"] == faces["gpu"], len(faces["cpu"][0]) == len(faces["tf"][0]))
+        print("embedded:", all(identity for frame in faces["gpu"] for _, identity in frame))
         """)
     # A shell that asks TensorFlow for all its logs: they still go to the log file, not the terminal.
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="0")
@@ -128,10 +154,13 @@ def test_a_gpu_worker_confirms_its_gpu_and_the_run_keeps_its_faces(tmp_path):
     out = result.stdout
     assert "detect-0   -> GPU 0 with a 2500 MB budget [onnxruntime]" in out
     assert "detect-1   -> GPU 1 with a 2500 MB budget [onnxruntime]" in out
-    for worker in ("detect-0", "detect-1"):
-        assert f"{worker} was planned on GPU {worker[-1]}, but onnxruntime sees no GPU in it: it runs on the CPU" in out
+    # dlib's face recognition network through ONNX Runtime's CUDA provider, judged the same way
+    assert re.search(r"identity-0 +-> GPU \d with a 556 MB budget \[onnxruntime\]", out), out
+    for worker in ("detect-0", "detect-1", "identity-0"):
+        assert re.search(f"{worker} was planned on GPU \\d, but onnxruntime sees no GPU in it: it runs on the CPU",
+                         out), worker
     assert f"but {keras} sees no GPU in it" in out
-    assert "same faces: True True" in out
+    assert "same faces: True True" in out and "embedded: True" in out
     for chatter in ("oneDNN", "absl::InitializeLog", "cuInit", "TF-TRT"):
         assert chatter not in result.stderr + out, chatter
 
@@ -185,6 +214,14 @@ def test_an_onnxruntime_gpu_worker_is_judged_by_its_session_not_its_provider_lis
     assert not detector.runner.on_gpu
     plan = WorkerPlan("detect", 0, 0, 2500, 1, 24000, "onnxruntime")
     assert gpu_mismatch(plan) == ("detect-0 was planned on GPU 0, but onnxruntime sees no GPU in it: "
+                                  "it runs on the CPU")
+    # dlib's face recognition network, the same way
+    monkeypatch.setattr(runners, "GPU_SESSIONS_ON_CUDA", [])
+    identity = registry.create("identity", "dlib-resnet")
+    identity.load()
+    assert not identity.embedder.on_gpu and runners.GPU_SESSIONS_ON_CUDA == [False]
+    plan = WorkerPlan("identity", 0, 1, 556, 1, 24000, "onnxruntime")
+    assert gpu_mismatch(plan) == ("identity-0 was planned on GPU 1, but onnxruntime sees no GPU in it: "
                                   "it runs on the CPU")
 
 

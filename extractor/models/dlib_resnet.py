@@ -220,11 +220,13 @@ class ResnetEmbedder:
 
     name = "onnxruntime"
 
-    def __init__(self, path: Path | None = None):
+    def __init__(self, path: Path | None = None, on_gpu: bool = False):
+        """``on_gpu``: a worker planned on a GPU (or one process that sees one): ONNX Runtime's CUDA
+        provider where onnxruntime-gpu is installed, under the worker's budget; the CPU otherwise."""
         import onnx
         import onnxruntime
 
-        from extractor.models.runners import worker_session_options
+        from extractor.models.runners import GPU_SESSIONS_ON_CUDA, onnxruntime_providers, worker_session_options
 
         path = path or installed_model()
         try:
@@ -232,8 +234,15 @@ class ResnetEmbedder:
         except onnx.checker.ValidationError as exc:
             raise ValueError(f"{path}: its network does not make a valid ONNX graph ({exc})") from None
         self.session = onnxruntime.InferenceSession(model.SerializeToString(), worker_session_options(),
-                                                    providers=["CPUExecutionProvider"])
+                                                    providers=onnxruntime_providers(on_gpu))
         self.output = self.session.get_outputs()[0].name
+        if on_gpu:  # read by the worker's GPU check: the provider list alone can claim CUDA and run on the CPU
+            GPU_SESSIONS_ON_CUDA.append(self.on_gpu)
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the session really runs on the CUDA provider."""
+        return self.session.get_providers()[0] == "CUDAExecutionProvider"
 
     def __call__(self, chips: list[np.ndarray]) -> np.ndarray:
         if not chips:
