@@ -257,7 +257,8 @@ def test_ray_tracks_a_video_as_the_single_engine_does(local_ray, tmp_path):
 def test_face_stages_on_the_cpu_share_one_actor_and_detection_keeps_its_own(tmp_path):
     """align, mask and identity on the CPU: one actor pool, so a batch crosses Ray's object store
     once for them all; detection (on the CPU or a GPU) in an actor pool of its own, sized by its
-    worker count, and the face stages' pool by the most workers any of them has."""
+    worker count, and the face stages' pool by the most workers any of them has. On a GPU the
+    identity network (ONNX Runtime's CUDA provider) has an actor pool of its own, under its budget."""
     from extractor.engines.ray_data import actor_groups
     from extractor.pipeline import build_pipeline
     from extractor.workers.devices import GpuInfo
@@ -265,11 +266,12 @@ def test_face_stages_on_the_cpu_share_one_actor_and_detection_keeps_its_own(tmp_
     settings = _settings(DATA / "dlib_faces", tmp_path / "cpu")
     settings.stages = StageConfig(maskers=("components",), identity="dlib-resnet")
     gpu = [GpuInfo(0, "sim", 24000, 23000)]
-    for gpus, capable in (([], set()), (gpu, {"onnxruntime"})):
+    for gpus, capable, stages in (([], set(), [["detect"], ["align", "mask", "identity"]]),
+                                  (gpu, {"onnxruntime"}, [["detect"], ["align", "mask"], ["identity"]])):
         pipeline = build_pipeline(settings, EngineOptions(workers={"align": 2}), gpus, capable)
         groups = actor_groups(pipeline, pipeline.names)
-        assert [[spec.stage for spec in group] for group in groups] == [["detect"], ["align", "mask", "identity"]]
-        assert groups[0][0].on_gpu == bool(gpus)
+        assert [[spec.stage for spec in group] for group in groups] == stages
+        assert groups[0][0].on_gpu == groups[-1][-1].on_gpu == bool(gpus)
         assert max(spec.workers for spec in groups[1]) == 2
 
 
