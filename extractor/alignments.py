@@ -149,9 +149,14 @@ def rewrite_records(path: Path, made_with: dict, keep: Callable[[dict], bool],
 
 
 def rewrite_records_as(path: Path, records: Iterable[dict]) -> None:
-    """The alignments file holding ``records`` instead of its own, under its own header."""
-    header = read_header(path)
-    _replace_contents(path, itertools.chain([_line({"header": header})], (_line(record) for record in records)))
+    """The alignments file holding ``records`` instead of its own, under its own header (a damaged
+    header line kept as it is, for a resume to write again from its run's settings)."""
+    try:
+        first = _line({"header": read_header(path)})
+    except DamagedHeader:
+        with open(path, "rb") as handle:
+            first = handle.readline(1 << 16).rstrip(b"\n") + b"\n"
+    _replace_contents(path, itertools.chain([first], (_line(record) for record in records)))
 
 
 def _intact(line: bytes, wrapper: dict) -> bool:

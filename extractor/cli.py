@@ -741,11 +741,15 @@ def plugins() -> None:
 def export(alignments: Path, fmt: str, output: Path | None) -> None:
     """Write ALIGNMENTS (extractor's .jsonl) in faceswap's .fsa format (version 2.x)."""
     output = output or alignments.with_suffix(".fsa")
-    from extractor.alignments import OutputError, read_header
+    from extractor.alignments import DamagedHeader, OutputError, read_header
     from extractor.faceswap_format import check_export_target
 
     try:
-        read_header(alignments)
+        try:
+            read_header(alignments)
+        except DamagedHeader:  # ours, its first line damaged: the records after it are checked one by one
+            logging.getLogger("extractor").warning("%s: its header line is damaged; its frame records, each "
+                                                   "checked by its own CRC-32, are exported", alignments)
         check_export_target(output, alignments)
     except OutputError as exc:
         raise click.ClickException(str(exc).replace("choose another --alignments path",

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extractor.alignments import OutputError, read_header, read_records, rewrite_records_as
+from extractor.alignments import DamagedHeader, OutputError, read_header, read_records, rewrite_records_as
 from extractor.output import FACESWAP_KEYWORD, PNG_KEYWORD, OutputLock
 from extractor.png import leading_text_chunks, text_chunks, with_texts
 from extractor.safe_write import replace_file
@@ -189,7 +189,11 @@ def remove_deleted_faces(alignments: Path, folder: Path) -> Outcome:
     """The job: ``alignments`` (extractor's .jsonl) made to match the face PNGs left in ``folder``.
     Its records are read as they come, twice (what changes, then the file written again): a long
     video's file is never held whole."""
-    read_header(alignments)  # not an extractor alignments file: refused, untouched
+    try:
+        read_header(alignments)  # not an extractor alignments file: refused, untouched
+    except DamagedHeader:  # ours, its first line damaged: its records are checked one by one, the line kept
+        logger.warning("%s: its header line is damaged; its frame records are checked one by one and the line "
+                       "kept as it is (a run resumed with --skip-existing writes it again)", alignments)
     locks = []
     try:
         locks.append(OutputLock.for_folder(folder))  # not while a run writes there

@@ -169,6 +169,21 @@ def test_export_writes_only_new_files_or_its_own(tmp_path):
     assert result.exit_code == 0 and f"wrote 1 frames to {alignments.with_suffix('.fsa')}" in result.output
 
 
+def test_export_of_a_file_whose_header_line_is_damaged_exports_its_records(tmp_path):
+    """A bad sector or a stray edit in the first line leaves the frame records whole, each with its
+    own CRC-32: export takes them (with one line saying so), as an import does; it refused the
+    whole file, with advice for a run (--skip-existing)."""
+    alignments = _alignments(tmp_path)
+    lines = alignments.read_bytes().split(b"\n")
+    lines[0] = lines[0].replace(b'"version"', b'"versiom"')  # the CRC-32 no longer matches
+    alignments.write_bytes(b"\n".join(lines))
+    result = _cli("export", alignments, "-o", tmp_path / "a.fsa")
+    assert result.exit_code == 0, result.output
+    assert "wrote 1 frames" in result.output and "its header line is damaged" in result.output
+    frames = read_fsa(tmp_path / "a.fsa")["__data__"]
+    assert list(frames) == ["breakingbad.jpg"] and len(frames["breakingbad.jpg"]["faces"]) == 2
+
+
 def test_export_leaves_out_a_bad_face_with_one_line(tmp_path):
     from extractor.faceswap_format import write_fsa
 

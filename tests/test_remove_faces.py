@@ -107,6 +107,28 @@ def test_deleted_faces_leave_the_alignments_and_faceswap_finds_the_rest_consiste
     assert sorted(path.name for path in folder.glob("*.png")) == expected
 
 
+def test_a_damaged_header_line_is_kept_and_the_job_done(run):
+    """The first line damaged (a bad sector, a stray edit), the records whole: the job is done on
+    them and the line kept as it was, for a resume to write again from its settings; it refused the
+    job with a run's advice (--skip-existing, or --overwrite: the sorted faces gone)."""
+    photos, folder = run
+    path = folder / "alignments.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    lines[0] = lines[0].replace(b'"version"', b'"versiom"')  # its CRC-32 no longer matches
+    path.write_bytes(b"\n".join(lines))
+    group = _records(folder)[GROUP]
+    (folder / group["face_files"][0]).unlink()
+    result = CliRunner().invoke(main, ["remove-faces", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1 face(s) of 1 frame(s) removed" in result.output and "its header line is damaged" in result.output
+    assert path.read_bytes().split(b"\n")[0] == lines[0]
+    assert len(_records(folder)[GROUP]["faces"]) == len(group["faces"]) - 1
+    resumed = CliRunner().invoke(main, ["run", "-i", str(photos), "-o", str(folder), "--skip-existing",
+                                        "--no-progress"])
+    assert resumed.exit_code == 0 and "damaged header line written again" in resumed.output, resumed.output
+    assert len(_records(folder)[GROUP]["faces"]) == len(group["faces"]) - 1
+
+
 def test_a_folder_without_the_runs_faces_changes_nothing(run, tmp_path):
     _, folder = run
     before = (folder / "alignments.jsonl").read_bytes()
