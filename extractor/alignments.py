@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from extractor.faces import DetectedFace
+from extractor.regular_files import open_regular
 from extractor.safe_write import replace_file
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def read_header(path: Path) -> dict:
     what it seems to be) for anything that is not an extractor alignments file, before any
     byte of it is changed."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             first = handle.readline(1 << 16)
     except OSError as exc:
         raise OutputError(f"{path}: cannot read the existing alignments file ({exc.strerror or exc})") from None

@@ -25,6 +25,7 @@ from extractor.crops import MASK_CROP, faceswap_mask_interpolator
 from extractor.faces import DetectedFace, Mask
 from extractor.geometry import compose_affine, invert_affine
 from extractor.orientation import MIRRORED, move_box, move_landmarks, stored_shape, upright_to_stored
+from extractor.regular_files import open_regular
 from extractor.safe_write import replace_file
 
 logger = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ def written_by_extractor(path: Path) -> bool:
     name). Read from the file's first bytes only: a long video's file takes seconds to minutes and
     gigabytes to load whole, before a resume could start."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             start = zlib.decompressobj().decompress(handle.read(1 << 16), 1 << 12)
     except (OSError, zlib.error):
         return False

@@ -17,6 +17,7 @@ import zlib
 import cv2
 import numpy as np
 
+from extractor.regular_files import open_regular
 from extractor.safe_write import lost_write
 
 try:
@@ -95,7 +96,7 @@ def leading_text_chunks(path) -> dict[str, str]:
     """The iTXt chunks before a PNG file's pixels (where faces carry their headers), read chunk by
     chunk: a folder of thousands of faces is read for its headers, not its pixels."""
     parts = []
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:  # a named pipe under a face's name: refused, never waited on
         parts.append(handle.read(len(SIGNATURE)))
         while True:
             head = handle.read(8)
@@ -137,7 +138,7 @@ def is_damaged_png(path) -> bool:
 def _png_ends(path) -> tuple[bool | None, bool | None]:
     """(starts with the PNG signature, ends with the IEND chunk); (None, None) when unreadable."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             head = handle.read(len(SIGNATURE))
             size = handle.seek(0, 2)
             if size < len(SIGNATURE) + len(IEND_CHUNK):

@@ -13,6 +13,7 @@ import numpy as np
 
 from extractor.faces import DetectedFace
 from extractor.geometry import compose_affine, invert_affine
+from extractor.regular_files import open_regular
 
 PREVIEW_KEYWORD = "extractor-preview"  # the contact sheet's PNG text chunk: what a later run may replace
 LANDMARK_COLOUR = (0, 255, 0)  # BGR green dots
@@ -87,7 +88,7 @@ def is_our_preview(path: Path) -> bool:
     from extractor.png import text_chunks
 
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             return PREVIEW_KEYWORD in text_chunks(handle.read(4096))
     except (OSError, ValueError, IndexError):
         return False

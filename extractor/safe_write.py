@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from extractor.regular_files import open_regular
+
 
 def scratch_path(target: Path) -> Path:
     """Where ``replace_file`` writes ``target``'s new bytes before renaming them over it."""
@@ -36,7 +38,7 @@ def lost_write(path: Path) -> bool:
     disk looks like after a power cut. Nothing of anyone's is lost when it is written over.
     False when it cannot be read."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             return not any(block.strip(b"\0") for block in iter(lambda: handle.read(1 << 16), b""))
     except OSError:
         return False

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from extractor.images import DEFAULT_MAX_PIXELS, InputError, image_size, read_image
+from extractor.regular_files import not_regular_text
 from extractor.media import ExtractMedia
 
 logger = logging.getLogger(__name__)
@@ -81,10 +81,7 @@ def not_regular(path: Path) -> str:
         mode = path.stat().st_mode
     except OSError as error:
         return f"{path}: cannot be read ({error.strerror or error})"
-    kinds = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISSOCK, "a socket"))
-    kind = next((f"{name}, " for test, name in kinds if test(mode)), "")
-    return f"{path}: {kind}not a regular file"
+    return f"{path}: {not_regular_text(mode)}"
 
 
 def list_images(folder: Path, recursive: bool = False, face_folder: Path | None = None,
