@@ -9,6 +9,8 @@ import math
 import tomllib
 from pathlib import Path
 
+from extractor.regular_files import read_regular
+
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.toml")
 
 
@@ -26,7 +28,7 @@ def load_config(path: str | Path | None) -> dict:
                           "or give none")
     try:
         # ~ as the command line takes it; utf-8-sig: a byte order mark, as Notepad writes
-        user = tomllib.loads(Path(path).expanduser().read_bytes().decode("utf-8-sig"))
+        user = tomllib.loads(read_regular(Path(path).expanduser()).decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): a TOML file is UTF-8") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -21,6 +21,7 @@ import numpy as np
 
 from extractor.geometry import iou, points_size
 from extractor.images import InputError, read_image
+from extractor.regular_files import read_regular
 from extractor.stages import AlignStage, DetectStage, StageConfig
 
 IOU_MATCH = 0.3
@@ -214,7 +215,7 @@ def evaluate(root: Path, config: StageConfig, detect: DetectStage | None = None,
         raise FileNotFoundError(f"{root}: no annotations.json found (in it or its sub-folders)")
     for ann_path in files:
         try:
-            annotations = json.loads(ann_path.read_bytes().decode("utf-8"))
+            annotations = json.loads(read_regular(ann_path).decode("utf-8"))
             entries = annotations["images"]
             if not isinstance(entries, list):
                 raise TypeError(f"'images' is a {type(entries).__name__}, not a list")

@@ -20,6 +20,7 @@ import numpy as np
 from extractor.faces import DetectedFace
 from extractor.geometry import invert_affine
 from extractor.orientation import exif_orientation, move_box, move_landmarks, upright_to_stored
+from extractor.regular_files import read_regular
 
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def read_fsa(path: str | Path) -> dict:
     if path.stat().st_size > MAX_ALIGNMENTS_BYTES:
         raise UnsafeFileError(f"{path}: {path.stat().st_size} bytes, over the {MAX_ALIGNMENTS_BYTES >> 20} MB an "
                               "alignments file may hold (file not loaded)")
-    raw = path.read_bytes()
+    raw = read_regular(path)
     if not raw.strip():
         raise UnsafeFileError(f"{path}: an empty file, not a faceswap alignments file")
     if raw.lstrip()[:1] in (b"{", b"["):
@@ -216,6 +217,8 @@ def imported_faces(path: str | Path, video: Path | None = None) -> tuple[dict[st
         frames = fsa_frames(read_fsa(path))
     except ValueError as exc:
         raise UnsafeFileError(f"{path}: not a faceswap alignments file ({exc})") from None
+    except OSError as exc:  # unreadable, or a named pipe or a device
+        raise UnsafeFileError(f"{path}: cannot read the alignments file to import ({exc.strerror or exc})") from None
     if video is not None:
         frames = rename_video_keys(frames, video)
     out, problems = {}, []

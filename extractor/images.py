@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from contextlib import contextmanager
 from typing import Iterator
@@ -22,6 +23,7 @@ from pillow_heif import register_heif_opener
 
 from extractor.deep_images import (DeepImageError, deep_image_size, is_exr, is_tiff, read_deep_image, read_with_opencv,
                                    tiff_size)
+from extractor.regular_files import not_regular_text
 
 # Phones save photos as HEIC (iPhones by default) and AVIF; the web gives .jfif, .avif and .gif
 # files. Pillow reads AVIF, JPEG 2000 and GIF itself, and HEIF through pillow-heif's opener,
@@ -88,10 +90,13 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
 
 def _decode(path: str, max_pixels: int) -> tuple[np.ndarray, str | None]:
     try:
-        if os.path.getsize(path) == 0:
-            raise InputError(f"{path}: empty file (0 bytes)")
+        there = os.stat(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(there.st_mode):  # a named pipe (reading it waits for a writer for ever), a device
+        raise InputError(f"{path}: {not_regular_text(there.st_mode)}")
+    if there.st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
     if is_exr(path):
         return _read_deep(path, max_pixels), None
     try:

@@ -19,6 +19,9 @@ KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), 
 class NotRegularFile(OSError):
     """The path names something other than a regular file; ``strerror`` says what."""
 
+    def __str__(self) -> str:
+        return self.strerror
+
 
 def not_regular_text(mode: int) -> str:
     """What a file of this mode is, for a line that refuses it: "a named pipe, not a regular file"."""
@@ -43,3 +46,9 @@ def open_regular(path) -> BinaryIO:
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def read_regular(path) -> bytes:
+    """The bytes of the regular file at ``path`` (``open_regular``'s refusals)."""
+    with open_regular(path) as handle:
+        return handle.read()

@@ -409,3 +409,28 @@ def test_a_preview_path_holding_someone_elses_file_is_refused(tmp_path):
     users.write_bytes(b"")  # ours, as a power cut left it: nothing of anyone's to keep
     result = _cli("run", "-i", PHOTO, "-o", out, "--preview", "--single-process", "--size", "64", "--overwrite")
     assert result.exit_code == 0 and users.stat().st_size > 1000, result.output
+
+
+def test_a_named_pipe_given_as_a_file_to_read_is_named_not_waited_on(tmp_path):
+    """A named pipe given where a file is read (a --filter photo, the file to import, the
+    configuration, an annotations file eval finds): reading it waited for a writer for ever (the
+    filter photo was called an empty file). Each is now refused in one line naming what it is."""
+    import os
+    import subprocess
+    import sys
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    folder = tmp_path / "set"
+    folder.mkdir()
+    os.mkfifo(folder / "annotations.json")
+    for args, said in ((["run", "-i", PHOTO, "-o", tmp_path / "a", "--filter", pipe], f"reference {pipe}: "),
+                       (["run", "-i", PHOTO, "-o", tmp_path / "b", "--import-alignments", pipe],
+                        f"{pipe}: cannot read the alignments file to import ("),
+                       (["--config", pipe, "plugins"], f"{pipe}: cannot read the configuration ("),
+                       (["eval", folder], "annotations.json: not a readable annotations file (")):
+        done = subprocess.run([sys.executable, "-m", "extractor", *map(str, args)], capture_output=True, text=True,
+                              timeout=120, cwd=REPO)
+        output = done.stdout + done.stderr
+        assert done.returncode == 1 and said in output and "a named pipe, not a regular file" in output, output
+        assert "Traceback" not in output and "--logfile FILE for the traceback" not in output
