@@ -35,6 +35,7 @@ from extractor.media import ExtractMedia
 from extractor.orientation import exif_orientation, upright_to_stored
 from extractor.png import encode_png, is_damaged_png, leading_text_chunks
 from extractor.preview import ContactSheet, is_our_preview
+from extractor.regular_files import not_regular_text
 from extractor.safe_write import lost_write, scratch_path
 from extractor.sources import not_regular, stat_if_there
 
@@ -231,7 +232,13 @@ class OutputLock:
         file", for the messages; ``other``: the flag that names another."""
         self.path = path
         self.created = not os.path.lexists(path)  # by this run: removed again if the run writes nothing
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)
+        mode = os.fstat(self._fd).st_mode
+        if not stat.S_ISREG(mode):  # a named pipe or a device under the lock's name: never ours to use
+            os.close(self._fd)
+            self._fd = None
+            raise OutputError(f"{path}: {not_regular_text(mode)}, where extractor keeps the lock of {kind}: "
+                              "remove it, or choose another " + other)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

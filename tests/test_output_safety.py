@@ -156,7 +156,8 @@ def _cli_within(seconds: float, *args) -> tuple[int, str]:
 def test_a_named_pipe_where_a_run_would_write_is_refused_not_waited_on(photos, tmp_path):
     """A named pipe under a name a run or an export would write over (a face PNG's, the contact
     sheet's, an .fsa's) was opened to see whether it was extractor's own: the open waited for a
-    writer for ever, and the run hung before its first frame. Now each is refused in its line."""
+    writer for ever, and the run hung before its first frame. Now each is refused in its line;
+    the same for a pipe under the name of the run's lock."""
     faces = tmp_path / "faces"
     faces.mkdir()
     os.mkfifo(faces / "a_0.png")
@@ -178,6 +179,11 @@ def test_a_named_pipe_where_a_run_would_write_is_refused_not_waited_on(photos, t
     assert code == 1 and "a.fsa: exists and is not an .fsa that extractor exported" in output, output
     code, output = _cli_within(60, "export", fsa / "a.fsa")  # a pipe given as the alignments file
     assert code == 1 and "a named pipe, not a regular file" in output, output
+    locked = tmp_path / "locked"  # a pipe where the run keeps its lock: an OSError's traceback hint before
+    locked.mkdir()
+    os.mkfifo(locked / ".extractor.lock")
+    code, output = _cli_within(120, "run", "-i", photos, "-o", locked, "--no-progress")
+    assert code == 1 and ".extractor.lock: a named pipe, not a regular file, where extractor keeps the lock" in output
 
 
 def test_output_folder_equal_to_the_input_folder_is_refused(photos):
