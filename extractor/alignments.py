@@ -155,7 +155,7 @@ def rewrite_records_as(path: Path, records: Iterable[dict]) -> None:
     try:
         first = _line({"header": read_header(path)})
     except DamagedHeader:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             first = handle.readline(1 << 16).rstrip(b"\n") + b"\n"
     _replace_contents(path, itertools.chain([first], (_line(record) for record in records)))
 

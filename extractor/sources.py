@@ -16,8 +16,8 @@ from typing import Iterator
 import numpy as np
 
 from extractor.images import DEFAULT_MAX_PIXELS, InputError, image_size, read_image
-from extractor.regular_files import not_regular_text
 from extractor.media import ExtractMedia
+from extractor.regular_files import not_regular_text
 
 logger = logging.getLogger(__name__)
 
