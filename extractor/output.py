@@ -452,14 +452,18 @@ class FrameWriter:
             self._refuse_another_inputs(keys, video)
             if settings.save_faces:
                 self._refuse_foreign_faces(keys or [], video)
-            if settings.preview_path and settings.preview_path.exists() and not is_our_preview(settings.preview_path) \
-                    and not lost_write(settings.preview_path):
-                raise OutputError(f"{settings.preview_path}: exists and is not a contact sheet of ours; it would be "
+            preview = settings.preview_path
+            if preview and preview.parent.exists() and not preview.parent.is_dir():
+                raise OutputError(f"{preview.parent}: is a file, where --preview puts its folder (for {preview.name}): "
+                                  "move it away or choose another -o")
+            if preview and preview.exists() and not is_our_preview(preview) and not lost_write(preview):
+                raise OutputError(f"{preview}: exists and is not a contact sheet of ours; it would be "
                                   "written over: move it away or choose another -o")
             if self.done:
                 self._drop_frames_to_redo()
             self.alignments = AlignmentsWriter(settings.alignments_path, made_with=settings.made_with)
         except BaseException:
+            self._remove_locks_and_folders_made()  # a refused run leaves nothing of its own
             self._release_locks()
             raise
         self.counts = OutputCounts()
@@ -667,13 +671,25 @@ class FrameWriter:
             raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
 
     def close(self) -> None:
-        self.alignments.close()
-        if self.preview is not None and self.preview.count:
-            self.settings.preview_path.parent.mkdir(parents=True, exist_ok=True)
-            self.preview.save(self.settings.preview_path)
-        if not self.done and not self.alignments.records and self.alignments.created:
-            self._remove_what_this_run_made()
-        self._release_locks()
+        try:
+            self.alignments.close()
+            if self.preview is not None and self.preview.count:
+                self._save_preview()
+            if not self.done and not self.alignments.records and self.alignments.created:
+                self._remove_what_this_run_made()
+        finally:
+            self._release_locks()
+
+    def _save_preview(self) -> None:
+        """The contact sheet, last: where it cannot be written (a full disk) the run's one line says
+        so, and that the faces and the alignments file, already closed, are whole."""
+        path = self.settings.preview_path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.preview.save(path)
+        except OSError as exc:
+            raise OutputError(f"{path}: the contact sheet cannot be written ({exc.strerror or exc}); the faces and "
+                              f"{self.settings.alignments_path.name} are complete") from None
 
     def _remove_what_this_run_made(self) -> None:
         """A run that wrote no frame (its one input unreadable, refused, interrupted at once)
@@ -681,6 +697,11 @@ class FrameWriter:
         input's folder of it), nor the folders and lock files it made. The locks go while held,
         so no other run can take this output in between; a folder is removed only if empty."""
         self.settings.alignments_path.unlink(missing_ok=True)
+        self._remove_locks_and_folders_made()
+
+    def _remove_locks_and_folders_made(self) -> None:
+        """The lock files and folders this run made, the locks still held (no other run takes the
+        output in between); a folder only if empty."""
         for lock in self.locks:
             if lock.created:
                 lock.path.unlink(missing_ok=True)

@@ -426,6 +426,29 @@ def test_an_fsa_reaches_the_disk_before_it_replaces_the_old_one(photos, tmp_path
     assert fsa.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["a.fsa", "first", "photos"]
 
 
+def test_a_contact_sheet_that_cannot_be_written_is_said_in_one_line(photos, tmp_path, monkeypatch):
+    """--preview's folder name taken by a file: refused before any work (it failed after the whole
+    run, with FileExistsError and the traceback hint). A contact sheet the disk refuses at the end:
+    one line saying the faces and the alignments file are complete, and the output's lock let go."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "preview").write_text("the user's notes")
+    code, output = _run("-i", photos, "-o", out, "--preview")
+    assert code == 1 and f"{out / 'preview'}: is a file, where --preview puts its folder" in output, output
+    assert sorted(path.name for path in out.iterdir()) == ["preview"]  # nothing done, nothing left
+    from extractor.preview import ContactSheet
+
+    def disk_full(self, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ContactSheet, "save", disk_full)
+    code, output = _run("-i", photos, "-o", tmp_path / "full", "--preview")
+    assert code == 1 and "preview.png: the contact sheet cannot be written (No space left on device); the faces " \
+        "and alignments.jsonl are complete" in output, output
+    assert len(list(read_records(tmp_path / "full" / "alignments.jsonl"))) == 2
+    OutputLock.for_folder(tmp_path / "full").release()  # the run's lock was let go: another run may write there
+
+
 def test_an_alignments_name_too_long_for_the_file_system_is_named_before_any_work(tmp_path):
     """A video whose name is long (240 bytes: a download's title), run without -o as faceswap's
     users do: its alignments file beside it, <stem>_alignments.jsonl, would be 257 bytes, over
