@@ -36,6 +36,17 @@ def _runs_started_later_see_the_users_environment():
         os.environ["KERAS_BACKEND"] = SHELL_KERAS_BACKEND
 
 
+def extractor_within(seconds: float, *args) -> tuple[int, str]:
+    """The ``extractor`` command in a process of its own, which must end within ``seconds`` (a
+    hang fails the test, not the suite): its exit status and its output."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "extractor", *map(str, args)], capture_output=True, text=True,
+                          timeout=seconds, cwd=REPO)
+    return done.returncode, done.stdout + done.stderr
+
+
 def annotations(set_name: str) -> dict:
     return json.loads((DATA / set_name / "annotations.json").read_text())
 

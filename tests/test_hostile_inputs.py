@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import DATA, REPO
+from conftest import DATA, REPO, extractor_within
 from extractor import fsa
 from extractor.cli import main
 from extractor.fsa import UnsafeFileError, read_fsa
@@ -416,8 +416,6 @@ def test_a_named_pipe_given_as_a_file_to_read_is_named_not_waited_on(tmp_path):
     configuration, an annotations file eval finds): reading it waited for a writer for ever (the
     filter photo was called an empty file). Each is now refused in one line naming what it is."""
     import os
-    import subprocess
-    import sys
 
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)
@@ -429,8 +427,6 @@ def test_a_named_pipe_given_as_a_file_to_read_is_named_not_waited_on(tmp_path):
                         f"{pipe}: cannot read the alignments file to import ("),
                        (["--config", pipe, "plugins"], f"{pipe}: cannot read the configuration ("),
                        (["eval", folder], "annotations.json: not a readable annotations file (")):
-        done = subprocess.run([sys.executable, "-m", "extractor", *map(str, args)], capture_output=True, text=True,
-                              timeout=120, cwd=REPO)
-        output = done.stdout + done.stderr
-        assert done.returncode == 1 and said in output and "a named pipe, not a regular file" in output, output
+        code, output = extractor_within(120, *args)
+        assert code == 1 and said in output and "a named pipe, not a regular file" in output, output
         assert "Traceback" not in output and "--logfile FILE for the traceback" not in output

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import DATA, REPO
+from conftest import DATA, REPO, extractor_within
 from extractor.alignments import read_records
 from extractor.cli import main
 from extractor.fsa import read_fsa
@@ -143,16 +143,6 @@ def test_a_named_pipe_or_a_device_is_named_never_read(photos, tmp_path):
         assert "Traceback" not in output and "Errno" not in output
 
 
-def _cli_within(seconds: float, *args) -> tuple[int, str]:
-    """The CLI in its own process, which must end within ``seconds`` (a hang fails the test)."""
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-m", "extractor", *map(str, args)], capture_output=True, text=True,
-                          timeout=seconds, cwd=REPO)
-    return done.returncode, done.stdout + done.stderr
-
-
 def test_a_named_pipe_where_a_run_would_write_is_refused_not_waited_on(photos, tmp_path):
     """A named pipe under a name a run or an export would write over (a face PNG's, the contact
     sheet's, an .fsa's) was opened to see whether it was extractor's own: the open waited for a
@@ -161,28 +151,28 @@ def test_a_named_pipe_where_a_run_would_write_is_refused_not_waited_on(photos, t
     faces = tmp_path / "faces"
     faces.mkdir()
     os.mkfifo(faces / "a_0.png")
-    code, output = _cli_within(120, "run", "-i", photos, "-o", faces, "--no-progress", "--size", "64")
+    code, output = extractor_within(120, "run", "-i", photos, "-o", faces, "--no-progress", "--size", "64")
     assert code == 1 and f"{faces / 'a_0.png'}: already in the face folder and not a face of this run" in output
     sheet = tmp_path / "sheet"
     (sheet / "preview").mkdir(parents=True)
     os.mkfifo(sheet / "preview" / "preview.png")
-    code, output = _cli_within(120, "run", "-i", photos, "-o", sheet, "--preview", "--no-progress", "--size", "64")
+    code, output = extractor_within(120, "run", "-i", photos, "-o", sheet, "--preview", "--no-progress", "--size", "64")
     assert code == 1 and "preview.png: exists and is not a contact sheet of ours" in output, output
     fsa = tmp_path / "fsa"
     fsa.mkdir()
     os.mkfifo(fsa / "a.fsa")
-    code, output = _cli_within(120, "run", "-i", photos, "-o", fsa, "--alignments", fsa / "a.fsa", "--no-progress")
+    code, output = extractor_within(120, "run", "-i", photos, "-o", fsa, "--alignments", fsa / "a.fsa", "--no-progress")
     assert code == 1 and "a.fsa: exists and is not an .fsa that extractor exported" in output, output
     code, output = _run("-i", photos, "-o", tmp_path / "out")
     assert code == 0, output
-    code, output = _cli_within(60, "export", tmp_path / "out" / "alignments.jsonl", "-o", fsa / "a.fsa")
+    code, output = extractor_within(60, "export", tmp_path / "out" / "alignments.jsonl", "-o", fsa / "a.fsa")
     assert code == 1 and "a.fsa: exists and is not an .fsa that extractor exported" in output, output
-    code, output = _cli_within(60, "export", fsa / "a.fsa")  # a pipe given as the alignments file
+    code, output = extractor_within(60, "export", fsa / "a.fsa")  # a pipe given as the alignments file
     assert code == 1 and "a named pipe, not a regular file" in output, output
     locked = tmp_path / "locked"  # a pipe where the run keeps its lock: an OSError's traceback hint before
     locked.mkdir()
     os.mkfifo(locked / ".extractor.lock")
-    code, output = _cli_within(120, "run", "-i", photos, "-o", locked, "--no-progress")
+    code, output = extractor_within(120, "run", "-i", photos, "-o", locked, "--no-progress")
     assert code == 1 and ".extractor.lock: a named pipe, not a regular file, where extractor keeps the lock" in output
 
 

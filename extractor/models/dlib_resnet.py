@@ -226,7 +226,7 @@ class ResnetEmbedder:
         import onnx
         import onnxruntime
 
-        from extractor.models.runners import GPU_SESSIONS_ON_CUDA, onnxruntime_providers, worker_session_options
+        from extractor.models.runners import note_gpu_session, onnxruntime_providers, worker_session_options
 
         path = path or installed_model()
         try:
@@ -236,13 +236,13 @@ class ResnetEmbedder:
         self.session = onnxruntime.InferenceSession(model.SerializeToString(), worker_session_options(),
                                                     providers=onnxruntime_providers(on_gpu))
         self.output = self.session.get_outputs()[0].name
-        if on_gpu:  # read by the worker's GPU check: the provider list alone can claim CUDA and run on the CPU
-            GPU_SESSIONS_ON_CUDA.append(self.on_gpu)
+        note_gpu_session(self.session, on_gpu)  # the worker's GPU check reads it
 
     @property
     def on_gpu(self) -> bool:
-        """Whether the session really runs on the CUDA provider."""
-        return self.session.get_providers()[0] == "CUDAExecutionProvider"
+        from extractor.models.runners import runs_on_cuda
+
+        return runs_on_cuda(self.session)
 
     def __call__(self, chips: list[np.ndarray]) -> np.ndarray:
         if not chips:

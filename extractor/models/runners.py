@@ -151,6 +151,17 @@ def preload_cuda_libraries(onnxruntime) -> None:
         logger.info("ONNX Runtime loading CUDA libraries: %s", " ".join(said.getvalue().split()))
 
 
+def runs_on_cuda(session) -> bool:
+    """Whether an ONNX Runtime session really runs on the CUDA provider (not its provider list's word)."""
+    return session.get_providers()[0] == "CUDAExecutionProvider"
+
+
+def note_gpu_session(session, on_gpu: bool) -> None:
+    """A session made for a GPU worker, recorded for its GPU check (``GPU_SESSIONS_ON_CUDA``)."""
+    if on_gpu:
+        GPU_SESSIONS_ON_CUDA.append(runs_on_cuda(session))
+
+
 def worker_session_options():
     """ONNX Runtime's session settings in a worker: its plan's threads, no spinning, no graph chatter."""
     import onnxruntime
@@ -186,13 +197,11 @@ class OnnxRuntimeRunner:
                                                         providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = output_names
-        if on_gpu:
-            GPU_SESSIONS_ON_CUDA.append(self.on_gpu)
+        note_gpu_session(self.session, on_gpu)
 
     @property
     def on_gpu(self) -> bool:
-        """Whether the session really runs on the CUDA provider."""
-        return self.session.get_providers()[0] == "CUDAExecutionProvider"
+        return runs_on_cuda(self.session)
 
     def __call__(self, images: np.ndarray, pad_to: int | None = None) -> list[np.ndarray]:
         per_image = [self.session.run(self.output_names,
