@@ -115,12 +115,14 @@ def video_meta(path: str | Path) -> list[dict] | None:
     without decoding; None (with a warning) when the video cannot be read."""
     import av
 
+    from extractor.sources import InputError, video_stream
+
     try:
         with av.open(str(path)) as container:
-            stream = container.streams.video[0]
+            stream = video_stream(container, Path(path))
             packets = sorted((packet.pts, bool(packet.is_keyframe)) for packet in container.demux(stream)
                              if packet.pts is not None)
-    except (OSError, av.error.FFmpegError, IndexError) as exc:
+    except (OSError, av.error.FFmpegError, InputError) as exc:
         logger.warning("%s: video not readable for faceswap's video_meta (%s); faceswap will scan it itself", path, exc)
         return None
     return [{"pts_time": int(pts), "keyframe": key} for pts, key in packets]

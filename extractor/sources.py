@@ -218,8 +218,8 @@ class InputSource:
 
         try:
             with av.open(str(self.path)) as container:
-                return max(0, int(container.streams.video[0].frames or 0))
-        except (av.error.FFmpegError, OSError, IndexError):
+                return max(0, int(video_stream(container, self.path).frames or 0))
+        except (av.error.FFmpegError, OSError, InputError):
             return 0
 
     def video_turn(self) -> int:
@@ -231,12 +231,12 @@ class InputSource:
 
         try:
             with av.open(str(self.path)) as container:
-                context = container.streams.video[0].codec_context
-                if context.width * context.height > self.max_pixels:
+                stream = video_stream(container, self.path)
+                if stream.codec_context.width * stream.codec_context.height > self.max_pixels:
                     return 0  # refused when read; not decoded here
-                frame = next(container.decode(video=0), None)
+                frame = next(container.decode(stream), None)
                 return int(round(getattr(frame, "rotation", 0) or 0)) % 360 // 90 * 90 if frame is not None else 0
-        except (av.error.FFmpegError, OSError, IndexError, ValueError):
+        except (av.error.FFmpegError, OSError, InputError, ValueError):
             return 0
 
     def video_size(self) -> tuple[int, int] | None:
@@ -307,9 +307,9 @@ class InputSource:
 
         try:
             with av.open(str(self.path)) as container:
-                rate = container.streams.video[0].average_rate
+                rate = video_stream(container, self.path).average_rate
                 return float(rate) if rate else 30.0
-        except (av.error.FFmpegError, OSError, IndexError, ZeroDivisionError):
+        except (av.error.FFmpegError, OSError, InputError, ZeroDivisionError):
             return 30.0
 
     @cached_property
@@ -420,6 +420,7 @@ class InputSource:
                 container.seek(first_pts, stream=stream, backward=True, any_frame=False)
             index, damaged, oversized = start - 1, 0, False
             source = str(self.path.absolute())  # what every frame records, looked up once
+            note = other_stream_note(container, stream, self.path) if start == 0 else None  # said once a video
             for packet in container.demux(stream):
                 try:
                     frames = packet.decode()
@@ -444,7 +445,9 @@ class InputSource:
                                                f"{frame.height}, over the --max-pixels limit of {self.max_pixels}: "
                                                "skipped, as is every later frame over it")
                         continue
-                    yield ExtractMedia(name, frame.to_ndarray(format="bgr24"), frame_index=index, source=source)
+                    yield ExtractMedia(name, frame.to_ndarray(format="bgr24"), frame_index=index, source=source,
+                                       warning=note)
+                    note = None
         decoded = index + 1 - start
         if bounds is not None:
             return
@@ -492,12 +495,35 @@ def _seconds(container, stream) -> float:
 
 
 def video_stream(container, path: Path):
-    """The first video stream of an opened container; a file of sound (or subtitles) alone is
-    named as such rather than as a broken video."""
-    if not container.streams.video:
+    """The video stream of an opened container that holds its moving pictures: FFmpeg's own pick
+    (its "best": the default stream, then one of several frames), never a still picture stored
+    with it (cover art, a thumbnail: FFmpeg lists it as a video stream of one frame, and it may
+    come first). A file of sound (or subtitles) alone is named as such rather than as a broken video."""
+    import av
+
+    streams = list(container.streams.video)
+    if not streams:
         kinds = sorted({stream.type for stream in container.streams}) or ["none"]
         raise InputError(f"{path}: holds no video stream (its streams: {', '.join(kinds)})")
-    return container.streams.video[0]
+    moving = [stream for stream in streams if not stream.disposition & av.stream.Disposition.attached_pic]
+    best = container.streams.best("video")
+    return next((stream for stream in moving if best is not None and stream.index == best.index),
+                (moving or streams)[0])
+
+
+def other_stream_note(container, stream, path: Path) -> str | None:
+    """One line where ``stream`` (``video_stream``'s pick) is not the file's first video stream:
+    which one is read, and that faceswap's own tools read the first."""
+    first = container.streams.video[0]
+    if stream.index == first.index:
+        return None
+
+    def described(chosen) -> str:
+        context = chosen.codec_context
+        return f"#{chosen.index} ({context.name} {context.width}x{context.height})"
+    return (f"{path}: holds {len(container.streams.video)} video streams; its frames are read from "
+            f"{described(stream)}, not from the first, {described(first)}, a still picture or the lesser "
+            "stream; faceswap's own tools read the first")
 
 
 def _packet_times(path: Path) -> list[int | None]:

@@ -3,12 +3,15 @@ damaged spot read past and reported, a clean file without a warning."""
 from __future__ import annotations
 
 import os
+import types
 
 import cv2
 import numpy as np
 import pytest
 
 from conftest import VIDEO, joined_clips, turned_video
+from extractor.engines import ray_data
+from extractor.faceswap_format import video_meta
 from extractor.sources import InputSource, SkippedInput, seekable_timeline, video_timeline
 
 
@@ -74,6 +77,52 @@ def test_a_damaged_spot_is_read_past_and_nothing_is_invented(tmp_path):
     assert len(frames) >= 85 and positions[-1] == 89  # read past the damage to the end
     assert [f.frame_index for f in frames] == list(range(len(frames)))  # numbered as they decode
     assert len(problems) == 1 and "unreadable frame(s) skipped" in problems[0]
+
+
+def _still_first(path, frames: int = 12) -> None:
+    """A Matroska video whose first video stream is one still picture (cover art stored as a track,
+    320 x 240) and whose second holds the sample's first ``frames`` frames (H.264, 25 frames/s)."""
+    import av
+
+    with av.open(str(VIDEO)) as source, av.open(str(path), "w") as out:
+        still = out.add_stream("mjpeg", rate=1)
+        still.width, still.height, still.pix_fmt = 320, 240, "yuvj420p"
+        moving = out.add_stream("libx264", rate=25)
+        moving.width, moving.height, moving.pix_fmt = 640, 360, "yuv420p"
+        decoded = [frame.to_ndarray(format="bgr24") for frame, _ in zip(source.decode(video=0), range(frames))]
+        out.mux(still.encode(av.VideoFrame.from_ndarray(cv2.resize(decoded[0], (320, 240)), format="bgr24")))
+        out.mux(still.encode())
+        for image in decoded:
+            out.mux(moving.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        out.mux(moving.encode())
+
+
+def test_a_still_picture_stored_before_the_video_is_passed_over_on_every_engine(tmp_path, monkeypatch):
+    """A video whose first video stream is a still picture (cover art, a thumbnail) gave that one
+    picture as the whole video: one frame extracted, the film never read, nothing said. Its moving
+    frames are read, by every reader of the video (frames, size, rate, time stamps, faceswap's
+    video_meta, the Ray engine's ranges), with one line saying which stream."""
+    video = tmp_path / "covered.mkv"
+    _still_first(video)
+    frames, problems = _split(video)
+    assert problems == [] and [f.frame_index for f in frames] == list(range(12))
+    assert {f.image.shape for f in frames} == {(360, 640, 3)}
+    assert frames[0].warning == (f"{video}: holds 2 video streams; its frames are read from #1 (h264 640x360), not "
+                                 "from the first, #0 (mjpeg 320x240), a still picture or the lesser stream; "
+                                 "faceswap's own tools read the first")
+    assert [f.warning for f in frames[1:]] == [None] * 11
+    source = InputSource(video)
+    assert (source.video_size(), source.video_fps(), source.video_turn()) == ((360, 640), 25, 0)
+    assert len(video_timeline(video)) == len(video_meta(video)) == 12
+    assert source.sample_frames(3) and {frame.shape for frame in source.sample_frames(3)} == {(360, 640, 3)}
+    # the Ray engine's reader: ranges of 5 frames, the line with the first frame of the first only
+    monkeypatch.setattr(ray_data, "VIDEO_RANGE", 5)
+    units, problems = ray_data.read_plan(types.SimpleNamespace(stages=types.SimpleNamespace(track_every=0)), source)
+    assert problems == [] and len(units) == 3
+    rows = [batch for unit in units for batch in ray_data.read_units(
+        {key: np.array([value]) for key, value in unit.items()}, source.max_pixels, 1, frozenset())]
+    assert [int(i) for batch in rows for i in batch["index"]] == list(range(12))
+    assert [w for batch in rows for w in batch["warning"]] == [frames[0].warning] + [""] * 11
 
 
 def test_every_nth_frame_of_the_decoded_frames():

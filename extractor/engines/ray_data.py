@@ -66,8 +66,8 @@ PREPARE_BATCH_FRAMES = 8  # frames per prepare task (records and face PNGs)
 ROW_COLUMNS = ("key", "index", "source", "orientation", "problem", "warning", "image", "faces", "outside", "log")
 
 
-def _empty_row(key: str, index: int, source: str, problem: str = "", image=None) -> dict:
-    return {"key": key, "index": index, "source": source, "orientation": 1, "problem": problem, "warning": "",
+def _empty_row(key: str, index: int, source: str, problem: str = "", image=None, warning: str = "") -> dict:
+    return {"key": key, "index": index, "source": source, "orientation": 1, "problem": problem, "warning": warning,
             "image": np.zeros((0, 0, 3), np.uint8) if image is None else image, "faces": b"",
             "outside": 0,  # faces the detector found outside --min-size/--max-size
             "log": b""}  # an actor's start-up log records (pickled), for the driver's --logfile
@@ -108,8 +108,7 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, impo
             except Exception as exc:  # noqa: BLE001 - InputError and anything a decoder raises
                 rows.append(_empty_row(key, int(start), path, str(exc)))
                 continue
-            row = _empty_row(key, int(start), readable, image=image)
-            row["warning"] = warning or ""
+            row = _empty_row(key, int(start), readable, image=image, warning=warning or "")
             row["orientation"] = exif_orientation(readable)  # the prepare task's node may not have the file
             rows.append(row)
             continue
@@ -121,7 +120,8 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, impo
         for item in frames:
             rows.append(_empty_row(path, int(start), path, item.reason.replace(readable, path))
                         if isinstance(item, SkippedInput) else
-                        _empty_row(item.filename, item.frame_index, item.source, image=item.image))
+                        _empty_row(item.filename, item.frame_index, item.source, image=item.image,
+                                   warning=(item.warning or "").replace(readable, path)))
             if len(rows) == VIDEO_RANGE:
                 yield _columns(rows, imported)
                 rows = []
