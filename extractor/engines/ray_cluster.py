@@ -80,6 +80,12 @@ def connect(address: str | None) -> bool:
                 "start --head' turns it on where a token exists, as ~/.ray/auth_token): set RAY_AUTH_MODE=token, "
                 "with the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN ('ray get-auth-token' on the "
                 "head prints it)") from None
+        if address == "auto" and "Could not find any running Ray instance" in str(exc):
+            raise RayEngineError(
+                "cannot join a Ray cluster (--ray-address auto): none runs on this machine (auto finds one started "
+                "here with 'ray start --head', or named by RAY_ADDRESS): start one, give its head's address "
+                "(--ray-address HEAD_IP:6379), or leave --ray-address out to run on a Ray instance of this run's "
+                "own") from None
         hint = ""
         if "AF_UNIX path" in str(exc):  # a job scheduler's deep TMPDIR
             hint = ("; Ray's sockets go in its temporary folder (RAY_TMPDIR, else TMPDIR), here too deep for a "
