@@ -209,3 +209,14 @@ def test_without_shared_memory_the_run_goes_in_one_process(tmp_path, monkeypatch
     assert result.exit_code == 0, result.output
     assert "every stage runs in this process (--engine single" in result.output
     assert "frames: 2\nfaces: 3\n" in result.output and "engine: worker pool" not in result.output, result.output
+
+
+@pytest.mark.parametrize("backend, expected", [
+    ("nonsense", "unknown backend 'nonsense' (from the environment's KERAS_BACKEND); choose one of"),
+    ("Tensorflow", "unknown backend 'Tensorflow' (from the environment's KERAS_BACKEND)")])
+def test_a_backend_named_by_the_environment_is_said_to_come_from_it(tmp_path, monkeypatch, backend, expected):
+    """A bad KERAS_BACKEND (set in a shell profile for another program) was called an unknown
+    backend as if --backend had been typed, with nothing pointing at the environment."""
+    monkeypatch.setenv("KERAS_BACKEND", backend)
+    result = CliRunner().invoke(main, ["run", "-i", str(DATA / "menpo"), "-o", str(tmp_path / "o"), "--single-process"])
+    assert result.exit_code != 0 and expected in result.output, result.output

@@ -35,11 +35,13 @@ def default_backend() -> str:
 def resolve_backend(name: str | None) -> str:
     """The backend to use: ``name``, else ``KERAS_BACKEND``, else the default; checked installed."""
     chosen = name or os.environ.get("KERAS_BACKEND") or default_backend()
+    # A backend the user did not type (--backend) came from the environment: named as such.
+    said = "" if name or not os.environ.get("KERAS_BACKEND") else " (from the environment's KERAS_BACKEND)"
     if chosen not in BACKENDS:
-        raise BackendError(f"unknown backend {chosen!r}; choose one of {', '.join(BACKENDS)}")
+        raise BackendError(f"unknown backend {chosen!r}{said}; choose one of {', '.join(BACKENDS)}")
     if importlib.util.find_spec(chosen) is None:
-        raise BackendError(f"backend {chosen!r} is not installed (installed: {', '.join(installed_backends())}); "
-                           f"see the README's GPU install section")
+        raise BackendError(f"backend {chosen!r}{said} is not installed (installed: "
+                           f"{', '.join(installed_backends())}); see the README's GPU install section")
     return chosen
 
 
