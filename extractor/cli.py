@@ -783,6 +783,11 @@ def remove_faces(alignments: Path, faces_dir: Path | None) -> None:
     if outcome.unmatched:
         first = outcome.unmatched[0].name + (", ..." if len(outcome.unmatched) > 1 else "")
         click.echo(f"{len(outcome.unmatched)} PNG(s) in {folder} are no face of {ours.name} ({first}): left alone")
+    if outcome.by_name:
+        first = outcome.by_name[0].name + (", ..." if len(outcome.by_name) > 1 else "")
+        click.echo(f"{len(outcome.by_name)} face PNG(s) without a readable header (re-saved by an image editor, or "
+                   f"damaged: {first}) kept their faces, by the names the run gave them; faceswap's tools read no "
+                   "face in them")
     click.echo(f"{outcome.removed} face(s) of {outcome.frames} frame(s) removed from {ours}"
                + (f"; {len(outcome.renumbered)} face PNG(s) numbered again" if outcome.renumbered else ""))
     fsa = ours.with_suffix(".fsa")

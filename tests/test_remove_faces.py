@@ -2,8 +2,10 @@
 the faces left are numbered again, with faceswap's own library as the judge of the result."""
 from __future__ import annotations
 
+import ast
 import json
 import shutil
+import zlib
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from extractor.alignments import read_records
 from extractor.cli import main
 from extractor.engines.single import run_single_process
 from extractor.output import OutputSettings
-from extractor.png import encode_png
+from extractor.png import encode_png, text_chunks
 from extractor.run_settings import RunSettings
 from faceswap_judge import load_faceswap
 
@@ -220,6 +222,60 @@ def test_pngs_that_are_no_face_of_the_run_are_named_and_left_alone(run):
     assert "4 PNG(s)" in result.stdout and "are no face of alignments.jsonl" in result.stdout
     assert {name: (folder / name).read_bytes() for name in strays} == strays
     assert (folder / "huge.png").stat().st_size == 3 << 30
+
+
+def test_a_kept_face_whose_headers_are_gone_keeps_its_place_by_its_name(run):
+    """A face PNG re-saved by an image editor (which drops PNG text chunks) or damaged on disk has
+    no header to read: it was taken for a stranger, and its face left the alignments file as if
+    deleted. Under the name the run gave it, it is that face: kept, and renamed as the faces around
+    it are numbered again, its bytes as they were; a face whose extractor header alone is damaged is
+    known by faceswap's."""
+    import cv2
+
+    _, folder = run
+    crowd = _records(folder)[CROWD]
+    assert len(crowd["faces"]) >= 4
+    names = crowd["face_files"]
+    (folder / names[0]).unlink()  # deleted while sorting
+    edited = folder / names[2]
+    cv2.imwrite(str(edited), cv2.imread(str(edited)))  # re-saved as an editor saves it: pixels, no header
+    edited_bytes = edited.read_bytes()
+    damaged = folder / names[3]
+    data = damaged.read_bytes()
+    start = data.index(b"extractor\0")  # extractor's header's JSON, cut in its middle, its chunk's checksum mended
+    length_at = start - 8
+    length = int.from_bytes(data[length_at:length_at + 4], "big")
+    body = data[start:start + length][:length // 2]
+    chunk = len(body).to_bytes(4, "big") + b"iTXt" + body
+    chunk += zlib.crc32(chunk[4:]).to_bytes(4, "big")
+    damaged.write_bytes(data[:length_at] + chunk + data[start + length + 4:])
+
+    said = _remove_faces(folder / "alignments.jsonl")
+    assert "1 face(s) of 1 frame(s) removed" in said, said
+    assert f"1 face PNG(s) without a readable header (re-saved by an image editor, or damaged: {names[2]}) kept " \
+           "their faces" in said and "are no face of" not in said, said
+    after = _records(folder)[CROWD]
+    assert [f["landmarks"] for f in after["faces"]] == [f["landmarks"] for f in crowd["faces"][1:]]
+    stem = CROWD.rsplit(".", 1)[0]
+    assert after["face_files"] == [f"{stem}_{i}.png" for i in range(len(crowd["faces"]) - 1)]
+    assert (folder / f"{stem}_1.png").read_bytes() == edited_bytes  # the edited face, now number 1
+    renumbered = ast.literal_eval(text_chunks((folder / f"{stem}_2.png").read_bytes())["faceswap"])
+    assert renumbered["source"]["face_index"] == 2  # known by faceswap's header, numbered again in it
+    assert sorted(path.name for path in folder.glob(f"{stem}_*.png")) == sorted(after["face_files"])
+
+
+def test_the_last_face_of_a_frame_re_saved_without_headers_stays(run):
+    """Nothing to number again there: the job went through, and took the face out as deleted."""
+    import cv2
+
+    _, folder = run
+    before = _records(folder)
+    last = folder / before[GROUP]["face_files"][-1]
+    cv2.imwrite(str(last), cv2.imread(str(last)))
+    said = _remove_faces(folder / "alignments.jsonl")
+    assert "0 face(s) of 0 frame(s) removed" in said and f"(re-saved by an image editor, or damaged: {last.name})" \
+        in said, said
+    assert _records(folder) == before
 
 
 def test_not_while_a_run_writes_into_the_folder(run):
