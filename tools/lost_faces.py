@@ -1,0 +1,77 @@
+"""Tracking: a followed face its crop loses, looked for again over the next frames: kept more?
+
+The detect stage alone on the sample video, every frame against tracked (every 10 frames, the
+default), as `make tracking` compares them (`benchmarks.tracking.compare_faces`: faces of the
+every-frame run kept, IoU >= 0.5). The variant keeps a face the follow crop did not find and
+looks for it again at its last box on each of the next N frames (`FaceFollower` with such a
+memory, here only). Record: docs/tracking.md. Run: .venv/bin/python tools/lost_faces.py [N ...]
+(about two minutes for the default 2 and 5).
+"""
+import sys
+import time
+
+import numpy as np
+from common import VIDEO
+
+from benchmarks.tracking import compare_faces
+from extractor import stages, tracking
+from extractor.sources import InputSource
+from extractor.stages import DetectStage, StageConfig
+
+
+class PatientFollower(tracking.FaceFollower):
+    """``FaceFollower`` that looks for a lost face again at its last box for ``patience`` frames."""
+
+    patience = 0
+
+    def reset(self) -> None:
+        super().reset()
+        self.lost: list[tuple[object, int]] = []  # (face as last seen, frames missed)
+
+    def step(self, image, index, detect_full, detect_crops):
+        if self.needs_full_detection(index, tracking.frame_signature(image)):
+            self.lost = []
+            return super().step(image, index, detect_full, detect_crops)
+        looked_for = list(self.faces) + [face for face, _ in self.lost]
+        missed = [0] * len(self.faces) + [count for _, count in self.lost]
+        self.faces = looked_for
+        found = super().step(image, index, detect_full, detect_crops)
+        boxes = np.array([[f.left, f.top, f.width, f.height] for f in found]).reshape(-1, 4)
+        self.lost = []
+        for face, count in zip(looked_for, missed):
+            here = len(boxes) and tracking.box_iou(boxes, np.array([[face.left, face.top, face.width,
+                                                                       face.height]]))[:, 0].max() >= 0.3
+            if not here and count < self.patience:
+                self.lost.append((face, count + 1))
+        return found
+
+
+def faces_by_frame(stage: DetectStage, frames: list, tracked: bool) -> tuple[dict, float]:
+    """Each frame's boxes, as `compare_faces` reads records; and the detect CPU ms a frame."""
+    found, start = {}, time.process_time()
+    for frame in frames:
+        faces = stage.run_isolated([frame.image], [frame.frame_index])[0][0] if tracked else stage.run([frame.image])[0]
+        found[frame.frame_index] = [{"box": [f.left, f.top, f.width, f.height]} for f in faces]
+    return found, (time.process_time() - start) / len(frames) * 1000
+
+
+def main() -> None:
+    frames = [item for item in InputSource(VIDEO) if hasattr(item, "image")]
+    every_frame = DetectStage(StageConfig())
+    every_frame.load()
+    reference, cost = faces_by_frame(every_frame, frames, tracked=False)
+    print(f"every frame: {sum(map(len, reference.values()))} faces, detect {cost:.1f} CPU ms a frame")
+    for patience in [0] + [int(word) for word in sys.argv[1:] or ["2", "5"]]:
+        PatientFollower.patience = patience
+        stages.FaceFollower = PatientFollower  # what DetectStage follows faces with
+        stage = DetectStage(StageConfig(track_every=10))
+        stage.plugin = every_frame.plugin  # the model loaded once
+        tracked, cost = faces_by_frame(stage, frames, tracked=True)
+        result = compare_faces(reference, tracked)
+        print(f"lost faces looked for over {patience} frame(s): kept {result['kept']:.3f}, extra {result['extra']} "
+              f"({result['false']} not found by every-frame detection within 2 frames), "
+              f"detect {cost:.1f} CPU ms a frame")
+
+
+if __name__ == "__main__":
+    main()
