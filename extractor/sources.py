@@ -506,9 +506,12 @@ def video_stream(container, path: Path):
         kinds = sorted({stream.type for stream in container.streams}) or ["none"]
         raise InputError(f"{path}: holds no video stream (its streams: {', '.join(kinds)})")
     moving = [stream for stream in streams if not stream.disposition & av.stream.Disposition.attached_pic]
+    if not moving:  # a song (or a podcast) with its cover: one picture, no video
+        kinds = sorted({stream.type for stream in container.streams if stream.type != "video"}) or ["none"]
+        raise InputError(f"{path}: holds no video, only a still picture stored with it (cover art; its other "
+                         f"streams: {', '.join(kinds)})")
     best = container.streams.best("video")
-    return next((stream for stream in moving if best is not None and stream.index == best.index),
-                (moving or streams)[0])
+    return next((stream for stream in moving if best is not None and stream.index == best.index), moving[0])
 
 
 def other_stream_note(container, stream, path: Path) -> str | None:

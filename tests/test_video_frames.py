@@ -125,6 +125,30 @@ def test_a_still_picture_stored_before_the_video_is_passed_over_on_every_engine(
     assert [w for batch in rows for w in batch["warning"]] == [frames[0].warning] + [""] * 11
 
 
+def test_a_song_with_its_cover_is_no_video(tmp_path):
+    """Sound with a cover picture (a song or a podcast saved as .mp4) gave its cover as a video of one
+    frame, its faces extracted as a video's, nothing said; it is named as no video, as sound alone is."""
+    import av
+
+    song = tmp_path / "song.mp4"
+    with av.open(str(song), "w") as out:
+        sound = out.add_stream("aac", rate=44100)
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 640, 360, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        picture = next(iter(InputSource(VIDEO))).image
+        out.mux(cover.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")))
+        out.mux(cover.encode())
+        for number in range(20):
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            samples.sample_rate, samples.pts = 44100, number * 1024
+            out.mux(sound.encode(samples))
+        out.mux(sound.encode())
+    frames, problems = _split(song)
+    assert frames == [] and problems == [f"{song}: holds no video, only a still picture stored with it (cover art; "
+                                         "its other streams: audio)"]
+
+
 def test_every_nth_frame_of_the_decoded_frames():
     frames = [f for f in InputSource(VIDEO, every_n=25) if not isinstance(f, SkippedInput)]
     assert [f.frame_index for f in frames] == list(range(0, 275, 25))
