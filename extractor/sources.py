@@ -517,6 +517,8 @@ def video_stream(container, path: Path):
 def other_stream_note(container, stream, path: Path) -> str | None:
     """One line where ``stream`` (``video_stream``'s pick) is not the file's first video stream:
     which one is read, and that faceswap's own tools read the first."""
+    import av
+
     first = container.streams.video[0]
     if stream.index == first.index:
         return None
@@ -524,9 +526,14 @@ def other_stream_note(container, stream, path: Path) -> str | None:
     def described(chosen) -> str:
         context = chosen.codec_context
         return f"#{chosen.index} ({context.name} {context.width}x{context.height})"
+    still = (first.disposition & av.stream.Disposition.attached_pic or first.frames == 1
+             or first.codec_context.name in STILL_CODECS)
     return (f"{path}: holds {len(container.streams.video)} video streams; its frames are read from "
-            f"{described(stream)}, not from the first, {described(first)}, a still picture or the lesser "
-            "stream; faceswap's own tools read the first")
+            f"{described(stream)}, the one FFmpeg plays, not from the first, {described(first)}"
+            f"{', a still picture' if still else ''}; faceswap's own tools read the first")
+
+
+STILL_CODECS = {"mjpeg", "png", "bmp", "gif", "webp", "tiff"}  # a picture stored as a track: cover art, a thumbnail
 
 
 def _packet_times(path: Path) -> list[int | None]:

@@ -107,8 +107,8 @@ def test_a_still_picture_stored_before_the_video_is_passed_over_on_every_engine(
     frames, problems = _split(video)
     assert problems == [] and [f.frame_index for f in frames] == list(range(12))
     assert {f.image.shape for f in frames} == {(360, 640, 3)}
-    assert frames[0].warning == (f"{video}: holds 2 video streams; its frames are read from #1 (h264 640x360), not "
-                                 "from the first, #0 (mjpeg 320x240), a still picture or the lesser stream; "
+    assert frames[0].warning == (f"{video}: holds 2 video streams; its frames are read from #1 (h264 640x360), the "
+                                 "one FFmpeg plays, not from the first, #0 (mjpeg 320x240), a still picture; "
                                  "faceswap's own tools read the first")
     assert [f.warning for f in frames[1:]] == [None] * 11
     source = InputSource(video)
