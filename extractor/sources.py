@@ -48,6 +48,16 @@ VIDEO_SIDECAR_EXTENSIONS = {".srt", ".ass", ".ssa", ".vtt", ".sub", ".idx", ".nf
 # What operating systems leave in folders of photos (hidden files, starting with a dot, aside).
 SYSTEM_FILES = {"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"}
 RAW_REFUSAL = "a camera RAW file, not decoded here: convert it to JPEG, PNG or TIFF first"
+# Pictures of kinds no reader here (nor faceswap's) decodes: named as what they are, not as unknown files.
+UNREAD_PICTURES = {".jxl": "a JPEG XL image", ".psd": "a Photoshop document", ".psb": "a Photoshop document",
+                   ".xcf": "a GIMP image", ".kra": "a Krita image", ".svg": "a vector drawing (SVG)",
+                   ".svgz": "a vector drawing (SVG)"}
+
+
+def unread_picture(path: Path) -> str | None:
+    """Why a picture of a kind not decoded here is not read, and what to do; None for other files."""
+    kind = UNREAD_PICTURES.get(path.suffix.lower())
+    return f"{kind}, not decoded here: export it as JPEG, PNG or TIFF first" if kind else None
 SAMPLE_STEP = 10  # a video with few key frames is sampled every this many frames from its start
 
 
@@ -124,6 +134,8 @@ def list_images(folder: Path, recursive: bool = False, face_folder: Path | None 
                                                    f"on its own (-i {path}; --batch: each video of a folder)"))
         elif path.suffix.lower() in RAW_EXTENSIONS:
             skipped.append(SkippedInput(str(path), f"{path}: {RAW_REFUSAL}, or keep the camera's JPEG of it beside it"))
+        elif unread_picture(path):
+            skipped.append(SkippedInput(str(path), f"{path}: {unread_picture(path)}"))
         else:
             skipped.append(SkippedInput(str(path), f"{path}: not an image file (unknown extension)"))
     return images, skipped
@@ -471,6 +483,8 @@ def _what_else(path: Path) -> str:
     as every engine and resume must agree."""
     if path.suffix.lower() in RAW_EXTENSIONS:
         return RAW_REFUSAL
+    if unread_picture(path):
+        return unread_picture(path)
     import av
     from PIL import Image
 

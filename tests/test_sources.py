@@ -157,6 +157,13 @@ def test_the_files_that_go_with_photos_are_passed_over_quietly(tmp_path):
         InputSource(tmp_path / "photo")
     with pytest.raises(InputError, match="notes.txt: not a folder, a video or an image"):
         InputSource(tmp_path / "notes.txt")
+    # Pictures of kinds not decoded here: named for what they are, not as files of an unknown kind.
+    for name, kind in (("c.jxl", "a JPEG XL image"), ("d.PSD", "a Photoshop document"), ("e.svg", "a vector drawing")):
+        (tmp_path / name).write_bytes(b"x")
+        with pytest.raises(InputError, match=f"{name}: {kind}.*not decoded here: export it as JPEG, PNG or TIFF"):
+            InputSource(tmp_path / name)
+    skipped = {os.path.basename(i.source): i.reason for i in InputSource(tmp_path) if isinstance(i, SkippedInput)}
+    assert skipped["c.jxl"].endswith("c.jxl: a JPEG XL image, not decoded here: export it as JPEG, PNG or TIFF first")
     summary = RunSummary(skipped=[SkippedInput(f"f{i}.txt", f"f{i}.txt: not an image") for i in range(25)])
     shown = summary.format()
     assert "skipped inputs: 25" in shown and "f19.txt" in shown and "f20.txt" not in shown
