@@ -111,6 +111,19 @@ def leading_text_chunks(path) -> dict[str, str]:
     return text_chunks(b"".join(parts))
 
 
+def png_size(path) -> tuple[int, int] | None:
+    """(width, height) from a PNG file's first chunk (IHDR), read alone; None for a file that does
+    not start as a PNG, or cannot be read (a named pipe: refused, never waited on)."""
+    try:
+        with open_regular(path) as handle:
+            head = handle.read(len(SIGNATURE) + 16)
+    except OSError:
+        return None
+    if len(head) < len(SIGNATURE) + 16 or not head.startswith(SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
 def with_texts(data: bytes, texts: dict[str, str]) -> bytes:
     """A PNG file's bytes with the iTXt chunks of ``texts``' keywords given those texts (each
     where it stood; pixels and every other chunk byte for byte)."""

@@ -33,8 +33,7 @@ import numpy as np
 
 from extractor.alignments import DamagedHeader, OutputError, read_header, read_records, rewrite_records_as
 from extractor.output import FACESWAP_KEYWORD, PNG_KEYWORD, OutputLock
-from extractor.png import SIGNATURE, leading_text_chunks, text_chunks, with_texts
-from extractor.regular_files import open_regular
+from extractor.png import leading_text_chunks, png_size, text_chunks, with_texts
 from extractor.safe_write import replace_file
 
 logger = logging.getLogger(__name__)
@@ -97,18 +96,6 @@ def _by_faceswaps_header(path: Path, texts: dict[str, str]) -> FacePng | None:
         return FacePng(path, source["source_filename"], None, int(source["face_index"]))
     except HEADER_ERRORS:
         return None
-
-
-def png_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from a PNG's first chunk; None for a file that does not start as a PNG."""
-    try:
-        with open_regular(path) as handle:
-            head = handle.read(24)
-    except OSError:
-        return None
-    if len(head) < 24 or not head.startswith(SIGNATURE) or head[12:16] != b"IHDR":
-        return None
-    return struct.unpack(">II", head[16:24])
 
 
 def written_indices(record: dict) -> dict[int, str]:

@@ -134,8 +134,8 @@ def list_images(folder: Path, recursive: bool = False, face_folder: Path | None 
                                                    f"on its own (-i {path}; --batch: each video of a folder)"))
         elif path.suffix.lower() in RAW_EXTENSIONS:
             skipped.append(SkippedInput(str(path), f"{path}: {RAW_REFUSAL}, or keep the camera's JPEG of it beside it"))
-        elif unread_picture(path):
-            skipped.append(SkippedInput(str(path), f"{path}: {unread_picture(path)}"))
+        elif why := unread_picture(path):
+            skipped.append(SkippedInput(str(path), f"{path}: {why}"))
         else:
             skipped.append(SkippedInput(str(path), f"{path}: not an image file (unknown extension)"))
     return images, skipped
@@ -483,8 +483,8 @@ def _what_else(path: Path) -> str:
     as every engine and resume must agree."""
     if path.suffix.lower() in RAW_EXTENSIONS:
         return RAW_REFUSAL
-    if unread_picture(path):
-        return unread_picture(path)
+    if why := unread_picture(path):
+        return why
     import av
     from PIL import Image
 
@@ -516,16 +516,18 @@ def video_stream(container, path: Path):
     import av
 
     streams = list(container.streams.video)
+    others = ", ".join(sorted({stream.type for stream in container.streams if stream.type != "video"}) or ["none"])
     if not streams:
-        kinds = sorted({stream.type for stream in container.streams}) or ["none"]
-        raise InputError(f"{path}: holds no video stream (its streams: {', '.join(kinds)})")
+        raise InputError(f"{path}: holds no video stream (its streams: {others})")
     moving = [stream for stream in streams if not stream.disposition & av.stream.Disposition.attached_pic]
     if not moving:  # a song (or a podcast) with its cover: one picture, no video
-        kinds = sorted({stream.type for stream in container.streams if stream.type != "video"}) or ["none"]
         raise InputError(f"{path}: holds no video, only a still picture stored with it (cover art; its other "
-                         f"streams: {', '.join(kinds)})")
+                         f"streams: {others})")
     best = container.streams.best("video")
     return next((stream for stream in moving if best is not None and stream.index == best.index), moving[0])
+
+
+STILL_CODECS = {"mjpeg", "png", "bmp", "gif", "webp", "tiff"}  # a picture stored as a track: cover art, a thumbnail
 
 
 def other_stream_note(container, stream, path: Path) -> str | None:
@@ -546,8 +548,6 @@ def other_stream_note(container, stream, path: Path) -> str | None:
             f"{described(stream)}, the one FFmpeg plays, not from the first, {described(first)}"
             f"{', a still picture' if still else ''}; faceswap's own tools read the first")
 
-
-STILL_CODECS = {"mjpeg", "png", "bmp", "gif", "webp", "tiff"}  # a picture stored as a track: cover art, a thumbnail
 
 
 def _packet_times(path: Path) -> list[int | None]:
