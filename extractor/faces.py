@@ -175,9 +175,10 @@ class DetectedFace:
         if self.quality is not None:
             out["quality"] = round(float(self.quality), 4)
         if self.landmarks is not None:
-            out["landmarks"] = np.round(np.asarray(self.landmarks, dtype=np.float64), 3).tolist()
-            if np.isfinite(self.landmarks).all():
-                out["pose"] = [round(float(angle), 2) for angle in self.pose]  # pitch, yaw, roll (degrees)
+            rounded = np.round(np.asarray(self.landmarks, dtype=np.float64), 3)
+            out["landmarks"] = rounded.tolist()
+            if np.isfinite(self.landmarks).all():  # pitch, yaw, roll (degrees) of the points as written
+                out["pose"] = [round(float(angle), 2) for angle in head_pose(rounded.astype(np.float32))]
         if self.masks:
             out["masks"] = {name: mask.to_dict() for name, mask in self.masks.items()}
         if self.identity:

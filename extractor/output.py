@@ -19,7 +19,7 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import cv2
 import numpy as np
@@ -444,6 +444,8 @@ class FrameWriter:
         self._ours: set[str] = set()  # face files of the run being resumed (listed in its records)
         self.next_track_id = 0  # the first track id this run gives (after a resumed run's)
         self.tracks = None  # tracking.TrackLabeller for a tracked video: track ids, steady landmarks
+        self.neighbours = None  # neighbours.NeighbourCheck for a video: its doubtful faces confirmed or dropped
+        self._earlier_faces: dict[int, tuple[str, list]] = {}  # a resumed run's frame index -> (frame, its faces)
         self.preparer = FramePreparer(settings, self.face_names, face_filter, want_previews=bool(settings.preview_path))
         self._made_folders = check_writable(settings)
         self.locks = self._lock_outputs()
@@ -513,6 +515,8 @@ class FrameWriter:
         records, last_track = [], -1  # what a resume needs of each record (a long video's are not all kept)
         for record in read_records(path):
             records.append(EarlierFrame(record["frame"], bool(record["faces"]), tuple(record.get("face_files", ()))))
+            self._earlier_faces[int(record.get("index", -1))] = (record["frame"], [
+                (face["box"], face["score"]) for face in record["faces"] if "box" in face and "score" in face])
             last_track = max([last_track] + [face.get("track", -1) for face in record["faces"]])
         frames = {record.frame for record in records}
         self._earlier = (header, records)  # for _drop_frames_to_redo
@@ -617,6 +621,25 @@ class FrameWriter:
         if removed:
             logger.info("--overwrite: removed %d face file(s) of the previous run", removed)
 
+    def earlier_boxes(self, index: int, sure_from: float) -> list | None:
+        """The boxes ([left, top, right, bottom]) of the faces scored ``sure_from`` or more that the
+        run being resumed wrote for frame ``index``; None where it did not (or does it again)."""
+        frame, faces = self._earlier_faces.get(index, (None, []))
+        if frame is None or frame not in self.done:
+            return None
+        return [[left, top, left + width, top + height] for (left, top, width, height), score in faces
+                if score >= sure_from]
+
+    def in_order(self, media: ExtractMedia, done: Callable[[], None] | None, let_go=None) -> list:
+        """The frames to write now, (frame, done) in input order, given the next finished frame:
+        that frame itself, and where a video's doubtful faces wait on the next frame
+        (``neighbours``; ``let_go``: see ``NeighbourCheck.push``), the frame held before it."""
+        return self.neighbours.push(media, done, let_go) if self.neighbours is not None else [(media, done)]
+
+    def last_in_order(self) -> list:
+        """The end of the input: the frame still held back, if any, decided (``in_order``)."""
+        return self.neighbours.flush() if self.neighbours is not None else []
+
     def label_tracks(self, media: ExtractMedia) -> None:
         """A tracked video's frame: its faces' track ids and steadied landmarks. Called for every
         frame in input order, before it is prepared."""
@@ -673,6 +696,9 @@ class FrameWriter:
             raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
 
     def close(self) -> None:
+        if self.neighbours is not None and (self.neighbours.kept or self.neighbours.dropped):
+            logger.info("doubtful faces (scored under the detector's threshold): %d kept where the frame before or "
+                        "after has a face there, %d dropped", self.neighbours.kept, self.neighbours.dropped)
         try:
             self.alignments.close()
             if self.preview is not None and self.preview.count:

@@ -160,12 +160,30 @@ class RunSettings:
         elif self.track_every:
             logger.info("--track: %s", "imported faces are not followed" if source.is_video
                         else "photos are detected one by one (only a video's faces are followed)")
+        if source.is_video and self.stages.track_every <= 1 and self.import_alignments is None:
+            self._confirm_doubtful_faces(writer)  # (tracked every frame: every frame a full detection too)
         try:
             imported = self.imported(source, summary)
         except BaseException:
             writer.close()
             raise
         return source, writer, imported
+
+    def _confirm_doubtful_faces(self, writer: FrameWriter) -> None:
+        """A video's doubtful faces (its detector's ``confirm_from`` up to its threshold) passed on
+        by the detect stage and kept where a neighbouring frame confirms them (``neighbours``)."""
+        from extractor.neighbours import NeighbourCheck
+        from extractor.plugins import registry
+        from extractor.plugins.options import constructor_defaults
+
+        detector = self.stages.detector
+        options = {**constructor_defaults(registry.get_plugin_class("detect", detector)),
+                   **self.stages.plugin_options.get(f"detect.{detector}", {})}
+        confirm_from, threshold = float(options.get("confirm_from") or 0), float(options.get("threshold") or 0)
+        if 0 < confirm_from < threshold:
+            self.stages = replace(self.stages, neighbours=True)
+            writer.neighbours = NeighbourCheck(threshold, self.every_n,
+                                               lambda index: writer.earlier_boxes(index, threshold))
 
     def imported(self, source: InputSource, summary: "RunSummary") -> dict[str, list] | None:
         """Faces of the imported faceswap file by frame key, or None when nothing is imported;

@@ -50,6 +50,10 @@ class StageConfig:
     # Photos, and a video whose sampled frames show faces only a finer view finds: the detector
     # looks closer at each frame (CenterFace: its finer look from fine_if_from_close, not fine_if_from).
     close_look: bool = False
+    # A video's frames (not tracked, not imported): the detector's doubtful faces (CenterFace's
+    # confirm_from up to its threshold) are passed on, and kept where frames are written only where
+    # the frame before or after has a face there (extractor/neighbours.py).
+    neighbours: bool = False
 
     def plugin_names(self, stage: str) -> list[str]:
         return {"detect": [self.detector], "align": [self.aligner], "mask": list(self.maskers),
@@ -175,6 +179,8 @@ class DetectStage:
         self.config = config
         self.plugin: Plugin = config.create("detect", config.detector)
         self.follower = FaceFollower(config.track_every, config.track_step) if config.track_every else None
+        # Doubtful faces passed on from this score (a video's frames; 0: none): see ``_with_doubtful``.
+        self.doubtful_from = float(getattr(self.plugin, "confirm_from", 0.0)) if config.neighbours else 0.0
         self.outside_size_limits = 0  # faces found that --min-size/--max-size left out, in all (the summary)
 
     @property
@@ -211,7 +217,19 @@ class DetectStage:
                 break
             for i, faces in zip(empty, self._turned([images[i] for i in empty], angle, self._detect)):
                 found[i] = faces
-        return found
+        return self._with_doubtful(found, doubtful) if self.doubtful_from else found
+
+    def _with_doubtful(self, found: list[list[DetectedFace]],
+                       doubtful: list[list[DetectedFace]]) -> list[list[DetectedFace]]:
+        """Each frame's faces, then its doubtful spots scored from ``doubtful_from`` that no face
+        found explains: faces too, scored under the detector's threshold, which the writer keeps
+        only where a neighbouring frame confirms them (``neighbours.NeighbourCheck``)."""
+        out = []
+        for faces, spots in zip(found, doubtful):
+            spots = [spot for spot in spots if spot.score >= self.doubtful_from]
+            explained = overlapping([spot.box_ltrb for spot in spots], [face.box_ltrb for face in faces], LOOKS_OVERLAP)
+            out.append(faces + [spot for spot, known in zip(spots, explained) if not known])
+        return out
 
     def _look_again_upright(self, images: list[np.ndarray], found: list[list[DetectedFace]]) -> None:
         """Frames whose faces lie on their side, looked at again turned upright (``upright_turn``),
@@ -326,9 +344,15 @@ class DetectStage:
             short = min(image.shape[:2])
             minimum = max(config.min_size, config.min_size_percent / 100 * short)
             maximum = max(config.max_size, config.max_size_percent / 100 * short) or float("inf")
-            kept.append([f for f in found if minimum <= max(f.width, f.height) <= maximum])
-            self.outside_size_limits += len(found) - len(kept[-1])
+            inside = [minimum <= max(f.width, f.height) <= maximum for f in found]
+            kept.append([f for f, ok in zip(found, inside) if ok])
+            # A doubtful face left out is no face found: only a neighbouring frame could have made it one.
+            self.outside_size_limits += sum(not ok and not self._doubtful(f) for f, ok in zip(found, inside))
         return kept
+
+    def _doubtful(self, face: DetectedFace) -> bool:
+        """One of the doubtful faces passed on for a video (``_with_doubtful``)."""
+        return bool(self.doubtful_from) and face.score < self.plugin.threshold
 
 
 class FaceStage:

@@ -270,7 +270,8 @@ def test_a_video_turned_with_nothing_saying_so_is_looked_at_standing(tmp_path):
         turned_video(video, rotation, frames=12, say_so=False)
         assert InputSource(video).video_turn() == 0
         assert faces(video, tmp_path / f"out{rotation}") == expected, rotation
-        assert faces(video, tmp_path / f"off{rotation}", upright_look=False) <= 2, rotation
+        # Almost none as stored (a lying face scored 0.4-0.5 beside one of 0.5 on the next frame is kept).
+        assert faces(video, tmp_path / f"off{rotation}", upright_look=False) <= 3, rotation
     out = tmp_path / "pool"  # every engine decides the same way, before its workers start
     assert run_pool(RunSettings(video, OutputSettings(out, out / "alignments.jsonl", size=64), show_progress=False),
                     EngineOptions()).faces == expected

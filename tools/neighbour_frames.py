@@ -1,11 +1,12 @@
-"""Doubtful faces of a video confirmed by the frame before or after: how many faces that would add,
-and how many false ones. CenterFace runs at 0.3 on every frame; a face scored from LOW up to the
+"""Doubtful faces of a video confirmed by the frame before or after (extractor/neighbours.py): what
+extractor keeps with and without it, then how the rule's score floor weighs. For the latter
+CenterFace runs at 0.3 on every frame; a face scored from LOW up to the
 threshold (0.5) counts as confirmed where a face scored 0.5 or more overlaps it (IoU >= 0.5) on
 the frame before or the frame after. On the sample video (as it is, made grey, and re-encoded
 once by x264 at CRF 28) and on the clips with known motion made from the photos whose every
 face is boxed (benchmarks/tracking.py), as they are and darkened.
 
-    python tools/neighbour_frames.py          # about 4 minutes on 2 cores; writes /tmp/neighbour_frames_*.jpg
+    python tools/neighbour_frames.py          # about 6 minutes on 2 cores; writes /tmp/neighbour_frames_*.jpg
 """
 import tempfile
 from pathlib import Path
@@ -16,8 +17,12 @@ import numpy as np
 from common import VIDEO, evenly, tile, write_sheet
 
 from benchmarks.tracking import build_clips
+from extractor.alignments import read_records
 from extractor.api import FaceExtractor
+from extractor.engines.single import run_single_process
 from extractor.geometry import iou
+from extractor.output import OutputSettings
+from extractor.run_settings import RunSettings
 from extractor.sources import InputSource, SkippedInput
 
 THRESHOLD, LOWS = 0.5, (0.3, 0.35, 0.4, 0.45)
@@ -96,8 +101,32 @@ def boxed_clips(extractor: FaceExtractor, folder: Path) -> None:
         print(f"boxed clips, {name}, from 0.4: {counts}")
 
 
+def runs(folder: Path) -> None:
+    """What extractor itself keeps (one process, default flags, no face PNGs), confirm_from 0.4
+    (the default) against 0 (never), on the sample video and the boxed clips."""
+    clips = [(path, boxes) for path, _, boxes in build_clips(folder / "clips", 40) if boxes is not None]
+    for confirm_from in (0.4, 0.0):
+        faces, doubtful, false = {}, 0, 0
+        for video, boxes in [(VIDEO, None)] + clips:
+            out = folder / f"run-{confirm_from}-{video.stem}"
+            settings = RunSettings(video, OutputSettings(out, out / "alignments.jsonl", save_faces=False))
+            settings.stages.plugin_options = {"detect.centerface": {"confirm_from": confirm_from}}
+            run_single_process(settings)
+            records = list(read_records(out / "alignments.jsonl"))
+            faces[video == VIDEO] = faces.get(video == VIDEO, 0) + sum(len(r["faces"]) for r in records)
+            doubtful += sum(face["score"] < THRESHOLD for r in records for face in r["faces"])
+            if boxes is not None:
+                for record in records:
+                    truth = [(x, y, x + w, y + h) for x, y, w, h in boxes[record["index"]]]
+                    false += sum(not any(iou((x, y, x + w, y + h), box) >= 0.3 for box in truth)
+                                 for x, y, w, h in (face["box"] for face in record["faces"]))
+        print(f"extractor run, confirm_from {confirm_from}: sample video {faces[True]} faces, boxed clips "
+              f"{faces[False]} faces ({false} overlapping no box); {doubtful} faces under 0.5 kept in all")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, tempfile.NamedTemporaryFile("w", suffix=".toml") as config:
+        runs(Path(tmp))
         config.write("[plugins.detect.centerface]\nthreshold = 0.3\n")
         config.flush()
         extractor = FaceExtractor(photos=False, config=config.name)

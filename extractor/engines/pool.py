@@ -25,6 +25,7 @@ from functools import partial
 import cv2
 
 from extractor.media import ExtractMedia
+from extractor.neighbours import HeldFrame
 from extractor.quiet import traceback_hint
 from extractor.output import FrameWriter
 from extractor.run_settings import EngineOptions, RunSettings, RunSummary
@@ -317,6 +318,8 @@ class PoolEngine:
         ordered = OrderedFrameWriter(writer, self._prepare_threads)
         try:
             self._coordinate_messages(pool, results, ordered, processes, all_queues)
+            for media, done in writer.last_in_order():  # the input's end: a frame held back, if any
+                ordered.submit(media, done)
             ordered.write_ready(wait=True)
         finally:
             ordered.close()  # before the frame pool goes: helpers read its slots
@@ -350,7 +353,10 @@ class PoolEngine:
                     continue
                 faces = [face for face in faces if face is not None]  # None: a face a stage skipped
                 media = ExtractMedia(meta.name, pool.view(meta.slot, meta.shape), faces, meta.index, meta.source)
-                ordered.submit(media, partial(self._written, pool, meta.slot, ordered.writer))
+                written = partial(self._written, pool, meta.slot, ordered.writer)
+                let_go = partial(self._let_go, pool, meta.slot, ordered.writer)
+                for ready, done in ordered.writer.in_order(media, written, let_go):
+                    ordered.submit(ready, done)
 
     def _handle(self, message, assembler: FrameAssembler, processes, all_queues: list) -> None:
         """One message from a worker (``messages``' typed results)."""
@@ -392,9 +398,18 @@ class PoolEngine:
         if record.level >= logging.WARNING:
             self.summary.start_up_warning(record.text)
 
-    def _written(self, pool: FramePool, slot: int, writer: FrameWriter) -> None:
-        """A frame is on disk: its slot goes back to the loader."""
+    def _let_go(self, pool: FramePool, slot: int, writer: FrameWriter, media: ExtractMedia) -> HeldFrame:
+        """A frame held back until the next one is done (its doubtful faces): its pixels copied
+        out of its slot, which goes back to the loader at once (re-cutting the slots for larger
+        frames waits for every slot to be free)."""
+        held = ExtractMedia(media.filename, media.image.copy(), media.detected_faces, media.frame_index, media.source)
         pool.release(slot)
+        return HeldFrame(held, partial(self._written, pool, None, writer))
+
+    def _written(self, pool: FramePool, slot: int | None, writer: FrameWriter) -> None:
+        """A frame is on disk: its slot (if it still has one) goes back to the loader."""
+        if slot is not None:
+            pool.release(slot)
         self.progress.add(written=1)
         if self.options.on_frame_written:
             self.options.on_frame_written(writer.counts.frames)

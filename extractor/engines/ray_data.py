@@ -260,6 +260,13 @@ class StageActor:
 
 # --- prepare (tasks) ---------------------------------------------------------------------------
 
+def _written(writer, progress: Progress, options) -> None:
+    """A frame is on disk: counted."""
+    progress.add(written=1)
+    if options.on_frame_written:
+        options.on_frame_written(writer.counts.frames)
+
+
 def prepare_frames(batch: dict, preparer: FramePreparer) -> dict:
     """Each frame's record and face PNG bytes (``FramePreparer``); the pixels stay behind."""
     records, pngs, filtered, low_quality, previews = [], [], [], [], []
@@ -460,8 +467,10 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
         read_units, batch_size=1, num_cpus=_task_share(cpu_share), fn_kwargs=reading,
         **where_to_read(sorted({os.path.abspath(settings.input_path), os.path.abspath(units[0]["path"])})))
     dataset = _through_stages(dataset, pipeline, stages, settings, options, cpu_share)
-    tracked = writer.tracks is not None  # track ids and steady landmarks: frame after frame, here
-    if not tracked:
+    # Track ids and steady landmarks, a video's doubtful faces confirmed by their neighbours: frame
+    # after frame, here, where the frames' records and face PNGs are then made.
+    in_order = writer.tracks is not None or writer.neighbours is not None
+    if not in_order:
         preparer = FramePreparer(settings.output, writer.face_names, settings.face_filter,
                                  want_previews=writer.preview is not None)
         dataset = dataset.map_batches(prepare_frames, batch_size=PREPARE_BATCH_FRAMES,
@@ -483,17 +492,21 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
                     said.add(line)
                     logger.warning(line)
                     summary.warnings.append(line)
-            if tracked:
+            if in_order:
                 done = decode_faces(row["faces"])
-                writer.write(ExtractMedia(row["key"], row["image"], [done[i] for i in sorted(done)],
-                                          int(row["index"]), row["source"]))
+                frame = ExtractMedia(row["key"], row["image"], [done[i] for i in sorted(done)], int(row["index"]),
+                                     row["source"])
+                for ready, _ in writer.in_order(frame, None):
+                    writer.write(ready)
+                    _written(writer, progress, options)
             else:
                 previews = pickle.loads(row["previews"]) if row["previews"] else []
                 writer.commit(PreparedFrame(json.loads(row["record"]), pickle.loads(row["pngs"]),
                                             int(row["filtered"]), previews, low_quality=int(row["low_quality"])))
-            progress.add(written=1)
-            if options.on_frame_written:
-                options.on_frame_written(writer.counts.frames)
+                _written(writer, progress, options)
+        for ready, _ in writer.last_in_order():  # the input's end: a frame held back, if any
+            writer.write(ready)
+            _written(writer, progress, options)
         if source.is_video and not rows and not source.done:  # never a silent empty run
             summary.admit(SkippedInput(str(source.path), f"{source.path}: no video frame decodes"))
     finally:

@@ -69,6 +69,7 @@ def _run(settings: RunSettings, options: EngineOptions) -> RunSummary:
                 pending = []
         if pending:
             engine.process(pending)
+        engine.write(writer.last_in_order())  # the input's end: a frame held back, if any
     finally:
         writer.close()
         progress.close()
@@ -133,8 +134,13 @@ class _Batches:
         for frame, kept in zip(frames, faces):
             frame.add_detected_faces([kept[index] for index in sorted(kept)])
         for frame in frames:
+            self.write(self.writer.in_order(frame, frame.remove_image))
+
+    def write(self, ready: list) -> None:
+        """Frames ready in input order, (frame, done): written, their pixels let go."""
+        for frame, done in ready:
             _timed(self.summary, "write", self.writer.write, frame)
-            frame.remove_image()  # written: let the pixels go
+            done()  # written: let the pixels go
             self.progress.add(written=1)
             if self.on_frame_written:
                 self.on_frame_written(self.writer.counts.frames)

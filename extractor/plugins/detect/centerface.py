@@ -122,6 +122,7 @@ class CenterFaceDetector(Detector):
     runtime = "keras"
     option_limits = {"threshold": SCORE, "follow_threshold": SCORE,
                      "zoom_threshold": Limit(0, 1, meaning=SCORE_MEANING),
+                     "confirm_from": Limit(0, 1, meaning=SCORE_MEANING),
                      "nms_iou": Limit(0.05, 1, meaning="the overlap at which a box is one face"),
                      "max_side": Limit(160, off=0, meaning="pixels"), "min_side": Limit(0, 4096, meaning="pixels"),
                      "zoom_tiles": Limit(0, 4096), "fine_shrink": Limit(1, 16),
@@ -136,7 +137,7 @@ class CenterFaceDetector(Detector):
                  zoom_tiles: int = 512, zoom_threshold: float = 0.07, wider: bool = True,
                  follow_threshold: float = 0.3, fine_from: int = 3840, fine_shrink: int = 5,
                  fine_if_from: int = 2560, fine_if_under: float = 0.04, fine_if_from_close: int = 1280,
-                 close_look: bool = False, own_size_first: bool = True, **options):
+                 close_look: bool = False, own_size_first: bool = True, confirm_from: float = 0.4, **options):
         super().__init__(batch_size, **options)
         self.max_side = int(max_side)  # frames with a longer side are shrunk for detection (0: never)
         self.fine_from = int(fine_from)  # longer frames are also seen shrunk only fine_shrink times (0: never)
@@ -162,6 +163,9 @@ class CenterFaceDetector(Detector):
         self.zoom_threshold = float(zoom_threshold)  # doubtful spots: scores from this to threshold
         self.wider = bool(wider)  # a second, smaller look where a big face was doubtful
         self.follow_threshold = float(follow_threshold)  # a followed face's score in its crop (videos)
+        # A video's spots scored from this (at least DOUBTFUL_FROM) up to the threshold: kept where a
+        # neighbouring frame has a face there (extractor/neighbours.py); 0: never.
+        self.confirm_from = float(confirm_from)
         self.nms_iou = float(nms_iou)
         self.requested_runtime = runtime
         self.backend = backend
