@@ -5,15 +5,15 @@ and over it on the next: a face that flickers in and out. For a video (not track
 imported) the detect stage passes on the spots it scored from ``confirm_from`` (0.4) up to its
 threshold (0.5) as faces too; where frames are written, in input order, each such face is kept
 only where a face scored over the threshold overlaps it (IoU >= 0.5) on the frame before or the
-frame after, else dropped before anything of it is written. On the sample video this keeps 42
+frame after, else dropped before anything of it is written. On the sample video this keeps 40
 faces (6 %) that the threshold alone loses, every one a face by the look of it; on clips whose
 every face is boxed it adds no face and prolongs one false detection by two frames
 (docs/accuracy.md, ``python tools/neighbour_frames.py``).
 
-A frame with doubtful faces is held back until the next one is known. A frame's neighbours that an earlier run
-wrote (a resumed run) are read from its alignments file, so a resumed run keeps the same faces
-as one that was never stopped; a frame held when a run stops is not written, and the resumed
-run does it again.
+A frame with doubtful faces is held back until the next one is known. A frame's neighbours that
+an earlier run wrote (a resumed run) are read from its alignments file, so a resumed run keeps
+the same faces as one that was never stopped; a frame held when a run stops is not written, and
+the resumed run does it again.
 """
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ class HeldFrame(NamedTuple):
 
 
 class NeighbourCheck:
-    """Frames in input order in (``push``), the same frames out one frame later, each without
-    the doubtful faces (scored under ``sure_from``) that no sure face of a neighbouring frame
-    confirms. ``step``: frames from one frame of the run to the next (--extract-every-n);
+    """Frames in input order in (``push``), the same frames out in that order, each without the
+    doubtful faces (scored under ``sure_from``) that no sure face of a neighbouring frame
+    confirms; a frame with such faces comes out once the next frame is in (or at ``flush``).
+    ``step``: frames from one frame of the run to the next (--extract-every-n);
     ``earlier``: frame index -> the boxes ([left, top, right, bottom]) of the sure faces an
     earlier run wrote for it (a resumed run), else absent."""
 

@@ -50,9 +50,9 @@ class StageConfig:
     # Photos, and a video whose sampled frames show faces only a finer view finds: the detector
     # looks closer at each frame (CenterFace: its finer look from fine_if_from_close, not fine_if_from).
     close_look: bool = False
-    # A video's frames (not tracked, not imported): the detector's doubtful faces (CenterFace's
-    # confirm_from up to its threshold) are passed on, and kept where frames are written only where
-    # the frame before or after has a face there (extractor/neighbours.py).
+    # A video's frames (not imported; if tracked, only every frame): the detector's doubtful faces
+    # (CenterFace's confirm_from up to its threshold) are passed on, and kept where frames are
+    # written only where the frame before or after has a face there (extractor/neighbours.py).
     neighbours: bool = False
 
     def plugin_names(self, stage: str) -> list[str]:
