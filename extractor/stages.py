@@ -270,7 +270,16 @@ class DetectStage:
     def run_isolated(self, images: list[np.ndarray], indices: list[int] | None = None) -> tuple[list, dict[int, str]]:
         """``run``, with a frame the detector fails on returned as None (and why). Given the
         frames' ``indices`` in a video (consecutive frames, in order) and a tracking interval,
-        faces are followed from frame to frame (``FaceFollower``), one frame after the other."""
+        faces are followed from frame to frame (``FaceFollower``), one frame after the other.
+        Doubtful faces (``_with_doubtful``) come back for a video's frames only: a --filter
+        reference photo (index -1, or no index) has no neighbouring frame to confirm them."""
+        results, failures = self._detect_isolated(images, indices)
+        if self.doubtful_from:
+            results = [faces if faces is None or (indices and indices[i] >= 0) else
+                       [face for face in faces if not self._doubtful(face)] for i, faces in enumerate(results)]
+        return results, failures
+
+    def _detect_isolated(self, images: list[np.ndarray], indices: list[int] | None) -> tuple[list, dict[int, str]]:
         # A video's frames (index 0 on) are looked at upright; a --filter reference photo (index -1,
         # or no index) as it is.
         angles = [self.config.upright if index >= 0 else 0 for index in indices] if indices else [0] * len(images)

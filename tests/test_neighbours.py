@@ -128,3 +128,20 @@ def test_a_resumed_video_keeps_the_faces_of_an_uninterrupted_run(sample_runs, tm
     assert [_boxes(r) for r in resumed] == [_boxes(r) for r in whole]
     assert np.allclose([f["score"] for r in resumed for f in r["faces"]], [f["score"] for r in whole
                                                                            for f in r["faces"]])
+
+
+def test_doubtful_faces_come_back_for_a_videos_frames_only_never_for_a_reference_photo():
+    """A --filter reference photo goes through the run's own detect stage, but has no neighbouring
+    frame: its doubtful spots must not become faces (the largest face found is the person)."""
+    from extractor.sources import InputSource
+    from extractor.stages import DetectStage, StageConfig
+
+    frame = next(item.image for item in InputSource(SAMPLE) if item.frame_index == 37)  # a face of 0.41 there
+    stage = DetectStage(StageConfig(neighbours=True))
+    stage.load()
+    as_frame, _ = stage.run_isolated([frame], [37])
+    assert any(face.score < SURE for face in as_frame[0])
+    for indices in ([-1], None):
+        as_reference, _ = stage.run_isolated([frame], indices)
+        assert as_reference[0] and all(face.score >= SURE for face in as_reference[0])
+        assert len(as_reference[0]) == sum(face.score >= SURE for face in as_frame[0])
