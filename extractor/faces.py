@@ -166,10 +166,19 @@ class DetectedFace:
         arrays += [mask.affine for mask in self.masks.values()] + list(self.identity.values())
         return all(np.isfinite(np.asarray(values, dtype=np.float64)).all() for values in arrays)
 
+    @property
+    def recorded_box(self) -> list[float]:
+        """[left, top, width, height] as the alignments file holds it (to a thousandth of a pixel)."""
+        return [round(float(v), 3) for v in (self.left, self.top, self.width, self.height)]
+
+    @property
+    def recorded_score(self) -> float:
+        """The detector's score as the alignments file holds it (five decimals)."""
+        return round(float(self.score), 5)
+
     def to_dict(self) -> dict:
         """JSON-safe dict: what the alignments file and the PNG metadata hold."""
-        out = {"box": [round(float(v), 3) for v in (self.left, self.top, self.width, self.height)],
-               "score": round(float(self.score), 5)}
+        out = {"box": self.recorded_box, "score": self.recorded_score}
         if self.track_id is not None:
             out["track"] = int(self.track_id)
         if self.quality is not None:

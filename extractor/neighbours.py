@@ -70,18 +70,14 @@ class NeighbourCheck:
         return ready
 
     def _doubtful(self, face) -> bool:
-        """Scored under ``sure_from``, on the rounded score its record will hold."""
-        return round(float(face.score), 5) < self.sure_from
+        """Scored under ``sure_from``, on the score its record will hold."""
+        return face.recorded_score < self.sure_from
 
     def _sure(self, media: ExtractMedia) -> list:
-        """The boxes of a frame's sure faces, judged on the rounded figures its record will hold
-        (``DetectedFace.to_dict``), as a resumed run judges the frames it reads back."""
-        boxes = []
-        for face in media.detected_faces:
-            if not self._doubtful(face):
-                left, top, width, height = (round(float(v), 3) for v in (face.left, face.top, face.width, face.height))
-                boxes.append([left, top, left + width, top + height])
-        return boxes
+        """The boxes of a frame's sure faces, judged on the figures its record will hold, as a
+        resumed run judges the frames it reads back."""
+        return [[left, top, left + width, top + height] for left, top, width, height in
+                (face.recorded_box for face in media.detected_faces if not self._doubtful(face))]
 
     def _neighbour(self, index: int, seen: tuple[int, list] | None) -> list:
         """The sure boxes of frame ``index``: from this run's frame ``seen`` where it is that

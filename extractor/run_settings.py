@@ -173,13 +173,9 @@ class RunSettings:
         """A video's doubtful faces (its detector's ``confirm_from`` up to its threshold) passed on
         by the detect stage and kept where a neighbouring frame confirms them (``neighbours``)."""
         from extractor.neighbours import NeighbourCheck
-        from extractor.plugins import registry
-        from extractor.plugins.options import constructor_defaults
 
-        detector = self.stages.detector
-        options = {**constructor_defaults(registry.get_plugin_class("detect", detector)),
-                   **self.stages.plugin_options.get(f"detect.{detector}", {})}
-        confirm_from, threshold = float(options.get("confirm_from") or 0), float(options.get("threshold") or 0)
+        detector = self.stages.create("detect", self.stages.detector)  # its options as the stage gets them; not loaded
+        confirm_from, threshold = float(getattr(detector, "confirm_from", 0)), float(getattr(detector, "threshold", 0))
         if 0 < confirm_from < threshold:
             self.stages = replace(self.stages, neighbours=True)
             writer.neighbours = NeighbourCheck(threshold, self.every_n,

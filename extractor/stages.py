@@ -361,7 +361,7 @@ class DetectStage:
 
     def _doubtful(self, face: DetectedFace) -> bool:
         """One of the doubtful faces passed on for a video (``_with_doubtful``)."""
-        return bool(self.doubtful_from) and face.score < self.plugin.threshold
+        return bool(self.doubtful_from) and face.recorded_score < self.plugin.threshold
 
 
 class FaceStage:

@@ -260,13 +260,6 @@ class StageActor:
 
 # --- prepare (tasks) ---------------------------------------------------------------------------
 
-def _written(writer, progress: Progress, options) -> None:
-    """A frame is on disk: counted."""
-    progress.add(written=1)
-    if options.on_frame_written:
-        options.on_frame_written(writer.counts.frames)
-
-
 def prepare_frames(batch: dict, preparer: FramePreparer) -> dict:
     """Each frame's record and face PNG bytes (``FramePreparer``); the pixels stay behind."""
     records, pngs, filtered, low_quality, previews = [], [], [], [], []
@@ -437,6 +430,13 @@ def _embed_references(settings: RunSettings, options: EngineOptions, pipeline: P
 
             raise ReferenceError(f"reference {face_filter.references[position]}: {row['problem']}")
         face_filter.take_reference(position, list(decode_faces(row["faces"]).values()))
+
+
+def _written(writer, progress: Progress, options) -> None:
+    """A frame is on disk: counted."""
+    progress.add(written=1)
+    if options.on_frame_written:
+        options.on_frame_written(writer.counts.frames)
 
 
 def _run(settings: RunSettings, options: EngineOptions, source, writer, summary: RunSummary,
