@@ -5,6 +5,8 @@ zero-copy view of a shared-memory slot in the worker pool. Nothing here copies i
 """
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 
@@ -32,7 +34,8 @@ class ExtractMedia:
 
     def __init__(self, filename: str, image: np.ndarray | None,
                  detected_faces: list[DetectedFace] | None = None, frame_index: int = 0,
-                 source: str = "", warning: str | None = None, orientation: int | None = None):
+                 source: str = "", warning: str | None = None, orientation: int | None = None,
+                 time: float | None = None):
         self._filename = filename
         self._image = image
         self._image_shape = None if image is None else tuple(image.shape)
@@ -43,6 +46,9 @@ class ExtractMedia:
         # The photo's EXIF orientation as its reader found it; None: read from ``source`` where the
         # outputs are made (the same machine, except on a Ray cluster without a shared file system).
         self.orientation = orientation
+        # A video frame's presentation time (seconds; None for a photo): a variable-frame-rate
+        # video's frames are not evenly spaced, and steadying a face's landmarks needs their spacing.
+        self.time = time
 
     @property
     def filename(self) -> str:
@@ -83,6 +89,13 @@ class ExtractMedia:
     def set_image(self, image: np.ndarray) -> None:
         self._image = image
         self._image_shape = tuple(image.shape)
+
+    def with_own_pixels(self) -> ExtractMedia:
+        """This frame, everything it carries kept, its pixels a private copy (e.g. out of a shared
+        slot that must go back to the loader while the frame waits)."""
+        held = copy.copy(self)
+        held.set_image(self.image.copy())
+        return held
 
     def __repr__(self) -> str:
         return (f"ExtractMedia({self._filename!r}, shape={self._image_shape}, "

@@ -644,7 +644,7 @@ class FrameWriter:
         """A tracked video's frame: its faces' track ids and steadied landmarks. Called for every
         frame in input order, before it is prepared."""
         if self.tracks is not None:
-            self.tracks.label(media.frame_index, media.detected_faces, media.image)
+            self.tracks.label(media.frame_index, media.detected_faces, media.image, media.time)
 
     def write(self, media: ExtractMedia) -> dict:
         """Write a finished frame (its faces first, then its record); returns the record."""

@@ -458,7 +458,7 @@ class InputSource:
                                                "skipped, as is every later frame over it")
                         continue
                     yield ExtractMedia(name, frame.to_ndarray(format="bgr24"), frame_index=index, source=source,
-                                       warning=note)
+                                       warning=note, time=frame.time)
                     note = None
         decoded = index + 1 - start
         if bounds is not None:

@@ -86,7 +86,8 @@ class OneEuroFilter:
     """The One Euro filter over an array of points (e.g. 68 x 2 landmarks), one sample a frame.
 
     ``min_cutoff`` (Hz) sets the smoothing of a still face (lower: steadier), ``beta`` how fast
-    the cut-off rises with speed (higher: less lag on a moving face); ``rate`` is the frame rate.
+    the cut-off rises with speed (higher: less lag on a moving face); ``rate`` is the frame rate
+    (a sample may bring its own).
     """
 
     def __init__(self, rate: float, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0):
@@ -94,19 +95,23 @@ class OneEuroFilter:
         self.value: np.ndarray | None = None
         self.speed: np.ndarray | None = None
 
-    def _alpha(self, cutoff) -> np.ndarray:
+    @staticmethod
+    def _alpha(cutoff, rate: float) -> np.ndarray:
         tau = 1.0 / (2 * math.pi * np.asarray(cutoff, float))
-        return 1.0 / (1.0 + tau * self.rate)
+        return 1.0 / (1.0 + tau * rate)
 
-    def __call__(self, points) -> np.ndarray:
+    def __call__(self, points, rate: float | None = None) -> np.ndarray:
+        """The next sample, ``rate`` (Hz) given by its time since the one before (a variable frame
+        rate), else the filter's."""
         points = np.asarray(points, float)
         if self.value is None:
             self.value, self.speed = points.copy(), np.zeros_like(points)
             return points.copy()
-        speed = (points - self.value) * self.rate
-        self.speed = self.speed + self._alpha(self.d_cutoff) * (speed - self.speed)
+        rate = rate or self.rate
+        speed = (points - self.value) * rate
+        self.speed = self.speed + self._alpha(self.d_cutoff, rate) * (speed - self.speed)
         cutoff = self.min_cutoff + self.beta * np.abs(self.speed)
-        self.value = self.value + self._alpha(cutoff) * (points - self.value)
+        self.value = self.value + self._alpha(cutoff, rate) * (points - self.value)
         return self.value.copy()
 
 
@@ -263,10 +268,16 @@ class TrackLabeller:
         self.first_id = first_id
         self.filters: dict[int, tuple[OneEuroFilter, float, int]] = {}  # track -> filter, face size, last frame
         self.signature: FrameSignature | None = None  # the frame before's, to see scene cuts
+        self.time: float | None = None  # the frame before's time (seconds)
+        self.step_rate: float | None = None  # 1 / the seconds since the frame before, where both have a time
 
-    def label(self, frame_index: int, faces: list, image: np.ndarray | None = None) -> None:
+    def label(self, frame_index: int, faces: list, image: np.ndarray | None = None, time: float | None = None) -> None:
         """Sets ``track_id`` (and steadied ``landmarks``) on each face of frame ``frame_index``;
-        a scene cut (seen in ``image``; a change of frame size is one) ends every track."""
+        a scene cut (seen in ``image``; a change of frame size is one) ends every track. ``time``:
+        the frame's time in seconds, so that a variable-frame-rate video's faces are steadied by
+        the time that really passed (else each frame is one average frame's time on)."""
+        before, self.time = self.time, time
+        self.step_rate = 1.0 / (time - before) if time is not None and before is not None and time > before else None
         if image is not None:
             signature = frame_signature(image)
             if is_scene_cut(self.signature, signature):
@@ -286,7 +297,7 @@ class TrackLabeller:
         smoother, size, _ = entry
         self.filters[track] = (smoother, size, frame_index)
         # From float32, the precision faces cross the pool's queues in: the same steadied points in every engine.
-        return smoother(np.asarray(face.landmarks, np.float32).astype(float) / size) * size
+        return smoother(np.asarray(face.landmarks, np.float32).astype(float) / size, self.step_rate) * size
 
     @property
     def tracks(self) -> int:

@@ -124,6 +124,27 @@ def joined_clips(path, sizes: list[tuple[int, int]], frames_each: int = 3) -> No
             joined.write(part.read_bytes())
 
 
+def uneven_video(path, steps: list[int], ticks: int = 60) -> None:
+    """The sample video's first ``len(steps) + 1`` frames at uneven times, as a phone that drops
+    its frame rate in dim light or a screen capture writes them: frame ``i + 1`` comes
+    ``steps[i] / ticks`` seconds after frame ``i`` (exact time stamps, lossless FFV1 in Matroska)."""
+    from fractions import Fraction
+
+    import av
+    import cv2
+
+    capture = cv2.VideoCapture(str(VIDEO))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=ticks)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, ticks)
+        for pts in np.concatenate([[0], np.cumsum(steps)]):
+            frame = av.VideoFrame.from_ndarray(cv2.resize(capture.read()[1], (640, 360)), format="bgr24")
+            frame.pts, frame.time_base = int(pts), Fraction(1, ticks)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
 def turned_video(path, rotation: int, frames: int = 6, say_so: bool = True) -> None:
     """The sample video's first ``frames`` frames stored turned as a phone stores a portrait
     video: the pixels turned by ``rotation`` degrees counter-clockwise (0, 90, -90, 180) and the

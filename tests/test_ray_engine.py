@@ -10,7 +10,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import DATA, REPO, VIDEO, joined_clips
+from conftest import DATA, REPO, VIDEO, joined_clips, uneven_video
 from extractor.alignments import read_records
 from extractor.engines.ray_data import VIDEO_RANGE, run_ray
 from extractor.output import OutputSettings
@@ -257,6 +257,24 @@ def test_ray_tracks_a_video_as_the_single_engine_does(local_ray, tmp_path):
     for a, b in zip(ours, single):
         assert [(f["box"], f["landmarks"], f["track"]) for f in a["faces"]] == \
             [(f["box"], f["landmarks"], f["track"]) for f in b["faces"]], a["frame"]
+
+
+def test_ray_steadies_a_variable_frame_rate_video_by_its_time_stamps(local_ray, tmp_path):
+    """Each frame's time travels with its row to the driver, whose filter steps by it: the single
+    engine's points (which differ from a filter stepping by the container's rate:
+    tests/test_tracking.py)."""
+    from extractor.engines.single import run_single_process
+
+    clip = tmp_path / "uneven.mkv"
+    uneven_video(clip, [1, 3, 2, 4, 1, 1, 2, 3, 1, 4, 2])
+    settings = {name: RunSettings(clip, OutputSettings(tmp_path / name, tmp_path / name / "alignments.jsonl",
+                                                       save_faces=False), track_every=1) for name in ("single", "ray")}
+    run_single_process(settings["single"])
+    run_ray(settings["ray"], EngineOptions())
+    single, ours = (list(read_records(tmp_path / name / "alignments.jsonl")) for name in ("single", "ray"))
+    assert len(ours) == 12 and sum(len(r["faces"]) for r in ours) >= 24
+    assert [[f["landmarks"] for f in r["faces"]] for r in ours] == \
+        [[f["landmarks"] for f in r["faces"]] for r in single]
 
 
 def test_ray_keeps_a_videos_doubtful_faces_as_the_single_engine_does(local_ray, tmp_path):

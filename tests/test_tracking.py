@@ -258,3 +258,77 @@ def test_a_change_of_frame_size_ends_every_track():
         labeller.label(index, [face], image)
         ids.append(face.track_id)
     assert ids[0] == ids[1] != ids[2]
+
+
+# --- a variable frame rate: each frame steadied by the time that passed ------------------------
+
+UNEVEN_STEPS = [1, 3, 2, 4, 1, 1, 2, 3, 1, 4, 2, 1, 1, 3, 2, 4, 1, 2, 1]  # sixtieths of a second between frames
+
+
+def _steadied(rate: float, times: list) -> np.ndarray:
+    """One face moving at 240 px/s with noise, labelled frame by frame with ``times`` (None: not
+    known), by a labeller whose stream rate is ``rate``: its steadied points, frame by frame."""
+    from extractor.faces import DetectedFace
+    from extractor.tracking import TrackLabeller
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(100, 180, (68, 2))
+    seconds = np.concatenate([[0], np.cumsum(UNEVEN_STEPS)]) / 60
+    labeller, steadied = TrackLabeller(rate=rate), []
+    for index, (second, time) in enumerate(zip(seconds, times)):
+        points = base + [240 * second, 0] + rng.normal(0, 1, (68, 2))
+        face = DetectedFace(100 + 240 * second, 100, 80, 80, landmarks=points)
+        labeller.label(index, [face], None, time)
+        steadied.append(face.landmarks)
+    return np.array(steadied)
+
+
+def test_each_frame_is_steadied_by_the_time_since_the_frame_before():
+    """A phone dropping its frame rate in dim light, a screen capture: frames come at uneven
+    times, and a face moves by the time that passed, not by the frame. With the frames' times the
+    stream's announced rate (the average, or whatever the container says) changes nothing."""
+    times = list(np.concatenate([[0], np.cumsum(UNEVEN_STEPS)]) / 60)
+    assert np.allclose(_steadied(24, times), _steadied(60, times))
+    assert np.abs(_steadied(24, times) - _steadied(24, [None] * len(times))).max() > 0.5
+    # Frames without a time (a raw stream), or whose time does not go forward: the stream's rate.
+    stuck = [times[0]] * len(times)
+    assert np.array_equal(_steadied(24, stuck), _steadied(24, [None] * len(times)))
+
+
+def test_a_variable_frame_rate_video_is_steadied_by_its_time_stamps_in_every_engine(tmp_path):
+    """The frames' time stamps reach the writer's filter: the points of a smoothed run are the
+    unsmoothed run's steadied with the frames' times (not the container's 60 frames/s), and the
+    pool (the times stay with the coordinator, the frames go through shared memory) gives the
+    single engine's points to the bit."""
+    from conftest import uneven_video
+    from extractor.faces import DetectedFace
+    from extractor.tracking import TrackLabeller
+
+    clip = tmp_path / "uneven.mkv"
+    uneven_video(clip, UNEVEN_STEPS)
+    runs = {}
+    for name, smooth, engine in (("raw", False, run_single_process), ("single", True, run_single_process),
+                                 ("pool", True, run_pool)):
+        settings = _tracked_settings(clip, tmp_path / name, track_every=1, save_faces=False)
+        settings.smooth = smooth
+        engine(settings) if engine is run_single_process else engine(settings, EngineOptions())
+        runs[name] = list(read_records(tmp_path / name / "alignments.jsonl"))
+    assert sum(len(r["faces"]) for r in runs["raw"]) >= 2 * len(runs["raw"]) == 40
+
+    def replayed(times: list) -> list:
+        labeller, points = TrackLabeller(rate=60), []
+        for index, (record, time) in enumerate(zip(runs["raw"], times)):
+            faces = [DetectedFace(*f["box"], landmarks=np.array(f["landmarks"])) for f in record["faces"]]
+            labeller.label(index, faces, None, time)
+            points += [face.landmarks for face in faces]
+        return points
+
+    smoothed = [np.array(f["landmarks"]) for r in runs["single"] for f in r["faces"]]
+    from extractor.sources import InputSource
+
+    by_times = replayed([frame.time for frame in InputSource(clip)])  # as stored: Matroska keeps milliseconds
+    by_rate = replayed([None] * len(runs["raw"]))
+    assert max(np.abs(a - b).max() for a, b in zip(smoothed, by_times)) < 0.01
+    assert max(np.abs(a - b).max() for a, b in zip(smoothed, by_rate)) > 0.2
+    assert [[f["landmarks"] for f in r["faces"]] for r in runs["pool"]] == \
+        [[f["landmarks"] for f in r["faces"]] for r in runs["single"]]

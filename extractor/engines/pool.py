@@ -65,6 +65,7 @@ class FrameMeta:
     slot: int
     shape: tuple[int, ...]
     reference: int | None = None  # a --filter/--nfilter reference image (its position), not a frame to write
+    time: float | None = None  # a video frame's time (seconds)
 
 
 @dataclass
@@ -240,7 +241,7 @@ class PoolEngine:
                 if item is None:
                     continue
                 if not self._put_frame(pool, queues, results, item.image, item.filename, item.frame_index,
-                                       item.source, None):
+                                       item.source, None, item.time):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the coordinator
             self._loader_error = exc
@@ -249,7 +250,7 @@ class PoolEngine:
             self._loading_done = True
 
     def _put_frame(self, pool: FramePool, queues: dict, results, image, name: str, index: int, source: str,
-                   reference: int | None) -> bool:
+                   reference: int | None, time: float | None = None) -> bool:
         """One frame into a slot and its first message(s) out; False when the run is stopping."""
         if image.nbytes > self._largest and not self._grow(pool, image, name):
             return False
@@ -258,7 +259,7 @@ class PoolEngine:
             return False
         shape = pool.store(slot, image)
         seq = self._loaded
-        self._frames[seq] = FrameMeta(name, index, source, slot, shape, reference)
+        self._frames[seq] = FrameMeta(name, index, source, slot, shape, reference, time)
         ref = FrameRef(seq, slot, shape, index, pool.slot_bytes)
         messages = [(self._first_queue(queues, index), tuple(ref))]
         if self.imported is not None and reference is None:  # faces from the .fsa: straight to align or mask
@@ -352,7 +353,8 @@ class PoolEngine:
                     pool.release(meta.slot)
                     continue
                 faces = [face for face in faces if face is not None]  # None: a face a stage skipped
-                media = ExtractMedia(meta.name, pool.view(meta.slot, meta.shape), faces, meta.index, meta.source)
+                media = ExtractMedia(meta.name, pool.view(meta.slot, meta.shape), faces, meta.index, meta.source,
+                                     time=meta.time)
                 written = partial(self._written, pool, meta.slot, ordered.writer)
                 let_go = partial(self._let_go, pool, meta.slot, ordered.writer)
                 for ready, done in ordered.writer.in_order(media, written, let_go):
@@ -402,7 +404,7 @@ class PoolEngine:
         """A frame held back until the next one is done (its doubtful faces): its pixels copied
         out of its slot, which goes back to the loader at once (re-cutting the slots for larger
         frames waits for every slot to be free)."""
-        held = ExtractMedia(media.filename, media.image.copy(), media.detected_faces, media.frame_index, media.source)
+        held = media.with_own_pixels()
         pool.release(slot)
         return HeldFrame(held, partial(self._written, pool, None, writer))
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import pickle
 import time
@@ -63,11 +64,15 @@ PREPARE_BATCH_FRAMES = 8  # frames per prepare task (records and face PNGs)
 
 # --- reading -----------------------------------------------------------------------------------
 
-ROW_COLUMNS = ("key", "index", "source", "orientation", "problem", "warning", "image", "faces", "outside", "log")
+ROW_COLUMNS = ("key", "index", "time", "source", "orientation", "problem", "warning", "image", "faces", "outside",
+               "log")
 
 
-def _empty_row(key: str, index: int, source: str, problem: str = "", image=None, warning: str = "") -> dict:
-    return {"key": key, "index": index, "source": source, "orientation": 1, "problem": problem, "warning": warning,
+def _empty_row(key: str, index: int, source: str, problem: str = "", image=None, warning: str = "",
+               frame_time: float | None = None) -> dict:
+    return {"key": key, "index": index,
+            "time": math.nan if frame_time is None else frame_time,  # a video frame's, in seconds (NaN: a photo)
+            "source": source, "orientation": 1, "problem": problem, "warning": warning,
             "image": np.zeros((0, 0, 3), np.uint8) if image is None else image, "faces": b"",
             "outside": 0,  # faces the detector found outside --min-size/--max-size
             "log": b""}  # an actor's start-up log records (pickled), for the driver's --logfile
@@ -121,7 +126,7 @@ def read_units(batch: dict, max_pixels: int, every_n: int, done: frozenset, impo
             rows.append(_empty_row(path, int(start), path, item.reason.replace(readable, path))
                         if isinstance(item, SkippedInput) else
                         _empty_row(item.filename, item.frame_index, item.source, image=item.image,
-                                   warning=(item.warning or "").replace(readable, path)))
+                                   warning=(item.warning or "").replace(readable, path), frame_time=item.time))
             if len(rows) == VIDEO_RANGE:
                 yield _columns(rows, imported)
                 rows = []
@@ -495,7 +500,7 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
             if in_order:
                 done = decode_faces(row["faces"])
                 frame = ExtractMedia(row["key"], row["image"], [done[i] for i in sorted(done)], int(row["index"]),
-                                     row["source"])
+                                     row["source"], time=None if math.isnan(row["time"]) else float(row["time"]))
                 for ready, _ in writer.in_order(frame, None):
                     writer.write(ready)
                     _written(writer, progress, options)
