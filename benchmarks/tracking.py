@@ -105,6 +105,18 @@ def _motion(t: int, seed: int) -> np.ndarray:
     return np.array([dx, dy, zoom, angle])
 
 
+def moved_frame(image: np.ndarray, t: float, seed: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``t`` (in frames at ``CLIP_FPS``) of a clip of ``image``: moved by ``_motion``, with
+    sensor noise and JPEG compression; and the transform (2x3) that moved it."""
+    height, width = image.shape[:2]
+    dx, dy, zoom, angle = _motion(t, seed)
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, zoom)
+    matrix[:, 2] += (dx, dy)
+    frame = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    frame = np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
+    return cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])[1], cv2.IMREAD_COLOR), matrix
+
+
 def _moved_box(box, matrix: np.ndarray) -> list[float]:
     """The bounding box (left, top, width, height) of a [left, top, right, bottom] box moved by ``matrix``."""
     left, top, right, bottom = box
@@ -122,6 +134,24 @@ def build_clips(folder: Path, frames: int = CLIP_FRAMES,
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
     clips = []
+    for name, image, entry, faces, exhaustive in annotated_photos(data):
+        height, width = image.shape[:2]
+        path = folder / f"{name}.mp4"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), CLIP_FPS, (width, height))
+        truth, boxes = [], []
+        for t in range(frames):
+            frame, matrix = moved_frame(image, t, len(clips), rng)
+            writer.write(frame)
+            truth.append(moved_points(faces, matrix))
+            boxes.append([_moved_box(f["box"], matrix) for f in entry["faces"]])
+        writer.release()
+        clips.append((path, truth, boxes if exhaustive else None))
+    return clips
+
+
+def annotated_photos(data: Path = DATA):
+    """(clip name, photo cut to even sides, its annotation entry, its faces with 68 points, whether
+    its set boxes every face) for each photo of ``data`` with 68-point ground truth."""
     for ann in find_annotation_files(data):
         annotations = json.loads(ann.read_text())
         for entry in annotations["images"]:
@@ -130,25 +160,13 @@ def build_clips(folder: Path, frames: int = CLIP_FRAMES,
                 continue
             image = cv2.imread(str(ann.parent / entry["file"]))
             height, width = image.shape[:2]
-            height, width = height - height % 2, width - width % 2
-            image = image[:height, :width]
-            path = folder / f"{ann.parent.name}_{Path(entry['file']).stem}.mp4"
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), CLIP_FPS, (width, height))
-            truth, boxes = [], []
-            for t in range(frames):
-                dx, dy, zoom, angle = _motion(t, len(clips))
-                matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, zoom)
-                matrix[:, 2] += (dx, dy)
-                frame = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_REFLECT)
-                frame = np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
-                frame = cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])[1], cv2.IMREAD_COLOR)
-                writer.write(frame)
-                truth.append([np.asarray(f["landmarks68"], float) @ matrix[:, :2].T + matrix[:, 2] for f in faces])
-                boxes.append([_moved_box(f["box"], matrix) for f in entry["faces"]])
-            writer.release()
-            clips.append((path, truth, boxes if annotations.get("exhaustive") else None))
-    return clips
+            yield (f"{ann.parent.name}_{Path(entry['file']).stem}", image[:height - height % 2, :width - width % 2],
+                   entry, faces, bool(annotations.get("exhaustive")))
+
+
+def moved_points(faces: list[dict], matrix: np.ndarray) -> list[np.ndarray]:
+    """Each face's 68 true points, moved by ``matrix`` as its frame was."""
+    return [np.asarray(f["landmarks68"], float) @ matrix[:, :2].T + matrix[:, 2] for f in faces]
 
 
 def not_in_truth(faces: dict, boxes: list) -> int:

@@ -9,18 +9,15 @@ steadies the points with the writer's `TrackLabeller` (4 Hz, speed response 40, 
 the frames' times given to it (as runs do) or not (each frame one average frame's time on).
 Record: docs/tracking.md. Run: .venv/bin/python tools/vfr_smoothing.py (about 3 minutes).
 """
-import json
 import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 from common import SHARED
 
-from benchmarks.tracking import _motion, extract, steadiness
-from extractor.evaluate import find_annotation_files
+from benchmarks.tracking import CLIP_FPS, annotated_photos, extract, moved_frame, moved_points, steadiness
 from extractor.faces import DetectedFace
 from extractor.tracking import TrackLabeller
 
@@ -45,37 +42,23 @@ def build_clips(folder: Path, steps: list[float], suffix: str) -> list[tuple[Pat
     rng = np.random.default_rng(0)
     times = np.concatenate([[0.0], np.cumsum(steps[:FRAMES - 1])])
     clips = []
-    for ann in find_annotation_files(SHARED / "data"):
-        annotations = json.loads(ann.read_text())
-        for entry in annotations["images"]:
-            faces = [f for f in entry.get("faces") or [] if f.get("landmarks68")]
-            if not faces:
-                continue
-            image = cv2.imread(str(ann.parent / entry["file"]))
-            height, width = (size - size % 2 for size in image.shape[:2])
-            image = image[:height, :width]
-            path = folder / f"{ann.parent.name}_{Path(entry['file']).stem}{suffix}"
-            truth = []
-            with av.open(str(path), "w") as container:
-                stream = container.add_stream("mpeg4", rate=30)
-                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                stream.bit_rate = 8_000_000
-                stream.time_base = stream.codec_context.time_base = Fraction(1, TICKS)
-                for time in times:
-                    dx, dy, zoom, angle = _motion(time * 30, len(clips))  # the benchmark's motion, in seconds
-                    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, zoom)
-                    matrix[:, 2] += (dx, dy)
-                    frame = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                                           borderMode=cv2.BORDER_REFLECT)
-                    frame = np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
-                    frame = cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])[1],
-                                         cv2.IMREAD_COLOR)
-                    video_frame = av.VideoFrame.from_ndarray(frame, format="bgr24")
-                    video_frame.pts, video_frame.time_base = round(time * TICKS), Fraction(1, TICKS)
-                    container.mux(stream.encode(video_frame))
-                    truth.append([np.asarray(f["landmarks68"], float) @ matrix[:, :2].T + matrix[:, 2] for f in faces])
-                container.mux(stream.encode())
-            clips.append((path, truth))
+    for name, image, _, faces, _ in annotated_photos(SHARED / "data"):
+        height, width = image.shape[:2]
+        path = folder / f"{name}{suffix}"
+        truth = []
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("mpeg4", rate=30)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.bit_rate = 8_000_000
+            stream.time_base = stream.codec_context.time_base = Fraction(1, TICKS)
+            for time in times:
+                frame, matrix = moved_frame(image, time * CLIP_FPS, len(clips), rng)  # the benchmark's motion
+                video_frame = av.VideoFrame.from_ndarray(frame, format="bgr24")
+                video_frame.pts, video_frame.time_base = round(time * TICKS), Fraction(1, TICKS)
+                container.mux(stream.encode(video_frame))
+                truth.append(moved_points(faces, matrix))
+            container.mux(stream.encode())
+        clips.append((path, truth))
     return clips
 
 
