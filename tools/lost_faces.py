@@ -4,8 +4,10 @@ The detect stage alone on the sample video, every frame against tracked (every 1
 default), as `make tracking` compares them (`benchmarks.tracking.compare_faces`: faces of the
 every-frame run kept, IoU >= 0.5). The variant keeps a face the follow crop did not find and
 looks for it again at its last box on each of the next N frames (`FaceFollower` with such a
-memory, here only). Record: docs/tracking.md. Run: .venv/bin/python tools/lost_faces.py [N ...]
-(about two minutes for the default 2 and 5).
+memory, here only). A last variant keeps, at a range's full detection, a spot scored from
+CenterFace's `confirm_from` (0.4) up to its threshold where a face was followed on the frame
+before (IoU >= 0.5): a face going on, scored low on that frame only. Record: docs/tracking.md.
+Run: .venv/bin/python tools/lost_faces.py [N ...] (about three minutes for the default 2 and 5).
 """
 import sys
 import time
@@ -46,6 +48,30 @@ class PatientFollower(tracking.FaceFollower):
         return found
 
 
+class ContinuingFollower(tracking.FaceFollower):
+    """``FaceFollower`` that keeps a full detection's doubtful spot where it continues a face
+    followed on the frame before (the stage passes on doubtful spots: ``StageConfig.neighbours``)."""
+
+    threshold = 0.5
+    continued = 0
+
+    def step(self, image, index, detect_full, detect_crops):
+        before = self.faces if self.last_index is not None and index == self.last_index + 1 else []
+        full = self.needs_full_detection(index, tracking.frame_signature(image))
+        faces = super().step(image, index, detect_full, detect_crops)
+        if not full:  # followed faces, scored in their crops from follow_threshold: all kept
+            return faces
+        kept = [face for face in faces if face.score >= self.threshold]
+        for face in faces:
+            if face.score < self.threshold and before and tracking.box_iou(
+                    [[face.left, face.top, face.width, face.height]],
+                    [[f.left, f.top, f.width, f.height] for f in before])[0].max() >= 0.5:
+                kept.append(face)
+                ContinuingFollower.continued += 1
+        self.faces = kept
+        return kept
+
+
 def faces_by_frame(stage: DetectStage, frames: list, tracked: bool) -> tuple[dict, float]:
     """Each frame's boxes, as `compare_faces` reads records; and the detect CPU ms a frame."""
     found, start = {}, time.process_time()
@@ -71,6 +97,14 @@ def main() -> None:
         print(f"lost faces looked for over {patience} frame(s): kept {result['kept']:.3f}, extra {result['extra']} "
               f"({result['false']} not found by every-frame detection within 2 frames), "
               f"detect {cost:.1f} CPU ms a frame")
+    stages.FaceFollower = ContinuingFollower
+    stage = DetectStage(StageConfig(track_every=10, neighbours=True))  # doubtful spots passed on
+    stage.plugin = every_frame.plugin
+    tracked, cost = faces_by_frame(stage, frames, tracked=True)
+    result = compare_faces(reference, tracked)
+    print(f"doubtful spots continuing a followed face kept at full detections ({ContinuingFollower.continued}): "
+          f"kept {result['kept']:.3f}, extra {result['extra']} ({result['false']} not found by every-frame detection "
+          f"within 2 frames), detect {cost:.1f} CPU ms a frame")
 
 
 if __name__ == "__main__":
