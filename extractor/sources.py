@@ -238,7 +238,12 @@ class InputSource:
         """Degrees (0, 90, 180, 270) to turn the video's stored frames clockwise to see them as
         players show them: phones store a portrait video's frames on their side, with a display
         rotation. Frames are kept as stored (FFmpeg's frames, and faceswap's: its alignments are
-        in their coordinates); only the detector looks at them turned upright. 0 when unsaid."""
+        in their coordinates); only the detector looks at them turned upright. 0 when unsaid.
+
+        The display matrix's rotation (``frame.rotation``, FFmpeg's ``av_display_rotation_get``)
+        is counter-clockwise: players turn the frame clockwise by its negative (FFmpeg's
+        ``-autorotate``, OpenCV's ``CAP_PROP_ORIENTATION_AUTO``). An iPhone's portrait video says
+        -90: its frames are turned 90 degrees clockwise to stand."""
         import av
 
         try:
@@ -247,7 +252,7 @@ class InputSource:
                 if stream.codec_context.width * stream.codec_context.height > self.max_pixels:
                     return 0  # refused when read; not decoded here
                 frame = next(container.decode(stream), None)
-                return int(round(getattr(frame, "rotation", 0) or 0)) % 360 // 90 * 90 if frame is not None else 0
+                return -int(round(getattr(frame, "rotation", 0) or 0)) % 360 // 90 * 90 if frame is not None else 0
         except (av.error.FFmpegError, OSError, InputError, ValueError):
             return 0
 

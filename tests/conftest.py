@@ -165,6 +165,6 @@ def turned_video(path, rotation: int, frames: int = 6, say_so: bool = True) -> N
             if number == 0:
                 stream.width, stream.height = frame.shape[1], frame.shape[0]
                 if rotation and say_so:
-                    stream.set_display_rotation(rotation)
+                    stream.set_display_rotation(-rotation)  # counter-clockwise: players turn it back clockwise
             out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
         out.mux(stream.encode())

@@ -206,6 +206,23 @@ def test_frames_larger_than_the_header_said_are_held_to_max_pixels(tmp_path):
     assert len(everything) > len(frames) and frames[-1].frame_index == everything[-1].frame_index
 
 
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_a_display_rotation_turns_the_frames_as_players_turn_them(tmp_path, rotation):
+    """The judge is OpenCV's reader, which turns frames by their display rotation as FFmpeg's
+    players do (``-autorotate``): it shows the stored frames upright, and extractor turns them
+    the same way. (Read with the opposite sign, an iPhone's portrait video, whose display
+    rotation is -90, was looked at upside down.)"""
+    from extractor.geometry import rotate_image
+
+    video = tmp_path / "turned.mov"
+    turned_video(video, rotation, frames=1)
+    shown = cv2.VideoCapture(str(video)).read()[1]  # CAP_PROP_ORIENTATION_AUTO: on by default
+    assert np.array_equal(shown, cv2.VideoCapture(str(VIDEO)).read()[1])  # the sample's frame, upright
+    stored = next(iter(InputSource(video))).image
+    assert stored.shape != shown.shape or rotation == 180
+    assert np.array_equal(rotate_image(stored, InputSource(video).video_turn())[0], shown)
+
+
 def test_a_video_stored_turned_is_looked_at_upright(tmp_path):
     """A phone's portrait video: frames stored on their side with a display rotation. The
     detector saw sideways faces and found none; now it looks at the frames turned upright, and
