@@ -252,7 +252,7 @@ class InputSource:
                 if stream.codec_context.width * stream.codec_context.height > self.max_pixels:
                     return 0  # refused when read; not decoded here
                 frame = next(container.decode(stream), None)
-                return -int(round(getattr(frame, "rotation", 0) or 0)) % 360 // 90 * 90 if frame is not None else 0
+                return display_turn(frame) if frame is not None else 0
         except (av.error.FFmpegError, OSError, InputError, ValueError):
             return 0
 
@@ -530,6 +530,21 @@ def video_stream(container, path: Path):
                          f"streams: {others})")
     best = container.streams.best("video")
     return next((stream for stream in moving if best is not None and stream.index == best.index), moving[0])
+
+
+def display_turn(frame) -> int:
+    """Degrees (0, 90, 180, 270) to turn a decoded frame clockwise so that what stands in the
+    picture players show stands in it: minus its display matrix's counter-clockwise rotation
+    (``frame.rotation``). A mirrored matrix (a front camera's, a negative determinant) reads 180
+    degrees more or less on the frames players only mirror, or mirror upside down (FFmpeg's
+    ``-autorotate``: a mirror leaves a face standing); its quarter turns read as they are."""
+    import av
+
+    turn = -int(round(getattr(frame, "rotation", 0) or 0)) % 360 // 90 * 90
+    matrix = next((np.frombuffer(bytes(data), np.int32) for data in frame.side_data
+                   if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX and len(bytes(data)) == 36), None)
+    mirrored = matrix is not None and int(matrix[0]) * int(matrix[4]) - int(matrix[1]) * int(matrix[3]) < 0
+    return (turn + 180) % 360 if mirrored and turn in (0, 180) else turn
 
 
 STILL_CODECS = {"mjpeg", "png", "bmp", "gif", "webp", "tiff"}  # a picture stored as a track: cover art, a thumbnail

@@ -145,12 +145,13 @@ def uneven_video(path, steps: list[int], ticks: int = 60) -> None:
         out.mux(stream.encode())
 
 
-def turned_video(path, rotation: int, frames: int = 6, say_so: bool = True) -> None:
+def turned_video(path, rotation: int, frames: int = 6, say_so: bool = True, mirrored: bool = False) -> None:
     """The sample video's first ``frames`` frames stored turned as a phone stores a portrait
     video: the pixels turned by ``rotation`` degrees counter-clockwise (0, 90, -90, 180) and the
     display rotation that turns them back (``say_so``; without it, as a camera mounted upside
     down or a tool that dropped the rotation leaves them), losslessly (PNG frames in a QuickTime
-    file)."""
+    file). ``mirrored``: the pixels mirrored before they are turned, and the display matrix
+    mirrors them back after turning them (a front camera's)."""
     import av
     import cv2
 
@@ -160,11 +161,11 @@ def turned_video(path, rotation: int, frames: int = 6, say_so: bool = True) -> N
         stream = out.add_stream("png", rate=25)
         stream.pix_fmt = "rgb24"
         for number in range(frames):
-            frame = capture.read()[1]
+            frame = cv2.flip(capture.read()[1], 1) if mirrored else capture.read()[1]
             frame = frame if turn is None else cv2.rotate(frame, turn)
             if number == 0:
                 stream.width, stream.height = frame.shape[1], frame.shape[0]
-                if rotation and say_so:
-                    stream.set_display_rotation(-rotation)  # counter-clockwise: players turn it back clockwise
+                if (rotation or mirrored) and say_so:  # counter-clockwise: players turn it back clockwise
+                    stream.set_display_rotation(-rotation, hflip=mirrored)
             out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
         out.mux(stream.encode())

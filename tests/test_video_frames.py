@@ -223,6 +223,20 @@ def test_a_display_rotation_turns_the_frames_as_players_turn_them(tmp_path, rota
     assert np.array_equal(rotate_image(stored, InputSource(video).video_turn())[0], shown)
 
 
+@pytest.mark.parametrize("rotation", [0, 90, -90, 180])
+def test_a_mirrored_display_matrix_turns_the_frames_as_ffmpeg_does(tmp_path, rotation):
+    """A front camera's display matrix mirrors as well as turns. A mirror leaves a face standing,
+    so the frames are turned as FFmpeg's -autorotate turns them, the mirror left out: a mirror
+    alone reads as a rotation of 180 degrees and was looked at upside down."""
+    from extractor.geometry import rotate_image
+
+    video = tmp_path / "mirrored.mov"
+    turned_video(video, rotation, frames=1, mirrored=True)
+    stored = next(iter(InputSource(video))).image
+    standing = rotate_image(stored, InputSource(video).video_turn())[0]
+    assert np.array_equal(standing, cv2.flip(cv2.VideoCapture(str(VIDEO)).read()[1], 1))
+
+
 def test_a_video_stored_turned_is_looked_at_upright(tmp_path):
     """A phone's portrait video: frames stored on their side with a display rotation. The
     detector saw sideways faces and found none; now it looks at the frames turned upright, and
