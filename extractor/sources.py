@@ -535,9 +535,10 @@ def video_stream(container, path: Path):
 def display_turn(frame) -> int:
     """Degrees (0, 90, 180, 270) to turn a decoded frame clockwise so that what stands in the
     picture players show stands in it: minus its display matrix's counter-clockwise rotation
-    (``frame.rotation``). A mirrored matrix (a front camera's, a negative determinant) reads 180
-    degrees more or less on the frames players only mirror, or mirror upside down (FFmpeg's
-    ``-autorotate``: a mirror leaves a face standing); its quarter turns read as they are."""
+    (``frame.rotation``). A mirrored matrix (a front camera's: a negative determinant) is one
+    FFmpeg's ``-autorotate`` mirrors by as well as turns, and a mirror leaves a face standing;
+    but its rotation reads 180 degrees off where the matrix only mirrors left to right (180 read
+    for none) or mirrors top to bottom (0 read for a face upside down). Quarter turns read right."""
     import av
 
     turn = -int(round(getattr(frame, "rotation", 0) or 0)) % 360 // 90 * 90
