@@ -542,8 +542,11 @@ def display_turn(frame) -> int:
     import av
 
     turn = -int(round(getattr(frame, "rotation", 0) or 0)) % 360 // 90 * 90
-    matrix = next((np.frombuffer(bytes(data), np.int32) for data in frame.side_data
-                   if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX and len(bytes(data)) == 36), None)
+    try:
+        matrix = next((np.frombuffer(bytes(data), np.int32) for data in frame.side_data
+                       if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX and len(bytes(data)) == 36), None)
+    except ValueError:  # side data of a kind this PyAV does not name (a newer FFmpeg's): taken as no mirror
+        matrix = None
     mirrored = matrix is not None and int(matrix[0]) * int(matrix[4]) - int(matrix[1]) * int(matrix[3]) < 0
     return (turn + 180) % 360 if mirrored and turn in (0, 180) else turn
 

@@ -237,6 +237,22 @@ def test_a_mirrored_display_matrix_turns_the_frames_as_ffmpeg_does(tmp_path, rot
     assert np.array_equal(standing, cv2.flip(cv2.VideoCapture(str(VIDEO)).read()[1], 1))
 
 
+def test_side_data_pyav_cannot_name_leaves_the_display_rotation_read():
+    """PyAV lists a frame's side data through its own enum, and a kind a newer FFmpeg attaches
+    (MV-HEVC's view id on a phone's spatial video) raises ValueError there; the rotation, which
+    PyAV reads without listing, still turns the frames (the mirror check is then skipped)."""
+    from extractor.sources import display_turn
+
+    class Frame:  # what PyAV's decoded frame gives for those two
+        rotation = -90
+
+        @property
+        def side_data(self):
+            raise ValueError("31 is not a valid Type")
+
+    assert display_turn(Frame()) == 90
+
+
 def test_a_video_stored_turned_is_looked_at_upright(tmp_path):
     """A phone's portrait video: frames stored on their side with a display rotation. The
     detector saw sideways faces and found none; now it looks at the frames turned upright, and
