@@ -9,6 +9,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator
@@ -255,6 +256,19 @@ class InputSource:
                 return display_turn(frame) if frame is not None else 0
         except (av.error.FFmpegError, OSError, InputError, ValueError):
             return 0
+
+    def pixel_aspect(self) -> Fraction:
+        """The video's sample aspect ratio: how much wider than tall players show a stored pixel
+        (a DVD's 16:9 picture: 32:27); 1 for square pixels, and where the file does not say."""
+        import av
+
+        try:
+            with av.open(str(self.path)) as container:
+                stream = video_stream(container, self.path)
+                ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+                return Fraction(ratio) if ratio and ratio > 0 else Fraction(1)
+        except (av.error.FFmpegError, OSError, InputError, ValueError, ZeroDivisionError):
+            return Fraction(1)
 
     def video_size(self) -> tuple[int, int] | None:
         """(height, width) of the video's frames as its header says; None when it does not open."""

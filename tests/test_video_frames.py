@@ -253,6 +253,40 @@ def test_side_data_pyav_cannot_name_leaves_the_display_rotation_read():
     assert display_turn(Frame()) == 90
 
 
+def test_a_video_of_non_square_pixels_is_named_with_how_to_make_a_square_copy(tmp_path, caplog):
+    """A DVD's 16:9 picture stored 720 px wide: its faces are aligned squeezed, less accurately
+    (tools/anamorphic_frames.py); the run says so once, naming the file and the ffmpeg line that
+    makes a copy with square pixels. Square pixels say nothing."""
+    from fractions import Fraction
+
+    import av
+
+    from extractor.engines.single import run_single_process
+    from extractor.output import OutputSettings
+    from extractor.run_settings import RunSettings
+
+    video = tmp_path / "dvd.mp4"
+    capture = cv2.VideoCapture(str(VIDEO))
+    with av.open(str(video), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 540, 360, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(32, 27)
+        for _ in range(3):
+            frame = cv2.resize(capture.read()[1], (540, 360), interpolation=cv2.INTER_AREA)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        out.mux(stream.encode())
+    assert InputSource(video).pixel_aspect() == Fraction(32, 27) and InputSource(VIDEO).pixel_aspect() == 1
+    said = {}
+    for path in (video, VIDEO):
+        caplog.clear()
+        out = tmp_path / path.stem
+        run_single_process(RunSettings(path, OutputSettings(out, out / "alignments.jsonl", save_faces=False),
+                                       show_progress=False, every_n=100))
+        said[path] = [r.getMessage() for r in caplog.records if "not square" in r.getMessage()]
+    assert said[VIDEO] == [] and len(said[video]) == 1
+    assert str(video) in said[video][0] and "32:27" in said[video][0] and "setsar=1" in said[video][0]
+
+
 def test_a_video_stored_turned_is_looked_at_upright(tmp_path):
     """A phone's portrait video: frames stored on their side with a display rotation. The
     detector saw sideways faces and found none; now it looks at the frames turned upright, and
