@@ -162,6 +162,20 @@ def rotate_image(image: np.ndarray, angle: int) -> tuple[np.ndarray, np.ndarray]
     return rotated, back
 
 
+def widen_image(image: np.ndarray, aspect: float) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` as players show it when a stored pixel is ``aspect`` times as wide as tall (an
+    anamorphic video's sample aspect ratio): resized sideways; and the 2x3 matrix that maps its
+    pixels back to the stored image's (pixel centres, as ``cv2.resize`` places them)."""
+    height, width = image.shape[:2]
+    shown = max(1, round(width * aspect))
+    ratio = width / shown
+    back = np.array([[ratio, 0.0, 0.5 * ratio - 0.5], [0.0, 1.0, 0.0]])
+    if shown == width:
+        return image, back
+    flags = cv2.INTER_AREA if shown < width else cv2.INTER_LINEAR
+    return cv2.resize(image, (shown, height), interpolation=flags), back
+
+
 def shrink_to_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """``image`` shrunk (area interpolation) so its longer side is at most ``max_side`` (0: never),
     and the scale applied. Each side keeps at least one pixel, so a long thin strip shrinks too."""

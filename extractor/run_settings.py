@@ -25,19 +25,6 @@ def frame_not_processed_line(name: str, reason: str) -> str:
     return f"{name}: the detector could not process this frame ({reason}); not written, a resumed run tries it again"
 
 
-def _say_if_pixels_are_not_square(source: InputSource) -> None:
-    """One warning for a video whose pixels are not square (anamorphic: a DVD's, HDV's): faces are
-    found and aligned on the frames as stored, squeezed or stretched sideways, where the points
-    are less accurate (docs/accuracy.md), and how to make a copy that is not."""
-    aspect = source.pixel_aspect()
-    if abs(aspect - 1) > 0.02:
-        logger.warning("%s: its pixels are not square (sample aspect ratio %d:%d): faces are found and aligned on "
-                       "its frames as stored, %.2f as wide as players show them, where landmarks are less accurate "
-                       "(docs/accuracy.md); a copy with square pixels aligns as well as any video: ffmpeg -i IN "
-                       "-vf \"scale=iw*sar:ih,setsar=1\" OUT", source.path, aspect.numerator, aspect.denominator,
-                       1 / aspect)
-
-
 def face_not_processed_line(name: str, face_index: int, reason: str) -> str:
     return f"{name}: face {face_index} skipped, a stage could not process it ({reason})"
 
@@ -150,8 +137,12 @@ class RunSettings:
         summary.damaged_again = len(writer.damaged_faces)
         if not source.is_video:
             self.stages = replace(self.stages, close_look=True)
-        if source.is_video and self.import_alignments is None:
-            _say_if_pixels_are_not_square(source)
+        aspect = source.pixel_aspect() if source.is_video and self.import_alignments is None else 1
+        if abs(aspect - 1) > 0.01:
+            self.stages = replace(self.stages, pixel_aspect=float(aspect))
+            logger.info("%s: its pixels are not square (sample aspect ratio %d:%d): faces looked for and aligned "
+                        "with its frames widened as players show them, kept in the stored frame's coordinates (as "
+                        "faceswap reads them)", source.path, aspect.numerator, aspect.denominator)
         turn = source.video_turn() if source.is_video and self.import_alignments is None else 0
         if turn:
             self.stages = replace(self.stages, upright=turn)

@@ -19,7 +19,7 @@ import numpy as np
 
 from extractor import panorama
 from extractor.faces import DetectedFace
-from extractor.geometry import nms, overlapping, rotate_image, transform_points
+from extractor.geometry import invert_affine, nms, overlapping, rotate_image, transform_points, widen_image
 from extractor.plugins import registry
 from extractor.plugins.base import Batch, Plugin
 from extractor.tracking import FaceFollower
@@ -47,6 +47,9 @@ class StageConfig:
     track_every: int = 0  # a video's faces followed between full detections every this many frames; 0: none
     track_step: int = 1  # frames from one frame of the run to the next (--extract-every-n)
     upright: int = 0  # degrees clockwise that turn a video's stored frames upright (its display rotation)
+    # A stored pixel's width over its height as players show it (an anamorphic video's sample aspect
+    # ratio, a DVD's 32:27): the detector and the aligner look at the frames widened so.
+    pixel_aspect: float = 1.0
     # Photos, and a video whose sampled frames show faces only a finer view finds: the detector
     # looks closer at each frame (CenterFace: its finer look from fine_if_from_close, not fine_if_from).
     close_look: bool = False
@@ -108,7 +111,7 @@ class StageConfig:
 
 
 def _rotate_face_back(face: DetectedFace, back: np.ndarray) -> DetectedFace:
-    """A face found on a rotated frame, expressed in the original frame."""
+    """A face found on a rotated (or widened) frame, expressed in the original frame."""
     corners = transform_points([[face.left, face.top], [face.right, face.bottom]], back)
     left, top = corners.min(0)
     right, bottom = corners.max(0)
@@ -116,6 +119,26 @@ def _rotate_face_back(face: DetectedFace, back: np.ndarray) -> DetectedFace:
     if face.detector_points is not None:
         out.detector_points = transform_points(face.detector_points, back)
     return out
+
+
+def as_shown(images: list[np.ndarray], aspect: float, detect) -> list[list[DetectedFace]]:
+    """``detect`` on the images widened as players show them (``widen_image``), faces brought
+    back to the stored images' pixels: a face squeezed sideways is found and placed less well."""
+    if aspect == 1:
+        return detect(images)
+    widened = [widen_image(image, aspect) for image in images]
+    found = detect([image for image, _ in widened])
+    return [[_in_float32(_rotate_face_back(face, back)) for face in faces] for faces, (_, back) in zip(found, widened)]
+
+
+def _in_float32(face: DetectedFace) -> DetectedFace:
+    """The face's box and key points in float32, the precision faces cross the pool's queues in
+    (a detector's faces are float32 already): the aligner gets the same face in every engine."""
+    face.left, face.top, face.width, face.height = (float(np.float32(value)) for value in
+                                                    (face.left, face.top, face.width, face.height))
+    if face.detector_points is not None:
+        face.detector_points = np.asarray(face.detector_points, np.float32).astype(np.float64)
+    return face
 
 
 def upright_turn(faces: list[DetectedFace]) -> int:
@@ -196,7 +219,9 @@ class DetectStage:
         at so, and the faces come back in the stored images' coordinates. The size limits judge the
         faces of every look at once, at the end: a frame whose faces are all outside them has faces,
         and is not looked at again turned."""
-        found = self._turned(images, upright, self._run_upright) if upright else self._run_upright(images)
+        found = as_shown(images, self.config.pixel_aspect,
+                         lambda shown: self._turned(shown, upright, self._run_upright) if upright
+                         else self._run_upright(shown))
         return self._sized_within(found, images)
 
     @staticmethod
@@ -311,7 +336,9 @@ class DetectStage:
         ``DetectedFace.standing_turn``; where the detector gives none, as the video's frames are turned):
         a face lying on its side or upside down is looked for standing up, as the detector
         found it. Faces come back in crop pixels (``run_isolated`` judges their size in the frame's)."""
-        detect = self.plugin.detect_crops
+        def detect(views: list[np.ndarray]) -> list[list[DetectedFace]]:
+            return as_shown(views, self.config.pixel_aspect, self.plugin.detect_crops)
+
         return by_key([upright if turn is None else turn for turn in turns], crops,
                       lambda views, angle: self._turned(views, angle, detect) if angle else detect(views))
 
@@ -382,6 +409,7 @@ class AlignStage(FaceStage):
     def __init__(self, config: StageConfig):
         self.plugin: Plugin = config.create("align", config.aligner, normalization=config.normalization,
                                             detector=config.detector, re_feed=config.re_feed or None)
+        self.pixel_aspect = config.pixel_aspect
 
     @property
     def batch_size(self) -> int:
@@ -392,9 +420,34 @@ class AlignStage(FaceStage):
 
     def run(self, images: list[np.ndarray], faces: list[DetectedFace]) -> list[DetectedFace]:
         """Fills ``landmarks`` of each face (one frame per face, frames may repeat)."""
-        if faces:
+        if faces and self.pixel_aspect != 1:
+            self._align_as_shown(images, faces)
+        elif faces:
             self.plugin.process(Batch(list(images), list(faces)))
         return faces
+
+    def _align_as_shown(self, images: list[np.ndarray], faces: list[DetectedFace]) -> None:
+        """The faces aligned on their frames widened as players show them (``widen_image``), their
+        landmarks brought back to the stored frames' pixels (each frame widened once); their boxes
+        and detector points stay as they were."""
+        widened: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for image in images:
+            if id(image) not in widened:
+                widened[id(image)] = widen_image(image, self.pixel_aspect)
+        backs = [widened[id(image)][1] for image in images]
+        kept = [(face.left, face.top, face.width, face.height, face.detector_points) for face in faces]
+        try:
+            for face, back in zip(faces, backs):
+                shown = _rotate_face_back(face, invert_affine(back))
+                face.left, face.top, face.width, face.height = shown.left, shown.top, shown.width, shown.height
+                face.detector_points = shown.detector_points
+            self.plugin.process(Batch([widened[id(image)][0] for image in images], list(faces)))
+            for face, back in zip(faces, backs):
+                if face.landmarks is not None:
+                    face.landmarks = transform_points(face.landmarks, back)
+        finally:
+            for face, (left, top, width, height, points) in zip(faces, kept):
+                face.left, face.top, face.width, face.height, face.detector_points = left, top, width, height, points
 
 
 class MaskStage(FaceStage):
