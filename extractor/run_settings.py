@@ -143,6 +143,12 @@ class RunSettings:
             logger.info("%s: its pixels are not square (sample aspect ratio %d:%d): faces looked for and aligned "
                         "with its frames widened as players show them, kept in the stored frame's coordinates (as "
                         "faceswap reads them)", source.path, aspect.numerator, aspect.denominator)
+        transfer = source.video_transfer() if source.is_video and self.import_alignments is None else None
+        if transfer:
+            self.stages = replace(self.stages, hdr_transfer=transfer)
+            logger.info("%s: an HDR video (%s): faces looked for and aligned with its frames tone-mapped as an SDR "
+                        "player shows them; the face images are cut from its frames as decoded (as faceswap reads "
+                        "them)", source.path, "PQ, HDR10's" if transfer == "pq" else "HLG, a phone's")
         turn = source.video_turn() if source.is_video and self.import_alignments is None else 0
         if turn:
             self.stages = replace(self.stages, upright=turn)

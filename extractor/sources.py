@@ -270,6 +270,21 @@ class InputSource:
         except (av.error.FFmpegError, OSError, InputError, ValueError, ZeroDivisionError):
             return Fraction(1)
 
+    def video_transfer(self) -> str | None:
+        """"pq" or "hlg" for an HDR video (its frames' transfer characteristic: HDR10's, a phone's
+        HDR video's), else None."""
+        import av
+
+        from extractor.hdr import TRANSFERS
+
+        try:
+            with av.open(str(self.path)) as container:
+                stream = video_stream(container, self.path)
+                frame = next(container.decode(stream), None)
+                return TRANSFERS.get(int(frame.color_trc if frame is not None else stream.codec_context.color_trc))
+        except (av.error.FFmpegError, OSError, InputError, ValueError, TypeError):
+            return None
+
     def video_size(self) -> tuple[int, int] | None:
         """(height, width) of the video's frames as its header says; None when it does not open."""
         import av

@@ -20,6 +20,7 @@ import numpy as np
 from extractor import panorama
 from extractor.faces import DetectedFace
 from extractor.geometry import invert_affine, nms, overlapping, rotate_image, transform_points, widen_image
+from extractor.hdr import as_sdr
 from extractor.plugins import registry
 from extractor.plugins.base import Batch, Plugin
 from extractor.tracking import FaceFollower
@@ -50,6 +51,9 @@ class StageConfig:
     # A stored pixel's width over its height as players show it (an anamorphic video's sample aspect
     # ratio, a DVD's 32:27): the detector and the aligner look at the frames widened so.
     pixel_aspect: float = 1.0
+    # An HDR video's transfer ("pq" or "hlg"; None: SDR): the detector and the aligner look at its
+    # frames tone-mapped as an SDR player shows them (extractor/hdr.py).
+    hdr_transfer: str | None = None
     # Photos, and a video whose sampled frames show faces only a finer view finds: the detector
     # looks closer at each frame (CenterFace: its finer look from fine_if_from_close, not fine_if_from).
     close_look: bool = False
@@ -219,7 +223,8 @@ class DetectStage:
         at so, and the faces come back in the stored images' coordinates. The size limits judge the
         faces of every look at once, at the end: a frame whose faces are all outside them has faces,
         and is not looked at again turned."""
-        found = as_shown(images, self.config.pixel_aspect,
+        looked_at = [as_sdr(image, self.config.hdr_transfer) for image in images]
+        found = as_shown(looked_at, self.config.pixel_aspect,
                          lambda shown: self._turned(shown, upright, self._run_upright) if upright
                          else self._run_upright(shown))
         return self._sized_within(found, images)
@@ -337,7 +342,8 @@ class DetectStage:
         a face lying on its side or upside down is looked for standing up, as the detector
         found it. Faces come back in crop pixels (``run_isolated`` judges their size in the frame's)."""
         def detect(views: list[np.ndarray]) -> list[list[DetectedFace]]:
-            return as_shown(views, self.config.pixel_aspect, self.plugin.detect_crops)
+            return as_shown([as_sdr(view, self.config.hdr_transfer) for view in views], self.config.pixel_aspect,
+                            self.plugin.detect_crops)
 
         return by_key([upright if turn is None else turn for turn in turns], crops,
                       lambda views, angle: self._turned(views, angle, detect) if angle else detect(views))
@@ -409,7 +415,7 @@ class AlignStage(FaceStage):
     def __init__(self, config: StageConfig):
         self.plugin: Plugin = config.create("align", config.aligner, normalization=config.normalization,
                                             detector=config.detector, re_feed=config.re_feed or None)
-        self.pixel_aspect = config.pixel_aspect
+        self.pixel_aspect, self.hdr_transfer = config.pixel_aspect, config.hdr_transfer
 
     @property
     def batch_size(self) -> int:
@@ -420,20 +426,20 @@ class AlignStage(FaceStage):
 
     def run(self, images: list[np.ndarray], faces: list[DetectedFace]) -> list[DetectedFace]:
         """Fills ``landmarks`` of each face (one frame per face, frames may repeat)."""
-        if faces and self.pixel_aspect != 1:
+        if faces and (self.pixel_aspect != 1 or self.hdr_transfer):
             self._align_as_shown(images, faces)
         elif faces:
             self.plugin.process(Batch(list(images), list(faces)))
         return faces
 
     def _align_as_shown(self, images: list[np.ndarray], faces: list[DetectedFace]) -> None:
-        """The faces aligned on their frames widened as players show them (``widen_image``), their
-        landmarks brought back to the stored frames' pixels (each frame widened once); their boxes
-        and detector points stay as they were."""
+        """The faces aligned on their frames as players show them (tone-mapped from HDR, ``as_sdr``;
+        widened, ``widen_image``), their landmarks brought back to the stored frames' pixels (each
+        frame made so once); their boxes and detector points stay as they were."""
         widened: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for image in images:
             if id(image) not in widened:
-                widened[id(image)] = widen_image(image, self.pixel_aspect)
+                widened[id(image)] = widen_image(as_sdr(image, self.hdr_transfer), self.pixel_aspect)
         backs = [widened[id(image)][1] for image in images]
         kept = [(face.left, face.top, face.width, face.height, face.detector_points) for face in faces]
         try:

@@ -314,6 +314,85 @@ def test_a_video_of_non_square_pixels_is_looked_at_as_players_show_it(tmp_path, 
                for b in frame_b)  # the same points, but for the float32 that faces cross the pool's queues in
 
 
+def _pq_video(path, say_so: bool = True, frames: int = 6) -> None:
+    """The sample video's first frames as an HDR10 video carries them (their light at 203 nits for
+    white, through SMPTE ST 2084's PQ curve: tools/hdr_frames.py), 10 bits, lossless x265, tagged
+    PQ (``say_so``) or, as a tool that dropped the tag leaves it, not."""
+    import av
+
+    from extractor.hdr import hdr_signal
+
+    capture = cv2.VideoCapture(str(VIDEO))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx265", rate=25, options={"x265-params": "log-level=none:lossless=1"})
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv444p10le"
+        if say_so:
+            stream.codec_context.color_trc, stream.codec_context.color_primaries = 16, 9
+        for _ in range(frames):
+            signal = np.round(hdr_signal(capture.read()[1], "pq") * 65535).astype(np.uint16)
+            frame = av.VideoFrame.from_ndarray(signal, format="bgr48le")
+            out.mux(stream.encode(frame.reformat(format="yuv444p10le")))
+        out.mux(stream.encode())
+
+
+def test_an_hdr_video_is_looked_at_tone_mapped_as_players_show_it(tmp_path, caplog):
+    """An HDR10 video decodes (FFmpeg's plain conversion, faceswap's frames) to its flat PQ signal,
+    where faces are placed less well and some are missed (tools/hdr_frames.py). The detector and
+    the aligner now look at it tone-mapped: the points lie nearer the SDR video's than those of
+    the same frames untagged (looked at as decoded); every engine alike."""
+    from extractor.alignments import read_records
+    from extractor.engines.pool import run_pool
+    from extractor.engines.single import run_single_process
+    from extractor.output import OutputSettings
+    from extractor.run_settings import EngineOptions, RunSettings
+
+    caplog.set_level("INFO", logger="extractor.run_settings")
+    videos = {"sdr": tmp_path / "sdr.mkv", "hdr": tmp_path / "hdr.mp4", "untagged": tmp_path / "untagged.mp4"}
+    _sideways_video(videos["sdr"], 640, 1)
+    _pq_video(videos["hdr"])
+    _pq_video(videos["untagged"], say_so=False)
+    assert [InputSource(video).video_transfer() for video in videos.values()] == [None, "pq", None]
+    points = {}
+    for name, video in videos.items():
+        caplog.clear()
+        out = tmp_path / f"out {name}"
+        run_single_process(RunSettings(video, OutputSettings(out, out / "alignments.jsonl", save_faces=False),
+                                       show_progress=False))
+        said = [r.getMessage() for r in caplog.records if "HDR" in r.getMessage()]
+        assert len(said) == (name == "hdr") and (not said or str(video) in said[0])
+        points[name] = [[np.array(face["landmarks"]) for face in record["faces"]]
+                        for record in read_records(out / "alignments.jsonl")]
+    assert sum(map(len, points["sdr"])) >= 10
+
+    def distance(name: str) -> float:  # mean point distance (px) from the SDR video's same face
+        return float(np.mean([min(np.linalg.norm(a - b, axis=1).mean() for a in frame_a)
+                              for frame_a, frame_b in zip(points[name], points["sdr"]) for b in frame_b]))
+
+    assert distance("hdr") < 0.7 * distance("untagged"), (distance("hdr"), distance("untagged"))
+    out = tmp_path / "pool"
+    run_pool(RunSettings(videos["hdr"], OutputSettings(out, out / "alignments.jsonl", save_faces=False),
+                         show_progress=False), EngineOptions())
+    pooled = [[np.array(face["landmarks"]) for face in record["faces"]]
+              for record in read_records(out / "alignments.jsonl")]
+    assert all(min(np.abs(a - b).max() for a in frame_a) < 0.01 for frame_a, frame_b in zip(pooled, points["hdr"])
+               for b in frame_b)
+
+
+def test_the_detector_finds_an_hdr_videos_dim_faces_tone_mapped(detect_stage):
+    """The sample video's dim audience as an HDR10 video decodes (its flat PQ signal): the
+    detector misses some of its faces there, and finds the SDR video's faces tone-mapped."""
+    from extractor.hdr import hdr_signal
+    from extractor.stages import DetectStage, StageConfig
+
+    tone_mapped = DetectStage(StageConfig(hdr_transfer="pq"))
+    tone_mapped.plugin = detect_stage.plugin  # the model loaded once
+    frames = [media.image for media, _ in zip(InputSource(VIDEO), range(60))]
+    signals = [np.round(hdr_signal(frame, "pq") * 255).astype(np.uint8) for frame in frames]
+    sdr = sum(len(detect_stage.run([frame])[0]) for frame in frames)
+    as_decoded = sum(len(detect_stage.run([signal])[0]) for signal in signals)
+    assert sum(len(tone_mapped.run([signal])[0]) for signal in signals) == sdr > as_decoded, (sdr, as_decoded)
+
+
 def test_a_video_stored_turned_is_looked_at_upright(tmp_path):
     """A phone's portrait video: frames stored on their side with a display rotation. The
     detector saw sideways faces and found none; now it looks at the frames turned upright, and
