@@ -245,45 +245,42 @@ class InputSource:
         is counter-clockwise: players turn the frame clockwise by its negative (FFmpeg's
         ``-autorotate``, OpenCV's ``CAP_PROP_ORIENTATION_AUTO``). An iPhone's portrait video says
         -90: its frames are turned 90 degrees clockwise to stand."""
-        import av
-
-        try:
-            with av.open(str(self.path)) as container:
-                stream = video_stream(container, self.path)
-                if stream.codec_context.width * stream.codec_context.height > self.max_pixels:
-                    return 0  # refused when read; not decoded here
-                frame = next(container.decode(stream), None)
-                return display_turn(frame) if frame is not None else 0
-        except (av.error.FFmpegError, OSError, InputError, ValueError):
-            return 0
+        return self._shown_as[0]
 
     def pixel_aspect(self) -> Fraction:
         """The video's sample aspect ratio: how much wider than tall players show a stored pixel
         (a DVD's 16:9 picture: 32:27); 1 for square pixels, and where the file does not say."""
-        import av
-
-        try:
-            with av.open(str(self.path)) as container:
-                stream = video_stream(container, self.path)
-                ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
-                return Fraction(ratio) if ratio and ratio > 0 else Fraction(1)
-        except (av.error.FFmpegError, OSError, InputError, ValueError, ZeroDivisionError):
-            return Fraction(1)
+        return self._shown_as[1]
 
     def video_transfer(self) -> str | None:
         """"pq" or "hlg" for an HDR video (its frames' transfer characteristic: HDR10's, a phone's
         HDR video's), else None."""
+        return self._shown_as[2]
+
+    @cached_property
+    def _shown_as(self) -> tuple[int, Fraction, str | None]:
+        """How players show the video, read once from its header and first frame (a frame over
+        --max-pixels is not decoded here: it is refused when read): ``video_turn``,
+        ``pixel_aspect``, ``video_transfer``. What cannot be read is taken as unsaid."""
         import av
 
         from extractor.hdr import TRANSFERS
 
+        turn, aspect, transfer = 0, Fraction(1), None
         try:
             with av.open(str(self.path)) as container:
                 stream = video_stream(container, self.path)
-                frame = next(container.decode(stream), None)
-                return TRANSFERS.get(int(frame.color_trc if frame is not None else stream.codec_context.color_trc))
-        except (av.error.FFmpegError, OSError, InputError, ValueError, TypeError):
-            return None
+                ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+                aspect = Fraction(ratio) if ratio and ratio > 0 else Fraction(1)
+                transfer = TRANSFERS.get(int(stream.codec_context.color_trc or 0))
+                if stream.codec_context.width * stream.codec_context.height <= self.max_pixels:
+                    frame = next(container.decode(stream), None)
+                    if frame is not None:
+                        turn = display_turn(frame)
+                        transfer = TRANSFERS.get(int(frame.color_trc or 0), transfer)
+        except (av.error.FFmpegError, OSError, InputError, ValueError, TypeError, ZeroDivisionError):
+            pass
+        return turn, aspect, transfer
 
     def video_size(self) -> tuple[int, int] | None:
         """(height, width) of the video's frames as its header says; None when it does not open."""
