@@ -149,6 +149,10 @@ class RunSettings:
             logger.info("%s: an HDR video (%s): faces looked for and aligned with its frames tone-mapped as an SDR "
                         "player shows them; the face images are cut from its frames as decoded (as faceswap reads "
                         "them)", source.path, "PQ, HDR10's" if transfer == "pq" else "HLG, a phone's")
+        if source.is_video and self.import_alignments is None and source.video_interlaced():
+            self.stages = replace(self.stages, one_field=True)
+            logger.info("%s: interlaced: faces looked for in one field of each frame (as a player deinterlaces "
+                        "it), aligned and cut from the frames as decoded (as faceswap reads them)", source.path)
         turn = source.video_turn() if source.is_video and self.import_alignments is None else 0
         if turn:
             self.stages = replace(self.stages, upright=turn)

@@ -257,30 +257,38 @@ class InputSource:
         HDR video's), else None."""
         return self._shown_as[2]
 
+    def video_interlaced(self) -> bool:
+        """Whether the video's frames are interlaced (two fields a field apart in time: a DVD's,
+        1080i broadcast, DV), as its decoder flags its first frame or its header says."""
+        return self._shown_as[3]
+
     @cached_property
-    def _shown_as(self) -> tuple[int, Fraction, str | None]:
+    def _shown_as(self) -> tuple[int, Fraction, str | None, bool]:
         """How players show the video, read once from its header and first frame (a frame over
         --max-pixels is not decoded here: it is refused when read): ``video_turn``,
-        ``pixel_aspect``, ``video_transfer``. What cannot be read is taken as unsaid."""
+        ``pixel_aspect``, ``video_transfer``, ``video_interlaced``. What cannot be read is taken
+        as unsaid."""
         import av
 
         from extractor.hdr import TRANSFERS
 
-        turn, aspect, transfer = 0, Fraction(1), None
+        turn, aspect, transfer, interlaced = 0, Fraction(1), None, False
         try:
             with av.open(str(self.path)) as container:
                 stream = video_stream(container, self.path)
                 ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
                 aspect = Fraction(ratio) if ratio and ratio > 0 else Fraction(1)
                 transfer = TRANSFERS.get(int(stream.codec_context.color_trc or 0))
+                interlaced = int(getattr(stream.codec_context, "field_order", 0) or 0) in INTERLACED_FIELD_ORDERS
                 if stream.codec_context.width * stream.codec_context.height <= self.max_pixels:
                     frame = next(container.decode(stream), None)
                     if frame is not None:
                         turn = display_turn(frame)
                         transfer = TRANSFERS.get(int(frame.color_trc or 0), transfer)
+                        interlaced = interlaced or bool(frame.interlaced_frame)
         except (av.error.FFmpegError, OSError, InputError, ValueError, TypeError, ZeroDivisionError):
             pass
-        return turn, aspect, transfer
+        return turn, aspect, transfer, interlaced
 
     def video_size(self) -> tuple[int, int] | None:
         """(height, width) of the video's frames as its header says; None when it does not open."""
@@ -556,6 +564,9 @@ def video_stream(container, path: Path):
                          f"streams: {others})")
     best = container.streams.best("video")
     return next((stream for stream in moving if best is not None and stream.index == best.index), moving[0])
+
+
+INTERLACED_FIELD_ORDERS = (2, 3, 4, 5)  # FFmpeg's AVFieldOrder: TT, BB, TB, BT (1: progressive, 0: unknown)
 
 
 def display_turn(frame) -> int:

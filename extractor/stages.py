@@ -19,6 +19,7 @@ import numpy as np
 
 from extractor import panorama
 from extractor.faces import DetectedFace
+from extractor.fields import one_field
 from extractor.geometry import invert_affine, nms, overlapping, rotate_image, transform_points, widen_image
 from extractor.hdr import as_sdr
 from extractor.plugins import registry
@@ -54,6 +55,9 @@ class StageConfig:
     # An HDR video's transfer ("pq" or "hlg"; None: SDR): the detector and the aligner look at its
     # frames tone-mapped as an SDR player shows them (extractor/hdr.py).
     hdr_transfer: str | None = None
+    # An interlaced video: the detector looks at one field of each frame (extractor/fields.py), the
+    # whole frame combed where faces move.
+    one_field: bool = False
     # Photos, and a video whose sampled frames show faces only a finer view finds: the detector
     # looks closer at each frame (CenterFace: its finer look from fine_if_from_close, not fine_if_from).
     close_look: bool = False
@@ -123,6 +127,12 @@ def _rotate_face_back(face: DetectedFace, back: np.ndarray) -> DetectedFace:
     if face.detector_points is not None:
         out.detector_points = transform_points(face.detector_points, back)
     return out
+
+
+def looked_at(image: np.ndarray, config: StageConfig) -> np.ndarray:
+    """A video frame as players show it, but for its geometry (``as_shown`` widens it): one field
+    of an interlaced frame (``one_field``), an HDR frame tone-mapped (``as_sdr``)."""
+    return as_sdr(one_field(image) if config.one_field else image, config.hdr_transfer)
 
 
 def as_shown(images: list[np.ndarray], aspect: float, detect) -> list[list[DetectedFace]]:
@@ -223,8 +233,7 @@ class DetectStage:
         at so, and the faces come back in the stored images' coordinates. The size limits judge the
         faces of every look at once, at the end: a frame whose faces are all outside them has faces,
         and is not looked at again turned."""
-        looked_at = [as_sdr(image, self.config.hdr_transfer) for image in images]
-        found = as_shown(looked_at, self.config.pixel_aspect,
+        found = as_shown([looked_at(image, self.config) for image in images], self.config.pixel_aspect,
                          lambda shown: self._turned(shown, upright, self._run_upright) if upright
                          else self._run_upright(shown))
         return self._sized_within(found, images)
@@ -415,7 +424,7 @@ class AlignStage(FaceStage):
     def __init__(self, config: StageConfig):
         self.plugin: Plugin = config.create("align", config.aligner, normalization=config.normalization,
                                             detector=config.detector, re_feed=config.re_feed or None)
-        self.pixel_aspect, self.hdr_transfer = config.pixel_aspect, config.hdr_transfer
+        self.config = config  # how its frames are looked at: pixel_aspect, hdr_transfer, one_field
 
     @property
     def batch_size(self) -> int:
@@ -426,20 +435,20 @@ class AlignStage(FaceStage):
 
     def run(self, images: list[np.ndarray], faces: list[DetectedFace]) -> list[DetectedFace]:
         """Fills ``landmarks`` of each face (one frame per face, frames may repeat)."""
-        if faces and (self.pixel_aspect != 1 or self.hdr_transfer):
+        if faces and (self.config.pixel_aspect != 1 or self.config.hdr_transfer or self.config.one_field):
             self._align_as_shown(images, faces)
         elif faces:
             self.plugin.process(Batch(list(images), list(faces)))
         return faces
 
     def _align_as_shown(self, images: list[np.ndarray], faces: list[DetectedFace]) -> None:
-        """The faces aligned on their frames as players show them (tone-mapped from HDR, ``as_sdr``;
-        widened, ``widen_image``), their landmarks brought back to the stored frames' pixels (each
-        frame made so once); their boxes and detector points stay as they were."""
+        """The faces aligned on their frames as players show them (``looked_at``: one field,
+        tone-mapped; widened, ``widen_image``), their landmarks brought back to the stored frames'
+        pixels (each frame made so once); their boxes and detector points stay as they were."""
         widened: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for image in images:
             if id(image) not in widened:
-                widened[id(image)] = widen_image(as_sdr(image, self.hdr_transfer), self.pixel_aspect)
+                widened[id(image)] = widen_image(looked_at(image, self.config), self.config.pixel_aspect)
         backs = [widened[id(image)][1] for image in images]
         kept = [(face.left, face.top, face.width, face.height, face.detector_points) for face in faces]
         try:

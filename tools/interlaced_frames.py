@@ -1,0 +1,68 @@
+"""Faces in interlaced video frames decoded whole (combed where they move): found as often?
+
+An interlaced frame holds two fields a field apart in time. Here the sample video's consecutive
+frames (1/25 s apart: twice a 50i field's motion) are woven into one, the even lines from the
+first and the odd ones from the second, and each annotated photo of ../shared/data and
+../shared/turned with a copy of itself moved sideways by 3 px (a face crossing the picture in
+a few seconds, at 50 fields a second). The default detect stage looks at them as decoded and as
+a run looks at an interlaced video (the stage's ``one_field``: extractor/fields.py); the
+photos' points (aligned on the woven frame, as runs align) are judged against the first
+field's ground truth. Record: docs/accuracy.md. Run: .venv/bin/python tools/interlaced_frames.py
+(3 minutes).
+"""
+import json
+
+import numpy as np
+from common import SHARED, VIDEO, loaded_stages
+
+from extractor.evaluate import find_annotation_files, match, nme
+from extractor.images import read_image
+from extractor.sources import InputSource
+from extractor.stages import DetectStage, StageConfig
+
+SHIFT = 3  # pixels the second field's picture has moved
+
+
+def woven(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """An interlaced frame: ``first``'s even lines, ``second``'s odd ones."""
+    frame = first.copy()
+    frame[1::2] = second[1::2]
+    return frame
+
+
+def main() -> None:
+    detect, align = loaded_stages()
+    one_field = DetectStage(StageConfig(one_field=True))
+    one_field.plugin = detect.plugin
+    frames = [media.image for media in InputSource(VIDEO) if hasattr(media, "image")]
+    print("| the sample video's 275 frames | faces found (detect stage) |\n| --- | --- |")
+    print(f"| progressive | {sum(len(detect.run([frame])[0]) for frame in frames[:-1])} |")
+    interlaced = [woven(first, second) for first, second in zip(frames, frames[1:])]
+    for name, stage in (("interlaced, as decoded", detect), ("interlaced, one field", one_field)):
+        print(f"| {name} | {sum(len(stage.run([frame])[0]) for frame in interlaced)} |")
+    print("\n| annotated photos, second field moved 3 px | faces found | NME mean / median |\n| --- | --- | --- |")
+    _, one_field_align = loaded_stages(StageConfig(one_field=True))
+    looks = (("progressive", detect, align), ("interlaced, as decoded", detect, align),
+             ("interlaced, one field found", one_field, align), ("interlaced, one field found and aligned", one_field,
+                                                                  one_field_align))
+    for name, stage, aligner in looks:
+        found, total, errors = 0, 0, []
+        for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
+            for entry in json.loads(path.read_text())["images"]:
+                faces = [face for face in entry.get("faces") or [] if face.get("landmarks68")]
+                if not faces:
+                    continue
+                image, _ = read_image(path.parent / entry["file"])
+                frame = image if name == "progressive" else woven(image, np.roll(image, SHIFT, axis=1))
+                detected = stage.run([frame])[0]
+                aligned = aligner.run([frame] * len(detected), detected) if detected else []
+                total += len(faces)
+                for mine, truth in match(aligned, [face["box"] for face in faces]):
+                    found += 1
+                    errors.append(nme(np.asarray(aligned[mine].landmarks),
+                                      np.asarray(faces[truth]["landmarks68"], float)))
+        print(f"| {name} | {found} of {total} | {np.mean(errors):.4f} / {np.median(errors):.4f} |")
+
+
+if __name__ == "__main__":
+    main()
