@@ -66,6 +66,11 @@ class StageConfig:
     # written only where the frame before or after has a face there (extractor/neighbours.py).
     neighbours: bool = False
 
+    def for_photos(self) -> StageConfig:
+        """This configuration for photos (a --filter reference): looked at as they are, not as a
+        video's frames are shown (turned, widened, tone-mapped, one field), and not followed."""
+        return replace(self, upright=0, pixel_aspect=1.0, hdr_transfer=None, one_field=False, track_every=0)
+
     def plugin_names(self, stage: str) -> list[str]:
         return {"detect": [self.detector], "align": [self.aligner], "mask": list(self.maskers),
                 "identity": [self.identity or registry.DEFAULTS["identity"]]}[stage]
@@ -227,13 +232,15 @@ class DetectStage:
     def load(self) -> None:
         self.plugin.load()
 
-    def run(self, images: list[np.ndarray], upright: int = 0) -> list[list[DetectedFace]]:
+    def run(self, images: list[np.ndarray], upright: int = 0, video: bool = True) -> list[list[DetectedFace]]:
         """Faces found in each image (of --min-size to --max-size), retried on rotated copies if none.
         ``upright``: degrees clockwise that turn the images upright (a video stored turned): they are looked
-        at so, and the faces come back in the stored images' coordinates. The size limits judge the
-        faces of every look at once, at the end: a frame whose faces are all outside them has faces,
-        and is not looked at again turned."""
-        found = as_shown([looked_at(image, self.config) for image in images], self.config.pixel_aspect,
+        at so, and the faces come back in the stored images' coordinates. ``video``: the images are
+        the video's frames, looked at as players show them (``looked_at``, ``as_shown``); not a
+        --filter reference photo. The size limits judge the faces of every look at once, at the
+        end: a frame whose faces are all outside them has faces, and is not looked at again turned."""
+        config = self.config if video else self.config.for_photos()
+        found = as_shown([looked_at(image, config) for image in images], config.pixel_aspect,
                          lambda shown: self._turned(shown, upright, self._run_upright) if upright
                          else self._run_upright(shown))
         return self._sized_within(found, images)
@@ -319,17 +326,18 @@ class DetectStage:
         return results, failures
 
     def _detect_isolated(self, images: list[np.ndarray], indices: list[int] | None) -> tuple[list, dict[int, str]]:
-        # A video's frames (index 0 on) are looked at upright; a --filter reference photo (index -1,
-        # or no index) as it is.
-        angles = [self.config.upright if index >= 0 else 0 for index in indices] if indices else [0] * len(images)
+        # A video's frames (index 0 on) are looked at upright and as players show them; a --filter
+        # reference photo (index -1, or no index) as it is.
+        looks = [(self.config.upright, True) if index >= 0 else (0, False) for index in indices] if indices \
+            else [(0, False)] * len(images)
         if self.follower is None or indices is None:
             return isolating_failures(lambda chosen: self._run_at([images[i] for i in chosen],
-                                                                  [angles[i] for i in chosen]), len(images))
+                                                                  [looks[i] for i in chosen]), len(images))
         results, failures = [], {}
-        for position, (image, index, angle) in enumerate(zip(images, indices, angles)):
+        for position, (image, index, (angle, video)) in enumerate(zip(images, indices, looks)):
             # A frame that fails is tried once more alone; the failure left the follower without a
             # frame before, so that second try is a full detection.
-            step = partial(self.follower.step, image, index, partial(self._full, upright=angle),
+            step = partial(self.follower.step, image, index, partial(self._full, upright=angle, video=video),
                            partial(self._crops, upright=angle))
             found, failed = isolating_failures(lambda _, step=step: [step()], 1)
             # Followed faces come back in frame pixels: only now can --min-size and --max-size judge them.
@@ -338,12 +346,12 @@ class DetectStage:
                 failures[position] = failed[0]
         return results, failures
 
-    def _run_at(self, images: list[np.ndarray], angles: list[int]) -> list[list[DetectedFace]]:
-        """``run`` on each image at its own ``upright`` angle (a batch per angle)."""
-        return by_key(angles, images, self.run)
+    def _run_at(self, images: list[np.ndarray], looks: list[tuple[int, bool]]) -> list[list[DetectedFace]]:
+        """``run`` on each image at its own ``upright`` angle, as a video frame or not (a batch per look)."""
+        return by_key(looks, images, lambda chosen, look: self.run(chosen, *look))
 
-    def _full(self, image: np.ndarray, upright: int = 0) -> list[DetectedFace]:
-        return self.run([image], upright)[0]
+    def _full(self, image: np.ndarray, upright: int = 0, video: bool = True) -> list[DetectedFace]:
+        return self.run([image], upright, video)[0]
 
     def _crops(self, crops: list[np.ndarray], turns: list[int | None], upright: int = 0) -> list[list[DetectedFace]]:
         """Faces in follow crops, each crop turned as its face stood in the frame before (``turns``,
@@ -409,12 +417,17 @@ class DetectStage:
 class FaceStage:
     """A stage that takes faces (each with its frame) and returns them completed."""
 
-    def run(self, images: list[np.ndarray], faces: list[DetectedFace]) -> list[DetectedFace]:
+    def run(self, images: list[np.ndarray], faces: list[DetectedFace],
+            video: list[bool] | None = None) -> list[DetectedFace]:
+        """The faces completed; ``video``: whether each face's image is a video frame (looked at
+        as players show it) or a --filter reference photo (as it is); None: all video frames."""
         raise NotImplementedError
 
-    def run_isolated(self, images: list[np.ndarray], faces: list[DetectedFace]) -> tuple[list, dict[int, str]]:
+    def run_isolated(self, images: list[np.ndarray], faces: list[DetectedFace],
+                     video: list[bool] | None = None) -> tuple[list, dict[int, str]]:
         """``run``, with a face the plugin fails on returned as None (and why)."""
-        return isolating_failures(lambda chosen: self.run([images[i] for i in chosen], [faces[i] for i in chosen]),
+        return isolating_failures(lambda chosen: self.run([images[i] for i in chosen], [faces[i] for i in chosen],
+                                                          None if video is None else [video[i] for i in chosen]),
                                   len(faces))
 
 
@@ -433,12 +446,19 @@ class AlignStage(FaceStage):
     def load(self) -> None:
         self.plugin.load()
 
-    def run(self, images: list[np.ndarray], faces: list[DetectedFace]) -> list[DetectedFace]:
-        """Fills ``landmarks`` of each face (one frame per face, frames may repeat)."""
-        if faces and (self.config.pixel_aspect != 1 or self.config.hdr_transfer or self.config.one_field):
-            self._align_as_shown(images, faces)
-        elif faces:
-            self.plugin.process(Batch(list(images), list(faces)))
+    def run(self, images: list[np.ndarray], faces: list[DetectedFace],
+            video: list[bool] | None = None) -> list[DetectedFace]:
+        """Fills ``landmarks`` of each face (one frame per face, frames may repeat); a video's
+        frames are looked at as players show them (``_align_as_shown``)."""
+        shown = self.config.pixel_aspect != 1 or self.config.hdr_transfer or self.config.one_field
+        for as_shown_here in (False, True):
+            chosen = [i for i in range(len(faces)) if bool(shown and (video is None or video[i])) == as_shown_here]
+            if not chosen:
+                continue
+            if as_shown_here:
+                self._align_as_shown([images[i] for i in chosen], [faces[i] for i in chosen])
+            else:
+                self.plugin.process(Batch([images[i] for i in chosen], [faces[i] for i in chosen]))
         return faces
 
     def _align_as_shown(self, images: list[np.ndarray], faces: list[DetectedFace]) -> None:
@@ -481,8 +501,10 @@ class MaskStage(FaceStage):
         for plugin in self.plugins:
             plugin.load()
 
-    def run(self, images: list[np.ndarray], faces: list[DetectedFace]) -> list[DetectedFace]:
-        """Adds every chosen mask (or the identity embedding) to each face."""
+    def run(self, images: list[np.ndarray], faces: list[DetectedFace],
+            video: list[bool] | None = None) -> list[DetectedFace]:
+        """Adds every chosen mask (or the identity embedding) to each face (from its landmarks and
+        its image as decoded, photo or video frame alike)."""
         if faces:
             for plugin in self.plugins:
                 plugin.process(Batch(list(images), list(faces)))
@@ -521,7 +543,8 @@ def run_on_frames(stage, images: list[np.ndarray], faces: list[dict[int, Detecte
     process is routed here, the same for every engine: a frame the detector fails on is a frame
     failure (not written; a resumed run tries it again), a face a stage fails on is a face
     failure (the frame is written without it). ``indices``: the frames' places in a video, for a
-    detect stage that follows faces."""
+    detect stage that follows faces; -1 for a --filter reference photo, looked at as it is (a
+    detect stage without indices looks at photos; a face stage, at the run's frames)."""
     if faces is None:
         found, failures = stage.run_isolated(images, indices)
         return StageResult([dict(enumerate(f)) if f is not None else {} for f in found], failures)
@@ -531,7 +554,8 @@ def run_on_frames(stage, images: list[np.ndarray], faces: list[dict[int, Detecte
     for start in range(0, len(owners), size):
         chunk = owners[start:start + size]
         done, failures = stage.run_isolated([images[frame] for frame, _ in chunk],
-                                            [faces[frame][index] for frame, index in chunk])
+                                            [faces[frame][index] for frame, index in chunk],
+                                            None if indices is None else [indices[frame] >= 0 for frame, _ in chunk])
         for position, ((frame, index), face) in enumerate(zip(chunk, done)):
             if position in failures:
                 result.face_failures.append((frame, index, f"{stage.name}: {failures[position]}"))

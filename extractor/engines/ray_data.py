@@ -421,7 +421,7 @@ def _embed_references(settings: RunSettings, options: EngineOptions, pipeline: P
     import ray
 
     face_filter = settings.face_filter
-    settings = replace(settings, stages=replace(settings.stages, track_every=0, upright=0))  # photos, as they are
+    settings = replace(settings, stages=settings.stages.for_photos())  # photos, as they are
     units = [{"kind": "image", "path": str(path), "key": str(position), "start": position, "stop": position + 1,
               "first_pts": -1, "end_pts": -1} for position, path in enumerate(face_filter.references)]
     dataset = ray.data.from_items(units, override_num_blocks=len(units)).map_batches(

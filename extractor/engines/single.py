@@ -89,14 +89,15 @@ class _Batches:
         self.on_frame_written = on_frame_written
         self.frame_batch = stages["detect"].batch_size if "detect" in stages else 16
 
-    def _faces_through(self, images: list, faces: list[dict], skip: tuple[str, ...] = ()) -> tuple[list[dict], list]:
+    def _faces_through(self, images: list, faces: list[dict], skip: tuple[str, ...] = (),
+                       indices: list[int] | None = None) -> tuple[list[dict], list]:
         """The face stages over ``faces`` (per frame: index -> face); returns what is left and
         the faces that failed, as (frame position, face index, why)."""
         failures = []
         for name, stage in self.stages.items():
             if name == "detect" or name in skip:
                 continue
-            result = _timed(self.summary, name, run_on_frames, stage, images, faces)
+            result = _timed(self.summary, name, run_on_frames, stage, images, faces, indices)
             faces, failures = result.faces, failures + result.face_failures
             counter = {"align": "aligned", "mask": "masked"}.get(name)
             if counter:
@@ -110,8 +111,8 @@ class _Batches:
             return
         for position in range(len(face_filter.references)):
             image = face_filter.read_reference(position)
-            found = run_on_frames(self.stages["detect"], [image])
-            faces, _ = self._faces_through([image], found.faces, skip=("mask",))
+            found = run_on_frames(self.stages["detect"], [image], None, [-1])  # -1: a photo, looked at as it is
+            faces, _ = self._faces_through([image], found.faces, skip=("mask",), indices=[-1])
             face_filter.take_reference(position, list(faces[0].values()))
 
     def process(self, frames: list[ExtractMedia]) -> None:

@@ -239,7 +239,8 @@ def _faces(stage, viewer, batch: list[FaceTask], out_queue, result_queue, sender
     faces = [{} for _ in order]
     for task in batch:
         faces[position_of[task.frame.seq]][task.face_index] = decode_face(task.face)
-    result = run_on_frames(stage, [_pixels(viewer, frames[seq]) for seq in order], faces)
+    result = run_on_frames(stage, [_pixels(viewer, frames[seq]) for seq in order], faces,
+                           [frames[seq].index for seq in order])
     for position, face_index, why in result.face_failures:
         sender.put(result_queue, Skipped(order[position], face_index, why))
     for position, done in enumerate(result.faces):
