@@ -9,44 +9,24 @@ stages' ``pixel_aspect``: widened as players show it), and the points judged aga
 truth in the picture as shown (NME over the eye-corner distance). Record: docs/accuracy.md.
 Run: .venv/bin/python tools/anamorphic_frames.py (about three minutes).
 """
-import json
-
 import cv2
 import numpy as np
-from common import SHARED, loaded_stages
+from common import loaded_stages, photo_errors
 
 from extractor.stages import StageConfig
 
-from extractor.evaluate import find_annotation_files, match, nme
-from extractor.images import read_image
 
 STORED_WIDTHS = {"square pixels": 1.0, "DVD 16:9 (32:27)": 27 / 32, "HDV 1440 (4:3)": 0.75, "NTSC DV 4:3 (8:9)": 9 / 8}
 
 
-def measure(factor: float, detect, align) -> tuple[int, int, list[float]]:
-    """Faces found, faces annotated, and the NME of each found face, its photo stored ``factor`` as wide."""
-    found, total, errors = 0, 0, []
-    for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
-        annotations = json.loads(path.read_text())
-        for entry in annotations["images"]:
-            faces = [face for face in entry.get("faces") or [] if face.get("landmarks68")]
-            if not faces:
-                continue
-            image, _ = read_image(path.parent / entry["file"])
-            height, width = image.shape[:2]
-            stored = cv2.resize(image, (round(width * factor), height),
-                                interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
-            scale = np.array([stored.shape[1] / width, 1.0])
-            detected = detect.run([stored])[0]
-            aligned = align.run([stored] * len(detected), detected) if detected else []
-            boxes = [[face["box"][0] * scale[0], face["box"][1], face["box"][2] * scale[0], face["box"][3]]
-                     for face in faces]
-            total += len(faces)
-            for mine, truth in match(aligned, boxes):
-                found += 1
-                errors.append(nme(np.asarray(aligned[mine].landmarks) / scale,
-                                  np.asarray(faces[truth]["landmarks68"], float)))
-    return found, total, errors
+def stored(factor: float):
+    """The photo stored ``factor`` as wide, and its scale: ``common.photo_errors``'s ``picture``."""
+    def picture(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        height, width = image.shape[:2]
+        frame = cv2.resize(image, (round(width * factor), height),
+                           interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+        return frame, np.array([frame.shape[1] / width, 1.0])
+    return picture
 
 
 def main() -> None:
@@ -57,7 +37,7 @@ def main() -> None:
         if factor != 1:
             looks["as shown (pixel_aspect)"] = loaded_stages(StageConfig(pixel_aspect=1 / factor))
         for look, (detect, align) in looks.items():
-            found, total, errors = measure(factor, detect, align)
+            found, total, errors = photo_errors(detect, align, stored(factor))
             print(f"| {name}, {factor:.3f} as wide | {look} | {found} of {total} | "
                   f"{np.mean(errors):.4f} / {np.median(errors):.4f} |")
 

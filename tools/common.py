@@ -9,7 +9,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from extractor.evaluate import face_yaw, find_annotation_files, match  # noqa: E402
+from extractor.evaluate import face_yaw, find_annotation_files, match, nme  # noqa: E402
 from extractor.media import ExtractMedia  # noqa: E402
 from extractor.images import read_image  # noqa: E402
 from extractor.sources import InputSource  # noqa: E402
@@ -45,6 +45,30 @@ def annotated_faces(detect: DetectStage):
                 for detected, truth in match(found, [face["box"] for face in entry["faces"]]):
                     face = entry["faces"][truth]
                     yield root.name, face_yaw(face), image, found[detected], np.array(face["landmarks68"])
+
+
+def photo_errors(detect: DetectStage, align: AlignStage, picture=None) -> tuple[int, int, list[float]]:
+    """Faces found, faces annotated, and each found face's NME, over the photos of ../shared/data
+    and ../shared/turned with 68-point ground truth, each shown to the stages as ``picture(photo)``
+    makes it: (the frame, its (x, y) scale from the photo); the photo itself by default. Boxes
+    are scaled to the frame to match, points back to the photo to be judged."""
+    found, total, errors = 0, 0, []
+    for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
+        for entry in json.loads(path.read_text())["images"]:
+            faces = [face for face in entry.get("faces") or [] if face.get("landmarks68")]
+            if not faces:
+                continue
+            image, _ = read_image(path.parent / entry["file"])
+            frame, scale = picture(image) if picture else (image, np.ones(2))
+            detected = detect.run([frame])[0]
+            aligned = align.run([frame] * len(detected), detected) if detected else []
+            boxes = [np.asarray(face["box"], float) * np.tile(scale, 2) for face in faces]
+            total += len(faces)
+            for mine, truth in match(aligned, boxes):
+                found += 1
+                errors.append(nme(np.asarray(aligned[mine].landmarks) / scale,
+                                  np.asarray(faces[truth]["landmarks68"], float)))
+    return found, total, errors
 
 
 def video_frames(video: Path = VIDEO):

@@ -8,14 +8,10 @@ faces detected and aligned by the default stages on the signal as decoded and as
 such a video (the stages' ``hdr_transfer``: tone-mapped back, extractor/hdr.py), NME over the
 eye-corner distance. Record: docs/accuracy.md. Run: .venv/bin/python tools/hdr_frames.py (8 minutes).
 """
-import json
-
 import numpy as np
-from common import SHARED, VIDEO, loaded_stages
+from common import VIDEO, loaded_stages, photo_errors
 
-from extractor.evaluate import find_annotation_files, match, nme
 from extractor.hdr import hdr_signal
-from extractor.images import read_image
 from extractor.sources import InputSource
 from extractor.stages import StageConfig
 
@@ -23,25 +19,6 @@ from extractor.stages import StageConfig
 def encoded(image: np.ndarray, transfer: str) -> np.ndarray:
     """The photo as an HDR video's frame decodes to 8 bits: its ``transfer`` signal."""
     return np.clip(np.round(hdr_signal(image, transfer) * 255), 0, 255).astype(np.uint8)
-
-
-def measure(transfer: str | None, detect, align) -> tuple[int, int, list[float]]:
-    found, total, errors = 0, 0, []
-    for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
-        for entry in json.loads(path.read_text())["images"]:
-            faces = [face for face in entry.get("faces") or [] if face.get("landmarks68")]
-            if not faces:
-                continue
-            image, _ = read_image(path.parent / entry["file"])
-            frame = image if transfer is None else encoded(image, transfer)
-            detected = detect.run([frame])[0]
-            aligned = align.run([frame] * len(detected), detected) if detected else []
-            total += len(faces)
-            for mine, truth in match(aligned, [face["box"] for face in faces]):
-                found += 1
-                truth_points = np.asarray(faces[truth]["landmarks68"], float)
-                errors.append(nme(np.asarray(aligned[mine].landmarks), truth_points))
-    return found, total, errors
 
 
 def main() -> None:
@@ -52,7 +29,9 @@ def main() -> None:
         if transfer:
             looks["tone-mapped (hdr_transfer)"] = loaded_stages(StageConfig(hdr_transfer=transfer))
         for look, (detect, align) in looks.items():
-            found, total, errors = measure(transfer, detect, align)
+            picture = None if transfer is None else \
+                (lambda image, transfer=transfer: (encoded(image, transfer), np.ones(2)))
+            found, total, errors = photo_errors(detect, align, picture)
             print(f"| {transfer or 'SDR'} | {look} | {found} of {total} | "
                   f"{np.mean(errors):.4f} / {np.median(errors):.4f} |")
     print("\n| the sample video's 275 frames | looked at | faces found (detect stage, 0.5 and up) |\n"

@@ -10,13 +10,9 @@ photos' points (aligned on the woven frame, as runs align) are judged against th
 field's ground truth. Record: docs/accuracy.md. Run: .venv/bin/python tools/interlaced_frames.py
 (3 minutes).
 """
-import json
-
 import numpy as np
-from common import SHARED, VIDEO, loaded_stages
+from common import VIDEO, loaded_stages, photo_errors
 
-from extractor.evaluate import find_annotation_files, match, nme
-from extractor.images import read_image
 from extractor.sources import InputSource
 from extractor.stages import DetectStage, StageConfig
 
@@ -46,21 +42,9 @@ def main() -> None:
              ("interlaced, one field found", one_field, align), ("interlaced, one field found and aligned", one_field,
                                                                   one_field_align))
     for name, stage, aligner in looks:
-        found, total, errors = 0, 0, []
-        for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
-            for entry in json.loads(path.read_text())["images"]:
-                faces = [face for face in entry.get("faces") or [] if face.get("landmarks68")]
-                if not faces:
-                    continue
-                image, _ = read_image(path.parent / entry["file"])
-                frame = image if name == "progressive" else woven(image, np.roll(image, SHIFT, axis=1))
-                detected = stage.run([frame])[0]
-                aligned = aligner.run([frame] * len(detected), detected) if detected else []
-                total += len(faces)
-                for mine, truth in match(aligned, [face["box"] for face in faces]):
-                    found += 1
-                    errors.append(nme(np.asarray(aligned[mine].landmarks),
-                                      np.asarray(faces[truth]["landmarks68"], float)))
+        picture = None if name == "progressive" else \
+            (lambda image: (woven(image, np.roll(image, SHIFT, axis=1)), np.ones(2)))
+        found, total, errors = photo_errors(stage, aligner, picture)
         print(f"| {name} | {found} of {total} | {np.mean(errors):.4f} / {np.median(errors):.4f} |")
 
 
