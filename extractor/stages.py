@@ -55,8 +55,8 @@ class StageConfig:
     # An HDR video's transfer ("pq" or "hlg"; None: SDR): the detector and the aligner look at its
     # frames tone-mapped as an SDR player shows them (extractor/hdr.py).
     hdr_transfer: str | None = None
-    # An interlaced video: the detector looks at one field of each frame (extractor/fields.py), the
-    # whole frame combed where faces move.
+    # An interlaced video: the detector and the aligner look at one field of each frame
+    # (extractor/fields.py), the whole frame combed where faces move.
     one_field: bool = False
     # Photos, and a video whose sampled frames show faces only a finer view finds: the detector
     # looks closer at each frame (CenterFace: its finer look from fine_if_from_close, not fine_if_from).
@@ -123,14 +123,15 @@ class StageConfig:
         return registry.create(stage, name, **merged)
 
 
-def _rotate_face_back(face: DetectedFace, back: np.ndarray) -> DetectedFace:
-    """A face found on a rotated (or widened) frame, expressed in the original frame."""
-    corners = transform_points([[face.left, face.top], [face.right, face.bottom]], back)
+def _face_moved(face: DetectedFace, matrix: np.ndarray) -> DetectedFace:
+    """A face's box and key points moved by ``matrix`` (2x3): from a turned or widened view of a
+    frame back to the frame, or on to such a view."""
+    corners = transform_points([[face.left, face.top], [face.right, face.bottom]], matrix)
     left, top = corners.min(0)
     right, bottom = corners.max(0)
     out = DetectedFace(left, top, right - left, bottom - top, face.score)
     if face.detector_points is not None:
-        out.detector_points = transform_points(face.detector_points, back)
+        out.detector_points = transform_points(face.detector_points, matrix)
     return out
 
 
@@ -147,7 +148,7 @@ def as_shown(images: list[np.ndarray], aspect: float, detect) -> list[list[Detec
         return detect(images)
     widened = [widen_image(image, aspect) for image in images]
     found = detect([image for image, _ in widened])
-    return [[_in_float32(_rotate_face_back(face, back)) for face in faces] for faces, (_, back) in zip(found, widened)]
+    return [[_in_float32(_face_moved(face, back)) for face in faces] for faces, (_, back) in zip(found, widened)]
 
 
 def _in_float32(face: DetectedFace) -> DetectedFace:
@@ -250,7 +251,7 @@ class DetectStage:
         """``detect`` on the images turned ``angle`` degrees clockwise, faces turned back."""
         turned = [rotate_image(image, angle) for image in images]
         found = detect([image for image, _ in turned])
-        return [[_rotate_face_back(face, back) for face in faces] for faces, (_, back) in zip(found, turned)]
+        return [[_face_moved(face, back) for face in faces] for faces, (_, back) in zip(found, turned)]
 
     def _run_upright(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         found, doubtful = self._detect_with_doubts(images)
@@ -358,7 +359,7 @@ class DetectStage:
         ``DetectedFace.standing_turn``; where the detector gives none, as the video's frames are turned):
         a face lying on its side or upside down is looked for standing up, as the detector
         found it. Faces come back in crop pixels (``run_isolated`` judges their size in the frame's)."""
-        def detect(views: list[np.ndarray]) -> list[list[DetectedFace]]:
+        def detect(views: list[np.ndarray]) -> list[list[DetectedFace]]:  # one field: not of a crop resized
             return as_shown([as_sdr(view, self.config.hdr_transfer) for view in views], self.config.pixel_aspect,
                             self.plugin.detect_crops)
 
@@ -473,7 +474,7 @@ class AlignStage(FaceStage):
         kept = [(face.left, face.top, face.width, face.height, face.detector_points) for face in faces]
         try:
             for face, back in zip(faces, backs):
-                shown = _rotate_face_back(face, invert_affine(back))
+                shown = _face_moved(face, invert_affine(back))
                 face.left, face.top, face.width, face.height = shown.left, shown.top, shown.width, shown.height
                 face.detector_points = shown.detector_points
             self.plugin.process(Batch([widened[id(image)][0] for image in images], list(faces)))
