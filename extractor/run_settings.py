@@ -96,6 +96,43 @@ class RunSettings:
                 **({"track": {"every": self.track_every, "smooth": self.smooth}}
                    if video and self.track_every and self.import_alignments is None else {})}
 
+    def _look_as_players_show(self, source: InputSource) -> None:
+        """A video's frames looked at (by the detector and the aligner) as players show them, each
+        said in one line: widened (non-square pixels), tone-mapped (HDR), one field at a time
+        (interlaced), turned upright (a display rotation, or, said nowhere, as its faces stand).
+        Faces stay in the decoded frame's pixels, where faceswap reads them."""
+        aspect = source.pixel_aspect()
+        if abs(aspect - 1) > 0.01:
+            self.stages = replace(self.stages, pixel_aspect=float(aspect))
+            logger.info("%s: its pixels are not square (sample aspect ratio %d:%d): faces looked for and aligned "
+                        "with its frames widened as players show them, kept in the stored frame's coordinates (as "
+                        "faceswap reads them)", source.path, aspect.numerator, aspect.denominator)
+        transfer = source.video_transfer()
+        if transfer:
+            self.stages = replace(self.stages, hdr_transfer=transfer)
+            logger.info("%s: an HDR video (%s): faces looked for and aligned with its frames tone-mapped as an SDR "
+                        "player shows them; the face images are cut from its frames as decoded (as faceswap reads "
+                        "them)", source.path, "PQ, HDR10's" if transfer == "pq" else "HLG, a phone's")
+        if source.video_interlaced():
+            self.stages = replace(self.stages, one_field=True)
+            logger.info("%s: interlaced: faces looked for and aligned in one field of each frame (as a player "
+                        "deinterlaces it); the face images are cut from its frames as decoded (as faceswap reads "
+                        "them)", source.path)
+        turn = source.video_turn()
+        if turn:
+            self.stages = replace(self.stages, upright=turn)
+            logger.info("%s: stored turned (a display rotation): faces looked for with its frames turned %d degrees "
+                        "clockwise, kept in the stored frame's coordinates (as faceswap reads them)", source.path, turn)
+        elif self.stages.upright_look:
+            from extractor.upright import probe_video_turn
+
+            turn = probe_video_turn(source)
+            if turn:
+                self.stages = replace(self.stages, upright=turn)
+                logger.warning("%s: its faces stand up with its frames turned %d degrees clockwise (nothing in the "
+                               "file says so): looked at so, faces kept in the stored frame's coordinates; "
+                               "--rotate off looks at the frames as stored", source.path, turn)
+
     def _decide_close_look(self, source: InputSource) -> None:
         """A video whose sampled frames show faces only a finer view finds is looked at closely,
         as photos are (``small_faces``); its frames' size decides first whether that could change
@@ -137,38 +174,8 @@ class RunSettings:
         summary.damaged_again = len(writer.damaged_faces)
         if not source.is_video:
             self.stages = replace(self.stages, close_look=True)
-        aspect = source.pixel_aspect() if source.is_video and self.import_alignments is None else 1
-        if abs(aspect - 1) > 0.01:
-            self.stages = replace(self.stages, pixel_aspect=float(aspect))
-            logger.info("%s: its pixels are not square (sample aspect ratio %d:%d): faces looked for and aligned "
-                        "with its frames widened as players show them, kept in the stored frame's coordinates (as "
-                        "faceswap reads them)", source.path, aspect.numerator, aspect.denominator)
-        transfer = source.video_transfer() if source.is_video and self.import_alignments is None else None
-        if transfer:
-            self.stages = replace(self.stages, hdr_transfer=transfer)
-            logger.info("%s: an HDR video (%s): faces looked for and aligned with its frames tone-mapped as an SDR "
-                        "player shows them; the face images are cut from its frames as decoded (as faceswap reads "
-                        "them)", source.path, "PQ, HDR10's" if transfer == "pq" else "HLG, a phone's")
-        if source.is_video and self.import_alignments is None and source.video_interlaced():
-            self.stages = replace(self.stages, one_field=True)
-            logger.info("%s: interlaced: faces looked for in one field of each frame (as a player deinterlaces "
-                        "it), aligned and cut from the frames as decoded (as faceswap reads them)", source.path)
-        turn = source.video_turn() if source.is_video and self.import_alignments is None else 0
-        if turn:
-            self.stages = replace(self.stages, upright=turn)
-            logger.info("%s: stored turned (a display rotation): faces looked for with its frames turned %d degrees "
-                        "clockwise, kept in the stored frame's coordinates (as faceswap reads them)",
-                        source.path, self.stages.upright)
-        elif source.is_video and self.import_alignments is None and self.stages.upright_look:
-            from extractor.upright import probe_video_turn
-
-            turn = probe_video_turn(source)
-            if turn:
-                self.stages = replace(self.stages, upright=turn)
-                logger.warning("%s: its faces stand up with its frames turned %d degrees clockwise (nothing in the "
-                               "file says so): looked at so, faces kept in the stored frame's coordinates; "
-                               "--rotate off looks at the frames as stored", source.path, turn)
         if source.is_video and self.import_alignments is None:
+            self._look_as_players_show(source)
             self._decide_close_look(source)
         if source.is_video and self.track_every and self.import_alignments is None:
             self.stages = replace(self.stages, track_every=self.track_every, track_step=self.every_n)
