@@ -78,6 +78,12 @@ def points_size(points: np.ndarray) -> float:
     return float(np.sqrt(width * height))
 
 
+def ltrb(box) -> list:
+    """A ``[left, top, width, height]`` box as ``[left, top, right, bottom]``."""
+    left, top, width, height = box
+    return [left, top, left + width, top + height]
+
+
 def iou(box_a, box_b) -> float:
     """Intersection over union of two ``[left, top, right, bottom]`` boxes."""
     left = max(box_a[0], box_b[0])

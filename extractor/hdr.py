@@ -20,24 +20,46 @@ KNEE = 0.8  # SDR light (white = 1) above which highlights are rolled off toward
 TRANSFERS = {16: "pq", 18: "hlg"}  # FFmpeg's AVColorTransferCharacteristic values
 
 
+# SMPTE ST 2084 (PQ) and ARIB STD-B67 (HLG) constants, and BT.2100's HLG display: peak and system gamma.
+PQ_M1, PQ_M2 = 2610 / 16384, 2523 / 4096 * 128
+PQ_C1, PQ_C2, PQ_C3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+HLG_A, HLG_B, HLG_C = 0.17883277, 0.28466892, 0.55991073
+HLG_PEAK_NITS, HLG_GAMMA = 1000.0, 1.2
+
+
 def pq_to_nits(signal: np.ndarray) -> np.ndarray:
     """SMPTE ST 2084's EOTF: PQ signal (0-1) -> display light (nits)."""
-    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
-    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
-    power = np.power(np.clip(signal, 0, 1), 1 / m2)
-    return 10000.0 * np.power(np.maximum(power - c1, 0) / (c2 - c3 * power), 1 / m1)
+    power = np.power(np.clip(signal, 0, 1), 1 / PQ_M2)
+    return 10000.0 * np.power(np.maximum(power - PQ_C1, 0) / (PQ_C2 - PQ_C3 * power), 1 / PQ_M1)
 
 
-def hlg_to_nits(signal: np.ndarray, peak: float = 1000.0, gamma: float = 1.2) -> np.ndarray:
-    """ARIB STD-B67's inverse OETF, then BT.2100's OOTF on a ``peak``-nit display (per channel)."""
-    a, b, c = 0.17883277, 0.28466892, 0.55991073
+def nits_to_pq(nits: np.ndarray) -> np.ndarray:
+    """SMPTE ST 2084's inverse EOTF: display light (nits) -> PQ signal (0-1)."""
+    light = np.power(np.clip(nits / 10000.0, 0, 1), PQ_M1)
+    return np.power((PQ_C1 + PQ_C2 * light) / (1 + PQ_C3 * light), PQ_M2)
+
+
+def hlg_to_nits(signal: np.ndarray) -> np.ndarray:
+    """ARIB STD-B67's inverse OETF, then BT.2100's OOTF on its 1000-nit display (per channel)."""
     signal = np.clip(signal, 0, 1)
-    scene = np.where(signal <= 0.5, signal ** 2 / 3, (np.exp((signal - c) / a) + b) / 12)
-    return peak * np.power(scene, gamma)
+    scene = np.where(signal <= 0.5, signal ** 2 / 3, (np.exp((signal - HLG_C) / HLG_A) + HLG_B) / 12)
+    return HLG_PEAK_NITS * np.power(scene, HLG_GAMMA)
+
+
+def nits_to_hlg(nits: np.ndarray) -> np.ndarray:
+    """BT.2100's inverse OOTF on its 1000-nit display, then ARIB STD-B67's OETF: -> HLG signal (0-1)."""
+    scene = np.power(np.clip(nits / HLG_PEAK_NITS, 0, 1), 1 / HLG_GAMMA)
+    return np.where(scene <= 1 / 12, np.sqrt(3 * scene), HLG_A * np.log(np.maximum(12 * scene - HLG_B, 1e-12)) + HLG_C)
 
 
 def _to_srgb(linear: np.ndarray) -> np.ndarray:
+    """Linear light (0-1) -> the sRGB curve's values (0-1)."""
     return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+
+
+def _from_srgb(values: np.ndarray) -> np.ndarray:
+    """The sRGB curve's values (0-1) -> linear light (0-1)."""
+    return np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
 
 
 def _rolled_off(light: np.ndarray) -> np.ndarray:
@@ -46,27 +68,10 @@ def _rolled_off(light: np.ndarray) -> np.ndarray:
     return np.where(light <= KNEE, light, KNEE + (1 - KNEE) * (1 - np.exp(-over)))
 
 
-def nits_to_pq(nits: np.ndarray) -> np.ndarray:
-    """SMPTE ST 2084's inverse EOTF: display light (nits) -> PQ signal (0-1)."""
-    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
-    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
-    light = np.power(np.clip(nits / 10000.0, 0, 1), m1)
-    return np.power((c1 + c2 * light) / (1 + c3 * light), m2)
-
-
-def nits_to_hlg(nits: np.ndarray, peak: float = 1000.0, gamma: float = 1.2) -> np.ndarray:
-    """BT.2100's inverse OOTF on a ``peak``-nit display, then ARIB STD-B67's OETF: -> HLG signal (0-1)."""
-    a, b, c = 0.17883277, 0.28466892, 0.55991073
-    scene = np.power(np.clip(nits / peak, 0, 1), 1 / gamma)
-    return np.where(scene <= 1 / 12, np.sqrt(3 * scene), a * np.log(np.maximum(12 * scene - b, 1e-12)) + c)
-
-
 def hdr_signal(image: np.ndarray, transfer: str) -> np.ndarray:
     """An 8-bit SDR picture as an HDR master carries it (its white at ``REFERENCE_WHITE_NITS``):
     the ``transfer`` signal, 0-1. What tests and tools make HDR video from."""
-    values = image / 255.0
-    light = np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
-    nits = REFERENCE_WHITE_NITS * light
+    nits = REFERENCE_WHITE_NITS * _from_srgb(image / 255.0)
     return nits_to_pq(nits) if transfer == "pq" else nits_to_hlg(nits)
 
 

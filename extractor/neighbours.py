@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from extractor.geometry import iou
+from extractor.geometry import iou, ltrb
 from extractor.media import ExtractMedia
 
 CONFIRMS = 0.5  # IoU with a sure face of a neighbouring frame that keeps a doubtful face
@@ -76,8 +76,7 @@ class NeighbourCheck:
     def _sure(self, media: ExtractMedia) -> list:
         """The boxes of a frame's sure faces, judged on the figures its record will hold, as a
         resumed run judges the frames it reads back."""
-        return [[left, top, left + width, top + height] for left, top, width, height in
-                (face.recorded_box for face in media.detected_faces if not self._doubtful(face))]
+        return [ltrb(face.recorded_box) for face in media.detected_faces if not self._doubtful(face)]
 
     def _neighbour(self, index: int, seen: tuple[int, list] | None) -> list:
         """The sure boxes of frame ``index``: from this run's frame ``seen`` where it is that

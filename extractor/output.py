@@ -29,7 +29,7 @@ from extractor.alignments import (FORMAT_VERSION, AlignmentsLost, AlignmentsWrit
                                   rewrite_records)
 from extractor.crops import DEFAULT_CENTERING, DEFAULT_SIZE, CropSpec
 from extractor.faces import DetectedFace
-from extractor.geometry import compose_affine, transform_points
+from extractor.geometry import compose_affine, ltrb, transform_points
 from extractor.faceswap_format import THUMB_SIZE, face_in_stored_frame, png_header, thumbnail
 from extractor.media import ExtractMedia
 from extractor.orientation import exif_orientation, upright_to_stored
@@ -627,8 +627,7 @@ class FrameWriter:
         frame, faces = self._earlier_faces.get(index, (None, []))
         if frame is None or frame not in self.done:
             return None
-        return [[left, top, left + width, top + height] for (left, top, width, height), score in faces
-                if score >= sure_from]
+        return [ltrb(box) for box, score in faces if score >= sure_from]
 
     def in_order(self, media: ExtractMedia, done: Callable[[], None] | None, let_go=None) -> list:
         """The frames to write now, (frame, done) in input order, given the next finished frame:

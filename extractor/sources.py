@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -245,25 +245,25 @@ class InputSource:
         is counter-clockwise: players turn the frame clockwise by its negative (FFmpeg's
         ``-autorotate``, OpenCV's ``CAP_PROP_ORIENTATION_AUTO``). An iPhone's portrait video says
         -90: its frames are turned 90 degrees clockwise to stand."""
-        return self._shown_as[0]
+        return self._shown_as.turn
 
     def pixel_aspect(self) -> Fraction:
         """The video's sample aspect ratio: how much wider than tall players show a stored pixel
         (a DVD's 16:9 picture: 32:27); 1 for square pixels, and where the file does not say."""
-        return self._shown_as[1]
+        return self._shown_as.pixel_aspect
 
     def video_transfer(self) -> str | None:
         """"pq" or "hlg" for an HDR video (its frames' transfer characteristic: HDR10's, a phone's
         HDR video's), else None."""
-        return self._shown_as[2]
+        return self._shown_as.transfer
 
     def video_interlaced(self) -> bool:
         """Whether the video's frames are interlaced (two fields a field apart in time: a DVD's,
         1080i broadcast, DV), as its decoder flags its first frame or its header says."""
-        return self._shown_as[3]
+        return self._shown_as.interlaced
 
     @cached_property
-    def _shown_as(self) -> tuple[int, Fraction, str | None, bool]:
+    def _shown_as(self) -> VideoLook:
         """How players show the video, read once from its header and first frame (a frame over
         --max-pixels is not decoded here: it is refused when read): ``video_turn``,
         ``pixel_aspect``, ``video_transfer``, ``video_interlaced``. What cannot be read is taken
@@ -288,7 +288,7 @@ class InputSource:
                         interlaced = interlaced or bool(frame.interlaced_frame)
         except (av.error.FFmpegError, OSError, InputError, ValueError, TypeError, ZeroDivisionError):
             pass
-        return turn, aspect, transfer, interlaced
+        return VideoLook(turn, aspect, transfer, interlaced)
 
     def video_size(self) -> tuple[int, int] | None:
         """(height, width) of the video's frames as its header says; None when it does not open."""
@@ -564,6 +564,15 @@ def video_stream(container, path: Path):
                          f"streams: {others})")
     best = container.streams.best("video")
     return next((stream for stream in moving if best is not None and stream.index == best.index), moving[0])
+
+
+class VideoLook(NamedTuple):
+    """How players show a video's decoded frames (``InputSource._shown_as``)."""
+
+    turn: int  # degrees clockwise that stand them up (``video_turn``)
+    pixel_aspect: Fraction  # a stored pixel's width over its height as shown
+    transfer: str | None  # "pq" or "hlg" for an HDR video
+    interlaced: bool
 
 
 INTERLACED_FIELD_ORDERS = (2, 3, 4, 5)  # FFmpeg's AVFieldOrder: TT, BB, TB, BT (1: progressive, 0: unknown)

@@ -269,7 +269,6 @@ class TrackLabeller:
         self.filters: dict[int, tuple[OneEuroFilter, float, int]] = {}  # track -> filter, face size, last frame
         self.signature: FrameSignature | None = None  # the frame before's, to see scene cuts
         self.time: float | None = None  # the frame before's time (seconds)
-        self.step_rate: float | None = None  # 1 / the seconds since the frame before, where both have a time
 
     def label(self, frame_index: int, faces: list, image: np.ndarray | None = None, time: float | None = None) -> None:
         """Sets ``track_id`` (and steadied ``landmarks``) on each face of frame ``frame_index``;
@@ -277,7 +276,8 @@ class TrackLabeller:
         the frame's time in seconds, so that a variable-frame-rate video's faces are steadied by
         the time that really passed (else each frame is one average frame's time on)."""
         before, self.time = self.time, time
-        self.step_rate = 1.0 / (time - before) if time is not None and before is not None and time > before else None
+        # 1 / the seconds since the frame before, where both have a time that goes forward; else the stream's rate
+        rate = 1.0 / (time - before) if time is not None and before is not None and time > before else None
         if image is not None:
             signature = frame_signature(image)
             if is_scene_cut(self.signature, signature):
@@ -287,17 +287,17 @@ class TrackLabeller:
         for face, track in zip(faces, ids):
             face.track_id = track
             if self.smooth and face.landmarks is not None:
-                face.landmarks = self._steady(track, frame_index, face)
+                face.landmarks = self._steady(track, frame_index, face, rate)
         self.filters = {track: entry for track, entry in self.filters.items() if entry[2] == frame_index}
 
-    def _steady(self, track: int, frame_index: int, face) -> np.ndarray:
+    def _steady(self, track: int, frame_index: int, face, rate: float | None) -> np.ndarray:
         entry = self.filters.get(track)
         if entry is None or entry[2] != frame_index - self.step:  # a new track, or one back after a gap: afresh
             entry = (OneEuroFilter(self.rate, self.min_cutoff, self.beta), max(face.width, face.height, 1.0), 0)
         smoother, size, _ = entry
         self.filters[track] = (smoother, size, frame_index)
         # From float32, the precision faces cross the pool's queues in: the same steadied points in every engine.
-        return smoother(np.asarray(face.landmarks, np.float32).astype(float) / size, self.step_rate) * size
+        return smoother(np.asarray(face.landmarks, np.float32).astype(float) / size, rate) * size
 
     @property
     def tracks(self) -> int:

@@ -238,20 +238,28 @@ def test_a_mirrored_display_matrix_turns_the_frames_as_ffmpeg_does(tmp_path, rot
     assert np.array_equal(standing, cv2.flip(cv2.VideoCapture(str(VIDEO)).read()[1], 1))
 
 
-def test_side_data_pyav_cannot_name_leaves_the_display_rotation_read():
+def test_side_data_pyav_cannot_name_leaves_the_display_rotation_read(tmp_path, monkeypatch):
     """PyAV lists a frame's side data through its own enum, and a kind a newer FFmpeg attaches
     (MV-HEVC's view id on a phone's spatial video) raises ValueError there; the rotation, which
-    PyAV reads without listing, still turns the frames (the mirror check is then skipped)."""
+    PyAV reads without listing, still turns the frames (the mirror check is then skipped). A real
+    phone-like video, decoded by a PyAV whose enum is narrowed to lack the display matrix's kind."""
+    from enum import Enum
+
+    import av.sidedata.sidedata
+
     from extractor.sources import display_turn
 
-    class Frame:  # what PyAV's decoded frame gives for those two
-        rotation = -90
-
-        @property
-        def side_data(self):
-            raise ValueError("31 is not a valid Type")
-
-    assert display_turn(Frame()) == 90
+    video = tmp_path / "turned.mov"
+    turned_video(video, 90, frames=1)
+    known = av.sidedata.sidedata.Type
+    monkeypatch.setattr(av.sidedata.sidedata, "Type", Enum("Type", {name: kind.value for name, kind in
+                                                                    known.__members__.items()
+                                                                    if name != "DISPLAYMATRIX"}))
+    with av.open(str(video)) as container:
+        frame = next(container.decode(video=0))
+        with pytest.raises(ValueError):
+            list(frame.side_data)
+        assert display_turn(frame) == 90
 
 
 def _sideways_video(path, width: int, aspect, frames: int = 6) -> None:
