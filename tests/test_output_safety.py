@@ -451,8 +451,10 @@ def test_an_alignments_name_too_long_for_the_file_system_is_named_before_any_wor
     assert "its file system allows (255, less the files kept beside it): name the alignments file with " \
         "-p/--alignments" in output
     assert sorted(p.name for p in tmp_path.iterdir()) == [video.name]
-    code, output = _run("-i", video, "--extract-every-n", "30", "-p", tmp_path / ("a" * 240 + ".jsonl"))
-    assert code != 0 and "a file name of 246 bytes" in output, output  # fits, but its lock would not
+    # 250 bytes fits, but its scratch copy beside it (".<name>.<pid>.tmp") would not, whatever the
+    # process id's length (a 246-byte name passed where the id had 3 digits: ids wrap at 32768).
+    code, output = _run("-i", video, "--extract-every-n", "30", "-p", tmp_path / ("a" * 244 + ".jsonl"))
+    assert code != 0 and "a file name of 250 bytes" in output, output
     code, output = _run("-i", video, "--extract-every-n", "30", "-p", tmp_path / "clip.fsa")
     assert code == 0 and (tmp_path / "clip.fsa").exists(), output
 
