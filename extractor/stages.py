@@ -415,6 +415,58 @@ class DetectStage:
         return bool(self.doubtful_from) and face.recorded_score < self.plugin.threshold
 
 
+def process_looked_at(process: Callable[[Batch], None], images: list[np.ndarray], faces: list[DetectedFace],
+                      video: list[bool] | None, config: StageConfig, makes_landmarks: bool) -> None:
+    """A face plugin's ``process`` on each face's image as it is, but for a video's frames that
+    players show otherwise than as decoded (``video`` None: all are video frames; False: a
+    --filter reference photo), which it sees as shown (``process_as_shown``)."""
+    differs = config.pixel_aspect != 1 or bool(config.hdr_transfer) or config.one_field
+    for as_shown in (False, True):
+        chosen = [i for i in range(len(faces)) if (differs and (video is None or video[i])) == as_shown]
+        if not chosen:
+            continue
+        chosen_images, chosen_faces = [images[i] for i in chosen], [faces[i] for i in chosen]
+        if as_shown:
+            process_as_shown(process, chosen_images, chosen_faces, config, makes_landmarks)
+        else:
+            process(Batch(chosen_images, chosen_faces))
+
+
+def process_as_shown(process: Callable[[Batch], None], images: list[np.ndarray], faces: list[DetectedFace],
+                     config: StageConfig, makes_landmarks: bool) -> None:
+    """A face plugin's ``process`` on the faces' frames as players show them (``looked_at``: one
+    field, tone-mapped; widened, ``widen_image``; each frame made so once), the faces' box, key
+    points and landmarks moved onto that view for it. Afterwards each face's box, key points and
+    landmarks are the stored frame's again: the landmarks the plugin made brought back
+    (``makes_landmarks``, the aligner), else the ones it was given (an identity embedding looks
+    at the face as shown: a squeezed face reads as another person)."""
+    views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for image in images:
+        if id(image) not in views:
+            views[id(image)] = widen_image(looked_at(image, config), config.pixel_aspect)
+    backs = [views[id(image)][1] for image in images]
+    kept = [(face.left, face.top, face.width, face.height, face.detector_points, face.landmarks) for face in faces]
+    made = []
+    try:
+        for face, back in zip(faces, backs):
+            forward = invert_affine(back)
+            shown = _face_moved(face, forward)
+            face.left, face.top, face.width, face.height = shown.left, shown.top, shown.width, shown.height
+            face.detector_points = shown.detector_points
+            if face.landmarks is not None:
+                face.landmarks = transform_points(face.landmarks, forward)
+        process(Batch([views[id(image)][0] for image in images], list(faces)))
+        made = [None if face.landmarks is None else transform_points(face.landmarks, back)
+                for face, back in zip(faces, backs)]
+    finally:
+        for face, (left, top, width, height, points, landmarks) in zip(faces, kept):
+            face.left, face.top, face.width, face.height = left, top, width, height
+            face.detector_points, face.landmarks = points, landmarks
+    if makes_landmarks:
+        for face, landmarks in zip(faces, made):
+            face.landmarks = landmarks
+
+
 class FaceStage:
     """A stage that takes faces (each with its frame) and returns them completed."""
 
@@ -450,40 +502,9 @@ class AlignStage(FaceStage):
     def run(self, images: list[np.ndarray], faces: list[DetectedFace],
             video: list[bool] | None = None) -> list[DetectedFace]:
         """Fills ``landmarks`` of each face (one frame per face, frames may repeat); a video's
-        frames are looked at as players show them (``_align_as_shown``)."""
-        shown = self.config.pixel_aspect != 1 or self.config.hdr_transfer or self.config.one_field
-        for as_shown_here in (False, True):
-            chosen = [i for i in range(len(faces)) if bool(shown and (video is None or video[i])) == as_shown_here]
-            if not chosen:
-                continue
-            if as_shown_here:
-                self._align_as_shown([images[i] for i in chosen], [faces[i] for i in chosen])
-            else:
-                self.plugin.process(Batch([images[i] for i in chosen], [faces[i] for i in chosen]))
+        frames are looked at as players show them (``process_looked_at``)."""
+        process_looked_at(self.plugin.process, images, faces, video, self.config, makes_landmarks=True)
         return faces
-
-    def _align_as_shown(self, images: list[np.ndarray], faces: list[DetectedFace]) -> None:
-        """The faces aligned on their frames as players show them (``looked_at``: one field,
-        tone-mapped; widened, ``widen_image``), their landmarks brought back to the stored frames'
-        pixels (each frame made so once); their boxes and detector points stay as they were."""
-        widened: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for image in images:
-            if id(image) not in widened:
-                widened[id(image)] = widen_image(looked_at(image, self.config), self.config.pixel_aspect)
-        backs = [widened[id(image)][1] for image in images]
-        kept = [(face.left, face.top, face.width, face.height, face.detector_points) for face in faces]
-        try:
-            for face, back in zip(faces, backs):
-                shown = _face_moved(face, invert_affine(back))
-                face.left, face.top, face.width, face.height = shown.left, shown.top, shown.width, shown.height
-                face.detector_points = shown.detector_points
-            self.plugin.process(Batch([widened[id(image)][0] for image in images], list(faces)))
-            for face, back in zip(faces, backs):
-                if face.landmarks is not None:
-                    face.landmarks = transform_points(face.landmarks, back)
-        finally:
-            for face, (left, top, width, height, points) in zip(faces, kept):
-                face.left, face.top, face.width, face.height, face.detector_points = left, top, width, height, points
 
 
 class MaskStage(FaceStage):
@@ -517,6 +538,14 @@ class IdentityStage(MaskStage):
 
     def __init__(self, config: StageConfig):
         self.plugins = [config.create("identity", config.identity or registry.DEFAULTS["identity"])]
+        self.config = config  # how its frames are looked at, as the aligner's
+
+    def run(self, images: list[np.ndarray], faces: list[DetectedFace],
+            video: list[bool] | None = None) -> list[DetectedFace]:
+        """Adds each face's embedding, from its face as players show it (``process_looked_at``) on a
+        video frame, as it is on a --filter reference photo: the two are compared."""
+        process_looked_at(self.plugins[0].process, images, faces, video, self.config, makes_landmarks=False)
+        return faces
 
 
 STAGE_CLASSES = {"detect": DetectStage, "align": AlignStage, "mask": MaskStage, "identity": IdentityStage}
