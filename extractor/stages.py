@@ -221,7 +221,8 @@ class DetectStage:
     def __init__(self, config: StageConfig):
         self.config = config
         self.plugin: Plugin = config.create("detect", config.detector)
-        self.follower = FaceFollower(config.track_every, config.track_step) if config.track_every else None
+        self.follower = FaceFollower(config.track_every, config.track_step, config.one_field) \
+            if config.track_every else None
         # Doubtful faces passed on from this score (a video's frames; 0: none): see ``_with_doubtful``.
         self.doubtful_from = float(getattr(self.plugin, "confirm_from", 0.0)) if config.neighbours else 0.0
         self.outside_size_limits = 0  # faces found that --min-size/--max-size left out, in all (the summary)
@@ -359,7 +360,7 @@ class DetectStage:
         ``DetectedFace.standing_turn``; where the detector gives none, as the video's frames are turned):
         a face lying on its side or upside down is looked for standing up, as the detector
         found it. Faces come back in crop pixels (``run_isolated`` judges their size in the frame's)."""
-        def detect(views: list[np.ndarray]) -> list[list[DetectedFace]]:  # one field: not of a crop resized
+        def detect(views: list[np.ndarray]) -> list[list[DetectedFace]]:  # one field: cut so (follow_crop)
             return as_shown([as_sdr(view, self.config.hdr_transfer) for view in views], self.config.pixel_aspect,
                             self.plugin.detect_crops)
 

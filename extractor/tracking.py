@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from extractor.fields import one_field
 from extractor.geometry import nms
 
 
@@ -149,10 +150,11 @@ def is_scene_cut(before: FrameSignature | None, after: FrameSignature) -> bool:
                                    float(np.abs(after.histogram - before.histogram).sum()) >= CUT_DISTANCE)
 
 
-def follow_crop(image: np.ndarray, box) -> tuple[np.ndarray, float, float, float]:
+def follow_crop(image: np.ndarray, box, field: bool = False) -> tuple[np.ndarray, float, float, float]:
     """The square around a face's last box (``CONTEXT`` face sizes, zero beyond the frame),
     resized to ``CROP_SIDE``; and the scale and offset that map crop pixels back to the frame
-    (frame = crop / scale + offset)."""
+    (frame = crop / scale + offset). ``field``: cut from the frame's top field (``one_field``,
+    an interlaced video's), made of the lines around the square only."""
     import cv2
 
     left, top, width, height = box
@@ -160,7 +162,15 @@ def follow_crop(image: np.ndarray, box) -> tuple[np.ndarray, float, float, float
     x0 = int(round(left + width / 2 - side / 2))
     y0 = int(round(top + height / 2 - side / 2))
     frame_h, frame_w = image.shape[:2]
-    view = image[max(0, y0):min(frame_h, y0 + side), max(0, x0):min(frame_w, x0 + side)]
+    rows = slice(max(0, y0), min(frame_h, y0 + side))
+    columns = slice(max(0, x0), min(frame_w, x0 + side))
+    if field and rows.start < rows.stop:
+        # From an even line (the top field's) to the line below the square (an odd line's lower neighbour).
+        start = rows.start - rows.start % 2
+        view = one_field(image[start:min(frame_h, rows.stop + 1), columns])
+        view = view[rows.start - start:rows.stop - start]
+    else:
+        view = image[rows, columns]
     pad = (max(0, -y0), max(0, y0 + side - frame_h), max(0, -x0), max(0, x0 + side - frame_w))
     if any(pad):
         view = cv2.copyMakeBorder(view, *pad, cv2.BORDER_CONSTANT, value=0)
@@ -187,9 +197,10 @@ class FaceFollower:
     (21-57 false faces on clips whose every face is boxed, against 1 for every-frame detection).
     """
 
-    def __init__(self, every: int, step: int = 1):
+    def __init__(self, every: int, step: int = 1, one_field: bool = False):
         self.every = max(1, int(every))
         self.frame_step = step  # frames from one frame of the run to the next (--extract-every-n)
+        self.one_field = one_field  # follow crops cut from the top field (an interlaced video)
         self.reset()
 
     def reset(self) -> None:
@@ -217,7 +228,7 @@ class FaceFollower:
     def _follow(self, image: np.ndarray, detect_crops) -> list:
         if not self.faces:
             return []
-        crops = [follow_crop(image, (f.left, f.top, f.width, f.height)) for f in self.faces]
+        crops = [follow_crop(image, (f.left, f.top, f.width, f.height), self.one_field) for f in self.faces]
         found = detect_crops([crop for crop, *_ in crops], [f.standing_turn() for f in self.faces])
         followed = []
         for before, (_, scale, x0, y0), candidates in zip(self.faces, crops, found):

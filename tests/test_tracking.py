@@ -109,6 +109,33 @@ def test_a_face_lying_turned_is_followed_standing_up(tracked_stage, angle):
     assert stage.follower.full_detections == 1
 
 
+def test_an_interlaced_videos_faces_are_followed_in_crops_of_one_field(tracked_stage, monkeypatch):
+    """An interlaced video's frames are looked at one field at a time (docs/accuracy.md); its
+    follow crops too, cut from the lines around each face (the woven sample video tracked every
+    10 frames: 608 -> 612 of the 678 faces one field finds on every frame). Each crop is the one
+    cut from the whole frame's field, whether the square starts on an even line or an odd one,
+    inside the frame or across its edge."""
+    from extractor.fields import one_field
+    from extractor.tracking import follow_crop
+
+    capture = cv2.VideoCapture(str(SAMPLE))
+    first, second = capture.read()[1], capture.read()[1]
+    woven = first.copy()
+    woven[1::2] = second[1::2]  # a frame of two fields 1/25 s apart: combed where faces move
+    inside = [(520, top, size, size) for top in (50, 51) for size in (40, 41)]  # each start and end line parity
+    for box in inside + [(-30, -17, 60, 60), (600, 330, 61, 64), (0, 355, 9, 9)]:
+        assert np.array_equal(follow_crop(woven, box, field=True)[0], follow_crop(one_field(woven), box)[0]), box
+    stage = DetectStage(StageConfig(track_every=10, one_field=True))
+    stage.plugin = tracked_stage.plugin
+    looked_at = []
+    monkeypatch.setattr(stage.plugin, "detect_crops", lambda crops: looked_at.extend(crops) or [[] for _ in crops])
+    stage.run_isolated([woven, woven], [0, 1])
+    faces = stage.run([woven])[0]
+    assert len(faces) >= 2 and len(looked_at) == len(faces)
+    for crop, face in zip(looked_at, faces):
+        assert np.array_equal(crop, follow_crop(one_field(woven), _box(face))[0])
+
+
 def test_min_size_is_judged_in_frame_pixels_on_followed_frames(tracked_stage):
     """A followed face is found in a small crop, where it looks smaller than in the frame:
     --min-size must judge it once it is back in frame pixels, as on a full detection."""
