@@ -99,7 +99,8 @@ class RunSettings:
     def _look_as_players_show(self, source: InputSource) -> None:
         """A video's frames looked at (by the detector and the aligner) as players show them, each
         said in one line: widened (non-square pixels), tone-mapped (HDR), one field at a time
-        (interlaced), turned upright (a display rotation, or, said nowhere, as its faces stand).
+        (interlaced; said nowhere, a frame that shows combing), turned upright (a display
+        rotation, or, said nowhere, as its faces stand).
         Faces stay in the decoded frame's pixels, where faceswap reads them."""
         aspect = source.pixel_aspect()
         if abs(aspect - 1) > 0.01:
@@ -118,6 +119,8 @@ class RunSettings:
             logger.info("%s: interlaced: faces looked for and aligned in one field of each frame (as a player "
                         "deinterlaces it); the face images are cut from its frames as decoded (as faceswap reads "
                         "them)", source.path)
+        else:  # interlaced pictures stored as progressive ones say nothing: judged frame by frame
+            self.stages = replace(self.stages, one_field_if_combed=True)
         turn = source.video_turn()
         if turn:
             self.stages = replace(self.stages, upright=turn)

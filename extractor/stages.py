@@ -19,7 +19,7 @@ import numpy as np
 
 from extractor import panorama
 from extractor.faces import DetectedFace
-from extractor.fields import one_field
+from extractor.fields import combed, one_field
 from extractor.geometry import invert_affine, nms, overlapping, rotate_image, transform_points, widen_image
 from extractor.hdr import as_sdr
 from extractor.plugins import registry
@@ -58,6 +58,9 @@ class StageConfig:
     # An interlaced video: the detector and the aligner look at one field of each frame
     # (extractor/fields.py), the whole frame combed where faces move.
     one_field: bool = False
+    # A video that does not say it is interlaced: one field of each frame that shows combing
+    # (``fields.combed``: interlaced pictures stored as progressive ones).
+    one_field_if_combed: bool = False
     # Photos, and a video whose sampled frames show faces only a finer view finds: the detector
     # looks closer at each frame (CenterFace: its finer look from fine_if_from_close, not fine_if_from).
     close_look: bool = False
@@ -69,7 +72,8 @@ class StageConfig:
     def for_photos(self) -> StageConfig:
         """This configuration for photos (a --filter reference): looked at as they are, not as a
         video's frames are shown (turned, widened, tone-mapped, one field), and not followed."""
-        return replace(self, upright=0, pixel_aspect=1.0, hdr_transfer=None, one_field=False, track_every=0)
+        return replace(self, upright=0, pixel_aspect=1.0, hdr_transfer=None, one_field=False,
+                       one_field_if_combed=False, track_every=0)
 
     def plugin_names(self, stage: str) -> list[str]:
         return {"detect": [self.detector], "align": [self.aligner], "mask": list(self.maskers),
@@ -138,7 +142,13 @@ def _face_moved(face: DetectedFace, matrix: np.ndarray) -> DetectedFace:
 def looked_at(image: np.ndarray, config: StageConfig) -> np.ndarray:
     """A video frame as players show it, but for its geometry (``as_shown`` widens it): one field
     of an interlaced frame (``one_field``), an HDR frame tone-mapped (``as_sdr``)."""
-    return as_sdr(one_field(image) if config.one_field else image, config.hdr_transfer)
+    return as_sdr(one_field(image) if on_one_field(image, config) else image, config.hdr_transfer)
+
+
+def on_one_field(image: np.ndarray, config: StageConfig) -> bool:
+    """Whether the video frame ``image`` is looked at one field at a time: every frame of a video
+    that says it is interlaced, a frame that shows combing of one that does not."""
+    return config.one_field or (config.one_field_if_combed and combed(image))
 
 
 def as_shown(images: list[np.ndarray], aspect: float, detect) -> list[list[DetectedFace]]:
@@ -221,7 +231,7 @@ class DetectStage:
     def __init__(self, config: StageConfig):
         self.config = config
         self.plugin: Plugin = config.create("detect", config.detector)
-        self.follower = FaceFollower(config.track_every, config.track_step, config.one_field) \
+        self.follower = FaceFollower(config.track_every, config.track_step, partial(on_one_field, config=config)) \
             if config.track_every else None
         # Doubtful faces passed on from this score (a video's frames; 0: none): see ``_with_doubtful``.
         self.doubtful_from = float(getattr(self.plugin, "confirm_from", 0.0)) if config.neighbours else 0.0
@@ -421,9 +431,10 @@ def process_looked_at(process: Callable[[Batch], None], images: list[np.ndarray]
     """A face plugin's ``process`` on each face's image as it is, but for a video's frames that
     players show otherwise than as decoded (``video`` None: all are video frames; False: a
     --filter reference photo), which it sees as shown (``process_as_shown``)."""
-    differs = config.pixel_aspect != 1 or bool(config.hdr_transfer) or config.one_field
+    differs = {id(image): config.pixel_aspect != 1 or bool(config.hdr_transfer) or on_one_field(image, config)
+               for image in images}  # (each frame judged once)
     for as_shown in (False, True):
-        chosen = [i for i in range(len(faces)) if (differs and (video is None or video[i])) == as_shown]
+        chosen = [i for i in range(len(faces)) if (differs[id(images[i])] and (video is None or video[i])) == as_shown]
         if not chosen:
             continue
         chosen_images, chosen_faces = [images[i] for i in chosen], [faces[i] for i in chosen]

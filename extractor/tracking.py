@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -197,10 +198,11 @@ class FaceFollower:
     (21-57 false faces on clips whose every face is boxed, against 1 for every-frame detection).
     """
 
-    def __init__(self, every: int, step: int = 1, one_field: bool = False):
+    def __init__(self, every: int, step: int = 1, on_one_field: Callable[[np.ndarray], bool] | None = None):
         self.every = max(1, int(every))
         self.frame_step = step  # frames from one frame of the run to the next (--extract-every-n)
-        self.one_field = one_field  # follow crops cut from the top field (an interlaced video)
+        # Whether a frame's follow crops are cut from its top field (an interlaced video's frame).
+        self.on_one_field = on_one_field or (lambda image: False)
         self.reset()
 
     def reset(self) -> None:
@@ -228,7 +230,8 @@ class FaceFollower:
     def _follow(self, image: np.ndarray, detect_crops) -> list:
         if not self.faces:
             return []
-        crops = [follow_crop(image, (f.left, f.top, f.width, f.height), self.one_field) for f in self.faces]
+        of_field = self.on_one_field(image)
+        crops = [follow_crop(image, (f.left, f.top, f.width, f.height), of_field) for f in self.faces]
         found = detect_crops([crop for crop, *_ in crops], [f.standing_turn() for f in self.faces])
         followed = []
         for before, (_, scale, x0, y0), candidates in zip(self.faces, crops, found):

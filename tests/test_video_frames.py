@@ -2,6 +2,7 @@
 damaged spot read past and reported, a clean file without a warning."""
 from __future__ import annotations
 
+import json
 import os
 import types
 from functools import partial
@@ -462,16 +463,25 @@ def _woven_video(path, interlaced: bool, frames: int = 30) -> None:
         out.mux(stream.encode())
 
 
-def test_an_interlaced_video_is_looked_at_one_field_at_a_time(tmp_path, caplog):
+def test_an_interlaced_video_is_looked_at_one_field_at_a_time(tmp_path, caplog, monkeypatch):
     """Decoded whole, an interlaced frame combs a moving face, and the detector misses many
     (tools/interlaced_frames.py). The detector and the aligner now look at one field of each
-    frame, as a player deinterlaces it: more faces than the same frames flagged progressive;
-    every engine alike."""
+    frame of a video that says it is interlaced, as a player deinterlaces it, and of each frame
+    that shows combing of one that does not (interlaced pictures stored as progressive): more
+    faces than the frames read whole; every engine alike."""
+    import extractor.stages
     from extractor.alignments import read_records
     from extractor.engines.pool import run_pool
     from extractor.engines.single import run_single_process
     from extractor.output import OutputSettings
     from extractor.run_settings import EngineOptions, RunSettings
+
+    def faces(video, out, engine=run_single_process) -> list[list[np.ndarray]]:
+        settings = RunSettings(video, OutputSettings(out, out / "alignments.jsonl", save_faces=False),
+                               show_progress=False)
+        engine(settings, EngineOptions()) if engine is run_pool else engine(settings)
+        return [[np.array(face["landmarks"]) for face in record["faces"]]
+                for record in read_records(out / "alignments.jsonl")]
 
     caplog.set_level("INFO", logger="extractor.run_settings")
     found = {}
@@ -480,24 +490,45 @@ def test_an_interlaced_video_is_looked_at_one_field_at_a_time(tmp_path, caplog):
         _woven_video(video, interlaced)
         assert InputSource(video).video_interlaced() == interlaced
         caplog.clear()
-        out = tmp_path / f"out {interlaced}"
-        found[interlaced] = run_single_process(RunSettings(video, OutputSettings(out, out / "alignments.jsonl",
-                                                                                 save_faces=False),
-                                                           show_progress=False)).faces
+        found[interlaced] = faces(video, tmp_path / f"out {interlaced}")
         said = [r.getMessage() for r in caplog.records if "interlaced" in r.getMessage()]
         assert len(said) == interlaced and (not said or str(video) in said[0])
-    assert found[True] > found[False], found
+    with monkeypatch.context() as patched:
+        patched.setattr(extractor.stages, "combed", lambda image: False)
+        whole = faces(tmp_path / "woven False.mp4", tmp_path / "out whole")
+    counts = {name: sum(map(len, frames)) for name, frames in (("flagged", found[True]),
+                                                                 ("combed", found[False]), ("whole", whole))}
+    assert counts["flagged"] > counts["whole"] and counts["combed"] > counts["whole"], counts
     assert not InputSource(VIDEO).video_interlaced()
-    single = [[np.array(face["landmarks"]) for face in record["faces"]]
-              for record in read_records(tmp_path / "out True" / "alignments.jsonl")]
-    out = tmp_path / "pool"
-    run_pool(RunSettings(tmp_path / "woven True.mp4", OutputSettings(out, out / "alignments.jsonl", save_faces=False),
-                         show_progress=False), EngineOptions())
-    pooled = [[np.array(face["landmarks"]) for face in record["faces"]]
-              for record in read_records(out / "alignments.jsonl")]
-    assert [len(faces) for faces in pooled] == [len(faces) for faces in single]
-    assert all(min(np.abs(a - b).max() for a in frame_a) < 0.01 for frame_a, frame_b in zip(pooled, single)
-               for b in frame_b)
+    for interlaced in (True, False):
+        pooled = faces(tmp_path / f"woven {interlaced}.mp4", tmp_path / f"pool {interlaced}", run_pool)
+        assert [len(frame) for frame in pooled] == [len(frame) for frame in found[interlaced]]
+        assert all(min(np.abs(a - b).max() for a in frame_a) < 0.01
+                   for frame_a, frame_b in zip(pooled, found[interlaced]) for b in frame_b)
+
+
+def test_combing_is_told_from_a_progressive_picture():
+    """``combed`` judges a frame that nothing says is interlaced: no frame of the sample video
+    (progressive) nor any annotated photo, even with a 1-line pattern as fine as combing in a
+    small part of it; the sample video's frames woven two by two where faces move."""
+    from extractor.evaluate import find_annotation_files
+    from extractor.fields import combed
+    from extractor.images import read_image
+    from extractor.media import ExtractMedia
+
+    frames = [media.image for media in InputSource(VIDEO) if isinstance(media, ExtractMedia)][:60]
+    woven = [first.copy() for first in frames[:-1]]
+    for frame, second in zip(woven, frames[1:]):
+        frame[1::2] = second[1::2]
+    assert not any(combed(frame) for frame in frames)
+    assert sum(map(combed, woven)) >= 0.5 * len(woven)
+    photos = [read_image(path.parent / entry["file"])[0] for root in (DATA, DATA.parent / "turned")
+              for path in find_annotation_files(root) for entry in json.loads(path.read_text())["images"]
+              if entry.get("faces")]
+    assert len(photos) >= 20 and not any(combed(photo) for photo in photos)
+    striped = frames[0].copy()
+    striped[100:116:2, 300:332] = 255  # a few white lines a line apart: a blind, a striped shirt far away
+    assert not combed(striped)
 
 
 def test_a_combed_face_is_aligned_on_one_field(detect_stage, align_stage):

@@ -5,7 +5,8 @@ frames (1/25 s apart: twice a 50i field's motion) are woven into one, the even l
 first and the odd ones from the second, and each annotated photo of ../shared/data and
 ../shared/turned with a copy of itself moved sideways by 3 px (a face crossing the picture in
 a few seconds, at 50 fields a second). The default detect stage looks at them as decoded and as
-a run looks at an interlaced video (the stage's ``one_field``: extractor/fields.py); the
+a run looks at an interlaced video (the stage's ``one_field``: extractor/fields.py) and at
+one that does not say so (``one_field_if_combed``: the frames that show combing); the
 photos' points (aligned on the woven frame, as runs align) are judged against the first
 field's ground truth. Record: docs/accuracy.md. Run: .venv/bin/python tools/interlaced_frames.py
 (4 minutes).
@@ -13,6 +14,7 @@ field's ground truth. Record: docs/accuracy.md. Run: .venv/bin/python tools/inte
 import numpy as np
 from common import VIDEO, loaded_stages, photo_errors
 
+from extractor.fields import combed
 from extractor.geometry import iou
 from extractor.sources import InputSource
 from extractor.stages import DetectStage, StageConfig
@@ -38,9 +40,15 @@ def main() -> None:
     every_frame = [one_field.run([frame])[0] for frame in interlaced]
     print(f"| interlaced, as decoded | {sum(len(detect.run([frame])[0]) for frame in interlaced)} |")
     print(f"| interlaced, one field | {sum(map(len, every_frame))} |")
+    if_combed = DetectStage(StageConfig(one_field_if_combed=True))
+    if_combed.plugin = detect.plugin
+    print(f"| interlaced, one field of the frames that show combing (a video that does not say it is interlaced) | "
+          f"{sum(len(if_combed.run([frame])[0]) for frame in interlaced)} |")
+    print(f"\nFrames that show combing (fields.combed): progressive {sum(map(combed, frames))} of {len(frames)}, "
+          f"interlaced {sum(map(combed, interlaced))} of {len(interlaced)}.")
     for crops in ("as decoded", "one field"):
         tracked = DetectStage(StageConfig(one_field=True, track_every=10))
-        tracked.plugin, tracked.follower.one_field = detect.plugin, crops == "one field"
+        tracked.plugin, tracked.follower.on_one_field = detect.plugin, lambda image, crops=crops: crops == "one field"
         found = [tracked.run_isolated([frame], [index])[0][0] for index, frame in enumerate(interlaced)]
         kept = sum(any(iou(face.box_ltrb, mine.box_ltrb) >= 0.5 for mine in faces)
                    for faces, full in zip(found, every_frame) for face in full)
