@@ -175,8 +175,8 @@ class RunSettings:
         source.done = writer.done
         summary.already_done, summary.looked_again = len(writer.done), writer.looked_again
         summary.damaged_again = len(writer.damaged_faces)
-        if not source.is_video:
-            self.stages = replace(self.stages, close_look=True)
+        if not source.is_video:  # (frames saved from an interlaced video are combed: judged one by one)
+            self.stages = replace(self.stages, close_look=True, one_field_if_combed=True)
         if source.is_video and self.import_alignments is None:
             self._look_as_players_show(source)
             self._decide_close_look(source)

@@ -58,8 +58,9 @@ class StageConfig:
     # An interlaced video: the detector and the aligner look at one field of each frame
     # (extractor/fields.py), the whole frame combed where faces move.
     one_field: bool = False
-    # A video that does not say it is interlaced: one field of each frame that shows combing
-    # (``fields.combed``: interlaced pictures stored as progressive ones).
+    # A video that does not say it is interlaced, and a photo folder (frames saved from a video):
+    # one field of each frame that shows combing (``fields.combed``: interlaced pictures stored
+    # as progressive ones). Not a --filter reference photo: looked at as it is.
     one_field_if_combed: bool = False
     # Photos, and a video whose sampled frames show faces only a finer view finds: the detector
     # looks closer at each frame (CenterFace: its finer look from fine_if_from_close, not fine_if_from).

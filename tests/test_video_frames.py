@@ -507,6 +507,44 @@ def test_an_interlaced_video_is_looked_at_one_field_at_a_time(tmp_path, caplog, 
                    for frame_a, frame_b in zip(pooled, found[interlaced]) for b in frame_b)
 
 
+def test_frames_saved_from_an_interlaced_video_are_looked_at_one_field_where_combed(tmp_path, monkeypatch):
+    """A folder of frames saved from an interlaced video (ffmpeg -i clip.ts %05d.png) is a
+    folder of combed photos: each that shows combing is looked at one field at a time, as a
+    video's frames are; every engine alike."""
+    import extractor.stages
+    from extractor.alignments import read_records
+    from extractor.engines.pool import run_pool
+    from extractor.engines.single import run_single_process
+    from extractor.output import OutputSettings
+    from extractor.run_settings import EngineOptions, RunSettings
+
+    capture = cv2.VideoCapture(str(VIDEO))
+    frames = [capture.read()[1] for _ in range(21)]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for number, (first, second) in enumerate(zip(frames, frames[1:])):
+        woven = first.copy()
+        woven[1::2] = second[1::2]
+        cv2.imwrite(str(folder / f"{number:05d}.png"), woven)
+
+    def faces(out, engine=run_single_process) -> list[list[np.ndarray]]:
+        settings = RunSettings(folder, OutputSettings(out, out / "alignments.jsonl", save_faces=False),
+                               show_progress=False)
+        engine(settings, EngineOptions()) if engine is run_pool else engine(settings)
+        return [[np.array(face["landmarks"]) for face in record["faces"]]
+                for record in read_records(out / "alignments.jsonl")]
+
+    found = faces(tmp_path / "single")
+    with monkeypatch.context() as patched:
+        patched.setattr(extractor.stages, "combed", lambda image: False)
+        whole = faces(tmp_path / "whole")
+    assert sum(map(len, found)) > sum(map(len, whole)), (sum(map(len, found)), sum(map(len, whole)))
+    pooled = faces(tmp_path / "pool", run_pool)
+    assert [len(frame) for frame in pooled] == [len(frame) for frame in found]
+    assert all(min(np.abs(a - b).max() for a in frame_a) < 0.01 for frame_a, frame_b in zip(pooled, found)
+               for b in frame_b)
+
+
 def test_combing_is_told_from_a_progressive_picture():
     """``combed`` judges a frame that nothing says is interlaced: no frame of the sample video
     (progressive) nor any annotated photo, even with a 1-line pattern as fine as combing in a
