@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from extractor.evaluate import face_yaw, find_annotation_files, match, nme  # noqa: E402
 from extractor.media import ExtractMedia  # noqa: E402
-from extractor.images import read_image  # noqa: E402
+from extractor.images import InputError, read_image  # noqa: E402
 from extractor.sources import InputSource  # noqa: E402
 from extractor.stages import AlignStage, DetectStage, StageConfig  # noqa: E402
 
@@ -45,6 +45,16 @@ def annotated_faces(detect: DetectStage):
                 for detected, truth in match(found, [face["box"] for face in entry["faces"]]):
                     face = entry["faces"][truth]
                     yield root.name, face_yaw(face), image, found[detected], np.array(face["landmarks68"])
+
+
+def annotated_photos():
+    """Each readable photo that ../shared/data's and ../shared/turned's annotations list."""
+    for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
+        for entry in json.loads(path.read_text())["images"]:
+            try:
+                yield read_image(path.parent / entry["file"])[0]
+            except InputError:
+                continue
 
 
 def photo_errors(detect: DetectStage, align: AlignStage, picture=None) -> tuple[int, int, list[float]]:

@@ -10,17 +10,14 @@ threshold for one person: 0.6). Record: docs/accuracy.md. Run: .venv/bin/python
 tools/identity_looks.py (about a minute).
 """
 import copy
-import json
 from dataclasses import replace
 
 import numpy as np
 from anamorphic_frames import stored
-from common import SHARED, loaded_stages
+from common import annotated_photos, loaded_stages
 from hdr_frames import encoded
 from interlaced_frames import SHIFT, woven
 
-from extractor.evaluate import find_annotation_files
-from extractor.images import InputError, read_image
 from extractor.stages import IdentityStage, StageConfig
 
 LOOKS = {  # name: (how a run looks at such a video, the photo made into such a frame)
@@ -31,16 +28,6 @@ LOOKS = {  # name: (how a run looks at such a video, the photo made into such a 
     f"interlaced (second field moved {SHIFT} px)": (StageConfig(one_field=True), lambda image: (
         woven(image, np.roll(image, SHIFT, axis=1)), np.ones(2))),
 }
-
-
-def photos():
-    """Each readable photo that ../shared/data's and ../shared/turned's annotations list."""
-    for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
-        for entry in json.loads(path.read_text())["images"]:
-            try:
-                yield read_image(path.parent / entry["file"])[0]
-            except InputError:
-                continue
 
 
 def embedded(identity: IdentityStage, image: np.ndarray, faces: list) -> list[np.ndarray]:
@@ -64,7 +51,7 @@ def main() -> None:
         shown = IdentityStage(replace(config, identity="dlib-resnet"))
         shown.load()
         as_decoded, as_shown = [], []
-        for image in photos():
+        for image in annotated_photos():
             faces = detect.run([image])[0]
             references = embedded(plain, image, align.run([image] * len(faces), faces))
             frame, scale = picture(image)

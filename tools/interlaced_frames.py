@@ -11,8 +11,12 @@ photos' points (aligned on the woven frame, as runs align) are judged against th
 field's ground truth. Record: docs/accuracy.md. Run: .venv/bin/python tools/interlaced_frames.py
 (4 minutes).
 """
+import io
+import time
+
+import cv2
 import numpy as np
-from common import VIDEO, loaded_stages, photo_errors
+from common import VIDEO, annotated_photos, loaded_stages, photo_errors
 
 from extractor.fields import combed
 from extractor.geometry import iou
@@ -27,6 +31,47 @@ def woven(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     frame = first.copy()
     frame[1::2] = second[1::2]
     return frame
+
+
+def h264(images: list[np.ndarray], crf: int) -> list[np.ndarray]:
+    """Each image through a progressive H.264 encoding at ``crf`` and back (a web upload's)."""
+    import av
+
+    out = []
+    for image in images:
+        height, width = (side - side % 2 for side in image.shape[:2])
+        data = io.BytesIO()
+        with av.open(data, "w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=25, options={"crf": str(crf)})
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:height, :width]), format="bgr24")
+            container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+        data.seek(0)
+        with av.open(data) as container:
+            out.append(next(container.decode(video=0)).to_ndarray(format="bgr24"))
+    return out
+
+
+def judge_combing(frames: list[np.ndarray], interlaced: list[np.ndarray]) -> None:
+    """How often ``fields.combed`` says so, and what it costs."""
+    photos = list(annotated_photos())
+    print("\n| pictures | judged combed (fields.combed) |\n| --- | --- |")
+    groups = {"the sample video, progressive": frames, "the sample video, woven": interlaced,
+              "annotated photos": photos, "annotated photos woven with a copy moved 1 px":
+              [woven(photo, np.roll(photo, 1, axis=1)) for photo in photos]}
+    for crf in (23, 30):
+        groups[f"every third progressive frame, H.264 CRF {crf}"] = h264(frames[::3], crf)
+        groups[f"every third woven frame, H.264 CRF {crf}"] = h264(interlaced[::3], crf)
+    groups["annotated photos, H.264 CRF 23"] = h264(photos, 23)
+    for name, pictures in groups.items():
+        print(f"| {name} | {sum(map(combed, pictures))} of {len(pictures)} |")
+    for size in ((640, 360), (1920, 1080)):
+        frame = cv2.resize(frames[0], size)
+        start = time.process_time()
+        for _ in range(50):
+            combed(frame)
+        print(f"{size[0]} x {size[1]}: {(time.process_time() - start) / 50 * 1000:.2f} CPU ms a frame")
 
 
 def main() -> None:
@@ -44,8 +89,7 @@ def main() -> None:
     if_combed.plugin = detect.plugin
     print(f"| interlaced, one field of the frames that show combing (a video that does not say it is interlaced) | "
           f"{sum(len(if_combed.run([frame])[0]) for frame in interlaced)} |")
-    print(f"\nFrames that show combing (fields.combed): progressive {sum(map(combed, frames))} of {len(frames)}, "
-          f"interlaced {sum(map(combed, interlaced))} of {len(interlaced)}.")
+    judge_combing(frames, interlaced)
     for crops in ("as decoded", "one field"):
         tracked = DetectStage(StageConfig(one_field=True, track_every=10))
         tracked.plugin, tracked.follower.on_one_field = detect.plugin, lambda image, crops=crops: crops == "one field"
