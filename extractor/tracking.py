@@ -151,10 +151,10 @@ def is_scene_cut(before: FrameSignature | None, after: FrameSignature) -> bool:
                                    float(np.abs(after.histogram - before.histogram).sum()) >= CUT_DISTANCE)
 
 
-def follow_crop(image: np.ndarray, box, field: bool = False) -> tuple[np.ndarray, float, float, float]:
+def follow_crop(image: np.ndarray, box, top_field: bool = False) -> tuple[np.ndarray, float, float, float]:
     """The square around a face's last box (``CONTEXT`` face sizes, zero beyond the frame),
     resized to ``CROP_SIDE``; and the scale and offset that map crop pixels back to the frame
-    (frame = crop / scale + offset). ``field``: cut from the frame's top field (``one_field``,
+    (frame = crop / scale + offset). ``top_field``: cut from the frame's top field (``one_field``,
     an interlaced video's), made of the lines around the square only."""
     import cv2
 
@@ -165,7 +165,7 @@ def follow_crop(image: np.ndarray, box, field: bool = False) -> tuple[np.ndarray
     frame_h, frame_w = image.shape[:2]
     rows = slice(max(0, y0), min(frame_h, y0 + side))
     columns = slice(max(0, x0), min(frame_w, x0 + side))
-    if field and rows.start < rows.stop:
+    if top_field and rows.start < rows.stop:
         # From an even line (the top field's) to the line below the square (an odd line's lower neighbour).
         start = rows.start - rows.start % 2
         view = one_field(image[start:min(frame_h, rows.stop + 1), columns])

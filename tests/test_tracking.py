@@ -124,7 +124,7 @@ def test_an_interlaced_videos_faces_are_followed_in_crops_of_one_field(tracked_s
     woven[1::2] = second[1::2]  # a frame of two fields 1/25 s apart: combed where faces move
     inside = [(520, top, size, size) for top in (50, 51) for size in (40, 41)]  # each start and end line parity
     for box in inside + [(-30, -17, 60, 60), (600, 330, 61, 64), (0, 355, 9, 9)]:
-        assert np.array_equal(follow_crop(woven, box, field=True)[0], follow_crop(one_field(woven), box)[0]), box
+        assert np.array_equal(follow_crop(woven, box, top_field=True)[0], follow_crop(one_field(woven), box)[0]), box
     stage = DetectStage(StageConfig(track_every=10, one_field=True))
     stage.plugin = tracked_stage.plugin
     looked_at = []
