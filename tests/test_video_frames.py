@@ -569,6 +569,28 @@ def test_combing_is_told_from_a_progressive_picture():
     assert not combed(striped)
 
 
+def test_combing_is_judged_on_a_100_megapixel_photo_in_a_few_megabytes():
+    """Every photo of a folder is judged (frames saved from a video): a huge one in bands of its
+    lines and a quarter of its columns at most 1024, not whole (200 MB of differences)."""
+    import tracemalloc
+
+    from extractor.fields import combed
+
+    capture = cv2.VideoCapture(str(VIDEO))
+    first, second = capture.read()[1], capture.read()[1]
+    woven = first.copy()
+    woven[1::2] = second[1::2]
+    for frame, expected in ((first, False), (woven, True)):
+        huge = np.tile(frame, (24, 19, 1))  # 8640 x 12160
+        tracemalloc.start()
+        try:
+            assert combed(huge) == expected
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 20e6, peak
+
+
 def test_a_combed_face_is_aligned_on_one_field(detect_stage, align_stage):
     """Annotated photos woven with a copy of themselves moved 3 px sideways (a face moving at 50
     fields a second): aligned on the combed frame, the points fall between the two fields'
