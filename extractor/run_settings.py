@@ -121,6 +121,7 @@ class RunSettings:
                         "them)", source.path)
         else:  # interlaced pictures stored as progressive ones say nothing: judged frame by frame
             self.stages = replace(self.stages, one_field_if_combed=True)
+            self._say_if_combed(source)
         turn = source.video_turn()
         if turn:
             self.stages = replace(self.stages, upright=turn)
@@ -135,6 +136,21 @@ class RunSettings:
                 logger.warning("%s: its faces stand up with its frames turned %d degrees clockwise (nothing in the "
                                "file says so): looked at so, faces kept in the stored frame's coordinates; "
                                "--rotate off looks at the frames as stored", source.path, turn)
+
+    @staticmethod
+    def _say_if_combed(source: InputSource) -> None:
+        """One line where frames sampled over a video that does not say it is interlaced show
+        combing (the frames the upright judgement decodes): the user learns the source is."""
+        from extractor.fields import combed
+        from extractor.upright import PROBE_FRAMES
+
+        frames = source.sample_frames(PROBE_FRAMES)
+        shown = sum(map(combed, frames))
+        if shown:
+            logger.info("%s: %d of %d frames sampled show combing (interlaced pictures stored as progressive, which "
+                        "nothing in the file says): each frame that does is looked at one field at a time; the face "
+                        "images are cut from its frames as decoded (as faceswap reads them)", source.path, shown,
+                        len(frames))
 
     def _decide_close_look(self, source: InputSource) -> None:
         """A video whose sampled frames show faces only a finer view finds is looked at closely,

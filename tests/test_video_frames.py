@@ -492,7 +492,8 @@ def test_an_interlaced_video_is_looked_at_one_field_at_a_time(tmp_path, caplog, 
         caplog.clear()
         found[interlaced] = faces(video, tmp_path / f"out {interlaced}")
         said = [r.getMessage() for r in caplog.records if "interlaced" in r.getMessage()]
-        assert len(said) == interlaced and (not said or str(video) in said[0])
+        assert len(said) == 1 and str(video) in said[0]
+        assert ("sampled show combing" in said[0]) != interlaced, said
     with monkeypatch.context() as patched:
         patched.setattr(extractor.stages, "combed", lambda image: False)
         whole = faces(tmp_path / "woven False.mp4", tmp_path / "out whole")
@@ -500,6 +501,9 @@ def test_an_interlaced_video_is_looked_at_one_field_at_a_time(tmp_path, caplog, 
                                                                  ("combed", found[False]), ("whole", whole))}
     assert counts["flagged"] > counts["whole"] and counts["combed"] > counts["whole"], counts
     assert not InputSource(VIDEO).video_interlaced()
+    caplog.clear()
+    RunSettings._say_if_combed(InputSource(VIDEO))  # a progressive video: nothing said
+    assert not [r for r in caplog.records if "combing" in r.getMessage()]
     for interlaced in (True, False):
         pooled = faces(tmp_path / f"woven {interlaced}.mp4", tmp_path / f"pool {interlaced}", run_pool)
         assert [len(frame) for frame in pooled] == [len(frame) for frame in found[interlaced]]
