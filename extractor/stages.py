@@ -60,7 +60,7 @@ class StageConfig:
     one_field: bool = False
     # A video that does not say it is interlaced, and a photo folder (frames saved from a video):
     # one field of each frame that shows combing (``fields.combed``: interlaced pictures stored
-    # as progressive ones). Not a --filter reference photo: looked at as it is.
+    # as progressive ones); a --filter reference photo's too (``for_photos``).
     one_field_if_combed: bool = False
     # Photos, and a video whose sampled frames show faces only a finer view finds: the detector
     # looks closer at each frame (CenterFace: its finer look from fine_if_from_close, not fine_if_from).
@@ -72,9 +72,10 @@ class StageConfig:
 
     def for_photos(self) -> StageConfig:
         """This configuration for photos (a --filter reference): looked at as they are, not as a
-        video's frames are shown (turned, widened, tone-mapped, one field), and not followed."""
-        return replace(self, upright=0, pixel_aspect=1.0, hdr_transfer=None, one_field=False,
-                       one_field_if_combed=False, track_every=0)
+        video's frames are shown (turned, widened, tone-mapped, one field), and not followed;
+        but a photo that shows combing (a frame saved from an interlaced video) one field at a
+        time where the run's frames that do are: its face is compared with theirs."""
+        return replace(self, upright=0, pixel_aspect=1.0, hdr_transfer=None, one_field=False, track_every=0)
 
     def plugin_names(self, stage: str) -> list[str]:
         return {"detect": [self.detector], "align": [self.aligner], "mask": list(self.maskers),
@@ -429,18 +430,27 @@ class DetectStage:
 
 def process_looked_at(process: Callable[[Batch], None], images: list[np.ndarray], faces: list[DetectedFace],
                       video: list[bool] | None, config: StageConfig, makes_landmarks: bool) -> None:
-    """A face plugin's ``process`` on each face's image as it is, but for a video's frames that
-    players show otherwise than as decoded (``video`` None: all are video frames; False: a
-    --filter reference photo), which it sees as shown (``process_as_shown``)."""
-    differs = {id(image): config.pixel_aspect != 1 or bool(config.hdr_transfer) or on_one_field(image, config)
-               for image in images}  # (each frame judged once)
-    for as_shown in (False, True):
-        chosen = [i for i in range(len(faces)) if (differs[id(images[i])] and (video is None or video[i])) == as_shown]
-        if not chosen:
-            continue
+    """A face plugin's ``process`` on each face's image as it is, but for the frames that players
+    show otherwise than as decoded, which it sees as shown (``process_as_shown``): a video
+    frame's looks are ``config``'s, a --filter reference photo's (``video`` False; None: all are
+    video frames) ``config.for_photos()``'s."""
+    looks = (config, config.for_photos())
+    judged: dict[tuple[int, int], bool] = {}  # (frame, look): each frame judged once
+
+    def look(i: int) -> int:  # 0: a video frame, 1: a reference photo; + 2 where it is looked at otherwise
+        photo = int(video is not None and not video[i])
+        key = (id(images[i]), photo)
+        if key not in judged:
+            judged[key] = looks[photo].pixel_aspect != 1 or bool(looks[photo].hdr_transfer) or \
+                on_one_field(images[i], looks[photo])
+        return photo + 2 * judged[key]
+
+    by_look = [look(i) for i in range(len(faces))]
+    for kind in sorted(set(by_look)):
+        chosen = [i for i, each in enumerate(by_look) if each == kind]
         chosen_images, chosen_faces = [images[i] for i in chosen], [faces[i] for i in chosen]
-        if as_shown:
-            process_as_shown(process, chosen_images, chosen_faces, config, makes_landmarks)
+        if kind >= 2:
+            process_as_shown(process, chosen_images, chosen_faces, looks[kind % 2], makes_landmarks)
         else:
             process(Batch(chosen_images, chosen_faces))
 

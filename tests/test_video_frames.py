@@ -549,6 +549,37 @@ def test_frames_saved_from_an_interlaced_video_are_looked_at_one_field_where_com
                for b in frame_b)
 
 
+def test_a_combed_reference_photo_is_looked_at_as_the_combed_frames_it_filters(tmp_path):
+    """--filter with one of the frames saved from an interlaced video as the reference: it is
+    looked at one field at a time as the run's combed frames are, so its face's embedding is
+    the one the run makes of the same face (looked at whole, it was 0.43 away: dlib's threshold 0.6)."""
+    from extractor.alignments import read_records
+    from extractor.engines.single import run_single_process
+    from extractor.identity_filter import FaceFilter
+    from extractor.output import OutputSettings
+    from extractor.run_settings import RunSettings
+    from extractor.stages import StageConfig
+
+    capture = cv2.VideoCapture(str(VIDEO))
+    frames = [capture.read()[1] for _ in range(4)]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for number, (first, second) in enumerate(zip(frames, frames[1:])):
+        woven = first.copy()
+        woven[1::2] = second[1::2]
+        cv2.imwrite(str(folder / f"{number:05d}.png"), woven)
+    reference = tmp_path / "reference.png"
+    reference.write_bytes((folder / "00001.png").read_bytes())
+    face_filter = FaceFilter("dlib-resnet", [reference], threshold=1.0)
+    out = tmp_path / "out"
+    run_single_process(RunSettings(folder, OutputSettings(out, out / "alignments.jsonl", save_faces=False),
+                                   StageConfig(identity="dlib-resnet"), show_progress=False, face_filter=face_filter))
+    record = [record for record in read_records(out / "alignments.jsonl") if "00001" in str(record)][0]
+    nearest = min(np.linalg.norm(np.array(face["identity"]["dlib-resnet"]) - face_filter.vectors[0])
+                  for face in record["faces"])
+    assert nearest < 1e-3, nearest
+
+
 def test_combing_is_told_from_a_progressive_picture():
     """``combed`` judges a frame that nothing says is interlaced: no frame of the sample video
     (progressive) nor any annotated photo, even with a 1-line pattern as fine as combing in a
