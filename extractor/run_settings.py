@@ -20,6 +20,9 @@ from extractor.tracking import TrackLabeller
 
 logger = logging.getLogger(__name__)
 
+# What an interlaced video's lines add: its face images, cut from the frames as decoded, are combed where faces move.
+DEINTERLACE_FIRST = "for face images without combing, deinterlace it first: ffmpeg -i IN -vf yadif OUT"
+
 
 def frame_not_processed_line(name: str, reason: str) -> str:
     return f"{name}: the detector could not process this frame ({reason}); not written, a resumed run tries it again"
@@ -118,7 +121,7 @@ class RunSettings:
             self.stages = replace(self.stages, one_field=True)
             logger.info("%s: interlaced: faces looked for and aligned in one field of each frame (as a player "
                         "deinterlaces it); the face images are cut from its frames as decoded (as faceswap reads "
-                        "them)", source.path)
+                        "them; %s)", source.path, DEINTERLACE_FIRST)
         else:  # interlaced pictures stored as progressive ones say nothing: judged frame by frame
             self.stages = replace(self.stages, one_field_if_combed=True)
             self._say_if_combed(source)
@@ -149,8 +152,8 @@ class RunSettings:
         if shown:
             logger.info("%s: %d of %d frames sampled show combing (interlaced pictures stored as progressive, which "
                         "nothing in the file says): each frame that does is looked at one field at a time; the face "
-                        "images are cut from its frames as decoded (as faceswap reads them)", source.path, shown,
-                        len(frames))
+                        "images are cut from its frames as decoded (as faceswap reads them; %s)", source.path, shown,
+                        len(frames), DEINTERLACE_FIRST)
 
     def _decide_close_look(self, source: InputSource) -> None:
         """A video whose sampled frames show faces only a finer view finds is looked at closely,
