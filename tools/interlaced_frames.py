@@ -13,6 +13,7 @@ field's ground truth. Record: docs/accuracy.md. Run: .venv/bin/python tools/inte
 """
 import io
 import time
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -53,6 +54,34 @@ def h264(images: list[np.ndarray], crf: int) -> list[np.ndarray]:
     return out
 
 
+def deinterlaced(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The frames through FFmpeg's yadif (one frame a frame, top field first), as the run's log
+    line advises for face images without combing (``ffmpeg -i IN -vf yadif OUT``)."""
+    import av
+
+    graph = av.filter.Graph()
+    height, width = frames[0].shape[:2]
+    source = graph.add_buffer(width=width, height=height, format="yuv444p", time_base=Fraction(1, 25))
+    yadif, sink = graph.add("yadif", "mode=0:parity=tff:deint=all"), graph.add("buffersink")
+    source.link_to(yadif)
+    yadif.link_to(sink)
+    graph.configure()
+    out = []
+    for number, image in enumerate(frames + [None]):
+        if image is None:
+            graph.push(None)
+        else:
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv444p")
+            frame.pts, frame.time_base = number, Fraction(1, 25)
+            graph.push(frame)
+        while True:
+            try:
+                out.append(graph.pull().to_ndarray(format="bgr24"))
+            except (av.BlockingIOError, av.EOFError):
+                break
+    return out
+
+
 def judge_combing(frames: list[np.ndarray], interlaced: list[np.ndarray]) -> None:
     """How often ``fields.combed`` says so, and what it costs."""
     photos = list(annotated_photos())
@@ -64,6 +93,7 @@ def judge_combing(frames: list[np.ndarray], interlaced: list[np.ndarray]) -> Non
         groups[f"every third progressive frame, H.264 CRF {crf}"] = h264(frames[::3], crf)
         groups[f"every third woven frame, H.264 CRF {crf}"] = h264(interlaced[::3], crf)
     groups["annotated photos, H.264 CRF 23"] = h264(photos, 23)
+    groups["the sample video, woven, deinterlaced by yadif"] = deinterlaced(interlaced)
     for name, pictures in groups.items():
         print(f"| {name} | {sum(map(combed, pictures))} of {len(pictures)} |")
     for size in ((640, 360), (1920, 1080)):
