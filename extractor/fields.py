@@ -32,7 +32,7 @@ COMB_FLOOR = 1.0  # grey levels: a block differing less is flat, not combed
 COMBED_SHARE = 0.02  # a frame combed where this share of its blocks is
 
 
-def combed(image: np.ndarray) -> bool:
+def combed(image: np.ndarray, share: float = COMBED_SHARE) -> bool:
     """Whether ``image`` shows combing, two fields of a moving picture woven into one frame: an
     interlaced video stored as if progressive (a broadcast or camcorder recording encoded
     without deinterlacing, or telecined film), which nothing in the file says. In a combed
@@ -40,7 +40,8 @@ def combed(image: np.ndarray) -> bool:
     the lines two above and below (its own field); in a progressive picture the nearer lines
     are the likelier. Measured (docs/accuracy.md): no frame of the sample video and no annotated
     photo combed, also encoded by H.264; 76 % of the sample video's frames woven two by two.
-    Its cost is bounded whatever the image's size (``COMB_COLUMNS``, ``COMB_BANDS``)."""
+    Its cost is bounded whatever the image's size (``COMB_COLUMNS``, ``COMB_BANDS``). ``share``:
+    of the blocks combed, at least (0: any one; a video that says it is interlaced)."""
     lines, block_columns = COMB_BLOCK
     step = max(COMB_STEP, -(-image.shape[1] // COMB_COLUMNS))
     bands = (image.shape[0] - 4) // lines
@@ -64,4 +65,5 @@ def combed(image: np.ndarray) -> bool:
 
     across, within = block_sums(across), block_sums(within)
     flat = 2 * COMB_FLOOR * lines * block_columns
-    return float(((across > COMB_RATIO * within) & (across > flat)).mean()) >= COMBED_SHARE
+    blocks = (across > COMB_RATIO * within) & (across > flat)
+    return bool(blocks.any()) and float(blocks.mean()) >= share

@@ -119,9 +119,9 @@ class RunSettings:
                         "them)", source.path, "PQ, HDR10's" if transfer == "pq" else "HLG, a phone's")
         if source.video_interlaced():
             self.stages = replace(self.stages, one_field=True)
-            logger.info("%s: interlaced: faces looked for and aligned in one field of each frame (as a player "
-                        "deinterlaces it); the face images are cut from its frames as decoded (as faceswap reads "
-                        "them; %s)", source.path, DEINTERLACE_FIRST)
+            logger.info("%s: interlaced: faces looked for and aligned in one field of each frame that shows "
+                        "combing (as a player deinterlaces it); the face images are cut from its frames as decoded "
+                        "(as faceswap reads them; %s)", source.path, DEINTERLACE_FIRST)
         else:  # interlaced pictures stored as progressive ones say nothing: judged frame by frame
             self.stages = replace(self.stages, one_field_if_combed=True)
             self._say_if_combed(source)

@@ -55,8 +55,8 @@ class StageConfig:
     # An HDR video's transfer ("pq" or "hlg"; None: SDR): the detector and the aligner look at its
     # frames tone-mapped as an SDR player shows them (extractor/hdr.py).
     hdr_transfer: str | None = None
-    # An interlaced video: the detector and the aligner look at one field of each frame
-    # (extractor/fields.py), the whole frame combed where faces move.
+    # An interlaced video: the detector and the aligner look at one field of each frame with any
+    # combing (extractor/fields.py), the whole frame combed where faces move.
     one_field: bool = False
     # A video that does not say it is interlaced, and a photo folder (frames saved from a video):
     # one field of each frame that shows combing (``fields.combed``: interlaced pictures stored
@@ -148,9 +148,12 @@ def looked_at(image: np.ndarray, config: StageConfig) -> np.ndarray:
 
 
 def on_one_field(image: np.ndarray, config: StageConfig) -> bool:
-    """Whether the video frame ``image`` is looked at one field at a time: every frame of a video
-    that says it is interlaced, a frame that shows combing of one that does not."""
-    return config.one_field or (config.one_field_if_combed and combed(image))
+    """Whether the video frame ``image`` is looked at one field at a time: a frame with any
+    combing of a video that says it is interlaced (its frames may hold progressive pictures:
+    film on a DVD, PsF), a frame that shows combing of one that does not."""
+    if config.one_field:
+        return combed(image, share=0)
+    return config.one_field_if_combed and combed(image)
 
 
 def as_shown(images: list[np.ndarray], aspect: float, detect) -> list[list[DetectedFace]]:

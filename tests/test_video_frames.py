@@ -444,10 +444,11 @@ def test_the_detector_finds_an_hdr_videos_dim_faces_tone_mapped(detect_stage):
     assert sum(len(tone_mapped.run([signal])[0]) for signal in signals) == sdr > as_decoded, (sdr, as_decoded)
 
 
-def _woven_video(path, interlaced: bool, frames: int = 30) -> None:
+def _woven_video(path, interlaced: bool, frames: int = 30, weave: bool = True) -> None:
     """The sample video's consecutive frames woven into interlaced ones (the even lines of one,
-    the odd lines of the next: tools/interlaced_frames.py), lossless H.264, coded and flagged as
-    interlaced (top field first) or, as a tool that lost the flag leaves them, as progressive."""
+    the odd lines of the next: tools/interlaced_frames.py; or, ``weave`` False, the frames as they
+    are: progressive pictures), lossless H.264, coded and flagged as interlaced (top field first)
+    or, as a tool that lost the flag leaves them, as progressive."""
     import av
 
     capture = cv2.VideoCapture(str(VIDEO))
@@ -458,7 +459,8 @@ def _woven_video(path, interlaced: bool, frames: int = 30) -> None:
         stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv444p"
         for first, second in zip(pictures, pictures[1:]):
             woven = first.copy()
-            woven[1::2] = second[1::2]
+            if weave:
+                woven[1::2] = second[1::2]
             out.mux(stream.encode(av.VideoFrame.from_ndarray(woven, format="bgr24")))
         out.mux(stream.encode())
 
@@ -509,6 +511,42 @@ def test_an_interlaced_video_is_looked_at_one_field_at_a_time(tmp_path, caplog, 
         assert [len(frame) for frame in pooled] == [len(frame) for frame in found[interlaced]]
         assert all(min(np.abs(a - b).max() for a in frame_a) < 0.01
                    for frame_a, frame_b in zip(pooled, found[interlaced]) for b in frame_b)
+
+
+def test_progressive_pictures_in_a_video_said_to_be_interlaced_are_looked_at_whole(tmp_path, monkeypatch):
+    """Film on a DVD or a broadcast is often progressive pictures in a video flagged interlaced
+    (PsF): no frame is combed, and one field would only lose half the lines (the sample video's
+    frames so: 678 faces on one field, 694 whole; tools/interlaced_frames.py). A frame of a video
+    said to be interlaced is looked at one field where it shows any combing: these whole, their
+    points those of the same frames coded progressive, but for the coding's round-off."""
+    import extractor.stages
+    from extractor.alignments import read_records
+    from extractor.engines.single import run_single_process
+    from extractor.output import OutputSettings
+    from extractor.run_settings import RunSettings
+
+    def points(video, out) -> list[list[np.ndarray]]:
+        run_single_process(RunSettings(video, OutputSettings(out, out / "alignments.jsonl", save_faces=False),
+                                       show_progress=False))
+        return [[np.array(face["landmarks"]) for face in record["faces"]]
+                for record in read_records(out / "alignments.jsonl")]
+
+    found = {}
+    for interlaced in (True, False):
+        video = tmp_path / f"psf {interlaced}.mp4"
+        _woven_video(video, interlaced, frames=12, weave=False)
+        assert InputSource(video).video_interlaced() == interlaced
+        found[interlaced] = points(video, tmp_path / f"out {interlaced}")
+    with monkeypatch.context() as patched:
+        patched.setattr(extractor.stages, "combed", lambda image, share=0.0: True)  # one field on every frame
+        found["one field"] = points(tmp_path / "psf True.mp4", tmp_path / "one field")
+    assert sum(map(len, found[False])) >= 20
+
+    def distance(name) -> float:  # mean point distance (px) from the progressive video's nearest face
+        return float(np.mean([min(np.linalg.norm(a - b, axis=1).mean() for b in frame_b)
+                              for frame_a, frame_b in zip(found[name], found[False]) for a in frame_a]))
+
+    assert distance(True) < 0.5 * distance("one field"), (distance(True), distance("one field"))
 
 
 def test_frames_saved_from_an_interlaced_video_are_looked_at_one_field_where_combed(tmp_path, monkeypatch):
