@@ -36,6 +36,16 @@ def woven(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return frame
 
 
+def telecined(film: list[np.ndarray]) -> list[np.ndarray]:
+    """Film frames as 3:2 pulldown makes them a video's (24 to 30 frames a second): of each four,
+    five frames, the third and fourth woven from two film frames (top field first)."""
+    out = []
+    for start in range(0, len(film) - 3, 4):
+        a, b, c, d = film[start:start + 4]
+        out += [a, b, woven(b, c), woven(c, d), d]
+    return out
+
+
 def h264(images: list[np.ndarray], crf: int) -> list[np.ndarray]:
     """Each image through a progressive H.264 encoding at ``crf`` and back (a web upload's)."""
     import av
@@ -142,6 +152,10 @@ def main() -> None:
     flagged = [one_field.run([frame])[0] for frame in interlaced]
     print(f"| interlaced, said so, one field where any combing | {sum(map(len, flagged))} |")
     print(f"| interlaced, not said (stored as progressive), one field where combed | {found(if_combed, interlaced)} |")
+    pulled_down = telecined(decoded)
+    print(f"| telecined ({len(pulled_down)}: 3:2 pulldown, {sum(map(combed, pulled_down))} judged combed), "
+          f"as decoded | {found(detect, pulled_down)} |")
+    print(f"| telecined, not said, one field where combed | {found(if_combed, pulled_down)} |")
     judge_combing(frames, interlaced)
     for crops in ("as decoded", "one field"):
         tracked = DetectStage(StageConfig(one_field=True, track_every=10))
