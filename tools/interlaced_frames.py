@@ -2,14 +2,16 @@
 
 An interlaced frame holds two fields a field apart in time. Here the sample video's consecutive
 frames (1/25 s apart: twice a 50i field's motion) are woven into one, the even lines from the
-first and the odd ones from the second, and each annotated photo of ../shared/data and
-../shared/turned with a copy of itself moved sideways by 3 px (a face crossing the picture in
-a few seconds, at 50 fields a second). The default detect stage looks at them as decoded and as
-a run looks at an interlaced video (the stage's ``one_field``: extractor/fields.py) and at
-one that does not say so (``one_field_if_combed``: the frames that show combing); the
-photos' points (aligned on the woven frame, as runs align) are judged against the first
-field's ground truth. Record: docs/accuracy.md. Run: .venv/bin/python tools/interlaced_frames.py
-(5 minutes).
+first and the odd ones from the second; the sample video's frames are also telecined (3:2
+pulldown) and kept progressive in a video said to be interlaced (PsF); and each annotated photo
+of ../shared/data and ../shared/turned is woven with a copy of itself moved sideways by 3 px (a
+face crossing the picture in a few seconds, at 50 fields a second). The default detect stage
+looks at them as decoded and as a run looks at a video said to be interlaced (the stage's
+``one_field``: extractor/fields.py) and at one that does not say so (``one_field_if_combed``);
+the photos' points (aligned on the woven frame, as runs align) are judged against the first
+field's ground truth. Also: how often ``fields.combed`` judges pictures combed (progressive,
+woven, through H.264, deinterlaced by yadif) and what it costs. Record: docs/accuracy.md. Run:
+.venv/bin/python tools/interlaced_frames.py (5 minutes).
 """
 import io
 import time
