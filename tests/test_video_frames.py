@@ -549,6 +549,19 @@ def test_progressive_pictures_in_a_video_said_to_be_interlaced_are_looked_at_who
     assert distance(True) < 0.5 * distance("one field"), (distance(True), distance("one field"))
 
 
+def _woven_frames_folder(folder, count: int):
+    """A folder of ``count`` frames saved from an interlaced video (ffmpeg -i clip.ts %05d.png):
+    the sample video's consecutive frames woven two by two, as PNGs."""
+    capture = cv2.VideoCapture(str(VIDEO))
+    frames = [capture.read()[1] for _ in range(count + 1)]
+    folder.mkdir()
+    for number, (first, second) in enumerate(zip(frames, frames[1:])):
+        woven = first.copy()
+        woven[1::2] = second[1::2]
+        cv2.imwrite(str(folder / f"{number:05d}.png"), woven)
+    return folder
+
+
 def test_frames_saved_from_an_interlaced_video_are_looked_at_one_field_where_combed(tmp_path, monkeypatch):
     """A folder of frames saved from an interlaced video (ffmpeg -i clip.ts %05d.png) is a
     folder of combed photos: each that shows combing is looked at one field at a time, as a
@@ -560,14 +573,7 @@ def test_frames_saved_from_an_interlaced_video_are_looked_at_one_field_where_com
     from extractor.output import OutputSettings
     from extractor.run_settings import EngineOptions, RunSettings
 
-    capture = cv2.VideoCapture(str(VIDEO))
-    frames = [capture.read()[1] for _ in range(21)]
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for number, (first, second) in enumerate(zip(frames, frames[1:])):
-        woven = first.copy()
-        woven[1::2] = second[1::2]
-        cv2.imwrite(str(folder / f"{number:05d}.png"), woven)
+    folder = _woven_frames_folder(tmp_path / "frames", 20)
 
     def faces(out, engine=run_single_process) -> list[list[np.ndarray]]:
         settings = RunSettings(folder, OutputSettings(out, out / "alignments.jsonl", save_faces=False),
@@ -598,14 +604,7 @@ def test_a_combed_reference_photo_is_looked_at_as_the_combed_frames_it_filters(t
     from extractor.run_settings import RunSettings
     from extractor.stages import StageConfig
 
-    capture = cv2.VideoCapture(str(VIDEO))
-    frames = [capture.read()[1] for _ in range(4)]
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for number, (first, second) in enumerate(zip(frames, frames[1:])):
-        woven = first.copy()
-        woven[1::2] = second[1::2]
-        cv2.imwrite(str(folder / f"{number:05d}.png"), woven)
+    folder = _woven_frames_folder(tmp_path / "frames", 3)
     reference = tmp_path / "reference.png"
     reference.write_bytes((folder / "00001.png").read_bytes())
     face_filter = FaceFilter("dlib-resnet", [reference], threshold=1.0)
