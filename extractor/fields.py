@@ -24,7 +24,7 @@ def one_field(image: np.ndarray) -> np.ndarray:
 
 
 COMB_BLOCK = (32, 16)  # lines and columns read of a block judged combed or not
-COMB_STEP = 4  # columns: combing is in the lines; a quarter of the columns judge it as well, in an eighth of the time
+COMB_STEP = 4  # columns: combing is in the lines; a quarter of the columns judges it as well, for less
 COMB_COLUMNS = 1024  # ... and at most this many read,
 COMB_BANDS = 72  # in at most this many bands of a block's lines, spread over the frame (a 4K frame: all of them)
 COMB_RATIO = 1.5  # a combed block: its lines differ from their neighbours this much more than from their field's
