@@ -32,7 +32,7 @@ COMB_FLOOR = 1.0  # grey levels: a block differing less is flat, not combed
 COMBED_SHARE = 0.02  # a frame combed where this share of its blocks is
 
 
-def combed(image: np.ndarray, share: float = COMBED_SHARE) -> bool:
+def combed(image: np.ndarray, share: float = COMBED_SHARE, step: int = COMB_STEP) -> bool:
     """Whether ``image`` shows combing, two fields of a moving picture woven into one frame: an
     interlaced video stored as if progressive (a broadcast or camcorder recording encoded
     without deinterlacing, or telecined film), which nothing in the file says. In a combed
@@ -41,9 +41,10 @@ def combed(image: np.ndarray, share: float = COMBED_SHARE) -> bool:
     are the likelier. Measured (docs/accuracy.md): no frame of the sample video and no annotated
     photo combed, also encoded by H.264; 76 % of the sample video's frames woven two by two.
     Its cost is bounded whatever the image's size (``COMB_COLUMNS``, ``COMB_BANDS``). ``share``:
-    of the blocks combed, at least (0: any one; a video that says it is interlaced)."""
+    of the blocks combed, at least (0: any one; a video that says it is interlaced). ``step``:
+    every how many columns are read (1 for a face's surroundings: a small picture)."""
     lines, block_columns = COMB_BLOCK
-    step = max(COMB_STEP, -(-image.shape[1] // COMB_COLUMNS))
+    step = max(step, -(-image.shape[1] // COMB_COLUMNS))
     bands = (image.shape[0] - 4) // lines
     columns = -(-image.shape[1] // step) // block_columns
     if bands < 1 or columns < 1:

@@ -141,10 +141,12 @@ def _face_moved(face: DetectedFace, matrix: np.ndarray) -> DetectedFace:
     return out
 
 
-def looked_at(image: np.ndarray, config: StageConfig) -> np.ndarray:
+def looked_at(image: np.ndarray, config: StageConfig, field: bool | None = None) -> np.ndarray:
     """A video frame as players show it, but for its geometry (``as_shown`` widens it): one field
-    of an interlaced frame (``one_field``), an HDR frame tone-mapped (``as_sdr``)."""
-    return as_sdr(one_field(image) if on_one_field(image, config) else image, config.hdr_transfer)
+    of an interlaced frame (``on_one_field``, or ``field`` where given), an HDR frame tone-mapped
+    (``as_sdr``)."""
+    field = on_one_field(image, config) if field is None else field
+    return as_sdr(one_field(image) if field else image, config.hdr_transfer)
 
 
 def on_one_field(image: np.ndarray, config: StageConfig) -> bool:
@@ -154,6 +156,23 @@ def on_one_field(image: np.ndarray, config: StageConfig) -> bool:
     if config.one_field:
         return combed(image, share=0)
     return config.one_field_if_combed and combed(image)
+
+
+FACE_SURROUNDINGS = 0.5  # face sizes around a face's box judged for combing (as much as its crop holds)
+FACE_COMBED_SHARE = 0.03  # of the blocks around a face, combed (no annotated photo's face so; 0: 2 of 67)
+
+
+def face_on_one_field(image: np.ndarray, face: DetectedFace, config: StageConfig, frame_on_one_field: bool) -> bool:
+    """Whether a face stage looks at ``face`` one field at a time: its frame is
+    (``frame_on_one_field``, ``on_one_field``), or, of a video that does not say it is
+    interlaced, the face's surroundings show any combing (a face that moves in a still picture:
+    too little of the frame for ``on_one_field``)."""
+    if frame_on_one_field or not config.one_field_if_combed:
+        return frame_on_one_field
+    margin = FACE_SURROUNDINGS * max(face.width, face.height)
+    top, left = (max(0, int(value - margin)) for value in (face.top, face.left))
+    bottom, right = int(face.top + face.height + margin) + 1, int(face.left + face.width + margin) + 1
+    return combed(image[top:bottom, left:right], share=FACE_COMBED_SHARE, step=1)
 
 
 def as_shown(images: list[np.ndarray], aspect: float, detect) -> list[list[DetectedFace]]:
@@ -438,38 +457,39 @@ def process_looked_at(process: Callable[[Batch], None], images: list[np.ndarray]
     frame's looks are ``config``'s, a --filter reference photo's (``video`` False; None: all are
     video frames) ``config.for_photos()``'s."""
     looks = (config, config.for_photos())
-    judged: dict[tuple[int, int], bool] = {}  # (frame, look): each frame judged once
+    frames_on_one_field: dict[tuple[int, int], bool] = {}  # (frame, look): each frame judged once
 
-    def look(i: int) -> int:  # 0: a video frame, 1: a reference photo; + 2 where it is looked at otherwise
+    def look(i: int) -> tuple[int, bool, bool]:  # (0: a video frame, 1: a reference photo; on one field; shown)
         photo = int(video is not None and not video[i])
         key = (id(images[i]), photo)
-        if key not in judged:
-            judged[key] = looks[photo].pixel_aspect != 1 or bool(looks[photo].hdr_transfer) or \
-                on_one_field(images[i], looks[photo])
-        return photo + 2 * judged[key]
+        if key not in frames_on_one_field:
+            frames_on_one_field[key] = on_one_field(images[i], looks[photo])
+        field = face_on_one_field(images[i], faces[i], looks[photo], frames_on_one_field[key])
+        return photo, field, field or looks[photo].pixel_aspect != 1 or bool(looks[photo].hdr_transfer)
 
     by_look = [look(i) for i in range(len(faces))]
     for kind in sorted(set(by_look)):
         chosen = [i for i, each in enumerate(by_look) if each == kind]
         chosen_images, chosen_faces = [images[i] for i in chosen], [faces[i] for i in chosen]
-        if kind >= 2:
-            process_as_shown(process, chosen_images, chosen_faces, looks[kind % 2], makes_landmarks)
+        photo, field, shown = kind
+        if shown:
+            process_as_shown(process, chosen_images, chosen_faces, looks[photo], makes_landmarks, field)
         else:
             process(Batch(chosen_images, chosen_faces))
 
 
 def process_as_shown(process: Callable[[Batch], None], images: list[np.ndarray], faces: list[DetectedFace],
-                     config: StageConfig, makes_landmarks: bool) -> None:
+                     config: StageConfig, makes_landmarks: bool, field: bool) -> None:
     """A face plugin's ``process`` on the faces' frames as players show them (``looked_at``: one
     field, tone-mapped; widened, ``widen_image``; each frame made so once), the faces' box, key
     points and landmarks moved onto that view for it. Afterwards each face's box, key points and
     landmarks are the stored frame's again: the landmarks the plugin made brought back
     (``makes_landmarks``, the aligner), else the ones it was given (an identity embedding looks
-    at the face as shown: a squeezed face reads as another person)."""
+    at the face as shown: a squeezed face reads as another person). ``field``: on one field."""
     views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for image in images:
         if id(image) not in views:
-            views[id(image)] = widen_image(looked_at(image, config), config.pixel_aspect)
+            views[id(image)] = widen_image(looked_at(image, config, field), config.pixel_aspect)
     backs = [views[id(image)][1] for image in images]
     kept = [(face.left, face.top, face.width, face.height, face.detector_points, face.landmarks) for face in faces]
     made = []

@@ -10,21 +10,25 @@ looks at them as decoded and as a run looks at a video said to be interlaced (th
 ``one_field``: extractor/fields.py) and at one that does not say so (``one_field_if_combed``);
 the photos' points (aligned on the woven frame, as runs align) are judged against the first
 field's ground truth. Also: how often ``fields.combed`` judges pictures combed (progressive,
-woven, through H.264, deinterlaced by yadif) and what it costs. Record: docs/accuracy.md. Run:
-.venv/bin/python tools/interlaced_frames.py (5 minutes).
+woven, through H.264, deinterlaced by yadif) and what it costs; faces moving in still 4K
+frames. Record: docs/accuracy.md. Run:
+.venv/bin/python tools/interlaced_frames.py (8 minutes).
 """
 import io
+import json
 import time
 from contextlib import contextmanager
 from fractions import Fraction
 
 import cv2
 import numpy as np
-from common import VIDEO, annotated_photos, loaded_stages, photo_errors
+from common import SHARED, VIDEO, annotated_photos, loaded_stages, photo_errors
 
 from extractor import stages
+from extractor.evaluate import find_annotation_files, match, nme
 from extractor.fields import combed
 from extractor.geometry import iou
+from extractor.images import read_image
 from extractor.sources import InputSource
 from extractor.stages import DetectStage, StageConfig
 
@@ -118,6 +122,40 @@ def judge_combing(frames: list[np.ndarray], interlaced: list[np.ndarray]) -> Non
         print(f"{size[0]} x {size[1]}: {(time.process_time() - start) / 50 * 1000:.2f} CPU ms a frame")
 
 
+def moving_faces_in_still_frames(shift: int, height: int = 2160, width: int = 3840) -> None:
+    """Each annotated photo in a still 4K frame (a blurred copy around it), its faces (their boxes
+    grown by a quarter) moved ``shift`` px between the fields: too little of the frame combed for
+    the frame to be judged so; NME read whole, as the face stages judge each face's surroundings,
+    and on one field."""
+    looks = {"read whole": loaded_stages(), "judged by the face's surroundings": loaded_stages(
+        StageConfig(one_field_if_combed=True)), "on one field": loaded_stages(StageConfig(one_field=True))}
+    errors = {name: [] for name in looks}
+    for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
+        for entry in json.loads(path.read_text())["images"]:
+            faces = [face for face in entry.get("faces") or [] if face.get("landmarks68")]
+            photo = read_image(path.parent / entry["file"])[0] if faces else None
+            if photo is None or photo.shape[0] > height or photo.shape[1] > width:
+                continue
+            top, left = (height - photo.shape[0]) // 2, (width - photo.shape[1]) // 2
+            still = cv2.GaussianBlur(cv2.resize(photo, (width, height)), (0, 0), 3)
+            still[top:top + photo.shape[0], left:left + photo.shape[1]] = photo
+            boxes = [np.asarray(face["box"], float) + [left, top, left, top] for face in faces]
+            moved = still.copy()
+            for x0, y0, x1, y1 in boxes:
+                margin = (x1 - x0) / 4
+                rows, columns = slice(int(y0 - margin), int(y1 + margin)), slice(int(x0 - margin), int(x1 + margin))
+                moved[rows, columns] = np.roll(still, shift, axis=1)[rows, columns]
+            frame = woven(still, moved)
+            for name, (detect, align) in looks.items():
+                found = detect.run([frame])[0]
+                found = align.run([frame] * len(found), found) if found else []
+                for mine, truth in match(found, boxes):
+                    errors[name].append(nme(np.asarray(found[mine].landmarks),
+                                            np.asarray(faces[truth]["landmarks68"], float) + [left, top]))
+    print(f"| moved {shift} px | " + " | ".join(f"{np.mean(values):.4f} ({len(values)})" for values in errors.values())
+          + " |")
+
+
 @contextmanager
 def every_frame_on_one_field():
     """A video that says it is interlaced looked at one field on every frame, combed or not (as
@@ -167,6 +205,10 @@ def main() -> None:
                    for faces, full in zip(followed, flagged) for face in full)
         print(f"| interlaced, said so, `--track` (every 10 frames), follow crops {crops} | {kept} of the "
               f"{sum(map(len, flagged))} found on every frame |")
+    print("\n| faces moving in a still 4K frame | NME (faces) read whole | judged by the face's surroundings "
+          "| on one field |\n| --- | --- | --- | --- |")
+    for shift in (2, 4):
+        moving_faces_in_still_frames(shift)
     print("\n| annotated photos, second field moved 3 px | faces found | NME mean / median |\n| --- | --- | --- |")
     _, one_field_align = loaded_stages(StageConfig(one_field=True))
     looks = (("progressive", detect, align), ("interlaced, as decoded", detect, align),
