@@ -68,3 +68,16 @@ def combed(image: np.ndarray, share: float = COMBED_SHARE, step: int = COMB_STEP
     flat = 2 * COMB_FLOOR * lines * block_columns
     blocks = (across > COMB_RATIO * within) & (across > flat)
     return bool(blocks.any()) and float(blocks.mean()) >= share
+
+
+AROUND = 0.5  # face sizes around a face's box judged for combing (as much as its crop holds)
+AROUND_SHARE = 0.03  # of the blocks around a face, combed (no annotated photo's face so; at any one block: 2 of 67)
+
+
+def combed_around(image: np.ndarray, left: float, top: float, width: float, height: float) -> bool:
+    """Whether the picture around a face's box shows combing: a face that moves in a still
+    picture combs too little of a large frame for ``combed`` to say so of the frame."""
+    margin = AROUND * max(width, height)
+    top_line, left_column = (max(0, int(value - margin)) for value in (top, left))
+    bottom, right = int(top + height + margin) + 1, int(left + width + margin) + 1
+    return combed(image[top_line:bottom, left_column:right], share=AROUND_SHARE, step=1)

@@ -19,7 +19,8 @@ import numpy as np
 
 from extractor import panorama
 from extractor.faces import DetectedFace
-from extractor.fields import combed, one_field
+from extractor import fields
+from extractor.fields import one_field
 from extractor.geometry import invert_affine, nms, overlapping, rotate_image, transform_points, widen_image
 from extractor.hdr import as_sdr
 from extractor.plugins import registry
@@ -154,12 +155,8 @@ def on_one_field(image: np.ndarray, config: StageConfig) -> bool:
     combing of a video that says it is interlaced (its frames may hold progressive pictures:
     film on a DVD, PsF), a frame that shows combing of one that does not."""
     if config.one_field:
-        return combed(image, share=0)
-    return config.one_field_if_combed and combed(image)
-
-
-FACE_SURROUNDINGS = 0.5  # face sizes around a face's box judged for combing (as much as its crop holds)
-FACE_COMBED_SHARE = 0.03  # of the blocks around a face, combed (no annotated photo's face so; 0: 2 of 67)
+        return fields.combed(image, share=0)
+    return config.one_field_if_combed and fields.combed(image)
 
 
 def face_on_one_field(image: np.ndarray, face: DetectedFace, config: StageConfig, frame_on_one_field: bool) -> bool:
@@ -169,10 +166,7 @@ def face_on_one_field(image: np.ndarray, face: DetectedFace, config: StageConfig
     too little of the frame for ``on_one_field``)."""
     if frame_on_one_field or not config.one_field_if_combed:
         return frame_on_one_field
-    margin = FACE_SURROUNDINGS * max(face.width, face.height)
-    top, left = (max(0, int(value - margin)) for value in (face.top, face.left))
-    bottom, right = int(face.top + face.height + margin) + 1, int(face.left + face.width + margin) + 1
-    return combed(image[top:bottom, left:right], share=FACE_COMBED_SHARE, step=1)
+    return fields.combed_around(image, face.left, face.top, face.width, face.height)
 
 
 def as_shown(images: list[np.ndarray], aspect: float, detect) -> list[list[DetectedFace]]:
@@ -571,8 +565,8 @@ class MaskStage(FaceStage):
 
     def run(self, images: list[np.ndarray], faces: list[DetectedFace],
             video: list[bool] | None = None) -> list[DetectedFace]:
-        """Adds every chosen mask (or the identity embedding) to each face (from its landmarks and
-        its image as decoded, photo or video frame alike)."""
+        """Adds every chosen mask to each face (from its landmarks and its image as decoded, photo
+        or video frame alike)."""
         if faces:
             for plugin in self.plugins:
                 plugin.process(Batch(list(images), list(faces)))

@@ -471,7 +471,7 @@ def test_an_interlaced_video_is_looked_at_one_field_at_a_time(tmp_path, caplog, 
     frame of a video that says it is interlaced, as a player deinterlaces it, and of each frame
     that shows combing of one that does not (interlaced pictures stored as progressive): more
     faces than the frames read whole; every engine alike."""
-    import extractor.stages
+    import extractor.fields
     from extractor.alignments import read_records
     from extractor.engines.pool import run_pool
     from extractor.engines.single import run_single_process
@@ -497,7 +497,7 @@ def test_an_interlaced_video_is_looked_at_one_field_at_a_time(tmp_path, caplog, 
         assert len(said) == 1 and str(video) in said[0]
         assert ("sampled show combing" in said[0]) != interlaced, said
     with monkeypatch.context() as patched:
-        patched.setattr(extractor.stages, "combed", lambda image: False)
+        patched.setattr(extractor.fields, "combed", lambda image, **judge: False)
         whole = faces(tmp_path / "woven False.mp4", tmp_path / "out whole")
     counts = {name: sum(map(len, frames)) for name, frames in (("flagged", found[True]),
                                                                  ("combed", found[False]), ("whole", whole))}
@@ -519,7 +519,7 @@ def test_progressive_pictures_in_a_video_said_to_be_interlaced_are_looked_at_who
     frames so: 678 faces on one field, 694 whole; tools/interlaced_frames.py). A frame of a video
     said to be interlaced is looked at one field where it shows any combing: these whole, their
     points those of the same frames coded progressive, but for the coding's round-off."""
-    import extractor.stages
+    import extractor.fields
     from extractor.alignments import read_records
     from extractor.engines.single import run_single_process
     from extractor.output import OutputSettings
@@ -538,7 +538,7 @@ def test_progressive_pictures_in_a_video_said_to_be_interlaced_are_looked_at_who
         assert InputSource(video).video_interlaced() == interlaced
         found[interlaced] = points(video, tmp_path / f"out {interlaced}")
     with monkeypatch.context() as patched:
-        patched.setattr(extractor.stages, "combed", lambda image, share=0.0: True)  # one field on every frame
+        patched.setattr(extractor.fields, "combed", lambda image, **judge: True)  # one field on every frame
         found["one field"] = points(tmp_path / "psf True.mp4", tmp_path / "one field")
     assert sum(map(len, found[False])) >= 20
 
@@ -566,7 +566,7 @@ def test_frames_saved_from_an_interlaced_video_are_looked_at_one_field_where_com
     """A folder of frames saved from an interlaced video (ffmpeg -i clip.ts %05d.png) is a
     folder of combed photos: each that shows combing is looked at one field at a time, as a
     video's frames are; every engine alike."""
-    import extractor.stages
+    import extractor.fields
     from extractor.alignments import read_records
     from extractor.engines.pool import run_pool
     from extractor.engines.single import run_single_process
@@ -584,7 +584,7 @@ def test_frames_saved_from_an_interlaced_video_are_looked_at_one_field_where_com
 
     found = faces(tmp_path / "single")
     with monkeypatch.context() as patched:
-        patched.setattr(extractor.stages, "combed", lambda image: False)
+        patched.setattr(extractor.fields, "combed", lambda image, **judge: False)
         whole = faces(tmp_path / "whole")
     assert sum(map(len, found)) > sum(map(len, whole)), (sum(map(len, found)), sum(map(len, whole)))
     pooled = faces(tmp_path / "pool", run_pool)

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from common import SHARED, VIDEO, annotated_photos, loaded_stages, photo_errors
 
-from extractor import stages
+from extractor import fields
 from extractor.evaluate import find_annotation_files, match, nme
 from extractor.fields import combed
 from extractor.geometry import iou
@@ -160,12 +160,12 @@ def moving_faces_in_still_frames(shift: int, height: int = 2160, width: int = 38
 def every_frame_on_one_field():
     """A video that says it is interlaced looked at one field on every frame, combed or not (as
     before 2026-12-07: now only on frames with any combing)."""
-    judged = stages.combed
-    stages.combed = lambda image, share=0.0: True
+    judged = fields.combed
+    fields.combed = lambda image, **judge: True
     try:
         yield
     finally:
-        stages.combed = judged
+        fields.combed = judged
 
 
 def main() -> None:
