@@ -208,7 +208,9 @@ class Aligner(Plugin):
             # A contrast-sensitive model reads intensity only: CLAHE on the grey crop costs a
             # third of the colour round trip (0.35 ms against 1.2 a crop), with the same accuracy.
             grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-            return cv2.cvtColor(_clahe(grey), cv2.COLOR_GRAY2BGR) if needs_contrast(grey) else crop
+            if not needs_contrast(grey):
+                return crop
+            return cv2.cvtColor(_clahe(carrying_channel(crop, grey)), cv2.COLOR_GRAY2BGR)
         if self.normalization == "none":
             return crop
         if self.normalization == "mean":
@@ -230,6 +232,7 @@ def _clahe(channel: np.ndarray) -> np.ndarray:
 
 MIN_FACE_RANGE = 100  # grey levels between the 2nd and 98th percentile of a well-lit face
 MIN_FACE_MEDIAN = 45  # median grey level under which a face is dark
+CARRYING_CHANNEL_RATIO = 3  # a dim face's colour channel spanning this many times its luminance's levels is read
 
 
 def needs_contrast(crop: np.ndarray) -> bool:
@@ -237,12 +240,34 @@ def needs_contrast(crop: np.ndarray) -> bool:
     its luminance spans fewer than ``MIN_FACE_RANGE`` grey levels (2nd to 98th percentile) or its
     median is under ``MIN_FACE_MEDIAN``. The 8 human-annotated faces of ../shared/data span 110 or more; 13 of
     the 72 crops of its 36 faces (small, soft faces of dlib_faces) are under the limit."""
-    height, width = crop.shape[:2]
-    middle = crop[height // 4:height - height // 4, width // 4:width - width // 4]
-    grey = cv2.cvtColor(middle, cv2.COLOR_BGR2GRAY) if middle.ndim == 3 else middle
-    cumulative = np.cumsum(cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()) / grey.size
-    low, median, high = np.searchsorted(cumulative, [0.02, 0.5, 0.98])
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    low, median, high = _face_levels(grey)
     return high - low < MIN_FACE_RANGE or median < MIN_FACE_MEDIAN
+
+
+def carrying_channel(crop: np.ndarray, grey: np.ndarray) -> np.ndarray:
+    """The grey picture of a dim or flat BGR ``crop`` that its contrast is best read from: its
+    luminance ``grey``, or, where the face is lit by light of one colour (a blue or red stage
+    light, a tinted picture), the colour channel that spans ``CARRYING_CHANNEL_RATIO`` times as
+    many levels: the luminance keeps only a tenth of a blue picture's levels (0.114 B), too few
+    for CLAHE to bring back. White or coloured light that a camera records in every channel
+    never comes near it (``python tools/coloured_light.py``)."""
+    low, _, high = _face_levels(grey)
+    spans = []
+    for channel in range(3):
+        channel_low, _, channel_high = _face_levels(crop[..., channel])
+        spans.append((channel_high - channel_low, channel))
+    span, channel = max(spans)
+    return np.ascontiguousarray(crop[..., channel]) if span >= CARRYING_CHANNEL_RATIO * max(high - low, 1) else grey
+
+
+def _face_levels(channel: np.ndarray) -> np.ndarray:
+    """The 2nd, 50th and 98th percentile levels of the middle of an aligner crop's ``channel``
+    (8-bit), where the face lies."""
+    height, width = channel.shape[:2]
+    middle = np.ascontiguousarray(channel[height // 4:height - height // 4, width // 4:width - width // 4])
+    cumulative = np.cumsum(cv2.calcHist([middle], [0], None, [256], [0, 256]).ravel()) / middle.size
+    return np.searchsorted(cumulative, [0.02, 0.5, 0.98])
 
 
 class Masker(Plugin):
