@@ -250,8 +250,8 @@ def carrying_channel(crop: np.ndarray, grey: np.ndarray) -> np.ndarray:
     luminance ``grey``, or, where the face is lit by light of one colour (a blue or red stage
     light, a tinted picture), the colour channel that spans ``CARRYING_CHANNEL_RATIO`` times as
     many levels: the luminance keeps only a tenth of a blue picture's levels (0.114 B), too few
-    for CLAHE to bring back. White or coloured light that a camera records in every channel
-    never comes near it (``python tools/coloured_light.py``)."""
+    for CLAHE to bring back. No face under white light or a coloured lamp measured (``python
+    tools/coloured_light.py``), nor of ../shared/data or the sample video, comes near the ratio."""
     low, _, high = _face_levels(grey)
     spans = []
     for channel in range(3):
