@@ -303,6 +303,29 @@ def test_killed_worker_stops_the_run_cleanly(tmp_path):
     assert len(records) >= 5 and damaged_frames(tmp_path, tmp_path / "alignments.jsonl") == 0
 
 
+def test_a_worker_out_of_memory_stops_the_run_with_its_error_and_the_frames_it_held(tmp_path):
+    """A worker whose memory runs out (its address space capped under what it has mapped: the next
+    allocation fails, as on a machine out of memory) raises inside its stage: the run stops at once
+    with the worker, the frames in its hands and the error in one line, the frames finished kept,
+    no process or shared memory left."""
+    import psutil
+
+    before = shm_files()
+    proc = _start_run(tmp_path)
+    assert wait_for_records(tmp_path / "alignments.jsonl", 3, proc)
+    for pid in stage_worker_pids(proc.pid):  # the first to allocate anew fails (the mask worker, compressing)
+        worker = psutil.Process(pid)
+        worker.rlimit(psutil.RLIMIT_AS, (worker.memory_info().vms, psutil.RLIM_INFINITY))
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, output
+    assert re.search(r"run stopped: (detect|align|mask)-0 worker failed on frame\(s\) short_hamilton_clip_\d{6}"
+                     r"\.mp4.*: MemoryError", output), output
+    assert "frames finished before the fault are in" in output
+    assert group_gone(proc.pid)
+    assert shm_files() <= before
+    assert 3 <= len(list(read_records(tmp_path / "alignments.jsonl"))) < 275
+
+
 def test_a_run_paused_longer_than_the_stall_timeout_goes_on_when_resumed(tmp_path):
     """Ctrl-Z then `fg` (the whole group stopped, then SIGCONT): the pause is no worker's stall.
     Time counted while the coordinator itself was stopped once stopped the resumed run with
