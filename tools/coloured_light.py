@@ -1,9 +1,10 @@
 """Faces lit by coloured light: recall and landmark NME on the annotated photos of ../shared/data
-and ../shared/turned, each photo relit, with the aligner reading a dim face's luminance only
-(``carrying_channel`` replaced) and as it does (the colour channel that carries a picture lit by
-one colour). Two kinds of light: a camera's picture under a coloured lamp (the photo's linear
+and ../shared/turned, each photo relit, a dim face's crop given to CLAHE alone (``stretched``
+replaced) and as the aligner gives it (its levels stretched over all 256 first where they span
+fewer than 32). Two kinds of light: a camera's picture under a coloured lamp (the photo's linear
 light multiplied by the lamp's colour: every channel keeps some of the picture), and pictures
-of one colour channel (a tinted or duotone picture, the channels multiplied after the gamma).
+of one colour channel (a tinted or duotone picture, the channels multiplied after the gamma:
+the luminance keeps a tenth of a blue picture's levels, 0.114 B).
 
     python tools/coloured_light.py     # about a minute
 """
@@ -44,18 +45,18 @@ def tinted(gains):
 
 def main() -> None:
     detect, align = loaded_stages()
-    reading = base.carrying_channel
-    print("| light | faces found | NME median / mean, luminance only | as the aligner reads it |")
+    reading = base.stretched
+    print("| light | faces found | NME median / mean, CLAHE alone | stretched first (now) |")
     print("| --- | --- | --- | --- |")
     rows = [(name, under_lamp(gains)) for name, gains in LAMPS.items()]
     rows += [(name, tinted(gains)) for name, gains in TINTS.items()]
     for name, picture in rows:
         figures = []
-        for chooser in (lambda crop, grey: grey, reading):
-            base.carrying_channel = chooser
+        for chooser in (lambda grey: grey, reading):
+            base.stretched = chooser
             found, total, errors = photo_errors(detect, align, picture)
             figures.append(f"{np.median(errors):.4f} / {np.mean(errors):.4f}")
-        base.carrying_channel = reading
+        base.stretched = reading
         print(f"| {name} | {found}/{total} | {figures[0]} | {figures[1]} |", flush=True)
 
 
