@@ -165,9 +165,7 @@ def test_auto_normalisation_rescues_a_dark_face_and_leaves_a_well_lit_one(detect
 
 def test_a_very_dark_face_is_stretched_over_every_grey_level_before_clahe(detect_stage, align_stage, monkeypatch):
     """Darkened 12 times, the face spans about 20 grey levels: CLAHE's clip limit spreads them too
-    little for dlib's trees (NME about 0.07); stretched over all 256 first, 0.03. (A picture of
-    one colour channel, a blue-tinted one, is read so too: its luminance keeps a tenth of the
-    blue's levels.)"""
+    little for dlib's trees (NME about 0.07); stretched over all 256 first, 0.03."""
     import extractor.plugins.base as base
 
     image, entry = _image("ibug_300vw", 1)
