@@ -50,11 +50,12 @@ def main() -> None:
             faces = [face for face in entry.get("faces") or [] if face.get("box")]
             if faces:
                 photos.append((read_image(path.parent / entry["file"])[0], faces))
-    print("| blur (of the faces' width) | direction | faces found | NME median / mean |\n| --- | --- | --- | --- |")
+    print("| blur (of the faces' width) | direction | faces found | NME median / mean | quality median |\n"
+          "| --- | --- | --- | --- | --- |")
     for share in (0.0, 0.05, 0.1, 0.2, 0.3):
         for angle in ((0,) if share == 0 else (0, 90)):
             found = total = 0
-            errors = []
+            errors, quality = [], []
             for image, faces in photos:
                 width = float(np.median([face["box"][2] - face["box"][0] for face in faces]))
                 frame = blurred(image, int(round(share * width)), angle)
@@ -63,11 +64,12 @@ def main() -> None:
                 total += len(faces)
                 for mine, truth in match(aligned, [face["box"] for face in faces]):
                     found += 1
+                    quality.append(aligned[mine].quality)
                     if faces[truth].get("landmarks68"):
                         errors.append(nme(aligned[mine].landmarks, faces[truth]["landmarks68"]))
             direction = "-" if share == 0 else ("across" if angle == 0 else "up and down")
-            print(f"| {share:.0%} | {direction} | {found}/{total} | {np.median(errors):.4f} / {np.mean(errors):.4f} |",
-                  flush=True)
+            print(f"| {share:.0%} | {direction} | {found}/{total} | {np.median(errors):.4f} / {np.mean(errors):.4f} | "
+                  f"{np.median(quality):.2f} |", flush=True)
 
 
 if __name__ == "__main__":
