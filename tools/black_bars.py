@@ -6,13 +6,12 @@ film): are faces lost because the detector sees the bars too? Each annotated pho
 
     python tools/black_bars.py     # about 20 s
 """
-import json
 import time
 
 import cv2
 import numpy as np
 
-from common import SHARED, find_annotation_files, loaded_stages, match, nme, read_image, video_frames
+from common import boxed_photos, loaded_stages, match, nme, video_frames
 
 
 def in_frame(content: np.ndarray, width: int = 1920, height: int = 1080) -> tuple[np.ndarray, np.ndarray]:
@@ -25,13 +24,9 @@ def in_frame(content: np.ndarray, width: int = 1920, height: int = 1080) -> tupl
 
 def photos(height: int):
     """(photo scaled to ``height`` px tall, at most 1920 wide; its scale; its listed faces)."""
-    for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
-        for entry in json.loads(path.read_text())["images"]:
-            faces = [face for face in entry.get("faces") or [] if face.get("box")]
-            if faces:
-                image, _ = read_image(path.parent / entry["file"])
-                scale = min(height / image.shape[0], 1920 / image.shape[1])
-                yield cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale, faces
+    for image, faces, _ in boxed_photos():
+        scale = min(height / image.shape[0], 1920 / image.shape[1])
+        yield cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale, faces
 
 
 def main() -> None:

@@ -57,6 +57,17 @@ def annotated_photos():
                 continue
 
 
+def boxed_photos():
+    """(image, its listed faces that have a box, whether its set boxes every face) of each photo
+    of ../shared/data and ../shared/turned that lists a boxed face."""
+    for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
+        listing = json.loads(path.read_text())
+        for entry in listing["images"]:
+            faces = [face for face in entry.get("faces") or [] if face.get("box")]
+            if faces:
+                yield read_image(path.parent / entry["file"])[0], faces, bool(listing.get("exhaustive"))
+
+
 def photo_errors(detect: DetectStage, align: AlignStage, picture=None) -> tuple[int, int, list[float]]:
     """Faces found, faces annotated, and each found face's NME, over the photos of ../shared/data
     and ../shared/turned with 68-point ground truth, each shown to the stages as ``picture(photo)``

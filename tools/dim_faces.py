@@ -10,7 +10,6 @@ shape (no normalisation scores steadier than CLAHE there, which the ground truth
     python tools/dim_faces.py              # about 6 minutes
     python tools/dim_faces.py --detector   # the detector on dim frames, brightened or not: 3 minutes
 """
-import json
 import sys
 
 import copy
@@ -18,7 +17,7 @@ import copy
 import cv2
 import numpy as np
 
-from common import SHARED, find_annotation_files, loaded_stages, match, photo_errors, read_image, video_frames
+from common import boxed_photos, loaded_stages, match, photo_errors, video_frames
 from interlaced_frames import h264
 
 import extractor.plugins.base as base
@@ -110,13 +109,7 @@ def detector_on_dim_frames(detect) -> None:
     """Faces found (IoU >= 0.3 with a listed box) on the dim rows, the frame given to the
     detector as it is, stretched or brightened by a gamma; detections on no box of the sets
     whose every face is boxed in brackets."""
-    photos = []
-    for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
-        listing = json.loads(path.read_text())
-        for entry in listing["images"]:
-            boxes = [face["box"] for face in entry.get("faces") or [] if face.get("box")]
-            if boxes:
-                photos.append((read_image(path.parent / entry["file"])[0], boxes, bool(listing.get("exhaustive"))))
+    photos = [(image, [face["box"] for face in faces], exhaustive) for image, faces, exhaustive in boxed_photos()]
     print("| photos | as they are | stretched | gamma |\n| --- | --- | --- | --- |")
     for name, change in CONDITIONS.items():
         if not name.startswith(("dark", "darker", "very dark", "x0.")):

@@ -6,13 +6,12 @@ original for dlib_faces).
     python tools/motion_blur.py                   # about a minute
     python tools/motion_blur.py --sharpen 0.7,1   # the aligner's crop unsharp-masked (amount, sigma): tried
 """
-import json
 import sys
 
 import cv2
 import numpy as np
 
-from common import SHARED, find_annotation_files, loaded_stages, match, nme, read_image
+from common import boxed_photos, loaded_stages, match, nme
 
 import extractor.plugins.base as base
 
@@ -44,12 +43,7 @@ def main() -> None:
     if "--sharpen" in sys.argv:
         sharpen_crops(*map(float, sys.argv[sys.argv.index("--sharpen") + 1].split(",")))
     detect, align = loaded_stages()
-    photos = []
-    for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
-        for entry in json.loads(path.read_text())["images"]:
-            faces = [face for face in entry.get("faces") or [] if face.get("box")]
-            if faces:
-                photos.append((read_image(path.parent / entry["file"])[0], faces))
+    photos = [(image, faces) for image, faces, _ in boxed_photos()]
     print("| blur (of the faces' width) | direction | faces found | NME median / mean | quality median |\n"
           "| --- | --- | --- | --- | --- |")
     for share in (0.0, 0.05, 0.1, 0.2, 0.3):
