@@ -167,7 +167,9 @@ def worker_session_options():
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3  # its graph warnings are about the file, not the user's run
+    # Fatal lines only: its graph warnings are about the file, not the user's run, and a kernel
+    # that fails raises the same words as an exception, which the stage names in its own line.
+    options.log_severity_level = 4
     options.intra_op_num_threads = threads_from_environment()
     options.inter_op_num_threads = 1
     # Idle threads sleep instead of spinning: the cores are shared with the other stages.
