@@ -371,6 +371,33 @@ def test_a_small_frame_whose_own_size_view_doubts_a_small_face_is_enlarged(detec
     assert scales[0] > 1
 
 
+def test_a_face_filling_a_thumbnail_is_found_in_a_face_sized_view(detect_stage, align_stage):
+    """Thumbnails of 32 px that one face fills (a face set's small crops: cut at 1.2 times the box):
+    at its own size the face is too small for the network, enlarged to min_side too large and
+    without surroundings; seen at face_view_side (128 px) each is found, and aligned."""
+    image, entry = _image("dlib_faces", 0)
+    thumbnails, truths = [], []
+    for face in entry["faces"]:
+        left, top, right, bottom = face["box"]
+        cut = max(right - left, bottom - top) * 1.2
+        scale = 32 / cut
+        matrix = np.array([[scale, 0, -(left + right - cut) / 2 * scale],
+                           [0, scale, -(top + bottom - cut) / 2 * scale]])
+        thumbnails.append(cv2.warpAffine(image, matrix, (32, 32), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT))
+        truths.append(transform_points(np.array(face["landmarks68"]), matrix))
+    plugin = detect_stage.plugin
+    found = detect_stage.run(thumbnails)
+    assert all(len(faces) == 1 for faces in found), [len(faces) for faces in found]
+    errors = [nme(align_stage.run([thumb], faces)[0].landmarks, truth)
+              for thumb, faces, truth in zip(thumbnails, found, truths)]
+    assert np.median(errors) < 0.06, errors
+    default, plugin.face_view_side = plugin.face_view_side, 0
+    try:
+        assert sum(map(len, detect_stage.run(thumbnails))) < len(thumbnails)
+    finally:
+        plugin.face_view_side = default
+
+
 def _pasted_in_big_frame(image: np.ndarray, width: int = 3000) -> tuple[np.ndarray, np.ndarray]:
     """The photo in the middle of a grey 4:3 frame ``width`` wide, and its offset there."""
     height = width * 3 // 4

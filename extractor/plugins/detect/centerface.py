@@ -34,6 +34,10 @@ halved: recall 0.944 -> 1.000). A frame that enlarging would at least double (a 
 crop, a thumbnail) is looked at as it is first, and enlarged only where that view may hide
 such faces: no face found, or a small doubtful spot outside the faces found (``may_hide_small_faces``).
 A folder of face crops then costs a third of the detection it did, with the same faces.
+A thumbnail under half of ``face_view_side`` (128 px) in which no look found a face (a face set's
+24-48 px crops, which one face fills) is also seen at that side: at its own size its face is too
+small for the network, enlarged to ``min_side`` larger than any it was trained on, with nothing
+around it (tools/tiny_frames.py: 32 px thumbnails of the annotated faces, 42 -> 48 of 48 found).
 
 Frames are batched only with frames of the same padded size (video frames all are): padding a
 small frame up to a bigger one would change what the network sees at its border, and a frame's
@@ -125,6 +129,7 @@ class CenterFaceDetector(Detector):
                      "confirm_from": Limit(0, 1, meaning=SCORE_MEANING),
                      "nms_iou": Limit(0.05, 1, meaning="the overlap at which a box is one face"),
                      "max_side": Limit(160, off=0, meaning="pixels"), "min_side": Limit(0, 4096, meaning="pixels"),
+                     "face_view_side": Limit(32, 4096, off=0, meaning="pixels"),
                      "zoom_tiles": Limit(0, 4096), "fine_shrink": Limit(1, 16),
                      "fine_from": Limit(0), "fine_if_from": Limit(0), "fine_if_from_close": Limit(0),
                      "fine_if_under": Limit(0, 1, meaning="a share of the frame's long side")}
@@ -137,7 +142,8 @@ class CenterFaceDetector(Detector):
                  zoom_tiles: int = 512, zoom_threshold: float = 0.07, wider: bool = True,
                  follow_threshold: float = 0.3, fine_from: int = 3840, fine_shrink: int = 5,
                  fine_if_from: int = 2560, fine_if_under: float = 0.04, fine_if_from_close: int = 1280,
-                 close_look: bool = False, own_size_first: bool = True, confirm_from: float = 0.4, **options):
+                 close_look: bool = False, own_size_first: bool = True, confirm_from: float = 0.4,
+                 face_view_side: int = 128, **options):
         super().__init__(batch_size, **options)
         self.max_side = int(max_side)  # frames with a longer side are shrunk for detection (0: never)
         self.fine_from = int(fine_from)  # longer frames are also seen shrunk only fine_shrink times (0: never)
@@ -153,6 +159,9 @@ class CenterFaceDetector(Detector):
         self.fine_if_under = float(fine_if_under)
         self.min_side = int(min_side)  # frames with a shorter long side are enlarged to it (0: never)
         self.own_size_first = bool(own_size_first)  # ... those it would at least double seen at their size first
+        # Frames under half this long in which no look found a face are also seen enlarged to it:
+        # a face that fills a thumbnail (0: never).
+        self.face_view_side = int(face_view_side)
         if runtime not in RUNTIMES:
             raise ValueError(f"centerface runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         self.threshold = float(threshold)
@@ -296,8 +305,26 @@ class CenterFaceDetector(Detector):
             again = self._first_looks([self._canvas(view) for view, _ in views], [seen[i] for i in small], lowest)
             for i, found in zip(small, again):
                 results[i] = found
+        self._look_face_sized(batch.images, results, seen, lowest)
         batch.prediction = [(found, self._second_looks(image, found[0], where))
                             for image, found, where in zip(batch.images, results, seen)]
+
+    def _look_face_sized(self, images: list[np.ndarray], results: list, seen: list, lowest: float) -> None:
+        """Frames under half as long as ``face_view_side`` in which no look found a face, seen
+        enlarged to that side; what it finds replaces their results. A face that fills a thumbnail
+        (a face set's 48 px crops) is too small for the network at its own size and, enlarged to
+        ``min_side`` with nothing around it, larger than the faces it was trained on."""
+        side = self.face_view_side
+        tiny = [i for i, image in enumerate(images) if side and 2 * max(image.shape[:2]) < side
+                and not (results[i][0][:, 4] >= self.threshold).any()]
+        if not tiny:
+            return
+        views = [fit_to_sides(images[i], side, 0) for i in tiny]
+        looked = [(np.float32(scale), *view.shape[:2]) for view, scale in views]
+        again = self._first_looks([self._canvas(view) for view, _ in views], looked, lowest)
+        for i, found, where in zip(tiny, again, looked):
+            if (found[0][:, 4] >= self.threshold).any():
+                results[i], seen[i] = found, where
 
     def _first_looks(self, tensors: list[np.ndarray], seen: list, lowest: float) -> list:
         """Boxes and points (in what the network saw) of each canvas, one network call per group
