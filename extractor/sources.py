@@ -24,10 +24,12 @@ logger = logging.getLogger(__name__)
 
 # OpenEXR (VFX plates, which faceswap reads too) through extractor/deep_images.py.
 # Renders and game captures come as Targa (.tga), JPEG 2000 also as bare codestreams (.j2k) and
-# .jpf/.jpx, and some tools write QOI or PCX: Pillow reads them all.
+# .jpf/.jpx, and some tools write QOI or PCX; 3D cameras store .mpo (a JPEG, its first eye read),
+# older systems .dib, SGI (.sgi, .rgb, .bw) and Sun raster (.ras) images, scanners' bitmaps .pbm,
+# and an animated PNG may be named .apng (its first frame): Pillow reads them all.
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
                     ".pnm", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".j2c", ".jpc", ".jpf", ".jpx", ".gif", ".exr",
-                    ".tga", ".qoi", ".pcx"}
+                    ".tga", ".qoi", ".pcx", ".mpo", ".dib", ".sgi", ".rgb", ".bw", ".ras", ".pbm", ".apng"}
 # faceswap's video extensions, what phones (.3gp) and camcorders (.mts, .m2ts, .mod, .tod, .dv) write,
 # broadcast and editing files (.mxf, .y4m, .qt), older web and DivX files, raw H.264/H.265 streams.
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".vob",

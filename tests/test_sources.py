@@ -397,3 +397,29 @@ def test_renders_and_codestreams_pillow_reads_are_images_of_a_folder(tmp_path):
     assert sorted(item.filename for item in items) == sorted(names)
     for item in items:
         assert np.array_equal(item.image, expected), item.filename  # all lossless
+
+
+def test_stereo_sgi_sun_and_other_still_pictures_pillow_reads_are_images_of_a_folder(tmp_path):
+    """A 3D camera's .mpo (its first eye), .dib, SGI and Sun raster images, a scanner's .pbm and an
+    animated .apng (its first frame) are read (they were skipped as 'not an image file')."""
+    photo = Image.open(DATA / "dlib_faces" / "2007_007763.jpg").convert("RGB")
+    expected = cv2.cvtColor(np.asarray(photo), cv2.COLOR_RGB2BGR)
+    photo.save(tmp_path / "stereo.mpo", format="MPO", save_all=True,
+               append_images=[photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
+    photo.save(tmp_path / "old.dib", format="DIB")
+    photo.save(tmp_path / "render.sgi")
+    photo.save(tmp_path / "render.rgb")
+    photo.convert("L").save(tmp_path / "grey.bw")
+    photo.save(tmp_path / "anim.apng", save_all=True, append_images=[photo.rotate(10)])
+    photo.convert("1").save(tmp_path / "scan.pbm")
+    cv2.imwrite(str(tmp_path / "sun.ras"), expected)
+    items = {item.filename: item for item in InputSource(tmp_path)}
+    assert not [item for item in items.values() if isinstance(item, SkippedInput)]
+    assert len(items) == 8
+    for name in ("old.dib", "render.sgi", "render.rgb", "anim.apng", "sun.ras"):  # lossless, colour
+        assert np.array_equal(items[name].image, expected), name
+    first_eye = cv2.cvtColor(np.asarray(Image.open(tmp_path / "stereo.mpo").convert("RGB")), cv2.COLOR_RGB2BGR)
+    assert np.array_equal(items["stereo.mpo"].image, first_eye)
+    grey = np.asarray(photo.convert("L"))
+    assert np.array_equal(items["grey.bw"].image, cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
+    assert items["scan.pbm"].image.shape == expected.shape
