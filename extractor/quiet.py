@@ -141,6 +141,29 @@ def native_lines_to_log(pattern: re.Pattern, what: str):
         os.close(saved)
 
 
+class _ToLog(logging.Handler):
+    """A library's log records, sent to the log file only (DEBUG), under ``what``."""
+
+    def __init__(self, what: str):
+        super().__init__()
+        self.what = what
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger.debug("%s: %s", self.what, self.format(record))
+
+
+def library_log_to_file(name: str, what: str) -> None:
+    """Logger ``name``'s terminal handlers (a library's own, to stderr or stdout) replaced by one that
+    sends its records to the log file: its errors and their tracebacks there, where extractor's
+    one line on the terminal says what failed. Its file handlers stay."""
+    library = logging.getLogger(name)
+    for handler in list(library.handlers):
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            library.removeHandler(handler)
+    if not any(isinstance(handler, _ToLog) for handler in library.handlers):
+        library.addHandler(_ToLog(what))
+
+
 def traceback_hint() -> str:
     """Where the user finds a traceback: the --logfile in use, or how to get one."""
     for handler in logging.getLogger().handlers:

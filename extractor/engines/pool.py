@@ -387,7 +387,8 @@ class PoolEngine:
             if message.label.startswith("align"):
                 self.progress.add(aligned=message.items)
         elif isinstance(message, Failed):
-            raise _worker_failure(message.label, f"on {self._names(message.seqs)}", message.trace)
+            when = f"on {self._names(message.seqs)}" if message.label in self._ready else "while loading its model"
+            raise _worker_failure(message.label, when, message.trace)
         elif isinstance(message, Stats):
             self._record_stats(message)
         elif isinstance(message, Logged):

@@ -92,7 +92,52 @@ def connect(address: str | None) -> bool:
                     "socket's name: set RAY_TMPDIR to a short folder, e.g. RAY_TMPDIR=/tmp")
         raise RayEngineError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: "
                              f"{why_ray_failed(exc)}{hint}") from None
+    raylet_messages_to_log()
     return True
+
+
+def raylet_messages_to_log() -> None:
+    """Ray's driver prints what its raylets report (an actor whose start failed, to be retried)
+    on stdout, Ray's traceback and all, among the run's own output; they go to the log file
+    (DEBUG): the run's error line says what failed. (A function of Ray's private module, replaced
+    where it is there.)"""
+    try:
+        from ray._private import worker
+    except ImportError:
+        return
+    printing = getattr(worker, "print_to_stdstream", None)
+    if printing is None or getattr(printing, "to_log", False):
+        return
+
+    def print_or_log(data, ignore_prefix):
+        if data.get("pid") == "raylet":
+            logger.debug("ray: raylet: %s", "\n".join(map(str, data.get("lines", []))))
+        else:
+            printing(data, ignore_prefix)
+
+    print_or_log.to_log = True
+    worker.print_to_stdstream = print_or_log
+
+
+def ray_error() -> type:
+    """Ray's own error class (an actor that died, a task that raised), Ray imported by then."""
+    from ray.exceptions import RayError
+
+    return RayError
+
+
+ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def worker_failure(exc: BaseException) -> str:
+    """One line for the Ray error that ended a run (a stage's actor that died raising as it
+    started, a task that raised): the error its code raised, the last line of Ray's text."""
+    text = ANSI_CODE.sub("", str(exc))
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    when = "while loading its model" if "creation task" in text else "on a batch"
+    from extractor.quiet import traceback_hint
+
+    return f"a Ray worker failed {when}: {lines[-1] if lines else type(exc).__name__} ({traceback_hint()})"
 
 
 def wants_a_token(exc: BaseException) -> bool:

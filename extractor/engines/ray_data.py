@@ -53,8 +53,10 @@ from extractor.sources import InputSource, SkippedInput, seekable_timeline
 from extractor.stop_signals import catch_stop_signals
 from extractor.stop_signals import restore as restore_handlers
 from extractor.workers.messages import decode_face, encode_face
+from extractor.engines.pool import PipelineError
+from extractor.quiet import library_log_to_file
 from extractor.engines.ray_cluster import (RAY_NATIVE_LINE, HeadWatch, RayEngineError, StallWatch, connected,
-                                          not_on_this_node, problem_of, where_to_read)
+                                          not_on_this_node, problem_of, ray_error, where_to_read, worker_failure)
 
 logger = logging.getLogger(__name__)
 
@@ -359,6 +361,9 @@ def run_ray(settings: RunSettings, options: EngineOptions) -> RunSummary:
                     if stall.reason:  # the watch's interrupt, not the user's
                         raise RayEngineError(stall.reason) from None
                     raise
+                except ray_error() as exc:
+                    logger.debug("Ray's error: %s", exc)
+                    raise PipelineError(worker_failure(exc)) from None
     finally:
         restore_handlers(ray_handlers)
         writer.close()
@@ -456,6 +461,8 @@ def _run(settings: RunSettings, options: EngineOptions, source, writer, summary:
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the driver writes frames in input order
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its note that progress bars are off, and the like
+    for name in ("ray", "ray.data"):  # its errors (an actor that died as it started), tracebacks and all
+        library_log_to_file(name, "ray")
     context.enable_progress_bars = False
     if ray.cluster_resources().get("GPU", 0) and not options.gpu_memory_mb:  # nvidia-smi once, not per stage
         options = replace(options, gpu_memory_mb=gpu_memory_mb(options))

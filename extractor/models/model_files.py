@@ -32,6 +32,36 @@ def package_file(package: str, relative: str) -> Path:
     return path
 
 
+def read_onnx(path: Path):
+    """The ONNX model in ``path`` (``onnx.ModelProto``). A file that does not parse (a damaged or
+    cut install) raises ``ValueError`` naming it and the package to reinstall, in place of
+    protobuf's ``DecodeError``, which names neither."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        return onnx.load(str(path))
+    except (DecodeError, OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable ONNX model ({' '.join(str(exc).split()) or type(exc).__name__}): "
+                         f"{reinstall_hint(path)}") from None
+
+
+def reinstall_hint(path: Path) -> str:
+    """How to put back a model file of an installed package: the package's name read from where it
+    lies (the folder under site-packages)."""
+    import importlib.metadata
+
+    for folder in Path(path).parents:
+        if folder.name in ("site-packages", "dist-packages"):
+            package = Path(path).relative_to(folder).parts[0]
+            try:
+                package = f"{package}=={importlib.metadata.version(package)}"
+            except (importlib.metadata.PackageNotFoundError, ValueError):
+                pass
+            return f"the package's file is damaged: reinstall it (pip install --force-reinstall --no-deps {package})"
+    return "the file is damaged: put back a good copy"
+
+
 def cache_root() -> Path:
     if os.environ.get("EXTRACTOR_CACHE"):
         return Path(os.environ["EXTRACTOR_CACHE"])  # the user's choice, as it is

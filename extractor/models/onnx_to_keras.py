@@ -72,10 +72,11 @@ def keras_model_from_onnx(path: str | Path, name: str | None = None):
     allow. Outputs keep the ONNX graph's output order.
     """
     import keras
-    import onnx
     from onnx import numpy_helper
 
-    graph = onnx.load(str(path)).graph
+    from extractor.models.model_files import read_onnx
+
+    graph = read_onnx(Path(path)).graph
     weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     unknown = sorted({node.op_type for node in graph.node} - set(SUPPORTED))
     if unknown:

