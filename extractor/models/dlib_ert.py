@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from extractor.models.dlib_serial import DlibReader
-from extractor.models.model_files import derived_path, package_file, present, prune_stale
+from extractor.models.model_files import derived_path, package_file, present, prune_stale, reinstall_hint
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def read_dlib_model(path: Path) -> dict[str, np.ndarray]:
     try:
         return _read_shape_predictor(reader)
     except (IndexError, ValueError) as exc:  # IndexError: the file ends mid-model
-        raise ValueError(f"{path}: not a complete dlib shape predictor ({exc})") from None
+        raise ValueError(f"{path}: not a complete dlib shape predictor ({exc}): {reinstall_hint(path)}") from None
 
 
 def _read_shape_predictor(reader: DlibReader) -> dict[str, np.ndarray]:

