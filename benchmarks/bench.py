@@ -299,14 +299,15 @@ def photo_folder(folder: Path, copies: int) -> int:
     return count
 
 
-def face_crop(image, box, side: int = 256, jitter=(0.0, 0.0, 0.0)):
-    """The face of ``box`` cut out square at 1.8 times its box, as a face set's crops are,
-    brought to ``side`` px (0: at its own size); ``jitter``: its centre moved and its side
-    scaled by these shares of the box. Returns the crop and the matrix from the photo to it."""
+def face_crop(image, box, side: int = 256, jitter=(0.0, 0.0, 0.0), around: float = 1.8):
+    """The face of ``box`` cut out square at ``around`` times its box (1.8: as a face set's crops
+    are; 1.2: a thumbnail the face fills), brought to ``side`` px (0: at its own size);
+    ``jitter``: its centre moved and its side scaled by these shares of the box. Returns the crop
+    and the matrix from the photo to it."""
     import numpy as np
 
     left, top, right, bottom = box
-    cut = max(right - left, bottom - top) * 1.8 * (1 + jitter[2])
+    cut = max(right - left, bottom - top) * around * (1 + jitter[2])
     x = (left + right - cut) / 2 + jitter[0] * (right - left)
     y = (top + bottom - cut) / 2 + jitter[1] * (bottom - top)
     scale = side / cut if side else 1.0

@@ -375,15 +375,13 @@ def test_a_face_filling_a_thumbnail_is_found_in_a_face_sized_view(detect_stage, 
     """Thumbnails of 32 px that one face fills (a face set's small crops: cut at 1.2 times the box):
     at its own size the face is too small for the network, enlarged to min_side too large and
     without surroundings; seen at face_view_side (128 px) each is found, and aligned."""
+    from benchmarks.bench import face_crop
+
     image, entry = _image("dlib_faces", 0)
     thumbnails, truths = [], []
     for face in entry["faces"]:
-        left, top, right, bottom = face["box"]
-        cut = max(right - left, bottom - top) * 1.2
-        scale = 32 / cut
-        matrix = np.array([[scale, 0, -(left + right - cut) / 2 * scale],
-                           [0, scale, -(top + bottom - cut) / 2 * scale]])
-        thumbnails.append(cv2.warpAffine(image, matrix, (32, 32), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT))
+        thumbnail, matrix = face_crop(image, face["box"], 32, around=1.2)
+        thumbnails.append(thumbnail)
         truths.append(transform_points(np.array(face["landmarks68"]), matrix))
     plugin = detect_stage.plugin
     found = detect_stage.run(thumbnails)

