@@ -2,7 +2,7 @@
 
 The held-out photos users bring are darker, flatter, blurrier, smaller or more compressed than
 ../shared/data. This builds copies of every annotated set with one change each (darkened,
-flattened, shadowed, grey, noisy, blurred, JPEG at quality 8, halved, pasted small into a
+flattened, shadowed, overexposed, grey, noisy, blurred, JPEG at quality 8, halved, pasted small into a
 3000 px canvas, enlarged, tilted 30 and 60 degrees), with the ground truth moved to match, and runs ``extractor eval``'s
 measure on each, for each normalisation asked for (``--normalization none,auto``).
 
@@ -48,6 +48,13 @@ def _shadow(image: np.ndarray) -> np.ndarray:
     """Light falling from the left: full brightness on the left edge, 15 % on the right."""
     ramp = np.linspace(1.0, 0.15, image.shape[1], dtype=np.float32)[None, :, None]
     return np.clip(image * ramp, 0, 255).astype(np.uint8)
+
+
+def exposed(image: np.ndarray, stops: float) -> np.ndarray:
+    """``image`` ``stops`` brighter, as a camera overexposes: its light (sRGB read as a gamma of
+    2.2) times 2^stops, clipped at white."""
+    linear = (image / 255.0) ** 2.2 * 2.0 ** stops
+    return (255 * np.clip(linear, 0, 1) ** (1 / 2.2) + 0.5).astype(np.uint8)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -102,6 +109,7 @@ CHANGES: dict[str, Change] = {
     "dark midtones (gamma 2.2)": lambda image: ((255 * (image / 255.0) ** 2.2).astype(np.uint8), SAME),
     "flat (x0.3 + 90)": lambda image: (_scaled(image, 0.3, 90), SAME),
     "shadowed (left to right)": lambda image: (_shadow(image), SAME),
+    "overexposed (+2 stops)": lambda image: (exposed(image, 2), SAME),
     "grey": lambda image: (_grey(image), SAME),
     "noisy (sigma 20)": lambda image: (_noise(image), SAME),
     "blurred (sigma 2)": lambda image: (cv2.GaussianBlur(image, (0, 0), 2.0), SAME),

@@ -68,14 +68,19 @@ def boxed_photos():
                 yield read_image(path.parent / entry["file"])[0], faces, bool(listing.get("exhaustive"))
 
 
-def photo_errors(detect: DetectStage, align: AlignStage, picture=None) -> tuple[int, int, list[float]]:
+def photo_errors(detect: DetectStage, align: AlignStage, picture=None,
+                 human_only: bool = False) -> tuple[int, int, list[float]]:
     """Faces found, faces annotated, and each found face's NME, over the photos of ../shared/data
-    and ../shared/turned with 68-point ground truth, each shown to the stages as ``picture(photo)``
-    makes it: (the frame, its (x, y) scale from the photo); the photo itself by default. Boxes
-    are scaled to the frame to match, points back to the photo to be judged."""
+    and ../shared/turned with 68-point ground truth (``human_only``: a person's, not dlib_faces'
+    dlib points), each shown to the stages as ``picture(photo)`` makes it: (the frame, its (x, y)
+    scale from the photo); the photo itself by default. Boxes are scaled to the frame to match,
+    points back to the photo to be judged."""
     found, total, errors = 0, 0, []
     for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
-        for entry in json.loads(path.read_text())["images"]:
+        listing = json.loads(path.read_text())
+        if human_only and not str(listing.get("landmarks_kind", "")).startswith("human"):
+            continue
+        for entry in listing["images"]:
             faces = [face for face in entry.get("faces") or [] if face.get("landmarks68")]
             if not faces:
                 continue
