@@ -2,7 +2,7 @@
 
 The held-out photos users bring are darker, flatter, blurrier, smaller or more compressed than
 ../shared/data. This builds copies of every annotated set with one change each (darkened,
-flattened, shadowed, overexposed, grey, noisy, blurred, JPEG at quality 8, halved, pasted small into a
+flattened, shadowed, overexposed, grey, noisy, soft and grainy, blurred, JPEG at quality 8, halved, pasted small into a
 3000 px canvas, enlarged, tilted 30 and 60 degrees), with the ground truth moved to match, and runs ``extractor eval``'s
 measure on each, for each normalisation asked for (``--normalization none,auto``).
 
@@ -61,9 +61,11 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
 
 
-def _noise(image: np.ndarray) -> np.ndarray:
-    noisy = image + np.random.default_rng(0).normal(0, 20, image.shape)
-    return np.clip(noisy, 0, 255).astype(np.uint8)
+def grain(image: np.ndarray, sigma: float, mono: bool = True) -> np.ndarray:
+    """``image`` with Gaussian noise: the same on every channel (film grain, a sensor's luminance
+    noise) or each channel's own (``mono=False``)."""
+    shape = image.shape[:2] + ((1,) if mono else (3,))
+    return np.clip(image + np.random.default_rng(0).normal(0, sigma, shape), 0, 255).astype(np.uint8)
 
 
 def _jpeg(image: np.ndarray) -> np.ndarray:
@@ -111,7 +113,8 @@ CHANGES: dict[str, Change] = {
     "shadowed (left to right)": lambda image: (_shadow(image), SAME),
     "overexposed (+2 stops)": lambda image: (exposed(image, 2), SAME),
     "grey": lambda image: (_grey(image), SAME),
-    "noisy (sigma 20)": lambda image: (_noise(image), SAME),
+    "noisy (sigma 20)": lambda image: (grain(image, 20, mono=False), SAME),
+    "soft and grainy (blur 1.2, grain 12)": lambda image: (grain(cv2.GaussianBlur(image, (0, 0), 1.2), 12), SAME),
     "blurred (sigma 2)": lambda image: (cv2.GaussianBlur(image, (0, 0), 2.0), SAME),
     "JPEG quality 8": lambda image: (_jpeg(image), SAME),
     "halved": lambda image: _resized(image, 0.5),
@@ -122,9 +125,9 @@ CHANGES: dict[str, Change] = {
 }
 
 
-def changed_copy(change: Change, folder: Path, proxy: bool) -> None:
-    """Every annotated set of DATA, each image changed, its boxes and points moved to match."""
-    for listing in find_annotation_files(DATA):
+def changed_copy(change: Change, folder: Path, proxy: bool, root: Path = DATA) -> None:
+    """Every annotated set of ``root``, each image changed, its boxes and points moved to match."""
+    for listing in find_annotation_files(root):
         annotations = json.loads(listing.read_text())
         if proxy and listing.parent.name == "dlib_faces":
             annotations["landmarks_kind"] = "human (here: dlib's points on the original photo as reference)"

@@ -25,6 +25,7 @@ from extractor.geometry import invert_affine, nms, overlapping, rotate_image, tr
 from extractor.hdr import as_sdr
 from extractor.plugins import registry
 from extractor.plugins.base import Batch, Plugin
+from extractor.noise import seen_through_noise
 from extractor.tracking import FaceFollower
 
 
@@ -267,10 +268,11 @@ class DetectStage:
         ``upright``: degrees clockwise that turn the images upright (a video stored turned): they are looked
         at so, and the faces come back in the stored images' coordinates. ``video``: the images are
         the video's frames, looked at as players show them (``looked_at``, ``as_shown``); not a
-        --filter reference photo. The size limits judge the faces of every look at once, at the
+        --filter reference photo. A noisy image is looked at smoothed (``seen_through_noise``).
+        The size limits judge the faces of every look at once, at the
         end: a frame whose faces are all outside them has faces, and is not looked at again turned."""
         config = self.config if video else self.config.for_photos()
-        found = as_shown([looked_at(image, config) for image in images], config.pixel_aspect,
+        found = as_shown([seen_through_noise(looked_at(image, config)) for image in images], config.pixel_aspect,
                          lambda shown: self._turned(shown, upright, self._run_upright) if upright
                          else self._run_upright(shown))
         return self._sized_within(found, images)

@@ -1,0 +1,148 @@
+"""Noisy frames: faces found when the detector looks at a noisy frame smoothed
+(``extractor/noise.py``, ``seen_through_noise``) against the frame as it is.
+
+Each annotated photo of ../shared/data and ../shared/turned changed as grainy pictures are: sharp
+with sensor noise, a little soft with film grain (an old print, a scan), through JPEG, dim with
+noise; recall (IoU >= 0.3), detections on no listed face of the sets whose every face is listed,
+and landmark NME (median; dlib_faces' reference: dlib's own points on the original photo), by
+``extractor eval``'s measure. Then each condition's noise as ``noise_level`` reads it, and its
+cost.
+
+    python tools/noisy_frames.py           # about 1 minute
+    python tools/noisy_frames.py --tried   # other ways tried, on the grainy rows: 3 minutes
+"""
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from common import SHARED, annotated_photos, loaded_stages
+
+import extractor.stages as stages
+from benchmarks.robustness import SAME, changed_copy, grain
+from extractor.evaluate import evaluate
+from extractor.noise import NOISY, noise_level, seen_through_noise
+
+AS_IT_IS = lambda image: image  # noqa: E731
+
+
+def soft(image: np.ndarray, sigma: float = 1.2) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+
+
+def old_print(image: np.ndarray, contrast: float = 0.6, grain_sigma: float = 12, blur: float = 1.2) -> np.ndarray:
+    """An old photo's scan: grey, soft, faded, toned sepia, grainy, six scratches."""
+    grey = soft(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32), blur) * contrast + 50
+    grey += np.random.default_rng(0).normal(0, grain_sigma, grey.shape)
+    toned = grey[..., None] * np.array([0.72, 0.88, 1.0], np.float32) + np.array([0, 8, 20])  # BGR: sepia
+    out = np.clip(toned, 0, 255).astype(np.uint8)
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        x = int(rng.uniform(0, out.shape[1]))
+        cv2.line(out, (x, 0), (x + int(rng.uniform(-20, 20)), out.shape[0]), (235, 235, 235), 1)
+    return out
+
+
+CONDITIONS = {
+    "the photos": lambda image: image,
+    "halved (small faces)": lambda image: cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
+    "sharp, noise 8 (each channel)": lambda image: grain(image, 8, mono=False),
+    "sharp, noise 20 (each channel)": lambda image: grain(image, 20, mono=False),
+    "soft (sigma 1.2), grain 12": lambda image: grain(soft(image), 12),
+    "soft, noise 12 (each channel)": lambda image: grain(soft(image), 12, mono=False),
+    "soft (1.0), noise 10, JPEG 75": lambda image: jpeg(grain(soft(image, 1.0), 10, mono=False), 75),
+    "soft, faded (x0.6 + 50), grain 12": lambda image: grain(np.clip(soft(image) * 0.6 + 50, 0, 255), 12),
+    "old print": old_print,
+    "old print, grain 22, blur 1.5": lambda image: old_print(image, 0.6, 22, 1.5),
+    "dim (x0.3), noise 6": lambda image: grain(np.clip(image * 0.3, 0, 255), 6, mono=False),
+}
+
+
+def measured(change, detect, align, config) -> tuple[int, int, int, list[float]]:
+    """Faces found, faces listed, other detections and each human-annotated (or dlib-referenced)
+    face's NME over both sets, each image changed."""
+    def moved(image):  # the change, and the matrix from the photo's pixels to its (halved: 0.5)
+        changed = change(image)
+        return changed, SAME * (changed.shape[1] / image.shape[1])
+
+    found = listed = other = 0
+    errors: list[float] = []
+    for root in (SHARED / "data", SHARED / "turned"):
+        with tempfile.TemporaryDirectory() as tmp:
+            changed_copy(moved, Path(tmp), proxy=True, root=root)
+            report = evaluate(Path(tmp), config, detect, align)
+        summary = report.summary()
+        found, listed = found + summary["matched"], listed + summary["ground_truth"]
+        other += summary["false_positives"]
+        errors += list(report.nme_values())
+    return found, listed, other, errors
+
+
+def where_noisy(look):
+    """``look`` on a frame that reads noisy, else the frame itself."""
+    return lambda image: look(image) if noise_level(image) >= NOISY else image
+
+
+TRIED = {
+    "sigma 1": where_noisy(lambda image: cv2.GaussianBlur(image, (0, 0), 1.0)),
+    "sigma 1.5": where_noisy(lambda image: cv2.GaussianBlur(image, (0, 0), 1.5)),
+    "median 5": where_noisy(lambda image: cv2.medianBlur(image, 5)),
+    "bilateral": where_noisy(lambda image: cv2.bilateralFilter(image, 7, 40, 5)),
+    "the aligner on it too": "align",
+}
+
+
+def aligning_smoothed(run):
+    """The aligner's ``run`` reading each frame as the detector does (``seen_through_noise``)."""
+    return lambda images, faces, *args, **kwargs: run([seen_through_noise(image) for image in images], faces,
+                                                      *args, **kwargs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tried", action="store_true", help="the other ways tried, on the grainy rows")
+    args = parser.parse_args()
+    detect, align = loaded_stages()
+    config = detect.config
+    variants = {"as it is": AS_IT_IS, "smoothed where noisy (now)": seen_through_noise, **(TRIED if args.tried else {})}
+    conditions = {name: change for name, change in CONDITIONS.items()
+                  if not args.tried or "grain" in name or "print" in name or "noise 20" in name}
+    print("| frames | noise read (median of the photos) | "
+          + " | ".join(f"{name}: found, other, NME median / mean" for name in variants) + " |")
+    print("| --- | --- |" + " --- |" * len(variants))
+    photos = list(annotated_photos())
+    aligning = align.run
+    for name, change in conditions.items():
+        levels = [noise_level(change(image)) for image in photos]
+        cells = []
+        for look in variants.values():
+            stages.seen_through_noise = seen_through_noise if look == "align" else look
+            align.run = aligning_smoothed(aligning) if look == "align" else aligning
+            found, listed, other, errors = measured(change, detect, align, config)
+            cells.append(f"{found}/{listed}, {other}, {np.median(errors):.4f} / {np.mean(errors):.4f}")
+        align.run = aligning
+        print(f"| {name} | {np.median(levels):.1f} ({sum(level >= NOISY for level in levels)} of {len(levels)} "
+              f"smoothed) | " + " | ".join(cells) + " |", flush=True)
+    stages.seen_through_noise = seen_through_noise
+    frame = cv2.resize(photos[0], (1920, 1080))
+    for label, image in (("1080p frame", frame), ("4000 x 3000 frame", cv2.resize(frame, (4000, 3000)))):
+        start = time.process_time()
+        for _ in range(100):
+            noise_level(image)
+        reading = (time.process_time() - start) * 10
+        start = time.process_time()
+        for _ in range(20):
+            cv2.GaussianBlur(image, (0, 0), 1.0)
+        print(f"{label}: noise read in {reading:.2f} CPU ms, smoothed in {(time.process_time() - start) * 50:.1f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
