@@ -1,12 +1,14 @@
-"""How noisy a frame is, and the frame the detector looks at when it is noisy.
+"""How noisy a frame is, and the smoothed frame the detector also looks at when it is noisy.
 
 Film grain on a scanned print, a phone's high ISO in a dim room, an old video: CenterFace reads
 fine detail, and on a soft picture the grain is most of it. Noise alone (a sharp photo) or
 softness alone costs it no face; together they do: the annotated photos blurred a little
-(sigma 1.2) with grain of 12 grey levels keep 29 of 36 faces, made an old print (sepia, faded,
-grain, scratches) 7 (``python tools/noisy_frames.py``). Seen through a slight blur the
-detector finds them again (35 and 32 of 36), so a frame whose noise is at least ``NOISY`` grey
-levels is given to the detector smoothed; the aligner still reads the frame itself.
+(sigma 1.2) with grain of 12 grey levels keep 41 of their 48 faces, made an old print (sepia,
+faded, grain, scratches) 18 (``python tools/noisy_frames.py``). Seen through a slight blur the
+detector finds them again (47 and 44 of 48), so a frame whose noise is at least ``NOISY`` grey
+levels is also looked at smoothed, and the faces of both looks merged: smoothing would lose the
+smallest faces of a small noisy frame, which the look at the frame itself keeps. The aligner
+reads the frame itself.
 
 The noise is Immerkaer's estimate (the mean absolute response to a Laplacian difference that
 cancels smooth shading) in small blocks spread over the frame; edges and texture raise a
@@ -45,11 +47,10 @@ def noise_level(image: np.ndarray) -> float:
     return float(np.percentile(per_block, FLATTEST))
 
 
-def seen_through_noise(image: np.ndarray) -> np.ndarray:
-    """``image`` as the detector looks at it: smoothed where it is noisy (``NOISY``), the more
-    the noisier (a sigma of 1 to 2 pixels), else itself."""
+def seen_through_noise(image: np.ndarray) -> np.ndarray | None:
+    """``image`` smoothed for a second look by the detector where it is noisy (``NOISY``), the
+    more the noisier (a sigma of 1 to 2 pixels); None where it is not."""
     level = noise_level(image)
     if level < NOISY:
-        return image
-    sigma = min(2.0, max(1.0, level * SMOOTHING_PER_LEVEL))
-    return cv2.GaussianBlur(image, (0, 0), sigma)
+        return None
+    return cv2.GaussianBlur(image, (0, 0), min(2.0, max(1.0, level * SMOOTHING_PER_LEVEL)))

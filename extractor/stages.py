@@ -268,11 +268,10 @@ class DetectStage:
         ``upright``: degrees clockwise that turn the images upright (a video stored turned): they are looked
         at so, and the faces come back in the stored images' coordinates. ``video``: the images are
         the video's frames, looked at as players show them (``looked_at``, ``as_shown``); not a
-        --filter reference photo. A noisy image is looked at smoothed (``seen_through_noise``).
-        The size limits judge the faces of every look at once, at the
+        --filter reference photo. The size limits judge the faces of every look at once, at the
         end: a frame whose faces are all outside them has faces, and is not looked at again turned."""
         config = self.config if video else self.config.for_photos()
-        found = as_shown([seen_through_noise(looked_at(image, config)) for image in images], config.pixel_aspect,
+        found = as_shown([looked_at(image, config) for image in images], config.pixel_aspect,
                          lambda shown: self._turned(shown, upright, self._run_upright) if upright
                          else self._run_upright(shown))
         return self._sized_within(found, images)
@@ -407,9 +406,17 @@ class DetectStage:
     def _detect_with_doubts(self, images: list[np.ndarray]) -> tuple[list[list[DetectedFace]],
                                                                       list[list[DetectedFace]]]:
         """The faces found in each image (whatever their size: ``run`` applies the limits), and its
-        doubtful spots (``Batch.doubtful``; none from a detector that reports none)."""
+        doubtful spots (``Batch.doubtful``; none from a detector that reports none). A noisy
+        image is looked at smoothed too (``seen_through_noise``), the faces of both looks merged."""
         batch = self.plugin.process(Batch(list(images)))
-        return self._look_along_panoramas(images, batch.detections), batch.doubtful or [[] for _ in images]
+        found, doubtful = batch.detections, batch.doubtful or [[] for _ in images]
+        smoothed = {i: view for i, view in enumerate(map(seen_through_noise, images)) if view is not None}
+        if smoothed:
+            again = self.plugin.process(Batch(list(smoothed.values())))
+            for j, i in enumerate(smoothed):
+                found[i] = merge_looks(found[i], again.detections[j])
+                doubtful[i] = merge_looks(doubtful[i], again.doubtful[j] if again.doubtful else [])
+        return self._look_along_panoramas(images, found), doubtful
 
     def _look_along_panoramas(self, images: list[np.ndarray],
                               found: list[list[DetectedFace]]) -> list[list[DetectedFace]]:

@@ -225,15 +225,25 @@ def _soft_faded_grainy(image: np.ndarray) -> np.ndarray:
 
 def test_a_soft_grainy_photo_is_looked_at_smoothed(detect_stage, monkeypatch):
     """The grain is most of the fine detail the detector reads on a soft picture: 6 faces of a
-    dlib photo, 1 found as the frame is; looked at smoothed, all 6."""
+    dlib photo, 1 found in the frame as it is; looked at smoothed too, all 6."""
     import extractor.stages as stages
 
     image, entry = _image("dlib_faces", 1)
     grainy = _soft_faded_grainy(image)
     boxes = [face["box"] for face in entry["faces"]]
     assert len(match(detect_stage.run([grainy])[0], boxes)) == len(boxes) == 6
-    monkeypatch.setattr(stages, "seen_through_noise", lambda image: image)  # the frame as it is
+    monkeypatch.setattr(stages, "seen_through_noise", lambda image: None)  # the frame as it is only
     assert len(match(detect_stage.run([grainy])[0], boxes)) <= 3
+
+
+def test_a_small_frame_with_noise_keeps_the_faces_only_its_own_look_finds(detect_stage):
+    """Smoothing takes the smallest faces with the grain (12 px faces of a halved COCO photo with
+    noise: one of two found in the smoothed frame alone): the frame's own look keeps them."""
+    image, entry = _image("coco_wholebody", 1)
+    small = grain(cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), 8, mono=False)
+    assert noise_level(small) >= NOISY
+    boxes = [[value / 2 for value in face["box"]] for face in entry["faces"]]
+    assert len(match(detect_stage.run([small])[0], boxes)) == len(boxes) == 2
 
 
 def test_noise_level_reads_grain_not_the_picture():

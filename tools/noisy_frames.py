@@ -1,5 +1,6 @@
-"""Noisy frames: faces found when the detector looks at a noisy frame smoothed
-(``extractor/noise.py``, ``seen_through_noise``) against the frame as it is.
+"""Noisy frames: faces found when the detector also looks at a noisy frame smoothed
+(``extractor/noise.py``, ``seen_through_noise``; the faces of both looks merged) against the
+frame as it is alone.
 
 Each annotated photo of ../shared/data and ../shared/turned changed as grainy pictures are: sharp
 with sensor noise, a little soft with film grain (an old print, a scan), through JPEG, dim with
@@ -27,11 +28,15 @@ from benchmarks.robustness import SAME, changed_copy, grain
 from extractor.evaluate import evaluate
 from extractor.noise import NOISY, noise_level, seen_through_noise
 
-AS_IT_IS = lambda image: image  # noqa: E731
+AS_IT_IS = lambda image: None  # noqa: E731  (no second look)
 
 
 def soft(image: np.ndarray, sigma: float = 1.2) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def _shrunk(image: np.ndarray, factor: int) -> np.ndarray:
+    return cv2.resize(image, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
 
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -53,7 +58,7 @@ def old_print(image: np.ndarray, contrast: float = 0.6, grain_sigma: float = 12,
 
 CONDITIONS = {
     "the photos": lambda image: image,
-    "halved (small faces)": lambda image: cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
+    "halved (small faces)": lambda image: _shrunk(image, 2),
     "sharp, noise 8 (each channel)": lambda image: grain(image, 8, mono=False),
     "sharp, noise 20 (each channel)": lambda image: grain(image, 20, mono=False),
     "soft (sigma 1.2), grain 12": lambda image: grain(soft(image), 12),
@@ -63,6 +68,8 @@ CONDITIONS = {
     "old print": old_print,
     "old print, grain 22, blur 1.5": lambda image: old_print(image, 0.6, 22, 1.5),
     "dim (x0.3), noise 6": lambda image: grain(np.clip(image * 0.3, 0, 255), 6, mono=False),
+    "halved, noise 8 (each channel)": lambda image: grain(_shrunk(image, 2), 8, mono=False),
+    "a third (faces of 8-20 px), noise 10": lambda image: grain(_shrunk(image, 3), 10, mono=False),
 }
 
 
@@ -86,24 +93,41 @@ def measured(change, detect, align, config) -> tuple[int, int, int, list[float]]
     return found, listed, other, errors
 
 
+def smoothed_or_itself(image: np.ndarray) -> np.ndarray:
+    """The detector's second look at ``image`` where it reads noisy, else ``image``."""
+    view = seen_through_noise(image)
+    return image if view is None else view
+
+
+def alone(change, detect, align, config) -> tuple[int, int, int, list[float]]:
+    """``measured`` with the detector given the smoothed frame in place of a noisy one (one look)."""
+    run = detect.run
+    detect.run = lambda images, *args, **kwargs: run(list(map(smoothed_or_itself, images)), *args, **kwargs)
+    stages.seen_through_noise = AS_IT_IS
+    try:
+        return measured(change, detect, align, config)
+    finally:
+        detect.run, stages.seen_through_noise = run, seen_through_noise
+
+
 def where_noisy(look):
-    """``look`` on a frame that reads noisy, else the frame itself."""
-    return lambda image: look(image) if noise_level(image) >= NOISY else image
+    """``look`` on a frame that reads noisy (the second look), else None (none)."""
+    return lambda image: look(image) if noise_level(image) >= NOISY else None
 
 
 TRIED = {
-    "sigma 1": where_noisy(lambda image: cv2.GaussianBlur(image, (0, 0), 1.0)),
-    "sigma 1.5": where_noisy(lambda image: cv2.GaussianBlur(image, (0, 0), 1.5)),
-    "median 5": where_noisy(lambda image: cv2.medianBlur(image, 5)),
-    "bilateral": where_noisy(lambda image: cv2.bilateralFilter(image, 7, 40, 5)),
+    "and sigma 1": where_noisy(lambda image: cv2.GaussianBlur(image, (0, 0), 1.0)),
+    "and sigma 1.5": where_noisy(lambda image: cv2.GaussianBlur(image, (0, 0), 1.5)),
+    "and median 5": where_noisy(lambda image: cv2.medianBlur(image, 5)),
+    "and bilateral": where_noisy(lambda image: cv2.bilateralFilter(image, 7, 40, 5)),
     "the aligner on it too": "align",
+    "the smoothed look alone": "alone",
 }
 
 
 def aligning_smoothed(run):
-    """The aligner's ``run`` reading each frame as the detector does (``seen_through_noise``)."""
-    return lambda images, faces, *args, **kwargs: run([seen_through_noise(image) for image in images], faces,
-                                                      *args, **kwargs)
+    """The aligner's ``run`` reading a noisy frame smoothed, as the detector's second look does."""
+    return lambda images, faces, *args, **kwargs: run(list(map(smoothed_or_itself, images)), faces, *args, **kwargs)
 
 
 def main() -> None:
@@ -112,9 +136,10 @@ def main() -> None:
     args = parser.parse_args()
     detect, align = loaded_stages()
     config = detect.config
-    variants = {"as it is": AS_IT_IS, "smoothed where noisy (now)": seen_through_noise, **(TRIED if args.tried else {})}
+    variants = {"as it is": AS_IT_IS, "and smoothed where noisy (now)": seen_through_noise,
+                **(TRIED if args.tried else {})}
     conditions = {name: change for name, change in CONDITIONS.items()
-                  if not args.tried or "grain" in name or "print" in name or "noise 20" in name}
+                  if not args.tried or "grain" in name or "print" in name or "noise" in name}
     print("| frames | noise read (median of the photos) | "
           + " | ".join(f"{name}: found, other, NME median / mean" for name in variants) + " |")
     print("| --- | --- |" + " --- |" * len(variants))
@@ -124,9 +149,10 @@ def main() -> None:
         levels = [noise_level(change(image)) for image in photos]
         cells = []
         for look in variants.values():
-            stages.seen_through_noise = seen_through_noise if look == "align" else look
+            stages.seen_through_noise = seen_through_noise if look in ("align", "alone") else look
             align.run = aligning_smoothed(aligning) if look == "align" else aligning
-            found, listed, other, errors = measured(change, detect, align, config)
+            measure = alone if look == "alone" else measured
+            found, listed, other, errors = measure(change, detect, align, config)
             cells.append(f"{found}/{listed}, {other}, {np.median(errors):.4f} / {np.mean(errors):.4f}")
         align.run = aligning
         print(f"| {name} | {np.median(levels):.1f} ({sum(level >= NOISY for level in levels)} of {len(levels)} "
@@ -134,15 +160,19 @@ def main() -> None:
     stages.seen_through_noise = seen_through_noise
     frame = cv2.resize(photos[0], (1920, 1080))
     for label, image in (("1080p frame", frame), ("4000 x 3000 frame", cv2.resize(frame, (4000, 3000)))):
-        start = time.process_time()
-        for _ in range(100):
-            noise_level(image)
-        reading = (time.process_time() - start) * 10
-        start = time.process_time()
-        for _ in range(20):
-            cv2.GaussianBlur(image, (0, 0), 1.0)
-        print(f"{label}: noise read in {reading:.2f} CPU ms, smoothed in {(time.process_time() - start) * 50:.1f}")
+        print(f"{label}: noise read in {_cpu_ms(lambda image=image: noise_level(image), 100):.2f} CPU ms, "
+              f"smoothed in {_cpu_ms(lambda image=image: cv2.GaussianBlur(image, (0, 0), 1.0), 20):.1f}")
+    grainy = grain(soft(frame), 12)
+    for label, image in (("clean", frame), ("grainy (two looks)", grainy)):
+        print(f"detect stage, {label} 1080p frame: {_cpu_ms(lambda image=image: detect.run([image]), 10):.1f} CPU ms")
 
+
+def _cpu_ms(work, times: int) -> float:
+    work()
+    start = time.process_time()
+    for _ in range(times):
+        work()
+    return (time.process_time() - start) * 1000 / times
 
 if __name__ == "__main__":
     sys.exit(main())
