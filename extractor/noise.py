@@ -13,14 +13,14 @@ reads the frame itself.
 The noise is Immerkaer's estimate (the mean absolute response to a Laplacian difference that
 cancels smooth shading) in small blocks spread over the frame; edges and texture raise a
 block's figure, so the level is a low percentile of the blocks': a frame's flat parts say how
-noisy it is. Clean photos and the sample video read 0-3, grainy ones 5-20.
+noisy it is. Clean photos and the sample video read 0-3, grainy ones 4-20.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-NOISY = 5.0  # grey levels of noise from which the detector looks at the frame smoothed
+NOISY = 4.0  # grey levels of noise from which the detector also looks at the frame smoothed
 BLOCK = 16  # pixels a side of a block the noise is measured in
 BLOCKS = 16  # blocks a side of the grid spread over the frame (at most 256 blocks)
 FLATTEST = 10  # percentile of the blocks' figures taken as the frame's noise

@@ -10,7 +10,8 @@ and landmark NME (median; dlib_faces' reference: dlib's own points on the origin
 cost.
 
     python tools/noisy_frames.py           # about 1 minute
-    python tools/noisy_frames.py --tried   # other ways tried, on the grainy rows: 3 minutes
+    python tools/noisy_frames.py --tried   # other ways tried, on the grainy rows: 5 minutes
+    python tools/noisy_frames.py --threshold 5
 """
 import argparse
 import sys
@@ -22,11 +23,13 @@ import cv2
 import numpy as np
 
 from common import SHARED, annotated_photos, loaded_stages
+from motion_blur import blurred
 
 import extractor.stages as stages
 from benchmarks.robustness import SAME, changed_copy, grain
 from extractor.evaluate import evaluate
-from extractor.noise import NOISY, noise_level, seen_through_noise
+import extractor.noise as noise
+from extractor.noise import noise_level, seen_through_noise
 
 AS_IT_IS = lambda image: None  # noqa: E731  (no second look)
 
@@ -70,6 +73,8 @@ CONDITIONS = {
     "dim (x0.3), noise 6": lambda image: grain(np.clip(image * 0.3, 0, 255), 6, mono=False),
     "halved, noise 8 (each channel)": lambda image: grain(_shrunk(image, 2), 8, mono=False),
     "a third (faces of 8-20 px), noise 10": lambda image: grain(_shrunk(image, 3), 10, mono=False),
+    "motion blur (9 px across), noise 8 (each channel)": lambda image: grain(blurred(image, 9, 0), 8, mono=False),
+    "dark (x0.4), soft, grain 8": lambda image: grain(np.clip(soft(image) * 0.4, 0, 255), 8),
 }
 
 
@@ -112,7 +117,7 @@ def alone(change, detect, align, config) -> tuple[int, int, int, list[float]]:
 
 def where_noisy(look):
     """``look`` on a frame that reads noisy (the second look), else None (none)."""
-    return lambda image: look(image) if noise_level(image) >= NOISY else None
+    return lambda image: look(image) if noise_level(image) >= noise.NOISY else None
 
 
 TRIED = {
@@ -133,7 +138,10 @@ def aligning_smoothed(run):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tried", action="store_true", help="the other ways tried, on the grainy rows")
+    parser.add_argument("--threshold", type=float, default=noise.NOISY, help="grey levels of noise from which "
+                        "a frame is looked at smoothed too")
     args = parser.parse_args()
+    noise.NOISY = args.threshold
     detect, align = loaded_stages()
     config = detect.config
     variants = {"as it is": AS_IT_IS, "and smoothed where noisy (now)": seen_through_noise,
@@ -155,7 +163,7 @@ def main() -> None:
             found, listed, other, errors = measure(change, detect, align, config)
             cells.append(f"{found}/{listed}, {other}, {np.median(errors):.4f} / {np.mean(errors):.4f}")
         align.run = aligning
-        print(f"| {name} | {np.median(levels):.1f} ({sum(level >= NOISY for level in levels)} of {len(levels)} "
+        print(f"| {name} | {np.median(levels):.1f} ({sum(level >= noise.NOISY for level in levels)} of {len(levels)} "
               f"smoothed) | " + " | ".join(cells) + " |", flush=True)
     stages.seen_through_noise = seen_through_noise
     frame = cv2.resize(photos[0], (1920, 1080))
