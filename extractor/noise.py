@@ -25,8 +25,6 @@ BLOCK = 16  # pixels a side of a block the noise is measured in
 BLOCKS = 16  # blocks a side of the grid spread over the frame (at most 256 blocks)
 FLATTEST = 10  # percentile of the blocks' figures taken as the frame's noise
 SMOOTHING_PER_LEVEL = 0.1  # the blur's sigma (pixels) per grey level of noise, from 1 to 2
-
-
 LAPLACIAN_DIFFERENCE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)  # Immerkaer's kernel
 
 

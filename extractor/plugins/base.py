@@ -188,8 +188,8 @@ class Aligner(Plugin):
     median 0.0477 -> 0.0539 on ../shared/data). "auto" (the default) applies CLAHE only to crops
     whose face is dim or flat (``needs_contrast``; a face spanning very few grey levels
     ``stretched`` over all of them first) and a gamma only to overexposed ones (``blown_out``),
-    and only for aligners that declare
-    ``contrast_sensitive`` (dlib's trees; the face mesh network gains nothing from it).
+    and only for aligners that declare ``contrast_sensitive`` (dlib's trees; the face mesh
+    network gains nothing from it).
     """
 
     stage = "align"
