@@ -24,7 +24,8 @@ NOISY = 4.0  # grey levels of noise from which the detector also looks at the fr
 BLOCK = 16  # pixels a side of a block the noise is measured in
 BLOCKS = 16  # blocks a side of the grid spread over the frame (at most 256 blocks)
 FLATTEST = 10  # percentile of the blocks' figures taken as the frame's noise
-SMOOTHING_PER_LEVEL = 0.1  # the blur's sigma (pixels) per grey level of noise, from 1 to 2
+SMOOTHING_PER_LEVEL = 0.15  # the blur's sigma (pixels) per grey level of noise, from LEAST_SMOOTHING to MOST
+LEAST_SMOOTHING, MOST_SMOOTHING = 1.2, 2.5
 LAPLACIAN_DIFFERENCE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)  # Immerkaer's kernel
 
 
@@ -47,8 +48,8 @@ def noise_level(image: np.ndarray) -> float:
 
 def seen_through_noise(image: np.ndarray) -> np.ndarray | None:
     """``image`` smoothed for a second look by the detector where it is noisy (``NOISY``), the
-    more the noisier (a sigma of 1 to 2 pixels); None where it is not."""
+    more the noisier (a sigma of 1.2 to 2.5 pixels); None where it is not."""
     level = noise_level(image)
     if level < NOISY:
         return None
-    return cv2.GaussianBlur(image, (0, 0), min(2.0, max(1.0, level * SMOOTHING_PER_LEVEL)))
+    return cv2.GaussianBlur(image, (0, 0), min(MOST_SMOOTHING, max(LEAST_SMOOTHING, level * SMOOTHING_PER_LEVEL)))

@@ -12,6 +12,7 @@ cost.
     python tools/noisy_frames.py           # about 1 minute
     python tools/noisy_frames.py --tried   # other ways tried, on the grainy rows: 5 minutes
     python tools/noisy_frames.py --threshold 5
+    python tools/noisy_frames.py --video   # also the sample video made grainy: 3 minutes
 """
 import argparse
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import SHARED, annotated_photos, loaded_stages
+from common import SHARED, annotated_photos, loaded_stages, match, video_frames
 from motion_blur import blurred
 
 import extractor.stages as stages
@@ -120,7 +121,18 @@ def where_noisy(look):
     return lambda image: look(image) if noise_level(image) >= noise.NOISY else None
 
 
+def growing(per_level: float, least: float, most: float):
+    """A Gaussian whose sigma grows with the noise read: ``per_level`` a grey level, from ``least``
+    to ``most``."""
+    def sigma(image):
+        return min(most, max(least, per_level * noise_level(image)))
+
+    return where_noisy(lambda image: cv2.GaussianBlur(image, (0, 0), sigma(image)))
+
+
 TRIED = {
+    "and sigma 0.1 a level (1-2)": growing(0.1, 1.0, 2.0),
+    "and sigma 0.2 a level (1.5-3)": growing(0.2, 1.5, 3.0),
     "and sigma 1": where_noisy(lambda image: cv2.GaussianBlur(image, (0, 0), 1.0)),
     "and sigma 1.5": where_noisy(lambda image: cv2.GaussianBlur(image, (0, 0), 1.5)),
     "and median 5": where_noisy(lambda image: cv2.medianBlur(image, 5)),
@@ -138,6 +150,7 @@ def aligning_smoothed(run):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tried", action="store_true", help="the other ways tried, on the grainy rows")
+    parser.add_argument("--video", action="store_true", help="also the sample video's frames made grainy")
     parser.add_argument("--threshold", type=float, default=noise.NOISY, help="grey levels of noise from which "
                         "a frame is looked at smoothed too")
     args = parser.parse_args()
@@ -166,6 +179,8 @@ def main() -> None:
         print(f"| {name} | {np.median(levels):.1f} ({sum(level >= noise.NOISY for level in levels)} of {len(levels)} "
               f"smoothed) | " + " | ".join(cells) + " |", flush=True)
     stages.seen_through_noise = seen_through_noise
+    if args.video:
+        video_rows(detect, {name: look for name, look in variants.items() if look not in ("align", "alone")})
     frame = cv2.resize(photos[0], (1920, 1080))
     for label, image in (("1080p frame", frame), ("4000 x 3000 frame", cv2.resize(frame, (4000, 3000)))):
         print(f"{label}: noise read in {_cpu_ms(lambda image=image: noise_level(image), 100):.2f} CPU ms, "
@@ -173,6 +188,29 @@ def main() -> None:
     grainy = grain(soft(frame), 12)
     for label, image in (("clean", frame), ("grainy (two looks)", grainy)):
         print(f"detect stage, {label} 1080p frame: {_cpu_ms(lambda image=image: detect.run([image]), 10):.1f} CPU ms")
+
+
+VIDEO_CHANGES = {"soft (sigma 1), grain 10": lambda image: grain(soft(image, 1.0), 10),
+                 "grain 8": lambda image: grain(image, 8), "old print": old_print}
+
+
+def video_rows(detect, variants: dict) -> None:
+    """The sample video's every third frame made grainy: of the faces found on the clean frames,
+    those found again (IoU >= 0.3), and other detections, for each way of looking."""
+    frames = [image for _, image in video_frames()][::3]
+    stages.seen_through_noise = AS_IT_IS
+    clean = [[face.box_ltrb for face in detect.run([image])[0]] for image in frames]
+    print(f"\nthe sample video, every third frame ({sum(map(len, clean))} faces found on the clean frames): found "
+          "again, other detections\n| frames | " + " | ".join(variants) + " |\n| --- |" + " --- |" * len(variants))
+    for name, change in VIDEO_CHANGES.items():
+        cells = []
+        for look in variants.values():
+            stages.seen_through_noise = look
+            found = [detect.run([change(image)])[0] for image in frames]
+            kept = sum(len(match(faces, boxes)) for faces, boxes in zip(found, clean))
+            cells.append(f"{kept}, {sum(map(len, found)) - kept}")
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    stages.seen_through_noise = seen_through_noise
 
 
 def _cpu_ms(work, times: int) -> float:
