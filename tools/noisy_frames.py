@@ -27,7 +27,7 @@ from common import SHARED, annotated_photos, loaded_stages, match, video_frames
 from motion_blur import blurred
 
 import extractor.stages as stages
-from benchmarks.robustness import SAME, changed_copy, grain
+from benchmarks.robustness import SAME, changed_copy, grain, jpeg, soft, soft_faded_grainy
 from extractor.evaluate import evaluate
 import extractor.noise as noise
 from extractor.noise import noise_level, seen_through_noise
@@ -35,16 +35,8 @@ from extractor.noise import noise_level, seen_through_noise
 AS_IT_IS = lambda image: None  # noqa: E731  (no second look)
 
 
-def soft(image: np.ndarray, sigma: float = 1.2) -> np.ndarray:
-    return cv2.GaussianBlur(image, (0, 0), sigma)
-
-
 def _shrunk(image: np.ndarray, factor: int) -> np.ndarray:
     return cv2.resize(image, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
-
-
-def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
 
 
 def old_print(image: np.ndarray, contrast: float = 0.6, grain_sigma: float = 12, blur: float = 1.2) -> np.ndarray:
@@ -68,7 +60,7 @@ CONDITIONS = {
     "soft (sigma 1.2), grain 12": lambda image: grain(soft(image), 12),
     "soft, noise 12 (each channel)": lambda image: grain(soft(image), 12, mono=False),
     "soft (1.0), noise 10, JPEG 75": lambda image: jpeg(grain(soft(image, 1.0), 10, mono=False), 75),
-    "soft, faded (x0.6 + 50), grain 12": lambda image: grain(np.clip(soft(image) * 0.6 + 50, 0, 255), 12),
+    "soft, faded (x0.6 + 50), grain 12": soft_faded_grainy,
     "old print": old_print,
     "old print, grain 22, blur 1.5": lambda image: old_print(image, 0.6, 22, 1.5),
     "dim (x0.3), noise 6": lambda image: grain(np.clip(image * 0.3, 0, 255), 6, mono=False),
