@@ -8,13 +8,20 @@ the frame, or is 1.15-1.5 times its side: forehead and chin cut), at 256, 512 an
    CenterFace finds none;
 2. the wider look asked for by fainter big spots (``wider_look.DOUBT_FROM`` 0.02 instead of
    0.05): close-ups found, and on the ordinary frames the faces, the frames looked at again and
-   the detect CPU a frame (one thread, alternating rounds).
+   the detect CPU a frame (one thread, alternating rounds);
+3. (``--margins``, 2 min, alone) what fills the wider look's margin: black (``wider_look.framed``),
+   mid-grey, the frame's mean colour, its edges replicated or mirrored: close-ups found, and the
+   faces of the ordinary frames.
 Record: docs/accuracy.md ("Faces that fill the frame"). Run: .venv/bin/python tools/close_up_variants.py (8 min).
 """
 import os
+import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 import common  # noqa: F401,E402  (the repository on the path)
 
@@ -46,6 +53,13 @@ def second_opinion(centerface: DetectStage, photos: list) -> None:
           f"{sum(len(blazeface.run([frame])[0]) for frame in faceless)}")
 
 
+def close_ups_found(centerface: DetectStage, photos: list, fill: float, sides) -> int:
+    """How many of the annotated faces, each cut as a close-up filling ``fill`` of frames of
+    each of ``sides`` px, the detector finds."""
+    return sum(bool(match(centerface.run([frame])[0], [box])) for frame, box in
+               (close_up(image, box, fill, side) for side in sides for image, boxes in photos for box in boxes))
+
+
 def fainter_spots(centerface: DetectStage, photos: list) -> None:
     ordinary = ordinary_frames(photos)
     spots_of, looked = wider_look.big_spots, []
@@ -65,9 +79,7 @@ def fainter_spots(centerface: DetectStage, photos: list) -> None:
             faces = sum(len(centerface.run([frame])[0]) for frame in ordinary)
             cpu_ms = (time.process_time() - start) / len(ordinary) * 1000
             again = sum(looked)
-            found = [sum(bool(match(centerface.run([frame])[0], [box])) for frame, box in
-                         (close_up(image, box, fill, side) for image, boxes in photos for box in boxes))
-                     for fill in FILLS for side in SIDES]
+            found = [close_ups_found(centerface, photos, fill, (side,)) for fill in FILLS for side in SIDES]
             print(f"big spots from {doubt}: close-ups found {found} (of 36 each: {FILLS} x {SIDES}), "
                   f"{sum(found)} in all; ordinary frames: {faces} faces, {again} of {len(ordinary)} looked at "
                   f"again, {cpu_ms:.1f} detect CPU ms a frame", flush=True)
@@ -75,10 +87,43 @@ def fainter_spots(centerface: DetectStage, photos: list) -> None:
         wider_look.big_spots, wider_look.DOUBT_FROM = spots_of, default
 
 
+def margin_of(kind: str):
+    """``wider_look.framed`` with its margin filled otherwise: ``kind`` grey, mean, replicated or
+    mirrored (out to the frame's own side, black beyond), or black as it is."""
+    def framed(view: np.ndarray) -> tuple[np.ndarray, int]:
+        pad = round(wider_look.MARGIN * max(view.shape[:2]))
+        if kind in ("replicated", "mirrored"):
+            inner = min(pad, min(view.shape[:2]) - 1)
+            edge = cv2.BORDER_REPLICATE if kind == "replicated" else cv2.BORDER_REFLECT_101
+            view, pad_left = cv2.copyMakeBorder(view, inner, inner, inner, inner, edge), pad - inner
+            return cv2.copyMakeBorder(view, pad_left, pad_left, pad_left, pad_left, cv2.BORDER_CONSTANT,
+                                      value=(0, 0, 0)), pad
+        colour = {"black": (0, 0, 0), "grey": (128, 128, 128)}.get(kind)
+        colour = colour or tuple(float(value) for value in view.reshape(-1, 3).mean(0))
+        return cv2.copyMakeBorder(view, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=colour), pad
+    return framed
+
+
+def margins(centerface: DetectStage, photos: list) -> None:
+    ordinary, framed = ordinary_frames(photos), wider_look.framed
+    try:
+        for kind in ("black", "grey", "mean", "replicated", "mirrored"):
+            wider_look.framed = margin_of(kind)
+            found = [close_ups_found(centerface, photos, fill, SIDES) for fill in FILLS]
+            faces = sum(len(centerface.run([frame])[0]) for frame in ordinary)
+            print(f"margin {kind}: close-ups found {found} (of 108 each, filling {FILLS}); ordinary frames: "
+                  f"{faces} faces", flush=True)
+    finally:
+        wider_look.framed = framed
+
+
 def main() -> None:
     centerface = DetectStage(StageConfig())
     centerface.load()
     photos = annotated_photos()
+    if "--margins" in sys.argv:
+        margins(centerface, photos)
+        return
     second_opinion(centerface, photos)
     fainter_spots(centerface, photos)
 
