@@ -74,7 +74,9 @@ def photo_errors(detect: DetectStage, align: AlignStage, picture=None,
     and ../shared/turned with 68-point ground truth (``human_only``: a person's, not dlib_faces'
     dlib points), each shown to the stages as ``picture(photo)`` makes it: (the frame, its (x, y)
     scale from the photo); the photo itself by default. Boxes are scaled to the frame to match,
-    points back to the photo to be judged."""
+    points back to the photo to be judged. Where the frame bends the photo (a lens's distortion),
+    ``picture`` gives, in place of the scale, a function moving photo points into the frame: the
+    true points and box corners are moved there, and the points judged there."""
     found, total, errors = 0, 0, []
     for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
         listing = json.loads(path.read_text())
@@ -88,13 +90,24 @@ def photo_errors(detect: DetectStage, align: AlignStage, picture=None,
             frame, scale = picture(image) if picture else (image, np.ones(2))
             detected = detect.run([frame])[0]
             aligned = align.run([frame] * len(detected), detected) if detected else []
-            boxes = [np.asarray(face["box"], float) * np.tile(scale, 2) for face in faces]
+            if callable(scale):
+                boxes = [_moved_box(face["box"], scale) for face in faces]
+            else:
+                boxes = [np.asarray(face["box"], float) * np.tile(scale, 2) for face in faces]
             total += len(faces)
             for mine, truth in match(aligned, boxes):
                 found += 1
-                errors.append(nme(np.asarray(aligned[mine].landmarks) / scale,
-                                  np.asarray(faces[truth]["landmarks68"], float)))
+                points = np.asarray(aligned[mine].landmarks)
+                true_points = np.asarray(faces[truth]["landmarks68"], float)
+                errors.append(nme(points, scale(true_points)) if callable(scale) else nme(points / scale, true_points))
     return found, total, errors
+
+
+def _moved_box(box, to_frame) -> list[float]:
+    """The upright box around ``box``'s (left, top, right, bottom) corners moved by ``to_frame``."""
+    left, top, right, bottom = box
+    corners = to_frame(np.array([[left, top], [right, top], [left, bottom], [right, bottom]], float))
+    return [*corners.min(0), *corners.max(0)]
 
 
 def video_frames(video: Path = VIDEO):

@@ -16,7 +16,6 @@ points moved (mean over the 68, over the face's box size).
     python tools/everyday_looks.py --photos   # the photos only: 1 minute
 """
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -28,13 +27,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from common import SHARED, VIDEO, loaded_stages, match
+from common import VIDEO, loaded_stages, match, photo_errors
 from noisy_frames import measured
 
-from benchmarks.robustness import jpeg
+from benchmarks.robustness import grain, jpeg, soft
 from extractor.alignments import read_records
-from extractor.evaluate import find_annotation_files, nme, nme_over_box
-from extractor.images import read_image
+from extractor.evaluate import nme_over_box
 
 
 def vignetted(image: np.ndarray, corner: float) -> np.ndarray:
@@ -60,8 +58,7 @@ def gif(image: np.ndarray, colours: int, dither: bool = True) -> np.ndarray:
 
 def over_sharpened(image: np.ndarray, amount: float = 2.5) -> np.ndarray:
     """A phone's strong unsharp mask, then JPEG at quality 60."""
-    blurred = cv2.GaussianBlur(image, (0, 0), 2)
-    return jpeg(np.clip(image.astype(np.float32) * (1 + amount) - blurred * amount, 0, 255).astype(np.uint8), 60)
+    return jpeg(np.clip(image.astype(np.float32) * (1 + amount) - soft(image, 2) * amount, 0, 255).astype(np.uint8), 60)
 
 
 def scaled_up(image: np.ndarray, factor: int) -> np.ndarray:
@@ -83,9 +80,8 @@ def watermarked(image: np.ndarray) -> np.ndarray:
 
 def night_vision(image: np.ndarray) -> np.ndarray:
     """An infrared camera's picture: grey, soft, grainy, shown green."""
-    grey = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32) * 0.8 + 30, (0, 0), 1.0)
-    grey += np.random.default_rng(0).normal(0, 10, grey.shape)
-    return np.clip(grey[..., None] * np.array([0.3, 1.0, 0.35]), 0, 255).astype(np.uint8)
+    grey = grain(soft(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[..., None] * 0.8 + 30, 1.0)[..., None], 10)
+    return np.clip(grey * np.array([0.3, 1.0, 0.35]), 0, 255).astype(np.uint8)
 
 
 def fringed(image: np.ndarray, shift: int = 3) -> np.ndarray:
@@ -139,27 +135,14 @@ def barrel_points(points, height: int, width: int, strength: float) -> np.ndarra
     return moved * half + centre
 
 
-def barrel_row(strength: float, detect, align) -> tuple[int, int, list[float]]:
-    """Faces found, faces listed and each found face's NME, every annotated photo distorted."""
-    found = listed = 0
-    errors: list[float] = []
-    for path in find_annotation_files(SHARED / "data") + find_annotation_files(SHARED / "turned"):
-        for entry in json.loads(path.read_text())["images"]:
-            faces = [face for face in entry.get("faces") or [] if face.get("landmarks68")]
-            if not faces:
-                continue
-            image, _ = read_image(path.parent / entry["file"])
-            height, width = image.shape[:2]
-            frame = cv2.remap(image, *barrel_maps(height, width, strength), cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REFLECT)
-            detected = detect.run([frame])[0]
-            aligned = align.run([frame] * len(detected), detected) if detected else []
-            truths = [barrel_points(face["landmarks68"], height, width, strength) for face in faces]
-            listed += len(faces)
-            for mine, truth in match(aligned, [[*points.min(0), *points.max(0)] for points in truths]):
-                found += 1
-                errors.append(nme(np.asarray(aligned[mine].landmarks), truths[truth]))
-    return found, listed, errors
+def barrel_distorted(strength: float):
+    """``photo_errors``' picture: the photo through ``barrel_maps``, and where its points land."""
+    def picture(image: np.ndarray):
+        height, width = image.shape[:2]
+        frame = cv2.remap(image, *barrel_maps(height, width, strength), cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
+        return frame, lambda points: barrel_points(points, height, width, strength)
+    return picture
 
 
 def photo_rows() -> None:
@@ -171,7 +154,7 @@ def photo_rows() -> None:
         found, listed, other, errors = measured(change, detect, align, detect.config)
         print(f"| {name} | {found}/{listed} | {other} | {np.median(errors):.4f} / {np.mean(errors):.4f} |", flush=True)
     for strength in (0.15, 0.3, 0.5):
-        found, listed, errors = barrel_row(strength, detect, align)
+        found, listed, errors = photo_errors(detect, align, barrel_distorted(strength))
         print(f"| barrel distortion {strength} (corners {100 * strength:.0f} % further out) | {found}/{listed} | | "
               f"{np.median(errors):.4f} / {np.mean(errors):.4f} |", flush=True)
 
