@@ -34,7 +34,8 @@ import psutil  # noqa: E402
 from extractor.engines.pool import run_pool  # noqa: E402
 from extractor.engines.single import run_single_process  # noqa: E402
 from extractor.media import ExtractMedia  # noqa: E402
-from extractor.output import FaceNames, FramePreparer, OutputSettings  # noqa: E402
+from extractor.output import FramePreparer, OutputSettings  # noqa: E402
+from extractor.output_folder import FaceNames  # noqa: E402
 from extractor.run_settings import EngineOptions, RunSettings  # noqa: E402
 from extractor.sources import InputSource  # noqa: E402
 from extractor.stages import AlignStage, DetectStage, MaskStage, StageConfig  # noqa: E402

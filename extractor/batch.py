@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from extractor.output import marked, name_max, short_hash
+from extractor.output_folder import marked, name_max, short_hash
 from extractor.sources import (ALIGNMENTS_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VIDEO_SIDECAR_EXTENSIONS,
                                InputError, companions_of)
 

@@ -32,13 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from extractor.alignments import DamagedHeader, OutputError, read_header, read_records, rewrite_records_as
-from extractor.output import FACESWAP_KEYWORD, PNG_KEYWORD, OutputLock
+from extractor.output import FACESWAP_KEYWORD, PNG_KEYWORD
+from extractor.output_folder import OutputLock
 from extractor.png import leading_text_chunks, png_size, text_chunks, with_texts
 from extractor.safe_write import replace_file
 
 logger = logging.getLogger(__name__)
 SAME_POINT = 0.01  # px: a header's landmarks are the record's (both come from one face, rounded alike)
-RUN_NAME = re.compile(r"^(?P<stem>.*)_(?P<index>\d+)\.png$")  # output.FaceNames: <stem>_<face index>.png
+RUN_NAME = re.compile(r"^(?P<stem>.*)_(?P<index>\d+)\.png$")  # output_folder.FaceNames: <stem>_<face index>.png
 
 
 @dataclass

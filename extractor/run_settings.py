@@ -13,7 +13,8 @@ from typing import Callable
 
 from extractor.geometry import rotate_image
 from extractor.media import ExtractMedia
-from extractor.output import FaceNames, FrameWriter, OutputSettings, check_outside_inputs
+from extractor.output import FrameWriter, OutputSettings
+from extractor.output_folder import FaceNames, check_outside_inputs
 from extractor.sources import DEFAULT_MAX_PIXELS, InputError, InputSource, SkippedInput, is_video_file
 from extractor.stages import StageConfig
 from extractor.tracking import TrackLabeller

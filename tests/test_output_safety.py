@@ -18,7 +18,8 @@ from conftest import DATA, REPO, extractor_within
 from extractor.alignments import read_records
 from extractor.cli import main
 from extractor.fsa import read_fsa
-from extractor.output import FaceNames, OutputLock, read_face_metadata
+from extractor.output import read_face_metadata
+from extractor.output_folder import FaceNames, OutputLock
 from extractor.sources import list_images
 
 PHOTO_A = DATA / "dlib_faces" / "2007_007763.jpg"
@@ -381,7 +382,7 @@ def test_a_folder_whose_file_system_cannot_lock_is_written_with_a_warning(photos
     def flock_as_such_a_mount(fd, operation):
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr("extractor.output.fcntl.flock", flock_as_such_a_mount)
+    monkeypatch.setattr("extractor.output_folder.fcntl.flock", flock_as_such_a_mount)
     code_, output = _run("-i", photos, "-o", tmp_path / "out")
     assert code_ == 0 and "its file system cannot lock files" in output, output
     assert {r["frame"] for r in read_records(tmp_path / "out" / "alignments.jsonl")} == {"a.jpg", "b.jpg"}
@@ -389,7 +390,7 @@ def test_a_folder_whose_file_system_cannot_lock_is_written_with_a_warning(photos
     def flock_failing(fd, operation):
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr("extractor.output.fcntl.flock", flock_failing)
+    monkeypatch.setattr("extractor.output_folder.fcntl.flock", flock_failing)
     code_, output = _run("-i", photos, "-o", tmp_path / "other")
     assert code_ != 0 and "Input/output error" in output, output
 
@@ -481,7 +482,7 @@ def test_imported_faces_with_bad_landmarks_are_skipped_with_a_message(photos, tm
 def test_a_face_that_cannot_be_written_is_dropped_with_a_line(tmp_path):
     from extractor.faces import DetectedFace
     from extractor.media import ExtractMedia
-    from extractor.output import FaceNames, FramePreparer, OutputSettings
+    from extractor.output import FramePreparer, OutputSettings
 
     image = np.zeros((100, 100, 3), np.uint8)
     good = DetectedFace(20, 20, 40, 40, 0.9, landmarks=np.random.RandomState(0).uniform(25, 55, (68, 2)))

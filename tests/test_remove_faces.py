@@ -279,7 +279,7 @@ def test_the_last_face_of_a_frame_re_saved_without_headers_stays(run):
 
 
 def test_not_while_a_run_writes_into_the_folder(run):
-    from extractor.output import OutputLock
+    from extractor.output_folder import OutputLock
 
     _, folder = run
     (folder / _records(folder)[GROUP]["face_files"][0]).unlink()

@@ -17,7 +17,8 @@ import cv2  # noqa: E402
 from common import VIDEO  # noqa: E402
 
 from extractor.media import ExtractMedia  # noqa: E402
-from extractor.output import FaceNames, FramePreparer, OutputSettings  # noqa: E402
+from extractor.output import FramePreparer, OutputSettings  # noqa: E402
+from extractor.output_folder import FaceNames  # noqa: E402
 from extractor.sources import InputSource  # noqa: E402
 from extractor.stages import AlignStage, DetectStage, MaskStage, StageConfig  # noqa: E402
 
