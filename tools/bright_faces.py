@@ -9,13 +9,14 @@ sample video's faces (stage light) the rule touches.
     python tools/bright_faces.py                # about 1 minute
     python tools/bright_faces.py --tried        # other pulls tried on the same crops: 3 minutes
     python tools/bright_faces.py --median 200   # the rule from another median (230)
+    python tools/bright_faces.py --detector     # the detector on the frames pulled down too: 1 minute
 """
 import argparse
 
 import cv2
 import numpy as np
 
-from common import loaded_stages, photo_errors, video_frames
+from common import faces_found_by_look, loaded_stages, photo_errors, video_frames
 
 import extractor.plugins.base as base
 from benchmarks.robustness import exposed
@@ -53,7 +54,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tried", action="store_true", help="the other pulls tried, on the exposure rows")
     parser.add_argument("--median", type=int, default=base.MIN_BLOWN_OUT_MEDIAN, help="the rule's median")
+    parser.add_argument("--detector", action="store_true", help="faces found on the frames as they are and pulled "
+                        "down by a gamma (the whole frame)")
     args = parser.parse_args()
+    if args.detector:
+        detect, _ = loaded_stages()
+        pulls = {"gamma 2.5": gamma(2.5), "gamma 4": gamma(4)}
+        looks = {"as they are": lambda frame: frame, **{f"pulled down, {name}": pull for name, pull in pulls.items()}}
+        faces_found_by_look(detect, {name: change for name, change in CONDITIONS.items() if name != "+0.5 stop"}, looks)
+        return
     base.MIN_BLOWN_OUT_MEDIAN = args.median
     variants = {**VARIANTS, **TRIED} if args.tried else VARIANTS
     conditions = {name: change for name, change in CONDITIONS.items() if "stop" in name} if args.tried else CONDITIONS

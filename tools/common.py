@@ -68,6 +68,26 @@ def boxed_photos():
                 yield read_image(path.parent / entry["file"])[0], faces, bool(listing.get("exhaustive"))
 
 
+def faces_found_by_look(detect: DetectStage, conditions: dict, looks: dict) -> None:
+    """Prints a table: faces found (IoU >= 0.3 with a listed box) on the boxed photos of
+    ``boxed_photos`` changed by each of ``conditions`` (name -> function of the photo), each frame
+    given to the detector through each of ``looks`` (name -> function of the frame); detections
+    on no box of the sets whose every face is boxed in brackets."""
+    photos = [(image, [face["box"] for face in faces], exhaustive) for image, faces, exhaustive in boxed_photos()]
+    print("| photos | " + " | ".join(looks) + " |\n| --- |" + " --- |" * len(looks))
+    for name, change in conditions.items():
+        cells = []
+        for look in looks.values():
+            found = total = other = 0
+            for image, boxes, exhaustive in photos:
+                faces = detect.run([look(change(image))])[0]
+                pairs = match(faces, boxes)
+                found, total = found + len(pairs), total + len(boxes)
+                other += (len(faces) - len(pairs)) if exhaustive else 0
+            cells.append(f"{found}/{total} ({other})")
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def photo_errors(detect: DetectStage, align: AlignStage, picture=None,
                  human_only: bool = False) -> tuple[int, int, list[float]]:
     """Faces found, faces annotated, and each found face's NME, over the photos of ../shared/data
