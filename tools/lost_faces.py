@@ -116,7 +116,8 @@ def followed_back(stage: DetectStage, frames: list, tracked: dict, range_ends: b
             new = [face for face in found[end] if not _overlaps(face, found.get(end - 1, []))]
         follower = tracking.FaceFollower(every)
         follower.faces = new
-        for index in range(end - 1, end - end % every if range_ends else end - every, -1):
+        range_start = end - (every - 1 if range_ends else every)  # its faces come from the detection going forward
+        for index in range(end - 1, range_start, -1):
             follower.faces = [face for face in follower._follow(images[index], partial(stage._crops, upright=0))
                               if not _overlaps(face, found[index])]
             found[index] += follower.faces
