@@ -89,7 +89,7 @@ def fainter_spots(centerface: DetectStage, photos: list) -> None:
 
 def margin_of(kind: str):
     """``wider_look.framed`` with its margin filled otherwise: ``kind`` grey, mean, replicated or
-    mirrored (out to the frame's own side, black beyond), or black as it is."""
+    mirrored (out to the frame's own side, black beyond)."""
     def framed(view: np.ndarray) -> tuple[np.ndarray, int]:
         pad = round(wider_look.MARGIN * max(view.shape[:2]))
         if kind in ("replicated", "mirrored"):
@@ -98,8 +98,7 @@ def margin_of(kind: str):
             view, pad_left = cv2.copyMakeBorder(view, inner, inner, inner, inner, edge), pad - inner
             return cv2.copyMakeBorder(view, pad_left, pad_left, pad_left, pad_left, cv2.BORDER_CONSTANT,
                                       value=(0, 0, 0)), pad
-        colour = {"black": (0, 0, 0), "grey": (128, 128, 128)}.get(kind)
-        colour = colour or tuple(float(value) for value in view.reshape(-1, 3).mean(0))
+        colour = (128, 128, 128) if kind == "grey" else tuple(float(value) for value in view.reshape(-1, 3).mean(0))
         return cv2.copyMakeBorder(view, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=colour), pad
     return framed
 
@@ -108,7 +107,7 @@ def margins(centerface: DetectStage, photos: list) -> None:
     ordinary, framed = ordinary_frames(photos), wider_look.framed
     try:
         for kind in ("black", "grey", "mean", "replicated", "mirrored"):
-            wider_look.framed = margin_of(kind)
+            wider_look.framed = framed if kind == "black" else margin_of(kind)  # black: the look in use
             found = [close_ups_found(centerface, photos, fill, SIDES) for fill in FILLS]
             faces = sum(len(centerface.run([frame])[0]) for frame in ordinary)
             print(f"margin {kind}: close-ups found {found} (of 108 each, filling {FILLS}); ordinary frames: "

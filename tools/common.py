@@ -130,6 +130,22 @@ def _moved_box(box, to_frame) -> list[float]:
     return [*corners.min(0), *corners.max(0)]
 
 
+def h264_file(frames, path: Path, crf: int, rate=25) -> Path:
+    """``frames`` (BGR, even sides) written to ``path`` by libx264 at ``crf``, as a phone, a
+    sharing site or a re-upload encodes them; the stream sized from the first frame (PyAV would
+    start it at 640 x 480)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=rate, options={"crf": str(crf)})
+        for number, image in enumerate(frames):
+            if number == 0:
+                stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "yuv420p"
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        out.mux(stream.encode())
+    return path
+
+
 def video_frames(video: Path = VIDEO):
     """(number as the output files give it, 1-based; image) of each frame of ``video``."""
     for media in InputSource(video).video_frames():

@@ -11,10 +11,9 @@ face is boxed (benchmarks/tracking.py), as they are and darkened.
 import tempfile
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
-from common import VIDEO, evenly, tile, write_sheet
+from common import VIDEO, evenly, h264_file, tile, write_sheet
 
 from benchmarks.tracking import build_clips
 from extractor.alignments import read_records
@@ -34,15 +33,7 @@ def frames_of(video: Path) -> list[np.ndarray]:
 
 def reencoded(frames: list[np.ndarray], folder: Path) -> list[np.ndarray]:
     """The frames through one more x264 encode (CRF 28, as a phone or a sharing site might)."""
-    path = folder / "reencoded.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25, options={"crf": "28"})
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for image in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
-        out.mux(stream.encode())
-    return frames_of(path)
+    return frames_of(h264_file(frames, folder / "reencoded.mp4", 28))
 
 
 def grey(image: np.ndarray) -> np.ndarray:
